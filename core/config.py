@@ -1,0 +1,227 @@
+"""Settings: one loader for every entry point.
+
+Precedence is environment > config file > defaults (DESIGN §8). Every key that may be set
+is a field of a section dataclass below, so an unknown key in the file or in an
+``EXMETA_<SECTION>__<KEY>`` variable is a typo, and typos are errors: a silently ignored
+``exchange_info_intreval`` would leave a production poller on the wrong schedule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "EXMETA_"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or malformed; the message names it."""
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or an exception."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: Secret = field(default_factory=lambda: Secret(""))
+    embedded_data_dir: str = ""
+    connect_timeout_seconds: float = 10.0
+    statement_timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class BinanceSettings:
+    base_url: str = "https://api.binance.com"
+    api_key: Secret = field(default_factory=lambda: Secret(""))
+    api_secret: Secret = field(default_factory=lambda: Secret(""))
+    connect_timeout_seconds: float = 3.05
+    timeout_seconds: float = 8.0
+
+
+@dataclass(frozen=True)
+class PollerSettings:
+    exchange_info_interval: float = 10.0
+    account_interval: float = 10.0
+    system_status_interval: float = 30.0
+    replica_id: str = ""
+    shutdown_grace_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: Secret = field(default_factory=lambda: Secret(""))
+    workers: int = 2
+    threads: int = 8
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    binance: BinanceSettings = field(default_factory=BinanceSettings)
+    poller: PollerSettings = field(default_factory=PollerSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+    def stream_intervals(self) -> dict[str, float]:
+        """Seconds between polls of each stream, as the gap rule (3x interval) needs them."""
+        return {
+            "exchange_info": self.poller.exchange_info_interval,
+            "account": self.poller.account_interval,
+            "system_status": self.poller.system_status_interval,
+        }
+
+
+def _section_types() -> dict[str, type[Any]]:
+    hints = get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in fields(Settings)}
+
+
+def _to_bool(raw: object, from_env: bool) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if from_env and isinstance(raw, str) and raw.lower() in {"true", "false", "1", "0"}:
+        return raw.lower() in {"true", "1"}
+    raise TypeError("true or false")
+
+
+def _to_int(raw: object, from_env: bool) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if from_env and isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        return int(raw)
+    raise TypeError("an integer")
+
+
+def _to_float(raw: object, from_env: bool) -> float:
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return float(raw)
+    if from_env and isinstance(raw, str):
+        try:
+            return float(raw)
+        except ValueError:
+            pass
+    raise TypeError("a number")
+
+
+def _to_str(raw: object, from_env: bool) -> str:
+    if isinstance(raw, str):
+        return raw
+    raise TypeError("a string")
+
+
+_CONVERTERS: dict[Any, Callable[[object, bool], object]] = {
+    Secret: lambda raw, env: Secret(_to_str(raw, env)),
+    bool: _to_bool,
+    int: _to_int,
+    float: _to_float,
+    str: _to_str,
+}
+
+
+def _coerce(section: str, key: str, kind: Any, raw: object, *, from_env: bool) -> object:
+    try:
+        return _CONVERTERS[kind](raw, from_env)
+    except TypeError as expected:
+        raise ConfigError(f"[{section}] {key} must be {expected}, got {raw!r}") from None
+
+
+def _validate(settings: Settings) -> None:
+    for name, value in settings.stream_intervals().items():
+        if value <= 0:
+            raise ConfigError(f"[poller] {name}_interval must be positive, got {value}")
+    b = settings.binance
+    if b.timeout_seconds <= 0 or b.connect_timeout_seconds <= 0:
+        raise ConfigError("[binance] timeouts must be positive")
+    if not b.base_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"[binance] base_url must start with http:// or https://, got {b.base_url!r}"
+        )
+    if not 0 <= settings.api.port <= 65535:
+        raise ConfigError(f"[api] port must be 0..65535, got {settings.api.port}")
+    if settings.api.workers < 1 or settings.api.threads < 1:
+        raise ConfigError("[api] workers and threads must be at least 1")
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (if given) and the environment into validated, immutable settings."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+    section_types = _section_types()
+    values: dict[str, dict[str, object]] = {name: {} for name in section_types}
+    for section, content in data.items():
+        if section not in section_types:
+            raise ConfigError(f"unknown section [{section}] in {path}")
+        if not isinstance(content, dict):
+            raise ConfigError(f"[{section}] in {path} must be a table")
+        hints = get_type_hints(section_types[section])
+        for key, raw in content.items():
+            if key not in hints:
+                raise ConfigError(f"unknown setting [{section}] {key} in {path}")
+            values[section][key] = _coerce(section, key, hints[key], raw, from_env=False)
+
+    for var, raw in env.items():
+        if not var.startswith(ENV_PREFIX) or "__" not in var:
+            continue
+        section, _, key = var[len(ENV_PREFIX) :].lower().partition("__")
+        if section not in section_types:
+            raise ConfigError(f"unknown section in environment variable {var}")
+        hints = get_type_hints(section_types[section])
+        if key not in hints:
+            raise ConfigError(f"unknown setting in environment variable {var}")
+        values[section][key] = _coerce(section, key, hints[key], raw, from_env=True)
+
+    settings = Settings(
+        **{name: kind(**values[name]) for name, kind in section_types.items()},
+    )
+    _validate(settings)
+    return settings
+
+
+def replace_section(settings: Settings, section: str, **changes: object) -> Settings:
+    """A copy of ``settings`` with some keys of one section changed (for `exmeta up`, tests)."""
+    current = getattr(settings, section)
+    return dataclasses.replace(settings, **{section: dataclasses.replace(current, **changes)})

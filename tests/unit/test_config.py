@@ -1,0 +1,87 @@
+from pathlib import Path
+
+import pytest
+
+from core.config import ConfigError, Secret, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_committed_config_equals_the_built_in_defaults() -> None:
+    assert load_settings(REPO / "config.toml", {}) == load_settings(None, {})
+
+
+def test_defaults_match_the_documented_contract() -> None:
+    s = load_settings(None, {})
+    assert s.binance.base_url == "https://api.binance.com"
+    assert (s.api.host, s.api.port) == ("127.0.0.1", 8000)
+    assert s.poller.exchange_info_interval == 10
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[poller]\nexchange_info_interval = 5\n[api]\nport = 9000\n")
+    s = load_settings(
+        path, {"EXMETA_POLLER__EXCHANGE_INFO_INTERVAL": "0.5", "EXMETA_API__HOST": "0.0.0.0"}
+    )
+    assert s.poller.exchange_info_interval == 0.5
+    assert s.api.port == 9000
+    assert s.api.host == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        (
+            "[poller]\nexchange_info_intreval = 5\n",
+            {},
+            "unknown setting [poller] exchange_info_intreval",
+        ),
+        ("[pollers]\nx = 1\n", {}, "unknown section [pollers]"),
+        ("", {"EXMETA_API__PORTT": "1"}, "EXMETA_API__PORTT"),
+        ("", {"EXMETA_NOPE__X": "1"}, "EXMETA_NOPE__X"),
+        ("[api]\nport = 'eighty'\n", {}, "[api] port must be an integer"),
+        ("", {"EXMETA_API__PORT": "eighty"}, "[api] port must be an integer"),
+        ("[poller]\nexchange_info_interval = 0\n", {}, "must be positive"),
+        ("[binance]\nbase_url = 'ftp://x'\n", {}, "base_url must start with"),
+        ("[api\n", {}, "not valid TOML"),
+    ],
+)
+def test_bad_settings_are_rejected_with_the_key_named(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=None) as excinfo:
+        load_settings(write(tmp_path, text), env)
+    assert message in str(excinfo.value)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "absent.toml", {})
+
+
+def test_unrelated_exmeta_variables_without_a_section_are_ignored() -> None:
+    s = load_settings(None, {"EXMETA_TEST_DATABASE_URL": "postgresql://x/y"})
+    assert s.database.url.reveal() == ""
+
+
+def test_secrets_never_show_in_reprs() -> None:
+    s = load_settings(
+        None,
+        {
+            "EXMETA_BINANCE__API_SECRET": "s3cr3t-value",
+            "EXMETA_BINANCE__API_KEY": "k3y-value",
+            "EXMETA_DATABASE__URL": "postgresql://u:pw-value@h/db",
+            "EXMETA_API__TOKEN": "t0ken-value",
+        },
+    )
+    text = repr(s) + str(s)
+    for secret in ("s3cr3t-value", "k3y-value", "pw-value", "t0ken-value"):
+        assert secret not in text
+    assert s.binance.api_secret.reveal() == "s3cr3t-value"
+    assert repr(Secret("x")) == "Secret('***')"
