@@ -1,0 +1,53 @@
+"""Engines and sessions: the one way every side reaches PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import DatabaseSettings
+
+
+def normalize_url(url: str) -> URL:
+    """Accept the URLs people paste (``postgres://``, ``postgresql://``) and pin psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in {"postgres", "postgresql", "postgresql+psycopg"}:
+        return parsed.set(drivername="postgresql+psycopg")
+    raise ValueError(f"not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}")
+
+
+def redact_url(url: str | URL) -> str:
+    return (make_url(url) if isinstance(url, str) else url).render_as_string(hide_password=True)
+
+
+def create_db_engine(
+    url: str, settings: DatabaseSettings, *, application_name: str = "exmeta", pool_size: int = 5
+) -> Engine:
+    """An engine whose connections notice a dead peer and never wait forever.
+
+    Keepalives and ``tcp_user_timeout`` make a black-holed TCP connection fail within
+    seconds rather than the kernel's two hours; ``statement_timeout`` bounds a query
+    that hangs on the server side.
+    """
+    statement_ms = int(settings.statement_timeout_seconds * 1000)
+    return create_engine(
+        normalize_url(url),
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args={
+            "connect_timeout": max(1, int(settings.connect_timeout_seconds)),
+            "application_name": application_name,
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "tcp_user_timeout": statement_ms,
+            "options": f"-c statement_timeout={statement_ms} -c TimeZone=UTC",
+        },
+    )
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,249 @@
+"""The mapped tables.
+
+Versioned tables share one shape (``VersionMixin``): the entity key, ``valid_from`` /
+``valid_to`` as a half-open range ``[valid_from, valid_to)`` (half-open so that closing a
+version and opening its successor at the same instant leaves neither a gap nor an
+overlap), the content hash that change detection compares, and the observations that
+opened and closed the version. The database itself refuses overlapping versions of one
+key (an exclusion constraint over ``tstzrange(valid_from, valid_to)``) and empty ranges
+(a check), so no bug in a writer and no race between replicas can corrupt history.
+
+Symbols and their filters are versioned separately: ``MARKET_LOT_SIZE.maxQty`` changes
+daily on ~1,400 symbols, and one narrow filter row per change is far cheaper than a copy
+of the whole symbol with its permission lists.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP, ExcludeConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TZ = TIMESTAMP(timezone=True)
+OUTCOMES = ("changed", "unchanged", "stale", "error")
+SUCCESS_OUTCOMES = ("changed", "unchanged")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        datetime: TZ,
+        Decimal: Numeric(),
+        dict[str, Any]: JSONB,
+        list[Any]: JSONB,
+    }
+
+
+class RawBody(Base):
+    """A response body, stored once per distinct content (volatile fields blanked)."""
+
+    __tablename__ = "raw_bodies"
+
+    sha256: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    first_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Observation(Base):
+    """One poll attempt of a stream, successful or not: the evidence behind every answer."""
+
+    __tablename__ = "observations"
+    __table_args__ = (
+        CheckConstraint(f"outcome IN {OUTCOMES!r}", name="outcome"),
+        Index(None, "stream", "observed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    stream: Mapped[str] = mapped_column(Text)
+    replica_id: Mapped[str] = mapped_column(Text)
+    # The time the observation stands for: Binance's serverTime when the body has one,
+    # otherwise the database clock when it was recorded. Never a replica's own clock.
+    observed_at: Mapped[datetime]
+    requested_at: Mapped[datetime]  # the replica's clock, for latency forensics only
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(Text)
+    http_status: Mapped[int | None] = mapped_column(SmallInteger)
+    used_weight: Mapped[int | None] = mapped_column(Integer)
+    error_class: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    body_sha256: Mapped[bytes | None] = mapped_column(ForeignKey("raw_bodies.sha256"))
+    recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class StreamHead(Base):
+    """Per-stream write lock and the newest applied state (DESIGN §6).
+
+    Every write of an observation locks its stream's row, so writes of one stream are
+    serialised across replicas; ``last_applied_at`` makes an older observation ``stale``;
+    ``last_body_sha256`` lets an unchanged poll skip parsing; ``state_observation_id``
+    tells a replica whether the current versions it holds in memory are still current.
+    """
+
+    __tablename__ = "stream_heads"
+
+    stream: Mapped[str] = mapped_column(Text, primary_key=True)
+    last_applied_at: Mapped[datetime | None]
+    last_observation_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_body_sha256: Mapped[bytes | None] = mapped_column(LargeBinary)
+    state_observation_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class VersionMixin:
+    """Columns and constraints every versioned table has; ``__key__`` names the key."""
+
+    __key__: tuple[str, ...]
+
+    # sort_order puts key, then validity, then payload, then bookkeeping in `\d table`.
+    valid_from: Mapped[datetime] = mapped_column(sort_order=-1)
+    valid_to: Mapped[datetime | None] = mapped_column(sort_order=-1)
+    content_hash: Mapped[bytes] = mapped_column(LargeBinary, sort_order=1)
+
+    @declared_attr
+    def opened_by(cls) -> Mapped[int]:
+        return mapped_column(BigInteger, ForeignKey("observations.id"), sort_order=1)
+
+    @declared_attr
+    def closed_by(cls) -> Mapped[int | None]:
+        return mapped_column(BigInteger, ForeignKey("observations.id"), sort_order=1)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        key = cls.__key__
+        name = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            # (key, valid_from) doubles as the btree for "latest version before t" lookups.
+            PrimaryKeyConstraint(*key, "valid_from"),
+            CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="nonempty"),
+            ExcludeConstraint(
+                *[(k, "=") for k in key],
+                (text("tstzrange(valid_from, valid_to)"), "&&"),
+                using="gist",
+                name=f"ex_{name}_no_overlap",
+            ),
+            Index(
+                f"ux_{name}_current",
+                *key,
+                unique=True,
+                postgresql_where=text("valid_to IS NULL"),
+            ),
+        )
+
+
+class SymbolVersion(VersionMixin, Base):
+    """A symbol's own fields (everything but its filters) over a validity range."""
+
+    __tablename__ = "symbol_versions"
+    __key__ = ("symbol",)
+
+    symbol: Mapped[str] = mapped_column(Text, sort_order=-2)
+    status: Mapped[str] = mapped_column(Text)
+    base_asset: Mapped[str] = mapped_column(Text)
+    quote_asset: Mapped[str] = mapped_column(Text)
+    base_asset_precision: Mapped[int | None] = mapped_column(SmallInteger)
+    quote_precision: Mapped[int | None] = mapped_column(SmallInteger)
+    quote_asset_precision: Mapped[int | None] = mapped_column(SmallInteger)
+    base_commission_precision: Mapped[int | None] = mapped_column(SmallInteger)
+    quote_commission_precision: Mapped[int | None] = mapped_column(SmallInteger)
+    order_types: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    iceberg_allowed: Mapped[bool | None] = mapped_column(Boolean)
+    oco_allowed: Mapped[bool | None] = mapped_column(Boolean)
+    oto_allowed: Mapped[bool | None] = mapped_column(Boolean)
+    quote_order_qty_market_allowed: Mapped[bool | None] = mapped_column(Boolean)
+    allow_trailing_stop: Mapped[bool | None] = mapped_column(Boolean)
+    cancel_replace_allowed: Mapped[bool | None] = mapped_column(Boolean)
+    amend_allowed: Mapped[bool | None] = mapped_column(Boolean)
+    is_spot_trading_allowed: Mapped[bool | None] = mapped_column(Boolean)
+    is_margin_trading_allowed: Mapped[bool | None] = mapped_column(Boolean)
+    permissions: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    permission_sets: Mapped[list[Any] | None]
+    default_self_trade_prevention_mode: Mapped[str | None] = mapped_column(Text)
+    allowed_self_trade_prevention_modes: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    raw: Mapped[dict[str, Any]]
+
+
+class SymbolFilterVersion(VersionMixin, Base):
+    """One filter of one symbol (keyed by ``filterType``, never by list position)."""
+
+    __tablename__ = "symbol_filter_versions"
+    __key__ = ("symbol", "filter_type")
+
+    symbol: Mapped[str] = mapped_column(Text, sort_order=-2)
+    filter_type: Mapped[str] = mapped_column(Text, sort_order=-2)
+    min_price: Mapped[Decimal | None]
+    max_price: Mapped[Decimal | None]
+    tick_size: Mapped[Decimal | None]
+    min_qty: Mapped[Decimal | None]
+    max_qty: Mapped[Decimal | None]
+    step_size: Mapped[Decimal | None]
+    min_notional: Mapped[Decimal | None]
+    max_notional: Mapped[Decimal | None]
+    apply_min_to_market: Mapped[bool | None] = mapped_column(Boolean)
+    apply_max_to_market: Mapped[bool | None] = mapped_column(Boolean)
+    avg_price_mins: Mapped[int | None] = mapped_column(Integer)
+    multiplier_up: Mapped[Decimal | None]
+    multiplier_down: Mapped[Decimal | None]
+    bid_multiplier_up: Mapped[Decimal | None]
+    bid_multiplier_down: Mapped[Decimal | None]
+    ask_multiplier_up: Mapped[Decimal | None]
+    ask_multiplier_down: Mapped[Decimal | None]
+    max_position: Mapped[Decimal | None]
+    parts_limit: Mapped[int | None] = mapped_column(Integer)
+    max_num_orders: Mapped[int | None] = mapped_column(Integer)
+    max_num_algo_orders: Mapped[int | None] = mapped_column(Integer)
+    max_num_iceberg_orders: Mapped[int | None] = mapped_column(Integer)
+    raw: Mapped[dict[str, Any]]
+
+
+class RateLimitVersion(VersionMixin, Base):
+    __tablename__ = "rate_limit_versions"
+    __key__ = ("rate_limit_type", "interval", "interval_num")
+
+    rate_limit_type: Mapped[str] = mapped_column(Text, sort_order=-2)
+    interval: Mapped[str] = mapped_column(Text, sort_order=-2)
+    interval_num: Mapped[int] = mapped_column(Integer, sort_order=-2)
+    limit_value: Mapped[int] = mapped_column(BigInteger)
+    raw: Mapped[dict[str, Any]]
+
+
+class ExchangeFilterVersion(VersionMixin, Base):
+    __tablename__ = "exchange_filter_versions"
+    __key__ = ("filter_type",)
+
+    filter_type: Mapped[str] = mapped_column(Text, sort_order=-2)
+    raw: Mapped[dict[str, Any]]
+
+
+VERSIONED_TABLES: dict[str, type[VersionMixin]] = {
+    cls.__tablename__: cls
+    for cls in (SymbolVersion, SymbolFilterVersion, RateLimitVersion, ExchangeFilterVersion)
+}
