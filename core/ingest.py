@@ -1,0 +1,369 @@
+"""Writing observations and the versions they change (DESIGN §5, §6).
+
+One observation is one transaction: the stream's head row is locked first, so writes of a
+stream are serialised across every replica; an observation no newer than the last one
+applied is recorded as ``stale`` and changes nothing; a failed fetch or a body that does
+not parse is an ``error`` observation and changes nothing.
+
+Cost is kept proportional to what changed. A body byte-identical (volatile fields
+blanked) to the last applied one is ``unchanged`` without being parsed. Otherwise each
+entity's canonical JSON is hashed and compared with the hashes of the current versions,
+held in memory and trusted only while the stream head says nobody else wrote since; typed
+rows are built only for entities that changed, and written with ``COPY``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, Integer, text
+from sqlalchemy.dialects.postgresql import JSONB
+
+from core.models import VERSIONED_TABLES
+
+log = logging.getLogger(__name__)
+
+Key = tuple[Any, ...]
+
+
+class InvalidPayloadError(ValueError):
+    """The body is not a complete, valid document of its stream; nothing may be closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """One entity as observed: its hash, its canonical JSON and the parsed source."""
+
+    content_hash: bytes
+    canonical: bytes
+    source: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class KindSnapshot:
+    """Every entity of one versioned table in a complete response.
+
+    ``to_row`` turns a source object into the table's typed columns (all but the key,
+    ``raw`` and the bookkeeping); it is called only for entities that changed.
+    """
+
+    table: str
+    entities: dict[Key, Entity]
+    to_row: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+Snapshot = list[KindSnapshot]
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """What a poll brought back, before anything is decided about it."""
+
+    stream: str
+    replica_id: str
+    requested_at: datetime
+    duration_ms: int
+    http_status: int | None = None
+    used_weight: int | None = None
+    body: bytes | None = None  # volatile fields already blanked (see poller.parse)
+    server_time: datetime | None = None
+    error_class: str | None = None  # set when the fetch failed: nothing to parse
+    error_code: int | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    observation_id: int
+    outcome: str
+    observed_at: datetime
+    opened: dict[str, int] = field(default_factory=dict)
+    closed: dict[str, int] = field(default_factory=dict)
+
+
+def content_hash(canonical: bytes) -> bytes:
+    return hashlib.blake2b(canonical, digest_size=16).digest()
+
+
+def canonical_entity(obj: Mapping[str, Any]) -> Entity:
+    canonical = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    return Entity(content_hash(canonical), canonical, obj)
+
+
+@dataclass
+class CurrentState:
+    """The current versions' hashes as of ``observation_id`` (None: not loaded)."""
+
+    observation_id: int | None = None
+    hashes: dict[str, dict[Key, bytes]] = field(default_factory=dict)
+
+
+class StreamWriter:
+    """Records one stream's observations; holds that stream's current-state cache."""
+
+    def __init__(self, engine: Engine, stream: str) -> None:
+        self.engine = engine
+        self.stream = stream
+        self._state = CurrentState()
+
+    def record(
+        self, fetched: Fetched, parse: Callable[[bytes], Snapshot] | None = None
+    ) -> Recorded:
+        try:
+            with self.engine.begin() as conn:
+                recorded, new_state = self._record(conn, fetched, parse)
+        except BaseException:
+            self._state = CurrentState()  # what we hold may not match what committed
+            raise
+        if new_state is not None:
+            self._state = new_state
+        return recorded
+
+    def _record(
+        self,
+        conn: Connection,
+        fetched: Fetched,
+        parse: Callable[[bytes], Snapshot] | None,
+    ) -> tuple[Recorded, CurrentState | None]:
+        head = _lock_head(conn, self.stream)
+        observed_at: datetime = (
+            fetched.server_time or conn.execute(text("SELECT now()")).scalar_one()
+        )
+        body_sha = hashlib.sha256(fetched.body).digest() if fetched.body is not None else None
+        if body_sha is not None and body_sha != head.last_body_sha256:
+            # The head's body is stored already: an unchanged poll sends no body.
+            _store_body(conn, body_sha, fetched.body or b"")
+
+        if fetched.error_class is not None or fetched.body is None or parse is None:
+            obs_id = _insert_observation(conn, fetched, observed_at, "error", body_sha)
+            return Recorded(obs_id, "error", observed_at), None
+
+        if head.last_applied_at is not None and observed_at <= head.last_applied_at:
+            obs_id = _insert_observation(conn, fetched, observed_at, "stale", body_sha)
+            return Recorded(obs_id, "stale", observed_at), None
+
+        if body_sha == head.last_body_sha256:
+            obs_id = _insert_observation(conn, fetched, observed_at, "unchanged", body_sha)
+            _advance_head(conn, self.stream, observed_at, obs_id, body_sha, head.state_id)
+            return Recorded(obs_id, "unchanged", observed_at), None
+
+        try:
+            snapshot = parse(fetched.body)
+            state = self._current(conn, head.state_id, snapshot)
+            plan = _plan(snapshot, state)
+        except InvalidPayloadError as exc:
+            failed = _with_error(fetched, "invalid_payload", str(exc))
+            obs_id = _insert_observation(conn, failed, observed_at, "error", body_sha)
+            return Recorded(obs_id, "error", observed_at), None
+
+        outcome = "changed" if plan.has_changes else "unchanged"
+        obs_id = _insert_observation(conn, fetched, observed_at, outcome, body_sha)
+        opened, closed = _apply(conn, plan, observed_at, obs_id)
+        state_id = obs_id if plan.has_changes else head.state_id
+        _advance_head(conn, self.stream, observed_at, obs_id, body_sha, state_id)
+        new_state = CurrentState(state_id, {k.table: plan.hashes[k.table] for k in snapshot})
+        return Recorded(obs_id, outcome, observed_at, opened, closed), new_state
+
+    def _current(self, conn: Connection, state_id: int | None, snapshot: Snapshot) -> CurrentState:
+        tables = {k.table for k in snapshot}
+        if self._state.observation_id == state_id and tables <= self._state.hashes.keys():
+            return self._state
+        log.debug("loading current versions of %s from the database", self.stream)
+        return CurrentState(state_id, {t: _load_current_hashes(conn, t) for t in tables})
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    last_applied_at: datetime | None
+    last_body_sha256: bytes | None
+    state_id: int | None
+
+
+@dataclass
+class _Plan:
+    hashes: dict[str, dict[Key, bytes]]
+    close: dict[str, list[Key]]
+    insert: dict[str, list[tuple[Key, Entity, dict[str, Any]]]]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(self.close.values()) or any(self.insert.values())
+
+
+def _with_error(fetched: Fetched, error_class: str, message: str) -> Fetched:
+    return replace(fetched, error_class=error_class, error_message=message[:2000])
+
+
+def _lock_head(conn: Connection, stream: str) -> _Head:
+    conn.execute(
+        text("INSERT INTO stream_heads (stream) VALUES (:s) ON CONFLICT (stream) DO NOTHING"),
+        {"s": stream},
+    )
+    row = conn.execute(
+        text(
+            "SELECT last_applied_at, last_body_sha256, state_observation_id"
+            " FROM stream_heads WHERE stream = :s FOR UPDATE"
+        ),
+        {"s": stream},
+    ).one()
+    return _Head(row[0], row[1], row[2])
+
+
+def _store_body(conn: Connection, sha: bytes, body: bytes) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO raw_bodies (sha256, body, size) VALUES (:sha, :body, :size)"
+            " ON CONFLICT (sha256) DO NOTHING"
+        ),
+        {"sha": sha, "body": body, "size": len(body)},
+    )
+
+
+def _insert_observation(
+    conn: Connection, f: Fetched, observed_at: datetime, outcome: str, body_sha: bytes | None
+) -> int:
+    return int(
+        conn.execute(
+            text(
+                "INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
+                " duration_ms, outcome, http_status, used_weight, error_class, error_code,"
+                " error_message, body_sha256) VALUES (:stream, :replica, :observed_at,"
+                " :requested_at, :duration_ms, :outcome, :http_status, :used_weight,"
+                " :error_class, :error_code, :error_message, :body_sha) RETURNING id"
+            ),
+            {
+                "stream": f.stream,
+                "replica": f.replica_id,
+                "observed_at": observed_at,
+                "requested_at": f.requested_at,
+                "duration_ms": f.duration_ms,
+                "outcome": outcome,
+                "http_status": f.http_status,
+                "used_weight": f.used_weight,
+                "error_class": f.error_class,
+                "error_code": f.error_code,
+                "error_message": f.error_message,
+                "body_sha": body_sha,
+            },
+        ).scalar_one()
+    )
+
+
+def _advance_head(
+    conn: Connection,
+    stream: str,
+    observed_at: datetime,
+    obs_id: int,
+    body_sha: bytes | None,
+    state_id: int | None,
+) -> None:
+    conn.execute(
+        text(
+            "UPDATE stream_heads SET last_applied_at = :at, last_observation_id = :obs,"
+            " last_body_sha256 = :sha, state_observation_id = :state WHERE stream = :s"
+        ),
+        {"at": observed_at, "obs": obs_id, "sha": body_sha, "state": state_id, "s": stream},
+    )
+
+
+def _key_columns(table: str) -> tuple[str, ...]:
+    return VERSIONED_TABLES[table].__key__
+
+
+def _load_current_hashes(conn: Connection, table: str) -> dict[Key, bytes]:
+    cols = ", ".join(_key_columns(table))
+    rows = conn.execute(text(f"SELECT {cols}, content_hash FROM {table} WHERE valid_to IS NULL"))
+    return {tuple(r[:-1]): r[-1] for r in rows}
+
+
+def _plan(snapshot: Snapshot, state: CurrentState) -> _Plan:
+    plan = _Plan({}, {}, {})
+    for kind in snapshot:
+        current = state.hashes.get(kind.table, {})
+        new_hashes = {key: e.content_hash for key, e in kind.entities.items()}
+        changed = [key for key, h in new_hashes.items() if current.get(key) != h]
+        plan.hashes[kind.table] = new_hashes
+        plan.close[kind.table] = [k for k in current if new_hashes.get(k) != current[k]]
+        plan.insert[kind.table] = [
+            (key, kind.entities[key], kind.to_row(kind.entities[key].source)) for key in changed
+        ]
+    return plan
+
+
+def _apply(
+    conn: Connection, plan: _Plan, observed_at: datetime, obs_id: int
+) -> tuple[dict[str, int], dict[str, int]]:
+    opened: dict[str, int] = {}
+    closed: dict[str, int] = {}
+    for table, keys in plan.close.items():
+        if keys:
+            closed[table] = _close_versions(conn, table, keys, observed_at, obs_id)
+    for table, rows in plan.insert.items():
+        if rows:
+            _copy_versions(conn, table, rows, observed_at, obs_id)
+            opened[table] = len(rows)
+    return opened, closed
+
+
+def _close_versions(
+    conn: Connection, table: str, keys: list[Key], at: datetime, obs_id: int
+) -> int:
+    key_cols = _key_columns(table)
+    model_cols = VERSIONED_TABLES[table].__table__.c  # type: ignore[attr-defined]
+    arrays = []
+    params: dict[str, Any] = {"at": at, "obs": obs_id}
+    for i, col in enumerate(key_cols):
+        sql_type = "int[]" if isinstance(model_cols[col].type, Integer) else "text[]"
+        arrays.append(f"CAST(:k{i} AS {sql_type})")
+        params[f"k{i}"] = [k[i] for k in keys]
+    match = " AND ".join(f"t.{c} = k.c{i}" for i, c in enumerate(key_cols))
+    names = ", ".join(f"c{i}" for i in range(len(key_cols)))
+    result = conn.execute(
+        text(
+            f"UPDATE {table} AS t SET valid_to = :at, closed_by = :obs"
+            f" FROM unnest({', '.join(arrays)}) AS k({names})"
+            f" WHERE t.valid_to IS NULL AND {match}"
+        ),
+        params,
+    )
+    if result.rowcount != len(keys):
+        raise RuntimeError(f"closed {result.rowcount} of {len(keys)} current rows of {table}")
+    return len(keys)
+
+
+def _jsonb_columns(table: str) -> set[str]:
+    cols = VERSIONED_TABLES[table].__table__.c  # type: ignore[attr-defined]
+    return {c.name for c in cols if isinstance(c.type, JSONB)}
+
+
+def _copy_versions(
+    conn: Connection,
+    table: str,
+    rows: list[tuple[Key, Entity, dict[str, Any]]],
+    at: datetime,
+    obs_id: int,
+) -> None:
+    key_cols = _key_columns(table)
+    value_cols = sorted(rows[0][2])
+    jsonb = _jsonb_columns(table)
+    columns = [*key_cols, "valid_from", "content_hash", "opened_by", "raw", *value_cols]
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    with dbapi.cursor() as cur, cur.copy(statement) as copy:
+        for key, entity, values in rows:
+            typed = [
+                orjson.dumps(values[c]).decode()
+                if c in jsonb and values[c] is not None
+                else values[c]
+                for c in value_cols
+            ]
+            copy.write_row(
+                (*key, at, entity.content_hash, obs_id, entity.canonical.decode(), *typed)
+            )

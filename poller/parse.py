@@ -1,0 +1,187 @@
+"""Binance exchangeInfo bodies to entity snapshots (pure: no I/O).
+
+A body is accepted only whole: any shape error makes the poll an ``error`` observation,
+because a partial document would otherwise "delist" every symbol it lacks. Fields are
+validated only where they feed a typed column; everything else is kept verbatim in
+``raw`` so new Binance fields and filter types are never lost.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from core.ingest import Entity, InvalidPayloadError, KindSnapshot, Snapshot, canonical_entity
+
+_DECIMAL = re.compile(r"-?\d+(\.\d+)?")
+
+# Binance filter field -> typed column of symbol_filter_versions, and its kind.
+FILTER_FIELDS: dict[str, tuple[str, str]] = {
+    "minPrice": ("min_price", "decimal"),
+    "maxPrice": ("max_price", "decimal"),
+    "tickSize": ("tick_size", "decimal"),
+    "minQty": ("min_qty", "decimal"),
+    "maxQty": ("max_qty", "decimal"),
+    "stepSize": ("step_size", "decimal"),
+    "minNotional": ("min_notional", "decimal"),
+    "maxNotional": ("max_notional", "decimal"),
+    "applyToMarket": ("apply_min_to_market", "bool"),  # MIN_NOTIONAL's name for the same rule
+    "applyMinToMarket": ("apply_min_to_market", "bool"),
+    "applyMaxToMarket": ("apply_max_to_market", "bool"),
+    "avgPriceMins": ("avg_price_mins", "int"),
+    "multiplierUp": ("multiplier_up", "decimal"),
+    "multiplierDown": ("multiplier_down", "decimal"),
+    "bidMultiplierUp": ("bid_multiplier_up", "decimal"),
+    "bidMultiplierDown": ("bid_multiplier_down", "decimal"),
+    "askMultiplierUp": ("ask_multiplier_up", "decimal"),
+    "askMultiplierDown": ("ask_multiplier_down", "decimal"),
+    "maxPosition": ("max_position", "decimal"),
+    "limit": ("parts_limit", "int"),
+    "maxNumOrders": ("max_num_orders", "int"),
+    "maxNumAlgoOrders": ("max_num_algo_orders", "int"),
+    "maxNumIcebergOrders": ("max_num_iceberg_orders", "int"),
+}
+FILTER_COLUMNS = sorted({column for column, _ in FILTER_FIELDS.values()})
+
+# Binance symbol field -> typed column of symbol_versions, and its kind.
+SYMBOL_FIELDS: dict[str, tuple[str, str]] = {
+    "status": ("status", "str"),
+    "baseAsset": ("base_asset", "str"),
+    "quoteAsset": ("quote_asset", "str"),
+    "baseAssetPrecision": ("base_asset_precision", "int"),
+    "quotePrecision": ("quote_precision", "int"),
+    "quoteAssetPrecision": ("quote_asset_precision", "int"),
+    "baseCommissionPrecision": ("base_commission_precision", "int"),
+    "quoteCommissionPrecision": ("quote_commission_precision", "int"),
+    "orderTypes": ("order_types", "strlist"),
+    "icebergAllowed": ("iceberg_allowed", "bool"),
+    "ocoAllowed": ("oco_allowed", "bool"),
+    "otoAllowed": ("oto_allowed", "bool"),
+    "quoteOrderQtyMarketAllowed": ("quote_order_qty_market_allowed", "bool"),
+    "allowTrailingStop": ("allow_trailing_stop", "bool"),
+    "cancelReplaceAllowed": ("cancel_replace_allowed", "bool"),
+    "amendAllowed": ("amend_allowed", "bool"),
+    "isSpotTradingAllowed": ("is_spot_trading_allowed", "bool"),
+    "isMarginTradingAllowed": ("is_margin_trading_allowed", "bool"),
+    "permissions": ("permissions", "strlist"),
+    "permissionSets": ("permission_sets", "strlistlist"),
+    "defaultSelfTradePreventionMode": ("default_self_trade_prevention_mode", "str"),
+    "allowedSelfTradePreventionModes": ("allowed_self_trade_prevention_modes", "strlist"),
+}
+REQUIRED_SYMBOL_FIELDS = ("status", "baseAsset", "quoteAsset")
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "decimal": lambda v: isinstance(v, str) and _DECIMAL.fullmatch(v) is not None,
+    "strlist": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "strlistlist": lambda v: (
+        isinstance(v, list)
+        and all(isinstance(x, list) and all(isinstance(y, str) for y in x) for x in v)
+    ),
+}
+
+
+def _check(value: Any, kind: str, where: str) -> Any:
+    if not _CHECKS[kind](value):
+        raise InvalidPayloadError(f"{where}: expected {kind}, got {value!r:.80}")
+    return value
+
+
+def symbol_row(src: Mapping[str, Any]) -> dict[str, Any]:
+    where = f"symbol {src.get('symbol')!r}"
+    row: dict[str, Any] = dict.fromkeys(column for column, _ in SYMBOL_FIELDS.values())
+    for name, (column, kind) in SYMBOL_FIELDS.items():
+        if name in src:
+            row[column] = _check(src[name], kind, f"{where} {name}")
+    return row
+
+
+def filter_row(src: Mapping[str, Any]) -> dict[str, Any]:
+    where = f"filter {src.get('filterType')!r}"
+    row: dict[str, Any] = dict.fromkeys(FILTER_COLUMNS)
+    for name, (column, kind) in FILTER_FIELDS.items():
+        if name in src:
+            row[column] = _check(src[name], kind, f"{where} {name}")
+    return row
+
+
+def rate_limit_row(src: Mapping[str, Any]) -> dict[str, Any]:
+    return {"limit_value": _check(src.get("limit"), "int", "rate limit limit")}
+
+
+def exchange_filter_row(src: Mapping[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def _list_of_objects(doc: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
+    value = doc.get(name)
+    if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
+        raise InvalidPayloadError(f"exchangeInfo without a list of objects in {name!r}")
+    return value
+
+
+def _put(entities: dict[tuple[Any, ...], Entity], key: tuple[Any, ...], obj: Any) -> None:
+    if key in entities:
+        raise InvalidPayloadError(f"duplicate entity {key!r}")
+    entities[key] = canonical_entity(obj)
+
+
+def parse_exchange_info(body: bytes) -> Snapshot:
+    """Split a complete exchangeInfo body into symbols, filters, rate limits, exchange filters."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidPayloadError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidPayloadError("exchangeInfo body is not a JSON object")
+    if "symbols" not in doc and "code" in doc:
+        raise InvalidPayloadError(
+            f"Binance error body: code={doc.get('code')!r} msg={doc.get('msg')!r:.200}"
+        )
+
+    symbols: dict[tuple[Any, ...], Entity] = {}
+    filters: dict[tuple[Any, ...], Entity] = {}
+    for sym in _list_of_objects(doc, "symbols"):
+        name = sym.get("symbol")
+        if not isinstance(name, str) or not name:
+            raise InvalidPayloadError(f"symbol without a name: {sym!r:.120}")
+        for required in REQUIRED_SYMBOL_FIELDS:
+            _check(sym.get(required), "str", f"symbol {name!r} {required}")
+        sym_filters = _list_of_objects(sym, "filters")
+        for flt in sym_filters:
+            ftype = flt.get("filterType")
+            if not isinstance(ftype, str):
+                raise InvalidPayloadError(f"symbol {name!r} has a filter without filterType")
+            _put(filters, (name, ftype), flt)
+        _put(symbols, (name,), {k: v for k, v in sym.items() if k != "filters"})
+
+    rate_limits: dict[tuple[Any, ...], Entity] = {}
+    for limit in _list_of_objects(doc, "rateLimits"):
+        key = (
+            _check(limit.get("rateLimitType"), "str", "rateLimitType"),
+            _check(limit.get("interval"), "str", "rate limit interval"),
+            _check(limit.get("intervalNum"), "int", "rate limit intervalNum"),
+        )
+        _put(rate_limits, key, limit)
+
+    exchange_filters: dict[tuple[Any, ...], Entity] = {}
+    for flt in _list_of_objects(doc, "exchangeFilters"):
+        _put(exchange_filters, (_check(flt.get("filterType"), "str", "exchange filterType"),), flt)
+
+    return [
+        KindSnapshot("symbol_versions", symbols, symbol_row),
+        KindSnapshot("symbol_filter_versions", filters, filter_row),
+        KindSnapshot("rate_limit_versions", rate_limits, rate_limit_row),
+        KindSnapshot("exchange_filter_versions", exchange_filters, exchange_filter_row),
+    ]

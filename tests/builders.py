@@ -1,0 +1,142 @@
+"""Small builders for test data: exchangeInfo documents and recorded observations."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+
+from core.bodies import blank_server_time
+from core.ingest import Fetched, Recorded, StreamWriter
+from poller.parse import parse_exchange_info
+
+
+def at(text: str) -> datetime:
+    """``at("2024-01-01T00:00:00")`` -> that instant in UTC."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def symbol(
+    name: str,
+    *,
+    status: str = "TRADING",
+    base: str | None = None,
+    quote: str = "USDT",
+    tick_size: str = "0.01000000",
+    min_qty: str = "0.00100000",
+    step_size: str = "0.00100000",
+    market_max_qty: str = "1000.00000000",
+    min_notional: str = "5.00000000",
+) -> dict[str, Any]:
+    return {
+        "symbol": name,
+        "status": status,
+        "baseAsset": base or name.removesuffix(quote),
+        "baseAssetPrecision": 8,
+        "quoteAsset": quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": "0.01000000",
+                "maxPrice": "1000000.00000000",
+                "tickSize": tick_size,
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": min_qty,
+                "maxQty": "9000.00000000",
+                "stepSize": step_size,
+            },
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": "0.00000000",
+                "maxQty": market_max_qty,
+                "stepSize": "0.00000000",
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": min_notional,
+                "applyMinToMarket": True,
+                "maxNotional": "9000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
+        ],
+        "permissions": ["SPOT"],
+    }
+
+
+def exchange_info(*symbols: dict[str, Any], weight_limit: int = 6000) -> dict[str, Any]:
+    return {
+        "timezone": "UTC",
+        "serverTime": 0,
+        "rateLimits": [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": weight_limit,
+            },
+            {
+                "rateLimitType": "RAW_REQUESTS",
+                "interval": "MINUTE",
+                "intervalNum": 5,
+                "limit": 61000,
+            },
+        ],
+        "exchangeFilters": [],
+        "symbols": [copy.deepcopy(s) for s in symbols],
+    }
+
+
+def record_exchange_info(
+    engine: Engine,
+    document: dict[str, Any] | bytes,
+    when: datetime,
+    *,
+    writer: StreamWriter | None = None,
+    replica_id: str = "test",
+) -> Recorded:
+    """Record ``document`` as the exchangeInfo Binance served at ``when``."""
+    if isinstance(document, dict):
+        document = {**document, "serverTime": int(when.timestamp() * 1000)}
+        raw = orjson.dumps(document)
+    else:
+        raw = document
+    body, _ = blank_server_time(raw)
+    fetched = Fetched(
+        stream="exchange_info",
+        replica_id=replica_id,
+        requested_at=when,
+        duration_ms=1,
+        http_status=200,
+        used_weight=20,
+        body=body,
+        server_time=when,
+    )
+    return (writer or StreamWriter(engine, "exchange_info")).record(fetched, parse_exchange_info)
+
+
+def record_failure(
+    engine: Engine, when: datetime, *, error_class: str = "http_error", status: int = 503
+) -> Recorded:
+    fetched = Fetched(
+        stream="exchange_info",
+        replica_id="test",
+        requested_at=when,
+        duration_ms=1,
+        http_status=status,
+        error_class=error_class,
+        error_message="Service Unavailable",
+    )
+    return StreamWriter(engine, "exchange_info").record(fetched)
