@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine
+from typing import Any
+
+import orjson
+from psycopg.types.json import set_json_loads
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,7 +35,7 @@ def create_db_engine(
     that hangs on the server side.
     """
     statement_ms = int(settings.statement_timeout_seconds * 1000)
-    return create_engine(
+    engine = create_engine(
         normalize_url(url),
         pool_pre_ping=True,
         pool_size=pool_size,
@@ -47,6 +51,13 @@ def create_db_engine(
             "options": f"-c statement_timeout={statement_ms} -c TimeZone=UTC",
         },
     )
+    event.listen(engine, "connect", _use_orjson)
+    return engine
+
+
+def _use_orjson(dbapi_connection: Any, _record: Any) -> None:
+    """Decode jsonb with orjson: a whole-exchange answer carries ~20,000 ``raw`` objects."""
+    set_json_loads(orjson.loads, dbapi_connection)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

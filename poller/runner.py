@@ -1,0 +1,107 @@
+"""The poll loop: a ``schedule.Scheduler`` per replica, stopped by an event.
+
+Jobs run on a worker thread so that a stop request (SIGTERM, Ctrl-C) is answered within
+the grace period even while an HTTP read is stuck; a database write in progress is
+always allowed to finish, because a write cut short would only be rolled back, but a
+write finished is history kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import schedule
+from sqlalchemy import Engine
+
+from core.config import Settings
+from core.ingest import StreamWriter
+from poller.binance import BinanceClient
+from poller.job import StreamJob, exchange_info_job
+
+log = logging.getLogger(__name__)
+
+
+def default_replica_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    job: StreamJob
+    interval: float
+
+
+class Poller:
+    def __init__(self, jobs: Sequence[ScheduledJob], stop: threading.Event | None = None) -> None:
+        self.jobs = list(jobs)
+        self.stop = stop or threading.Event()
+        self.write_lock = threading.Lock()
+        for scheduled in self.jobs:
+            scheduled.job.write_lock = self.write_lock
+        self._thread: threading.Thread | None = None
+
+    def _guarded(self, job: StreamJob) -> Callable[[], None]:
+        def run() -> None:
+            if self.stop.is_set():
+                return
+            try:
+                job.run()
+            except Exception:
+                # The database may be down or restarting: log, and the next tick retries.
+                log.exception("%s poll failed; retrying at the next interval", job.stream)
+
+        return run
+
+    def run(self) -> None:
+        """Poll every job now, then on its interval, until ``stop`` is set."""
+        scheduler = schedule.Scheduler()
+        for scheduled in self.jobs:
+            # schedule types the interval as int, but builds a timedelta: fractions work.
+            every = scheduler.every(scheduled.interval)  # type: ignore[arg-type]
+            every.seconds.do(self._guarded(scheduled.job))
+        log.info(
+            "polling %s", ", ".join(f"{s.job.stream} every {s.interval:g}s" for s in self.jobs)
+        )
+        scheduler.run_all()
+        while not self.stop.is_set():
+            scheduler.run_pending()
+            idle = scheduler.idle_seconds
+            self.stop.wait(timeout=min(max(idle or 0.0, 0.01), 0.5))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="poller", daemon=True)
+        self._thread.start()
+
+    def shutdown(self, grace_seconds: float) -> bool:
+        """Stop polling; True if the loop ended within the grace period.
+
+        Past the grace period the loop may be stuck in an HTTP read; we still wait for a
+        database write that is under way, then leave the daemon thread behind.
+        """
+        self.stop.set()
+        if self._thread is None:
+            return True
+        self._thread.join(grace_seconds)
+        if not self._thread.is_alive():
+            return True
+        with self.write_lock:
+            log.warning("poll still in flight after %.1fs; leaving it", grace_seconds)
+        return False
+
+
+def build_poller(
+    settings: Settings, engine: Engine, replica_id: str, client: BinanceClient | None = None
+) -> Poller:
+    client = client or BinanceClient(settings.binance)
+    jobs = [
+        ScheduledJob(
+            exchange_info_job(client, StreamWriter(engine, "exchange_info"), replica_id),
+            settings.poller.exchange_info_interval,
+        )
+    ]
+    return Poller(jobs)
