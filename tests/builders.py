@@ -136,6 +136,7 @@ def record_failure(
         requested_at=when,
         duration_ms=1,
         http_status=status,
+        server_time=when,  # pins observed_at to the test's timeline (else the database clock)
         error_class=error_class,
         error_message="Service Unavailable",
     )

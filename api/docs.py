@@ -1,0 +1,36 @@
+"""``/openapi.json`` and ``/docs``: the generated spec and a Swagger UI page to read it.
+
+flask-openapi3 runs with ``doc_ui=False``: its own UI machinery would mount a chooser
+page at the prefix and every UI plugin installed in the environment (some load their
+scripts from a CDN). Instead the spec is served from ``app.api_doc`` and exactly one UI,
+flask-openapi3-swagger's, is mounted from its blueprint, whose Swagger UI assets ship in
+the wheel: the page works offline and asks no third party for anything.
+"""
+
+from __future__ import annotations
+
+from flask import Response
+from flask_openapi3.openapi import OpenAPI
+from flask_openapi3_swagger.plugins import (  # no py.typed
+    RegisterPlugin,
+)
+
+from api.render import json_response
+
+SPEC_URL = "/openapi.json"
+DOCS_URL = "/docs"
+
+
+def register_docs(app: OpenAPI) -> None:
+    def openapi_json() -> Response:
+        return json_response(app.api_doc)
+
+    app.add_url_rule(SPEC_URL, "openapi_json", openapi_json)
+    # The plugin serves its page at /swagger and the assets at /swagger/...; the page
+    # links them relatively, so the same page served at /docs finds them too.
+    app.register_blueprint(RegisterPlugin.register(doc_url=SPEC_URL.lstrip("/")))
+    app.add_url_rule(
+        DOCS_URL, "docs", app.view_functions[f"{RegisterPlugin.name}.{RegisterPlugin.name}"]
+    )
+    # Swagger UI's default validatorUrl would send the spec's URL to validator.swagger.io.
+    app.config["SWAGGER_CONFIG"] = {"validatorUrl": None}

@@ -1,0 +1,85 @@
+"""Liveness and readiness, for load balancers and orchestrators.
+
+``/healthz`` never touches the database: a slow database must not get a live process
+restarted. ``/readyz`` answers 503 (with reasons, never a 500) when the database does
+not answer or an enabled stream's data is older than the gap rule allows, so traffic
+goes to a replica whose answers are current.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from flask import Response
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from api.params import NoQuery
+from api.render import json_response
+from api.schemas import ErrorResponse, Health, Readiness, operation_id
+from api.state import app_state
+from core import history
+from core.timeparse import format_instant
+
+log = logging.getLogger(__name__)
+
+HEALTH = Tag(name="health", description="liveness and readiness probes")
+
+probes = APIBlueprint(
+    "health", __name__, abp_responses={400: ErrorResponse}, operation_id_callback=operation_id
+)
+
+
+def staleness(
+    last_successes: Mapping[str, datetime | None],
+    intervals: Mapping[str, float],
+    now: datetime,
+) -> list[str]:
+    """Why the data is not fresh: one reason per stream without a recent success."""
+    reasons = []
+    for stream, last in last_successes.items():
+        limit = timedelta(seconds=history.GAP_FACTOR * intervals[stream])
+        if last is None:
+            reasons.append(f"{stream}: no successful observation yet")
+        elif now - last > limit:
+            reasons.append(
+                f"{stream}: last success {format_instant(last)} is older than"
+                f" {limit.total_seconds():g} s"
+            )
+    return reasons
+
+
+def _not_ready(reason: str) -> Response:
+    return json_response({"status": "not_ready", "reasons": [reason], "last_successes": {}}, 503)
+
+
+@probes.get("/healthz", tags=[HEALTH], responses={200: Health})
+def healthz(query: NoQuery) -> Response:
+    """The process is alive (the database is not consulted)"""
+    return json_response({"status": "ok"})
+
+
+@probes.get("/readyz", tags=[HEALTH], responses={200: Readiness, 503: Readiness})
+def readyz(query: NoQuery) -> Response:
+    """The database answers and every enabled stream was observed recently"""
+    state = app_state()
+    try:
+        with state.engine.connect() as conn:
+            last = history.last_successes(conn, state.streams)
+    except (OperationalError, PoolTimeoutError):
+        log.warning("readiness: the database is not answering", exc_info=True)
+        return _not_ready("database unreachable")
+    except SQLAlchemyError as exc:  # e.g. migrations not applied: answering, but not usable
+        log.error("readiness: the database answered with an error", exc_info=True)
+        return _not_ready(f"database error ({type(exc).__name__})")
+    reasons = staleness(last, state.settings.stream_intervals(), state.clock())
+    body = {
+        "status": "not_ready" if reasons else "ready",
+        "reasons": reasons,
+        "last_successes": {stream: format_instant(at) for stream, at in last.items()},
+    }
+    return json_response(body, 503 if reasons else 200)

@@ -1,0 +1,114 @@
+"""Query and path parameters: the pydantic models that validate them and document them.
+
+Every model forbids unknown parameters: a typo such as ``asof=`` would otherwise be
+ignored and the answer silently given for *now*, the worst outcome in an incident review.
+Instants go through ``core.timeparse``, the one parser every side uses; its refusals
+become the error type ``invalid_time`` that ``errors`` turns into the error code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from core.models import OUTCOMES
+from core.timeparse import TimeParseError, parse_instant
+
+MAX_SYMBOL = 64  # Binance symbols are ~20 characters, and non-ASCII ones exist since 2025-12
+MAX_TEXT = 64
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
+INSTANT_EXAMPLES = ["2024-05-01T12:00:00.000Z", "2024-05-01T14:00:00+02:00", "1714564800000"]
+
+
+def parse_time(value: object) -> datetime:
+    """An aware UTC datetime from a query string value, or an ``invalid_time`` error."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("invalid_time", "expected a string")
+    try:
+        return parse_instant(value)
+    except TimeParseError as exc:
+        raise PydanticCustomError("invalid_time", "{reason}", {"reason": str(exc)}) from None
+
+
+Instant = Annotated[
+    datetime,
+    PlainValidator(parse_time),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "RFC 3339 with an explicit offset or Z, or integer epoch milliseconds",
+            "examples": INSTANT_EXAMPLES,
+        }
+    ),
+]
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AsOfQuery(Params):
+    as_of: Instant | None = Field(None, description="the instant asked about; default now")
+
+
+class SymbolsQuery(AsOfQuery):
+    status: Text | None = Field(None, description="only symbols with this status, e.g. TRADING")
+    base_asset: Text | None = None
+    quote_asset: Text | None = None
+
+
+class Window(Params):
+    """A half-open window ``[from, to)``; ``from`` must come before ``to``."""
+
+    start: Instant | None = Field(None, alias="from")
+    end: Instant | None = Field(None, alias="to")
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> Self:
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise PydanticCustomError("invalid_window", "from must be before to")
+        return self
+
+
+class HistoryQuery(Window):
+    """Both ends are optional: without them, the whole history."""
+
+
+class ObservationsQuery(Window):
+    """Without ``from``/``to``: the last hour up to now."""
+
+    stream: Text | None = Field(None, description="one stream, e.g. exchange_info; default all")
+    outcome: str | None = Field(None, json_schema_extra={"enum": list(OUTCOMES)})
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+
+    @field_validator("outcome")
+    @classmethod
+    def _known_outcome(cls, value: str | None) -> str | None:
+        if value is not None and value not in OUTCOMES:
+            raise PydanticCustomError(
+                "invalid_parameter", "must be one of {known}", {"known": ", ".join(OUTCOMES)}
+            )
+        return value
+
+
+class NoQuery(Params):
+    """Routes without parameters still refuse unknown ones."""
+
+
+class SymbolPath(Params):
+    symbol: str = Field(
+        min_length=1, max_length=MAX_SYMBOL, json_schema_extra={"example": "BTCUSDT"}
+    )

@@ -1,0 +1,164 @@
+"""Turning core's answers into JSON (pure, apart from building the Response).
+
+The shapes are documented by ``api.schemas``; here they are built as plain dicts and
+serialised by orjson, because validating thousands of objects on the way out would cost
+more than reading them. Decimals become text with ``format(value, "f")``: ``str()`` would
+turn a ``0.00000000`` from PostgreSQL into ``0E-8``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from flask import Response
+
+from core.history import (
+    Evidence,
+    Gap,
+    HistoryEntry,
+    ObservationRow,
+    SymbolRules,
+    Version,
+)
+from core.timeparse import format_instant
+
+JSON = "application/json"
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(payload), status=status, mimetype=JSON, headers=headers)
+
+
+# All versions written by one observation share its timestamp, so a whole-exchange answer
+# formats a handful of distinct instants tens of thousands of times.
+_instant = lru_cache(maxsize=1024)(format_instant)
+
+
+def decimal_text(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def evidence(found: Evidence) -> dict[str, Any]:
+    return {
+        "observed_before": format_instant(found.observed_before),
+        "observed_after": format_instant(found.observed_after),
+        "gap": found.gap,
+        "gap_from": format_instant(found.gap_from),
+        "gap_to": format_instant(found.gap_to),
+    }
+
+
+def _typed(value: Any) -> Any:
+    return decimal_text(value) if isinstance(value, Decimal) else value
+
+
+def filter_rules(version: Version) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        name: _typed(value) for name, value in version.fields.items() if value is not None
+    }
+    out["valid_from"] = _instant(version.valid_from)
+    out["valid_to"] = _instant(version.valid_to)
+    out["raw"] = version.raw
+    return out
+
+
+def symbol_rules(rules: SymbolRules) -> dict[str, Any]:
+    out: dict[str, Any] = dict(rules.symbol.fields)
+    out["filters"] = {ftype: filter_rules(v) for ftype, v in sorted(rules.filters.items())}
+    out["valid_from"] = _instant(rules.valid_from)
+    out["valid_to"] = _instant(rules.valid_to)
+    out["raw"] = rules.symbol.raw
+    return out
+
+
+def symbol_as_of(rules: SymbolRules, at: datetime, found: Evidence) -> dict[str, Any]:
+    return {**symbol_rules(rules), "as_of": format_instant(at), "evidence": evidence(found)}
+
+
+def symbol_list(rules: Iterable[SymbolRules], at: datetime, found: Evidence) -> dict[str, Any]:
+    return {
+        "as_of": format_instant(at),
+        "evidence": evidence(found),
+        "symbols": [symbol_rules(r) for r in rules],
+    }
+
+
+def symbol_history(
+    symbol: str, entries: Iterable[HistoryEntry], start: datetime | None, end: datetime | None
+) -> dict[str, Any]:
+    return {
+        "symbol": symbol,
+        "from": format_instant(start),
+        "to": format_instant(end),
+        "versions": [
+            {
+                "valid_from": format_instant(e.valid_from),
+                "valid_to": format_instant(e.valid_to),
+                "observation_id": e.observation_id,
+                "listed": e.listed,
+                "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in e.changes],
+            }
+            for e in entries
+        ],
+    }
+
+
+def rate_limits(versions: Iterable[Version], at: datetime, found: Evidence) -> dict[str, Any]:
+    return {
+        "as_of": format_instant(at),
+        "evidence": evidence(found),
+        "rate_limits": [
+            {
+                "rate_limit_type": v.fields["rate_limit_type"],
+                "interval": v.fields["interval"],
+                "interval_num": v.fields["interval_num"],
+                "limit": v.fields["limit_value"],
+                "valid_from": format_instant(v.valid_from),
+                "valid_to": format_instant(v.valid_to),
+            }
+            for v in versions
+        ],
+    }
+
+
+def observation_log(
+    rows: Iterable[ObservationRow],
+    gaps: Iterable[Gap],
+    start: datetime,
+    end: datetime,
+    *,
+    truncated: bool,
+) -> dict[str, Any]:
+    return {
+        "from": format_instant(start),
+        "to": format_instant(end),
+        "observations": [
+            {
+                "id": r.id,
+                "stream": r.stream,
+                "replica_id": r.replica_id,
+                "observed_at": format_instant(r.observed_at),
+                "requested_at": format_instant(r.requested_at),
+                "duration_ms": r.duration_ms,
+                "outcome": r.outcome,
+                "http_status": r.http_status,
+                "used_weight": r.used_weight,
+                "error_class": r.error_class,
+                "error_code": r.error_code,
+                "error_message": r.error_message,
+            }
+            for r in rows
+        ],
+        "truncated": truncated,
+        "gaps": [
+            {"stream": g.stream, "start": format_instant(g.start), "end": format_instant(g.end)}
+            for g in gaps
+        ],
+    }

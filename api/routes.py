@@ -1,0 +1,202 @@
+"""The /v1 routes: parse (api.params), ask core.history, render (api.render).
+
+An `as of` answer is only as good as its evidence, so a question about an instant at
+or before which nothing was ever observed is a 404 `not_observed`, never an empty
+"nothing was listed" that would look like a fact.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import Response
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
+
+from api import render
+from api.errors import ApiError
+from api.params import AsOfQuery, HistoryQuery, ObservationsQuery, SymbolPath, SymbolsQuery
+from api.schemas import (
+    EXCHANGE_INFO_RESPONSE,
+    ErrorResponse,
+    ObservationLog,
+    RateLimitsAsOf,
+    SymbolAsOf,
+    SymbolHistory,
+    SymbolList,
+    operation_id,
+)
+from api.state import app_state
+from core import history
+from core.timeparse import format_instant
+
+DEFAULT_WINDOW = timedelta(hours=1)
+
+SYMBOLS = Tag(name="symbols", description="trading rules per symbol, now or as of an instant")
+EXCHANGE = Tag(name="exchange", description="exchange-wide rules and the raw documents")
+OBSERVATIONS = Tag(name="observations", description="the poll log: coverage, failures, gaps")
+
+v1 = APIBlueprint(
+    "v1",
+    __name__,
+    abp_responses={400: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse},
+    operation_id_callback=operation_id,
+)
+
+
+def _not_observed(at: datetime) -> ApiError:
+    return ApiError(
+        404,
+        "not_observed",
+        f"no successful exchange_info observation at or before {format_instant(at)}",
+    )
+
+
+@v1.get(
+    "/v1/symbols",
+    tags=[SYMBOLS],
+    responses={200: SymbolList, 404: ErrorResponse},
+)
+def list_symbols(query: SymbolsQuery) -> Response:
+    """Every symbol in force at as_of (default: the current versions), with its rules"""
+    state = app_state()
+    now = state.clock()
+    at = query.as_of or now
+    with state.reading() as conn:
+        found = state.evidence(conn, at, now)
+        if found.observed_before is None:
+            raise _not_observed(at)
+        rules = history.symbols_as_of(
+            conn,
+            query.as_of,
+            status=query.status,
+            base_asset=query.base_asset,
+            quote_asset=query.quote_asset,
+        )
+    return render.json_response(render.symbol_list(rules, at, found))
+
+
+@v1.get(
+    "/v1/symbols/<symbol>",
+    tags=[SYMBOLS],
+    responses={200: SymbolAsOf, 404: ErrorResponse},
+)
+def get_symbol(path: SymbolPath, query: AsOfQuery) -> Response:
+    """One symbol's rules at as_of, with their validity and the evidence
+
+    404 `not_observed` if nothing was observed at or before as_of, 404
+    `symbol_not_listed` if the symbol was not listed then.
+    """
+    state = app_state()
+    now = state.clock()
+    at = query.as_of or now
+    with state.reading() as conn:
+        rules = history.symbol_as_of(conn, path.symbol, at)
+        found = state.evidence(conn, at, now)
+    if rules is None:
+        if found.observed_before is None:
+            raise _not_observed(at)
+        raise ApiError(
+            404, "symbol_not_listed", f"{path.symbol} was not listed at {format_instant(at)}"
+        )
+    return render.json_response(render.symbol_as_of(rules, at, found))
+
+
+@v1.get(
+    "/v1/symbols/<symbol>/history",
+    tags=[SYMBOLS],
+    responses={200: SymbolHistory, 404: ErrorResponse},
+)
+def get_symbol_history(path: SymbolPath, query: HistoryQuery) -> Response:
+    """The symbol's versions overlapping [from, to), each with the fields that changed"""
+    state = app_state()
+    with state.reading() as conn:
+        entries = history.symbol_history(conn, path.symbol, query.start, query.end)
+        # An empty window is an answer; a symbol never seen is not (rarely asked twice).
+        if not entries and not history.symbol_history(conn, path.symbol, None, None):
+            raise ApiError(404, "symbol_never_seen", f"{path.symbol} was never observed")
+    return render.json_response(render.symbol_history(path.symbol, entries, query.start, query.end))
+
+
+@v1.get(
+    "/v1/rate-limits",
+    tags=[EXCHANGE],
+    responses={200: RateLimitsAsOf, 404: ErrorResponse},
+)
+def get_rate_limits(query: AsOfQuery) -> Response:
+    """The rate limits in force at as_of (default: the current versions)"""
+    state = app_state()
+    now = state.clock()
+    at = query.as_of or now
+    with state.reading() as conn:
+        found = state.evidence(conn, at, now)
+        if found.observed_before is None:
+            raise _not_observed(at)
+        limits = history.rate_limits_as_of(conn, query.as_of)
+    return render.json_response(render.rate_limits(limits, at, found))
+
+
+@v1.get(
+    "/v1/exchange-info",
+    tags=[EXCHANGE],
+    responses={200: EXCHANGE_INFO_RESPONSE, 404: ErrorResponse},
+)
+def get_exchange_info(query: AsOfQuery) -> Response:
+    """The exchangeInfo document of the last successful observation at or before as_of
+
+    Served byte for byte as stored, serverTime restored; the observation it came from
+    is named in the X-Exmeta-Observation-Id and X-Exmeta-Observed-At headers.
+    """
+    state = app_state()
+    at = query.as_of or state.clock()
+    with state.reading() as conn:
+        document = history.exchange_info_as_of(conn, at)
+    if document is None:
+        raise _not_observed(at)
+    return Response(
+        document.body,
+        mimetype=render.JSON,
+        headers={
+            "X-Exmeta-Observation-Id": str(document.observation_id),
+            "X-Exmeta-Observed-At": format_instant(document.observed_at) or "",
+        },
+    )
+
+
+@v1.get(
+    "/v1/observations",
+    tags=[OBSERVATIONS],
+    responses={200: ObservationLog},
+)
+def list_observations(query: ObservationsQuery) -> Response:
+    """The poll log within [from, to) (default: the last hour), and the gaps in it"""
+    state = app_state()
+    intervals = state.settings.stream_intervals()
+    if query.stream is not None and query.stream not in intervals:
+        raise ApiError(
+            400, "invalid_parameter", f"stream: must be one of {', '.join(sorted(intervals))}"
+        )
+    now = state.clock()
+    end = query.end or now
+    start = query.start or end - DEFAULT_WINDOW
+    if start >= end:
+        raise ApiError(400, "invalid_window", "from must be before to (to defaults to now)")
+    streams = [query.stream] if query.stream is not None else list(state.streams)
+    with state.reading() as conn:
+        rows = history.observations(
+            conn,
+            stream=query.stream,
+            outcome=query.outcome,
+            start=start,
+            end=end,
+            limit=query.limit + 1,  # one more tells whether the answer was cut short
+        )
+        gaps = [
+            gap
+            for stream in streams
+            for gap in history.gaps(conn, stream, start, end, intervals[stream], now)
+        ]
+    truncated = len(rows) > query.limit
+    return render.json_response(
+        render.observation_log(rows[: query.limit], gaps, start, end, truncated=truncated)
+    )

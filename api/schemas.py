@@ -1,0 +1,218 @@
+"""Response models: the shape of every answer, as the OpenAPI document shows it.
+
+Routes build plain dicts (``api.render``) rather than instances of these models: a
+whole-exchange answer holds ~2,300 symbols and ~16,000 filters, and validating each on
+the way out would cost more than the query. The tests validate real answers against
+these models (``extra="forbid"``), so the documented shape and the served one agree.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Instant = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$",
+        json_schema_extra={"format": "date-time"},
+        examples=["2024-05-01T12:00:00.000Z"],
+    ),
+]
+DecimalText = Annotated[
+    str,
+    Field(
+        pattern=r"^-?\d+(\.\d+)?$",
+        description="a decimal number as text, exactly as precise as Binance sent it",
+        examples=["0.01000000"],
+    ),
+]
+
+
+def operation_id(*, name: str = "", **_: str) -> str:
+    """Operation ids are the view functions' names (``get_symbol``): short, stable for clients."""
+    return name
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(Model):
+    code: str = Field(examples=["invalid_time"])
+    message: str
+
+
+class ErrorResponse(Model):
+    error: ErrorDetail
+
+
+class Evidence(Model):
+    """How sure the answer is: the successful observations around the instant."""
+
+    observed_before: Instant | None = Field(
+        description="the last successful observation at or before the instant"
+    )
+    observed_after: Instant | None = Field(description="the first successful one after it")
+    gap: bool = Field(description="true if no success was seen for over 3 intervals around it")
+    gap_from: Instant | None
+    gap_to: Instant | None
+
+
+class FilterRules(Model):
+    """One filter in force; only the typed fields the filter has are present."""
+
+    min_price: DecimalText | None = None
+    max_price: DecimalText | None = None
+    tick_size: DecimalText | None = None
+    min_qty: DecimalText | None = None
+    max_qty: DecimalText | None = None
+    step_size: DecimalText | None = None
+    min_notional: DecimalText | None = None
+    max_notional: DecimalText | None = None
+    apply_min_to_market: bool | None = None
+    apply_max_to_market: bool | None = None
+    avg_price_mins: int | None = None
+    multiplier_up: DecimalText | None = None
+    multiplier_down: DecimalText | None = None
+    bid_multiplier_up: DecimalText | None = None
+    bid_multiplier_down: DecimalText | None = None
+    ask_multiplier_up: DecimalText | None = None
+    ask_multiplier_down: DecimalText | None = None
+    max_position: DecimalText | None = None
+    parts_limit: int | None = None
+    max_num_orders: int | None = None
+    max_num_algo_orders: int | None = None
+    max_num_iceberg_orders: int | None = None
+    valid_from: Instant
+    valid_to: Instant | None
+    raw: dict[str, Any] = Field(description="the filter object as Binance sent it")
+
+
+class SymbolRules(Model):
+    """A symbol's own fields and its filters, all in force at one instant."""
+
+    symbol: str
+    status: str
+    base_asset: str
+    quote_asset: str
+    base_asset_precision: int | None
+    quote_precision: int | None
+    quote_asset_precision: int | None
+    base_commission_precision: int | None
+    quote_commission_precision: int | None
+    order_types: list[str] | None
+    iceberg_allowed: bool | None
+    oco_allowed: bool | None
+    oto_allowed: bool | None
+    quote_order_qty_market_allowed: bool | None
+    allow_trailing_stop: bool | None
+    cancel_replace_allowed: bool | None
+    amend_allowed: bool | None
+    is_spot_trading_allowed: bool | None
+    is_margin_trading_allowed: bool | None
+    permissions: list[str] | None
+    permission_sets: list[list[str]] | None
+    default_self_trade_prevention_mode: str | None
+    allowed_self_trade_prevention_modes: list[str] | None
+    filters: dict[str, FilterRules] = Field(description="keyed by Binance filterType")
+    valid_from: Instant = Field(description="since when this whole rule set has been in force")
+    valid_to: Instant | None = Field(description="when any part of it changed next; null: still")
+    raw: dict[str, Any] = Field(description="the symbol object as Binance sent it")
+
+
+class SymbolAsOf(SymbolRules):
+    as_of: Instant
+    evidence: Evidence
+
+
+class SymbolList(Model):
+    as_of: Instant
+    evidence: Evidence
+    symbols: list[SymbolRules]
+
+
+class FieldChange(Model):
+    field: str = Field(examples=["status", "filters.PRICE_FILTER.tickSize"])
+    old: Any = Field(description="null when the field appeared")
+    new: Any = Field(description="null when the field went away")
+
+
+class HistoryVersion(Model):
+    valid_from: Instant
+    valid_to: Instant | None
+    observation_id: int
+    listed: bool = Field(description="false from the moment the symbol was delisted")
+    changes: list[FieldChange]
+
+
+class SymbolHistory(Model):
+    symbol: str
+    start: Instant | None = Field(alias="from")
+    end: Instant | None = Field(alias="to")
+    versions: list[HistoryVersion]
+
+
+class RateLimit(Model):
+    rate_limit_type: str
+    interval: str
+    interval_num: int
+    limit: int
+    valid_from: Instant
+    valid_to: Instant | None
+
+
+class RateLimitsAsOf(Model):
+    as_of: Instant
+    evidence: Evidence
+    rate_limits: list[RateLimit]
+
+
+class Observation(Model):
+    id: int
+    stream: str
+    replica_id: str
+    observed_at: Instant
+    requested_at: Instant
+    duration_ms: int
+    outcome: str
+    http_status: int | None
+    used_weight: int | None
+    error_class: str | None
+    error_code: int | None
+    error_message: str | None
+
+
+class Gap(Model):
+    stream: str
+    start: Instant | None = Field(description="the last success before it; null: none ever")
+    end: Instant | None = Field(description="the first success after it; null: still open")
+
+
+class ObservationLog(Model):
+    start: Instant = Field(alias="from")
+    end: Instant = Field(alias="to")
+    observations: list[Observation]
+    truncated: bool = Field(description="true if more observations matched than limit")
+    gaps: list[Gap]
+
+
+class Health(Model):
+    status: Literal["ok"]
+
+
+class Readiness(Model):
+    status: Literal["ready", "not_ready"]
+    reasons: list[str]
+    last_successes: dict[str, Instant | None]
+
+
+EXCHANGE_INFO_RESPONSE: dict[str, Any] = {
+    "description": "the exchangeInfo document, byte for byte as Binance sent it",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+    "headers": {
+        "X-Exmeta-Observation-Id": {"schema": {"type": "integer"}},
+        "X-Exmeta-Observed-At": {"schema": {"type": "string", "format": "date-time"}},
+    },
+}
