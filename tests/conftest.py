@@ -1,0 +1,94 @@
+"""One way to get PostgreSQL in tests: a real server, never SQLite or a mock.
+
+``EXMETA_TEST_DATABASE_URL`` points at a server to use (a fresh database is created on
+it for the run and dropped after); without it an embedded server is started in a
+temporary directory and removed after the run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+import migrations
+from binance_sim.server import SimServer
+from core.config import DatabaseSettings
+from core.db import create_db_engine
+from exmeta.embedded import EmbeddedPostgres
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TABLES = (
+    "symbol_filter_versions, symbol_versions, rate_limit_versions, exchange_filter_versions,"
+    " observations, raw_bodies, stream_heads"
+)
+
+
+class DatabaseServer:
+    """Creates and drops throwaway databases on one server."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.created: list[str] = []
+
+    def create_database(self, prefix: str = "exmeta_test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
+    url = os.environ.get("EXMETA_TEST_DATABASE_URL")
+    if url:
+        server = DatabaseServer(url.replace("postgresql+psycopg://", "postgresql://"))
+        yield server
+        server.drop_all()
+        return
+    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    embedded.start()
+    try:
+        yield DatabaseServer(embedded.url())
+    finally:
+        embedded.stop("immediate")
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server: DatabaseServer) -> str:
+    return pg_server.create_database()
+
+
+@pytest.fixture(scope="session")
+def migrated_engine(database_url: str) -> Iterator[Engine]:
+    engine = create_db_engine(database_url, DatabaseSettings(), application_name="exmeta-tests")
+    migrations.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(migrated_engine: Engine) -> Engine:
+    """The migrated test database, emptied before each test."""
+    with migrated_engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    return migrated_engine
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    """The Binance look-alike on a free loopback port, serving the packaged 12 symbols."""
+    with SimServer() as server:
+        yield server
