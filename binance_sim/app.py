@@ -1,0 +1,321 @@
+"""Binance's public metadata endpoints over a SimState, plus a control API to steer it.
+
+The Binance side imitates what a poller sees on the wire: the bodies, the used-weight header,
+Binance's exact Content-Type and its ``{"code", "msg"}`` errors. The control API lives under
+``/_sim/``, a prefix Binance never uses, so one base URL serves both and a poller pointed at
+the sim needs no special mode. Control input is checked strictly and every failure is a JSON
+answer: a test that sends a bad fault should learn why, not read a traceback.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from binance_sim.state import (
+    ENDPOINT_WEIGHTS,
+    EXCHANGE_INFO_PATH,
+    Fault,
+    FaultKind,
+    RequestRecord,
+    SimInputError,
+    SimState,
+    UnknownSymbolError,
+)
+
+# A whole real snapshot is 2.7-3.7 MB; Flask accepts any size by default, this keeps a bound.
+MAX_CONTROL_BODY_BYTES: Final = 64 * 1024 * 1024
+
+_EXTENSION_KEY: Final = "binance_sim"
+_BINANCE_CONTENT_TYPE: Final = "application/json;charset=UTF-8"
+_USED_WEIGHT_HEADER: Final = "X-MBX-USED-WEIGHT-1M"
+
+# Verbatim from a real response (fixture errors/restricted_location_2022-12-07.json): code 0.
+_RESTRICTED_LOCATION_BODY: Final = orjson.dumps(
+    {
+        "code": 0,
+        "msg": "Service unavailable from a restricted location according to 'b. Eligibility' in "
+        "https://www.binance.com/en/terms. Please contact customer service if you believe you "
+        "received this message in error.",
+    }
+)
+
+# What a body cut off mid-stream looks like: the start of exchangeInfo and nothing more.
+_INVALID_JSON_BODY: Final = b'{"timezone":"UTC","serverTime":'
+
+# Binance's code and message for a failing status (errors.md); others get -1000 UNKNOWN.
+_STATUS_ERRORS: Final[Mapping[int, tuple[int, str]]] = {
+    429: (-1003, "Too many requests queued."),
+    503: (
+        -1008,
+        "Server is currently overloaded with other requests. Please try again in a few minutes.",
+    ),
+    504: (
+        -1007,
+        "Timeout waiting for response from backend server. "
+        "Send status unknown; execution status unknown.",
+    ),
+}
+_UNKNOWN_ERROR: Final = (-1000, "An unknown error occurred while processing the request.")
+
+_FAULT_KEYS: Final = frozenset({"kind", "count", "endpoint", "status"})
+_PATCH_KEYS: Final = frozenset({"fields", "filters", "remove_filters"})
+
+binance = Blueprint("binance", __name__)
+control = Blueprint("control", __name__, url_prefix="/_sim")
+
+
+def create_app(state: SimState) -> Flask:
+    """A Flask app serving ``state`` as Binance would, with the control API beside it."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_CONTROL_BODY_BYTES
+    app.extensions[_EXTENSION_KEY] = state
+    app.register_blueprint(binance)
+    app.register_blueprint(control)
+    app.register_error_handler(SimInputError, _bad_input)
+    app.register_error_handler(UnknownSymbolError, _unknown_symbol)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def _state() -> SimState:
+    state: SimState = current_app.extensions[_EXTENSION_KEY]
+    return state
+
+
+# -- Binance ---------------------------------------------------------------------------------
+
+
+@binance.get(EXCHANGE_INFO_PATH)
+def exchange_info() -> Response:
+    """The whole current document; query parameters are accepted and ignored."""
+    return _serve(lambda state: _binance_response(200, state.exchange_info_body()))
+
+
+@binance.get("/api/v3/time")
+def server_time() -> Response:
+    return _serve(
+        lambda state: _binance_response(200, orjson.dumps({"serverTime": state.server_time_ms()}))
+    )
+
+
+@binance.get("/api/v3/ping")
+def ping() -> Response:
+    return _serve(lambda _: _binance_response(200, b"{}"))
+
+
+@binance.route(
+    "/api/<path:_rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+)
+def unknown_endpoint(_rest: str) -> Response:
+    """Paths and methods Binance does not serve get a Binance-shaped 404; they cost no weight."""
+    return _serve(
+        lambda _: _binance_error(404, -1000, f"Unknown endpoint {request.method} {request.path}")
+    )
+
+
+def _serve(render: Callable[[SimState], Response]) -> Response:
+    """Apply any pending fault, charge the weight, log the request: all Binance routes do this."""
+    state = _state()
+    received_at = state.now()
+    fault = state.take_fault(request.path)
+    response = render(state) if fault is None else _FAULT_RESPONDERS[fault.kind](fault)
+    used = state.charge_weight(ENDPOINT_WEIGHTS.get(request.path, 0))
+    response.headers[_USED_WEIGHT_HEADER] = str(used)
+    state.log_request(
+        RequestRecord(
+            received_at=received_at,
+            method=request.method,
+            path=request.path,
+            query=request.query_string.decode("utf-8", "replace"),
+            status=response.status_code,
+            fault=None if fault is None else fault.kind,
+        )
+    )
+    return response
+
+
+def _binance_response(status: int, body: bytes) -> Response:
+    return Response(body, status=status, content_type=_BINANCE_CONTENT_TYPE)
+
+
+def _binance_error(status: int, code: int, msg: str) -> Response:
+    return _binance_response(status, orjson.dumps({"code": code, "msg": msg}))
+
+
+def _status_fault(fault: Fault) -> Response:
+    code, msg = _STATUS_ERRORS.get(fault.http_status, _UNKNOWN_ERROR)
+    return _binance_error(fault.http_status, code, msg)
+
+
+def _invalid_json_fault(fault: Fault) -> Response:
+    return _binance_response(fault.http_status, _INVALID_JSON_BODY)
+
+
+def _geo_block_fault(fault: Fault) -> Response:
+    return _binance_response(fault.http_status, _RESTRICTED_LOCATION_BODY)
+
+
+_FAULT_RESPONDERS: Final[Mapping[FaultKind, Callable[[Fault], Response]]] = {
+    FaultKind.STATUS: _status_fault,
+    FaultKind.INVALID_JSON: _invalid_json_fault,
+    FaultKind.GEO_BLOCK: _geo_block_fault,
+}
+
+
+# -- control API -----------------------------------------------------------------------------
+
+
+@control.put("/exchange-info")
+def replace_exchange_info() -> Response:
+    """Serve the body (a whole exchangeInfo document) from now on."""
+    state = _state()
+    state.replace_document(_json_object())
+    return _json(_summary(state))
+
+
+@control.get("/state")
+def summary() -> Response:
+    return _json(_summary(_state()))
+
+
+@control.get("/symbols/<symbol>")
+def get_symbol(symbol: str) -> Response:
+    return _json(_state().get_symbol(symbol))
+
+
+@control.put("/symbols/<symbol>")
+def put_symbol(symbol: str) -> Response:
+    """Add the symbol, or replace it where it stands; 201 when it is new."""
+    body = _json_object()
+    if body.get("symbol") != symbol:
+        raise SimInputError(f"the body's 'symbol' must be {symbol!r}, as in the path")
+    state = _state()
+    added = state.put_symbol(body)
+    return _json(state.get_symbol(symbol), status=201 if added else 200)
+
+
+@control.patch("/symbols/<symbol>")
+def patch_symbol(symbol: str) -> Response:
+    """Merge ``fields``, drop ``remove_filters`` types, upsert ``filters`` by filterType."""
+    body = _json_object()
+    _reject_unknown_keys(body, _PATCH_KEYS)
+    patched = _state().patch_symbol(
+        symbol,
+        fields=body.get("fields"),
+        filters=body.get("filters"),
+        remove_filters=body.get("remove_filters"),
+    )
+    return _json(patched)
+
+
+@control.delete("/symbols/<symbol>")
+def remove_symbol(symbol: str) -> Response:
+    _state().remove_symbol(symbol)
+    return _json({"removed": symbol})
+
+
+@control.post("/faults")
+def add_fault() -> Response:
+    fault = _parse_fault(_json_object())
+    _state().add_fault(fault)
+    return _json(fault, status=201)
+
+
+@control.get("/faults")
+def list_faults() -> Response:
+    return _json({"faults": _state().pending_faults()})
+
+
+@control.delete("/faults")
+def clear_faults() -> Response:
+    return _json({"cleared": _state().clear_faults()})
+
+
+@control.get("/requests")
+def list_requests() -> Response:
+    """The request log, oldest first; ``?since=<epoch seconds>`` keeps later ones only."""
+    raw_since = request.args.get("since")
+    try:
+        since = None if raw_since is None else float(raw_since)
+    except ValueError as exc:
+        raise SimInputError(f"since must be epoch seconds; got {raw_since!r}") from exc
+    return _json({"requests": _state().requests(since)})
+
+
+@control.delete("/requests")
+def clear_requests() -> Response:
+    return _json({"cleared": _state().clear_requests()})
+
+
+def _summary(state: SimState) -> dict[str, int]:
+    return {
+        "symbols": state.symbol_count,
+        "version": state.version,
+        "server_time": state.server_time_ms(),
+    }
+
+
+def _json_object() -> dict[str, Any]:
+    try:
+        body = orjson.loads(request.get_data(cache=False))
+    except orjson.JSONDecodeError as exc:
+        raise SimInputError(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise SimInputError("the request body must be a JSON object")
+    return body
+
+
+def _reject_unknown_keys(body: Mapping[str, Any], known: frozenset[str]) -> None:
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise SimInputError(f"unknown keys {unknown}; expected some of {sorted(known)}")
+
+
+def _parse_fault(body: Mapping[str, Any]) -> Fault:
+    _reject_unknown_keys(body, _FAULT_KEYS)
+    raw_kind = body.get("kind")
+    if not isinstance(raw_kind, str) or raw_kind not in set(FaultKind):
+        kinds = ", ".join(FaultKind)
+        raise SimInputError(f"kind must be one of {kinds}; got {raw_kind!r}")
+    kind = FaultKind(raw_kind)
+    endpoint = body.get("endpoint", EXCHANGE_INFO_PATH)
+    if not isinstance(endpoint, str):
+        raise SimInputError("endpoint must be a string")
+    count = _optional_integer(body, "count")
+    return Fault(
+        kind=kind,
+        endpoint=endpoint,
+        remaining=1 if count is None else count,
+        status=_optional_integer(body, "status"),
+    )
+
+
+def _optional_integer(body: Mapping[str, Any], key: str) -> int | None:
+    if key not in body:
+        return None
+    value = body[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SimInputError(f"{key} must be an integer; got {value!r}")
+    return value
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status=status, mimetype="application/json")
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def _bad_input(error: SimInputError) -> Response:
+    return _json({"error": str(error)}, status=400)
+
+
+def _unknown_symbol(error: UnknownSymbolError) -> Response:
+    return _json({"error": str(error)}, status=404)
+
+
+def _http_error(error: HTTPException) -> Response:
+    return _json({"error": error.description}, status=error.code or 500)

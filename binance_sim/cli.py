@@ -1,0 +1,90 @@
+"""The `binance_sim` command: a Binance look-alike on a local port until interrupted.
+
+It announces its URL as the only line on stdout so scripts (and tests) can start it with
+``--port 0`` and read where it landed. `exmeta sim` delegates here.
+"""
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from binance_sim.server import SimServer
+from binance_sim.state import SimState
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGINT or SIGTERM.
+
+    Returns 0 on a clean stop, 1 if it cannot listen, 2 if the fixture is unusable.
+    """
+    args = _parser().parse_args(argv)
+    try:
+        state = SimState.from_file(args.fixture)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        fixture = args.fixture or "the packaged fixture"
+        print(f"binance_sim: cannot load {fixture}: {reason}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        try:
+            server = SimServer(state, host=args.host, port=args.port, access_log=args.access_log)
+            server.start()
+        except (OSError, ValueError) as exc:
+            print(f"binance_sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return 1
+        try:
+            print(f"binance_sim listening on {server.url}", flush=True)
+            stop.wait()
+        finally:
+            server.stop()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="binance_sim",
+        description="Serve Binance's exchangeInfo, time and ping from a fixture, "
+        "with a control API under /_sim/.",
+    )
+    parser.add_argument(
+        "--fixture",
+        metavar="PATH",
+        help="an exchangeInfo JSON file to serve (default: 12 packaged real symbols)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="port to bind; 0 picks a free one (default: 0)"
+    )
+    parser.add_argument(
+        "--access-log", action="store_true", help="log one line per request (off: it is noisy)"
+    )
+    return parser
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into ``stop.set()`` for the duration, then restore the handlers.
+
+    Handling SIGINT ourselves, instead of letting KeyboardInterrupt unwind the stack, is what
+    makes Ctrl-C a clean exit without a traceback. The handlers go in before the server
+    starts, so no signal can slip through between the two.
+    """
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
