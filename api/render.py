@@ -60,12 +60,10 @@ def _typed(value: Any) -> Any:
 
 
 def filter_rules(version: Version) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        name: _typed(value) for name, value in version.fields.items() if value is not None
-    }
+    out: dict[str, Any] = {name: _typed(value) for name, value in version.fields.items()}
     out["valid_from"] = _instant(version.valid_from)
     out["valid_to"] = _instant(version.valid_to)
-    out["raw"] = version.raw
+    out["raw"] = orjson.Fragment(version.raw_json)
     return out
 
 
@@ -74,7 +72,7 @@ def symbol_rules(rules: SymbolRules) -> dict[str, Any]:
     out["filters"] = {ftype: filter_rules(v) for ftype, v in sorted(rules.filters.items())}
     out["valid_from"] = _instant(rules.valid_from)
     out["valid_to"] = _instant(rules.valid_to)
-    out["raw"] = rules.symbol.raw
+    out["raw"] = orjson.Fragment(rules.symbol.raw_json)
     return out
 
 

@@ -72,6 +72,7 @@ def list_symbols(query: SymbolsQuery) -> Response:
             status=query.status,
             base_asset=query.base_asset,
             quote_asset=query.quote_asset,
+            decimals_as_text=True,
         )
     return render.json_response(render.symbol_list(rules, at, found))
 
@@ -91,7 +92,7 @@ def get_symbol(path: SymbolPath, query: AsOfQuery) -> Response:
     now = state.clock()
     at = query.as_of or now
     with state.reading() as conn:
-        rules = history.symbol_as_of(conn, path.symbol, at)
+        rules = history.symbol_as_of(conn, path.symbol, at, decimals_as_text=True)
         found = state.evidence(conn, at, now)
     if rules is None:
         if found.observed_before is None:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, text
 
 from core.bodies import restore_server_time
@@ -37,7 +38,7 @@ _FILTER_COLUMNS = (
     " bid_multiplier_up, bid_multiplier_down, ask_multiplier_up, ask_multiplier_down,"
     " max_position, parts_limit, max_num_orders, max_num_algo_orders, max_num_iceberg_orders"
 )
-_VERSION_COLUMNS = "valid_from, valid_to, opened_by, closed_by, raw"
+_VERSION_COLUMNS = "valid_from, valid_to, opened_by, closed_by, raw::text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,15 @@ class Version:
     valid_from: datetime
     valid_to: datetime | None
     opened_by: int
-    raw: dict[str, Any]
+    closed_by: int | None
+    # The source object as JSON text: answers embed it as it is, without a decode and a
+    # re-encode of ~20,000 objects per whole-exchange answer.
+    raw_json: str
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = orjson.loads(self.raw_json)
+        return parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +97,28 @@ class HistoryEntry:
     changes: list[FieldChange] = field(default_factory=list)
 
 
-def _version(row: Any, typed: Sequence[str]) -> Version:
-    return Version(
-        fields={name: row[name] for name in typed},
-        valid_from=row["valid_from"],
-        valid_to=row["valid_to"],
-        opened_by=row["opened_by"],
-        raw=row["raw"],
-    )
+def _version(row: Sequence[Any], typed: Sequence[str], offset: int = 0) -> Version:
+    """A version from a row laid out as [offset key columns] typed columns, version columns."""
+    n = offset + len(typed)
+    return Version(dict(zip(typed, row[offset:n], strict=True)), *row[n : n + 5])
+
+
+def _filter_version(row: Sequence[Any]) -> Version:
+    """A filter version with only the typed fields its filter type has (no NULL columns)."""
+    n = 2 + len(FILTER_FIELDS)
+    fields = {k: v for k, v in zip(FILTER_FIELDS, row[2:n], strict=True) if v is not None}
+    return Version(fields, *row[n : n + 5])
+
+
+def _filter_columns(decimals_as_text: bool) -> str:
+    """The typed filter columns; numerics as PostgreSQL's exact text if asked.
+
+    PostgreSQL renders a numeric exactly as stored ("0.00000100", never an exponent), so an
+    API that answers in text skips a Decimal per value both ways.
+    """
+    if not decimals_as_text:
+        return _FILTER_COLUMNS
+    return ", ".join(f"{c}::text" if c in _DECIMAL_FILTER_FIELDS else c for c in FILTER_FIELDS)
 
 
 def _names(columns: str) -> list[str]:
@@ -104,6 +127,15 @@ def _names(columns: str) -> list[str]:
 
 SYMBOL_FIELDS = _names(_SYMBOL_COLUMNS)
 FILTER_FIELDS = _names(_FILTER_COLUMNS)
+_DECIMAL_FILTER_FIELDS = frozenset(FILTER_FIELDS) - {
+    "apply_min_to_market",
+    "apply_max_to_market",
+    "avg_price_mins",
+    "parts_limit",
+    "max_num_orders",
+    "max_num_algo_orders",
+    "max_num_iceberg_orders",
+}
 
 
 def evidence(
@@ -127,40 +159,50 @@ def evidence(
     return Evidence(before, after, True, gap_from=before, gap_to=after)
 
 
-def _symbol_rows(conn: Connection, where: str, params: dict[str, Any]) -> list[Any]:
-    return list(
-        conn.execute(
-            text(
-                f"SELECT {_SYMBOL_COLUMNS}, {_VERSION_COLUMNS} FROM symbol_versions WHERE {where}"
-            ),
-            params,
-        ).mappings()
+def _fetch(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows as plain tuples from the driver, in ``conn``'s transaction.
+
+    The bulk readers skip SQLAlchemy's result layer: a whole-exchange answer is ~25,000
+    rows, and per-row ``Row`` handling cost more than the query itself.
+    """
+    compiled = text(sql).compile(dialect=conn.dialect)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor:
+        cursor.execute(compiled.string, params)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
+
+
+def _symbol_rows(conn: Connection, where: str, params: dict[str, Any]) -> list[Version]:
+    sql = f"SELECT {_SYMBOL_COLUMNS}, {_VERSION_COLUMNS} FROM symbol_versions WHERE {where}"
+    return [_version(r, SYMBOL_FIELDS) for r in _fetch(conn, sql, params)]
+
+
+def _filter_rows(
+    conn: Connection, where: str, params: dict[str, Any], *, decimals_as_text: bool = False
+) -> list[tuple[str, str, Version]]:
+    """(symbol, filter type, version) of every filter version matching ``where``."""
+    sql = (
+        f"SELECT symbol, filter_type, {_filter_columns(decimals_as_text)}, {_VERSION_COLUMNS}"
+        f" FROM symbol_filter_versions WHERE {where}"
     )
+    return [(r[0], r[1], _filter_version(r)) for r in _fetch(conn, sql, params)]
 
 
-def _filter_rows(conn: Connection, where: str, params: dict[str, Any]) -> list[Any]:
-    return list(
-        conn.execute(
-            text(
-                f"SELECT symbol, filter_type, {_FILTER_COLUMNS}, {_VERSION_COLUMNS}"
-                f" FROM symbol_filter_versions WHERE {where}"
-            ),
-            params,
-        ).mappings()
-    )
+def symbol_as_of(
+    conn: Connection, symbol: str, at: datetime, *, decimals_as_text: bool = False
+) -> SymbolRules | None:
+    """The symbol's rules in force at ``at``, or None if it was not listed then.
 
-
-def symbol_as_of(conn: Connection, symbol: str, at: datetime) -> SymbolRules | None:
-    """The symbol's rules in force at ``at``, or None if it was not listed then."""
+    Filter fields are Decimal, or exact text with ``decimals_as_text``.
+    """
     where = "symbol = :sym AND tstzrange(valid_from, valid_to) @> CAST(:t AS timestamptz)"
-    rows = _symbol_rows(conn, where, {"sym": symbol, "t": at})
-    if not rows:
+    versions = _symbol_rows(conn, where, {"sym": symbol, "t": at})
+    if not versions:
         return None
-    filters = {
-        r["filter_type"]: _version(r, FILTER_FIELDS)
-        for r in _filter_rows(conn, where, {"sym": symbol, "t": at})
-    }
-    return SymbolRules(_version(rows[0], SYMBOL_FIELDS), filters)
+    found = _filter_rows(conn, where, {"sym": symbol, "t": at}, decimals_as_text=decimals_as_text)
+    filters = {ftype: v for _, ftype, v in found}
+    return SymbolRules(versions[0], filters)
 
 
 def symbols_as_of(
@@ -170,6 +212,7 @@ def symbols_as_of(
     status: str | None = None,
     base_asset: str | None = None,
     quote_asset: str | None = None,
+    decimals_as_text: bool = False,
 ) -> list[SymbolRules]:
     """Every symbol in force at ``at`` (None: the current versions), sorted by name."""
     when = (
@@ -194,10 +237,12 @@ def symbols_as_of(
     filter_where = when
     if len(where) > 1:
         filter_where += " AND symbol = ANY(:names)"
-        params["names"] = [r["symbol"] for r in symbols]
-    for r in _filter_rows(conn, filter_where, params):
-        filters[r["symbol"]][r["filter_type"]] = _version(r, FILTER_FIELDS)
-    return [SymbolRules(_version(r, SYMBOL_FIELDS), filters[r["symbol"]]) for r in symbols]
+        params["names"] = [v.fields["symbol"] for v in symbols]
+    for name, ftype, version in _filter_rows(
+        conn, filter_where, params, decimals_as_text=decimals_as_text
+    ):
+        filters[name][ftype] = version
+    return [SymbolRules(v, filters[v.fields["symbol"]]) for v in symbols]
 
 
 def symbol_history(
@@ -210,30 +255,27 @@ def symbol_history(
     ``listed=False`` whose changes remove every field.
     """
     params = {"sym": symbol}
-    parts: list[tuple[str, Any]] = [
-        ("symbol", r) for r in _symbol_rows(conn, "symbol = :sym", params)
-    ]
-    parts += [(r["filter_type"], r) for r in _filter_rows(conn, "symbol = :sym", params)]
-    openers: dict[datetime, int] = {}
-    for _, r in parts:
-        openers.setdefault(r["valid_from"], r["opened_by"])
-        if r["valid_to"] is not None:
-            openers.setdefault(r["valid_to"], r["closed_by"])
+    parts = [("symbol", v, v.raw) for v in _symbol_rows(conn, "symbol = :sym", params)]
+    parts += [(ftype, v, v.raw) for _, ftype, v in _filter_rows(conn, "symbol = :sym", params)]
+    openers: dict[datetime, int | None] = {}
+    for _, v, _raw in parts:
+        openers.setdefault(v.valid_from, v.opened_by)
+        if v.valid_to is not None:
+            openers.setdefault(v.valid_to, v.closed_by)
 
     entries: list[HistoryEntry] = []
     previous: dict[str, Any] = {}
     for instant in sorted(openers):
         state = {
-            name: r["raw"]
-            for name, r in parts
-            if r["valid_from"] <= instant and (r["valid_to"] is None or instant < r["valid_to"])
+            name: raw
+            for name, v, raw in parts
+            if v.valid_from <= instant and (v.valid_to is None or instant < v.valid_to)
         }
         changes = _rules_diff(previous, state)
         previous = state
         if changes:
-            entries.append(
-                HistoryEntry(instant, None, openers[instant], "symbol" in state, changes)
-            )
+            opener = openers[instant] or 0
+            entries.append(HistoryEntry(instant, None, opener, "symbol" in state, changes))
     for i in range(len(entries) - 1):
         entries[i] = replace(entries[i], valid_to=entries[i + 1].valid_from)
     return [
@@ -265,7 +307,7 @@ def rate_limits_as_of(conn: Connection, at: datetime | None) -> list[Version]:
             f" FROM rate_limit_versions WHERE {when} ORDER BY rate_limit_type, interval, interval_num"
         ),
         {"t": at},
-    ).mappings()
+    ).all()
     return [
         _version(r, ("rate_limit_type", "interval", "interval_num", "limit_value")) for r in rows
     ]
