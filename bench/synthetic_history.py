@@ -183,6 +183,7 @@ def load(
     dbapi = engine.raw_connection()
     try:
         with dbapi.cursor() as cur:  # type: ignore[attr-defined]
+            cur.execute("SET statement_timeout = 0")  # a bulk load is one long statement
             with cur.copy(
                 "COPY observations (id, stream, replica_id, observed_at, requested_at, duration_ms, outcome)"
                 " FROM STDIN"
