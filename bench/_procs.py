@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -51,16 +51,30 @@ def exmeta_env(database_url: str, **settings: object) -> dict[str, str]:
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Let SIGTERM unwind the stack like Ctrl-C, so every ``finally`` cleans up."""
+    """Let SIGTERM and SIGINT unwind the stack like Ctrl-C, so every ``finally`` cleans up.
+
+    SIGINT is set explicitly: a shell starting the benchmark in the background without job
+    control hands it down ignored.
+    """
 
     def interrupt(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run(main: Callable[[], None]) -> None:
+    """Run a benchmark's ``main``; an interruption is one line, after everything is cleaned up."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("bench: interrupted; children stopped, database dropped", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 class Children:

@@ -41,6 +41,7 @@ from bench._procs import (
     exmeta_env,
     free_port,
     request,
+    run,
     sigterm_as_interrupt,
     wait_http,
 )
@@ -214,12 +215,12 @@ def main() -> None:
         for round_no in range(args.rounds):
             order = list(targets) if round_no % 2 == 0 else list(reversed(targets))
             for name in order:
-                run = wrk(targets[name], args.connections, args.seconds, script)
-                runs[name].append(run)
+                result = wrk(targets[name], args.connections, args.seconds, script)
+                runs[name].append(result)
                 print(
-                    f"  round {round_no + 1} {name:<16} {run.requests_per_second:8.0f} req/s"
-                    f"  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms"
-                    f"  max {run.max_ms:6.1f} ms  socket errors {run.socket_errors}"
+                    f"  round {round_no + 1} {name:<16} {result.requests_per_second:8.0f} req/s"
+                    f"  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms"
+                    f"  max {result.max_ms:6.1f} ms  socket errors {result.socket_errors}"
                 )
             children.check()
 
@@ -257,4 +258,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

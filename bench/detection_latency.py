@@ -38,6 +38,7 @@ from bench._procs import (
     exmeta_env,
     free_port,
     request,
+    run,
     sigterm_as_interrupt,
     start_sim,
     wait_http,
@@ -163,4 +164,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

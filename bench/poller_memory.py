@@ -27,7 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import text
 
 from bench._db import bench_engine, fixture
-from bench._procs import BenchError, Children, exmeta_env, request, sigterm_as_interrupt, start_sim
+from bench._procs import (
+    BenchError,
+    Children,
+    exmeta_env,
+    request,
+    run,
+    sigterm_as_interrupt,
+    start_sim,
+)
 
 SNAPSHOT = "2023-09-08_2292.json"
 TARGET_MB = 150.0
@@ -140,4 +148,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
