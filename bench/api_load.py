@@ -1,0 +1,261 @@
+"""P6: one symbol as of an instant, through `exmeta serve`, under 100 concurrent connections.
+
+A throwaway database gets an hour of real history (the 2023-09-08 snapshot, 2,292
+symbols, polled every 10 s, with BTCUSDT and ETHUSDT changing five times); `exmeta serve`
+runs on it with the production settings (gunicorn gthread, [api] workers = 2, threads = 8
+by default); wrk then holds 100 keep-alive connections against `/healthz` (the baseline:
+no database) and against `/v1/symbols/BTCUSDT?as_of=<inside the history>` (a version that
+is no longer current), alternating which goes first in each round. Figures are medians
+over the rounds.
+
+Needs wrk (`apt-get install wrk`). Why not a Python load generator: on this 2-core machine
+the client shares the CPU with the server, and a Python client spends more CPU per
+request than the server's own Flask handler, most of all for /healthz, which would cap
+the baseline and flatter the ratio. wrk runs one epoll thread in C; its CPU share is
+measured and printed.
+
+    python bench/api_load.py [--seconds 10] [--rounds 3] [--connections 100] [--threads 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._db import bench_engine, fixture
+from bench._procs import (
+    BenchError,
+    Children,
+    exmeta_env,
+    free_port,
+    request,
+    run,
+    sigterm_as_interrupt,
+    wait_http,
+)
+from core.bodies import blank_server_time
+from core.ingest import Fetched, StreamWriter
+from core.timeparse import format_instant
+from poller.parse import parse_exchange_info
+
+SNAPSHOT = "2023-09-08_2292.json"
+SYMBOL = "BTCUSDT"
+HISTORY_START = datetime(2023, 9, 8, tzinfo=UTC)
+POLL_EVERY = timedelta(seconds=10)
+POLLS = 360  # one hour
+AS_OF = HISTORY_START + timedelta(minutes=25)  # BTCUSDT in BREAK, tick size changed: not current
+P99_TARGET_MS = 20.0
+RATIO_TARGET = 0.60
+
+# wrk's own summary, as one JSON line: its default text rounds and mixes units.
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK {"requests": %d, "duration_us": %d, "p50_us": %.0f, "p99_us": %.0f, "max_us": %.0f, '
+    .. '"socket_errors": %d, "non_2xx": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+def _with_changes(document: dict[str, Any], minute: int) -> dict[str, Any]:
+    """The snapshot as it stood ``minute`` minutes into the history: a few real-looking edits."""
+    changed = json.loads(json.dumps(document))
+    by_name = {s["symbol"]: s for s in changed["symbols"]}
+    btc, eth = by_name[SYMBOL], by_name["ETHUSDT"]
+    if minute >= 10:
+        _set_filter(btc, "PRICE_FILTER", tickSize="0.10000000")
+    if 20 <= minute < 30:
+        btc["status"] = "BREAK"
+    if minute >= 40:
+        _set_filter(btc, "LOT_SIZE", minQty="0.00010000")
+    if minute >= 50:
+        eth["status"] = "HALT"
+    if minute >= 20:
+        _set_filter(eth, "PRICE_FILTER", tickSize="0.10000000")
+    return changed
+
+
+def _set_filter(symbol: dict[str, Any], filter_type: str, **values: str) -> None:
+    for f in symbol["filters"]:
+        if f["filterType"] == filter_type:
+            f.update(values)
+
+
+def load_history(writer: StreamWriter, raw: bytes) -> int:
+    """Record POLLS polls of the snapshot, each minute's edits applied; the changes seen."""
+    document = json.loads(raw)
+    bodies: dict[int, bytes] = {}
+    changes = 0
+    for poll in range(POLLS):
+        at = HISTORY_START + poll * POLL_EVERY
+        minute = (poll * POLL_EVERY) // timedelta(minutes=10) * 10
+        if minute not in bodies:
+            bodies[minute] = blank_server_time(
+                json.dumps(_with_changes(document, minute)).encode()
+            )[0]
+        fetched = Fetched("exchange_info", "bench", at, 0, 200, 20, bodies[minute], at)
+        changes += writer.record(fetched, parse_exchange_info).outcome == "changed"
+    return changes
+
+
+@dataclass(frozen=True)
+class Run:
+    target: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    socket_errors: int
+    client_cpu: float  # wrk's CPU seconds per wall second
+
+
+def wrk(url: str, connections: int, seconds: float, script: Path) -> Run:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRK ")), None)
+    if result.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed on {url}: {(result.stderr or result.stdout).strip()[-300:]}")
+    report = json.loads(line[4:])
+    if report["non_2xx"]:
+        raise BenchError(f"{url} answered {report['non_2xx']} requests with non-2xx statuses")
+    duration = report["duration_us"] / 1e6
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Run(
+        target=url,
+        requests_per_second=report["requests"] / duration,
+        p50_ms=report["p50_us"] / 1000,
+        p99_ms=report["p99_us"] / 1000,
+        max_ms=report["max_us"] / 1000,
+        socket_errors=report["socket_errors"],
+        client_cpu=cpu / duration,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10, help="length of each run (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of both targets (default 3)")
+    parser.add_argument("--connections", type=int, default=100, help="concurrent connections")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (production: 2)")
+    parser.add_argument(
+        "--threads", type=int, default=8, help="threads per worker (production default: 8)"
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise BenchError("needs wrk on PATH (Debian: apt-get install wrk)")
+    raw = fixture(SNAPSHOT).read_bytes()
+
+    with (
+        sigterm_as_interrupt(),
+        tempfile.TemporaryDirectory(prefix="exmeta-bench-api-") as tmp,
+        bench_engine() as engine,
+        Children(Path(tmp)) as children,
+    ):
+        print(f"loading history: {SNAPSHOT}, {POLLS} polls every {POLL_EVERY.seconds} s ...")
+        changes = load_history(StreamWriter(engine, "exchange_info"), raw)
+        port = free_port()
+        env = exmeta_env(
+            engine.url.render_as_string(hide_password=False),
+            api__port=port,
+            api__workers=args.workers,
+            api__threads=args.threads,
+            log__level="WARNING",
+        )
+        children.exmeta("serve", ["serve"], env)
+        base = f"http://127.0.0.1:{port}"
+        wait_http(children, f"{base}/healthz")
+        targets = {
+            "/healthz": f"{base}/healthz",
+            f"{SYMBOL} as_of": f"{base}/v1/symbols/{SYMBOL}?as_of={format_instant(AS_OF)}",
+        }
+        status, answer = request("GET", targets[f"{SYMBOL} as_of"])
+        if status != 200 or answer.get("status") != "BREAK":
+            raise BenchError(f"unexpected as_of answer ({status}): {str(answer)[:200]}")
+
+        script = Path(tmp) / "report.lua"
+        script.write_text(WRK_REPORT)
+        for url in targets.values():  # warm-up: connections, pools, caches; not counted
+            wrk(url, args.connections, 2, script)
+        # Context for the p99: with a closed loop of N connections, latency is N / throughput
+        # (Little's law), so the service time of one request alone is printed too.
+        alone = {name: wrk(url, 1, 3, script) for name, url in targets.items()}
+        runs: dict[str, list[Run]] = {name: [] for name in targets}
+        for round_no in range(args.rounds):
+            order = list(targets) if round_no % 2 == 0 else list(reversed(targets))
+            for name in order:
+                result = wrk(targets[name], args.connections, args.seconds, script)
+                runs[name].append(result)
+                print(
+                    f"  round {round_no + 1} {name:<16} {result.requests_per_second:8.0f} req/s"
+                    f"  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms"
+                    f"  max {result.max_ms:6.1f} ms  socket errors {result.socket_errors}"
+                )
+            children.check()
+
+    def med(name: str, field: str) -> float:
+        return statistics.median(getattr(r, field) for r in runs[name])
+
+    healthz, as_of = targets
+    ratio = med(as_of, "requests_per_second") / med(healthz, "requests_per_second")
+    p99 = med(as_of, "p99_ms")
+    client_cpu = statistics.median(r.client_cpu for rs in runs.values() for r in rs)
+    print()
+    print(
+        f"P6 API under load: {args.connections} connections, {args.seconds:g} s per run, "
+        f"{args.rounds} rounds (order alternates), medians"
+    )
+    print(
+        f"server: exmeta serve, {args.workers} workers x {args.threads} threads (gthread), "
+        f"throwaway PostgreSQL; history {SNAPSHOT}, {POLLS} polls, {changes} changes; "
+        f"as_of={format_instant(AS_OF)} (a non-current version)"
+    )
+    print(
+        f"note: server, PostgreSQL and the load generator share this machine's CPUs; wrk -t1 "
+        f"used {client_cpu:.0%} of one core (median)"
+    )
+    print(f"{'':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}   alone: p50 ms  p99 ms")
+    for name in targets:
+        print(
+            f"{name:<18} {med(name, 'requests_per_second'):8.0f} {med(name, 'p50_ms'):8.1f}"
+            f" {med(name, 'p99_ms'):8.1f}   {alone[name].p50_ms:13.1f} {alone[name].p99_ms:7.1f}"
+        )
+    verdict = "meets" if ratio >= RATIO_TARGET else "misses"
+    print(f"throughput as_of / healthz  {ratio:5.2f}   target >= {RATIO_TARGET:.2f}: {verdict}")
+    verdict = "meets" if p99 <= P99_TARGET_MS else "misses"
+    print(f"as_of p99                   {p99:5.1f} ms   target <= {P99_TARGET_MS:g} ms: {verdict}")
+
+
+if __name__ == "__main__":
+    run(main)
