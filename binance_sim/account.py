@@ -16,6 +16,7 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import resources
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote
@@ -172,7 +173,7 @@ class AccountState:
         account.setdefault("updateTime", server_time_ms)
         if omit_zero_balances:
             account["balances"] = [
-                b for b in account["balances"] if float(b["free"]) or float(b["locked"])
+                b for b in account["balances"] if Decimal(b["free"]) or Decimal(b["locked"])
             ]
         return account
 
@@ -206,7 +207,7 @@ class AccountState:
 
     def put_commission(self, symbol: str, commission: Mapping[str, Any]) -> None:
         with self._lock:
-            self._commissions[symbol] = {**orjson.loads(orjson.dumps(dict(commission)))}
+            self._commissions[symbol] = orjson.loads(orjson.dumps(dict(commission)))
 
     def restrictions(self, key: ApiKey) -> JSONObject:
         with self._lock:

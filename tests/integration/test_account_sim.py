@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -13,8 +14,9 @@ from binance_sim.server import SimServer
 from core import history
 from core.config import Settings, replace_section
 from core.ingest import StreamWriter
-from poller.account_jobs import system_status_job
+from poller.account_jobs import signed_jobs, system_status_job
 from poller.binance import BinanceClient
+from poller.signed import ServerClock
 from tests.signed_sim import (
     ED25519_VECTORS,
     control,
@@ -215,3 +217,50 @@ def test_ed25519_key_signs_the_account_poll(engine: Engine, sim: SimServer, tmp_
     assert jobs_by_stream(settings, engine)["account"].run().outcome == "changed"
     signature = query_value(logged_requests(sim, "/api/v3/account")[-1], "signature")
     assert len(signature) == 88  # 64 bytes, base64: an Ed25519 signature, not an HMAC
+
+
+def test_the_clock_offset_is_measured_again_once_due(sim: SimServer) -> None:
+    ticks = [0.0]
+    settings = replace_section(Settings(), "binance", base_url=sim.url)
+    clock = ServerClock(BinanceClient(settings.binance), 60, monotonic=lambda: ticks[0])
+    control(sim, "PUT", "/clock", {"offset_ms": 7000})
+    clock.now_ms()
+    assert abs(clock.offset_ms - 7000) < 500
+    control(sim, "PUT", "/clock", {"offset_ms": -2000})
+    clock.now_ms()
+    assert abs(clock.offset_ms - 7000) < 500  # not due yet: no request
+    ticks[0] = 61.0
+    clock.now_ms()
+    assert abs(clock.offset_ms + 2000) < 500
+    assert len(logged_requests(sim, "/api/v3/time")) == 2
+
+
+def test_a_failed_commission_call_fails_the_observation_and_closes_nothing(
+    engine: Engine, sim: SimServer
+) -> None:
+    register_key(sim)
+    job = jobs_by_stream(sim_settings(sim, commission_symbols=("BTCUSDT", "ETHBTC")), engine)[
+        "account_commission"
+    ]
+    assert job.run().opened == {"commission_versions": 2}
+    fault = {"kind": "status", "status": 503, "endpoint": "/api/v3/account/commission"}
+    control(sim, "POST", "/faults", fault)
+    failed = job.run()
+    assert (failed.outcome, failed.closed) == ("error", {})
+    with engine.connect() as conn:
+        assert history.commission_as_of(conn, "BTCUSDT", None) is not None
+
+
+def test_without_a_key_the_signed_streams_are_off_with_one_log_line(
+    engine: Engine, sim: SimServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = replace_section(Settings(), "binance", base_url=sim.url)
+    with caplog.at_level(logging.INFO, logger="poller"):
+        jobs = signed_jobs(settings, engine, BinanceClient(settings.binance), "test")
+    assert jobs == []
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "account and delistings streams are off: no API key configured"
+        " (set EXMETA_BINANCE__API_KEY and EXMETA_BINANCE__API_SECRET)"
+    ]
+    assert logged_requests(sim) == []  # not even the key check
