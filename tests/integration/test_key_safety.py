@@ -141,3 +141,23 @@ def test_exmeta_poll_exits_non_zero_with_one_clear_line_for_a_key_that_can_withd
     assert "allow_unsafe_key" in last
     assert API_SECRET not in result.stderr
     assert API_KEY not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "message"),
+    [
+        ("PUT", "/system-status", {"status": 2, "msg": "x"}, '"status": 0 | 1'),
+        ("PUT", "/clock", {"offset_ms": "3s"}, "offset_ms must be an integer"),
+        ("PUT", "/delist-schedule", {"schedule": [{"symbols": []}]}, "delistTime"),
+        ("PATCH", "/keys/nobody/restrictions", {"enableWithdrawals": True}, "unknown API key"),
+        ("PUT", f"/keys/{API_KEY}", {}, "exactly one of"),
+        ("PATCH", "/account", {"fields": {"balances": []}}, "set balances with 'balances'"),
+        ("PATCH", "/account", {"balances": {"BTC": {"free": 1}}}, "{free, locked} strings"),
+    ],
+)
+def test_the_sim_control_api_refuses_bad_input_with_a_reason(
+    sim: SimServer, method: str, path: str, body: object, message: str
+) -> None:
+    response = requests.request(method, f"{sim.url}/_sim{path}", json=body, timeout=5)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
