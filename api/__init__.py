@@ -10,6 +10,7 @@ from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
 from sqlalchemy import Engine
 
+from api.account import account_v1
 from api.auth import BEARER_SCHEME
 from api.docs import register_docs
 from api.errors import VALIDATION_STATUS, register_error_handlers, validation_error_response
@@ -53,6 +54,7 @@ def create_app(
     )
     app.extensions[EXTENSION] = AppState(settings, engine, clock or _utc_now, tuple(streams))
     app.register_api(v1)
+    app.register_api(account_v1)
     app.register_api(probes)
     register_docs(app)
     register_error_handlers(app)

@@ -33,7 +33,12 @@ def require_token(view: Callable[P, R]) -> Callable[P, R]:
     def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
         expected = app_state().settings.api.token
         if not expected:
-            raise ApiError(403, "forbidden", "account routes are disabled: set [api] token")
+            raise ApiError(
+                403,
+                "forbidden",
+                "account routes are disabled: set a bearer token in EXMETA_API__TOKEN"
+                " ([api] token) and restart the API",
+            )
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         # compare_digest on bytes: its str form refuses non-ASCII, which a caller may send.
         if scheme.lower() != "bearer" or not hmac.compare_digest(

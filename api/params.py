@@ -112,3 +112,7 @@ class SymbolPath(Params):
     symbol: str = Field(
         min_length=1, max_length=MAX_SYMBOL, json_schema_extra={"example": "BTCUSDT"}
     )
+
+
+class BalancesQuery(AsOfQuery):
+    asset: Text | None = Field(None, description="only this asset, e.g. BTC")

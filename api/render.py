@@ -160,3 +160,35 @@ def observation_log(
             for g in gaps
         ],
     }
+
+
+def _field(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return decimal_text(value)
+    if isinstance(value, datetime):
+        return _instant(value)
+    return value
+
+
+def version(v: Version, *, raw: bool = True) -> dict[str, Any]:
+    """A version's typed fields (decimals as text, instants RFC 3339) with its range."""
+    out: dict[str, Any] = {name: _field(value) for name, value in v.fields.items()}
+    out["valid_from"] = _instant(v.valid_from)
+    out["valid_to"] = _instant(v.valid_to)
+    if raw:
+        out["raw"] = orjson.Fragment(v.raw_json)
+    return out
+
+
+def version_as_of(v: Version, at: datetime, found: Evidence) -> dict[str, Any]:
+    return {**version(v), "as_of": format_instant(at), "evidence": evidence(found)}
+
+
+def versions_as_of(
+    name: str, versions: Iterable[Version], at: datetime, found: Evidence
+) -> dict[str, Any]:
+    return {
+        "as_of": format_instant(at),
+        "evidence": evidence(found),
+        name: [version(v, raw=False) for v in versions],
+    }

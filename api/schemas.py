@@ -216,3 +216,96 @@ EXCHANGE_INFO_RESPONSE: dict[str, Any] = {
         "X-Exmeta-Observed-At": {"schema": {"type": "string", "format": "date-time"}},
     },
 }
+
+
+class AccountAsOf(Model):
+    """The account's commissions, permissions and flags in force at as_of."""
+
+    uid: int | None
+    account_type: str | None
+    maker_commission: int | None = Field(description="legacy rate in basis points")
+    taker_commission: int | None
+    buyer_commission: int | None
+    seller_commission: int | None
+    commission_rate_maker: DecimalText | None = Field(description="commissionRates.maker")
+    commission_rate_taker: DecimalText | None
+    commission_rate_buyer: DecimalText | None
+    commission_rate_seller: DecimalText | None
+    can_trade: bool | None
+    can_withdraw: bool | None
+    can_deposit: bool | None
+    brokered: bool | None
+    require_self_trade_prevention: bool | None
+    prevent_sor: bool | None
+    permissions: list[str] | None
+    valid_from: Instant
+    valid_to: Instant | None
+    raw: dict[str, Any] = Field(description="the account object without balances, updateTime")
+    as_of: Instant
+    evidence: Evidence
+
+
+class Balance(Model):
+    asset: str
+    free: DecimalText
+    locked: DecimalText
+    valid_from: Instant
+    valid_to: Instant | None
+
+
+class BalancesAsOf(Model):
+    """Non-zero balances at as_of; an asset not listed held zero."""
+
+    as_of: Instant
+    evidence: Evidence
+    balances: list[Balance]
+
+
+class CommissionAsOf(Model):
+    """GET /api/v3/account/commission for one symbol, as in force at as_of."""
+
+    symbol: str
+    standard_maker: DecimalText | None
+    standard_taker: DecimalText | None
+    standard_buyer: DecimalText | None
+    standard_seller: DecimalText | None
+    special_maker: DecimalText | None
+    special_taker: DecimalText | None
+    special_buyer: DecimalText | None
+    special_seller: DecimalText | None
+    tax_maker: DecimalText | None
+    tax_taker: DecimalText | None
+    tax_buyer: DecimalText | None
+    tax_seller: DecimalText | None
+    discount_enabled_for_account: bool | None
+    discount_enabled_for_symbol: bool | None
+    discount_asset: str | None
+    discount: DecimalText | None
+    valid_from: Instant
+    valid_to: Instant | None
+    raw: dict[str, Any]
+    as_of: Instant
+    evidence: Evidence
+
+
+class SystemStatusAsOf(Model):
+    status: int = Field(description="0 normal, 1 system maintenance")
+    message: str | None
+    valid_from: Instant
+    valid_to: Instant | None
+    raw: dict[str, Any]
+    as_of: Instant
+    evidence: Evidence
+
+
+class Delisting(Model):
+    symbol: str
+    delist_time: Instant = Field(description="when the delisting takes effect (B)")
+    valid_from: Instant = Field(description="when this announcement was first observed (A)")
+    valid_to: Instant | None = Field(description="when it left the schedule; null: still there")
+
+
+class DelistingsAsOf(Model):
+    as_of: Instant
+    evidence: Evidence
+    delistings: list[Delisting]

@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="binance_sim",
-        description="Serve Binance's exchangeInfo, time and ping from a fixture, "
+        description="Serve Binance's exchangeInfo, time, ping, the signed account endpoints, "
+        "system status and delist schedule from fixtures, "
         "with a control API under /_sim/.",
     )
     parser.add_argument(

@@ -24,7 +24,14 @@ from typing import Any, Final, TypeAlias
 
 import orjson
 
+from binance_sim.account import AccountState
+
 EXCHANGE_INFO_PATH: Final = "/api/v3/exchangeInfo"
+ACCOUNT_PATH: Final = "/api/v3/account"
+COMMISSION_PATH: Final = "/api/v3/account/commission"
+API_RESTRICTIONS_PATH: Final = "/sapi/v1/account/apiRestrictions"
+SYSTEM_STATUS_PATH: Final = "/sapi/v1/system/status"
+DELIST_SCHEDULE_PATH: Final = "/sapi/v1/spot/delist-schedule"
 ANY_ENDPOINT: Final = "*"
 
 # Request weights of the endpoints the sim serves (binance-api-notes.md §2).
@@ -32,6 +39,11 @@ ENDPOINT_WEIGHTS: Final[Mapping[str, int]] = {
     EXCHANGE_INFO_PATH: 20,
     "/api/v3/time": 1,
     "/api/v3/ping": 1,
+    ACCOUNT_PATH: 20,
+    COMMISSION_PATH: 20,
+    API_RESTRICTIONS_PATH: 1,
+    SYSTEM_STATUS_PATH: 1,
+    DELIST_SCHEDULE_PATH: 100,
 }
 
 # Binance emits these first, in this order; clients may (wrongly) rely on it.
@@ -161,6 +173,8 @@ class SimState:
         self._weight_window = -1
         self._weight_used = 0
         self._requests: deque[RequestRecord] = deque(maxlen=request_log_size)
+        self._clock_offset_ms = 0
+        self.account = AccountState()
 
     @classmethod
     def from_file(
@@ -181,8 +195,19 @@ class SimState:
         return self._clock()
 
     def server_time_ms(self) -> int:
-        """The sim's clock as Binance reports it: integer milliseconds since the epoch."""
-        return int(self._clock() * 1000)
+        """The sim's clock as Binance reports it: integer milliseconds since the epoch.
+
+        It runs ``clock_offset_ms`` ahead of the host's clock, so that tests can put
+        "Binance" out of step with the poller and watch it resynchronise.
+        """
+        return int(self._clock() * 1000) + self._clock_offset_ms
+
+    @property
+    def clock_offset_ms(self) -> int:
+        return self._clock_offset_ms
+
+    def set_clock_offset_ms(self, offset_ms: int) -> None:
+        self._clock_offset_ms = offset_ms
 
     # -- the document ----------------------------------------------------------------------
 

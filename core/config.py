@@ -64,6 +64,17 @@ class BinanceSettings:
     api_secret: Secret = field(default_factory=lambda: Secret(""))
     connect_timeout_seconds: float = 3.05
     timeout_seconds: float = 8.0
+    key_type: str = "hmac"
+    private_key_path: str = ""
+    recv_window_ms: int = 5000
+    time_sync_interval_seconds: float = 300.0
+    allow_unsafe_key: bool = False
+
+    def has_key(self) -> bool:
+        """Whether signed endpoints (account, delistings) can be polled at all."""
+        if not self.api_key:
+            return False
+        return bool(self.api_secret) if self.key_type == "hmac" else bool(self.private_key_path)
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,8 @@ class PollerSettings:
     exchange_info_interval: float = 10.0
     account_interval: float = 10.0
     system_status_interval: float = 30.0
+    delistings_interval: float = 300.0
+    commission_symbols: tuple[str, ...] = ()
     replica_id: str = ""
     shutdown_grace_seconds: float = 5.0
 
@@ -103,7 +116,18 @@ class Settings:
             "exchange_info": self.poller.exchange_info_interval,
             "account": self.poller.account_interval,
             "system_status": self.poller.system_status_interval,
+            "account_commission": self.poller.account_interval,
+            "delistings": self.poller.delistings_interval,
         }
+
+    def enabled_streams(self) -> tuple[str, ...]:
+        """The streams a poller with these settings polls (signed ones need a key)."""
+        streams = ["exchange_info", "system_status"]
+        if self.binance.has_key():
+            streams += ["account", "delistings"]
+            if self.poller.commission_symbols:
+                streams.append("account_commission")
+        return tuple(streams)
 
 
 def _section_types() -> dict[str, type[Any]]:
@@ -144,12 +168,22 @@ def _to_str(raw: object, from_env: bool) -> str:
     raise TypeError("a string")
 
 
+def _to_str_tuple(raw: object, from_env: bool) -> tuple[str, ...]:
+    """A TOML list of strings, or in the environment a comma-separated list."""
+    if from_env and isinstance(raw, str):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if isinstance(raw, list) and all(isinstance(x, str) and x for x in raw):
+        return tuple(raw)
+    raise TypeError("a list of strings")
+
+
 _CONVERTERS: dict[Any, Callable[[object, bool], object]] = {
     Secret: lambda raw, env: Secret(_to_str(raw, env)),
     bool: _to_bool,
     int: _to_int,
     float: _to_float,
     str: _to_str,
+    tuple[str, ...]: _to_str_tuple,
 }
 
 
@@ -171,10 +205,32 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"[binance] base_url must start with http:// or https://, got {b.base_url!r}"
         )
+    _validate_signing(b)
     if not 0 <= settings.api.port <= 65535:
         raise ConfigError(f"[api] port must be 0..65535, got {settings.api.port}")
     if settings.api.workers < 1 or settings.api.threads < 1:
         raise ConfigError("[api] workers and threads must be at least 1")
+
+
+KEY_TYPES = ("hmac", "ed25519")
+MAX_RECV_WINDOW_MS = 60_000  # Binance refuses a larger recvWindow
+
+
+def _validate_signing(b: BinanceSettings) -> None:
+    if b.key_type not in KEY_TYPES:
+        raise ConfigError(f"[binance] key_type must be hmac or ed25519, got {b.key_type!r}")
+    if not 1 <= b.recv_window_ms <= MAX_RECV_WINDOW_MS:
+        raise ConfigError(f"[binance] recv_window_ms must be 1..60000, got {b.recv_window_ms}")
+    if b.time_sync_interval_seconds <= 0:
+        raise ConfigError("[binance] time_sync_interval_seconds must be positive")
+    # Half a key is a mistake, not a wish to leave the account stream off: say so.
+    if b.api_key and not b.has_key():
+        missing = (
+            "api_secret (EXMETA_BINANCE__API_SECRET)"
+            if b.key_type == "hmac"
+            else "private_key_path (EXMETA_BINANCE__PRIVATE_KEY_PATH)"
+        )
+        raise ConfigError(f"[binance] api_key is set but {missing} is not")
 
 
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:

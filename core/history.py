@@ -438,3 +438,80 @@ def last_successes(conn: Connection, streams: Iterable[str]) -> dict[str, dateti
             {"s": stream, "ok": list(SUCCESS_OUTCOMES)},
         ).scalar_one()
     return result
+
+
+# --- account, commissions, system status, delistings -----------------------------------
+
+ACCOUNT_FIELDS = _names(
+    "uid, account_type, maker_commission, taker_commission, buyer_commission,"
+    " seller_commission, commission_rate_maker, commission_rate_taker, commission_rate_buyer,"
+    " commission_rate_seller, can_trade, can_withdraw, can_deposit, brokered,"
+    " require_self_trade_prevention, prevent_sor, permissions"
+)
+BALANCE_FIELDS = _names("asset, free, locked")
+COMMISSION_FIELDS = _names(
+    "symbol, standard_maker, standard_taker, standard_buyer, standard_seller, special_maker,"
+    " special_taker, special_buyer, special_seller, tax_maker, tax_taker, tax_buyer,"
+    " tax_seller, discount_enabled_for_account, discount_enabled_for_symbol, discount_asset,"
+    " discount"
+)
+SYSTEM_STATUS_FIELDS = _names("status, message")
+DELISTING_FIELDS = _names("symbol, delist_time")
+
+
+def _versions_at(
+    conn: Connection,
+    table: str,
+    typed: Sequence[str],
+    at: datetime | None,
+    where: str = "TRUE",
+    params: Mapping[str, Any] | None = None,
+    order: str = "1",
+) -> list[Version]:
+    """The versions of ``table`` in force at ``at`` (None: the current ones)."""
+    when = (
+        "valid_to IS NULL"
+        if at is None
+        else "tstzrange(valid_from, valid_to) @> CAST(:t AS timestamptz)"
+    )
+    rows = conn.execute(
+        text(
+            f"SELECT {', '.join(typed)}, {_VERSION_COLUMNS} FROM {table}"
+            f" WHERE {when} AND {where} ORDER BY {order}"
+        ),
+        {**(params or {}), "t": at},
+    ).all()
+    return [_version(r, typed) for r in rows]
+
+
+def account_as_of(conn: Connection, at: datetime | None) -> Version | None:
+    """Commissions, permissions and flags of the polled account at ``at``."""
+    found = _versions_at(conn, "account_versions", ACCOUNT_FIELDS, at)
+    return found[0] if found else None
+
+
+def balances_as_of(
+    conn: Connection, at: datetime | None, asset: str | None = None
+) -> list[Version]:
+    """Non-zero balances at ``at``, by asset; an asset without a row held zero."""
+    where, params = ("asset = :asset", {"asset": asset}) if asset is not None else ("TRUE", {})
+    return _versions_at(conn, "balance_versions", BALANCE_FIELDS, at, where, params, "asset")
+
+
+def commission_as_of(conn: Connection, symbol: str, at: datetime | None) -> Version | None:
+    found = _versions_at(
+        conn, "commission_versions", COMMISSION_FIELDS, at, "symbol = :symbol", {"symbol": symbol}
+    )
+    return found[0] if found else None
+
+
+def system_status_as_of(conn: Connection, at: datetime | None) -> Version | None:
+    found = _versions_at(conn, "system_status_versions", SYSTEM_STATUS_FIELDS, at)
+    return found[0] if found else None
+
+
+def delistings_as_of(conn: Connection, at: datetime | None) -> list[Version]:
+    """Delistings announced and still scheduled at ``at``; ``valid_from`` is when first seen."""
+    return _versions_at(
+        conn, "delisting_versions", DELISTING_FIELDS, at, order="delist_time, symbol"
+    )

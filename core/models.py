@@ -243,7 +243,121 @@ class ExchangeFilterVersion(VersionMixin, Base):
     raw: Mapped[dict[str, Any]]
 
 
+ACCOUNT_KEY = "spot"  # the one account polled: the spot account of the configured key
+
+
+class AccountVersion(VersionMixin, Base):
+    """The account's commissions, permissions and flags (its balances are separate rows).
+
+    ``raw`` is the account object without ``balances`` (versioned per asset) and without
+    ``updateTime``: Binance bumps it on every fill, and a timestamp alone is not a change
+    of anything in force. The whole body, ``updateTime`` included, is in ``raw_bodies``.
+    """
+
+    __tablename__ = "account_versions"
+    __key__ = ("account",)
+
+    account: Mapped[str] = mapped_column(Text, sort_order=-2)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    account_type: Mapped[str | None] = mapped_column(Text)
+    maker_commission: Mapped[int | None] = mapped_column(Integer)  # legacy, basis points
+    taker_commission: Mapped[int | None] = mapped_column(Integer)
+    buyer_commission: Mapped[int | None] = mapped_column(Integer)
+    seller_commission: Mapped[int | None] = mapped_column(Integer)
+    commission_rate_maker: Mapped[Decimal | None]  # commissionRates, as fractions
+    commission_rate_taker: Mapped[Decimal | None]
+    commission_rate_buyer: Mapped[Decimal | None]
+    commission_rate_seller: Mapped[Decimal | None]
+    can_trade: Mapped[bool | None] = mapped_column(Boolean)
+    can_withdraw: Mapped[bool | None] = mapped_column(Boolean)
+    can_deposit: Mapped[bool | None] = mapped_column(Boolean)
+    brokered: Mapped[bool | None] = mapped_column(Boolean)
+    require_self_trade_prevention: Mapped[bool | None] = mapped_column(Boolean)
+    prevent_sor: Mapped[bool | None] = mapped_column(Boolean)
+    permissions: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    raw: Mapped[dict[str, Any]]
+
+
+class BalanceVersion(VersionMixin, Base):
+    """One asset's balance; an asset missing from a poll (omitZeroBalances) is closed: zero."""
+
+    __tablename__ = "balance_versions"
+    __key__ = ("asset",)
+
+    asset: Mapped[str] = mapped_column(Text, sort_order=-2)
+    free: Mapped[Decimal]
+    locked: Mapped[Decimal]
+    raw: Mapped[dict[str, Any]]
+
+
+class CommissionVersion(VersionMixin, Base):
+    """The account's commission rates on one symbol (``GET /api/v3/account/commission``)."""
+
+    __tablename__ = "commission_versions"
+    __key__ = ("symbol",)
+
+    symbol: Mapped[str] = mapped_column(Text, sort_order=-2)
+    standard_maker: Mapped[Decimal | None]
+    standard_taker: Mapped[Decimal | None]
+    standard_buyer: Mapped[Decimal | None]
+    standard_seller: Mapped[Decimal | None]
+    special_maker: Mapped[Decimal | None]
+    special_taker: Mapped[Decimal | None]
+    special_buyer: Mapped[Decimal | None]
+    special_seller: Mapped[Decimal | None]
+    tax_maker: Mapped[Decimal | None]
+    tax_taker: Mapped[Decimal | None]
+    tax_buyer: Mapped[Decimal | None]
+    tax_seller: Mapped[Decimal | None]
+    discount_enabled_for_account: Mapped[bool | None] = mapped_column(Boolean)
+    discount_enabled_for_symbol: Mapped[bool | None] = mapped_column(Boolean)
+    discount_asset: Mapped[str | None] = mapped_column(Text)
+    discount: Mapped[Decimal | None]
+    raw: Mapped[dict[str, Any]]
+
+
+SYSTEM_STATUS_KEY = "binance"  # one status for the whole exchange
+
+
+class SystemStatusVersion(VersionMixin, Base):
+    """Whether Binance is operational: status 0 normal, 1 system maintenance."""
+
+    __tablename__ = "system_status_versions"
+    __key__ = ("system",)
+
+    system: Mapped[str] = mapped_column(Text, sort_order=-2)
+    status: Mapped[int] = mapped_column(SmallInteger)
+    message: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]]
+
+
+class DelistingVersion(VersionMixin, Base):
+    """An announced delisting of one symbol (``GET /sapi/v1/spot/delist-schedule``).
+
+    Keyed by symbol: ``valid_from`` is when the announcement was first observed, and
+    ``delist_time`` when it takes effect; a postponement is a new version, and the
+    version closes when Binance drops the entry from its schedule.
+    """
+
+    __tablename__ = "delisting_versions"
+    __key__ = ("symbol",)
+
+    symbol: Mapped[str] = mapped_column(Text, sort_order=-2)
+    delist_time: Mapped[datetime]
+    raw: Mapped[dict[str, Any]]
+
+
 VERSIONED_TABLES: dict[str, type[VersionMixin]] = {
     cls.__tablename__: cls
-    for cls in (SymbolVersion, SymbolFilterVersion, RateLimitVersion, ExchangeFilterVersion)
+    for cls in (
+        SymbolVersion,
+        SymbolFilterVersion,
+        RateLimitVersion,
+        ExchangeFilterVersion,
+        AccountVersion,
+        BalanceVersion,
+        CommissionVersion,
+        SystemStatusVersion,
+        DelistingVersion,
+    )
 }

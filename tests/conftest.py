@@ -26,7 +26,8 @@ from exmeta.embedded import EmbeddedPostgres
 FIXTURES = Path(__file__).parent / "fixtures"
 TABLES = (
     "symbol_filter_versions, symbol_versions, rate_limit_versions, exchange_filter_versions,"
-    " observations, raw_bodies, stream_heads"
+    " account_versions, balance_versions, commission_versions, system_status_versions,"
+    " delisting_versions, observations, raw_bodies, stream_heads"
 )
 
 

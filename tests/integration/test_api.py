@@ -757,7 +757,10 @@ def test_account_routes_are_disabled_without_a_token(engine: Engine) -> None:
     message = error(
         client.get("/test/private", headers={"Authorization": "Bearer "}), 403, "forbidden"
     )
-    assert message == "account routes are disabled: set [api] token"
+    assert message == (
+        "account routes are disabled: set a bearer token in EXMETA_API__TOKEN"
+        " ([api] token) and restart the API"
+    )
 
 
 @pytest.mark.parametrize(

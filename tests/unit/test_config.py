@@ -50,6 +50,15 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ("[poller]\nexchange_info_interval = 0\n", {}, "must be positive"),
         ("[binance]\nbase_url = 'ftp://x'\n", {}, "base_url must start with"),
         ("[api\n", {}, "not valid TOML"),
+        ("[binance]\nkey_type = 'rsa'\n", {}, "key_type must be hmac or ed25519"),
+        ("[binance]\nrecv_window_ms = 60001\n", {}, "recv_window_ms must be 1..60000"),
+        ("[poller]\ncommission_symbols = 'BTCUSDT'\n", {}, "must be a list of strings"),
+        ("", {"EXMETA_BINANCE__API_KEY": "k"}, "api_secret (EXMETA_BINANCE__API_SECRET) is not"),
+        (
+            "[binance]\nkey_type = 'ed25519'\n",
+            {"EXMETA_BINANCE__API_KEY": "k"},
+            "private_key_path (EXMETA_BINANCE__PRIVATE_KEY_PATH) is not",
+        ),
     ],
 )
 def test_bad_settings_are_rejected_with_the_key_named(
@@ -85,3 +94,16 @@ def test_secrets_never_show_in_reprs() -> None:
         assert secret not in text
     assert s.binance.api_secret.reveal() == "s3cr3t-value"
     assert repr(Secret("x")) == "Secret('***')"
+
+
+def test_commission_symbols_come_from_a_list_or_a_comma_separated_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, "[poller]\ncommission_symbols = ['BTCUSDT', 'ETHBTC']\n")
+    assert load_settings(path, {}).poller.commission_symbols == ("BTCUSDT", "ETHBTC")
+    env = {"EXMETA_POLLER__COMMISSION_SYMBOLS": "BTCUSDT, BNBBTC,"}
+    assert load_settings(None, env).poller.commission_symbols == ("BTCUSDT", "BNBBTC")
+
+
+def test_signed_streams_are_enabled_only_with_a_whole_key() -> None:
+    assert load_settings(None, {}).enabled_streams() == ("exchange_info", "system_status")
+    keyed = load_settings(None, {"EXMETA_BINANCE__API_KEY": "k", "EXMETA_BINANCE__API_SECRET": "s"})
+    assert keyed.enabled_streams() == ("exchange_info", "system_status", "account", "delistings")

@@ -1,0 +1,259 @@
+"""The simulated account, API keys, system status and delist schedule, and the signature check.
+
+Signed requests are verified the way Binance does it (binance-api-notes §7): the API key
+from ``X-MBX-APIKEY``, the signature over the query string exactly as received (everything
+before ``&signature=``), then ``timestamp`` against the sim's clock and ``recvWindow``.
+The algorithms are implemented here independently of the poller's, so a bug in one side
+cannot be mirrored by the other and go unnoticed. Failures carry Binance's real codes
+and messages (errors.md).
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from importlib import resources
+from typing import Any, Final
+from urllib.parse import parse_qsl, unquote
+
+import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+JSONObject = dict[str, Any]
+
+DEFAULT_RECV_WINDOW_MS: Final = 5000
+MAX_RECV_WINDOW_MS: Final = 60_000
+FUTURE_TOLERANCE_MS: Final = 1000  # Binance refuses timestamps >= serverTime + 1000
+_API_KEY_FORMAT: Final = re.compile(r"[A-Za-z0-9]{1,128}")
+
+# A read-only key restricted to trusted IPs: what a metadata poller should be given.
+DEFAULT_RESTRICTIONS: Final[Mapping[str, Any]] = {
+    "ipRestrict": True,
+    "createTime": 1698645219000,
+    "enableReading": True,
+    "enableWithdrawals": False,
+    "enableInternalTransfer": False,
+    "enableMargin": False,
+    "enableFutures": False,
+    "permitsUniversalTransfer": False,
+    "enableVanillaOptions": False,
+    "enableFixApiTrade": False,
+    "enableFixReadOnly": False,
+    "enableSpotAndMarginTrading": False,
+    "enablePortfolioMarginTrading": False,
+}
+
+
+class SignedRequestError(Exception):
+    """A signed request Binance would refuse: HTTP status, Binance code and message."""
+
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.code = code
+        self.msg = msg
+
+
+class AccountInputError(ValueError):
+    """Control input the sim cannot take; the control API answers 400."""
+
+
+def _missing(name: str) -> SignedRequestError:
+    return SignedRequestError(
+        400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+    )
+
+
+@dataclass
+class ApiKey:
+    hmac_secret: str | None
+    ed25519_public_key: Ed25519PublicKey | None
+    restrictions: JSONObject = field(default_factory=lambda: dict(DEFAULT_RESTRICTIONS))
+
+    def verify(self, payload: str, signature: str) -> bool:
+        if self.hmac_secret is not None:
+            expected = hmac.new(
+                self.hmac_secret.encode(), payload.encode(), hashlib.sha256
+            ).hexdigest()
+            return hmac.compare_digest(expected, signature.lower())
+        assert self.ed25519_public_key is not None
+        try:
+            self.ed25519_public_key.verify(
+                base64.b64decode(signature, validate=True), payload.encode()
+            )
+        except (InvalidSignature, binascii.Error, ValueError):
+            return False
+        return True
+
+
+def _packaged(name: str) -> JSONObject:
+    loaded: JSONObject = orjson.loads((resources.files("binance_sim") / "data" / name).read_bytes())
+    return loaded
+
+
+class AccountState:
+    """Everything the signed endpoints and the system status serve, behind one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, ApiKey] = {}
+        self._account = _packaged("account.json")
+        self._default_commission = _packaged("account_commission.json")
+        self._commissions: dict[str, JSONObject] = {}
+        self._system_status: JSONObject = {"status": 0, "msg": "normal"}
+        self._delist_schedule: list[JSONObject] = []
+
+    # -- keys and the signature check ----------------------------------------------------
+
+    def put_key(
+        self,
+        api_key: str,
+        *,
+        hmac_secret: str | None = None,
+        ed25519_public_key_pem: str | None = None,
+        restrictions: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not _API_KEY_FORMAT.fullmatch(api_key):
+            raise AccountInputError("an API key is 1-128 letters and digits")
+        if (hmac_secret is None) == (ed25519_public_key_pem is None):
+            raise AccountInputError("give exactly one of hmac_secret and ed25519_public_key")
+        public = None
+        if ed25519_public_key_pem is not None:
+            try:
+                loaded = load_pem_public_key(ed25519_public_key_pem.encode())
+            except ValueError as exc:
+                raise AccountInputError(f"ed25519_public_key is not a PEM key: {exc}") from exc
+            if not isinstance(loaded, Ed25519PublicKey):
+                raise AccountInputError("ed25519_public_key is not an Ed25519 key")
+            public = loaded
+        key = ApiKey(hmac_secret, public)
+        key.restrictions.update(restrictions or {})
+        with self._lock:
+            self._keys[api_key] = key
+
+    def patch_restrictions(self, api_key: str, changes: Mapping[str, Any]) -> JSONObject:
+        with self._lock:
+            key = self._keys.get(api_key)
+            if key is None:
+                raise AccountInputError(f"unknown API key {api_key[:6]}...")
+            key.restrictions.update(changes)
+            return dict(key.restrictions)
+
+    def authenticate(
+        self, api_key: str | None, raw_query: str, server_time_ms: int
+    ) -> tuple[ApiKey, dict[str, str]]:
+        """The key and the parameters of a valid signed request, else SignedRequestError."""
+        if not api_key or not _API_KEY_FORMAT.fullmatch(api_key):
+            raise SignedRequestError(401, -2014, "API-key format invalid.")
+        with self._lock:
+            key = self._keys.get(api_key)
+        if key is None:
+            raise SignedRequestError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        payload, found, raw_signature = raw_query.rpartition("&signature=")
+        if not found or not raw_signature or "&" in raw_signature:
+            raise _missing("signature")
+        params = dict(parse_qsl(payload, keep_blank_values=True))
+        if not key.verify(payload, unquote(raw_signature)):
+            raise SignedRequestError(400, -1022, "Signature for this request is not valid.")
+        _check_time(params, server_time_ms)
+        return key, params
+
+    # -- what the endpoints serve -------------------------------------------------------
+
+    def account(self, *, omit_zero_balances: bool, server_time_ms: int) -> JSONObject:
+        with self._lock:
+            account: JSONObject = orjson.loads(orjson.dumps(self._account))
+        account.setdefault("updateTime", server_time_ms)
+        if omit_zero_balances:
+            account["balances"] = [
+                b for b in account["balances"] if Decimal(b["free"]) or Decimal(b["locked"])
+            ]
+        return account
+
+    def patch_account(
+        self,
+        fields: Mapping[str, Any],
+        balances: Mapping[str, Mapping[str, str]],
+        server_time_ms: int,
+    ) -> JSONObject:
+        """Merge top-level ``fields``; set each asset's ``{free, locked}`` (zeros included)."""
+        if "balances" in fields:
+            raise AccountInputError("set balances with 'balances', not 'fields'")
+        for asset, balance in balances.items():
+            if set(balance) != {"free", "locked"} or not all(
+                isinstance(v, str) for v in balance.values()
+            ):
+                raise AccountInputError(f"balance of {asset} must be {{free, locked}} strings")
+        with self._lock:
+            self._account.update(orjson.loads(orjson.dumps(dict(fields))))
+            by_asset = {b["asset"]: b for b in self._account["balances"]}
+            for asset, balance in balances.items():
+                by_asset[asset] = {"asset": asset, **balance}
+            self._account["balances"] = list(by_asset.values())
+            self._account["updateTime"] = server_time_ms
+            return dict(self._account)
+
+    def commission(self, symbol: str) -> JSONObject:
+        with self._lock:
+            found = self._commissions.get(symbol)
+            return {**(found or self._default_commission), "symbol": symbol}
+
+    def put_commission(self, symbol: str, commission: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._commissions[symbol] = orjson.loads(orjson.dumps(dict(commission)))
+
+    def restrictions(self, key: ApiKey) -> JSONObject:
+        with self._lock:
+            return dict(key.restrictions)
+
+    def system_status(self) -> JSONObject:
+        with self._lock:
+            return dict(self._system_status)
+
+    def set_system_status(self, status: int, msg: str) -> None:
+        with self._lock:
+            self._system_status = {"status": status, "msg": msg}
+
+    def delist_schedule(self) -> list[JSONObject]:
+        with self._lock:
+            return list(self._delist_schedule)
+
+    def set_delist_schedule(self, schedule: list[Any]) -> None:
+        for entry in schedule:
+            if (
+                not isinstance(entry, dict)
+                or not isinstance(entry.get("delistTime"), int)
+                or not isinstance(entry.get("symbols"), list)
+            ):
+                raise AccountInputError("each entry must be {delistTime: ms, symbols: [...]}")
+        with self._lock:
+            self._delist_schedule = orjson.loads(orjson.dumps(schedule))
+
+
+def _check_time(params: Mapping[str, str], server_time_ms: int) -> None:
+    raw_timestamp = params.get("timestamp", "")
+    if not raw_timestamp.isdigit():
+        raise _missing("timestamp")
+    raw_window = params.get("recvWindow")
+    try:
+        window = DEFAULT_RECV_WINDOW_MS if raw_window is None else float(raw_window)
+    except ValueError:
+        raise _missing("recvWindow") from None
+    if not 0 < window <= MAX_RECV_WINDOW_MS:
+        raise SignedRequestError(400, -1131, "recvWindow must be less than 60000")
+    timestamp = int(raw_timestamp)
+    if timestamp >= server_time_ms + FUTURE_TOLERANCE_MS:
+        raise SignedRequestError(
+            400, -1021, "Timestamp for this request was 1000ms ahead of the server's time."
+        )
+    if server_time_ms - timestamp > window:
+        raise SignedRequestError(
+            400, -1021, "Timestamp for this request is outside of the recvWindow."
+        )

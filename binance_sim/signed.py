@@ -1,0 +1,180 @@
+"""The account, key-restriction, system-status and delist-schedule endpoints, and their controls.
+
+Every signed route goes through ``_signed``: the key, the signature and the timestamp are
+checked before anything is served, and a refusal is Binance's own ``{"code", "msg"}`` with
+its HTTP status, logged and charged like any other request.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, request
+
+from binance_sim.account import AccountInputError, ApiKey, SignedRequestError
+from binance_sim.app import _binance_error, _binance_response, _json, _json_object, _serve, _state
+from binance_sim.state import (
+    ACCOUNT_PATH,
+    API_RESTRICTIONS_PATH,
+    COMMISSION_PATH,
+    DELIST_SCHEDULE_PATH,
+    SYSTEM_STATUS_PATH,
+    SimInputError,
+    SimState,
+)
+
+signed_binance = Blueprint("signed_binance", __name__)
+signed_control = Blueprint("signed_control", __name__, url_prefix="/_sim")
+
+Render = Callable[[SimState, ApiKey, dict[str, str]], Any]
+
+
+def _signed(render: Render) -> Response:
+    def respond(state: SimState) -> Response:
+        try:
+            key, params = state.account.authenticate(
+                request.headers.get("X-MBX-APIKEY"),
+                request.query_string.decode("utf-8", "replace"),
+                state.server_time_ms(),
+            )
+            return _binance_response(200, orjson.dumps(render(state, key, params)))
+        except SignedRequestError as exc:
+            return _binance_error(exc.status, exc.code, exc.msg)
+
+    return _serve(respond)
+
+
+@signed_binance.get(ACCOUNT_PATH)
+def account() -> Response:
+    return _signed(
+        lambda state, _key, params: state.account.account(
+            omit_zero_balances=params.get("omitZeroBalances") == "true",
+            server_time_ms=state.server_time_ms(),
+        )
+    )
+
+
+@signed_binance.get(COMMISSION_PATH)
+def commission() -> Response:
+    def render(state: SimState, _key: ApiKey, params: dict[str, str]) -> Any:
+        symbol = params.get("symbol")
+        if not symbol:
+            raise SignedRequestError(
+                400,
+                -1102,
+                "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+            )
+        return state.account.commission(symbol)
+
+    return _signed(render)
+
+
+@signed_binance.get(API_RESTRICTIONS_PATH)
+def api_restrictions() -> Response:
+    return _signed(lambda state, key, _params: state.account.restrictions(key))
+
+
+@signed_binance.get(DELIST_SCHEDULE_PATH)
+def delist_schedule() -> Response:
+    return _signed(lambda state, _key, _params: state.account.delist_schedule())
+
+
+@signed_binance.get(SYSTEM_STATUS_PATH)
+def system_status() -> Response:
+    """Unsigned (security type NONE), like Binance's."""
+    return _serve(lambda state: _binance_response(200, orjson.dumps(state.account.system_status())))
+
+
+# -- control API -----------------------------------------------------------------------------
+
+
+def _string(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise SimInputError(f"{name} must be a string")
+    return value
+
+
+def _object(body: dict[str, Any], name: str) -> dict[str, Any]:
+    value = body.get(name, {})
+    if not isinstance(value, dict):
+        raise SimInputError(f"{name} must be a JSON object")
+    return value
+
+
+def _account_input(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except AccountInputError as exc:
+        raise SimInputError(str(exc)) from exc
+
+
+@signed_control.put("/keys/<api_key>")
+def put_key(api_key: str) -> Response:
+    """Accept ``api_key`` with ``hmac_secret`` or ``ed25519_public_key`` (PEM); 201."""
+    body = _json_object()
+    _account_input(
+        lambda: _state().account.put_key(
+            api_key,
+            hmac_secret=_string(body, "hmac_secret"),
+            ed25519_public_key_pem=_string(body, "ed25519_public_key"),
+            restrictions=_object(body, "restrictions"),
+        )
+    )
+    return _json({"key": api_key}, status=201)
+
+
+@signed_control.patch("/keys/<api_key>/restrictions")
+def patch_restrictions(api_key: str) -> Response:
+    body = _json_object()
+    return _json(_account_input(lambda: _state().account.patch_restrictions(api_key, body)))
+
+
+@signed_control.patch("/account")
+def patch_account() -> Response:
+    """``{"fields": {...}, "balances": {"BTC": {"free": "1", "locked": "0"}}}``."""
+    body = _json_object()
+    state = _state()
+    return _json(
+        _account_input(
+            lambda: state.account.patch_account(
+                _object(body, "fields"), _object(body, "balances"), state.server_time_ms()
+            )
+        )
+    )
+
+
+@signed_control.put("/commission/<symbol>")
+def put_commission(symbol: str) -> Response:
+    _state().account.put_commission(symbol, _json_object())
+    return _json(_state().account.commission(symbol))
+
+
+@signed_control.put("/system-status")
+def put_system_status() -> Response:
+    body = _json_object()
+    status, msg = body.get("status"), body.get("msg")
+    if status not in (0, 1) or not isinstance(msg, str):
+        raise SimInputError('the body must be {"status": 0 | 1, "msg": "..."}')
+    _state().account.set_system_status(status, msg)
+    return _json(_state().account.system_status())
+
+
+@signed_control.put("/delist-schedule")
+def put_delist_schedule() -> Response:
+    """``{"schedule": [{"delistTime": ms, "symbols": [...]}]}``, served from now on."""
+    schedule = _json_object().get("schedule")
+    if not isinstance(schedule, list):
+        raise SimInputError("'schedule' must be a list")
+    _account_input(lambda: _state().account.set_delist_schedule(schedule))
+    return _json({"schedule": schedule})
+
+
+@signed_control.put("/clock")
+def put_clock() -> Response:
+    """``{"offset_ms": N}``: the sim's clock runs N ms ahead of the host's (negative: behind)."""
+    offset = _json_object().get("offset_ms")
+    if not isinstance(offset, int) or isinstance(offset, bool):
+        raise SimInputError("offset_ms must be an integer")
+    _state().set_clock_offset_ms(offset)
+    return _json({"offset_ms": offset, "server_time": _state().server_time_ms()})

@@ -1,0 +1,213 @@
+"""The account, commission, system-status and delistings streams, and the key-safety gate.
+
+A metadata poller needs a key that can read and nothing else: a leaked read-only key
+costs privacy, a leaked trading or withdrawal key costs money. So before the first
+signed poll the key's own restrictions are read (``/sapi/v1/account/apiRestrictions``)
+and a key that can do more is refused unless the operator explicitly allows it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+
+from core.config import Settings
+from core.ingest import Snapshot, StreamWriter
+from poller.binance import BinanceClient, Response
+from poller.job import Clock, StreamJob, _utc_now, binance_error
+from poller.parse_account import (
+    parse_account,
+    parse_commissions,
+    parse_delist_schedule,
+    parse_system_status,
+)
+from poller.signed import SignedClient
+from poller.signing import Params, signer_from_settings
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_PATH = "/api/v3/account"
+COMMISSION_PATH = "/api/v3/account/commission"
+API_RESTRICTIONS_PATH = "/sapi/v1/account/apiRestrictions"
+SYSTEM_STATUS_PATH = "/sapi/v1/system/status"
+DELIST_SCHEDULE_PATH = "/sapi/v1/spot/delist-schedule"
+
+# Restriction flags that only let the key read; any other enable*/permits* flag that is
+# true (withdrawals, transfers, spot/margin/futures/options trading, and any flag Binance
+# adds later) is a power this poller does not need.
+READ_ONLY_FLAGS = frozenset({"enableReading", "enableFixReadOnly"})
+
+
+class UnsafeKeyError(Exception):
+    """The API key may do more than read, or its restrictions could not be read."""
+
+
+class SignedStreamJob(StreamJob):
+    """A stream whose endpoint is signed: every poll is signed afresh by ``signed``."""
+
+    def __init__(
+        self,
+        stream: str,
+        path: str,
+        params: Params,
+        parse: Callable[[bytes], Snapshot],
+        signed: SignedClient,
+        writer: StreamWriter,
+        replica_id: str,
+        clock: Clock = _utc_now,
+    ) -> None:
+        super().__init__(stream, path, parse, signed.client, writer, replica_id, clock)
+        self.signed = signed
+        self.params = list(params)
+
+    def fetch(self) -> Response:
+        return self.signed.get(self.path, self.params)
+
+
+class CommissionJob(SignedStreamJob):
+    """Commissions of the configured symbols, recorded together as one observation.
+
+    One observation holds every symbol's answer (a JSON list of the bodies as sent),
+    because a snapshot closes what it lacks: recorded one by one, each symbol's answer
+    would close all the others. Any failed call fails the observation; nothing closes.
+    """
+
+    def __init__(
+        self,
+        symbols: tuple[str, ...],
+        signed: SignedClient,
+        writer: StreamWriter,
+        replica_id: str,
+        clock: Clock = _utc_now,
+    ) -> None:
+        super().__init__(
+            "account_commission",
+            COMMISSION_PATH,
+            (),
+            parse_commissions,
+            signed,
+            writer,
+            replica_id,
+            clock,
+        )
+        self.symbols = symbols
+
+    def fetch(self) -> Response:
+        bodies: list[bytes] = []
+        duration = 0
+        used_weight = None
+        for symbol in self.symbols:
+            response = self.signed.get(self.path, [("symbol", symbol)])
+            duration += response.duration_ms
+            if not response.ok or response.body is None:
+                return replace(response, duration_ms=duration)
+            bodies.append(response.body)
+            used_weight = response.used_weight
+        return Response(200, b"[" + b",".join(bodies) + b"]", duration, used_weight)
+
+
+def unsafe_permissions(restrictions: Mapping[str, Any]) -> list[str]:
+    """The restriction flags that let the key do more than read."""
+    return sorted(
+        name
+        for name, value in restrictions.items()
+        if name.startswith(("enable", "permits")) and value is True and name not in READ_ONLY_FLAGS
+    )
+
+
+def check_key(signed: SignedClient, *, allow_unsafe: bool) -> None:
+    """Refuse (UnsafeKeyError) a key that can do more than read, unless allowed; warn."""
+    response = signed.get(API_RESTRICTIONS_PATH)
+    restrictions: Any = None
+    if response.ok and response.body is not None:
+        try:
+            restrictions = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            restrictions = None
+    if not isinstance(restrictions, dict):
+        code, msg = binance_error(response.body)
+        reason = f"Binance error {code}: {msg}" if code is not None else response.error_message
+        problem = f"cannot read the API key's restrictions ({reason or 'no valid answer'})"
+        if not allow_unsafe:
+            raise UnsafeKeyError(f"{problem}; refusing to poll the account")
+        log.warning("%s; polling anyway because [binance] allow_unsafe_key = true", problem)
+        return
+    unsafe = unsafe_permissions(restrictions)
+    if unsafe:
+        problem = f"the API key can do more than read ({', '.join(unsafe)})"
+        if not allow_unsafe:
+            raise UnsafeKeyError(
+                f"{problem}: give exmeta a read-only key, or set [binance] allow_unsafe_key = true"
+            )
+        log.warning("%s; polling anyway because [binance] allow_unsafe_key = true", problem)
+    if not restrictions.get("ipRestrict"):
+        log.warning("the API key has no IP restriction: restrict it to this host's addresses")
+
+
+def system_status_job(client: BinanceClient, writer: StreamWriter, replica_id: str) -> StreamJob:
+    """Unsigned (security NONE), so it runs with or without a key."""
+    return StreamJob(
+        "system_status", SYSTEM_STATUS_PATH, parse_system_status, client, writer, replica_id
+    )
+
+
+def signed_jobs(
+    settings: Settings, engine: Engine, client: BinanceClient, replica_id: str
+) -> list[tuple[StreamJob, float]]:
+    """The signed streams with their intervals, after the key passed the safety check.
+
+    Raises SigningKeyError (unusable private key) or UnsafeKeyError; with no key
+    configured, says so once and returns no jobs.
+    """
+    if not settings.binance.has_key():
+        log.info(
+            "account and delistings streams are off: no API key configured"
+            " (set EXMETA_BINANCE__API_KEY and EXMETA_BINANCE__API_SECRET)"
+        )
+        return []
+    signed = SignedClient.from_settings(
+        settings.binance, client, signer_from_settings(settings.binance)
+    )
+    signed.clock.sync()
+    check_key(signed, allow_unsafe=settings.binance.allow_unsafe_key)
+    poller = settings.poller
+    jobs: list[tuple[StreamJob, float]] = [
+        (
+            SignedStreamJob(
+                "account",
+                ACCOUNT_PATH,
+                [("omitZeroBalances", "true")],
+                parse_account,
+                signed,
+                StreamWriter(engine, "account"),
+                replica_id,
+            ),
+            poller.account_interval,
+        ),
+        (
+            SignedStreamJob(
+                "delistings",
+                DELIST_SCHEDULE_PATH,
+                (),
+                parse_delist_schedule,
+                signed,
+                StreamWriter(engine, "delistings"),
+                replica_id,
+            ),
+            poller.delistings_interval,
+        ),
+    ]
+    if poller.commission_symbols:
+        commission_writer = StreamWriter(engine, "account_commission")
+        jobs.append(
+            (
+                CommissionJob(poller.commission_symbols, signed, commission_writer, replica_id),
+                poller.account_interval,
+            )
+        )
+    return jobs

@@ -1,0 +1,129 @@
+"""Signed GETs: server-time offset, a fresh signature per attempt, one resync on ``-1021``.
+
+Binance refuses a signed request whose ``timestamp`` is 1 s ahead of its clock or older
+than ``recvWindow`` (notes §7), so a host clock a few seconds off would silently stop the
+account stream. The offset to ``/api/v3/time`` is measured at start and every
+``time_sync_interval_seconds``; a ``-1021`` answer means it drifted since, so we measure
+again and retry once, re-signed with a new timestamp.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import orjson
+
+from core.config import BinanceSettings, Secret
+from poller.binance import BinanceClient, Response
+from poller.job import binance_error
+from poller.signing import Params, Signer, signed_query
+
+log = logging.getLogger(__name__)
+
+API_KEY_HEADER = "X-MBX-APIKEY"
+INVALID_TIMESTAMP = -1021
+
+
+class ServerClock:
+    """Binance's clock as seen from here: the host's clock plus a measured offset."""
+
+    def __init__(
+        self,
+        client: BinanceClient,
+        resync_seconds: float,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.resync_seconds = resync_seconds
+        self.wall = wall
+        self.monotonic = monotonic
+        self.offset_ms = 0
+        self._synced_at: float | None = None
+        self._lock = threading.Lock()
+
+    def sync(self) -> bool:
+        """Measure the offset (midpoint of the round trip); False, offset kept, on failure."""
+        before = self.wall()
+        response = self.client.get("/api/v3/time")
+        after = self.wall()
+        server_ms = _server_time(response)
+        with self._lock:
+            self._synced_at = self.monotonic()
+            if server_ms is None:
+                log.warning(
+                    "server time sync failed (%s); keeping offset %d ms",
+                    response.error_class or f"HTTP {response.status}",
+                    self.offset_ms,
+                )
+                return False
+            self.offset_ms = server_ms - round((before + after) * 500)
+        log.info(
+            "server time offset %+d ms (round trip %d ms)", self.offset_ms, response.duration_ms
+        )
+        return True
+
+    def now_ms(self) -> int:
+        """Binance's time now, in ms; measures the offset first when it is due."""
+        with self._lock:
+            due = (
+                self._synced_at is None or self.monotonic() - self._synced_at >= self.resync_seconds
+            )
+        if due:
+            self.sync()
+        return round(self.wall() * 1000) + self.offset_ms
+
+
+def _server_time(response: Response) -> int | None:
+    if not response.ok or response.body is None:
+        return None
+    try:
+        value = orjson.loads(response.body).get("serverTime")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class SignedClient:
+    """GETs of USER_DATA endpoints: API key header, timestamp, recvWindow, signature."""
+
+    def __init__(
+        self,
+        client: BinanceClient,
+        api_key: Secret,
+        signer: Signer,
+        clock: ServerClock,
+        recv_window_ms: int,
+    ) -> None:
+        self.client = client
+        self._api_key = api_key
+        self.signer = signer
+        self.clock = clock
+        self.recv_window_ms = recv_window_ms
+
+    @classmethod
+    def from_settings(
+        cls, settings: BinanceSettings, client: BinanceClient, signer: Signer
+    ) -> SignedClient:
+        clock = ServerClock(client, settings.time_sync_interval_seconds)
+        return cls(client, settings.api_key, signer, clock, settings.recv_window_ms)
+
+    def get(self, path: str, params: Params = ()) -> Response:
+        """One signed GET; on ``-1021``, resync the clock and try once more, re-signed."""
+        params = list(params)
+        response = self._attempt(path, params)
+        if binance_error(response.body)[0] == INVALID_TIMESTAMP:
+            log.warning("%s: -1021 (timestamp outside recvWindow); resyncing the clock", path)
+            self.clock.sync()
+            response = self._attempt(path, params)
+        return response
+
+    def _attempt(self, path: str, params: Params) -> Response:
+        query = signed_query(params, self.signer, self.clock.now_ms(), self.recv_window_ms)
+        return self.client.get(f"{path}?{query}", {API_KEY_HEADER: self._api_key.reveal()})
+
+    def __repr__(self) -> str:
+        return f"SignedClient({self.client.base_url}, {self.signer!r})"
