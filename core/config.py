@@ -64,6 +64,9 @@ class BinanceSettings:
     api_secret: Secret = field(default_factory=lambda: Secret(""))
     connect_timeout_seconds: float = 3.05
     timeout_seconds: float = 8.0
+    max_attempts: int = 3
+    backoff_base_seconds: float = 0.5
+    backoff_cap_seconds: float = 8.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class PollerSettings:
     system_status_interval: float = 30.0
     replica_id: str = ""
     shutdown_grace_seconds: float = 5.0
+    weight_budget: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,16 @@ def _validate(settings: Settings) -> None:
     b = settings.binance
     if b.timeout_seconds <= 0 or b.connect_timeout_seconds <= 0:
         raise ConfigError("[binance] timeouts must be positive")
+    if not 1 <= b.max_attempts <= 10:
+        raise ConfigError(f"[binance] max_attempts must be 1..10, got {b.max_attempts}")
+    if not 0 < b.backoff_base_seconds <= b.backoff_cap_seconds:
+        raise ConfigError(
+            "[binance] backoff_base_seconds must be positive and at most backoff_cap_seconds"
+        )
+    if not 0 < settings.poller.weight_budget <= 1:
+        raise ConfigError(
+            f"[poller] weight_budget must be in (0, 1], got {settings.poller.weight_budget}"
+        )
     if not b.base_url.startswith(("http://", "https://")):
         raise ConfigError(
             f"[binance] base_url must start with http:// or https://, got {b.base_url!r}"

@@ -22,6 +22,7 @@ from core.config import Settings
 from core.ingest import StreamWriter
 from poller.binance import BinanceClient
 from poller.job import StreamJob, exchange_info_job
+from poller.retry import RateGate, RetryingClient, RetryPolicy, WeightBudget
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +95,40 @@ class Poller:
         return False
 
 
-def build_poller(
-    settings: Settings, engine: Engine, replica_id: str, client: BinanceClient | None = None
-) -> Poller:
-    client = client or BinanceClient(settings.binance)
+# The read timeout in force is at most this share of the stream's interval, so that a poll
+# whose answer is stuck ends (and is recorded) before the next one is due.
+READ_TIMEOUT_SHARE_OF_INTERVAL = 0.9
+
+
+def read_timeout(settings: Settings, interval: float) -> float:
+    """``[binance] timeout_seconds`` (sized for a 6 MB body), kept below the interval."""
+    return min(settings.binance.timeout_seconds, READ_TIMEOUT_SHARE_OF_INTERVAL * interval)
+
+
+def retrying_client(settings: Settings, stop: threading.Event) -> RetryingClient:
+    """The replica's one way to Binance: one gate and one budget for all of its jobs."""
+    return RetryingClient(
+        BinanceClient(settings.binance),
+        RetryPolicy.from_settings(settings),
+        RateGate(),
+        WeightBudget(settings.poller.weight_budget),
+        wait=stop.wait,
+    )
+
+
+def build_poller(settings: Settings, engine: Engine, replica_id: str) -> Poller:
+    stop = threading.Event()
+    client = retrying_client(settings, stop)
+    interval = settings.poller.exchange_info_interval
     jobs = [
         ScheduledJob(
-            exchange_info_job(client, StreamWriter(engine, "exchange_info"), replica_id),
-            settings.poller.exchange_info_interval,
+            exchange_info_job(
+                client,
+                StreamWriter(engine, "exchange_info"),
+                replica_id,
+                read_timeout=read_timeout(settings, interval),
+            ),
+            interval,
         )
     ]
-    return Poller(jobs)
+    return Poller(jobs, stop)

@@ -49,6 +49,9 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ("", {"EXMETA_API__PORT": "eighty"}, "[api] port must be an integer"),
         ("[poller]\nexchange_info_interval = 0\n", {}, "must be positive"),
         ("[binance]\nbase_url = 'ftp://x'\n", {}, "base_url must start with"),
+        ("[binance]\nmax_attempts = 0\n", {}, "max_attempts must be 1..10"),
+        ("", {"EXMETA_BINANCE__BACKOFF_CAP_SECONDS": "0.1"}, "at most backoff_cap_seconds"),
+        ("[poller]\nweight_budget = 1.5\n", {}, "weight_budget must be in (0, 1]"),
         ("[api\n", {}, "not valid TOML"),
     ],
 )
