@@ -158,9 +158,10 @@ def test_a_slow_response_is_cut_at_the_read_timeout_and_retried(
 def test_after_429_or_418_nothing_is_sent_until_retry_after_has_passed(
     engine: Engine, sim: SimServer, fault: str, status: int, error_class: str, pause: int
 ) -> None:
-    job = job_for(engine, sim, max_attempts=3)
-    poller = Poller([ScheduledJob(job, 0.2)])
-    job.client = client_for(sim.url, stop=poller.stop, max_attempts=3)
+    stop = threading.Event()
+    client = client_for(sim.url, stop=stop, max_attempts=3)
+    job = exchange_info_job(client, StreamWriter(engine, "exchange_info"), "test")
+    poller = Poller([ScheduledJob(job, 0.2)], stop)
     add_fault(sim, kind=fault, retry_after=pause)
 
     poller.start()
@@ -187,17 +188,17 @@ def test_after_429_or_418_nothing_is_sent_until_retry_after_has_passed(
 
 
 def test_one_jobs_429_pauses_every_job_of_the_replica(engine: Engine, sim: SimServer) -> None:
-    client = client_for(sim.url)
-    first = exchange_info_job(client, StreamWriter(engine, "exchange_info"), "test")
-    second = StreamJob(
-        "exchange_info", "/api/v3/ping", lambda _: [], client, StreamWriter(engine, "x"), "test"
+    client = client_for(sim.url)  # one per replica, shared by its jobs
+    first, second = (
+        exchange_info_job(client, StreamWriter(engine, "exchange_info"), replica)
+        for replica in ("first", "second")
     )
     add_fault(sim, kind="rate_limit", retry_after=30)
 
     assert first.run().outcome == "error"
-    second.run()
+    assert second.run().outcome == "error"
 
-    assert [r["path"] for r in sim_log(sim)] == ["/api/v3/exchangeInfo"]  # ping was not sent
+    assert [r["status"] for r in sim_log(sim)] == [429]  # the second job sent nothing
     assert last_observation(engine)["error_class"] == "rate_limited_pause"
 
 

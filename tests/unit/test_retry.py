@@ -4,8 +4,10 @@ import random
 
 import pytest
 
+from core.config import Settings
 from poller.binance import Response
 from poller.retry import RateGate, RetryPolicy, WeightBudget, retryable
+from poller.runner import read_timeout
 
 
 class Clock:
@@ -85,3 +87,10 @@ def test_weight_budget_waits_for_the_next_minute_only_when_over_budget() -> None
     assert budget.wait_seconds() == pytest.approx(40.5)
     clock.now = 60 * 1001 + 1.0
     assert budget.wait_seconds() == 0  # a new window: the old count no longer applies
+
+
+def test_read_timeout_is_the_setting_kept_below_the_interval() -> None:
+    settings = Settings()  # timeout_seconds = 8: room for a 6 MB exchangeInfo
+
+    assert read_timeout(settings, 10) == 8
+    assert read_timeout(settings, 1) == pytest.approx(0.9)
