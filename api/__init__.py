@@ -15,6 +15,7 @@ from api.auth import BEARER_SCHEME
 from api.docs import register_docs
 from api.errors import VALIDATION_STATUS, register_error_handlers, validation_error_response
 from api.health import probes
+from api.metrics import register_metrics
 from api.routes import v1
 from api.schemas import ErrorResponse
 from api.state import EXTENSION, AppState
@@ -52,10 +53,12 @@ def create_app(
         validation_error_callback=validation_error_response,
         doc_ui=False,
     )
-    app.extensions[EXTENSION] = AppState(settings, engine, clock or _utc_now, tuple(streams))
+    state = AppState(settings, engine, clock or _utc_now, tuple(streams))
+    app.extensions[EXTENSION] = state
     app.register_api(v1)
     app.register_api(account_v1)
     app.register_api(probes)
     register_docs(app)
+    register_metrics(app, state)
     register_error_handlers(app)
     return app

@@ -151,6 +151,8 @@ def observation_log(
                 "error_class": r.error_class,
                 "error_code": r.error_code,
                 "error_message": r.error_message,
+                "attempts": r.attempts,
+                "backoff_ms": r.backoff_ms,
             }
             for r in rows
         ],

@@ -182,6 +182,8 @@ class Observation(Model):
     error_class: str | None
     error_code: int | None
     error_message: str | None
+    attempts: int | None = Field(description="requests sent, retries included; 0: paused")
+    backoff_ms: int | None = Field(description="time spent backing off between them")
 
 
 class Gap(Model):

@@ -7,7 +7,11 @@ the sim needs no special mode. Control input is checked strictly and every failu
 answer: a test that sends a bad fault should learn why, not read a traceback.
 """
 
-from collections.abc import Callable, Mapping
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 import orjson
@@ -17,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 from binance_sim.state import (
     ENDPOINT_WEIGHTS,
     EXCHANGE_INFO_PATH,
+    Chaos,
     Fault,
     FaultKind,
     RequestRecord,
@@ -47,7 +52,7 @@ _INVALID_JSON_BODY: Final = b'{"timezone":"UTC","serverTime":'
 
 # Binance's code and message for a failing status (errors.md); others get -1000 UNKNOWN.
 _STATUS_ERRORS: Final[Mapping[int, tuple[int, str]]] = {
-    429: (-1003, "Too many requests queued."),
+    429: (-1003, "Too many requests; current limit of IP is 6000 request weight per 1 MINUTE."),
     503: (
         -1008,
         "Server is currently overloaded with other requests. Please try again in a few minutes.",
@@ -60,7 +65,10 @@ _STATUS_ERRORS: Final[Mapping[int, tuple[int, str]]] = {
 }
 _UNKNOWN_ERROR: Final = (-1000, "An unknown error occurred while processing the request.")
 
-_FAULT_KEYS: Final = frozenset({"kind", "count", "endpoint", "status"})
+_FAULT_KEYS: Final = frozenset(
+    {"kind", "count", "endpoint", "status", "delay_seconds", "retry_after"}
+)
+_CHAOS_KEYS: Final = frozenset({"rate", "seed", "faults"})
 _PATCH_KEYS: Final = frozenset({"fields", "filters", "remove_filters"})
 
 binance = Blueprint("binance", __name__)
@@ -126,7 +134,11 @@ def _serve(render: Callable[[SimState], Response]) -> Response:
     state = _state()
     received_at = state.now()
     fault = state.take_fault(request.path)
-    response = render(state) if fault is None else _FAULT_RESPONDERS[fault.kind](fault)
+    response = (
+        render(state)
+        if fault is None
+        else _FAULT_RESPONDERS[fault.kind](fault, lambda: render(state))
+    )
     used = state.charge_weight(ENDPOINT_WEIGHTS.get(request.path, 0))
     response.headers[_USED_WEIGHT_HEADER] = str(used)
     state.log_request(
@@ -150,23 +162,99 @@ def _binance_error(status: int, code: int, msg: str) -> Response:
     return _binance_response(status, orjson.dumps({"code": code, "msg": msg}))
 
 
-def _status_fault(fault: Fault) -> Response:
+Render = Callable[[], Response]
+
+
+def _status_fault(fault: Fault, _: Render) -> Response:
     code, msg = _STATUS_ERRORS.get(fault.http_status, _UNKNOWN_ERROR)
     return _binance_error(fault.http_status, code, msg)
 
 
-def _invalid_json_fault(fault: Fault) -> Response:
+def _invalid_json_fault(fault: Fault, _: Render) -> Response:
     return _binance_response(fault.http_status, _INVALID_JSON_BODY)
 
 
-def _geo_block_fault(fault: Fault) -> Response:
+def _geo_block_fault(fault: Fault, _: Render) -> Response:
     return _binance_response(fault.http_status, _RESTRICTED_LOCATION_BODY)
 
 
-_FAULT_RESPONDERS: Final[Mapping[FaultKind, Callable[[Fault], Response]]] = {
+def _error_body_fault(fault: Fault, _: Render) -> Response:
+    return _binance_error(
+        fault.http_status, -1001, "Internal error; unable to process your request."
+    )
+
+
+def _slow_fault(fault: Fault, render: Render) -> Response:
+    """The real answer, late: the request thread sleeps, as a stalled backend would."""
+    assert fault.delay_seconds is not None  # Fault checks that slow has one
+    time.sleep(fault.delay_seconds)
+    return render()
+
+
+def _rate_limit_fault(fault: Fault, _: Render) -> Response:
+    response = _status_fault(fault, _)
+    response.headers["Retry-After"] = str(fault.retry_after_seconds)
+    return response
+
+
+def _ip_ban_fault(fault: Fault, _: Render) -> Response:
+    until_ms = int((time.time() + fault.retry_after_seconds) * 1000)
+    response = _binance_error(
+        fault.http_status, -1003, f"Way too many requests; IP banned until {until_ms}."
+    )
+    response.headers["Retry-After"] = str(fault.retry_after_seconds)
+    return response
+
+
+def _cut_short(fault: Fault, render: Render, *, reset: bool) -> Response:
+    """Headers promising the whole body, half of it, then the connection ends.
+
+    Raising a ``ConnectionError`` from the body iterator makes werkzeug drop the connection
+    quietly (a clean close: the client sees fewer bytes than Content-Length). For a reset,
+    the TCP socket is first set to linger 0 and its descriptor swapped for one end of a
+    closed socket pair: closing the last descriptor of a lingerless socket sends an RST at
+    once, while werkzeug goes on shutting down a harmless stand-in instead of a closed fd.
+    """
+    body = render().get_data()
+    connection = request.environ["werkzeug.socket"]
+
+    def half_then_drop() -> Iterator[bytes]:
+        yield body[: len(body) // 2]
+        if reset:
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            stand_in, peer = socket.socketpair()
+            peer.close()
+            os.dup2(stand_in.fileno(), connection.fileno())
+            stand_in.close()
+            raise ConnectionResetError("binance_sim: reset mid-body")
+        raise ConnectionAbortedError("binance_sim: body truncated")
+
+    return Response(
+        half_then_drop(),
+        status=fault.http_status,
+        content_type=_BINANCE_CONTENT_TYPE,
+        headers={"Content-Length": str(len(body))},
+    )
+
+
+def _truncated_fault(fault: Fault, render: Render) -> Response:
+    return _cut_short(fault, render, reset=False)
+
+
+def _reset_fault(fault: Fault, render: Render) -> Response:
+    return _cut_short(fault, render, reset=True)
+
+
+_FAULT_RESPONDERS: Final[Mapping[FaultKind, Callable[[Fault, Render], Response]]] = {
     FaultKind.STATUS: _status_fault,
     FaultKind.INVALID_JSON: _invalid_json_fault,
     FaultKind.GEO_BLOCK: _geo_block_fault,
+    FaultKind.ERROR_BODY: _error_body_fault,
+    FaultKind.SLOW: _slow_fault,
+    FaultKind.TRUNCATED: _truncated_fault,
+    FaultKind.RESET: _reset_fault,
+    FaultKind.RATE_LIMIT: _rate_limit_fault,
+    FaultKind.IP_BAN: _ip_ban_fault,
 }
 
 
@@ -239,6 +327,38 @@ def clear_faults() -> Response:
     return _json({"cleared": _state().clear_faults()})
 
 
+@control.put("/chaos")
+def set_chaos() -> Response:
+    """Fail ``rate`` of all responses from now on, each as one of ``faults`` (seeded)."""
+    body = _json_object()
+    _reject_unknown_keys(body, _CHAOS_KEYS)
+    rate = body.get("rate")
+    if not isinstance(rate, int | float) or isinstance(rate, bool):
+        raise SimInputError(f"rate must be a number; got {rate!r}")
+    raw_faults = body.get("faults")
+    if not isinstance(raw_faults, list) or not all(isinstance(f, dict) for f in raw_faults):
+        raise SimInputError("faults must be a list of fault objects")
+    seed = _optional_integer(body, "seed")
+    chaos = Chaos(
+        rate=float(rate),
+        seed=0 if seed is None else seed,
+        faults=tuple(_parse_fault(f) for f in raw_faults),
+    )
+    _state().set_chaos(chaos)
+    return _json(chaos)
+
+
+@control.get("/chaos")
+def get_chaos() -> Response:
+    return _json({"chaos": _state().chaos()})
+
+
+@control.delete("/chaos")
+def stop_chaos() -> Response:
+    _state().set_chaos(None)
+    return _json({"chaos": None})
+
+
 @control.get("/requests")
 def list_requests() -> Response:
     """The request log, oldest first; ``?since=<epoch seconds>`` keeps later ones only."""
@@ -290,11 +410,16 @@ def _parse_fault(body: Mapping[str, Any]) -> Fault:
     if not isinstance(endpoint, str):
         raise SimInputError("endpoint must be a string")
     count = _optional_integer(body, "count")
+    delay = body.get("delay_seconds")
+    if delay is not None and (not isinstance(delay, int | float) or isinstance(delay, bool)):
+        raise SimInputError(f"delay_seconds must be a number; got {delay!r}")
     return Fault(
         kind=kind,
         endpoint=endpoint,
         remaining=1 if count is None else count,
         status=_optional_integer(body, "status"),
+        delay_seconds=None if delay is None else float(delay),
+        retry_after=_optional_integer(body, "retry_after"),
     )
 
 

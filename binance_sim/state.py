@@ -11,6 +11,7 @@ responses, so the body is kept as the bytes before and after its value and the c
 are spliced in.
 """
 
+import random
 import threading
 import time
 from collections import Counter, deque
@@ -70,9 +71,15 @@ class UnknownSymbolError(LookupError):
 class FaultKind(StrEnum):
     """How a faulted response fails; each kind has one responder in the app."""
 
-    STATUS = "status"
-    INVALID_JSON = "invalid_json"
-    GEO_BLOCK = "geo_block"
+    STATUS = "status"  # an error status with Binance's error body (5xx bursts: count N)
+    INVALID_JSON = "invalid_json"  # a complete 200 body that is not JSON
+    GEO_BLOCK = "geo_block"  # the restricted-location notice, code 0 (any status, 200 too)
+    ERROR_BODY = "error_body"  # a 200 whose body is a Binance error, not the document
+    SLOW = "slow"  # the real response, after delay_seconds (longer than a read timeout)
+    TRUNCATED = "truncated"  # half the body, then a clean close: Content-Length is not met
+    RESET = "reset"  # half the body, then a TCP reset
+    RATE_LIMIT = "rate_limit"  # 429 + Retry-After; calling again before it passes earns a 418
+    IP_BAN = "ip_ban"  # 418 + Retry-After; every call until it passes is another 418
 
 
 # Statuses a fault may be given, per kind: a `status` fault must fail, while a geo block was
@@ -86,7 +93,21 @@ _STATUS_RANGES: Final[Mapping[FaultKind, range]] = {
 _DEFAULT_STATUSES: Final[Mapping[FaultKind, int]] = {
     FaultKind.INVALID_JSON: 200,
     FaultKind.GEO_BLOCK: 451,
+    FaultKind.ERROR_BODY: 200,
+    FaultKind.SLOW: 200,
+    FaultKind.TRUNCATED: 200,
+    FaultKind.RESET: 200,
+    FaultKind.RATE_LIMIT: 429,
+    FaultKind.IP_BAN: 418,
 }
+
+# Retry-After when a fault does not say: Binance's shortest ban is 2 minutes (notes §8.3).
+_DEFAULT_RETRY_AFTER: Final[Mapping[FaultKind, int]] = {
+    FaultKind.RATE_LIMIT: 5,
+    FaultKind.IP_BAN: 120,
+}
+BAN_SECONDS: Final = 120  # what a client that ignores a 429's Retry-After is banned for
+MAX_DELAY_SECONDS: Final = 60.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +122,8 @@ class Fault:
     endpoint: str = EXCHANGE_INFO_PATH
     remaining: int = 1
     status: int | None = None
+    delay_seconds: float | None = None  # slow only
+    retry_after: int | None = None  # rate_limit and ip_ban only
 
     def __post_init__(self) -> None:
         if self.endpoint != ANY_ENDPOINT and self.endpoint not in ENDPOINT_WEIGHTS:
@@ -108,6 +131,15 @@ class Fault:
             raise SimInputError(f"endpoint must be one of {known}; got {self.endpoint!r}")
         if self.remaining < 1:
             raise SimInputError(f"count must be at least 1; got {self.remaining}")
+        if (self.delay_seconds is not None) != (self.kind is FaultKind.SLOW):
+            raise SimInputError("delay_seconds is required by kind slow and taken by no other")
+        if self.delay_seconds is not None and not 0 < self.delay_seconds <= MAX_DELAY_SECONDS:
+            raise SimInputError(f"delay_seconds must be in (0, {MAX_DELAY_SECONDS:g}]")
+        if self.retry_after is not None:
+            if self.kind not in _DEFAULT_RETRY_AFTER:
+                raise SimInputError(f"kind {self.kind} takes no retry_after")
+            if self.retry_after < 0:
+                raise SimInputError("retry_after must be at least 0")
         if self.status is None:
             if self.kind not in _DEFAULT_STATUSES:
                 raise SimInputError(f"kind {self.kind} needs a status")
@@ -124,6 +156,31 @@ class Fault:
     def http_status(self) -> int:
         """The faulted response's status: the one asked for, else the kind's usual one."""
         return _DEFAULT_STATUSES[self.kind] if self.status is None else self.status
+
+    @property
+    def retry_after_seconds(self) -> int:
+        """The Retry-After a 429 or 418 carries (0 for kinds that send none)."""
+        if self.retry_after is not None:
+            return self.retry_after
+        return _DEFAULT_RETRY_AFTER.get(self.kind, 0)
+
+
+@dataclass(frozen=True)
+class Chaos:
+    """Fail each response with probability ``rate``, as one of ``faults`` picked at random.
+
+    Seeded, so that a run that found a bug can be replayed response for response.
+    """
+
+    rate: float
+    seed: int
+    faults: tuple[Fault, ...]
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rate <= 1:
+            raise SimInputError(f"rate must be in [0, 1]; got {self.rate}")
+        if not self.faults:
+            raise SimInputError("chaos needs at least one fault to pick from")
 
 
 @dataclass(frozen=True)
@@ -170,6 +227,10 @@ class SimState:
         self._body = _split_body(self._document)
         self._version = 0
         self._faults: list[Fault] = []
+        self._chaos: Chaos | None = None
+        self._chaos_rng = random.Random()
+        self._backoff_until = 0.0  # a 429 asked the client to wait until then
+        self._banned_until = 0.0
         self._weight_window = -1
         self._weight_used = 0
         self._requests: deque[RequestRecord] = deque(maxlen=request_log_size)
@@ -320,18 +381,54 @@ class SimState:
             self._faults.append(fault)
 
     def take_fault(self, endpoint: str) -> Fault | None:
-        """Consume one response's worth of the first fault that applies to ``endpoint``."""
+        """The fault this response of ``endpoint`` suffers, if any, and its consequences.
+
+        As Binance does, a client that calls while a 429's Retry-After is running, or while
+        banned, gets a 418 and a ban of ``BAN_SECONDS`` whatever else is scripted; then the
+        first pending fault that applies is consumed; then chaos may pick one.
+        """
         if endpoint not in ENDPOINT_WEIGHTS:
             return None
+        now = self._clock()
         with self._lock:
-            for index, fault in enumerate(self._faults):
-                if fault.endpoint in (endpoint, ANY_ENDPOINT):
-                    if fault.remaining == 1:
-                        del self._faults[index]
-                    else:
-                        self._faults[index] = replace(fault, remaining=fault.remaining - 1)
-                    return fault
+            fault = (
+                Fault(FaultKind.IP_BAN, endpoint, retry_after=BAN_SECONDS)
+                if now < max(self._backoff_until, self._banned_until)
+                else self._take_scripted(endpoint) or self._take_chaos(endpoint)
+            )
+            if fault is not None and fault.kind is FaultKind.RATE_LIMIT:
+                self._backoff_until = now + fault.retry_after_seconds
+            elif fault is not None and fault.kind is FaultKind.IP_BAN:
+                self._banned_until = now + fault.retry_after_seconds
+        return fault
+
+    def _take_scripted(self, endpoint: str) -> Fault | None:
+        for index, fault in enumerate(self._faults):
+            if fault.endpoint in (endpoint, ANY_ENDPOINT):
+                if fault.remaining == 1:
+                    del self._faults[index]
+                else:
+                    self._faults[index] = replace(fault, remaining=fault.remaining - 1)
+                return fault
         return None
+
+    def _take_chaos(self, endpoint: str) -> Fault | None:
+        chaos = self._chaos
+        if chaos is None or self._chaos_rng.random() >= chaos.rate:
+            return None
+        fault = self._chaos_rng.choice(chaos.faults)
+        return fault if fault.endpoint in (endpoint, ANY_ENDPOINT) else None
+
+    def set_chaos(self, chaos: Chaos | None) -> None:
+        """Start (or, with None, stop) failing responses at random."""
+        with self._lock:
+            self._chaos = chaos
+            if chaos is not None:
+                self._chaos_rng = random.Random(chaos.seed)
+
+    def chaos(self) -> Chaos | None:
+        with self._lock:
+            return self._chaos
 
     def pending_faults(self) -> list[Fault]:
         with self._lock:

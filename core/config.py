@@ -69,6 +69,9 @@ class BinanceSettings:
     recv_window_ms: int = 5000
     time_sync_interval_seconds: float = 300.0
     allow_unsafe_key: bool = False
+    max_attempts: int = 3
+    backoff_base_seconds: float = 0.5
+    backoff_cap_seconds: float = 8.0
 
     def has_key(self) -> bool:
         """Whether signed endpoints (account, delistings) can be polled at all."""
@@ -86,6 +89,7 @@ class PollerSettings:
     commission_symbols: tuple[str, ...] = ()
     replica_id: str = ""
     shutdown_grace_seconds: float = 5.0
+    weight_budget: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,16 @@ def _validate(settings: Settings) -> None:
     b = settings.binance
     if b.timeout_seconds <= 0 or b.connect_timeout_seconds <= 0:
         raise ConfigError("[binance] timeouts must be positive")
+    if not 1 <= b.max_attempts <= 10:
+        raise ConfigError(f"[binance] max_attempts must be 1..10, got {b.max_attempts}")
+    if not 0 < b.backoff_base_seconds <= b.backoff_cap_seconds:
+        raise ConfigError(
+            "[binance] backoff_base_seconds must be positive and at most backoff_cap_seconds"
+        )
+    if not 0 < settings.poller.weight_budget <= 1:
+        raise ConfigError(
+            f"[poller] weight_budget must be in (0, 1], got {settings.poller.weight_budget}"
+        )
     if not b.base_url.startswith(("http://", "https://")):
         raise ConfigError(
             f"[binance] base_url must start with http:// or https://, got {b.base_url!r}"

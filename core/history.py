@@ -313,6 +313,17 @@ def rate_limits_as_of(conn: Connection, at: datetime | None) -> list[Version]:
     ]
 
 
+def request_weight_limit(conn: Connection) -> int | None:
+    """The current REQUEST_WEIGHT per 1 minute, the window of ``X-MBX-USED-WEIGHT-1M``."""
+    value = conn.execute(
+        text(
+            "SELECT limit_value FROM rate_limit_versions WHERE valid_to IS NULL"
+            " AND rate_limit_type = 'REQUEST_WEIGHT' AND interval = 'MINUTE' AND interval_num = 1"
+        )
+    ).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredDocument:
     observation_id: int
@@ -351,6 +362,8 @@ class ObservationRow:
     error_class: str | None
     error_code: int | None
     error_message: str | None
+    attempts: int | None
+    backoff_ms: int | None
 
 
 def observations(
@@ -373,8 +386,8 @@ def observations(
     rows = conn.execute(
         text(
             "SELECT id, stream, replica_id, observed_at, requested_at, duration_ms, outcome,"
-            " http_status, used_weight, error_class, error_code, error_message"
-            f" FROM observations WHERE {' AND '.join(where)} ORDER BY observed_at, id LIMIT :limit"
+            " http_status, used_weight, error_class, error_code, error_message, attempts,"
+            f" backoff_ms FROM observations WHERE {' AND '.join(where)} ORDER BY observed_at, id LIMIT :limit"
         ),
         params,
     )

@@ -76,6 +76,8 @@ class Fetched:
     error_class: str | None = None  # set when the fetch failed: nothing to parse
     error_code: int | None = None
     error_message: str | None = None
+    attempts: int | None = None  # requests sent, retries included
+    backoff_ms: int | None = None  # time spent waiting between them
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +235,10 @@ def _insert_observation(
             text(
                 "INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
                 " duration_ms, outcome, http_status, used_weight, error_class, error_code,"
-                " error_message, body_sha256) VALUES (:stream, :replica, :observed_at,"
-                " :requested_at, :duration_ms, :outcome, :http_status, :used_weight,"
-                " :error_class, :error_code, :error_message, :body_sha) RETURNING id"
+                " error_message, body_sha256, attempts, backoff_ms) VALUES (:stream, :replica,"
+                " :observed_at, :requested_at, :duration_ms, :outcome, :http_status,"
+                " :used_weight, :error_class, :error_code, :error_message, :body_sha,"
+                " :attempts, :backoff_ms) RETURNING id"
             ),
             {
                 "stream": f.stream,
@@ -250,6 +253,8 @@ def _insert_observation(
                 "error_code": f.error_code,
                 "error_message": f.error_message,
                 "body_sha": body_sha,
+                "attempts": f.attempts,
+                "backoff_ms": f.backoff_ms,
             },
         ).scalar_one()
     )

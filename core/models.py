@@ -98,6 +98,12 @@ class Observation(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     body_sha256: Mapped[bytes | None] = mapped_column(ForeignKey("raw_bodies.sha256"))
     recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Requests sent for this poll (retries included; 0 when a rate-limit pause sent none)
+    # and the time spent backing off between them: what /metrics reports as retries and
+    # back-off, read from here because the API process never sees the poller's memory.
+    # NULL on observations recorded before retries existed.
+    attempts: Mapped[int | None] = mapped_column(SmallInteger)
+    backoff_ms: Mapped[int | None] = mapped_column(Integer)
 
 
 class StreamHead(Base):

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from core.config import Settings
 from core.ingest import Snapshot, StreamWriter
-from poller.binance import BinanceClient, Response
+from poller.binance import Response
 from poller.job import Clock, StreamJob, _utc_now, binance_error
 from poller.parse_account import (
     parse_account,
@@ -26,6 +26,7 @@ from poller.parse_account import (
     parse_delist_schedule,
     parse_system_status,
 )
+from poller.retry import RetryingClient
 from poller.signed import SignedClient
 from poller.signing import Params, signer_from_settings
 
@@ -61,12 +62,12 @@ class SignedStreamJob(StreamJob):
         replica_id: str,
         clock: Clock = _utc_now,
     ) -> None:
-        super().__init__(stream, path, parse, signed.client, writer, replica_id, clock)
+        super().__init__(stream, path, parse, signed.retrying, writer, replica_id, clock)
         self.signed = signed
         self.params = list(params)
 
     def fetch(self) -> Response:
-        return self.signed.get(self.path, self.params)
+        return self.signed.get(self.path, self.params, self.read_timeout)
 
 
 class CommissionJob(SignedStreamJob):
@@ -99,16 +100,27 @@ class CommissionJob(SignedStreamJob):
 
     def fetch(self) -> Response:
         bodies: list[bytes] = []
-        duration = 0
+        duration = attempts = backoff_ms = 0
         used_weight = None
         for symbol in self.symbols:
-            response = self.signed.get(self.path, [("symbol", symbol)])
+            response = self.signed.get(self.path, [("symbol", symbol)], self.read_timeout)
             duration += response.duration_ms
+            attempts += response.attempts
+            backoff_ms += response.backoff_ms
             if not response.ok or response.body is None:
-                return replace(response, duration_ms=duration)
+                return replace(
+                    response, duration_ms=duration, attempts=attempts, backoff_ms=backoff_ms
+                )
             bodies.append(response.body)
             used_weight = response.used_weight
-        return Response(200, b"[" + b",".join(bodies) + b"]", duration, used_weight)
+        return Response(
+            200,
+            b"[" + b",".join(bodies) + b"]",
+            duration,
+            used_weight,
+            attempts=attempts,
+            backoff_ms=backoff_ms,
+        )
 
 
 def unsafe_permissions(restrictions: Mapping[str, Any]) -> list[str]:
@@ -149,7 +161,7 @@ def check_key(signed: SignedClient, *, allow_unsafe: bool) -> None:
         log.warning("the API key has no IP restriction: restrict it to this host's addresses")
 
 
-def system_status_job(client: BinanceClient, writer: StreamWriter, replica_id: str) -> StreamJob:
+def system_status_job(client: RetryingClient, writer: StreamWriter, replica_id: str) -> StreamJob:
     """Unsigned (security NONE), so it runs with or without a key."""
     return StreamJob(
         "system_status", SYSTEM_STATUS_PATH, parse_system_status, client, writer, replica_id
@@ -157,7 +169,7 @@ def system_status_job(client: BinanceClient, writer: StreamWriter, replica_id: s
 
 
 def signed_jobs(
-    settings: Settings, engine: Engine, client: BinanceClient, replica_id: str
+    settings: Settings, engine: Engine, client: RetryingClient, replica_id: str
 ) -> list[tuple[StreamJob, float]]:
     """The signed streams with their intervals, after the key passed the safety check.
 

@@ -1,9 +1,9 @@
 """HTTP to Binance: one session factory, timeouts on every call, weights read back.
 
-Retries, shared back-off after 429/418 and request signing are separate concerns that
-wrap ``BinanceClient.get``; this module only turns one HTTP exchange into a
-``Response`` whose failure, if any, is classified and never raised, so that every
-outcome becomes an observation.
+Retries, the shared pause after 429/418 and the weight budget wrap ``BinanceClient.get``
+(``poller.retry``); this module only turns one HTTP exchange into a ``Response`` whose
+failure, if any, is classified and never raised, so that every outcome becomes an
+observation.
 """
 
 from __future__ import annotations
@@ -31,8 +31,12 @@ class Response:
     duration_ms: int
     used_weight: int | None = None
     retry_after: float | None = None
-    error_class: str | None = None  # "timeout", "connection", "http_status", "too_large"
+    # "timeout", "connection", "connection_reset", "truncated", "http_status", "too_large",
+    # "request"; poller.retry adds "rate_limited", "ip_banned" and "rate_limited_pause".
+    error_class: str | None = None
     error_message: str | None = None
+    attempts: int = 1  # requests sent for this poll (0: none, a pause was in force)
+    backoff_ms: int = 0  # time spent waiting between them
 
     @property
     def ok(self) -> bool:
@@ -63,30 +67,35 @@ class BinanceClient:
         self.timeout = (settings.connect_timeout_seconds, settings.timeout_seconds)
         self.session = session or new_session()
 
-    def get(self, path: str, request_headers: Mapping[str, str] | None = None) -> Response:
+    def get(
+        self,
+        path: str,
+        request_headers: Mapping[str, str] | None = None,
+        read_timeout: float | None = None,
+    ) -> Response:
+        """One request; ``read_timeout`` (seconds) overrides the configured one."""
         started = time.monotonic()
+        timeout = self.timeout if read_timeout is None else (self.timeout[0], read_timeout)
 
         def elapsed() -> int:
             return int((time.monotonic() - started) * 1000)
 
+        status: int | None = None  # known once the headers are in, before the body is
         try:
             with self.session.get(
-                self.base_url + path, headers=request_headers, timeout=self.timeout, stream=True
+                self.base_url + path, headers=request_headers, timeout=timeout, stream=True
             ) as r:
-                body = _read_body(r)
-                headers = r.headers
                 status = r.status_code
-        except requests.Timeout as exc:
-            return Response(None, None, elapsed(), error_class="timeout", error_message=_short(exc))
-        except requests.ConnectionError as exc:
+                headers = r.headers
+                body = _read_body(r)
+        except (requests.RequestException, _BodyTooLargeError) as exc:
+            error_class = _error_class(exc)
             return Response(
-                None, None, elapsed(), error_class="connection", error_message=_short(exc)
-            )
-        except requests.RequestException as exc:
-            return Response(None, None, elapsed(), error_class="request", error_message=_short(exc))
-        except _BodyTooLargeError:
-            return Response(
-                status, None, elapsed(), error_class="too_large", error_message="body over 64 MB"
+                status if error_class in _AFTER_HEADERS else None,
+                None,
+                elapsed(),
+                error_class=error_class,
+                error_message="body over 64 MB" if error_class == "too_large" else _short(exc),
             )
         used = _int_header(headers, USED_WEIGHT_HEADER)
         retry_after = _float_header(headers, "Retry-After")
@@ -108,6 +117,24 @@ class BinanceClient:
 
 class _BodyTooLargeError(Exception):
     pass
+
+
+# Failures that happen while reading the body, when the status is already known.
+_AFTER_HEADERS = frozenset({"truncated", "connection_reset", "too_large"})
+
+
+def _error_class(exc: Exception) -> str:
+    """A short name for why a request failed, as observations and metrics record it."""
+    if isinstance(exc, _BodyTooLargeError):
+        return "too_large"
+    if isinstance(exc, requests.Timeout):
+        return "timeout"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        # The body stopped short of its Content-Length: a reset, or a clean close.
+        return "connection_reset" if "reset" in str(exc).lower() else "truncated"
+    return "request"
 
 
 def _read_body(response: requests.Response) -> bytes:

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 import orjson
 
 from core.bodies import blank_server_time
+from core.history import request_weight_limit
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
-from poller.binance import BinanceClient, Response
+from poller.binance import Response
 from poller.parse import ms_to_datetime, parse_exchange_info
+from poller.retry import RetryingClient
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,11 @@ class StreamJob:
         stream: str,
         path: str,
         parse: Callable[[bytes], Snapshot],
-        client: BinanceClient,
+        client: RetryingClient,
         writer: StreamWriter,
         replica_id: str,
         clock: Clock = _utc_now,
+        read_timeout: float | None = None,
     ) -> None:
         self.stream = stream
         self.path = path
@@ -58,23 +61,28 @@ class StreamJob:
         self.writer = writer
         self.replica_id = replica_id
         self.clock = clock
+        self.read_timeout = read_timeout
         # Held only while recording: a shutdown waits for a write, never for an HTTP read.
         self.write_lock = threading.Lock()
+        self._weight_limit_known = False
 
     def run(self) -> Recorded:
         requested_at = self.clock()
         response = self.fetch()
         with self.write_lock:
             recorded = self.writer.record(self._fetched(requested_at, response), self.parse)
+        if not self._weight_limit_known or "rate_limit_versions" in recorded.opened:
+            self._learn_weight_limit()
         level = logging.WARNING if recorded.outcome == "error" else logging.INFO
         log.log(
             level,
-            "%s poll %s in %d ms (status %s, weight %s)%s%s",
+            "%s poll %s in %d ms (status %s, weight %s, attempts %d)%s%s",
             self.stream,
             recorded.outcome,
             response.duration_ms,
             response.status,
             response.used_weight,
+            response.attempts,
             f": {response.error_class} {response.error_message}" if response.error_class else "",
             f", opened {recorded.opened} closed {recorded.closed}"
             if recorded.opened or recorded.closed
@@ -83,8 +91,16 @@ class StreamJob:
         return recorded
 
     def fetch(self) -> Response:
-        """One HTTP exchange with Binance; signed streams override this."""
-        return self.client.get(self.path)
+        """This poll's exchange with Binance, retried; signed streams override this."""
+        return self.client.get(self.path, self.read_timeout)
+
+    def _learn_weight_limit(self) -> None:
+        """Size the weight budget on the exchange's REQUEST_WEIGHT limit, once known."""
+        with self.writer.engine.connect() as conn:
+            limit = request_weight_limit(conn)
+        if limit is not None:
+            self.client.budget.limit = limit
+            self._weight_limit_known = True
 
     def _fetched(self, requested_at: datetime, response: Response) -> Fetched:
         fetched = Fetched(
@@ -95,6 +111,8 @@ class StreamJob:
             http_status=response.status,
             used_weight=response.used_weight,
             body=response.body,
+            attempts=response.attempts,
+            backoff_ms=response.backoff_ms,
         )
         code, msg = binance_error(response.body)
         if not response.ok:
@@ -114,7 +132,11 @@ class StreamJob:
 
 
 def exchange_info_job(
-    client: BinanceClient, writer: StreamWriter, replica_id: str, clock: Clock = _utc_now
+    client: RetryingClient,
+    writer: StreamWriter,
+    replica_id: str,
+    clock: Clock = _utc_now,
+    read_timeout: float | None = None,
 ) -> StreamJob:
     return StreamJob(
         "exchange_info",
@@ -124,4 +146,5 @@ def exchange_info_job(
         writer,
         replica_id,
         clock,
+        read_timeout,
     )

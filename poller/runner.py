@@ -23,6 +23,7 @@ from core.ingest import StreamWriter
 from poller.account_jobs import signed_jobs, system_status_job
 from poller.binance import BinanceClient
 from poller.job import StreamJob, exchange_info_job
+from poller.retry import RateGate, RetryingClient, RetryPolicy, WeightBudget
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +96,45 @@ class Poller:
         return False
 
 
-def build_poller(
-    settings: Settings, engine: Engine, replica_id: str, client: BinanceClient | None = None
-) -> Poller:
+# The read timeout in force is at most this share of the stream's interval, so that a poll
+# whose answer is stuck ends (and is recorded) before the next one is due.
+READ_TIMEOUT_SHARE_OF_INTERVAL = 0.9
+
+
+def read_timeout(settings: Settings, interval: float) -> float:
+    """``[binance] timeout_seconds`` (sized for a 6 MB body), kept below the interval."""
+    return min(settings.binance.timeout_seconds, READ_TIMEOUT_SHARE_OF_INTERVAL * interval)
+
+
+def retrying_client(settings: Settings, stop: threading.Event) -> RetryingClient:
+    """The replica's one way to Binance: one gate and one budget for all of its jobs."""
+    return RetryingClient(
+        BinanceClient(settings.binance),
+        RetryPolicy.from_settings(settings),
+        RateGate(),
+        WeightBudget(settings.poller.weight_budget),
+        wait=stop.wait,
+    )
+
+
+def build_poller(settings: Settings, engine: Engine, replica_id: str) -> Poller:
     """Every enabled stream's job; signed ones only once the key passed its safety check.
 
     Raises SigningKeyError or UnsafeKeyError (poller.signing, poller.account_jobs) when
     the configured key cannot or must not be used.
     """
-    client = client or BinanceClient(settings.binance)
+    stop = threading.Event()
+    client = retrying_client(settings, stop)
+    interval = settings.poller.exchange_info_interval
     jobs = [
         ScheduledJob(
-            exchange_info_job(client, StreamWriter(engine, "exchange_info"), replica_id),
-            settings.poller.exchange_info_interval,
+            exchange_info_job(
+                client,
+                StreamWriter(engine, "exchange_info"),
+                replica_id,
+                read_timeout=read_timeout(settings, interval),
+            ),
+            interval,
         ),
         ScheduledJob(
             system_status_job(client, StreamWriter(engine, "system_status"), replica_id),
@@ -118,4 +145,4 @@ def build_poller(
         ScheduledJob(job, interval)
         for job, interval in signed_jobs(settings, engine, client, replica_id)
     ]
-    return Poller(jobs)
+    return Poller(jobs, stop)

@@ -19,6 +19,7 @@ import orjson
 from core.config import BinanceSettings, Secret
 from poller.binance import BinanceClient, Response
 from poller.job import binance_error
+from poller.retry import RetryingClient
 from poller.signing import Params, Signer, signed_query
 
 log = logging.getLogger(__name__)
@@ -88,17 +89,22 @@ def _server_time(response: Response) -> int | None:
 
 
 class SignedClient:
-    """GETs of USER_DATA endpoints: API key header, timestamp, recvWindow, signature."""
+    """GETs of USER_DATA endpoints: API key header, timestamp, recvWindow, signature.
+
+    Requests go through the replica's ``RetryingClient`` (its gate, budget and back-off);
+    each attempt, retries included, is signed anew with a fresh timestamp.
+    """
 
     def __init__(
         self,
-        client: BinanceClient,
+        retrying: RetryingClient,
         api_key: Secret,
         signer: Signer,
         clock: ServerClock,
         recv_window_ms: int,
     ) -> None:
-        self.client = client
+        self.retrying = retrying
+        self.client = retrying.client
         self._api_key = api_key
         self.signer = signer
         self.clock = clock
@@ -106,24 +112,28 @@ class SignedClient:
 
     @classmethod
     def from_settings(
-        cls, settings: BinanceSettings, client: BinanceClient, signer: Signer
+        cls, settings: BinanceSettings, retrying: RetryingClient, signer: Signer
     ) -> SignedClient:
-        clock = ServerClock(client, settings.time_sync_interval_seconds)
-        return cls(client, settings.api_key, signer, clock, settings.recv_window_ms)
+        clock = ServerClock(retrying.client, settings.time_sync_interval_seconds)
+        return cls(retrying, settings.api_key, signer, clock, settings.recv_window_ms)
 
-    def get(self, path: str, params: Params = ()) -> Response:
-        """One signed GET; on ``-1021``, resync the clock and try once more, re-signed."""
+    def get(self, path: str, params: Params = (), read_timeout: float | None = None) -> Response:
+        """A signed GET with retries; on ``-1021``, resync the clock and try once more."""
         params = list(params)
-        response = self._attempt(path, params)
+        return self.retrying.fetch(lambda timeout: self._once(path, params, timeout), read_timeout)
+
+    def _once(self, path: str, params: Params, read_timeout: float | None) -> Response:
+        response = self._attempt(path, params, read_timeout)
         if binance_error(response.body)[0] == INVALID_TIMESTAMP:
             log.warning("%s: -1021 (timestamp outside recvWindow); resyncing the clock", path)
             self.clock.sync()
-            response = self._attempt(path, params)
+            response = self._attempt(path, params, read_timeout)
         return response
 
-    def _attempt(self, path: str, params: Params) -> Response:
+    def _attempt(self, path: str, params: Params, read_timeout: float | None) -> Response:
         query = signed_query(params, self.signer, self.clock.now_ms(), self.recv_window_ms)
-        return self.client.get(f"{path}?{query}", {API_KEY_HEADER: self._api_key.reveal()})
+        headers = {API_KEY_HEADER: self._api_key.reveal()}
+        return self.client.get(f"{path}?{query}", headers, read_timeout=read_timeout)
 
     def __repr__(self) -> str:
         return f"SignedClient({self.client.base_url}, {self.signer!r})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,8 +11,29 @@ import orjson
 from sqlalchemy import Engine
 
 from core.bodies import blank_server_time
+from core.config import Settings, replace_section
 from core.ingest import Fetched, Recorded, StreamWriter
 from poller.parse import parse_exchange_info
+from poller.retry import RetryingClient
+from poller.runner import retrying_client
+
+
+def poller_settings(base_url: str, **binance: Any) -> Settings:
+    """Settings for a poller talking to ``base_url``, quick to fail and to retry."""
+    defaults: dict[str, Any] = {
+        "connect_timeout_seconds": 1.0,
+        "timeout_seconds": 5.0,
+        "backoff_base_seconds": 0.05,
+        "backoff_cap_seconds": 0.4,
+    }
+    return replace_section(Settings(), "binance", base_url=base_url, **{**defaults, **binance})
+
+
+def client_for(
+    base_url: str, stop: threading.Event | None = None, **binance: Any
+) -> RetryingClient:
+    """The replica's retrying client, as ``exmeta poll`` builds it, aimed at ``base_url``."""
+    return retrying_client(poller_settings(base_url, **binance), stop or threading.Event())
 
 
 def at(text: str) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -13,8 +14,8 @@ from binance_sim.server import SimServer
 from core.config import ApiSettings, BinanceSettings, PollerSettings, Secret, Settings
 from core.ingest import StreamWriter
 from poller.account_jobs import signed_jobs, system_status_job
-from poller.binance import BinanceClient
 from poller.job import StreamJob
+from poller.runner import retrying_client
 
 SIGNING = Path(__file__).parent / "fixtures" / "signing"
 HMAC_VECTORS = orjson.loads((SIGNING / "hmac_sha256_docs_vectors.json").read_bytes())
@@ -44,9 +45,13 @@ def sim_settings(
             base_url=sim.url,
             api_key=Secret(API_KEY),
             api_secret=Secret(API_SECRET),
-            connect_timeout_seconds=1,
-            timeout_seconds=5,
-            **(binance or {}),
+            **{
+                "connect_timeout_seconds": 1,
+                "timeout_seconds": 5,
+                "backoff_base_seconds": 0.05,  # retries stay quick in tests
+                "backoff_cap_seconds": 0.4,
+                **(binance or {}),
+            },
         ),
         poller=PollerSettings(**poller),
         api=ApiSettings(token=Secret(API_TOKEN)),
@@ -55,7 +60,7 @@ def sim_settings(
 
 def jobs_by_stream(settings: Settings, engine: Any) -> dict[str, StreamJob]:
     """Every job `exmeta poll` would run for these settings, the signed ones included."""
-    client = BinanceClient(settings.binance)
+    client = retrying_client(settings, threading.Event())
     jobs = {job.stream: job for job, _ in signed_jobs(settings, engine, client, "test")}
     jobs["system_status"] = system_status_job(client, StreamWriter(engine, "system_status"), "test")
     return jobs

@@ -15,10 +15,9 @@ from sqlalchemy import Engine, text
 
 from binance_sim.server import SimServer
 from core import history
-from core.config import BinanceSettings
 from core.ingest import StreamWriter
-from poller.binance import BinanceClient
 from poller.job import exchange_info_job
+from tests.builders import client_for
 from tests.conftest import FIXTURES
 
 DAY1 = FIXTURES / "2022-11-28_2124.json"
@@ -64,7 +63,7 @@ def test_two_real_days_create_exactly_the_true_differences(engine: Engine, sim: 
     )
     assert len(halted) == 16  # the fixture's documented TRADING -> BREAK transitions
 
-    client = BinanceClient(BinanceSettings(base_url=sim.url, timeout_seconds=30))
+    client = client_for(sim.url, timeout_seconds=30)
     job = exchange_info_job(client, StreamWriter(engine, "exchange_info"), "replay")
 
     put_document(sim, raw1)
@@ -117,7 +116,7 @@ def test_two_real_days_create_exactly_the_true_differences(engine: Engine, sim: 
 
 
 def test_replaying_the_same_snapshot_twice_adds_no_versions(engine: Engine, sim: SimServer) -> None:
-    client = BinanceClient(BinanceSettings(base_url=sim.url, timeout_seconds=30))
+    client = client_for(sim.url, timeout_seconds=30)
     job = exchange_info_job(client, StreamWriter(engine, "exchange_info"), "replay")
     put_document(sim, DAY1.read_bytes())
     job.run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ from core.config import Settings, replace_section
 from core.ingest import StreamWriter
 from poller.account_jobs import signed_jobs, system_status_job
 from poller.binance import BinanceClient
+from poller.runner import retrying_client
 from poller.signed import ServerClock
 from tests.signed_sim import (
     ED25519_VECTORS,
@@ -135,7 +137,7 @@ def test_maintenance_window_is_one_version_each_way(engine: Engine, sim: SimServ
     """The status endpoint is unsigned: it is polled without any key configured."""
     settings = replace_section(Settings(), "binance", base_url=sim.url)
     status = system_status_job(
-        BinanceClient(settings.binance), StreamWriter(engine, "system_status"), "test"
+        retrying_client(settings, threading.Event()), StreamWriter(engine, "system_status"), "test"
     )
     recorded = [status.run()]
     for body in ({"status": 1, "msg": "system_maintenance"}, {"status": 0, "msg": "normal"}):
@@ -209,6 +211,21 @@ def test_signed_polls_survive_a_clock_step_with_one_1021_at_most(
     assert abs(stamps[1] - stamps[0] - offset_ms) < 1000  # the retry's timestamp is new
 
 
+def test_retried_signed_requests_are_signed_afresh(engine: Engine, sim: SimServer) -> None:
+    register_key(sim)
+    account = jobs_by_stream(sim_settings(sim), engine)["account"]
+    fault = {"kind": "status", "status": 503, "endpoint": "/api/v3/account", "count": 2}
+    control(sim, "POST", "/faults", fault)
+    before = len(logged_requests(sim, "/api/v3/account"))
+    assert account.run().outcome == "changed"
+    log = logged_requests(sim, "/api/v3/account")[before:]
+    assert [r["status"] for r in log] == [503, 503, 200]
+    stamps = [int(query_value(r, "timestamp")) for r in log]
+    assert len(set(stamps)) == 3  # a new timestamp each time...
+    assert stamps == sorted(stamps)
+    assert len({query_value(r, "signature") for r in log}) == 3  # and a new signature
+
+
 def test_ed25519_key_signs_the_account_poll(engine: Engine, sim: SimServer, tmp_path: Path) -> None:
     register_key(sim, ed25519=True)
     pem = tmp_path / "exmeta-ed25519.pem"
@@ -245,6 +262,8 @@ def test_a_failed_commission_call_fails_the_observation_and_closes_nothing(
     assert job.run().opened == {"commission_versions": 2}
     fault = {"kind": "status", "status": 503, "endpoint": "/api/v3/account/commission"}
     control(sim, "POST", "/faults", fault)
+    assert job.run().outcome == "unchanged"  # one 503 is retried, re-signed, and passes
+    control(sim, "POST", "/faults", {**fault, "count": 3})  # every attempt fails
     failed = job.run()
     assert (failed.outcome, failed.closed) == ("error", {})
     with engine.connect() as conn:
@@ -256,7 +275,7 @@ def test_without_a_key_the_signed_streams_are_off_with_one_log_line(
 ) -> None:
     settings = replace_section(Settings(), "binance", base_url=sim.url)
     with caplog.at_level(logging.INFO, logger="poller"):
-        jobs = signed_jobs(settings, engine, BinanceClient(settings.binance), "test")
+        jobs = signed_jobs(settings, engine, retrying_client(settings, threading.Event()), "test")
     assert jobs == []
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [

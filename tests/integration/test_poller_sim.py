@@ -10,17 +10,14 @@ import requests
 from sqlalchemy import Engine, text
 
 from binance_sim.server import SimServer
-from core.config import BinanceSettings
 from core.ingest import StreamWriter
-from poller.binance import BinanceClient
 from poller.job import StreamJob, exchange_info_job
 from poller.runner import Poller, ScheduledJob
+from tests.builders import client_for
 
 
-def job_for(engine: Engine, base_url: str, timeout: float = 5) -> StreamJob:
-    client = BinanceClient(
-        BinanceSettings(base_url=base_url, timeout_seconds=timeout, connect_timeout_seconds=1)
-    )
+def job_for(engine: Engine, base_url: str, timeout: float = 5, max_attempts: int = 1) -> StreamJob:
+    client = client_for(base_url, timeout_seconds=timeout, max_attempts=max_attempts)
     return exchange_info_job(client, StreamWriter(engine, "exchange_info"), "test")
 
 

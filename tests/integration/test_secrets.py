@@ -71,9 +71,9 @@ def test_signed_polls_leak_no_key_secret_or_signature(
                 sim,
                 "POST",
                 "/faults",
-                {"kind": "status", "status": 503, "endpoint": "/api/v3/account"},
+                {"kind": "status", "status": 503, "endpoint": "/api/v3/account", "count": 3},
             )
-            assert jobs["account"].run().outcome == "error"
+            assert jobs["account"].run().outcome == "error"  # three signed attempts, all 503
             requests.get(f"{sim.url}/_sim/state", timeout=5)
     finally:
         caplog.handler.removeFilter(redacting)

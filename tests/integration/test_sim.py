@@ -360,11 +360,95 @@ def test_pending_faults_can_be_listed_and_cleared(sim: Client) -> None:
 
     assert sim.get("/_sim/faults").json() == {
         "faults": [
-            {"kind": "status", "endpoint": "/api/v3/exchangeInfo", "remaining": 5, "status": 504}
+            {
+                "kind": "status",
+                "endpoint": "/api/v3/exchangeInfo",
+                "remaining": 5,
+                "status": 504,
+                "delay_seconds": None,
+                "retry_after": None,
+            }
         ]
     }
     assert sim.request("DELETE", "/_sim/faults").json() == {"cleared": 1}
     assert sim.get("/api/v3/exchangeInfo").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("kind", "broken"), [("truncated", "IncompleteRead"), ("reset", "Connection reset")]
+)
+def test_cut_short_faults_send_part_of_the_promised_body(
+    sim: Client, kind: str, broken: str
+) -> None:
+    sim.add_fault(kind=kind)
+
+    with pytest.raises(requests.exceptions.ChunkedEncodingError, match=broken):
+        sim.get("/api/v3/exchangeInfo")
+
+    assert len(sim.exchange_info()["symbols"]) == len(packaged_symbols())
+
+
+def test_slow_fault_answers_after_its_delay(sim: Client) -> None:
+    sim.add_fault(kind="slow", delay_seconds=0.6)
+
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        sim.session.get(sim.url + "/api/v3/exchangeInfo", timeout=(1, 0.2))
+    started = time.monotonic()
+    sim.add_fault(kind="slow", delay_seconds=0.6)
+    assert sim.get("/api/v3/exchangeInfo").status_code == 200
+    assert time.monotonic() - started >= 0.6
+
+
+def test_error_body_fault_is_a_200_carrying_a_binance_error(sim: Client) -> None:
+    sim.add_fault(kind="error_body")
+
+    faulted = sim.get("/api/v3/exchangeInfo")
+
+    assert faulted.status_code == 200
+    assert faulted.json()["code"] == -1001
+
+
+def test_calling_during_a_429_back_off_earns_a_418_ban(sim: Client) -> None:
+    sim.add_fault(kind="rate_limit", retry_after=1)
+
+    limited = sim.get("/api/v3/exchangeInfo")
+    banned = sim.get("/api/v3/ping")  # any endpoint: the limit is per IP
+
+    assert (limited.status_code, limited.headers["Retry-After"]) == (429, "1")
+    assert limited.json()["code"] == -1003
+    assert (banned.status_code, banned.headers["Retry-After"]) == (418, "120")
+    assert "banned until" in banned.json()["msg"]
+    log = sim.get("/_sim/requests").json()["requests"]
+    assert [(r["status"], r["fault"]) for r in log] == [(429, "rate_limit"), (418, "ip_ban")]
+
+
+def test_waiting_out_a_429_is_not_banned(sim: Client) -> None:
+    sim.add_fault(kind="rate_limit", retry_after=1)
+    assert sim.get("/api/v3/exchangeInfo").status_code == 429
+
+    time.sleep(1.05)
+
+    assert sim.get("/api/v3/exchangeInfo").status_code == 200
+
+
+def test_chaos_fails_about_its_rate_and_replays_with_its_seed(sim: Client) -> None:
+    chaos = {
+        "rate": 0.3,
+        "seed": 42,
+        "faults": [{"kind": "status", "status": 502, "endpoint": "*"}],
+    }
+
+    def run() -> list[int]:
+        assert sim.request("PUT", "/_sim/chaos", json=chaos).status_code == 200
+        return [sim.get("/api/v3/ping").status_code for _ in range(200)]
+
+    first, second = run(), run()
+
+    assert first == second
+    assert 40 <= first.count(502) <= 80
+    assert set(first) == {200, 502}
+    assert sim.request("DELETE", "/_sim/chaos").json() == {"chaos": None}
+    assert {sim.get("/api/v3/ping").status_code for _ in range(20)} == {200}
 
 
 # -- request log -------------------------------------------------------------------------------
@@ -414,6 +498,16 @@ def test_request_log_records_binance_requests_with_status_and_fault(sim: Client)
             "endpoint must be one of",
         ),
         ("POST", "/_sim/faults", {"kind": "geo_block", "times": 2}, "unknown keys"),
+        ("POST", "/_sim/faults", {"kind": "slow"}, "delay_seconds is required"),
+        ("POST", "/_sim/faults", {"kind": "slow", "delay_seconds": 0}, "must be in"),
+        ("POST", "/_sim/faults", {"kind": "slow", "delay_seconds": "1"}, "must be a number"),
+        ("POST", "/_sim/faults", {"kind": "reset", "delay_seconds": 1}, "taken by no other"),
+        ("POST", "/_sim/faults", {"kind": "status", "status": 503, "retry_after": 1}, "takes no"),
+        ("POST", "/_sim/faults", {"kind": "rate_limit", "retry_after": -1}, "at least 0"),
+        ("PUT", "/_sim/chaos", {"rate": 2, "faults": [{"kind": "reset"}]}, "rate must be in"),
+        ("PUT", "/_sim/chaos", {"rate": 0.1, "faults": []}, "at least one fault"),
+        ("PUT", "/_sim/chaos", {"rate": 0.1, "faults": [{"kind": "boom"}]}, "kind must be"),
+        ("PUT", "/_sim/chaos", {"rate": "often", "faults": []}, "rate must be a number"),
         ("PATCH", "/_sim/symbols/BNBBTC", {"status": "BREAK"}, "unknown keys"),
         ("PATCH", "/_sim/symbols/BNBBTC", {"fields": ["BREAK"]}, "'fields' must be"),
         ("PATCH", "/_sim/symbols/BNBBTC", {"fields": {"symbol": "X"}}, "cannot rename"),

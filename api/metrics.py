@@ -1,0 +1,146 @@
+"""``GET /metrics``: Prometheus text exposition, computed from the database at scrape time.
+
+The polls happen in other processes (the pollers), so in-memory counters here would count
+nothing; a custom collector turns aggregate queries over ``observations`` and the version
+tables into metric families instead. Counters are therefore as durable as the log itself,
+identical on every API replica, and agree with ``/v1/observations`` by construction.
+Each app has its own ``CollectorRegistry`` (not prometheus_client's global one), so two
+apps in one process (tests, ``exmeta up``) never register the same names twice.
+The route is outside the OpenAPI document: it serves Prometheus text, not JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from itertools import accumulate
+
+from flask import Flask, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from api.state import AppState
+from core import history, stats
+
+METRICS_URL = "/metrics"
+# Poll duration buckets: an unchanged exchangeInfo poll takes tens of ms, a changed one
+# hundreds, a retried one seconds; the read timeout is 8 s and three attempts fit in 30.
+DURATION_BOUNDS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
+
+
+class ObservationCollector(Collector):
+    """Metric families read from the observation log, the version tables and the clock."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.state
+        with state.reading() as conn:
+            counts = stats.poll_counts(conn)
+            histograms = stats.duration_histograms(conn, DURATION_BOUNDS_MS)
+            weights = stats.last_used_weights(conn, state.streams)
+            versions = stats.versions_written(conn)
+            last = history.last_successes(conn, state.streams)
+        now = state.clock()
+
+        polls = CounterMetricFamily(
+            "exmeta_polls", "Polls recorded, by stream and outcome", labels=["stream", "outcome"]
+        )
+        errors = CounterMetricFamily(
+            "exmeta_poll_errors",
+            "Failed polls, by stream and short error class",
+            labels=["stream", "error_class"],
+        )
+        sent = CounterMetricFamily(
+            "exmeta_binance_requests",
+            "Requests sent to Binance, retries included",
+            labels=["stream"],
+        )
+        retries = CounterMetricFamily(
+            "exmeta_retries", "Requests that were retries of a failed one", labels=["stream"]
+        )
+        backoff = CounterMetricFamily(
+            "exmeta_backoff_seconds",
+            "Time spent backing off before retries and for the weight budget",
+            labels=["stream"],
+        )
+        by_outcome: dict[tuple[str, str], int] = {}
+        by_error: dict[tuple[str, str], int] = {}
+        per_stream: dict[str, list[int]] = {}
+        for c in counts:
+            key = (c.stream, c.outcome)
+            by_outcome[key] = by_outcome.get(key, 0) + c.polls
+            if c.error_class is not None:
+                ekey = (c.stream, c.error_class)
+                by_error[ekey] = by_error.get(ekey, 0) + c.polls
+            totals = per_stream.setdefault(c.stream, [0, 0, 0])
+            totals[0] += c.requests
+            totals[1] += c.retries
+            totals[2] += c.backoff_ms
+        for (stream, outcome), n in sorted(by_outcome.items()):
+            polls.add_metric([stream, outcome], n)
+        for (stream, error_class), n in sorted(by_error.items()):
+            errors.add_metric([stream, error_class], n)
+        for stream, (n_sent, n_retries, backoff_ms) in sorted(per_stream.items()):
+            sent.add_metric([stream], n_sent)
+            retries.add_metric([stream], n_retries)
+            backoff.add_metric([stream], backoff_ms / 1000)
+        yield from (polls, errors, sent, retries, backoff)
+
+        since = GaugeMetricFamily(
+            "exmeta_seconds_since_last_success",
+            "Seconds since the stream's last successful poll (+Inf: none yet)",
+            labels=["stream"],
+        )
+        for stream, at in last.items():
+            since.add_metric([stream], math.inf if at is None else (now - at).total_seconds())
+        yield since
+
+        used = GaugeMetricFamily(
+            "exmeta_used_weight",
+            "X-MBX-USED-WEIGHT-1M reported with the stream's latest poll that had one",
+            labels=["stream"],
+        )
+        for stream, weight in sorted(weights.items()):
+            used.add_metric([stream], weight)
+        yield used
+
+        written = CounterMetricFamily(
+            "exmeta_versions_written", "Version rows written, by table", labels=["table"]
+        )
+        for table, n in versions.items():
+            written.add_metric([table], n)
+        yield written
+
+        duration = HistogramMetricFamily(
+            "exmeta_poll_duration_seconds",
+            "Duration of a poll: every attempt and back-off, until recorded",
+            labels=["stream"],
+        )
+        for h in histograms:
+            cumulative = list(accumulate(h.bucket_counts))
+            buckets = [
+                (f"{b / 1000:g}", n)
+                for b, n in zip(DURATION_BOUNDS_MS, cumulative[:-1], strict=True)
+            ]
+            buckets.append(("+Inf", h.count))
+            duration.add_metric([h.stream], buckets, h.sum_ms / 1000)
+        yield duration
+
+
+def register_metrics(app: Flask, state: AppState) -> None:
+    registry = CollectorRegistry()
+    registry.register(ObservationCollector(state))
+
+    def metrics() -> Response:
+        # A database that does not answer raises here and becomes the API's usual 503.
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+    app.add_url_rule(METRICS_URL, "metrics", metrics)
