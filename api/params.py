@@ -8,8 +8,9 @@ become the error type ``invalid_time`` that ``errors`` turns into the error code
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import (
     BaseModel,
@@ -58,6 +59,22 @@ Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The schema, built once per model and arguments.
+
+        flask-openapi3 asks for a query model's JSON schema on every request, to learn
+        which parameters are arrays; building it took ~0.25 ms of a ~1 ms answer.
+        Callers get a copy, so none can alter what the next one sees.
+        """
+        key = (cls, args, tuple(sorted(kwargs.items())))
+        if key not in _SCHEMAS:
+            _SCHEMAS[key] = super().model_json_schema(*args, **kwargs)
+        return copy.deepcopy(_SCHEMAS[key])
+
+
+_SCHEMAS: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
 class AsOfQuery(Params):

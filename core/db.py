@@ -26,18 +26,26 @@ def redact_url(url: str | URL) -> str:
 
 
 def create_db_engine(
-    url: str, settings: DatabaseSettings, *, application_name: str = "exmeta", pool_size: int = 5
+    url: str,
+    settings: DatabaseSettings,
+    *,
+    application_name: str = "exmeta",
+    pool_size: int = 5,
+    pre_ping: bool = True,
 ) -> Engine:
     """An engine whose connections notice a dead peer and never wait forever.
 
     Keepalives and ``tcp_user_timeout`` make a black-holed TCP connection fail within
     seconds rather than the kernel's two hours; ``statement_timeout`` bounds a query
-    that hangs on the server side.
+    that hangs on the server side. ``pre_ping`` tests each connection before use (a round
+    trip): worth it for the poller, which must not lose a poll to a stale connection;
+    the API skips it, since a stale connection costs one 503 and SQLAlchemy then
+    discards the whole pool.
     """
     statement_ms = int(settings.statement_timeout_seconds * 1000)
     engine = create_engine(
         normalize_url(url),
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_size=pool_size,
         max_overflow=pool_size,
         connect_args={

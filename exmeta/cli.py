@@ -175,7 +175,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 from api import create_app
 
                 # Runs in each worker after the fork: engines are never shared across forks.
-                engine = create_db_engine(url, settings.database, application_name="exmeta-api")
+                engine = create_db_engine(
+                    url, settings.database, application_name="exmeta-api", pre_ping=False
+                )
                 app = create_app(settings, engine, streams=settings.enabled_streams())
                 # Long-lived objects (modules, the app) leave the collector's view, so the
                 # ~25,000 objects of a whole-exchange answer do not re-scan them (~30% CPU).

@@ -14,6 +14,7 @@ from core.bodies import blank_server_time
 from core.history import request_weight_limit
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
 from poller.binance import Response
+from poller.memory import release_freed_memory
 from poller.parse import ms_to_datetime, parse_exchange_info
 from poller.retry import RetryingClient
 
@@ -71,6 +72,8 @@ class StreamJob:
         response = self.fetch()
         with self.write_lock:
             recorded = self.writer.record(self._fetched(requested_at, response), self.parse)
+        if recorded.outcome == "changed":
+            release_freed_memory()  # the parse's peak would otherwise stay in RSS
         if not self._weight_limit_known or "rate_limit_versions" in recorded.opened:
             self._learn_weight_limit()
         level = logging.WARNING if recorded.outcome == "error" else logging.INFO
