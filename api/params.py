@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -119,6 +119,39 @@ class ObservationsQuery(Window):
                 "invalid_parameter", "must be one of {known}", {"known": ", ".join(OUTCOMES)}
             )
         return value
+
+
+MAX_CHANGES = 1000
+FieldName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ChangesQuery(Window):
+    """Without ``from``/``to``: the last hour up to now."""
+
+    stream: Literal["exchange_info"] | None = Field(
+        None, description="the stream whose changes to list; the feed covers exchange_info"
+    )
+    symbol: str | None = Field(
+        None, min_length=1, max_length=MAX_SYMBOL, description="only this symbol's changes"
+    )
+    field: list[FieldName] = Field(
+        default_factory=list,
+        description="only these fields, or the fields under them (repeatable), e.g. status,"
+        " filters.PRICE_FILTER",
+    )
+    exclude_field: list[FieldName] = Field(
+        default_factory=list,
+        description="leave out these fields, or the fields under them (repeatable), e.g."
+        " filters.MARKET_LOT_SIZE.maxQty",
+    )
+    limit: int = Field(MAX_CHANGES, ge=1, le=MAX_CHANGES)
+    next_cursor: str | None = Field(
+        None,
+        alias="next",
+        min_length=1,
+        max_length=2000,
+        description="the `next` of the previous page: continue after its last change",
+    )
 
 
 class NoQuery(Params):

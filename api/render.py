@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from flask import Response
 
+from core.changes import ChangePage
 from core.history import (
     Evidence,
     Gap,
@@ -193,4 +194,26 @@ def versions_as_of(
         "as_of": format_instant(at),
         "evidence": evidence(found),
         name: [version(v, raw=False) for v in versions],
+    }
+
+
+def change_feed(page: ChangePage, start: datetime, end: datetime) -> dict[str, Any]:
+    return {
+        "from": format_instant(start),
+        "to": format_instant(end),
+        "changes": [
+            {
+                "changed_at": _instant(c.changed_at),
+                "observed_before": _instant(c.observed_before),
+                "observation_id": c.observation_id,
+                "stream": c.stream,
+                "entity": c.entity,
+                "key": c.key,
+                "field": c.field,
+                "old": c.old,
+                "new": c.new,
+            }
+            for c in page.changes
+        ],
+        "next": page.next_cursor,
     }

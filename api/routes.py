@@ -15,9 +15,17 @@ from flask_openapi3.models.tag import Tag
 
 from api import render
 from api.errors import ApiError
-from api.params import AsOfQuery, HistoryQuery, ObservationsQuery, SymbolPath, SymbolsQuery
+from api.params import (
+    AsOfQuery,
+    ChangesQuery,
+    HistoryQuery,
+    ObservationsQuery,
+    SymbolPath,
+    SymbolsQuery,
+)
 from api.schemas import (
     EXCHANGE_INFO_RESPONSE,
+    ChangeFeed,
     ErrorResponse,
     ObservationLog,
     RateLimitsAsOf,
@@ -27,13 +35,14 @@ from api.schemas import (
     operation_id,
 )
 from api.state import app_state
-from core import history
+from core import changes, history
 from core.timeparse import format_instant
 
 DEFAULT_WINDOW = timedelta(hours=1)
 
 SYMBOLS = Tag(name="symbols", description="trading rules per symbol, now or as of an instant")
 EXCHANGE = Tag(name="exchange", description="exchange-wide rules and the raw documents")
+CHANGES = Tag(name="changes", description="what changed in a window, field by field")
 OBSERVATIONS = Tag(name="observations", description="the poll log: coverage, failures, gaps")
 
 v1 = APIBlueprint(
@@ -162,6 +171,39 @@ def get_exchange_info(query: AsOfQuery) -> Response:
             "X-Exmeta-Observed-At": format_instant(document.observed_at) or "",
         },
     )
+
+
+@v1.get(
+    "/v1/changes",
+    tags=[CHANGES],
+    responses={200: ChangeFeed},
+)
+def list_changes(query: ChangesQuery) -> Response:
+    """Every change within [from, to) (default: the last hour), field by field, in time order
+
+    Ordered by (changed_at, entity, key, field); a listing or delisting is one change of
+    the field `listed`. At most `limit` per page; `next` continues after the last one.
+    """
+    state = app_state()
+    end = query.end or state.clock()
+    start = query.start or end - DEFAULT_WINDOW
+    if start >= end:
+        raise ApiError(400, "invalid_window", "from must be before to (to defaults to now)")
+    with state.reading() as conn:
+        try:
+            page = changes.changes(
+                conn,
+                start,
+                end,
+                symbol=query.symbol,
+                fields=query.field,
+                exclude_fields=query.exclude_field,
+                limit=query.limit,
+                cursor=query.next_cursor,
+            )
+        except changes.CursorError as exc:
+            raise ApiError(400, "invalid_cursor", str(exc)) from None
+    return render.json_response(render.change_feed(page, start, end))
 
 
 @v1.get(
