@@ -54,6 +54,19 @@ Instant = Annotated[
         }
     ),
 ]
+# A required parameter's schema is lifted into the OpenAPI Parameter object, whose
+# ``examples`` must be a mapping: it carries one ``example`` instead.
+RequiredInstant = Annotated[
+    datetime,
+    PlainValidator(parse_time),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "RFC 3339 with an explicit offset or Z, or integer epoch milliseconds",
+            "example": INSTANT_EXAMPLES[0],
+        }
+    ),
+]
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 
 
@@ -152,6 +165,19 @@ class ChangesQuery(Window):
         max_length=2000,
         description="the `next` of the previous page: continue after its last change",
     )
+
+
+class DiffQuery(Params):
+    """Two instants to compare; ``to`` defaults to now."""
+
+    start: RequiredInstant = Field(alias="from", description="the earlier state")
+    end: Instant | None = Field(None, alias="to", description="the later state; default now")
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> Self:
+        if self.end is not None and self.start >= self.end:
+            raise PydanticCustomError("invalid_window", "from must be before to")
+        return self
 
 
 class NoQuery(Params):

@@ -26,6 +26,7 @@ from core.history import (
     SymbolRules,
     Version,
 )
+from core.state_diff import EntityDiff, StateDiff
 from core.timeparse import format_instant
 
 JSON = "application/json"
@@ -216,4 +217,31 @@ def change_feed(page: ChangePage, start: datetime, end: datetime) -> dict[str, A
             for c in page.changes
         ],
         "next": page.next_cursor,
+    }
+
+
+def _entity_diff(found: EntityDiff) -> dict[str, Any]:
+    return {
+        "added": found.added,
+        "removed": found.removed,
+        "changed": [
+            {
+                "key": c.key,
+                "changes": [{"field": f.field, "old": f.old, "new": f.new} for f in c.changes],
+            }
+            for c in found.changed
+        ],
+    }
+
+
+def state_diff(
+    found: StateDiff, start: datetime, end: datetime, before: Evidence, after: Evidence
+) -> dict[str, Any]:
+    return {
+        "from": format_instant(start),
+        "to": format_instant(end),
+        "evidence": {"from": evidence(before), "to": evidence(after)},
+        "symbols": _entity_diff(found.symbols),
+        "rate_limits": _entity_diff(found.rate_limits),
+        "exchange_filters": _entity_diff(found.exchange_filters),
     }

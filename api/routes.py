@@ -18,6 +18,7 @@ from api.errors import ApiError
 from api.params import (
     AsOfQuery,
     ChangesQuery,
+    DiffQuery,
     HistoryQuery,
     ObservationsQuery,
     SymbolPath,
@@ -29,13 +30,14 @@ from api.schemas import (
     ErrorResponse,
     ObservationLog,
     RateLimitsAsOf,
+    StateDiff,
     SymbolAsOf,
     SymbolHistory,
     SymbolList,
     operation_id,
 )
 from api.state import app_state
-from core import changes, history
+from core import changes, history, state_diff
 from core.timeparse import format_instant
 
 DEFAULT_WINDOW = timedelta(hours=1)
@@ -204,6 +206,32 @@ def list_changes(query: ChangesQuery) -> Response:
         except changes.CursorError as exc:
             raise ApiError(400, "invalid_cursor", str(exc)) from None
     return render.json_response(render.change_feed(page, start, end))
+
+
+@v1.get(
+    "/v1/diff",
+    tags=[CHANGES],
+    responses={200: StateDiff, 404: ErrorResponse},
+)
+def get_diff(query: DiffQuery) -> Response:
+    """How the state at to (default now) differs from the state at from
+
+    Symbols, rate limits and exchange filters added, removed, and changed field by
+    field; intermediate steps that cancel out are no difference (see /v1/changes).
+    404 `not_observed` if nothing was observed at or before from.
+    """
+    state = app_state()
+    now = state.clock()
+    end = query.end or now
+    if query.start >= end:
+        raise ApiError(400, "invalid_window", "from must be before to (to defaults to now)")
+    with state.reading() as conn:
+        before = state.evidence(conn, query.start, now)
+        if before.observed_before is None:
+            raise _not_observed(query.start)
+        after = state.evidence(conn, end, now)
+        found = state_diff.state_diff(conn, query.start, end)
+    return render.json_response(render.state_diff(found, query.start, end, before, after))
 
 
 @v1.get(

@@ -224,6 +224,31 @@ class ChangeFeed(Model):
     next: str | None = Field(description="pass as `next` for the following page; null: no more")
 
 
+class EntityChange(Model):
+    key: str = Field(examples=["BTCUSDT", "REQUEST_WEIGHT:MINUTE:1"])
+    changes: list[FieldChange]
+
+
+class EntityDiff(Model):
+    added: list[str] = Field(description="keys in force at `to` but not at `from`")
+    removed: list[str] = Field(description="keys in force at `from` but not at `to`")
+    changed: list[EntityChange] = Field(description="keys in force at both, with what differs")
+
+
+class DiffEvidence(Model):
+    start: Evidence = Field(alias="from")
+    end: Evidence = Field(alias="to")
+
+
+class StateDiff(Model):
+    start: Instant = Field(alias="from")
+    end: Instant = Field(alias="to")
+    evidence: DiffEvidence
+    symbols: EntityDiff
+    rate_limits: EntityDiff
+    exchange_filters: EntityDiff
+
+
 class Health(Model):
     status: Literal["ok"]
 

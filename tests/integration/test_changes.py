@@ -29,20 +29,23 @@ ETH = symbol("ETHUSDT")
 BNB = symbol("BNBUSDT")
 
 
+BTC_TICK = symbol("BTCUSDT", tick_size="0.10000000")
+ETH_BREAK = symbol("ETHUSDT", status="BREAK")
+BTC_MARKET = symbol("BTCUSDT", tick_size="0.10000000", market_max_qty="2000.00000000")
+SCRIPT = [
+    (T0, exchange_info(BTC, ETH)),
+    (T_QUIET, exchange_info(BTC, ETH)),
+    (T1, exchange_info(BTC_TICK, ETH)),
+    (T2, exchange_info(BTC_TICK, ETH_BREAK)),
+    (T3, exchange_info(BTC_TICK, ETH_BREAK, BNB)),
+    (T4, exchange_info(BTC_TICK, BNB)),
+    (T5, exchange_info(BTC_MARKET, BNB, weight_limit=5000)),
+]
+
+
 def record_script(engine: Engine) -> None:
     """A tick size change, a status flip, a listing, a delisting, a rate-limit change."""
-    btc_tick = symbol("BTCUSDT", tick_size="0.10000000")
-    eth_break = symbol("ETHUSDT", status="BREAK")
-    btc_market = symbol("BTCUSDT", tick_size="0.10000000", market_max_qty="2000.00000000")
-    for when, document in (
-        (T0, exchange_info(BTC, ETH)),
-        (T_QUIET, exchange_info(BTC, ETH)),
-        (T1, exchange_info(btc_tick, ETH)),
-        (T2, exchange_info(btc_tick, eth_break)),
-        (T3, exchange_info(btc_tick, eth_break, BNB)),
-        (T4, exchange_info(btc_tick, BNB)),
-        (T5, exchange_info(btc_market, BNB, weight_limit=5000)),
-    ):
+    for when, document in SCRIPT:
         record_exchange_info(engine, document, when)
 
 
