@@ -301,6 +301,38 @@ def cmd_changes(args: argparse.Namespace) -> int:
             engine.dispose()
 
 
+def cmd_asof(args: argparse.Namespace) -> int:
+    """Print one symbol's rules at an instant: the JSON GET /v1/symbols/{symbol} answers.
+
+    The request goes through the API application in process, so the command gives the
+    same answer, evidence and errors as the route, by construction rather than by care.
+    """
+    from urllib.parse import quote, urlencode
+
+    from api import create_app
+
+    settings = _settings(args)
+    _configure_logging(settings)
+    if args.at is not None:
+        _instant(args.at, "--at")  # refused here with the CLI's exit status for bad input
+    query = urlencode({"as_of": args.at}) if args.at is not None else ""
+    with _database(settings) as url:
+        engine = create_db_engine(url, settings.database, application_name="exmeta-asof")
+        try:
+            client = create_app(settings, engine).test_client()
+            response = client.get(f"/v1/symbols/{quote(args.symbol, safe='')}?{query}")
+        finally:
+            engine.dispose()
+    body = response.get_data(as_text=True)
+    if response.status_code != 200:
+        error = orjson.loads(body)["error"]
+        raise CliError(
+            f"{error['code']}: {error['message']}", 2 if response.status_code == 400 else 1
+        )
+    print(body)
+    return 0
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from binance_sim.cli import main as sim_main
 
@@ -331,6 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "up", parents=[common], help="embedded database + migrate + poll + serve, for a laptop"
     ).set_defaults(func=cmd_up)
+    asof = sub.add_parser(
+        "asof",
+        parents=[common],
+        help="print one symbol's rules at an instant, like GET /v1/symbols/{symbol}?as_of=",
+    )
+    asof.add_argument("symbol", help="e.g. BTCUSDT")
+    asof.add_argument("--at", default=None, help="RFC 3339 or epoch ms (default: now)")
+    asof.set_defaults(func=cmd_asof)
     changes = sub.add_parser(
         "changes",
         parents=[common],
