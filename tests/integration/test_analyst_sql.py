@@ -102,6 +102,12 @@ def test_readme_examples_answer_with_the_rules_in_force(
     assert (rejected[-2], rejected[-1]) == (at("2024-05-01T12:00:00"), None)
     [limits] = results["-- the rate limits at an instant"]
     assert [(r[0], r[3]) for r in limits] == [("RAW_REQUESTS", 61000), ("REQUEST_WEIGHT", 6000)]
+    [changed] = results["-- what changed in a window, field by field"]
+    noon = at("2024-05-01T12:00:00")
+    assert changed == [
+        (noon, "symbol", "BTCUSDT", "filters.PRICE_FILTER.tickSize", "0.01000000", "0.10000000"),
+        (noon, "symbol", "ETHUSDT", "status", "TRADING", "BREAK"),
+    ]
     [versions] = results["-- every version of one filter: the raw tables hold the whole history"]
     assert [r[2] for r in versions] == [Decimal("0.01000000"), Decimal("0.10000000")]
     [trades] = results["-- your own trades, each with the rules in force when it executed"]
@@ -142,6 +148,7 @@ def test_symbol_as_of_has_no_row_before_listing_nor_after_delisting(engine: Engi
         "TRUNCATE symbol_versions",
         "SELECT count(*) FROM raw_bodies",
         "SELECT count(*) FROM stream_heads",
+        "CREATE OR REPLACE VIEW changes AS SELECT 1 AS x",
         "CREATE TABLE public.scratch (x int)",
     ],
 )

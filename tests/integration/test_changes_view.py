@@ -1,0 +1,61 @@
+"""The ``changes`` view says what GET /v1/changes says, row for row, to the reader role."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine
+
+from api import create_app, schemas
+from core.config import Settings
+from core.timeparse import format_instant
+from tests.builders import exchange_info, record_exchange_info
+from tests.integration.test_api import ok, ts
+from tests.integration.test_changes import BTC, NOW, T0, T1, T2, record_script
+
+COLUMNS = "changed_at, observed_before, observation_id, stream, entity, key, field, old, new"
+
+
+def view_rows(engine: Engine) -> list[dict[str, Any]]:
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url) as conn:
+        conn.execute("SET ROLE exmeta_reader")
+        rows = conn.execute(
+            f"SELECT {COLUMNS} FROM changes ORDER BY changed_at, entity, key, field"
+        ).fetchall()
+    names = [c.strip() for c in COLUMNS.split(",")]
+    return [
+        {
+            n: format_instant(v) if isinstance(v, datetime) else v
+            for n, v in zip(names, r, strict=True)
+        }
+        for r in rows
+    ]
+
+
+def api_rows(engine: Engine) -> list[dict[str, Any]]:
+    client = create_app(Settings(), engine, clock=lambda: NOW).test_client()
+    body = ok(client.get(f"/v1/changes?from={ts(T0)}&to={ts(NOW)}"), schemas.ChangeFeed)
+    return list(body["changes"])
+
+
+def test_the_view_equals_the_feed_over_the_scripted_sequence(engine: Engine) -> None:
+    record_script(engine)
+    rows = view_rows(engine)
+    assert rows == api_rows(engine)
+    assert len(rows) == 10
+
+
+def test_the_view_reports_filters_added_and_removed_like_the_feed(engine: Engine) -> None:
+    record_exchange_info(engine, exchange_info(BTC), T0)
+    iceberg = {**BTC, "filters": [*BTC["filters"], {"filterType": "ICEBERG_PARTS", "limit": 10}]}
+    record_exchange_info(engine, exchange_info(iceberg), T1)
+    record_exchange_info(engine, exchange_info(BTC), T2)
+    rows = view_rows(engine)
+    assert rows == api_rows(engine)
+    assert [r["field"] for r in rows if r["changed_at"] == ts(T2)] == [
+        "filters.ICEBERG_PARTS.filterType",
+        "filters.ICEBERG_PARTS.limit",
+    ]
