@@ -7,8 +7,10 @@ successful one before: the change happened in between), ``observation_id``, ``st
 listing is one row of the field ``listed`` from NULL to the whole object, filters
 included, a delisting the reverse. Each table contributes its versions paired with their
 predecessors (a change or a listing, dated ``valid_from``) and its closed versions with
-no successor (a delisting, dated ``valid_to``), as a UNION ALL of plain selections so
-that a condition on ``changed_at`` reaches each branch. Granted to ``exmeta_reader``.
+no successor (a delisting, dated ``valid_to``), as a UNION ALL of plain selections in
+CTEs that are NOT MATERIALIZED (each is read several times, which would otherwise
+materialise it whole), so that a condition on ``changed_at`` reaches each table's scan.
+Granted to ``exmeta_reader``.
 
 Revision ID: 0042
 Revises: 0041
@@ -73,69 +75,52 @@ def _filters_of(symbol: str, bound: str, at: str) -> str:
 
 
 RATE_LIMIT_KEY = "e.rate_limit_type || ':' || e.interval || ':' || e.interval_num"
+EVENTS = {
+    "symbol_events": _events("symbol_versions", ("symbol",)),
+    "filter_events": _events("symbol_filter_versions", ("symbol", "filter_type")),
+    "rate_limit_events": _events(
+        "rate_limit_versions", ("rate_limit_type", "interval", "interval_num")
+    ),
+    "exchange_filter_events": _events("exchange_filter_versions", ("filter_type",)),
+}
 
-VIEW = f"""
-CREATE VIEW changes AS
-WITH symbol_events AS ({_events("symbol_versions", ("symbol",))}),
-filter_events AS ({_events("symbol_filter_versions", ("symbol", "filter_type"))}),
-rate_limit_events AS ({
-    _events("rate_limit_versions", ("rate_limit_type", "interval", "interval_num"))
-}),
-exchange_filter_events AS ({_events("exchange_filter_versions", ("filter_type",))}),
-all_changes AS (
-    {
-    _fields(
-        "symbol",
-        "e.symbol",
-        "(SELECT * FROM symbol_events WHERE old IS NOT NULL AND new IS NOT NULL)",
-    )
-}
-    UNION ALL
-    {
-    _listings(
-        "symbol",
-        "e.symbol",
-        "symbol_events",
-        "e.old || jsonb_build_object('filters', "
-        + _filters_of("e.symbol", "valid_to", "e.changed_at")
-        + ")",
-        "e.new || jsonb_build_object('filters', "
-        + _filters_of("e.symbol", "valid_from", "e.changed_at")
-        + ")",
-    )
-}
-    UNION ALL
-    {
-    _fields(
-        "symbol",
-        "e.symbol",
-        "(SELECT f.* FROM filter_events f WHERE NOT EXISTS ("
-        " SELECT FROM symbol_events s WHERE s.symbol = f.symbol AND s.changed_at = f.changed_at"
-        " AND (s.old IS NULL OR s.new IS NULL)))",
-        "'filters.' || e.filter_type || '.'",
-    )
-}
-    UNION ALL
-    {
-    _fields(
-        "rate_limit",
-        RATE_LIMIT_KEY,
-        "(SELECT * FROM rate_limit_events WHERE old IS NOT NULL AND new IS NOT NULL)",
-    )
-}
-    UNION ALL
-    {_listings("rate_limit", RATE_LIMIT_KEY, "rate_limit_events", "e.old", "e.new")}
-    UNION ALL
-    {
-    _fields(
-        "exchange_filter",
-        "e.filter_type",
-        "(SELECT * FROM exchange_filter_events WHERE old IS NOT NULL AND new IS NOT NULL)",
-    )
-}
-    UNION ALL
-    {_listings("exchange_filter", "e.filter_type", "exchange_filter_events", "e.old", "e.new")}
+
+def _both(events: str) -> str:
+    """The changes of ``events`` that are neither a listing nor a delisting."""
+    return f"(SELECT * FROM {events} WHERE old IS NOT NULL AND new IS NOT NULL)"
+
+
+# A filter opening or closing with its symbol is part of the listing or delisting.
+FILTER_CHANGES = (
+    "(SELECT f.* FROM filter_events f WHERE NOT EXISTS ("
+    " SELECT FROM symbol_events s WHERE s.symbol = f.symbol AND s.changed_at = f.changed_at"
+    " AND (s.old IS NULL OR s.new IS NULL)))"
 )
+SYMBOL_DELISTED = (
+    "e.old || jsonb_build_object('filters', "
+    + _filters_of("e.symbol", "valid_to", "e.changed_at")
+    + ")"
+)
+SYMBOL_LISTED = (
+    "e.new || jsonb_build_object('filters', "
+    + _filters_of("e.symbol", "valid_from", "e.changed_at")
+    + ")"
+)
+BRANCHES = (
+    _fields("symbol", "e.symbol", _both("symbol_events")),
+    _listings("symbol", "e.symbol", "symbol_events", SYMBOL_DELISTED, SYMBOL_LISTED),
+    _fields("symbol", "e.symbol", FILTER_CHANGES, "'filters.' || e.filter_type || '.'"),
+    _fields("rate_limit", RATE_LIMIT_KEY, _both("rate_limit_events")),
+    _listings("rate_limit", RATE_LIMIT_KEY, "rate_limit_events", "e.old", "e.new"),
+    _fields("exchange_filter", "e.filter_type", _both("exchange_filter_events")),
+    _listings("exchange_filter", "e.filter_type", "exchange_filter_events", "e.old", "e.new"),
+)
+VIEW = (
+    "CREATE VIEW changes AS WITH "
+    + ",\n".join(f"{name} AS NOT MATERIALIZED ({sql})" for name, sql in EVENTS.items())
+    + ",\nall_changes AS ("
+    + "\nUNION ALL\n".join(BRANCHES)
+    + """)
 SELECT c.changed_at,
        (SELECT max(o.observed_at) FROM observations o
         WHERE o.stream = 'exchange_info' AND o.outcome IN ('changed', 'unchanged')
@@ -143,6 +128,7 @@ SELECT c.changed_at,
        c.observation_id, 'exchange_info'::text AS stream, c.entity, c.key, c.field, c.old, c.new
 FROM all_changes c
 """
+)
 
 
 def upgrade() -> None:
