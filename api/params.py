@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -178,6 +179,21 @@ class DiffQuery(Params):
         if self.end is not None and self.start >= self.end:
             raise PydanticCustomError("invalid_window", "from must be before to")
         return self
+
+
+# Bounded so that a rule's arithmetic (price % tickSize) stays exact in a Decimal context.
+OrderNumber = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=18)]
+
+
+class CheckQuery(AsOfQuery):
+    """An order to check against the symbol's rules at as_of (default now)."""
+
+    side: Literal["BUY", "SELL"]
+    type: Text = Field(description="order type as Binance names it, e.g. LIMIT, MARKET")
+    quantity: OrderNumber
+    price: OrderNumber | None = Field(
+        None, description="limit price; for MARKET, the reference price for notional rules"
+    )
 
 
 class NoQuery(Params):

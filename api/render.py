@@ -26,6 +26,7 @@ from core.history import (
     SymbolRules,
     Version,
 )
+from core.order_check import Order, Violation
 from core.state_diff import EntityDiff, StateDiff
 from core.timeparse import format_instant
 
@@ -244,4 +245,22 @@ def state_diff(
         "symbols": _entity_diff(found.symbols),
         "rate_limits": _entity_diff(found.rate_limits),
         "exchange_filters": _entity_diff(found.exchange_filters),
+    }
+
+
+def order_check(
+    symbol: str, order: Order, violations: list[Violation], at: datetime, found: Evidence
+) -> dict[str, Any]:
+    return {
+        "symbol": symbol,
+        "as_of": format_instant(at),
+        "evidence": evidence(found),
+        "order": {
+            "side": order.side,
+            "type": order.type,
+            "quantity": decimal_text(order.quantity),
+            "price": None if order.price is None else decimal_text(order.price),
+        },
+        "accepted": not violations,
+        "violations": [{"rule": v.rule, "message": v.message} for v in violations],
     }

@@ -18,6 +18,7 @@ from api.errors import ApiError
 from api.params import (
     AsOfQuery,
     ChangesQuery,
+    CheckQuery,
     DiffQuery,
     HistoryQuery,
     ObservationsQuery,
@@ -29,6 +30,7 @@ from api.schemas import (
     ChangeFeed,
     ErrorResponse,
     ObservationLog,
+    OrderCheck,
     RateLimitsAsOf,
     StateDiff,
     SymbolAsOf,
@@ -38,6 +40,7 @@ from api.schemas import (
 )
 from api.state import app_state
 from core import changes, history, state_diff
+from core.order_check import Order, check_order
 from core.timeparse import format_instant
 
 DEFAULT_WINDOW = timedelta(hours=1)
@@ -128,6 +131,35 @@ def get_symbol_history(path: SymbolPath, query: HistoryQuery) -> Response:
         if not entries and not history.symbol_history(conn, path.symbol, None, None):
             raise ApiError(404, "symbol_never_seen", f"{path.symbol} was never observed")
     return render.json_response(render.symbol_history(path.symbol, entries, query.start, query.end))
+
+
+@v1.get(
+    "/v1/symbols/<symbol>/check",
+    tags=[SYMBOLS],
+    responses={200: OrderCheck, 404: ErrorResponse},
+)
+def check_symbol_order(path: SymbolPath, query: CheckQuery) -> Response:
+    """Would the order have been accepted under the symbol's rules at as_of, and if not why
+
+    Status, order types, PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, NOTIONAL and
+    MIN_NOTIONAL; 404 as for the symbol itself.
+    """
+    state = app_state()
+    now = state.clock()
+    at = query.as_of or now
+    with state.reading() as conn:
+        rules = history.symbol_as_of(conn, path.symbol, at)
+        found = state.evidence(conn, at, now)
+    if rules is None:
+        if found.observed_before is None:
+            raise _not_observed(at)
+        raise ApiError(
+            404, "symbol_not_listed", f"{path.symbol} was not listed at {format_instant(at)}"
+        )
+    order = Order(query.side, query.type, query.quantity, query.price)
+    filters = {ftype: v.raw for ftype, v in rules.filters.items()}
+    violations = check_order(rules.symbol.raw, filters, order)
+    return render.json_response(render.order_check(path.symbol, order, violations, at, found))
 
 
 @v1.get(

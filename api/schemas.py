@@ -200,6 +200,27 @@ class ObservationLog(Model):
     gaps: list[Gap]
 
 
+class CheckedOrder(Model):
+    side: Literal["BUY", "SELL"]
+    type: str
+    quantity: DecimalText
+    price: DecimalText | None
+
+
+class Violation(Model):
+    rule: str = Field(examples=["PRICE_FILTER.tickSize", "status", "orderTypes"])
+    message: str
+
+
+class OrderCheck(Model):
+    symbol: str
+    as_of: Instant
+    evidence: Evidence
+    order: CheckedOrder
+    accepted: bool = Field(description="true if the order breaks none of the rules checked")
+    violations: list[Violation]
+
+
 class Change(Model):
     changed_at: Instant = Field(description="the observation that first saw the change")
     observed_before: Instant | None = Field(
