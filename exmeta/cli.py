@@ -301,26 +301,23 @@ def cmd_changes(args: argparse.Namespace) -> int:
             engine.dispose()
 
 
-def cmd_asof(args: argparse.Namespace) -> int:
-    """Print one symbol's rules at an instant: the JSON GET /v1/symbols/{symbol} answers.
+def _api_get(args: argparse.Namespace, path: str, params: dict[str, str]) -> str:
+    """The body of a successful GET to the API application, run in process on the database.
 
-    The request goes through the API application in process, so the command gives the
-    same answer, evidence and errors as the route, by construction rather than by care.
+    The read commands go through the routes themselves, so they give the same answers,
+    evidence and errors as the API by construction rather than by care. An error answer
+    becomes one line on stderr: exit 2 for bad input, 1 otherwise (not listed, ...).
     """
-    from urllib.parse import quote, urlencode
+    from urllib.parse import urlencode
 
     from api import create_app
 
     settings = _settings(args)
     _configure_logging(settings)
-    if args.at is not None:
-        _instant(args.at, "--at")  # refused here with the CLI's exit status for bad input
-    query = urlencode({"as_of": args.at}) if args.at is not None else ""
     with _database(settings) as url:
-        engine = create_db_engine(url, settings.database, application_name="exmeta-asof")
+        engine = create_db_engine(url, settings.database, application_name="exmeta-read")
         try:
-            client = create_app(settings, engine).test_client()
-            response = client.get(f"/v1/symbols/{quote(args.symbol, safe='')}?{query}")
+            response = create_app(settings, engine).test_client().get(f"{path}?{urlencode(params)}")
         finally:
             engine.dispose()
     body = response.get_data(as_text=True)
@@ -329,8 +326,35 @@ def cmd_asof(args: argparse.Namespace) -> int:
         raise CliError(
             f"{error['code']}: {error['message']}", 2 if response.status_code == 400 else 1
         )
+    return body
+
+
+def _as_of(args: argparse.Namespace) -> dict[str, str]:
+    if args.at is None:
+        return {}
+    _instant(args.at, "--at")  # refused here, in the CLI's own words
+    return {"as_of": args.at}
+
+
+def cmd_asof(args: argparse.Namespace) -> int:
+    """Print one symbol's rules at an instant: the JSON GET /v1/symbols/{symbol} answers."""
+    from urllib.parse import quote
+
+    body = _api_get(args, f"/v1/symbols/{quote(args.symbol, safe='')}", _as_of(args))
     print(body)
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Print GET /v1/symbols/{symbol}/check's answer; exit 0 if accepted, 1 if not."""
+    from urllib.parse import quote
+
+    params = {"side": args.side, "type": args.type, "quantity": args.quantity, **_as_of(args)}
+    if args.price is not None:
+        params["price"] = args.price
+    body = _api_get(args, f"/v1/symbols/{quote(args.symbol, safe='')}/check", params)
+    print(body)
+    return 0 if orjson.loads(body)["accepted"] else 1
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -371,6 +395,18 @@ def build_parser() -> argparse.ArgumentParser:
     asof.add_argument("symbol", help="e.g. BTCUSDT")
     asof.add_argument("--at", default=None, help="RFC 3339 or epoch ms (default: now)")
     asof.set_defaults(func=cmd_asof)
+    check = sub.add_parser(
+        "check",
+        parents=[common],
+        help="would this order have been accepted at --at (exit 0) or not (exit 1)",
+    )
+    check.add_argument("symbol", help="e.g. BTCUSDT")
+    check.add_argument("--side", required=True, help="BUY or SELL")
+    check.add_argument("--type", required=True, help="LIMIT, MARKET, LIMIT_MAKER, ...")
+    check.add_argument("--quantity", required=True)
+    check.add_argument("--price", default=None, help="limit price; for MARKET the reference")
+    check.add_argument("--at", default=None, help="RFC 3339 or epoch ms (default: now)")
+    check.set_defaults(func=cmd_check)
     changes = sub.add_parser(
         "changes",
         parents=[common],

@@ -1,4 +1,4 @@
-"""``exmeta asof`` prints what GET /v1/symbols/{symbol}?as_of= answers, errors included."""
+"""``exmeta asof`` and ``exmeta check`` print what their API routes answer, errors included."""
 
 from __future__ import annotations
 
@@ -72,3 +72,25 @@ def test_asof_errors_are_one_line(
     assert captured.out == ""
     assert captured.err.startswith(f"exmeta: error: {code}")
     assert len(captured.err.strip().splitlines()) == 1
+
+
+def test_check_prints_the_api_answer_and_exits_1_when_refused(
+    recorded: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    order = ["--side", "BUY", "--type", "LIMIT", "--quantity", "0.1", "--price", "100.01"]
+    assert main(["check", "BTCUSDT", *order, "--at", ts(T0)]) == 0
+    accepted = orjson.loads(capsys.readouterr().out)
+    assert main(["check", "BTCUSDT", *order, "--at", ts(T1)]) == 1
+    refused = orjson.loads(capsys.readouterr().out)
+    client = create_app(Settings(), recorded).test_client()
+    query = "side=BUY&type=LIMIT&quantity=0.1&price=100.01"
+    for printed, at in ((accepted, T0), (refused, T1)):
+        answer = client.get(f"/v1/symbols/BTCUSDT/check?{query}&as_of={ts(at)}")
+        assert printed == orjson.loads(answer.data)
+    assert [v["rule"] for v in refused["violations"]] == ["PRICE_FILTER.tickSize"]
+
+
+def test_check_bad_input_is_exit_2(recorded: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["check", "BTCUSDT", "--side", "HOLD", "--type", "LIMIT", "--quantity", "1"]
+    assert main(args) == 2
+    assert capsys.readouterr().err.startswith("exmeta: error: invalid_parameter")
