@@ -243,6 +243,37 @@ def _supervise(children: dict[str, subprocess.Popen[bytes]], stop: threading.Eve
     return failed
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check the whole history; 0 sound, 1 findings, 2 cannot check (config, database)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from core.verify import verify_history
+
+    settings = _settings(args)
+    _configure_logging(settings)
+    with _database(settings) as url:
+        engine = create_db_engine(url, settings.database, application_name="exmeta-verify")
+        try:
+            with engine.connect() as conn:
+                findings = verify_history(conn)
+        except OperationalError as exc:
+            reason = " ".join(str(exc.orig).split())  # libpq adds a hint on a second line
+            raise CliError(f"cannot reach the database at {redact_url(url)}: {reason}", 2) from None
+        except DBAPIError as exc:
+            # e.g. a table missing: an unmigrated database cannot be vouched for either.
+            reason = " ".join(str(exc.orig).split())
+            raise CliError(f"cannot check the database: {reason}", 2) from None
+        finally:
+            engine.dispose()
+    if not findings:
+        print("history verified: no findings")
+        return 0
+    print(f"history verified: {len(findings)} finding(s)")
+    for finding in findings:
+        print(f"  {finding}")
+    return 1
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from binance_sim.cli import main as sim_main
 
@@ -273,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "up", parents=[common], help="embedded database + migrate + poll + serve, for a laptop"
     ).set_defaults(func=cmd_up)
+    sub.add_parser(
+        "verify", parents=[common], help="check the whole history; exit 0 sound, 1 findings"
+    ).set_defaults(func=cmd_verify)
     # The sim parses its own options (`exmeta sim --help`); they pass through untouched.
     sim = sub.add_parser(
         "sim", add_help=False, help="run the Binance look-alike (see `exmeta sim --help`)"
