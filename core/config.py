@@ -90,6 +90,7 @@ class PollerSettings:
     replica_id: str = ""
     shutdown_grace_seconds: float = 5.0
     weight_budget: float = 0.25
+    lease_seconds: float = 15.0
 
 
 @dataclass(frozen=True)

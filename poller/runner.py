@@ -17,9 +17,12 @@ from dataclasses import dataclass
 
 import schedule
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from core import leases
 from core.config import Settings
 from core.ingest import StreamWriter
+from core.leases import Lease
 from poller.account_jobs import signed_jobs, system_status_job
 from poller.binance import BinanceClient
 from poller.job import StreamJob, exchange_info_job
@@ -38,21 +41,58 @@ class ScheduledJob:
     interval: float
 
 
+class Leases:
+    """This replica's side of the per-stream leases (core.leases), on its own engine."""
+
+    def __init__(self, engine: Engine, replica_id: str, lease_seconds: float) -> None:
+        self.engine = engine
+        self.replica_id = replica_id
+        self.lease_seconds = lease_seconds
+
+    def acquire(self, stream: str, interval: float) -> Lease | None:
+        with self.engine.begin() as conn:
+            return leases.acquire(conn, stream, self.replica_id, interval, self.lease_seconds)
+
+    def release(self, streams: Sequence[str]) -> None:
+        """Hand the streams over now; if the database is away, they lapse on their own."""
+        try:
+            with self.engine.begin() as conn:
+                released = leases.release(conn, streams, self.replica_id)
+        except SQLAlchemyError as exc:
+            log.warning("could not release leases (%s); they expire on their own", exc)
+            return
+        log.info("released %d lease(s) of replica %s", released, self.replica_id)
+
+
 class Poller:
-    def __init__(self, jobs: Sequence[ScheduledJob], stop: threading.Event | None = None) -> None:
+    """Runs the jobs on their intervals; with ``leases``, only the slots this replica holds."""
+
+    def __init__(
+        self,
+        jobs: Sequence[ScheduledJob],
+        stop: threading.Event | None = None,
+        leases: Leases | None = None,
+    ) -> None:
         self.jobs = list(jobs)
         self.stop = stop or threading.Event()
+        self.leases = leases
         self.write_lock = threading.Lock()
         for scheduled in self.jobs:
             scheduled.job.write_lock = self.write_lock
         self._thread: threading.Thread | None = None
 
-    def _guarded(self, job: StreamJob) -> Callable[[], None]:
+    def _guarded(self, job: StreamJob, interval: float) -> Callable[[], None]:
         def run() -> None:
             if self.stop.is_set():
                 return
             try:
-                job.run()
+                lease = None
+                if self.leases is not None:
+                    lease = self.leases.acquire(job.stream, interval)
+                    if lease is None:
+                        log.debug("%s slot not due or held by another replica", job.stream)
+                        return
+                job.run(lease)
             except Exception:
                 # The database may be down or restarting: log, and the next tick retries.
                 log.exception("%s poll failed; retrying at the next interval", job.stream)
@@ -65,7 +105,7 @@ class Poller:
         for scheduled in self.jobs:
             # schedule types the interval as int, but builds a timedelta: fractions work.
             every = scheduler.every(scheduled.interval)  # type: ignore[arg-type]
-            every.seconds.do(self._guarded(scheduled.job))
+            every.seconds.do(self._guarded(scheduled.job, scheduled.interval))
         log.info(
             "polling %s", ", ".join(f"{s.job.stream} every {s.interval:g}s" for s in self.jobs)
         )
@@ -80,20 +120,23 @@ class Poller:
         self._thread.start()
 
     def shutdown(self, grace_seconds: float) -> bool:
-        """Stop polling; True if the loop ended within the grace period.
+        """Stop polling and release the leases; True if the loop ended within the grace period.
 
         Past the grace period the loop may be stuck in an HTTP read; we still wait for a
-        database write that is under way, then leave the daemon thread behind.
+        database write that is under way, then leave the daemon thread behind. Its leases
+        are released either way: a write it might still attempt is then fenced off.
         """
         self.stop.set()
-        if self._thread is None:
-            return True
-        self._thread.join(grace_seconds)
-        if not self._thread.is_alive():
-            return True
-        with self.write_lock:
-            log.warning("poll still in flight after %.1fs; leaving it", grace_seconds)
-        return False
+        ended = True
+        if self._thread is not None:
+            self._thread.join(grace_seconds)
+            if self._thread.is_alive():
+                ended = False
+                with self.write_lock:
+                    log.warning("poll still in flight after %.1fs; leaving it", grace_seconds)
+        if self.leases is not None:
+            self.leases.release([s.job.stream for s in self.jobs])
+        return ended
 
 
 # The read timeout in force is at most this share of the stream's interval, so that a poll
@@ -145,4 +188,4 @@ def build_poller(settings: Settings, engine: Engine, replica_id: str) -> Poller:
         ScheduledJob(job, interval)
         for job, interval in signed_jobs(settings, engine, client, replica_id)
     ]
-    return Poller(jobs, stop)
+    return Poller(jobs, stop, Leases(engine, replica_id, settings.poller.lease_seconds))
