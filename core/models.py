@@ -140,6 +140,18 @@ class StreamLease(Base):
     next_due_at: Mapped[datetime]
 
 
+class Replica(Base):
+    """A poller replica's heartbeat row (core.replicas); database-clock times."""
+
+    __tablename__ = "replicas"
+
+    replica_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
+
+
 class VersionMixin:
     """Columns and constraints every versioned table has; ``__key__`` names the key."""
 

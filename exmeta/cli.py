@@ -274,6 +274,43 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_replicas(args: argparse.Namespace) -> int:
+    """List the poller replicas: running, stopped, or silent (no heartbeat for 3 beats)."""
+    from core.replicas import list_replicas
+
+    settings = _settings(args)
+    _configure_logging(settings)
+    with _database(settings) as url:
+        engine = create_db_engine(url, settings.database, application_name="exmeta-replicas")
+        try:
+            with engine.connect() as conn:
+                found = list_replicas(conn)
+        except OperationalError as exc:
+            reason = " ".join(str(exc.orig).split())
+            raise CliError(f"cannot reach the database at {redact_url(url)}: {reason}", 2) from None
+        finally:
+            engine.dispose()
+    if not found:
+        print("no replica has registered")
+        return 0
+    silent_after = 3 * settings.poller.heartbeat_seconds
+    print(f"{'replica':<32} {'state':<8} {'version':<10} {'started':<26} {'last seen':>10}  leases")
+    for r in found:
+        state = (
+            "stopped"
+            if r.stopped_at is not None
+            else "silent"
+            if r.seconds_since_seen > silent_after
+            else "running"
+        )
+        print(
+            f"{r.replica_id:<32} {state:<8} {r.version:<10}"
+            f" {r.started_at.isoformat(timespec='seconds'):<26}"
+            f" {r.seconds_since_seen:>8.1f}s  {', '.join(r.leases) or '-'}"
+        )
+    return 0
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from binance_sim.cli import main as sim_main
 
@@ -307,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "verify", parents=[common], help="check the whole history; exit 0 sound, 1 findings"
     ).set_defaults(func=cmd_verify)
+    sub.add_parser(
+        "replicas", parents=[common], help="list the poller replicas, their state and leases"
+    ).set_defaults(func=cmd_replicas)
     # The sim parses its own options (`exmeta sim --help`); they pass through untouched.
     sim = sub.add_parser(
         "sim", add_help=False, help="run the Binance look-alike (see `exmeta sim --help`)"

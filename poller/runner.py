@@ -8,6 +8,7 @@ write finished is history kept.
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import socket
@@ -19,7 +20,7 @@ import schedule
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import leases
+from core import leases, replicas
 from core.config import Settings
 from core.ingest import StreamWriter
 from core.leases import Lease
@@ -41,23 +42,41 @@ class ScheduledJob:
     interval: float
 
 
-class Leases:
-    """This replica's side of the per-stream leases (core.leases), on its own engine."""
+class Replica:
+    """This replica's rows in the database: its heartbeat (core.replicas) and leases."""
 
-    def __init__(self, engine: Engine, replica_id: str, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        replica_id: str,
+        lease_seconds: float,
+        heartbeat_seconds: float = 5.0,
+        version: str = "",
+    ) -> None:
         self.engine = engine
         self.replica_id = replica_id
         self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.version = version or importlib.metadata.version("exmeta")
 
     def acquire(self, stream: str, interval: float) -> Lease | None:
         with self.engine.begin() as conn:
             return leases.acquire(conn, stream, self.replica_id, interval, self.lease_seconds)
 
-    def release(self, streams: Sequence[str]) -> None:
-        """Hand the streams over now; if the database is away, they lapse on their own."""
+    def register(self) -> None:
+        with self.engine.begin() as conn:
+            replicas.register(conn, self.replica_id, self.version)
+
+    def heartbeat(self) -> None:
+        with self.engine.begin() as conn:
+            replicas.heartbeat(conn, self.replica_id, self.version)
+
+    def sign_off(self, streams: Sequence[str]) -> None:
+        """Hand the streams over now; if the database is away, the leases lapse on their own."""
         try:
             with self.engine.begin() as conn:
                 released = leases.release(conn, streams, self.replica_id)
+                replicas.mark_stopped(conn, self.replica_id)
         except SQLAlchemyError as exc:
             log.warning("could not release leases (%s); they expire on their own", exc)
             return
@@ -65,17 +84,17 @@ class Leases:
 
 
 class Poller:
-    """Runs the jobs on their intervals; with ``leases``, only the slots this replica holds."""
+    """Runs the jobs on their intervals; with ``replica``, only the slots this replica holds."""
 
     def __init__(
         self,
         jobs: Sequence[ScheduledJob],
         stop: threading.Event | None = None,
-        leases: Leases | None = None,
+        replica: Replica | None = None,
     ) -> None:
         self.jobs = list(jobs)
         self.stop = stop or threading.Event()
-        self.leases = leases
+        self.replica = replica
         self.write_lock = threading.Lock()
         for scheduled in self.jobs:
             scheduled.job.write_lock = self.write_lock
@@ -87,8 +106,8 @@ class Poller:
                 return
             try:
                 lease = None
-                if self.leases is not None:
-                    lease = self.leases.acquire(job.stream, interval)
+                if self.replica is not None:
+                    lease = self.replica.acquire(job.stream, interval)
                     if lease is None:
                         log.debug("%s slot not due or held by another replica", job.stream)
                         return
@@ -106,6 +125,11 @@ class Poller:
             # schedule types the interval as int, but builds a timedelta: fractions work.
             every = scheduler.every(scheduled.interval)  # type: ignore[arg-type]
             every.seconds.do(self._guarded(scheduled.job, scheduled.interval))
+        if self.replica is not None:
+            replica = self.replica
+            _logged(replica.register, "registering the replica")
+            every = scheduler.every(replica.heartbeat_seconds)  # type: ignore[arg-type]
+            every.seconds.do(_logged, replica.heartbeat, "heartbeat")
         log.info(
             "polling %s", ", ".join(f"{s.job.stream} every {s.interval:g}s" for s in self.jobs)
         )
@@ -134,9 +158,17 @@ class Poller:
                 ended = False
                 with self.write_lock:
                     log.warning("poll still in flight after %.1fs; leaving it", grace_seconds)
-        if self.leases is not None:
-            self.leases.release([s.job.stream for s in self.jobs])
+        if self.replica is not None:
+            self.replica.sign_off([s.job.stream for s in self.jobs])
         return ended
+
+
+def _logged(action: Callable[[], None], what: str) -> None:
+    """Run a bookkeeping write; the database may be away, and the next tick retries."""
+    try:
+        action()
+    except SQLAlchemyError as exc:
+        log.warning("%s failed (%s); retrying at the next tick", what, exc)
 
 
 # The read timeout in force is at most this share of the stream's interval, so that a poll
@@ -188,4 +220,10 @@ def build_poller(settings: Settings, engine: Engine, replica_id: str) -> Poller:
         ScheduledJob(job, interval)
         for job, interval in signed_jobs(settings, engine, client, replica_id)
     ]
-    return Poller(jobs, stop, Leases(engine, replica_id, settings.poller.lease_seconds))
+    replica = Replica(
+        engine,
+        replica_id,
+        settings.poller.lease_seconds,
+        settings.poller.heartbeat_seconds,
+    )
+    return Poller(jobs, stop, replica)

@@ -12,7 +12,7 @@ from core.ingest import Recorded, StreamWriter
 from core.leases import Lease
 from core.verify import verify_history
 from poller.job import StreamJob, exchange_info_job
-from poller.runner import Leases, Poller, ScheduledJob
+from poller.runner import Poller, Replica, ScheduledJob
 from tests.builders import client_for
 from tests.integration.test_poller_sim import add_fault
 
@@ -32,7 +32,7 @@ def replica(
     engine: Engine, sim: SimServer, replica_id: str, interval: float, lease: float
 ) -> Poller:
     job = job_for(engine, sim, replica_id)
-    return Poller([ScheduledJob(job, interval)], leases=Leases(engine, replica_id, lease))
+    return Poller([ScheduledJob(job, interval)], replica=Replica(engine, replica_id, lease))
 
 
 def rows(engine: Engine, sql: str) -> list[tuple[object, ...]]:
