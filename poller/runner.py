@@ -57,7 +57,7 @@ class Replica:
         self.replica_id = replica_id
         self.lease_seconds = lease_seconds
         self.heartbeat_seconds = heartbeat_seconds
-        self.version = version or importlib.metadata.version("exmeta")
+        self.version = version or _installed_version()
 
     def acquire(self, stream: str, interval: float) -> Lease | None:
         with self.engine.begin() as conn:
@@ -161,6 +161,14 @@ class Poller:
         if self.replica is not None:
             self.replica.sign_off([s.job.stream for s in self.jobs])
         return ended
+
+
+def _installed_version() -> str:
+    """exmeta's version as installed; a checkout run from source has no metadata."""
+    try:
+        return importlib.metadata.version("exmeta")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _logged(action: Callable[[], None], what: str) -> None:
