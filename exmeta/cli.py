@@ -15,13 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.config import ConfigError, Settings, load_settings
 from core.db import create_db_engine, redact_url
@@ -243,28 +244,34 @@ def _supervise(children: dict[str, subprocess.Popen[bytes]], stop: threading.Eve
     return failed
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    """Check the whole history; 0 sound, 1 findings, 2 cannot check (config, database)."""
-    from sqlalchemy.exc import DBAPIError
+T = TypeVar("T")
 
-    from core.verify import verify_history
 
-    settings = _settings(args)
-    _configure_logging(settings)
+def _read(settings: Settings, name: str, query: Callable[[Connection], T]) -> T:
+    """Run one read-only ``query``; any database problem is a one-line exit 2."""
     with _database(settings) as url:
-        engine = create_db_engine(url, settings.database, application_name="exmeta-verify")
+        engine = create_db_engine(url, settings.database, application_name=f"exmeta-{name}")
         try:
             with engine.connect() as conn:
-                findings = verify_history(conn)
+                return query(conn)
         except OperationalError as exc:
             reason = " ".join(str(exc.orig).split())  # libpq adds a hint on a second line
             raise CliError(f"cannot reach the database at {redact_url(url)}: {reason}", 2) from None
         except DBAPIError as exc:
-            # e.g. a table missing: an unmigrated database cannot be vouched for either.
+            # e.g. a table missing: an unmigrated database cannot answer either.
             reason = " ".join(str(exc.orig).split())
-            raise CliError(f"cannot check the database: {reason}", 2) from None
+            raise CliError(f"cannot read the database: {reason}", 2) from None
         finally:
             engine.dispose()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check the whole history; 0 sound, 1 findings, 2 cannot check (config, database)."""
+    from core.verify import verify_history
+
+    settings = _settings(args)
+    _configure_logging(settings)
+    findings = _read(settings, "verify", verify_history)
     if not findings:
         print("history verified: no findings")
         return 0
@@ -280,16 +287,7 @@ def cmd_replicas(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _configure_logging(settings)
-    with _database(settings) as url:
-        engine = create_db_engine(url, settings.database, application_name="exmeta-replicas")
-        try:
-            with engine.connect() as conn:
-                found = list_replicas(conn)
-        except OperationalError as exc:
-            reason = " ".join(str(exc.orig).split())
-            raise CliError(f"cannot reach the database at {redact_url(url)}: {reason}", 2) from None
-        finally:
-            engine.dispose()
+    found = _read(settings, "replicas", list_replicas)
     if not found:
         print("no replica has registered")
         return 0

@@ -230,5 +230,5 @@ def test_exmeta_verify_on_an_unmigrated_database_exits_2(
 ) -> None:
     result = run_verify(pg_server.create_database("exmeta_empty"), tmp_path)
     assert result.returncode == 2
-    assert result.stderr.startswith("exmeta: error: cannot check the database: relation")
+    assert result.stderr.startswith("exmeta: error: cannot read the database: relation")
     assert len(result.stderr.strip().splitlines()) == 1
