@@ -25,6 +25,7 @@ from core.history import (
     SymbolRules,
     Version,
 )
+from core.replicas import ReplicaInfo
 from core.timeparse import format_instant
 
 JSON = "application/json"
@@ -193,4 +194,21 @@ def versions_as_of(
         "as_of": format_instant(at),
         "evidence": evidence(found),
         name: [version(v, raw=False) for v in versions],
+    }
+
+
+def replica_list(found: Iterable[ReplicaInfo]) -> dict[str, Any]:
+    return {
+        "replicas": [
+            {
+                "replica_id": r.replica_id,
+                "version": r.version,
+                "started_at": format_instant(r.started_at),
+                "last_seen_at": format_instant(r.last_seen_at),
+                "stopped_at": format_instant(r.stopped_at),
+                "seconds_since_seen": round(r.seconds_since_seen, 3),
+                "leases": list(r.leases),
+            }
+            for r in found
+        ]
     }

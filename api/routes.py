@@ -21,13 +21,14 @@ from api.schemas import (
     ErrorResponse,
     ObservationLog,
     RateLimitsAsOf,
+    ReplicaList,
     SymbolAsOf,
     SymbolHistory,
     SymbolList,
     operation_id,
 )
 from api.state import app_state
-from core import history
+from core import history, replicas
 from core.timeparse import format_instant
 
 DEFAULT_WINDOW = timedelta(hours=1)
@@ -35,6 +36,7 @@ DEFAULT_WINDOW = timedelta(hours=1)
 SYMBOLS = Tag(name="symbols", description="trading rules per symbol, now or as of an instant")
 EXCHANGE = Tag(name="exchange", description="exchange-wide rules and the raw documents")
 OBSERVATIONS = Tag(name="observations", description="the poll log: coverage, failures, gaps")
+REPLICAS = Tag(name="replicas", description="the poller replicas: heartbeats and leases")
 
 v1 = APIBlueprint(
     "v1",
@@ -201,3 +203,11 @@ def list_observations(query: ObservationsQuery) -> Response:
     return render.json_response(
         render.observation_log(rows[: query.limit], gaps, start, end, truncated=truncated)
     )
+
+
+@v1.get("/v1/replicas", tags=[REPLICAS], responses={200: ReplicaList})
+def list_replicas() -> Response:
+    """Every poller replica that registered, most recently seen first, with its leases"""
+    with app_state().reading() as conn:
+        found = replicas.list_replicas(conn)
+    return render.json_response(render.replica_list(found))
