@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -51,6 +51,19 @@ Instant = Annotated[
             "type": "string",
             "description": "RFC 3339 with an explicit offset or Z, or integer epoch milliseconds",
             "examples": INSTANT_EXAMPLES,
+        }
+    ),
+]
+# A required parameter's schema is lifted into the OpenAPI Parameter object, whose
+# ``examples`` must be a mapping: it carries one ``example`` instead.
+RequiredInstant = Annotated[
+    datetime,
+    PlainValidator(parse_time),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "RFC 3339 with an explicit offset or Z, or integer epoch milliseconds",
+            "example": INSTANT_EXAMPLES[0],
         }
     ),
 ]
@@ -119,6 +132,52 @@ class ObservationsQuery(Window):
                 "invalid_parameter", "must be one of {known}", {"known": ", ".join(OUTCOMES)}
             )
         return value
+
+
+MAX_CHANGES = 1000
+FieldName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ChangesQuery(Window):
+    """Without ``from``/``to``: the last hour up to now."""
+
+    stream: Literal["exchange_info"] | None = Field(
+        None, description="the stream whose changes to list; the feed covers exchange_info"
+    )
+    symbol: str | None = Field(
+        None, min_length=1, max_length=MAX_SYMBOL, description="only this symbol's changes"
+    )
+    field: list[FieldName] = Field(
+        default_factory=list,
+        description="only these fields, or the fields under them (repeatable), e.g. status,"
+        " filters.PRICE_FILTER",
+    )
+    exclude_field: list[FieldName] = Field(
+        default_factory=list,
+        description="leave out these fields, or the fields under them (repeatable), e.g."
+        " filters.MARKET_LOT_SIZE.maxQty",
+    )
+    limit: int = Field(MAX_CHANGES, ge=1, le=MAX_CHANGES)
+    next_cursor: str | None = Field(
+        None,
+        alias="next",
+        min_length=1,
+        max_length=2000,
+        description="the `next` of the previous page: continue after its last change",
+    )
+
+
+class DiffQuery(Params):
+    """Two instants to compare; ``to`` defaults to now."""
+
+    start: RequiredInstant = Field(alias="from", description="the earlier state")
+    end: Instant | None = Field(None, alias="to", description="the later state; default now")
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> Self:
+        if self.end is not None and self.start >= self.end:
+            raise PydanticCustomError("invalid_window", "from must be before to")
+        return self
 
 
 class NoQuery(Params):

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from flask import Response
 
+from core.changes import ChangePage
 from core.history import (
     Evidence,
     Gap,
@@ -26,6 +27,7 @@ from core.history import (
     Version,
 )
 from core.replicas import ReplicaInfo
+from core.state_diff import EntityDiff, StateDiff
 from core.timeparse import format_instant
 
 JSON = "application/json"
@@ -211,4 +213,53 @@ def replica_list(found: Iterable[ReplicaInfo]) -> dict[str, Any]:
             }
             for r in found
         ]
+    }
+
+
+def change_feed(page: ChangePage, start: datetime, end: datetime) -> dict[str, Any]:
+    return {
+        "from": format_instant(start),
+        "to": format_instant(end),
+        "changes": [
+            {
+                "changed_at": _instant(c.changed_at),
+                "observed_before": _instant(c.observed_before),
+                "observation_id": c.observation_id,
+                "stream": c.stream,
+                "entity": c.entity,
+                "key": c.key,
+                "field": c.field,
+                "old": c.old,
+                "new": c.new,
+            }
+            for c in page.changes
+        ],
+        "next": page.next_cursor,
+    }
+
+
+def _entity_diff(found: EntityDiff) -> dict[str, Any]:
+    return {
+        "added": found.added,
+        "removed": found.removed,
+        "changed": [
+            {
+                "key": c.key,
+                "changes": [{"field": f.field, "old": f.old, "new": f.new} for f in c.changes],
+            }
+            for c in found.changed
+        ],
+    }
+
+
+def state_diff(
+    found: StateDiff, start: datetime, end: datetime, before: Evidence, after: Evidence
+) -> dict[str, Any]:
+    return {
+        "from": format_instant(start),
+        "to": format_instant(end),
+        "evidence": {"from": evidence(before), "to": evidence(after)},
+        "symbols": _entity_diff(found.symbols),
+        "rate_limits": _entity_diff(found.rate_limits),
+        "exchange_filters": _entity_diff(found.exchange_filters),
     }

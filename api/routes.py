@@ -15,26 +15,37 @@ from flask_openapi3.models.tag import Tag
 
 from api import render
 from api.errors import ApiError
-from api.params import AsOfQuery, HistoryQuery, ObservationsQuery, SymbolPath, SymbolsQuery
+from api.params import (
+    AsOfQuery,
+    ChangesQuery,
+    DiffQuery,
+    HistoryQuery,
+    ObservationsQuery,
+    SymbolPath,
+    SymbolsQuery,
+)
 from api.schemas import (
     EXCHANGE_INFO_RESPONSE,
+    ChangeFeed,
     ErrorResponse,
     ObservationLog,
     RateLimitsAsOf,
     ReplicaList,
+    StateDiff,
     SymbolAsOf,
     SymbolHistory,
     SymbolList,
     operation_id,
 )
 from api.state import app_state
-from core import history, replicas
+from core import changes, history, replicas, state_diff
 from core.timeparse import format_instant
 
 DEFAULT_WINDOW = timedelta(hours=1)
 
 SYMBOLS = Tag(name="symbols", description="trading rules per symbol, now or as of an instant")
 EXCHANGE = Tag(name="exchange", description="exchange-wide rules and the raw documents")
+CHANGES = Tag(name="changes", description="what changed in a window, field by field")
 OBSERVATIONS = Tag(name="observations", description="the poll log: coverage, failures, gaps")
 REPLICAS = Tag(name="replicas", description="the poller replicas: heartbeats and leases")
 
@@ -164,6 +175,65 @@ def get_exchange_info(query: AsOfQuery) -> Response:
             "X-Exmeta-Observed-At": format_instant(document.observed_at) or "",
         },
     )
+
+
+@v1.get(
+    "/v1/changes",
+    tags=[CHANGES],
+    responses={200: ChangeFeed},
+)
+def list_changes(query: ChangesQuery) -> Response:
+    """Every change within [from, to) (default: the last hour), field by field, in time order
+
+    Ordered by (changed_at, entity, key, field); a listing or delisting is one change of
+    the field `listed`. At most `limit` per page; `next` continues after the last one.
+    """
+    state = app_state()
+    end = query.end or state.clock()
+    start = query.start or end - DEFAULT_WINDOW
+    if start >= end:
+        raise ApiError(400, "invalid_window", "from must be before to (to defaults to now)")
+    with state.reading() as conn:
+        try:
+            page = changes.changes(
+                conn,
+                start,
+                end,
+                symbol=query.symbol,
+                fields=query.field,
+                exclude_fields=query.exclude_field,
+                limit=query.limit,
+                cursor=query.next_cursor,
+            )
+        except changes.CursorError as exc:
+            raise ApiError(400, "invalid_cursor", str(exc)) from None
+    return render.json_response(render.change_feed(page, start, end))
+
+
+@v1.get(
+    "/v1/diff",
+    tags=[CHANGES],
+    responses={200: StateDiff, 404: ErrorResponse},
+)
+def get_diff(query: DiffQuery) -> Response:
+    """How the state at to (default now) differs from the state at from
+
+    Symbols, rate limits and exchange filters added, removed, and changed field by
+    field; intermediate steps that cancel out are no difference (see /v1/changes).
+    404 `not_observed` if nothing was observed at or before from.
+    """
+    state = app_state()
+    now = state.clock()
+    end = query.end or now
+    if query.start >= end:
+        raise ApiError(400, "invalid_window", "from must be before to (to defaults to now)")
+    with state.reading() as conn:
+        before = state.evidence(conn, query.start, now)
+        if before.observed_before is None:
+            raise _not_observed(query.start)
+        after = state.evidence(conn, end, now)
+        found = state_diff.state_diff(conn, query.start, end)
+    return render.json_response(render.state_diff(found, query.start, end, before, after))
 
 
 @v1.get(

@@ -214,6 +214,55 @@ class ReplicaList(Model):
     replicas: list[ReplicaEntry]
 
 
+class Change(Model):
+    changed_at: Instant = Field(description="the observation that first saw the change")
+    observed_before: Instant | None = Field(
+        description="the last successful observation before it: the change happened in between"
+    )
+    observation_id: int
+    stream: Literal["exchange_info"]
+    entity: Literal["symbol", "rate_limit", "exchange_filter"]
+    key: str = Field(examples=["BTCUSDT", "REQUEST_WEIGHT:MINUTE:1", "EXCHANGE_MAX_NUM_ORDERS"])
+    field: str = Field(
+        examples=["status", "filters.PRICE_FILTER.tickSize", "limit", "listed"],
+        description="`listed`: a listing (old null, new the object) or a delisting (reverse)",
+    )
+    old: Any
+    new: Any
+
+
+class ChangeFeed(Model):
+    start: Instant = Field(alias="from")
+    end: Instant = Field(alias="to")
+    changes: list[Change]
+    next: str | None = Field(description="pass as `next` for the following page; null: no more")
+
+
+class EntityChange(Model):
+    key: str = Field(examples=["BTCUSDT", "REQUEST_WEIGHT:MINUTE:1"])
+    changes: list[FieldChange]
+
+
+class EntityDiff(Model):
+    added: list[str] = Field(description="keys in force at `to` but not at `from`")
+    removed: list[str] = Field(description="keys in force at `from` but not at `to`")
+    changed: list[EntityChange] = Field(description="keys in force at both, with what differs")
+
+
+class DiffEvidence(Model):
+    start: Evidence = Field(alias="from")
+    end: Evidence = Field(alias="to")
+
+
+class StateDiff(Model):
+    start: Instant = Field(alias="from")
+    end: Instant = Field(alias="to")
+    evidence: DiffEvidence
+    symbols: EntityDiff
+    rate_limits: EntityDiff
+    exchange_filters: EntityDiff
+
+
 class Health(Model):
     status: Literal["ok"]
 

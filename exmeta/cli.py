@@ -17,10 +17,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -28,6 +30,7 @@ from core.config import ConfigError, Settings, load_settings
 from core.db import create_db_engine, redact_url
 from core.redact import install as install_redaction
 from core.redact import settings_secrets
+from core.timeparse import TimeParseError, parse_instant
 from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
 
 log = logging.getLogger("exmeta")
@@ -257,6 +260,59 @@ def _read(settings: Settings, name: str, query: Callable[[Connection], T]) -> T:
             # e.g. a table missing: an unmigrated database cannot answer either.
             reason = " ".join(str(exc.orig).split())
             raise CliError(f"cannot read the database: {reason}", 2) from None
+
+
+CHANGES_PAGE = 1000
+DEFAULT_WINDOW = timedelta(hours=1)
+
+
+def _instant(value: str, name: str) -> datetime:
+    try:
+        return parse_instant(value)
+    except TimeParseError as exc:
+        raise CliError(f"{name}: {exc}", 2) from None
+
+
+def cmd_changes(args: argparse.Namespace) -> int:
+    """Print the change feed as JSON Lines: the objects /v1/changes answers, every page.
+
+    The objects are built by the API's own renderer from the same core query, so the
+    command and the route cannot disagree; each page is read in one snapshot and the
+    feed's cursor makes the pages add up to the whole list, whatever commits meanwhile.
+    """
+    from api import render
+    from core import changes
+
+    settings = _settings(args)
+    _configure_logging(settings)
+    end = _instant(args.to, "--to") if args.to else datetime.now(UTC)
+    start = _instant(args.start, "--from") if args.start else end - DEFAULT_WINDOW
+    if start >= end:
+        raise CliError("--from must be before --to (--to defaults to now)", 2)
+    with _database(settings) as url:
+        engine = create_db_engine(url, settings.database, application_name="exmeta-changes")
+        cursor: str | None = None
+        try:
+            while True:
+                with engine.connect() as conn:
+                    conn.execution_options(isolation_level="REPEATABLE READ")
+                    page = changes.changes(
+                        conn,
+                        start,
+                        end,
+                        symbol=args.symbol,
+                        fields=args.field,
+                        exclude_fields=args.exclude_field,
+                        limit=CHANGES_PAGE,
+                        cursor=cursor,
+                    )
+                for change in render.change_feed(page, start, end)["changes"]:
+                    sys.stdout.write(orjson.dumps(change).decode() + "\n")
+                if page.next_cursor is None:
+                    return 0
+                cursor = page.next_cursor
+        except OperationalError as exc:
+            raise CliError(f"cannot reach the database at {redact_url(url)}: {exc.orig}") from None
         finally:
             engine.dispose()
 
@@ -305,6 +361,38 @@ def cmd_replicas(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_asof(args: argparse.Namespace) -> int:
+    """Print one symbol's rules at an instant: the JSON GET /v1/symbols/{symbol} answers.
+
+    The request goes through the API application in process, so the command gives the
+    same answer, evidence and errors as the route, by construction rather than by care.
+    """
+    from urllib.parse import quote, urlencode
+
+    from api import create_app
+
+    settings = _settings(args)
+    _configure_logging(settings)
+    if args.at is not None:
+        _instant(args.at, "--at")  # refused here with the CLI's exit status for bad input
+    query = urlencode({"as_of": args.at}) if args.at is not None else ""
+    with _database(settings) as url:
+        engine = create_db_engine(url, settings.database, application_name="exmeta-asof")
+        try:
+            client = create_app(settings, engine).test_client()
+            response = client.get(f"/v1/symbols/{quote(args.symbol, safe='')}?{query}")
+        finally:
+            engine.dispose()
+    body = response.get_data(as_text=True)
+    if response.status_code != 200:
+        error = orjson.loads(body)["error"]
+        raise CliError(
+            f"{error['code']}: {error['message']}", 2 if response.status_code == 400 else 1
+        )
+    print(body)
+    return 0
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from binance_sim.cli import main as sim_main
 
@@ -341,6 +429,34 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "replicas", parents=[common], help="list the poller replicas, their state and leases"
     ).set_defaults(func=cmd_replicas)
+    asof = sub.add_parser(
+        "asof",
+        parents=[common],
+        help="print one symbol's rules at an instant, like GET /v1/symbols/{symbol}?as_of=",
+    )
+    asof.add_argument("symbol", help="e.g. BTCUSDT")
+    asof.add_argument("--at", default=None, help="RFC 3339 or epoch ms (default: now)")
+    asof.set_defaults(func=cmd_asof)
+    changes = sub.add_parser(
+        "changes",
+        parents=[common],
+        help="print the changes in [--from, --to) as JSON Lines, like GET /v1/changes",
+    )
+    changes.add_argument(
+        "--from", dest="start", default=None, help="RFC 3339 or epoch ms (default: --to - 1h)"
+    )
+    changes.add_argument("--to", default=None, help="RFC 3339 or epoch ms (default: now)")
+    changes.add_argument("--symbol", default=None, help="only this symbol's changes")
+    changes.add_argument(
+        "--field", action="append", default=[], help="only this field or those under it (repeat)"
+    )
+    changes.add_argument(
+        "--exclude-field",
+        action="append",
+        default=[],
+        help="leave out this field or those under it (repeat)",
+    )
+    changes.set_defaults(func=cmd_changes)
     # The sim parses its own options (`exmeta sim --help`); they pass through untouched.
     sim = sub.add_parser(
         "sim", add_help=False, help="run the Binance look-alike (see `exmeta sim --help`)"

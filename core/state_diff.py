@@ -1,0 +1,113 @@
+"""The whole-state diff: how the exchange_info state at one instant differs from another's.
+
+Unlike the change feed, which lists every step, this compares two snapshots only: a tick
+size that went 0.01 → 0.10 → 0.01 between them is no difference. Both snapshots are read
+with the same as-of rule as every other answer, and symbols are compared as a reader
+sees them: their own fields and their filters (``filters.PRICE_FILTER.tickSize``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, text
+
+from core.diff import FieldChange, diff_objects
+from core.history import symbols_as_of
+
+
+@dataclass(frozen=True, slots=True)
+class EntityChange:
+    key: str
+    changes: list[FieldChange]
+
+
+@dataclass(frozen=True, slots=True)
+class EntityDiff:
+    """Keys present only at the end, only at the start, and present at both but different."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[EntityChange] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StateDiff:
+    symbols: EntityDiff
+    rate_limits: EntityDiff
+    exchange_filters: EntityDiff
+
+
+def _symbol_objects(conn: Connection, at: datetime) -> dict[str, dict[str, Any]]:
+    """Every symbol at ``at`` as ``{own fields..., "filters": {type: filter}}``."""
+    return {
+        rules.symbol.fields["symbol"]: {
+            **rules.symbol.raw,
+            "filters": {ftype: v.raw for ftype, v in rules.filters.items()},
+        }
+        for rules in symbols_as_of(conn, at)
+    }
+
+
+def _symbol_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[FieldChange]:
+    own = diff_objects(
+        {k: v for k, v in old.items() if k != "filters"},
+        {k: v for k, v in new.items() if k != "filters"},
+    )
+    for ftype in sorted(old["filters"].keys() | new["filters"].keys()):
+        own.extend(
+            diff_objects(
+                old["filters"].get(ftype), new["filters"].get(ftype), prefix=f"filters.{ftype}."
+            )
+        )
+    return own
+
+
+def _raw_at(conn: Connection, table: str, key: str, at: datetime) -> dict[str, dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            f"SELECT {key}, raw::text FROM {table}"
+            " WHERE tstzrange(valid_from, valid_to) @> CAST(:t AS timestamptz)"
+        ),
+        {"t": at},
+    ).all()
+    return {r[0]: orjson.loads(r[1]) for r in rows}
+
+
+def _compare(
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    differ: Callable[[Any, Any], list[FieldChange]],
+) -> EntityDiff:
+    changed = []
+    for key in sorted(before.keys() & after.keys()):
+        found = differ(before[key], after[key])
+        if found:
+            changed.append(EntityChange(key, found))
+    return EntityDiff(
+        added=sorted(after.keys() - before.keys()),
+        removed=sorted(before.keys() - after.keys()),
+        changed=changed,
+    )
+
+
+def state_diff(conn: Connection, start: datetime, end: datetime) -> StateDiff:
+    """How the exchange_info state as of ``end`` differs from the state as of ``start``."""
+    rate_limit_key = "rate_limit_type || ':' || interval || ':' || interval_num"
+    return StateDiff(
+        symbols=_compare(_symbol_objects(conn, start), _symbol_objects(conn, end), _symbol_changes),
+        rate_limits=_compare(
+            _raw_at(conn, "rate_limit_versions", rate_limit_key, start),
+            _raw_at(conn, "rate_limit_versions", rate_limit_key, end),
+            diff_objects,
+        ),
+        exchange_filters=_compare(
+            _raw_at(conn, "exchange_filter_versions", "filter_type", start),
+            _raw_at(conn, "exchange_filter_versions", "filter_type", end),
+            diff_objects,
+        ),
+    )
