@@ -95,19 +95,23 @@ def _database(settings: Settings) -> Iterator[str]:
             server.stop()
 
 
-def cmd_migrate(args: argparse.Namespace) -> int:
+def _migrate(settings: Settings, url: str) -> None:
     import migrations
 
+    engine = create_db_engine(url, settings.database, application_name="exmeta-migrate")
+    try:
+        migrations.upgrade(engine)
+    except OperationalError as exc:
+        raise CliError(f"cannot reach the database at {redact_url(url)}: {exc.orig}") from None
+    finally:
+        engine.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _configure_logging(settings)
     with _database(settings) as url:
-        engine = create_db_engine(url, settings.database, application_name="exmeta-migrate")
-        try:
-            migrations.upgrade(engine)
-        except OperationalError as exc:
-            raise CliError(f"cannot reach the database at {redact_url(url)}: {exc.orig}") from None
-        finally:
-            engine.dispose()
+        _migrate(settings, url)
     print("database schema is up to date")
     return 0
 
@@ -198,15 +202,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     _stop_on_signals(stop)
     with _database(settings) as url:
-        import migrations
-
-        engine = create_db_engine(url, settings.database, application_name="exmeta-migrate")
-        try:
-            migrations.upgrade(engine)
-        except OperationalError as exc:
-            raise CliError(f"cannot reach the database at {redact_url(url)}: {exc.orig}") from None
-        finally:
-            engine.dispose()
+        _migrate(settings, url)
         env = {**os.environ, "EXMETA_DATABASE__URL": url}
         base = [sys.executable, "-m", "exmeta"]
         config = ["--config", str(args.config)] if args.config else []
