@@ -27,6 +27,7 @@ from core.history import (
     Version,
 )
 from core.order_check import Order, Violation
+from core.replicas import ReplicaInfo
 from core.state_diff import EntityDiff, StateDiff
 from core.timeparse import format_instant
 
@@ -196,6 +197,23 @@ def versions_as_of(
         "as_of": format_instant(at),
         "evidence": evidence(found),
         name: [version(v, raw=False) for v in versions],
+    }
+
+
+def replica_list(found: Iterable[ReplicaInfo]) -> dict[str, Any]:
+    return {
+        "replicas": [
+            {
+                "replica_id": r.replica_id,
+                "version": r.version,
+                "started_at": format_instant(r.started_at),
+                "last_seen_at": format_instant(r.last_seen_at),
+                "stopped_at": format_instant(r.stopped_at),
+                "seconds_since_seen": round(r.seconds_since_seen, 3),
+                "leases": list(r.leases),
+            }
+            for r in found
+        ]
     }
 
 

@@ -32,6 +32,7 @@ from api.schemas import (
     ObservationLog,
     OrderCheck,
     RateLimitsAsOf,
+    ReplicaList,
     StateDiff,
     SymbolAsOf,
     SymbolHistory,
@@ -39,7 +40,7 @@ from api.schemas import (
     operation_id,
 )
 from api.state import app_state
-from core import changes, history, state_diff
+from core import changes, history, replicas, state_diff
 from core.order_check import Order, check_order
 from core.timeparse import format_instant
 
@@ -49,6 +50,7 @@ SYMBOLS = Tag(name="symbols", description="trading rules per symbol, now or as o
 EXCHANGE = Tag(name="exchange", description="exchange-wide rules and the raw documents")
 CHANGES = Tag(name="changes", description="what changed in a window, field by field")
 OBSERVATIONS = Tag(name="observations", description="the poll log: coverage, failures, gaps")
+REPLICAS = Tag(name="replicas", description="the poller replicas: heartbeats and leases")
 
 v1 = APIBlueprint(
     "v1",
@@ -303,3 +305,11 @@ def list_observations(query: ObservationsQuery) -> Response:
     return render.json_response(
         render.observation_log(rows[: query.limit], gaps, start, end, truncated=truncated)
     )
+
+
+@v1.get("/v1/replicas", tags=[REPLICAS], responses={200: ReplicaList})
+def list_replicas() -> Response:
+    """Every poller replica that registered, most recently seen first, with its leases"""
+    with app_state().reading() as conn:
+        found = replicas.list_replicas(conn)
+    return render.json_response(render.replica_list(found))

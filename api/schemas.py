@@ -221,6 +221,20 @@ class OrderCheck(Model):
     violations: list[Violation]
 
 
+class ReplicaEntry(Model):
+    replica_id: str
+    version: str
+    started_at: Instant
+    last_seen_at: Instant = Field(description="its last heartbeat, by the database clock")
+    stopped_at: Instant | None = Field(description="when it stopped gracefully; null: did not")
+    seconds_since_seen: float = Field(description="since its last heartbeat, when answered")
+    leases: list[str] = Field(description="streams whose unexpired lease it holds now")
+
+
+class ReplicaList(Model):
+    replicas: list[ReplicaEntry]
+
+
 class Change(Model):
     changed_at: Instant = Field(description="the observation that first saw the change")
     observed_before: Instant | None = Field(

@@ -90,6 +90,8 @@ class PollerSettings:
     replica_id: str = ""
     shutdown_grace_seconds: float = 5.0
     weight_budget: float = 0.25
+    lease_seconds: float = 15.0
+    heartbeat_seconds: float = 5.0
 
 
 @dataclass(frozen=True)

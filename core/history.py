@@ -97,6 +97,14 @@ class HistoryEntry:
     changes: list[FieldChange] = field(default_factory=list)
 
 
+def _in_force(at: datetime | None) -> str:
+    """The condition for versions in force at ``:t``; None means the current ones (the
+    ``valid_to IS NULL`` partial index, cheaper than a range search)."""
+    if at is None:
+        return "valid_to IS NULL"
+    return "tstzrange(valid_from, valid_to) @> CAST(:t AS timestamptz)"
+
+
 def _version(row: Sequence[Any], typed: Sequence[str], offset: int = 0) -> Version:
     """A version from a row laid out as [offset key columns] typed columns, version columns."""
     n = offset + len(typed)
@@ -215,11 +223,7 @@ def symbols_as_of(
     decimals_as_text: bool = False,
 ) -> list[SymbolRules]:
     """Every symbol in force at ``at`` (None: the current versions), sorted by name."""
-    when = (
-        "valid_to IS NULL"
-        if at is None
-        else "tstzrange(valid_from, valid_to) @> CAST(:t AS timestamptz)"
-    )
+    when = _in_force(at)
     params: dict[str, Any] = {"t": at}
     where = [when]
     for column, value in (
@@ -296,21 +300,13 @@ def _rules_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Fie
 
 
 def rate_limits_as_of(conn: Connection, at: datetime | None) -> list[Version]:
-    when = (
-        "valid_to IS NULL"
-        if at is None
-        else "tstzrange(valid_from, valid_to) @> CAST(:t AS timestamptz)"
+    return _versions_at(
+        conn,
+        "rate_limit_versions",
+        ("rate_limit_type", "interval", "interval_num", "limit_value"),
+        at,
+        order="rate_limit_type, interval, interval_num",
     )
-    rows = conn.execute(
-        text(
-            f"SELECT rate_limit_type, interval, interval_num, limit_value, {_VERSION_COLUMNS}"
-            f" FROM rate_limit_versions WHERE {when} ORDER BY rate_limit_type, interval, interval_num"
-        ),
-        {"t": at},
-    ).all()
-    return [
-        _version(r, ("rate_limit_type", "interval", "interval_num", "limit_value")) for r in rows
-    ]
 
 
 def request_weight_limit(conn: Connection) -> int | None:
@@ -482,11 +478,7 @@ def _versions_at(
     order: str = "1",
 ) -> list[Version]:
     """The versions of ``table`` in force at ``at`` (None: the current ones)."""
-    when = (
-        "valid_to IS NULL"
-        if at is None
-        else "tstzrange(valid_from, valid_to) @> CAST(:t AS timestamptz)"
-    )
+    when = _in_force(at)
     rows = conn.execute(
         text(
             f"SELECT {', '.join(typed)}, {_VERSION_COLUMNS} FROM {table}"

@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Integer, text
 from sqlalchemy.dialects.postgresql import JSONB
 
+from core.leases import Lease, still_held
 from core.models import VERSIONED_TABLES
 
 log = logging.getLogger(__name__)
@@ -117,11 +118,19 @@ class StreamWriter:
         self._state = CurrentState()
 
     def record(
-        self, fetched: Fetched, parse: Callable[[bytes], Snapshot] | None = None
+        self,
+        fetched: Fetched,
+        parse: Callable[[bytes], Snapshot] | None = None,
+        lease: Lease | None = None,
     ) -> Recorded:
+        """Record ``fetched``; with a ``lease``, apply it only while that term is in force.
+
+        A poller always passes the lease it polled under (fencing, core.leases); None is
+        for one-off writers that are not in a race with replicas (tests, imports).
+        """
         try:
             with self.engine.begin() as conn:
-                recorded, new_state = self._record(conn, fetched, parse)
+                recorded, new_state = self._record(conn, fetched, parse, lease)
         except BaseException:
             self._state = CurrentState()  # what we hold may not match what committed
             raise
@@ -134,6 +143,7 @@ class StreamWriter:
         conn: Connection,
         fetched: Fetched,
         parse: Callable[[bytes], Snapshot] | None,
+        lease: Lease | None,
     ) -> tuple[Recorded, CurrentState | None]:
         head = _lock_head(conn, self.stream)
         observed_at: datetime = (
@@ -147,6 +157,13 @@ class StreamWriter:
         if fetched.error_class is not None or fetched.body is None or parse is None:
             obs_id = _insert_observation(conn, fetched, observed_at, "error", body_sha)
             return Recorded(obs_id, "error", observed_at), None
+
+        if lease is not None and not still_held(conn, lease):
+            # Another replica's term began (or ours lapsed) while this poll was in flight:
+            # what it brought back may predate, or race, that replica's writes.
+            lost = _with_error(fetched, "lease_lost", f"lease term {lease.term} is over")
+            obs_id = _insert_observation(conn, lost, observed_at, "stale", body_sha)
+            return Recorded(obs_id, "stale", observed_at), None
 
         if head.last_applied_at is not None and observed_at <= head.last_applied_at:
             obs_id = _insert_observation(conn, fetched, observed_at, "stale", body_sha)

@@ -124,6 +124,34 @@ class StreamHead(Base):
     state_observation_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
+class StreamLease(Base):
+    """Which replica polls a stream's next slot, under which term, until when (DESIGN §6).
+
+    Times are the database clock's. ``term`` grows whenever the lease changes hands or
+    lapses; an observation is applied only if its term is still the lease's (core.leases).
+    """
+
+    __tablename__ = "stream_leases"
+
+    stream: Mapped[str] = mapped_column(Text, primary_key=True)
+    holder: Mapped[str] = mapped_column(Text)
+    term: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime]
+    next_due_at: Mapped[datetime]
+
+
+class Replica(Base):
+    """A poller replica's heartbeat row (core.replicas); database-clock times."""
+
+    __tablename__ = "replicas"
+
+    replica_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
+
+
 class VersionMixin:
     """Columns and constraints every versioned table has; ``__key__`` names the key."""
 

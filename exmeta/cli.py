@@ -15,15 +15,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.config import ConfigError, Settings, load_settings
 from core.db import create_db_engine, redact_url
@@ -97,19 +98,23 @@ def _database(settings: Settings) -> Iterator[str]:
             server.stop()
 
 
-def cmd_migrate(args: argparse.Namespace) -> int:
+def _migrate(settings: Settings, url: str) -> None:
     import migrations
 
+    engine = create_db_engine(url, settings.database, application_name="exmeta-migrate")
+    try:
+        migrations.upgrade(engine)
+    except OperationalError as exc:
+        raise CliError(f"cannot reach the database at {redact_url(url)}: {exc.orig}") from None
+    finally:
+        engine.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _configure_logging(settings)
     with _database(settings) as url:
-        engine = create_db_engine(url, settings.database, application_name="exmeta-migrate")
-        try:
-            migrations.upgrade(engine)
-        except OperationalError as exc:
-            raise CliError(f"cannot reach the database at {redact_url(url)}: {exc.orig}") from None
-        finally:
-            engine.dispose()
+        _migrate(settings, url)
     print("database schema is up to date")
     return 0
 
@@ -200,15 +205,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     _stop_on_signals(stop)
     with _database(settings) as url:
-        import migrations
-
-        engine = create_db_engine(url, settings.database, application_name="exmeta-migrate")
-        try:
-            migrations.upgrade(engine)
-        except OperationalError as exc:
-            raise CliError(f"cannot reach the database at {redact_url(url)}: {exc.orig}") from None
-        finally:
-            engine.dispose()
+        _migrate(settings, url)
         env = {**os.environ, "EXMETA_DATABASE__URL": url}
         base = [sys.executable, "-m", "exmeta"]
         config = ["--config", str(args.config)] if args.config else []
@@ -244,6 +241,25 @@ def _supervise(children: dict[str, subprocess.Popen[bytes]], stop: threading.Eve
             child.kill()
             child.wait()
     return failed
+
+
+T = TypeVar("T")
+
+
+def _read(settings: Settings, name: str, query: Callable[[Connection], T]) -> T:
+    """Run one read-only ``query``; any database problem is a one-line exit 2."""
+    with _database(settings) as url:
+        engine = create_db_engine(url, settings.database, application_name=f"exmeta-{name}")
+        try:
+            with engine.connect() as conn:
+                return query(conn)
+        except OperationalError as exc:
+            reason = " ".join(str(exc.orig).split())  # libpq adds a hint on a second line
+            raise CliError(f"cannot reach the database at {redact_url(url)}: {reason}", 2) from None
+        except DBAPIError as exc:
+            # e.g. a table missing: an unmigrated database cannot answer either.
+            reason = " ".join(str(exc.orig).split())
+            raise CliError(f"cannot read the database: {reason}", 2) from None
 
 
 CHANGES_PAGE = 1000
@@ -299,6 +315,50 @@ def cmd_changes(args: argparse.Namespace) -> int:
             raise CliError(f"cannot reach the database at {redact_url(url)}: {exc.orig}") from None
         finally:
             engine.dispose()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check the whole history; 0 sound, 1 findings, 2 cannot check (config, database)."""
+    from core.verify import verify_history
+
+    settings = _settings(args)
+    _configure_logging(settings)
+    findings = _read(settings, "verify", verify_history)
+    if not findings:
+        print("history verified: no findings")
+        return 0
+    print(f"history verified: {len(findings)} finding(s)")
+    for finding in findings:
+        print(f"  {finding}")
+    return 1
+
+
+def cmd_replicas(args: argparse.Namespace) -> int:
+    """List the poller replicas: running, stopped, or silent (no heartbeat for 3 beats)."""
+    from core.replicas import list_replicas
+
+    settings = _settings(args)
+    _configure_logging(settings)
+    found = _read(settings, "replicas", list_replicas)
+    if not found:
+        print("no replica has registered")
+        return 0
+    silent_after = 3 * settings.poller.heartbeat_seconds
+    print(f"{'replica':<32} {'state':<8} {'version':<10} {'started':<26} {'last seen':>10}  leases")
+    for r in found:
+        state = (
+            "stopped"
+            if r.stopped_at is not None
+            else "silent"
+            if r.seconds_since_seen > silent_after
+            else "running"
+        )
+        print(
+            f"{r.replica_id:<32} {state:<8} {r.version:<10}"
+            f" {r.started_at.isoformat(timespec='seconds'):<26}"
+            f" {r.seconds_since_seen:>8.1f}s  {', '.join(r.leases) or '-'}"
+        )
+    return 0
 
 
 def _api_get(args: argparse.Namespace, path: str, params: dict[str, str]) -> str:
@@ -387,6 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "up", parents=[common], help="embedded database + migrate + poll + serve, for a laptop"
     ).set_defaults(func=cmd_up)
+    sub.add_parser(
+        "verify", parents=[common], help="check the whole history; exit 0 sound, 1 findings"
+    ).set_defaults(func=cmd_verify)
+    sub.add_parser(
+        "replicas", parents=[common], help="list the poller replicas, their state and leases"
+    ).set_defaults(func=cmd_replicas)
     asof = sub.add_parser(
         "asof",
         parents=[common],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import time
@@ -84,7 +85,21 @@ class EmbeddedPostgres:
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
             log.info("initialising a new PostgreSQL data directory in %s", self.data_dir)
-            self._run("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres"])
+            was_empty = not any(self.data_dir.iterdir())
+            try:
+                self._run("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres"])
+            except EmbeddedError as exc:
+                if not was_empty:
+                    raise  # someone's files: never delete them
+                # Seen once on a loaded machine (initdb aborted). The directory was empty and
+                # holds nothing but initdb's partial output, so clear it and try once more.
+                log.warning("initdb failed, retrying once: %s", str(exc).splitlines()[0])
+                for leftover in self.data_dir.iterdir():
+                    if leftover.is_dir():
+                        shutil.rmtree(leftover)
+                    else:
+                        leftover.unlink()
+                self._run("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres"])
 
     def running_port(self) -> int | None:
         pid_file = self.data_dir / "postmaster.pid"

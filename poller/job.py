@@ -13,6 +13,7 @@ import orjson
 from core.bodies import blank_server_time
 from core.history import request_weight_limit
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
+from core.leases import Lease
 from poller.binance import Response
 from poller.memory import release_freed_memory
 from poller.parse import ms_to_datetime, parse_exchange_info
@@ -67,11 +68,12 @@ class StreamJob:
         self.write_lock = threading.Lock()
         self._weight_limit_known = False
 
-    def run(self) -> Recorded:
+    def run(self, lease: Lease | None = None) -> Recorded:
+        """Poll once; the write is applied only while ``lease`` (if given) is in force."""
         requested_at = self.clock()
         response = self.fetch()
         with self.write_lock:
-            recorded = self.writer.record(self._fetched(requested_at, response), self.parse)
+            recorded = self.writer.record(self._fetched(requested_at, response), self.parse, lease)
         if recorded.outcome == "changed":
             release_freed_memory()  # the parse's peak would otherwise stay in RSS
         if not self._weight_limit_known or "rate_limit_versions" in recorded.opened:

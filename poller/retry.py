@@ -75,8 +75,9 @@ def retryable(response: Response) -> bool:
 class RateGate:
     """Closed after a 429 or 418 until its Retry-After has passed; shared by all jobs.
 
-    In-process: a replica's jobs share one client and so one gate. Sharing the pause with
-    other replicas needs the database leases of a later issue.
+    In-process: a replica's jobs share one client and so one gate. The pause is not yet
+    shared with other replicas through the database; with leases only a stream's holder
+    calls Binance for it, so this matters when replicas hold different streams.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:

@@ -8,6 +8,7 @@ write finished is history kept.
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import socket
@@ -17,9 +18,12 @@ from dataclasses import dataclass
 
 import schedule
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from core import leases, replicas
 from core.config import Settings
 from core.ingest import StreamWriter
+from core.leases import Lease
 from poller.account_jobs import signed_jobs, system_status_job
 from poller.binance import BinanceClient
 from poller.job import StreamJob, exchange_info_job
@@ -38,21 +42,76 @@ class ScheduledJob:
     interval: float
 
 
+class Replica:
+    """This replica's rows in the database: its heartbeat (core.replicas) and leases."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        replica_id: str,
+        lease_seconds: float,
+        heartbeat_seconds: float = 5.0,
+        version: str = "",
+    ) -> None:
+        self.engine = engine
+        self.replica_id = replica_id
+        self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.version = version or _installed_version()
+
+    def acquire(self, stream: str, interval: float) -> Lease | None:
+        with self.engine.begin() as conn:
+            return leases.acquire(conn, stream, self.replica_id, interval, self.lease_seconds)
+
+    def register(self) -> None:
+        with self.engine.begin() as conn:
+            replicas.register(conn, self.replica_id, self.version)
+
+    def heartbeat(self) -> None:
+        with self.engine.begin() as conn:
+            replicas.heartbeat(conn, self.replica_id, self.version)
+
+    def sign_off(self, streams: Sequence[str]) -> None:
+        """Hand the streams over now; if the database is away, the leases lapse on their own."""
+        try:
+            with self.engine.begin() as conn:
+                released = leases.release(conn, streams, self.replica_id)
+                replicas.mark_stopped(conn, self.replica_id)
+        except SQLAlchemyError as exc:
+            log.warning("could not release leases (%s); they expire on their own", exc)
+            return
+        log.info("released %d lease(s) of replica %s", released, self.replica_id)
+
+
 class Poller:
-    def __init__(self, jobs: Sequence[ScheduledJob], stop: threading.Event | None = None) -> None:
+    """Runs the jobs on their intervals; with ``replica``, only the slots this replica holds."""
+
+    def __init__(
+        self,
+        jobs: Sequence[ScheduledJob],
+        stop: threading.Event | None = None,
+        replica: Replica | None = None,
+    ) -> None:
         self.jobs = list(jobs)
         self.stop = stop or threading.Event()
+        self.replica = replica
         self.write_lock = threading.Lock()
         for scheduled in self.jobs:
             scheduled.job.write_lock = self.write_lock
         self._thread: threading.Thread | None = None
 
-    def _guarded(self, job: StreamJob) -> Callable[[], None]:
+    def _guarded(self, job: StreamJob, interval: float) -> Callable[[], None]:
         def run() -> None:
             if self.stop.is_set():
                 return
             try:
-                job.run()
+                lease = None
+                if self.replica is not None:
+                    lease = self.replica.acquire(job.stream, interval)
+                    if lease is None:
+                        log.debug("%s slot not due or held by another replica", job.stream)
+                        return
+                job.run(lease)
             except Exception:
                 # The database may be down or restarting: log, and the next tick retries.
                 log.exception("%s poll failed; retrying at the next interval", job.stream)
@@ -65,7 +124,12 @@ class Poller:
         for scheduled in self.jobs:
             # schedule types the interval as int, but builds a timedelta: fractions work.
             every = scheduler.every(scheduled.interval)  # type: ignore[arg-type]
-            every.seconds.do(self._guarded(scheduled.job))
+            every.seconds.do(self._guarded(scheduled.job, scheduled.interval))
+        if self.replica is not None:
+            replica = self.replica
+            _logged(replica.register, "registering the replica")
+            every = scheduler.every(replica.heartbeat_seconds)  # type: ignore[arg-type]
+            every.seconds.do(_logged, replica.heartbeat, "heartbeat")
         log.info(
             "polling %s", ", ".join(f"{s.job.stream} every {s.interval:g}s" for s in self.jobs)
         )
@@ -80,20 +144,39 @@ class Poller:
         self._thread.start()
 
     def shutdown(self, grace_seconds: float) -> bool:
-        """Stop polling; True if the loop ended within the grace period.
+        """Stop polling and release the leases; True if the loop ended within the grace period.
 
         Past the grace period the loop may be stuck in an HTTP read; we still wait for a
-        database write that is under way, then leave the daemon thread behind.
+        database write that is under way, then leave the daemon thread behind. Its leases
+        are released either way: a write it might still attempt is then fenced off.
         """
         self.stop.set()
-        if self._thread is None:
-            return True
-        self._thread.join(grace_seconds)
-        if not self._thread.is_alive():
-            return True
-        with self.write_lock:
-            log.warning("poll still in flight after %.1fs; leaving it", grace_seconds)
-        return False
+        ended = True
+        if self._thread is not None:
+            self._thread.join(grace_seconds)
+            if self._thread.is_alive():
+                ended = False
+                with self.write_lock:
+                    log.warning("poll still in flight after %.1fs; leaving it", grace_seconds)
+        if self.replica is not None:
+            self.replica.sign_off([s.job.stream for s in self.jobs])
+        return ended
+
+
+def _installed_version() -> str:
+    """exmeta's version as installed; a checkout run from source has no metadata."""
+    try:
+        return importlib.metadata.version("exmeta")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _logged(action: Callable[[], None], what: str) -> None:
+    """Run a bookkeeping write; the database may be away, and the next tick retries."""
+    try:
+        action()
+    except SQLAlchemyError as exc:
+        log.warning("%s failed (%s); retrying at the next tick", what, exc)
 
 
 # The read timeout in force is at most this share of the stream's interval, so that a poll
@@ -145,4 +228,10 @@ def build_poller(settings: Settings, engine: Engine, replica_id: str) -> Poller:
         ScheduledJob(job, interval)
         for job, interval in signed_jobs(settings, engine, client, replica_id)
     ]
-    return Poller(jobs, stop)
+    replica = Replica(
+        engine,
+        replica_id,
+        settings.poller.lease_seconds,
+        settings.poller.heartbeat_seconds,
+    )
+    return Poller(jobs, stop, replica)

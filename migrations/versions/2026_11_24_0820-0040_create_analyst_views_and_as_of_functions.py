@@ -10,8 +10,8 @@ plain ``LANGUAGE sql STABLE`` (neither STRICT nor SECURITY DEFINER) so that Post
 inline them into the caller's query, and so that they read with the caller's privileges.
 
 Revision ID: 0040
-Revises: 0020
-Create Date: 2026-11-24 08:00:00+00:00
+Revises: 0031
+Create Date: 2026-11-24 08:20:00+00:00
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0040"
-down_revision = "0020"
+down_revision = "0031"
 branch_labels = None
 depends_on = None
 

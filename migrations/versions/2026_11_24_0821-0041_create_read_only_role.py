@@ -15,7 +15,7 @@ A later revision that adds a table analysts should read grants it in the same re
 
 Revision ID: 0041
 Revises: 0040
-Create Date: 2026-11-24 08:01:00+00:00
+Create Date: 2026-11-24 08:21:00+00:00
 """
 
 from __future__ import annotations

@@ -1,0 +1,102 @@
+"""Per-stream leases: which replica polls a stream's next slot (DESIGN §6, issue 4).
+
+One row per stream. A replica may poll a slot only once it holds the lease, and it takes
+or renews the lease only when the slot is due, so N replicas poll each stream once per
+interval in total. Every time is the database's ``clock_timestamp()``, never a
+replica's clock: replicas on different hosts disagree about the time, the database is one.
+
+The lease carries a term (a fencing token) that grows each time the lease changes hands
+or lapses. The write of an observation checks, in its own transaction, that its term is
+still the lease's and unexpired, locking the row FOR SHARE so that no takeover can slip
+in before that write commits: a replica paused past its lease (GC, SIGSTOP, a stalled
+network) can never apply what it fetched under a term that is over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+
+# A slot counts as due this share of its interval early: the holder's own schedule wakes
+# a hair before the database's due time now and then (sleep granularity, clock rate), and
+# should not then skip a whole interval.
+DUE_EARLY_SHARE = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The right, given by the database, to poll one slot of ``stream`` under ``term``."""
+
+    stream: str
+    holder: str
+    term: int
+
+
+def acquire(
+    conn: Connection, stream: str, holder: str, interval: float, lease_seconds: float
+) -> Lease | None:
+    """Take or renew ``stream``'s lease if its slot is due and nobody else holds it.
+
+    None when another replica holds an unexpired lease or the slot is not due yet. The
+    lease lasts until ``lease_seconds`` past the next slot, so the holder keeps it across
+    its own polls, and a holder that dies is replaced that long after the slot it missed.
+    """
+    conn.execute(
+        text(
+            "INSERT INTO stream_leases (stream, holder, term, expires_at, next_due_at)"
+            " VALUES (:s, '', 0, '-infinity', '-infinity') ON CONFLICT (stream) DO NOTHING"
+        ),
+        {"s": stream},
+    )
+    term = conn.execute(
+        text(
+            "UPDATE stream_leases SET"
+            " term = CASE WHEN holder = :h AND expires_at > clock_timestamp()"
+            "  THEN term ELSE term + 1 END,"
+            " holder = :h,"
+            " next_due_at = clock_timestamp() + make_interval(secs => :interval),"
+            " expires_at = clock_timestamp() + make_interval(secs => :interval + :lease)"
+            " WHERE stream = :s"
+            " AND (holder = :h OR expires_at <= clock_timestamp())"
+            " AND next_due_at <= clock_timestamp() + make_interval(secs => :early)"
+            " RETURNING term"
+        ),
+        {
+            "s": stream,
+            "h": holder,
+            "interval": interval,
+            "lease": lease_seconds,
+            "early": interval * DUE_EARLY_SHARE,
+        },
+    ).scalar_one_or_none()
+    return None if term is None else Lease(stream, holder, int(term))
+
+
+def release(conn: Connection, streams: Sequence[str], holder: str) -> int:
+    """End ``holder``'s leases now, so another replica polls the next slot without waiting.
+
+    The due time is kept: a successor polls when the slot is due, not at once.
+    """
+    return conn.execute(
+        text(
+            "UPDATE stream_leases SET expires_at = clock_timestamp()"
+            " WHERE stream = ANY(:s) AND holder = :h AND expires_at > clock_timestamp()"
+        ),
+        {"s": list(streams), "h": holder},
+    ).rowcount
+
+
+def still_held(conn: Connection, lease: Lease) -> bool:
+    """Whether ``lease`` is still in force; holds it so until the transaction ends."""
+    return (
+        conn.execute(
+            text(
+                "SELECT 1 FROM stream_leases WHERE stream = :s AND holder = :h AND term = :t"
+                " AND expires_at > clock_timestamp() FOR SHARE"
+            ),
+            {"s": lease.stream, "h": lease.holder, "t": lease.term},
+        ).first()
+        is not None
+    )

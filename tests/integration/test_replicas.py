@@ -1,0 +1,87 @@
+"""The replica registry: heartbeats and leases, via `GET /v1/replicas` and `exmeta replicas`."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from api import create_app
+from api.schemas import ReplicaList
+from binance_sim.server import SimServer
+from core.config import Settings
+from core.ingest import StreamWriter
+from core.replicas import heartbeat, list_replicas, mark_stopped, register
+from poller.job import exchange_info_job
+from poller.runner import Poller, Replica, ScheduledJob
+from tests.builders import client_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def poller(engine: Engine, sim: SimServer, replica_id: str) -> Poller:
+    job = exchange_info_job(client_for(sim.url), StreamWriter(engine, "exchange_info"), replica_id)
+    replica = Replica(engine, replica_id, lease_seconds=5, heartbeat_seconds=0.1, version="9.9")
+    return Poller([ScheduledJob(job, 0.5)], replica=replica)
+
+
+def test_replicas_heartbeat_and_show_their_leases_until_they_stop(
+    engine: Engine, sim: SimServer
+) -> None:
+    a = poller(engine, sim, "a")
+    a.start()
+    time.sleep(0.3)  # a registers and takes the stream first
+    b = poller(engine, sim, "b")
+    b.start()
+    time.sleep(0.5)
+    with engine.connect() as conn:
+        running = {r.replica_id: r for r in list_replicas(conn)}
+    assert set(running) == {"a", "b"}
+    assert running["a"].leases == ("exchange_info",)
+    assert running["b"].leases == ()
+    assert all(r.seconds_since_seen < 0.5 and r.stopped_at is None for r in running.values())
+    assert {r.version for r in running.values()} == {"9.9"}
+
+    assert a.shutdown(5)
+    assert b.shutdown(5)
+    client = create_app(Settings(), engine, streams=("exchange_info",)).test_client()
+    response = client.get("/v1/replicas")
+    assert response.status_code == 200
+    body = ReplicaList.model_validate(response.json)
+    assert {(r.replica_id, tuple(r.leases), r.stopped_at is not None) for r in body.replicas} == {
+        ("a", (), True),
+        ("b", (), True),
+    }
+    assert "/v1/replicas" in client.get("/openapi.json").json["paths"]
+
+
+def test_exmeta_replicas_tells_running_stopped_and_silent_apart(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    with engine.begin() as conn:
+        for replica_id in ("host1:10", "host2:20", "host3:30"):
+            register(conn, replica_id, "0.1.0")
+        mark_stopped(conn, "host2:20")
+        conn.execute(
+            text(
+                "UPDATE replicas SET last_seen_at = last_seen_at - interval '1 hour'"
+                " WHERE replica_id = 'host3:30'"
+            )
+        )
+        heartbeat(conn, "host1:10", "0.1.0")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXMETA_")}
+    env.update(EXMETA_DATABASE__URL=database_url, PYTHONPATH=str(REPO))
+    result = subprocess.run(
+        [sys.executable, "-m", "exmeta", "replicas"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    states = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:]}
+    assert states == {"host1:10": "running", "host2:20": "stopped", "host3:30": "silent"}
