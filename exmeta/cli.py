@@ -23,7 +23,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.config import ConfigError, Settings, load_settings
@@ -101,13 +101,8 @@ def _database(settings: Settings) -> Iterator[str]:
 def _migrate(settings: Settings, url: str) -> None:
     import migrations
 
-    engine = create_db_engine(url, settings.database, application_name="exmeta-migrate")
-    try:
+    with _engine(settings, url, "migrate") as engine:
         migrations.upgrade(engine)
-    except OperationalError as exc:
-        raise CliError(f"cannot reach the database at {redact_url(url)}: {exc.orig}") from None
-    finally:
-        engine.dispose()
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -246,20 +241,31 @@ def _supervise(children: dict[str, subprocess.Popen[bytes]], stop: threading.Eve
 T = TypeVar("T")
 
 
+@contextmanager
+def _engine(settings: Settings, url: str, name: str) -> Iterator[Engine]:
+    """An engine for one command; any database problem becomes a one-line exit 2."""
+    engine = create_db_engine(url, settings.database, application_name=f"exmeta-{name}")
+    try:
+        yield engine
+    except OperationalError as exc:
+        reason = " ".join(str(exc.orig).split())  # libpq adds a hint on a second line
+        raise CliError(f"cannot reach the database at {redact_url(url)}: {reason}", 2) from None
+    except DBAPIError as exc:
+        # e.g. a table missing: an unmigrated database cannot answer either.
+        reason = " ".join(str(exc.orig).split())
+        raise CliError(f"cannot read the database: {reason}", 2) from None
+    finally:
+        engine.dispose()
+
+
 def _read(settings: Settings, name: str, query: Callable[[Connection], T]) -> T:
-    """Run one read-only ``query``; any database problem is a one-line exit 2."""
-    with _database(settings) as url:
-        engine = create_db_engine(url, settings.database, application_name=f"exmeta-{name}")
-        try:
-            with engine.connect() as conn:
-                return query(conn)
-        except OperationalError as exc:
-            reason = " ".join(str(exc.orig).split())  # libpq adds a hint on a second line
-            raise CliError(f"cannot reach the database at {redact_url(url)}: {reason}", 2) from None
-        except DBAPIError as exc:
-            # e.g. a table missing: an unmigrated database cannot answer either.
-            reason = " ".join(str(exc.orig).split())
-            raise CliError(f"cannot read the database: {reason}", 2) from None
+    """Run one read-only ``query``."""
+    with (
+        _database(settings) as url,
+        _engine(settings, url, name) as engine,
+        engine.connect() as conn,
+    ):
+        return query(conn)
 
 
 CHANGES_PAGE = 1000
@@ -289,32 +295,26 @@ def cmd_changes(args: argparse.Namespace) -> int:
     start = _instant(args.start, "--from") if args.start else end - DEFAULT_WINDOW
     if start >= end:
         raise CliError("--from must be before --to (--to defaults to now)", 2)
-    with _database(settings) as url:
-        engine = create_db_engine(url, settings.database, application_name="exmeta-changes")
-        cursor: str | None = None
-        try:
-            while True:
-                with engine.connect() as conn:
-                    conn.execution_options(isolation_level="REPEATABLE READ")
-                    page = changes.changes(
-                        conn,
-                        start,
-                        end,
-                        symbol=args.symbol,
-                        fields=args.field,
-                        exclude_fields=args.exclude_field,
-                        limit=CHANGES_PAGE,
-                        cursor=cursor,
-                    )
-                for change in render.change_feed(page, start, end)["changes"]:
-                    sys.stdout.write(orjson.dumps(change).decode() + "\n")
-                if page.next_cursor is None:
-                    return 0
-                cursor = page.next_cursor
-        except OperationalError as exc:
-            raise CliError(f"cannot reach the database at {redact_url(url)}: {exc.orig}") from None
-        finally:
-            engine.dispose()
+    cursor: str | None = None
+    with _database(settings) as url, _engine(settings, url, "changes") as engine:
+        while True:
+            with engine.connect() as conn:
+                conn.execution_options(isolation_level="REPEATABLE READ")
+                page = changes.changes(
+                    conn,
+                    start,
+                    end,
+                    symbol=args.symbol,
+                    fields=args.field,
+                    exclude_fields=args.exclude_field,
+                    limit=CHANGES_PAGE,
+                    cursor=cursor,
+                )
+            for change in render.change_feed(page, start, end)["changes"]:
+                sys.stdout.write(orjson.dumps(change).decode() + "\n")
+            if page.next_cursor is None:
+                return 0
+            cursor = page.next_cursor
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -374,12 +374,8 @@ def _api_get(args: argparse.Namespace, path: str, params: dict[str, str]) -> str
 
     settings = _settings(args)
     _configure_logging(settings)
-    with _database(settings) as url:
-        engine = create_db_engine(url, settings.database, application_name="exmeta-read")
-        try:
-            response = create_app(settings, engine).test_client().get(f"{path}?{urlencode(params)}")
-        finally:
-            engine.dispose()
+    with _database(settings) as url, _engine(settings, url, "read") as engine:
+        response = create_app(settings, engine).test_client().get(f"{path}?{urlencode(params)}")
     body = response.get_data(as_text=True)
     if response.status_code != 200:
         error = orjson.loads(body)["error"]
