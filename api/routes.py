@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
+from sqlalchemy import Connection
 
 from api import render
 from api.errors import ApiError
@@ -68,6 +69,31 @@ def _not_observed(at: datetime) -> ApiError:
     )
 
 
+def _observed(conn: Connection, at: datetime, now: datetime) -> history.Evidence:
+    """The evidence at ``at``; 404 ``not_observed`` when nothing was seen by then."""
+    found = app_state().evidence(conn, at, now)
+    if found.observed_before is None:
+        raise _not_observed(at)
+    return found
+
+
+def _symbol_rules(
+    symbol: str, as_of: datetime | None, *, decimals_as_text: bool = False
+) -> tuple[history.SymbolRules, datetime, history.Evidence]:
+    """A symbol's rules in force at ``as_of`` (default now) with their evidence, or a 404."""
+    state = app_state()
+    now = state.clock()
+    at = as_of or now
+    with state.reading() as conn:
+        rules = history.symbol_as_of(conn, symbol, at, decimals_as_text=decimals_as_text)
+        found = state.evidence(conn, at, now)
+    if rules is None:
+        if found.observed_before is None:
+            raise _not_observed(at)
+        raise ApiError(404, "symbol_not_listed", f"{symbol} was not listed at {format_instant(at)}")
+    return rules, at, found
+
+
 @v1.get(
     "/v1/symbols",
     tags=[SYMBOLS],
@@ -79,9 +105,7 @@ def list_symbols(query: SymbolsQuery) -> Response:
     now = state.clock()
     at = query.as_of or now
     with state.reading() as conn:
-        found = state.evidence(conn, at, now)
-        if found.observed_before is None:
-            raise _not_observed(at)
+        found = _observed(conn, at, now)
         rules = history.symbols_as_of(
             conn,
             query.as_of,
@@ -104,18 +128,7 @@ def get_symbol(path: SymbolPath, query: AsOfQuery) -> Response:
     404 `not_observed` if nothing was observed at or before as_of, 404
     `symbol_not_listed` if the symbol was not listed then.
     """
-    state = app_state()
-    now = state.clock()
-    at = query.as_of or now
-    with state.reading() as conn:
-        rules = history.symbol_as_of(conn, path.symbol, at, decimals_as_text=True)
-        found = state.evidence(conn, at, now)
-    if rules is None:
-        if found.observed_before is None:
-            raise _not_observed(at)
-        raise ApiError(
-            404, "symbol_not_listed", f"{path.symbol} was not listed at {format_instant(at)}"
-        )
+    rules, at, found = _symbol_rules(path.symbol, query.as_of, decimals_as_text=True)
     return render.json_response(render.symbol_as_of(rules, at, found))
 
 
@@ -146,18 +159,7 @@ def check_symbol_order(path: SymbolPath, query: CheckQuery) -> Response:
     Status, order types, PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, NOTIONAL and
     MIN_NOTIONAL; 404 as for the symbol itself.
     """
-    state = app_state()
-    now = state.clock()
-    at = query.as_of or now
-    with state.reading() as conn:
-        rules = history.symbol_as_of(conn, path.symbol, at)
-        found = state.evidence(conn, at, now)
-    if rules is None:
-        if found.observed_before is None:
-            raise _not_observed(at)
-        raise ApiError(
-            404, "symbol_not_listed", f"{path.symbol} was not listed at {format_instant(at)}"
-        )
+    rules, at, found = _symbol_rules(path.symbol, query.as_of)
     order = Order(query.side, query.type, query.quantity, query.price)
     filters = {ftype: v.raw for ftype, v in rules.filters.items()}
     violations = check_order(rules.symbol.raw, filters, order)
@@ -175,9 +177,7 @@ def get_rate_limits(query: AsOfQuery) -> Response:
     now = state.clock()
     at = query.as_of or now
     with state.reading() as conn:
-        found = state.evidence(conn, at, now)
-        if found.observed_before is None:
-            raise _not_observed(at)
+        found = _observed(conn, at, now)
         limits = history.rate_limits_as_of(conn, query.as_of)
     return render.json_response(render.rate_limits(limits, at, found))
 
