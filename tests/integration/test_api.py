@@ -17,14 +17,15 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, inspect, text
 from werkzeug.test import TestResponse
 
-from api import create_app, schemas
+from api import create_app, render, schemas
 from api.auth import require_token
+from core import history
 from core.config import DatabaseSettings, Secret, Settings, replace_section
 from core.db import create_db_engine
 from core.history import FILTER_FIELDS, SYMBOL_FIELDS
 from core.timeparse import format_instant
 from tests.builders import at, exchange_info, record_exchange_info, record_failure, symbol
-from tests.conftest import DatabaseServer
+from tests.conftest import FIXTURES, DatabaseServer
 
 T0 = at("2024-01-01T00:00:00")
 T1 = T0 + timedelta(seconds=10)
@@ -815,3 +816,38 @@ def test_create_app_refuses_an_unknown_stream(engine: Engine) -> None:
 
 def test_healthz_answers_ok(client: FlaskClient) -> None:
     assert ok(client.get("/healthz"), schemas.Health) == {"status": "ok"}
+
+
+def test_whole_exchange_answers_equal_the_rules_read_as_decimals(
+    engine: Engine, make_client: MakeClient
+) -> None:
+    """/v1/symbols reads numerics as PostgreSQL's text; the same rules read as Decimals and
+    rendered must give the same answer.
+
+    Two real days of Binance, recorded at instants with sub-millisecond fractions (the
+    milliseconds are truncated, not rounded), asked before, between and after, with and
+    without a filter on the symbols.
+    """
+    day1 = at("2024-03-01T00:00:00.123999")
+    day2 = at("2024-03-02T00:00:00.987654")
+    record_exchange_info(engine, (FIXTURES / "2022-11-28_2124.json").read_bytes(), day1)
+    record_exchange_info(engine, (FIXTURES / "2022-11-29_2124.json").read_bytes(), day2)
+    client = make_client(now=day2 + timedelta(seconds=5))
+    for as_of, params in (
+        (day1 + timedelta(seconds=1), ""),
+        (day1 + timedelta(hours=1), "&status=BREAK"),
+        (day2 + timedelta(seconds=1), ""),
+        (None, "&quote_asset=BTC&base_asset=ETH"),
+        (None, "&status=TRADING"),
+    ):
+        url = f"/v1/symbols?as_of={q(as_of)}{params}" if as_of else f"/v1/symbols?{params[1:]}"
+        answer = ok(client.get(url), schemas.SymbolList)
+        filters = dict(p.split("=") for p in params[1:].split("&") if p)
+        with engine.connect() as conn:
+            expected = [
+                orjson.loads(render.json_response(render.symbol_rules(r)).get_data())
+                for r in history.symbols_as_of(conn, as_of, **filters)
+            ]
+        assert expected, url
+        assert answer["symbols"] == expected, url
+        assert all(INSTANT.fullmatch(s["filters"]["PRICE_FILTER"]["valid_from"]) for s in expected)
