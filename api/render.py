@@ -41,6 +41,11 @@ def json_response(
     return Response(body, status=status, mimetype=JSON, headers=headers)
 
 
+def json_body(body: bytes) -> Response:
+    """An answer serialised before, sent as it is."""
+    return Response(body, mimetype=JSON)
+
+
 def _unsupported(value: Any) -> str:
     """orjson's fallback, called only for types it lacks: a Decimal becomes exact text."""
     if isinstance(value, Decimal):

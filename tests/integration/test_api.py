@@ -19,6 +19,7 @@ from werkzeug.test import TestResponse
 
 from api import create_app, render, schemas
 from api.auth import require_token
+from api.state import EXTENSION
 from core import history
 from core.config import DatabaseSettings, Secret, Settings, replace_section
 from core.db import create_db_engine
@@ -851,3 +852,34 @@ def test_whole_exchange_answers_equal_the_rules_read_as_decimals(
         assert expected, url
         assert answer["symbols"] == expected, url
         assert all(INSTANT.fullmatch(s["filters"]["PRICE_FILTER"]["valid_from"]) for s in expected)
+
+
+def test_a_past_answer_is_kept_until_the_versions_change(
+    engine: Engine, make_client: MakeClient
+) -> None:
+    """api.answers: kept answers are served from memory, and dropped once a write
+    changes the stream's versions (a LOT_SIZE change closes a version in the answer)."""
+    eth = symbol("ETHUSDT")
+    record_exchange_info(engine, exchange_info(symbol("BTCUSDT"), eth), T0)
+    halted = exchange_info(symbol("BTCUSDT", status="HALT"), eth)
+    record_exchange_info(engine, halted, T1)
+    client = make_client(now=NOW + timedelta(seconds=30))
+    cache = client.application.extensions[EXTENSION].answers
+    url = f"/v1/symbols/BTCUSDT?as_of={q(T0 + timedelta(seconds=5))}"
+    first = ok(client.get(url), schemas.SymbolAsOf)
+    assert first["filters"]["LOT_SIZE"]["valid_to"] is None
+    assert len(cache) == 1
+    ok(client.get("/v1/symbols/BTCUSDT"), schemas.SymbolAsOf)  # about now: never kept
+    ok(client.get(f"/v1/symbols/BTCUSDT?as_of={q(T1 + timedelta(seconds=1))}"), schemas.SymbolAsOf)
+    assert len(cache) == 1  # nothing observed after T1 + 1 s yet: evidence may still change
+
+    later = exchange_info(symbol("BTCUSDT", status="HALT", min_qty="0.01000000"), eth)
+    record_exchange_info(engine, later, T2)
+    cache.recheck_seconds = 3600.0  # the generation read with the first answer stays
+    assert ok(client.get(url), schemas.SymbolAsOf) == first  # served from memory
+    cache.recheck_seconds = 0.0  # read the generation on every request from now on
+    fresh = ok(client.get(url), schemas.SymbolAsOf)
+    assert fresh["filters"]["LOT_SIZE"]["valid_to"] == ts(T2)
+    assert {k: v for k, v in fresh.items() if k != "filters"} == {
+        k: v for k, v in first.items() if k != "filters"
+    }
