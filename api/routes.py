@@ -7,6 +7,7 @@ or before which nothing was ever observed is a 404 `not_observed`, never an empt
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Response
@@ -15,6 +16,7 @@ from flask_openapi3.models.tag import Tag
 from sqlalchemy import Connection
 
 from api import render
+from api.answers import keepable
 from api.errors import ApiError
 from api.params import (
     AsOfQuery,
@@ -40,7 +42,7 @@ from api.schemas import (
     SymbolList,
     operation_id,
 )
-from api.state import app_state
+from api.state import EVIDENCE_STREAM, app_state
 from core import changes, history, replicas, state_diff
 from core.order_check import Order, check_order
 from core.timeparse import format_instant
@@ -77,9 +79,17 @@ def _observed(conn: Connection, at: datetime, now: datetime) -> history.Evidence
     return found
 
 
-def _symbol_rules(
-    symbol: str, as_of: datetime | None, *, decimals_as_text: bool = False
-) -> tuple[history.SymbolRules, datetime, history.Evidence]:
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """A symbol's rules at an instant, their evidence, and the generation they were read in."""
+
+    rules: history.SymbolRules
+    at: datetime
+    found: history.Evidence
+    generation: int | None
+
+
+def _symbol_rules(symbol: str, as_of: datetime | None, *, decimals_as_text: bool = False) -> _Rules:
     """A symbol's rules in force at ``as_of`` (default now) with their evidence, or a 404."""
     state = app_state()
     now = state.clock()
@@ -87,11 +97,12 @@ def _symbol_rules(
     with state.reading() as conn:
         rules = history.symbol_as_of(conn, symbol, at, decimals_as_text=decimals_as_text)
         found = state.evidence(conn, at, now)
+        generation = history.versions_generation(conn, EVIDENCE_STREAM)
     if rules is None:
         if found.observed_before is None:
             raise _not_observed(at)
         raise ApiError(404, "symbol_not_listed", f"{symbol} was not listed at {format_instant(at)}")
-    return rules, at, found
+    return _Rules(rules, at, found, generation)
 
 
 @v1.get(
@@ -128,8 +139,17 @@ def get_symbol(path: SymbolPath, query: AsOfQuery) -> Response:
     404 `not_observed` if nothing was observed at or before as_of, 404
     `symbol_not_listed` if the symbol was not listed then.
     """
-    rules, at, found = _symbol_rules(path.symbol, query.as_of, decimals_as_text=True)
-    return render.json_response(render.symbol_as_of(rules, at, found))
+    state = app_state()
+    key = (path.symbol, query.as_of)
+    if query.as_of is not None:
+        body = state.answers.get(key, state.generation())
+        if body is not None:
+            return render.json_body(body)
+    read = _symbol_rules(path.symbol, query.as_of, decimals_as_text=True)
+    response = render.json_response(render.symbol_as_of(read.rules, read.at, read.found))
+    if query.as_of is not None and keepable(read.found):
+        state.answers.put(key, read.generation, response.get_data())
+    return response
 
 
 @v1.get(
@@ -159,11 +179,13 @@ def check_symbol_order(path: SymbolPath, query: CheckQuery) -> Response:
     Status, order types, PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, NOTIONAL and
     MIN_NOTIONAL; 404 as for the symbol itself.
     """
-    rules, at, found = _symbol_rules(path.symbol, query.as_of)
+    read = _symbol_rules(path.symbol, query.as_of)
     order = Order(query.side, query.type, query.quantity, query.price)
-    filters = {ftype: v.raw for ftype, v in rules.filters.items()}
-    violations = check_order(rules.symbol.raw, filters, order)
-    return render.json_response(render.order_check(path.symbol, order, violations, at, found))
+    filters = {ftype: v.raw for ftype, v in read.rules.filters.items()}
+    violations = check_order(read.rules.symbol.raw, filters, order)
+    return render.json_response(
+        render.order_check(path.symbol, order, violations, read.at, read.found)
+    )
 
 
 @v1.get(
