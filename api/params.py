@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from core.changes import STREAMS
 from core.models import OUTCOMES
 from core.timeparse import TimeParseError, parse_instant
 
@@ -142,11 +143,17 @@ FieldName = Annotated[str, Field(min_length=1, max_length=200)]
 class ChangesQuery(Window):
     """Without ``from``/``to``: the last hour up to now."""
 
-    stream: Literal["exchange_info"] | None = Field(
-        None, description="the stream whose changes to list; the feed covers exchange_info"
+    stream: str | None = Field(
+        None,
+        description="only this stream's changes; account and account_commission need the"
+        " bearer token",
+        json_schema_extra={"enum": list(STREAMS)},
     )
     symbol: str | None = Field(
-        None, min_length=1, max_length=MAX_SYMBOL, description="only this symbol's changes"
+        None,
+        min_length=1,
+        max_length=MAX_SYMBOL,
+        description="only this symbol's changes (its rules, commission and delisting)",
     )
     field: list[FieldName] = Field(
         default_factory=list,
@@ -166,6 +173,15 @@ class ChangesQuery(Window):
         max_length=2000,
         description="the `next` of the previous page: continue after its last change",
     )
+
+    @field_validator("stream")
+    @classmethod
+    def _known_stream(cls, value: str | None) -> str | None:
+        if value is not None and value not in STREAMS:
+            raise PydanticCustomError(
+                "invalid_parameter", "must be one of {known}", {"known": ", ".join(STREAMS)}
+            )
+        return value
 
 
 class DiffQuery(Params):

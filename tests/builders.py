@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy import Engine
 
 from core.bodies import blank_server_time
 from core.config import Settings, replace_section
-from core.ingest import Fetched, Recorded, StreamWriter
+from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
 from poller.parse import parse_exchange_info
 from poller.retry import RetryingClient
 from poller.runner import retrying_client
@@ -121,6 +122,30 @@ def exchange_info(*symbols: dict[str, Any], weight_limit: int = 6000) -> dict[st
     }
 
 
+def record_body(
+    engine: Engine,
+    stream: str,
+    body: bytes,
+    when: datetime,
+    parse: Callable[[bytes], Snapshot],
+    *,
+    writer: StreamWriter | None = None,
+    replica_id: str = "test",
+) -> Recorded:
+    """Record ``body`` as the successful answer ``stream`` got at ``when``."""
+    fetched = Fetched(
+        stream=stream,
+        replica_id=replica_id,
+        requested_at=when,
+        duration_ms=1,
+        http_status=200,
+        used_weight=20,
+        body=body,
+        server_time=when,  # pins observed_at to the test's timeline (else the database clock)
+    )
+    return (writer or StreamWriter(engine, stream)).record(fetched, parse)
+
+
 def record_exchange_info(
     engine: Engine,
     document: dict[str, Any] | bytes,
@@ -136,17 +161,15 @@ def record_exchange_info(
     else:
         raw = document
     body, _ = blank_server_time(raw)
-    fetched = Fetched(
-        stream="exchange_info",
+    return record_body(
+        engine,
+        "exchange_info",
+        body,
+        when,
+        parse_exchange_info,
+        writer=writer,
         replica_id=replica_id,
-        requested_at=when,
-        duration_ms=1,
-        http_status=200,
-        used_weight=20,
-        body=body,
-        server_time=when,
     )
-    return (writer or StreamWriter(engine, "exchange_info")).record(fetched, parse_exchange_info)
 
 
 def record_failure(
