@@ -15,6 +15,12 @@ from core.bodies import blank_server_time
 from core.config import Settings, replace_section
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
 from poller.parse import parse_exchange_info
+from poller.parse_account import (
+    parse_account,
+    parse_commissions,
+    parse_delist_schedule,
+    parse_system_status,
+)
 from poller.retry import RetryingClient
 from poller.runner import retrying_client
 
@@ -186,3 +192,65 @@ def record_failure(
         error_message="Service Unavailable",
     )
     return StreamWriter(engine, "exchange_info").record(fetched)
+
+
+STREAM_PARSERS: dict[str, Callable[[bytes], Snapshot]] = {
+    "account": parse_account,
+    "account_commission": parse_commissions,
+    "system_status": parse_system_status,
+    "delistings": parse_delist_schedule,
+}
+
+
+def record_stream(engine: Engine, stream: str, document: Any, when: datetime) -> Recorded:
+    """Record ``document`` as the answer of the account-side ``stream`` at ``when``."""
+    return record_body(engine, stream, orjson.dumps(document), when, STREAM_PARSERS[stream])
+
+
+def account_document(
+    *,
+    can_trade: bool = True,
+    permissions: tuple[str, ...] = ("SPOT",),
+    maker: str = "0.00100000",
+    btc: str = "1.00000000",
+    update_time: int = 1,
+) -> dict[str, Any]:
+    return {
+        "makerCommission": 10,
+        "takerCommission": 10,
+        "buyerCommission": 0,
+        "sellerCommission": 0,
+        "commissionRates": {
+            "maker": maker,
+            "taker": "0.00100000",
+            "buyer": "0.00000000",
+            "seller": "0.00000000",
+        },
+        "canTrade": can_trade,
+        "canWithdraw": False,
+        "canDeposit": True,
+        "brokered": False,
+        "requireSelfTradePrevention": False,
+        "preventSor": False,
+        "updateTime": update_time,
+        "accountType": "SPOT",
+        "balances": [{"asset": "BTC", "free": btc, "locked": "0.00000000"}],
+        "permissions": list(permissions),
+        "uid": 354937868,
+    }
+
+
+def commission_document(symbol: str = "BTCUSDT", taker: str = "0.00100000") -> dict[str, Any]:
+    rates = {"maker": "0.00100000", "taker": taker, "buyer": "0.00000000", "seller": "0.00000000"}
+    return {
+        "symbol": symbol,
+        "standardCommission": rates,
+        "specialCommission": {k: "0.00000000" for k in rates},
+        "taxCommission": {k: "0.00000000" for k in rates},
+        "discount": {
+            "enabledForAccount": True,
+            "enabledForSymbol": True,
+            "discountAsset": "BNB",
+            "discount": "0.75000000",
+        },
+    }

@@ -14,21 +14,13 @@ from itertools import combinations
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
 from api import create_app, schemas
 from core.config import ApiSettings, Secret, Settings
-from core.ingest import Snapshot
-from poller.parse_account import (
-    parse_account,
-    parse_commissions,
-    parse_delist_schedule,
-    parse_system_status,
-)
-from tests.builders import record_body
+from tests.builders import account_document, commission_document, record_stream
 from tests.integration.test_api import error, ok, ts
 from tests.integration.test_changes import (
     EXPECTED,
@@ -60,84 +52,33 @@ D1 = 1714608000000  # 2024-05-02T00:00Z, the announced delisting
 D2 = 1714694400000  # a day later: postponed
 
 
-def account(
-    *,
-    can_trade: bool = True,
-    permissions: tuple[str, ...] = ("SPOT",),
-    maker: str = "0.00100000",
-    btc: str = "1.00000000",
-    update_time: int = 1,
-) -> dict[str, Any]:
-    return {
-        "makerCommission": 10,
-        "takerCommission": 10,
-        "buyerCommission": 0,
-        "sellerCommission": 0,
-        "commissionRates": {
-            "maker": maker,
-            "taker": "0.00100000",
-            "buyer": "0.00000000",
-            "seller": "0.00000000",
-        },
-        "canTrade": can_trade,
-        "canWithdraw": False,
-        "canDeposit": True,
-        "brokered": False,
-        "requireSelfTradePrevention": False,
-        "preventSor": False,
-        "updateTime": update_time,
-        "accountType": "SPOT",
-        "balances": [{"asset": "BTC", "free": btc, "locked": "0.00000000"}],
-        "permissions": list(permissions),
-        "uid": 354937868,
-    }
-
-
-def commission(symbol: str = "BTCUSDT", taker: str = "0.00100000") -> dict[str, Any]:
-    rates = {"maker": "0.00100000", "taker": taker, "buyer": "0.00000000", "seller": "0.00000000"}
-    return {
-        "symbol": symbol,
-        "standardCommission": rates,
-        "specialCommission": {k: "0.00000000" for k in rates},
-        "taxCommission": {k: "0.00000000" for k in rates},
-        "discount": {
-            "enabledForAccount": True,
-            "enabledForSymbol": True,
-            "discountAsset": "BNB",
-            "discount": "0.75000000",
-        },
-    }
-
-
 NORMAL = {"status": 0, "msg": "normal"}
 MAINTENANCE = {"status": 1, "msg": "system_maintenance"}
-PARSERS: dict[str, Callable[[bytes], Snapshot]] = {
-    "account": parse_account,
-    "account_commission": parse_commissions,
-    "system_status": parse_system_status,
-    "delistings": parse_delist_schedule,
-}
 STREAM_SCRIPT: list[tuple[datetime, str, Any]] = [
-    (A0, "account", account()),
-    (A0, "account_commission", [commission()]),
+    (A0, "account", account_document()),
+    (A0, "account_commission", [commission_document()]),
     (A0, "system_status", NORMAL),
     (A0, "delistings", []),
-    (A1, "account", account(can_trade=False, permissions=("SPOT", "MARGIN"), update_time=2)),
-    (A2, "account_commission", [commission(taker="0.00200000")]),
+    (
+        A1,
+        "account",
+        account_document(can_trade=False, permissions=("SPOT", "MARGIN"), update_time=2),
+    ),
+    (A2, "account_commission", [commission_document(taker="0.00200000")]),
     (A3, "system_status", MAINTENANCE),
     (A4, "delistings", [{"delistTime": D1, "symbols": ["ETHUSDT"]}]),
     (A5, "system_status", NORMAL),
     (  # only the balance and updateTime move: no change in force
         A6,
         "account",
-        account(can_trade=False, permissions=("SPOT", "MARGIN"), btc="0.5", update_time=3),
+        account_document(can_trade=False, permissions=("SPOT", "MARGIN"), btc="0.5", update_time=3),
     ),
     (A7, "delistings", [{"delistTime": D2, "symbols": ["ETHUSDT"]}]),
     (A8, "delistings", []),
     (
         A9,
         "account",
-        account(
+        account_document(
             can_trade=False,
             permissions=("SPOT", "MARGIN"),
             btc="0.5",
@@ -151,7 +92,7 @@ STREAM_SCRIPT: list[tuple[datetime, str, Any]] = [
 def record_streams(engine: Engine) -> None:
     record_script(engine)
     for when, stream, document in STREAM_SCRIPT:
-        record_body(engine, stream, orjson.dumps(document), when, PARSERS[stream])
+        record_stream(engine, stream, document, when)
 
 
 def account_object(document: dict[str, Any]) -> dict[str, Any]:
@@ -162,8 +103,8 @@ def account_object(document: dict[str, Any]) -> dict[str, Any]:
 ETH_DELISTING = {"symbol": "ETHUSDT", "delistTime": D1}
 E = {row[0]: row for row in EXPECTED}  # the exchange_info changes, by instant
 ALL_EXPECTED = [
-    (A0, "account", "spot", "listed", None, account_object(account())),
-    (A0, "commission", "BTCUSDT", "listed", None, commission()),
+    (A0, "account", "spot", "listed", None, account_object(account_document())),
+    (A0, "commission", "BTCUSDT", "listed", None, commission_document()),
     (A0, "system_status", "binance", "listed", None, NORMAL),
     E[T1],
     (A1, "account", "spot", "canTrade", True, False),
