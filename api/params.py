@@ -9,6 +9,7 @@ become the error type ``invalid_time`` that ``errors`` turns into the error code
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
@@ -92,6 +93,15 @@ class Params(BaseModel):
 _SCHEMAS: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
+def one_of(value: str | None, known: Sequence[str]) -> str | None:
+    """``value`` if absent or known, else an ``invalid_parameter`` error naming the choices."""
+    if value is not None and value not in known:
+        raise PydanticCustomError(
+            "invalid_parameter", "must be one of {known}", {"known": ", ".join(known)}
+        )
+    return value
+
+
 class AsOfQuery(Params):
     as_of: Instant | None = Field(None, description="the instant asked about; default now")
 
@@ -129,11 +139,7 @@ class ObservationsQuery(Window):
     @field_validator("outcome")
     @classmethod
     def _known_outcome(cls, value: str | None) -> str | None:
-        if value is not None and value not in OUTCOMES:
-            raise PydanticCustomError(
-                "invalid_parameter", "must be one of {known}", {"known": ", ".join(OUTCOMES)}
-            )
-        return value
+        return one_of(value, OUTCOMES)
 
 
 MAX_CHANGES = 1000
@@ -177,11 +183,7 @@ class ChangesQuery(Window):
     @field_validator("stream")
     @classmethod
     def _known_stream(cls, value: str | None) -> str | None:
-        if value is not None and value not in STREAMS:
-            raise PydanticCustomError(
-                "invalid_parameter", "must be one of {known}", {"known": ", ".join(STREAMS)}
-            )
-        return value
+        return one_of(value, STREAMS)
 
 
 class DiffQuery(Params):

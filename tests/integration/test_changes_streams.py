@@ -14,12 +14,14 @@ from itertools import combinations
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
 from api import create_app, schemas
 from core.config import ApiSettings, Secret, Settings
+from core.diff import flatten
 from tests.builders import account_document, commission_document, record_stream
 from tests.integration.test_api import error, ok, ts
 from tests.integration.test_changes import (
@@ -373,3 +375,22 @@ def test_diff_without_the_token_leaves_the_account_out(client: FlaskClient) -> N
     authenticated = ok(client.get(query, headers=AUTH), schemas.StateDiff)
     assert authenticated["account"]["changed"]
     assert {k: anonymous[k] for k in SECTIONS} == {k: authenticated[k] for k in SECTIONS}
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        account_object(account_document()),
+        commission_document(),
+        {"status": 0, "msg": "normal"},
+        {"a": {"b": {"c": 1}}, "d": [1, {"e": 2}], "f": None, "g": {}},
+    ],
+)
+def test_sql_flatten_fields_is_core_flatten(engine: Engine, obj: dict[str, Any]) -> None:
+    with engine.connect() as conn:
+        got = conn.execute(
+            text("SELECT flatten_fields(CAST(:o AS jsonb))::text"),
+            {"o": orjson.dumps(obj).decode()},
+        ).scalar_one()
+    assert orjson.loads(got) == flatten(obj)
+    assert flatten(obj) == flat(obj)
