@@ -9,6 +9,7 @@ become the error type ``invalid_time`` that ``errors`` turns into the error code
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
@@ -24,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from core.changes import STREAMS
 from core.models import OUTCOMES
 from core.timeparse import TimeParseError, parse_instant
 
@@ -91,6 +93,15 @@ class Params(BaseModel):
 _SCHEMAS: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
+def one_of(value: str | None, known: Sequence[str]) -> str | None:
+    """``value`` if absent or known, else an ``invalid_parameter`` error naming the choices."""
+    if value is not None and value not in known:
+        raise PydanticCustomError(
+            "invalid_parameter", "must be one of {known}", {"known": ", ".join(known)}
+        )
+    return value
+
+
 class AsOfQuery(Params):
     as_of: Instant | None = Field(None, description="the instant asked about; default now")
 
@@ -128,11 +139,7 @@ class ObservationsQuery(Window):
     @field_validator("outcome")
     @classmethod
     def _known_outcome(cls, value: str | None) -> str | None:
-        if value is not None and value not in OUTCOMES:
-            raise PydanticCustomError(
-                "invalid_parameter", "must be one of {known}", {"known": ", ".join(OUTCOMES)}
-            )
-        return value
+        return one_of(value, OUTCOMES)
 
 
 MAX_CHANGES = 1000
@@ -142,11 +149,17 @@ FieldName = Annotated[str, Field(min_length=1, max_length=200)]
 class ChangesQuery(Window):
     """Without ``from``/``to``: the last hour up to now."""
 
-    stream: Literal["exchange_info"] | None = Field(
-        None, description="the stream whose changes to list; the feed covers exchange_info"
+    stream: str | None = Field(
+        None,
+        description="only this stream's changes; account and account_commission need the"
+        " bearer token",
+        json_schema_extra={"enum": list(STREAMS)},
     )
     symbol: str | None = Field(
-        None, min_length=1, max_length=MAX_SYMBOL, description="only this symbol's changes"
+        None,
+        min_length=1,
+        max_length=MAX_SYMBOL,
+        description="only this symbol's changes (its rules, commission and delisting)",
     )
     field: list[FieldName] = Field(
         default_factory=list,
@@ -166,6 +179,11 @@ class ChangesQuery(Window):
         max_length=2000,
         description="the `next` of the previous page: continue after its last change",
     )
+
+    @field_validator("stream")
+    @classmethod
+    def _known_stream(cls, value: str | None) -> str | None:
+        return one_of(value, STREAMS)
 
 
 class DiffQuery(Params):

@@ -8,7 +8,7 @@ turn a ``0.00000000`` from PostgreSQL into ``0E-8``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from flask import Response
 
-from core.changes import ChangePage
+from core.changes import PUBLIC_STREAMS, ChangePage
 from core.history import (
     Evidence,
     Gap,
@@ -228,10 +228,13 @@ def replica_list(found: Iterable[ReplicaInfo]) -> dict[str, Any]:
     }
 
 
-def change_feed(page: ChangePage, start: datetime, end: datetime) -> dict[str, Any]:
+def change_feed(
+    page: ChangePage, start: datetime, end: datetime, streams: Sequence[str] = PUBLIC_STREAMS
+) -> dict[str, Any]:
     return {
         "from": format_instant(start),
         "to": format_instant(end),
+        "streams": list(streams),
         "changes": [
             {
                 "changed_at": _instant(c.changed_at),
@@ -274,6 +277,10 @@ def state_diff(
         "symbols": _entity_diff(found.symbols),
         "rate_limits": _entity_diff(found.rate_limits),
         "exchange_filters": _entity_diff(found.exchange_filters),
+        "system_status": _entity_diff(found.system_status),
+        "delistings": _entity_diff(found.delistings),
+        "account": None if found.account is None else _entity_diff(found.account),
+        "commissions": None if found.commissions is None else _entity_diff(found.commissions),
     }
 
 

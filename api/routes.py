@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
@@ -17,6 +18,7 @@ from sqlalchemy import Connection
 
 from api import render
 from api.answers import keepable
+from api.auth import authenticated, check_token
 from api.errors import ApiError
 from api.params import (
     AsOfQuery,
@@ -231,17 +233,39 @@ def get_exchange_info(query: AsOfQuery) -> Response:
     )
 
 
+# The bearer token is optional on the feed and the diff: it adds the account's part.
+OPTIONAL_TOKEN: list[dict[str, list[str]]] = [{}, {"bearer": []}]
+TOKEN_ERRORS: dict[str | int, Any] = {401: ErrorResponse, 403: ErrorResponse}
+
+
+def _feed_streams(stream: str | None) -> tuple[str, ...]:
+    """The streams the caller asked for and may read.
+
+    Without a stream named, the private ones are included only with the token, so an
+    anonymous feed never shows the account; naming a private stream requires it.
+    """
+    if stream is None:
+        return changes.STREAMS if authenticated() else changes.PUBLIC_STREAMS
+    if stream in changes.PRIVATE_STREAMS:
+        check_token()
+    return (stream,)
+
+
 @v1.get(
     "/v1/changes",
     tags=[CHANGES],
-    responses={200: ChangeFeed},
+    security=OPTIONAL_TOKEN,
+    responses={200: ChangeFeed, **TOKEN_ERRORS},
 )
 def list_changes(query: ChangesQuery) -> Response:
     """Every change within [from, to) (default: the last hour), field by field, in time order
 
     Ordered by (changed_at, entity, key, field); a listing or delisting is one change of
     the field `listed`. At most `limit` per page; `next` continues after the last one.
+    The account and commission changes are listed only with the bearer token (`streams`
+    says which streams the answer covers); balances are never listed.
     """
+    streams = _feed_streams(query.stream)
     state = app_state()
     end = query.end or state.clock()
     start = query.start or end - DEFAULT_WINDOW
@@ -253,6 +277,7 @@ def list_changes(query: ChangesQuery) -> Response:
                 conn,
                 start,
                 end,
+                streams=streams,
                 symbol=query.symbol,
                 fields=query.field,
                 exclude_fields=query.exclude_field,
@@ -261,21 +286,24 @@ def list_changes(query: ChangesQuery) -> Response:
             )
         except changes.CursorError as exc:
             raise ApiError(400, "invalid_cursor", str(exc)) from None
-    return render.json_response(render.change_feed(page, start, end))
+    return render.json_response(render.change_feed(page, start, end, streams))
 
 
 @v1.get(
     "/v1/diff",
     tags=[CHANGES],
-    responses={200: StateDiff, 404: ErrorResponse},
+    security=OPTIONAL_TOKEN,
+    responses={200: StateDiff, 404: ErrorResponse, **TOKEN_ERRORS},
 )
 def get_diff(query: DiffQuery) -> Response:
     """How the state at to (default now) differs from the state at from
 
-    Symbols, rate limits and exchange filters added, removed, and changed field by
-    field; intermediate steps that cancel out are no difference (see /v1/changes).
-    404 `not_observed` if nothing was observed at or before from.
+    Symbols, rate limits, exchange filters, system status and delistings added,
+    removed, and changed field by field; with the bearer token, the account and its
+    commissions too (else null). Intermediate steps that cancel out are no difference
+    (see /v1/changes). 404 `not_observed` if nothing was observed at or before from.
     """
+    private = authenticated()
     state = app_state()
     now = state.clock()
     end = query.end or now
@@ -286,7 +314,7 @@ def get_diff(query: DiffQuery) -> Response:
         if before.observed_before is None:
             raise _not_observed(query.start)
         after = state.evidence(conn, end, now)
-        found = state_diff.state_diff(conn, query.start, end)
+        found = state_diff.state_diff(conn, query.start, end, private=private)
     return render.json_response(render.state_diff(found, query.start, end, before, after))
 
 

@@ -235,18 +235,42 @@ class ReplicaList(Model):
     replicas: list[ReplicaEntry]
 
 
+FeedStream = Literal[
+    "exchange_info", "account", "account_commission", "system_status", "delistings"
+]
+
+
 class Change(Model):
     changed_at: Instant = Field(description="the observation that first saw the change")
     observed_before: Instant | None = Field(
         description="the last successful observation before it: the change happened in between"
     )
     observation_id: int
-    stream: Literal["exchange_info"]
-    entity: Literal["symbol", "rate_limit", "exchange_filter"]
-    key: str = Field(examples=["BTCUSDT", "REQUEST_WEIGHT:MINUTE:1", "EXCHANGE_MAX_NUM_ORDERS"])
+    stream: FeedStream
+    entity: Literal[
+        "symbol",
+        "rate_limit",
+        "exchange_filter",
+        "account",
+        "commission",
+        "system_status",
+        "delisting",
+    ]
+    key: str = Field(
+        examples=["BTCUSDT", "REQUEST_WEIGHT:MINUTE:1", "EXCHANGE_MAX_NUM_ORDERS", "spot"]
+    )
     field: str = Field(
-        examples=["status", "filters.PRICE_FILTER.tickSize", "limit", "listed"],
-        description="`listed`: a listing (old null, new the object) or a delisting (reverse)",
+        examples=[
+            "status",
+            "filters.PRICE_FILTER.tickSize",
+            "limit",
+            "canTrade",
+            "standardCommission.taker",
+            "delistTime",
+            "listed",
+        ],
+        description="`listed`: a listing (old null, new the object) or a delisting (reverse);"
+        " for a `delisting`, its announcement and its withdrawal from the schedule",
     )
     old: Any
     new: Any
@@ -255,6 +279,9 @@ class Change(Model):
 class ChangeFeed(Model):
     start: Instant = Field(alias="from")
     end: Instant = Field(alias="to")
+    streams: list[FeedStream] = Field(
+        description="the streams listed: account and account_commission only with the token"
+    )
     changes: list[Change]
     next: str | None = Field(description="pass as `next` for the following page; null: no more")
 
@@ -282,6 +309,14 @@ class StateDiff(Model):
     symbols: EntityDiff
     rate_limits: EntityDiff
     exchange_filters: EntityDiff
+    system_status: EntityDiff = Field(description="key `binance`: fields `status`, `msg`")
+    delistings: EntityDiff = Field(description="announced delistings, by symbol: `delistTime`")
+    account: EntityDiff | None = Field(
+        description="key `spot`: permissions, flags, commissions; null without the bearer token"
+    )
+    commissions: EntityDiff | None = Field(
+        description="commission rates by symbol; null without the bearer token"
+    )
 
 
 class Health(Model):

@@ -184,7 +184,7 @@ def test_default_window_is_the_last_hour(engine: Engine) -> None:
         ("limit=0", "invalid_parameter"),
         ("limit=1001", "invalid_parameter"),
         ("limit=ten", "invalid_parameter"),
-        ("stream=account", "invalid_parameter"),
+        ("stream=balances", "invalid_parameter"),
         ("next=not-a-cursor", "invalid_cursor"),
         ("next=WyJ4Il0", "invalid_cursor"),
         ("field=", "invalid_parameter"),
