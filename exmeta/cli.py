@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.config import ConfigError, Settings, load_settings
-from core.db import create_db_engine, redact_url
+from core.db import API_ROLE, create_db_engine, redact_url
 from core.redact import install as install_redaction
 from core.redact import settings_secrets
 from core.timeparse import TimeParseError, parse_instant
@@ -155,7 +155,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _configure_logging(settings)
-    with _database(settings) as url:
+    with _api_database(settings) as url:
+        with _api_engine(settings, url, "api"):
+            pass  # refuse to start, in one line, rather than answer every request with a 503
 
         class Server(BaseApplication):  # type: ignore[misc]
             def load_config(self) -> None:
@@ -179,7 +181,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
                 # Runs in each worker after the fork: engines are never shared across forks.
                 engine = create_db_engine(
-                    url, settings.database, application_name="exmeta-api", pre_ping=False
+                    url,
+                    settings.database,
+                    application_name="exmeta-api",
+                    pre_ping=False,
+                    read_only_role=API_ROLE,
                 )
                 app = create_app(settings, engine, streams=settings.enabled_streams())
                 # Long-lived objects (modules, the app) leave the collector's view, so the
@@ -242,9 +248,13 @@ T = TypeVar("T")
 
 
 @contextmanager
-def _engine(settings: Settings, url: str, name: str) -> Iterator[Engine]:
+def _engine(
+    settings: Settings, url: str, name: str, *, read_only_role: str | None = None
+) -> Iterator[Engine]:
     """An engine for one command; any database problem becomes a one-line exit 2."""
-    engine = create_db_engine(url, settings.database, application_name=f"exmeta-{name}")
+    engine = create_db_engine(
+        url, settings.database, application_name=f"exmeta-{name}", read_only_role=read_only_role
+    )
     try:
         yield engine
     except OperationalError as exc:
@@ -256,6 +266,30 @@ def _engine(settings: Settings, url: str, name: str) -> Iterator[Engine]:
         raise CliError(f"cannot read the database: {reason}", 2) from None
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _api_database(settings: Settings) -> Iterator[str]:
+    """The URL the API connects with: its own login if configured, else the database's."""
+    own = settings.api.database_url.reveal()
+    if own:
+        yield own
+        return
+    with _database(settings) as url:
+        yield url
+
+
+@contextmanager
+def _api_engine(settings: Settings, url: str, name: str) -> Iterator[Engine]:
+    """An engine that reads as the API does, acting as its role; checked to connect.
+
+    A login that cannot act as the role fails here in one line (exit 2), not as a 503
+    on every request.
+    """
+    with _engine(settings, url, name, read_only_role=API_ROLE) as engine:
+        with engine.connect():
+            pass
+        yield engine
 
 
 def _read(settings: Settings, name: str, query: Callable[[Connection], T]) -> T:
@@ -296,7 +330,10 @@ def cmd_changes(args: argparse.Namespace) -> int:
     if start >= end:
         raise CliError("--from must be before --to (--to defaults to now)", 2)
     cursor: str | None = None
-    with _database(settings) as url, _engine(settings, url, "changes") as engine:
+    with (
+        _api_database(settings) as url,
+        _api_engine(settings, url, "changes") as engine,
+    ):
         while True:
             with engine.connect() as conn:
                 conn.execution_options(isolation_level="REPEATABLE READ")
@@ -366,7 +403,8 @@ def _api_get(args: argparse.Namespace, path: str, params: dict[str, str]) -> str
 
     The read commands go through the routes themselves, so they give the same answers,
     evidence and errors as the API by construction rather than by care. An error answer
-    becomes one line on stderr: exit 2 for bad input, 1 otherwise (not listed, ...).
+    becomes one line on stderr: exit 2 for bad input or a database that cannot answer, 1
+    otherwise (not listed, ...).
     """
     from urllib.parse import urlencode
 
@@ -374,13 +412,14 @@ def _api_get(args: argparse.Namespace, path: str, params: dict[str, str]) -> str
 
     settings = _settings(args)
     _configure_logging(settings)
-    with _database(settings) as url, _engine(settings, url, "read") as engine:
+    with _api_database(settings) as url, _api_engine(settings, url, "read") as engine:
         response = create_app(settings, engine).test_client().get(f"{path}?{urlencode(params)}")
     body = response.get_data(as_text=True)
     if response.status_code != 200:
         error = orjson.loads(body)["error"]
         raise CliError(
-            f"{error['code']}: {error['message']}", 2 if response.status_code == 400 else 1
+            f"{error['code']}: {error['message']}",
+            2 if response.status_code in (400, 503) else 1,
         )
     return body
 

@@ -18,9 +18,9 @@ ORDER = {"side": "BUY", "type": "LIMIT", "quantity": "0.1", "price": "100.01"}
 
 
 @pytest.fixture
-def client(engine: Engine) -> FlaskClient:
+def client(engine: Engine, api_engine: Engine) -> FlaskClient:
     record_script(engine)
-    return create_app(Settings(), engine, clock=lambda: NOW).test_client()
+    return create_app(Settings(), api_engine, clock=lambda: NOW).test_client()
 
 
 def check(client: FlaskClient, symbol: str, **params: Any) -> dict[str, Any]:
