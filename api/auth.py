@@ -26,6 +26,24 @@ BEARER_SCHEME: dict[str, SecurityScheme | dict[str, Any]] = {
 }
 
 
+def _token_matches(expected: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # compare_digest on bytes: its str form refuses non-ASCII, which a caller may send.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), expected.encode()
+    )
+
+
+def authorized() -> bool:
+    """Whether this request carries the configured bearer token (never, with none set).
+
+    For public routes that may add private facts, such as the order check adding the
+    account's permissions, to the callers who may see them.
+    """
+    expected = app_state().settings.api.token
+    return bool(expected) and _token_matches(expected.reveal())
+
+
 def require_token(view: Callable[P, R]) -> Callable[P, R]:
     """Let the request through only with ``Authorization: Bearer <[api] token>``."""
 
@@ -39,11 +57,7 @@ def require_token(view: Callable[P, R]) -> Callable[P, R]:
                 "account routes are disabled: set a bearer token in EXMETA_API__TOKEN"
                 " ([api] token) and restart the API",
             )
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        # compare_digest on bytes: its str form refuses non-ASCII, which a caller may send.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), expected.reveal().encode()
-        ):
+        if not _token_matches(expected.reveal()):
             raise ApiError(
                 401,
                 "unauthorized",

@@ -8,6 +8,7 @@ or before which nothing was ever observed is a 404 `not_observed`, never an empt
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
@@ -15,6 +16,7 @@ from flask_openapi3.models.tag import Tag
 from sqlalchemy import Connection
 
 from api import render
+from api.auth import authorized
 from api.errors import ApiError
 from api.params import (
     AsOfQuery,
@@ -42,7 +44,7 @@ from api.schemas import (
 )
 from api.state import app_state
 from core import changes, history, replicas, state_diff
-from core.order_check import Order, check_order
+from core.order_check import Order, Unchecked, check_order
 from core.timeparse import format_instant
 
 DEFAULT_WINDOW = timedelta(hours=1)
@@ -156,14 +158,38 @@ def get_symbol_history(path: SymbolPath, query: HistoryQuery) -> Response:
 def check_symbol_order(path: SymbolPath, query: CheckQuery) -> Response:
     """Would the order have been accepted under the symbol's rules at as_of, and if not why
 
-    Status, order types, PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, NOTIONAL and
-    MIN_NOTIONAL; 404 as for the symbol itself.
+    Status, order types, permissions, PRICE_FILTER, PERCENT_PRICE(_BY_SIDE) given
+    reference_price, LOT_SIZE, MARKET_LOT_SIZE, ICEBERG_PARTS given iceberg_quantity,
+    NOTIONAL and MIN_NOTIONAL; with the bearer token, the account's canTrade and
+    permissions too. Rules it could not check are listed apart, never as passed; the
+    nearest valid price and quantity follow the tick and step in force. 404 as for the
+    symbol itself.
     """
     rules, at, found = _symbol_rules(path.symbol, query.as_of)
-    order = Order(query.side, query.type, query.quantity, query.price)
+    order = Order(
+        query.side,
+        query.type,
+        query.quantity,
+        query.price,
+        query.reference_price,
+        query.iceberg_quantity,
+    )
+    account, account_unchecked = _account_for_check(at)
     filters = {ftype: v.raw for ftype, v in rules.filters.items()}
-    violations = check_order(rules.symbol.raw, filters, order)
-    return render.json_response(render.order_check(path.symbol, order, violations, at, found))
+    verdict = check_order(rules.symbol.raw, filters, order, account)
+    verdict.not_checked.extend(account_unchecked)
+    return render.json_response(render.order_check(path.symbol, order, verdict, at, found))
+
+
+def _account_for_check(at: datetime) -> tuple[dict[str, Any] | None, list[Unchecked]]:
+    """The account in force at ``at`` if this caller may see it; else why it is not checked."""
+    if not authorized():
+        return None, [Unchecked("account", "needs the bearer token of the account routes")]
+    with app_state().reading() as conn:
+        account = history.account_as_of(conn, at)
+    if account is None:
+        return None, [Unchecked("account", "no account was recorded at as_of")]
+    return account.raw, []
 
 
 @v1.get(

@@ -413,7 +413,12 @@ def _api_get(args: argparse.Namespace, path: str, params: dict[str, str]) -> str
     settings = _settings(args)
     _configure_logging(settings)
     with _api_database(settings) as url, _api_engine(settings, url, "read") as engine:
-        response = create_app(settings, engine).test_client().get(f"{path}?{urlencode(params)}")
+        # The operator holds the configuration: answers include what the token unlocks
+        # (the account's part of an order check).
+        token = settings.api.token.reveal()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        client = create_app(settings, engine).test_client()
+        response = client.get(f"{path}?{urlencode(params)}", headers=headers)
     body = response.get_data(as_text=True)
     if response.status_code != 200:
         error = orjson.loads(body)["error"]
@@ -445,8 +450,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from urllib.parse import quote
 
     params = {"side": args.side, "type": args.type, "quantity": args.quantity, **_as_of(args)}
-    if args.price is not None:
-        params["price"] = args.price
+    for name in ("price", "reference_price", "iceberg_quantity"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
     body = _api_get(args, f"/v1/symbols/{quote(args.symbol, safe='')}/check", params)
     print(body)
     return 0 if orjson.loads(body)["accepted"] else 1
@@ -505,7 +511,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--side", required=True, help="BUY or SELL")
     check.add_argument("--type", required=True, help="LIMIT, MARKET, LIMIT_MAKER, ...")
     check.add_argument("--quantity", required=True)
-    check.add_argument("--price", default=None, help="limit price; for MARKET the reference")
+    check.add_argument("--price", default=None, help="the limit price (MARKET orders have none)")
+    check.add_argument(
+        "--reference-price",
+        default=None,
+        help="Binance's average price then: checks PERCENT_PRICE* and a MARKET order's notional",
+    )
+    check.add_argument(
+        "--iceberg-quantity", default=None, help="an iceberg's visible part: checks ICEBERG_PARTS"
+    )
     check.add_argument("--at", default=None, help="RFC 3339 or epoch ms (default: now)")
     check.set_defaults(func=cmd_check)
     changes = sub.add_parser(
