@@ -111,7 +111,7 @@ def test_the_read_commands_use_the_api_login_when_one_is_configured(
     monkeypatch.delenv("EXMETA_DATABASE__URL", raising=False)
     monkeypatch.setenv("EXMETA_DATABASE__EMBEDDED_DATA_DIR", "/nonexistent/never-started")
     monkeypatch.setenv("EXMETA_API__DATABASE_URL", api_login)
-    assert main(["asof", "BTCUSDT", "--at", ts(T1)]) == 0
+    assert main(["asof", ts(T1), "BTCUSDT", "--json"]) == 0
     assert orjson.loads(capsys.readouterr().out)["symbol"] == "BTCUSDT"
 
 
@@ -127,7 +127,7 @@ def test_a_login_outside_the_api_role_is_a_one_line_exit_2(
             "EXMETA_API__DATABASE_URL",
             engine.url.set(username=name).render_as_string(hide_password=False),
         )
-        assert main(["asof", "BTCUSDT"]) == 2
+        assert main(["asof", ts(T1), "BTCUSDT"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1
         assert f'permission denied to set role "{API_ROLE}"' in err
