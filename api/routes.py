@@ -7,6 +7,7 @@ or before which nothing was ever observed is a 404 `not_observed`, never an empt
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -177,7 +178,7 @@ def check_symbol_order(path: SymbolPath, query: CheckQuery) -> Response:
     account, account_unchecked = _account_for_check(at)
     filters = {ftype: v.raw for ftype, v in rules.filters.items()}
     verdict = check_order(rules.symbol.raw, filters, order, account)
-    verdict.not_checked.extend(account_unchecked)
+    verdict = replace(verdict, not_checked=verdict.not_checked + account_unchecked)
     return render.json_response(render.order_check(path.symbol, order, verdict, at, found))
 
 

@@ -18,7 +18,7 @@ out of scope: the open orders and balances of the moment are not known here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
@@ -187,7 +187,8 @@ def _price(
     return found + percent, unchecked, allowed.nearest(order.price)
 
 
-def _tighter(pick: Any, *bounds: Decimal | None) -> Decimal | None:
+def _tighter(pick: Callable[[list[Decimal]], Decimal], *bounds: Decimal | None) -> Decimal | None:
+    """The tightest of the bounds set (``max`` of lower ones, ``min`` of upper ones)."""
     present = [b for b in bounds if b is not None]
     return pick(present) if present else None
 
