@@ -52,12 +52,20 @@ def upgrade() -> None:
     )
     op.execute(f"GRANT {READER} TO {ROLE}")
     op.execute(f"GRANT SELECT ON {INTERNALS} TO {ROLE}")
+    # PostgreSQL >= 16 makes the creator of a role a member WITH ADMIN but without SET:
+    # membership alone does not let it act as the role, so ask for SET there.
     op.execute(
         f"""
         DO $$
+        DECLARE
+            can_set boolean := CASE
+                WHEN current_setting('server_version_num')::int >= 160000
+                THEN pg_has_role(current_user, '{ROLE}', 'SET')
+                ELSE pg_has_role(current_user, '{ROLE}', 'MEMBER')
+            END;
         BEGIN
             IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-               AND NOT pg_has_role(current_user, '{ROLE}', 'MEMBER') THEN
+               AND NOT can_set THEN
                 EXECUTE format('GRANT {ROLE} TO %I', current_user);
             END IF;
         EXCEPTION WHEN insufficient_privilege THEN

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
+import psycopg
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InternalError, ProgrammingError
 
+import migrations
 from api import create_app
 from core.config import DatabaseSettings, Settings
 from core.db import API_ROLE, create_db_engine
 from exmeta.cli import main
+from exmeta.embedded import EmbeddedPostgres
 from tests.integration.test_api import ts
 from tests.integration.test_changes import NOW, T1, record_script
 
@@ -135,3 +140,40 @@ def test_a_login_outside_the_api_role_is_a_one_line_exit_2(
         with engine.connect() as conn:
             conn.execute(text(f"DROP ROLE {name}"))
             conn.commit()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[str]:
+    """A server of its own, where no exmeta role exists yet: its admin URL."""
+    server = EmbeddedPostgres(tmp_path / "pgdata")
+    server.start()
+    try:
+        yield server.url()
+    finally:
+        server.stop("immediate")
+
+
+def test_an_owner_that_is_no_superuser_migrates_and_serves_as_the_api_role(
+    fresh_server: str,
+) -> None:
+    # As on a managed PostgreSQL: the owner may create roles but is no superuser.
+    with psycopg.connect(fresh_server, autocommit=True) as admin:
+        admin.execute("CREATE ROLE owner LOGIN CREATEROLE")
+        admin.execute("CREATE DATABASE exmeta OWNER owner")
+    owner_url = make_url(fresh_server).set(username="owner", database="exmeta")
+    url = owner_url.render_as_string(hide_password=False)
+    owner = create_db_engine(url, DatabaseSettings())
+    api = create_db_engine(url, DatabaseSettings(), read_only_role=API_ROLE)
+    try:
+        migrations.upgrade(owner)
+        record_script(owner)
+        client = create_app(Settings(), api, clock=lambda: NOW).test_client()
+        assert client.get(f"/v1/symbols?as_of={ts(T1)}").status_code == 200
+        with api.connect() as conn:
+            assert conn.execute(text("SELECT current_user")).scalar_one() == API_ROLE
+        assert "permission denied" in str(
+            refused(api, "DELETE FROM symbol_versions", read_write=True)
+        )
+    finally:
+        api.dispose()
+        owner.dispose()
