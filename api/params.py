@@ -209,9 +209,25 @@ class CheckQuery(AsOfQuery):
     side: Literal["BUY", "SELL"]
     type: Text = Field(description="order type as Binance names it, e.g. LIMIT, MARKET")
     quantity: OrderNumber
-    price: OrderNumber | None = Field(
-        None, description="limit price; for MARKET, the reference price for notional rules"
+    price: OrderNumber | None = Field(None, description="the limit price; MARKET orders have none")
+    reference_price: OrderNumber | None = Field(
+        None,
+        description="Binance's average or reference price then: checks PERCENT_PRICE,"
+        " PERCENT_PRICE_BY_SIDE and a MARKET order's notional; without it they are not checked",
     )
+    iceberg_quantity: OrderNumber | None = Field(
+        None, description="the visible part of an iceberg order (Binance's icebergQty)"
+    )
+
+    @model_validator(mode="after")
+    def _market_has_no_price(self) -> Self:
+        # Binance refuses a MARKET order that carries one (-1106, "sent when not required").
+        if self.type == "MARKET" and self.price is not None:
+            raise PydanticCustomError(
+                "invalid_parameter",
+                "a MARKET order has no price: give Binance's average price as reference_price",
+            )
+        return self
 
 
 class NoQuery(Params):

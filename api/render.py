@@ -26,7 +26,7 @@ from core.history import (
     SymbolRules,
     Version,
 )
-from core.order_check import Order, Violation
+from core.order_check import Order, Verdict
 from core.replicas import ReplicaInfo
 from core.state_diff import EntityDiff, StateDiff
 from core.timeparse import format_instant
@@ -284,8 +284,12 @@ def state_diff(
     }
 
 
+def _decimal_or_none(value: Decimal | None) -> str | None:
+    return None if value is None else decimal_text(value)
+
+
 def order_check(
-    symbol: str, order: Order, violations: list[Violation], at: datetime, found: Evidence
+    symbol: str, order: Order, verdict: Verdict, at: datetime, found: Evidence
 ) -> dict[str, Any]:
     return {
         "symbol": symbol,
@@ -295,8 +299,15 @@ def order_check(
             "side": order.side,
             "type": order.type,
             "quantity": decimal_text(order.quantity),
-            "price": None if order.price is None else decimal_text(order.price),
+            "price": _decimal_or_none(order.price),
+            "reference_price": _decimal_or_none(order.reference_price),
+            "iceberg_quantity": _decimal_or_none(order.iceberg_quantity),
         },
-        "accepted": not violations,
-        "violations": [{"rule": v.rule, "message": v.message} for v in violations],
+        "accepted": not verdict.violations,
+        "violations": [{"rule": v.rule, "message": v.message} for v in verdict.violations],
+        "not_checked": [{"rule": u.rule, "reason": u.reason} for u in verdict.not_checked],
+        "nearest": {
+            "price": _decimal_or_none(verdict.nearest_price),
+            "quantity": _decimal_or_none(verdict.nearest_quantity),
+        },
     }

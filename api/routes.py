@@ -7,7 +7,7 @@ or before which nothing was ever observed is a 404 `not_observed`, never an empt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,7 +46,7 @@ from api.schemas import (
 )
 from api.state import EVIDENCE_STREAM, app_state
 from core import changes, history, replicas, state_diff
-from core.order_check import Order, check_order
+from core.order_check import Order, Unchecked, check_order
 from core.timeparse import format_instant
 
 DEFAULT_WINDOW = timedelta(hours=1)
@@ -178,16 +178,40 @@ def get_symbol_history(path: SymbolPath, query: HistoryQuery) -> Response:
 def check_symbol_order(path: SymbolPath, query: CheckQuery) -> Response:
     """Would the order have been accepted under the symbol's rules at as_of, and if not why
 
-    Status, order types, PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, NOTIONAL and
-    MIN_NOTIONAL; 404 as for the symbol itself.
+    Status, order types, permissions, PRICE_FILTER, PERCENT_PRICE(_BY_SIDE) given
+    reference_price, LOT_SIZE, MARKET_LOT_SIZE, ICEBERG_PARTS given iceberg_quantity,
+    NOTIONAL and MIN_NOTIONAL; with the bearer token, the account's canTrade and
+    permissions too. Rules it could not check are listed apart, never as passed; the
+    nearest valid price and quantity follow the tick and step in force. 404 as for the
+    symbol itself.
     """
     read = _symbol_rules(path.symbol, query.as_of)
-    order = Order(query.side, query.type, query.quantity, query.price)
-    filters = {ftype: v.raw for ftype, v in read.rules.filters.items()}
-    violations = check_order(read.rules.symbol.raw, filters, order)
-    return render.json_response(
-        render.order_check(path.symbol, order, violations, read.at, read.found)
+    order = Order(
+        query.side,
+        query.type,
+        query.quantity,
+        query.price,
+        query.reference_price,
+        query.iceberg_quantity,
     )
+    account, account_unchecked = _account_for_check(read.at)
+    filters = {ftype: v.raw for ftype, v in read.rules.filters.items()}
+    verdict = check_order(read.rules.symbol.raw, filters, order, account)
+    verdict = replace(verdict, not_checked=verdict.not_checked + account_unchecked)
+    return render.json_response(
+        render.order_check(path.symbol, order, verdict, read.at, read.found)
+    )
+
+
+def _account_for_check(at: datetime) -> tuple[dict[str, Any] | None, list[Unchecked]]:
+    """The account in force at ``at`` if this caller may see it; else why it is not checked."""
+    if not authenticated():
+        return None, [Unchecked("account", "needs the bearer token of the account routes")]
+    with app_state().reading() as conn:
+        account = history.account_as_of(conn, at)
+    if account is None:
+        return None, [Unchecked("account", "no account was recorded at as_of")]
+    return account.raw, []
 
 
 @v1.get(

@@ -205,11 +205,30 @@ class CheckedOrder(Model):
     type: str
     quantity: DecimalText
     price: DecimalText | None
+    reference_price: DecimalText | None
+    iceberg_quantity: DecimalText | None
 
 
 class Violation(Model):
-    rule: str = Field(examples=["PRICE_FILTER.tickSize", "status", "orderTypes"])
-    message: str
+    rule: str = Field(
+        examples=["PRICE_FILTER.tickSize", "status", "orderTypes", "account.permissions"]
+    )
+    message: str = Field(description="the numbers that decided it")
+
+
+class NotChecked(Model):
+    rule: str = Field(examples=["PERCENT_PRICE_BY_SIDE", "NOTIONAL.minNotional", "account"])
+    reason: str = Field(examples=["needs reference_price", "needs the bearer token"])
+
+
+class NearestValid(Model):
+    price: DecimalText | None = Field(
+        description="the valid price nearest the order's: on the tick, within the bounds"
+        " checked (null: the order has no price, or no price is valid)"
+    )
+    quantity: DecimalText | None = Field(
+        description="the valid quantity nearest the order's: on the step, within the bounds"
+    )
 
 
 class OrderCheck(Model):
@@ -219,6 +238,10 @@ class OrderCheck(Model):
     order: CheckedOrder
     accepted: bool = Field(description="true if the order breaks none of the rules checked")
     violations: list[Violation]
+    not_checked: list[NotChecked] = Field(
+        description="rules that apply but could not be checked, and why: not passed either"
+    )
+    nearest: NearestValid
 
 
 class ReplicaEntry(Model):

@@ -99,6 +99,7 @@ class ApiSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     token: Secret = field(default_factory=lambda: Secret(""))
+    database_url: Secret = field(default_factory=lambda: Secret(""))
     workers: int = 2
     threads: int = 8
     answer_cache_entries: int = 4096

@@ -190,6 +190,9 @@ class VersionMixin:
                 unique=True,
                 postgresql_where=text("valid_to IS NULL"),
             ),
+            # The change feed's window: versions that open, or close, between two instants.
+            Index(f"ix_{name}_valid_from", "valid_from"),
+            Index(f"ix_{name}_valid_to", "valid_to", postgresql_where=text("valid_to IS NOT NULL")),
         )
 
 

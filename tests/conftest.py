@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 import migrations
 from binance_sim.server import SimServer
 from core.config import DatabaseSettings
-from core.db import create_db_engine
+from core.db import API_ROLE, create_db_engine
 from exmeta.embedded import EmbeddedPostgres
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -86,6 +86,29 @@ def engine(migrated_engine: Engine) -> Engine:
     with migrated_engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     return migrated_engine
+
+
+@pytest.fixture(scope="session")
+def read_only_engine(migrated_engine: Engine, database_url: str) -> Iterator[Engine]:
+    engine = create_db_engine(
+        database_url,
+        DatabaseSettings(),
+        application_name="exmeta-tests-api",
+        pre_ping=False,
+        read_only_role=API_ROLE,
+    )
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def api_engine(engine: Engine, read_only_engine: Engine) -> Engine:
+    """The emptied test database as the API reaches it: acting as exmeta_api, read only.
+
+    Tests write their story through ``engine`` and give the API this one, so every API
+    test also shows that the API's role can read all that the routes read.
+    """
+    return read_only_engine
 
 
 @pytest.fixture

@@ -69,12 +69,12 @@ def error(response: TestResponse, status: int, code: str) -> str:
 
 
 @pytest.fixture
-def make_client(engine: Engine) -> MakeClient:
+def make_client(api_engine: Engine) -> MakeClient:
     def make(
         now: datetime = NOW,
         settings: Settings | None = None,
         streams: tuple[str, ...] = ("exchange_info",),
-        db: Engine = engine,
+        db: Engine = api_engine,
     ) -> FlaskClient:
         app = create_app(settings or Settings(), db, clock=lambda: now, streams=streams)
         return app.test_client()
