@@ -8,14 +8,11 @@ import pytest
 from sqlalchemy import Engine, event, text
 
 from core import changes
+from core.models import VERSIONED_TABLES
 from tests.integration.test_changes import NOW, T0, record_script
 
-FEED_TABLES = [
-    "symbol_versions",
-    "symbol_filter_versions",
-    "rate_limit_versions",
-    "exchange_filter_versions",
-]
+# Every version table the feed reads: all but balances, which it leaves out on purpose.
+FEED_TABLES = sorted(set(VERSIONED_TABLES) - {"balance_versions"})
 
 
 def feed_plans(engine: Engine, symbol: str | None = None) -> dict[str, str]:
@@ -29,7 +26,7 @@ def feed_plans(engine: Engine, symbol: str | None = None) -> dict[str, str]:
     event.listen(engine, "before_cursor_execute", capture)
     try:
         with engine.connect() as conn:
-            changes.changes(conn, T0, NOW, symbol=symbol, limit=1000)
+            changes.changes(conn, T0, NOW, streams=changes.STREAMS, symbol=symbol, limit=1000)
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     plans = {}
