@@ -26,6 +26,7 @@ import orjson
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from core.changes import STREAMS as FEED_STREAMS
 from core.config import ConfigError, Settings, load_settings
 from core.db import API_ROLE, create_db_engine, redact_url
 from core.redact import install as install_redaction
@@ -327,6 +328,11 @@ def cmd_changes(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _configure_logging(settings)
+    # As for the API's caller with the token: the operator holds the configuration.
+    readable = changes.STREAMS if settings.api.token else changes.PUBLIC_STREAMS
+    if args.stream is not None and args.stream not in readable:
+        raise CliError(f"--stream {args.stream} needs [api] token (EXMETA_API__TOKEN)", 2)
+    streams = readable if args.stream is None else (args.stream,)
     end = _instant(args.to, "--to") if args.to else datetime.now(UTC)
     start = _instant(args.start, "--from") if args.start else end - DEFAULT_WINDOW
     if start >= end:
@@ -344,13 +350,14 @@ def cmd_changes(args: argparse.Namespace) -> int:
                     conn,
                     start,
                     end,
+                    streams=streams,
                     symbol=args.symbol,
                     fields=args.field,
                     exclude_fields=args.exclude_field,
                     limit=CHANGES_PAGE,
                     cursor=cursor,
                 )
-            for change in render.change_feed(page, start, end)["changes"]:
+            for change in render.change_feed(page, start, end, streams)["changes"]:
                 if args.json:
                     sys.stdout.write(orjson.dumps(change).decode() + "\n")
                 else:
@@ -678,6 +685,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     changes.add_argument("--to", default=None, help="RFC 3339 or epoch ms (default: now)")
     changes.add_argument("--symbol", default=None, help="only this symbol's changes")
+    changes.add_argument(
+        "--stream",
+        default=None,
+        choices=FEED_STREAMS,
+        help="only this stream's changes (account ones need [api] token configured)",
+    )
     changes.add_argument(
         "--field", action="append", default=[], help="only this field or those under it (repeat)"
     )

@@ -26,13 +26,14 @@ from api import create_app, schemas
 from binance_sim.server import SimServer
 from core.ingest import Recorded, StreamWriter
 from core.timeparse import format_instant
+from exmeta.cli import main
 from poller.job import StreamJob, exchange_info_job
 from tests.builders import client_for, symbol
 from tests.integration.test_api import ok
 from tests.integration.test_changes import listed_object
 from tests.integration.test_changes_streams import AUTH, MAINTENANCE, NORMAL
 from tests.integration.test_changes_view import view_rows
-from tests.signed_sim import control, jobs_by_stream, register_key, sim_settings
+from tests.signed_sim import API_TOKEN, control, jobs_by_stream, register_key, sim_settings
 
 DELIST_AT = 1767225600000  # 2026-01-01T00:00Z
 # A change as the feed reports it, without its instant: (stream, entity, key, field, old, new).
@@ -180,8 +181,24 @@ def feed_pages(client: FlaskClient, window: dict[str, str], limit: int) -> list[
         params["next"] = body["next"]
 
 
+def cli_changes(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    token: str,
+    *args: str,
+) -> list[dict[str, Any]]:
+    """``exmeta changes --json`` as an operator whose configuration has ``token`` (or none)."""
+    monkeypatch.setenv("EXMETA_API__TOKEN", token)
+    assert main(["changes", *args, "--json"]) == 0
+    return [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
 def test_a_scripted_incident_comes_back_from_the_feed_complete_in_order_once_each(
-    engine: Engine, sim: SimServer, jobs: dict[str, StreamJob]
+    engine: Engine,
+    sim: SimServer,
+    jobs: dict[str, StreamJob],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     baseline = [poll(job) for job in jobs.values()]
     start = max(r.observed_at for r in baseline) + timedelta(milliseconds=1)
@@ -213,3 +230,17 @@ def test_a_scripted_incident_comes_back_from_the_feed_complete_in_order_once_eac
     assert anonymous["changes"] == [
         c for c in whole if c["stream"] not in ("account", "account_commission")
     ]
+
+    # The CLI answers what the API answers: all of it with the token configured, the
+    # public streams without, one stream when asked.
+    monkeypatch.setenv("EXMETA_DATABASE__URL", engine.url.render_as_string(hide_password=False))
+    span = ("--from", window["from"], "--to", window["to"])
+    assert cli_changes(monkeypatch, capsys, API_TOKEN, *span) == whole
+    assert cli_changes(monkeypatch, capsys, "", *span) == anonymous["changes"]
+    commissions = cli_changes(
+        monkeypatch, capsys, API_TOKEN, *span, "--stream", "account_commission"
+    )
+    assert commissions == [c for c in whole if c["stream"] == "account_commission"] != []
+    monkeypatch.setenv("EXMETA_API__TOKEN", "")
+    assert main(["changes", *span, "--stream", "account"]) == 2
+    assert "needs [api] token" in capsys.readouterr().err
