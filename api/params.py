@@ -208,7 +208,14 @@ class CheckQuery(AsOfQuery):
 
     side: Literal["BUY", "SELL"]
     type: Text = Field(description="order type as Binance names it, e.g. LIMIT, MARKET")
-    quantity: OrderNumber
+    quantity: OrderNumber | None = Field(
+        None, description="the base quantity; or, for a MARKET order, quote_quantity instead"
+    )
+    quote_quantity: OrderNumber | None = Field(
+        None,
+        description="a MARKET order sized by what it spends or receives in the quote asset"
+        " (Binance's quoteOrderQty), instead of quantity",
+    )
     price: OrderNumber | None = Field(None, description="the limit price; MARKET orders have none")
     reference_price: OrderNumber | None = Field(
         None,
@@ -220,12 +227,20 @@ class CheckQuery(AsOfQuery):
     )
 
     @model_validator(mode="after")
-    def _market_has_no_price(self) -> Self:
+    def _one_size_and_no_market_price(self) -> Self:
         # Binance refuses a MARKET order that carries one (-1106, "sent when not required").
         if self.type == "MARKET" and self.price is not None:
             raise PydanticCustomError(
                 "invalid_parameter",
                 "a MARKET order has no price: give Binance's average price as reference_price",
+            )
+        if (self.quantity is None) == (self.quote_quantity is None):
+            raise PydanticCustomError(
+                "invalid_parameter", "give either quantity or quote_quantity, not both or neither"
+            )
+        if self.quote_quantity is not None and self.type != "MARKET":
+            raise PydanticCustomError(
+                "invalid_parameter", "quote_quantity sizes MARKET orders only"
             )
         return self
 

@@ -298,7 +298,8 @@ def order_check(
         "order": {
             "side": order.side,
             "type": order.type,
-            "quantity": decimal_text(order.quantity),
+            "quantity": _decimal_or_none(order.quantity),
+            "quote_quantity": _decimal_or_none(order.quote_quantity),
             "price": _decimal_or_none(order.price),
             "reference_price": _decimal_or_none(order.reference_price),
             "iceberg_quantity": _decimal_or_none(order.iceberg_quantity),

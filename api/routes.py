@@ -180,7 +180,8 @@ def check_symbol_order(path: SymbolPath, query: CheckQuery) -> Response:
 
     Status, order types, permissions, PRICE_FILTER, PERCENT_PRICE(_BY_SIDE) given
     reference_price, LOT_SIZE, MARKET_LOT_SIZE, ICEBERG_PARTS given iceberg_quantity,
-    NOTIONAL and MIN_NOTIONAL; with the bearer token, the account's canTrade and
+    NOTIONAL and MIN_NOTIONAL, quoteOrderQtyMarketAllowed for a MARKET order sized by
+    quote_quantity; with the bearer token, the account's canTrade and
     permissions too. Rules it could not check are listed apart, never as passed; the
     nearest valid price and quantity follow the tick and step in force. 404 as for the
     symbol itself.
@@ -193,6 +194,7 @@ def check_symbol_order(path: SymbolPath, query: CheckQuery) -> Response:
         query.price,
         query.reference_price,
         query.iceberg_quantity,
+        query.quote_quantity,
     )
     account, account_unchecked = _account_for_check(read.at)
     filters = {ftype: v.raw for ftype, v in read.rules.filters.items()}

@@ -203,7 +203,8 @@ class ObservationLog(Model):
 class CheckedOrder(Model):
     side: Literal["BUY", "SELL"]
     type: str
-    quantity: DecimalText
+    quantity: DecimalText | None = Field(description="null when sized by quote_quantity")
+    quote_quantity: DecimalText | None = Field(description="a MARKET order's quoteOrderQty")
     price: DecimalText | None
     reference_price: DecimalText | None
     iceberg_quantity: DecimalText | None

@@ -11,6 +11,13 @@ or reference price is not recorded, so the rules that need it (PERCENT_PRICE,
 PERCENT_PRICE_BY_SIDE, a MARKET order's notional) are checked only when the caller gives
 it, and otherwise reported as not checked, never as passed.
 
+A MARKET order may be sized by what it spends or receives in the quote asset
+(``quoteOrderQty``) instead of a quantity, where the symbol allows it
+(``quoteOrderQtyMarketAllowed``). Its notional is then that amount; Binance picks the
+quantity, rounded to the step so that it keeps LOT_SIZE's step, but it still has to lie
+within the lot bounds: with a reference price that quantity is estimated and checked,
+without one the lot bounds are not checked.
+
 Rules that depend on more than the order (MAX_NUM_ORDERS, MAX_NUM_ALGO_ORDERS,
 MAX_NUM_ICEBERG_ORDERS, MAX_NUM_ORDER_LISTS, MAX_POSITION, the exchange-wide limits) are
 out of scope: the open orders and balances of the moment are not known here.
@@ -36,10 +43,11 @@ NEEDS_REFERENCE = "needs reference_price (Binance's average or reference price t
 class Order:
     side: str
     type: str
-    quantity: Decimal
+    quantity: Decimal | None  # None for a MARKET order sized by quote_quantity
     price: Decimal | None = None  # the limit price; MARKET orders have none
     reference_price: Decimal | None = None  # Binance's average / reference price then
     iceberg_quantity: Decimal | None = None  # the visible part of an iceberg order
+    quote_quantity: Decimal | None = None  # a MARKET order's quoteOrderQty
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,27 +203,40 @@ def _tighter(pick: Callable[[list[Decimal]], Decimal], *bounds: Decimal | None) 
 
 def _quantity(
     filters: Mapping[str, Mapping[str, Any]], order: Order
-) -> tuple[list[Violation], Decimal | None]:
+) -> tuple[list[Violation], list[Unchecked], Decimal | None]:
     """LOT_SIZE (and MARKET_LOT_SIZE for MARKET), and the nearest quantity both allow.
 
     Where both filters have a step, the coarser one: Binance's steps are powers of ten,
-    so a multiple of the coarser is a multiple of both.
+    so a multiple of the coarser is a multiple of both. An order sized by quote_quantity
+    gets the quantity Binance would pick (quote / reference, down to the step), if the
+    reference price is known; it has no nearest quantity to suggest.
     """
-    lot_types = ["LOT_SIZE", "MARKET_LOT_SIZE"] if order.type == MARKET else ["LOT_SIZE"]
+    lot_types = [t for t in ("LOT_SIZE", "MARKET_LOT_SIZE") if t in filters]
+    if order.type != MARKET:
+        lot_types = [t for t in lot_types if t == "LOT_SIZE"]
+    lows = [_dec(filters[t], "minQty") for t in lot_types]
+    highs = [_dec(filters[t], "maxQty") for t in lot_types]
+    allowed = _Range(
+        _tighter(max, *lows),
+        _tighter(min, *highs),
+        _tighter(max, *(_dec(filters[t], "stepSize") for t in lot_types)),
+    )
+    quantity, what = order.quantity, "quantity"
+    if quantity is None:
+        assert order.quote_quantity is not None
+        if order.reference_price is None:
+            return [], [Unchecked(t, NEEDS_REFERENCE) for t in lot_types], None
+        quantity = order.quote_quantity / order.reference_price
+        if allowed.step is not None:
+            quantity = _multiple(quantity, allowed.step, ROUND_FLOOR)
+        what = (
+            f"quantity (quote_quantity {order.quote_quantity} / reference_price"
+            f" {order.reference_price}, down to the step)"
+        )
     found: list[Violation] = []
-    lows: list[Decimal | None] = []
-    highs: list[Decimal | None] = []
-    steps: list[Decimal | None] = []
     for ftype in lot_types:
-        flt = filters.get(ftype)
-        if flt is None:
-            continue
-        found += _bounds(flt, ftype, order.quantity, "quantity", "minQty", "maxQty", "stepSize")
-        lows.append(_dec(flt, "minQty"))
-        highs.append(_dec(flt, "maxQty"))
-        steps.append(_dec(flt, "stepSize"))
-    allowed = _Range(_tighter(max, *lows), _tighter(min, *highs), _tighter(max, *steps))
-    return found, allowed.nearest(order.quantity)
+        found += _bounds(filters[ftype], ftype, quantity, what, "minQty", "maxQty", "stepSize")
+    return found, [], allowed.nearest(quantity) if order.quantity is not None else None
 
 
 def _iceberg(
@@ -223,7 +244,7 @@ def _iceberg(
 ) -> list[Violation]:
     """An iceberg: allowed on the symbol, its visible part a valid lot, few enough parts."""
     visible = order.iceberg_quantity
-    if visible is None:
+    if visible is None or order.quantity is None:
         return []
     found = []
     if not symbol.get("icebergAllowed"):
@@ -257,6 +278,9 @@ def _notional(
 ) -> tuple[list[Violation], list[Unchecked]]:
     market = order.type == MARKET
     price = order.reference_price if market else order.price
+    notional: Decimal | None = order.quote_quantity
+    if notional is None and price is not None and order.quantity is not None:
+        notional = price * order.quantity
     found: list[Violation] = []
     unchecked: list[Unchecked] = []
     # (rule, bound, the flag that applies it to MARKET orders, its filter, a minimum?)
@@ -273,11 +297,10 @@ def _notional(
     for rule, bound, flag, flt, is_min in checks:
         if bound is None or (market and not flt.get(flag)):
             continue
-        if price is None:
+        if notional is None:
             if market:
                 unchecked.append(Unchecked(rule, NEEDS_REFERENCE))
             continue
-        notional = price * order.quantity
         if notional < bound if is_min else notional > bound:
             where = "below" if is_min else "above"
             found.append(Violation(rule, f"notional {notional} is {where} {bound}"))
@@ -339,9 +362,16 @@ def check_order(
             found.append(Violation("status", f"the symbol's status is {status}, not TRADING"))
         if order.type not in (symbol.get("orderTypes") or []):
             found.append(Violation("orderTypes", f"{order.type} orders are not allowed"))
+        if order.quote_quantity is not None and not symbol.get("quoteOrderQtyMarketAllowed"):
+            found.append(
+                Violation(
+                    "quoteOrderQtyMarketAllowed",
+                    "MARKET orders sized by quote quantity (quoteOrderQty) are not allowed",
+                )
+            )
         allowed, permissions_unchecked = _permissions(symbol, account)
         price_broken, price_unchecked, nearest_price = _price(filters, order)
-        quantity_broken, nearest_quantity = _quantity(filters, order)
+        quantity_broken, quantity_unchecked, nearest_quantity = _quantity(filters, order)
         notional_broken, notional_unchecked = _notional(filters, order)
         return Verdict(
             violations=found
@@ -350,7 +380,10 @@ def check_order(
             + quantity_broken
             + _iceberg(symbol, filters, order)
             + notional_broken,
-            not_checked=permissions_unchecked + price_unchecked + notional_unchecked,
+            not_checked=permissions_unchecked
+            + price_unchecked
+            + quantity_unchecked
+            + notional_unchecked,
             nearest_price=nearest_price,
             nearest_quantity=nearest_quantity,
         )

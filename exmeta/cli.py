@@ -530,11 +530,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     """GET /v1/symbols/{symbol}/check's answer; exit 0 if accepted, 1 if not."""
     from urllib.parse import quote
 
-    params = {"side": args.side, "type": args.type, "quantity": args.quantity}
+    params = {"side": args.side, "type": args.type}
     if args.at is not None:
         _instant(args.at, "--at")
         params["as_of"] = args.at
-    for name in ("price", "reference_price", "iceberg_quantity"):
+    for name in ("quantity", "quote_quantity", "price", "reference_price", "iceberg_quantity"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
     with _api(args) as get:
@@ -546,7 +546,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         order = answer["order"]
         print(
             f"{answer['symbol']} as of {answer['as_of']}: {order['side']} {order['type']}"
-            f" {order['quantity']}" + (f" at {order['price']}" if order["price"] else "")
+            + (f" {order['quantity']}" if order["quantity"] else "")
+            + (f" for {order['quote_quantity']} quote" if order["quote_quantity"] else "")
+            + (f" at {order['price']}" if order["price"] else "")
         )
         print(_evidence_line("evidence", answer["evidence"]))
         verdict = "ACCEPTED" if answer["accepted"] else "REJECTED"
@@ -559,7 +561,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         if rows:
             print(table(("verdict", "rule", "why"), rows))
         nearest = answer["nearest"]
-        print(f"nearest valid: price {nearest['price'] or '-'}, quantity {nearest['quantity']}")
+        print(
+            f"nearest valid: price {nearest['price'] or '-'}, quantity {nearest['quantity'] or '-'}"
+        )
     return 0 if answer["accepted"] else 1
 
 
@@ -662,7 +666,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("symbol", help="e.g. BTCUSDT")
     check.add_argument("--side", required=True, help="BUY or SELL")
     check.add_argument("--type", required=True, help="LIMIT, MARKET, LIMIT_MAKER, ...")
-    check.add_argument("--quantity", required=True)
+    check.add_argument("--quantity", default=None, help="the base quantity")
+    check.add_argument(
+        "--quote-quantity",
+        default=None,
+        help="a MARKET order sized in the quote asset (quoteOrderQty), instead of --quantity",
+    )
     check.add_argument("--price", default=None, help="the limit price (MARKET orders have none)")
     check.add_argument(
         "--reference-price",

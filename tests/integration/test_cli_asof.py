@@ -101,6 +101,21 @@ def test_check_prints_the_api_answer_and_exits_1_when_refused(
     assert [v["rule"] for v in refused["violations"]] == ["PRICE_FILTER.tickSize"]
 
 
+def test_check_of_a_market_order_sized_in_the_quote_asset_equals_the_api(
+    recorded: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    order = ["--side", "SELL", "--type", "MARKET", "--quote-quantity", "250"]
+    at = ["--at", ts(T0), "--reference-price", "0.1"]
+    assert main(["check", "BTCUSDT", *order, *at, "--json"]) == 1
+    printed = orjson.loads(capsys.readouterr().out)
+    client = create_app(Settings(), recorded).test_client()
+    query = f"side=SELL&type=MARKET&quote_quantity=250&reference_price=0.1&as_of={ts(T0)}"
+    assert printed == orjson.loads(client.get(f"/v1/symbols/BTCUSDT/check?{query}").data)
+    assert printed["order"]["quote_quantity"] == "250"
+    assert main(["check", "BTCUSDT", *order, "--quantity", "1"]) == 2
+    assert "not both or neither" in capsys.readouterr().err
+
+
 def test_check_bad_input_is_exit_2(recorded: Engine, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["check", "BTCUSDT", "--side", "HOLD", "--type", "LIMIT", "--quantity", "1"]
     assert main(args) == 2

@@ -48,6 +48,7 @@ def test_the_same_price_passes_before_a_tick_change_and_fails_after(client: Flas
         "side": "BUY",
         "type": "LIMIT",
         "quantity": "0.1",
+        "quote_quantity": None,
         "price": "100.01",
         "reference_price": None,
         "iceberg_quantity": None,
@@ -103,11 +104,37 @@ def test_before_any_observation_is_404(client: FlaskClient) -> None:
         ({"reference_price": "0"}, "invalid_parameter"),
         ({"iceberg_quantity": "-0.1"}, "invalid_parameter"),
         ({"type": "MARKET"}, "invalid_parameter"),  # with ORDER's price: MARKET has none
+        ({"quantity": None}, "invalid_parameter"),  # neither quantity nor quote_quantity
+        ({"quote_quantity": "10"}, "invalid_parameter"),  # both, and on a LIMIT order
+        ({"quote_quantity": "-5", "quantity": None}, "invalid_parameter"),
     ],
 )
 def test_bad_input_is_a_400(client: FlaskClient, change: dict[str, Any], code: str) -> None:
     params = {k: v for k, v in {**ORDER, **change}.items() if v is not None}
     error(client.get(f"/v1/symbols/BTCUSDT/check?{urlencode(params)}"), 400, code)
+
+
+def test_a_market_order_sized_in_the_quote_asset(client: FlaskClient) -> None:
+    """The recorded symbols do not say quoteOrderQtyMarketAllowed: such orders are refused
+    for that, and every other rule is still applied to them."""
+    order = {"side": "BUY", "type": "MARKET", "quote_quantity": "250", "as_of": ts(T0)}
+    body = check(client, "BTCUSDT", **order)
+    assert (body["order"]["quantity"], body["order"]["quote_quantity"]) == (None, "250")
+    assert [v["rule"] for v in body["violations"]] == ["quoteOrderQtyMarketAllowed"]
+    assert [u["rule"] for u in body["not_checked"]] == ["LOT_SIZE", "MARKET_LOT_SIZE", "account"]
+    assert body["nearest"]["quantity"] is None
+    # 250 / 0.1 = 2500 BTC: above MARKET_LOT_SIZE's 1000
+    priced = check(client, "BTCUSDT", reference_price="0.1", **order)
+    assert [v["rule"] for v in priced["violations"]] == [
+        "quoteOrderQtyMarketAllowed",
+        "MARKET_LOT_SIZE.maxQty",
+    ]
+    assert [u["rule"] for u in priced["not_checked"]] == ["account"]
+    small = check(client, "BTCUSDT", **{**order, "quote_quantity": "1"})
+    assert [v["rule"] for v in small["violations"]] == [
+        "quoteOrderQtyMarketAllowed",
+        "NOTIONAL.minNotional",
+    ]
 
 
 def test_a_market_order_with_a_price_is_refused_saying_what_to_send(client: FlaskClient) -> None:

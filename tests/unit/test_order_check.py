@@ -48,6 +48,11 @@ def order(
     return Order(side, type_, Decimal(qty), dec(price), dec(ref), dec(iceberg))
 
 
+def quote_order(quote: str, *, ref: str | None = None, side: str = "BUY") -> Order:
+    """A MARKET order sized by what it spends (BUY) or receives (SELL) in the quote asset."""
+    return Order(side, "MARKET", None, None, dec(ref), None, Decimal(quote))
+
+
 CASES: list[tuple[str, Any, Order, list[str]]] = [
     ("a plain limit order", rules(), order("LIMIT", "0.1", "100.00"), []),
     ("a sell is held to the same rules", rules(), order("LIMIT", "0.1", "100.00", "SELL"), []),
@@ -222,6 +227,12 @@ def real(snapshot: str, name: str, **fields: Any) -> tuple[dict[str, Any], dict[
     for ftype, values in fields.items():
         filters[ftype].update(values)
     return sym, filters
+
+
+def without_quote_orders(
+    sym: dict[str, Any], filters: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {**sym, "quoteOrderQtyMarketAllowed": False}, filters
 
 
 # (name, rules, order, account, broken, not checked)
@@ -448,6 +459,54 @@ REAL_CASES: list[tuple[str, Any, Order, dict[str, Any] | None, list[str], list[s
         order("LIMIT", "0.01", "26000.00", ref="26000"),
         {"canTrade": True, "permissions": ["TRD_GRP_002"]},
         ["account.permissions"],
+        [],
+    ),
+    (
+        "quote quantity: the notional is checked, the lot bounds need a reference price",
+        real("2022-11-28", "BTCUSDT"),
+        quote_order("50"),
+        None,
+        [],
+        ["LOT_SIZE", "MARKET_LOT_SIZE"],
+    ),
+    (
+        "quote quantity below MIN_NOTIONAL (applyToMarket)",
+        real("2022-11-28", "BTCUSDT"),
+        quote_order("5", side="SELL"),
+        None,
+        ["MIN_NOTIONAL.minNotional"],
+        ["LOT_SIZE", "MARKET_LOT_SIZE"],
+    ),
+    (
+        "quote quantity with a reference price: 50 / 16000 = 0.003125, 0.00312 on the step",
+        real("2022-11-28", "BTCUSDT"),
+        quote_order("50", ref="16000"),
+        None,
+        [],
+        [],
+    ),
+    (
+        "quote quantity buying more than MARKET_LOT_SIZE's maxQty (312.5 > 269.21)",
+        real("2022-11-28", "BTCUSDT"),
+        quote_order("5000000", ref="16000"),
+        None,
+        ["MARKET_LOT_SIZE.maxQty"],
+        [],
+    ),
+    (
+        "quote quantity smaller than one step of LOT_SIZE (0.9 / 1.0001: 0 on a step of 1)",
+        real("2023-09-08", "TUSDUSDT"),
+        quote_order("0.9", ref="1.0001"),
+        None,
+        ["LOT_SIZE.minQty", "NOTIONAL.minNotional"],
+        [],
+    ),
+    (
+        "quote quantity on a symbol that does not allow it",
+        without_quote_orders(*real("2023-09-08", "BTCUSDT")),
+        quote_order("50", ref="26000"),
+        None,
+        ["quoteOrderQtyMarketAllowed"],
         [],
     ),
     (
