@@ -39,12 +39,10 @@ _STANDING = """
          ELSE 0 END AS wait_seconds
 """
 
-# Both statements end with _STANDING, a constant: no input is ever formatted into SQL here.
-_READ = text(f"SELECT {_STANDING} FROM request_budget WHERE id = 1")  # noqa: S608
+_READ = text(f"SELECT {_STANDING} FROM request_budget WHERE id = 1")
 
 _REPORT = text(
-    "INSERT INTO request_budget AS b"  # noqa: S608 - as above
-    " (id, used_weight, weight_window, paused_until, pause_reason)"
+    "INSERT INTO request_budget AS b (id, used_weight, weight_window, paused_until, pause_reason)"
     " VALUES (1, coalesce(CAST(:used AS integer), 0),"
     "  CASE WHEN CAST(:used AS integer) IS NULL THEN '-infinity' ELSE date_trunc('minute',"
     "   clock_timestamp() - make_interval(secs => CAST(:age AS float8))) END,"
