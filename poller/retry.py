@@ -209,16 +209,11 @@ class SharedBudget:
             self._exchange(budget)
 
     def _exchange(self, budget: float) -> Standing | None:
-        now = self._clock()
         with self._lock:
             weight, pause = self._weight, self._pause
-        pause_left, reason = (pause[0] - now, pause[1]) if pause is not None else (0.0, None)
-        report = None
-        if weight is not None or pause_left > 0:
-            used, told_at = weight or (None, now)
-            report = Report(used, now - told_at, pause_left if pause_left > 0 else None, reason)
         try:
             with self._engine.connect() as conn:
+                report = unreported(weight, pause, self._clock())
                 standing = request_budget.standing(conn, budget, report)
         except SQLAlchemyError as exc:
             if self._reachable:
@@ -238,6 +233,25 @@ class SharedBudget:
             if self._pause is pause:
                 self._pause = None
         return standing
+
+
+def unreported(
+    weight: tuple[int, float] | None, pause: tuple[float, str] | None, now: float
+) -> Report | None:
+    """What to tell the database, as of ``now``: ages and time left, not instants.
+
+    ``weight`` is (used weight, when told) and ``pause`` (when it ends, reason), both on
+    this replica's monotonic clock, which only the database can place in time. A pause
+    already over is news to nobody.
+    """
+    if pause is not None and pause[0] <= now:
+        pause = None
+    if weight is None and pause is None:
+        return None
+    used, told_at = weight or (None, now)
+    if pause is None:
+        return Report(used, now - told_at)
+    return Report(used, now - told_at, pause[0] - now, pause[1])
 
 
 class RetryingClient:
