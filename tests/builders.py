@@ -21,7 +21,7 @@ from poller.parse_account import (
     parse_delist_schedule,
     parse_system_status,
 )
-from poller.retry import RetryingClient
+from poller.retry import RetryingClient, SharedBudget
 from poller.runner import retrying_client
 
 
@@ -37,10 +37,13 @@ def poller_settings(base_url: str, **binance: Any) -> Settings:
 
 
 def client_for(
-    base_url: str, stop: threading.Event | None = None, **binance: Any
+    base_url: str,
+    stop: threading.Event | None = None,
+    shared: SharedBudget | None = None,
+    **binance: Any,
 ) -> RetryingClient:
     """The replica's retrying client, as ``exmeta poll`` builds it, aimed at ``base_url``."""
-    return retrying_client(poller_settings(base_url, **binance), stop or threading.Event())
+    return retrying_client(poller_settings(base_url, **binance), stop or threading.Event(), shared)
 
 
 def at(text: str) -> datetime:

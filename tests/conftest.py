@@ -27,7 +27,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TABLES = (
     "symbol_filter_versions, symbol_versions, rate_limit_versions, exchange_filter_versions,"
     " account_versions, balance_versions, commission_versions, system_status_versions,"
-    " delisting_versions, observations, raw_bodies, stream_heads, stream_leases, replicas"
+    " delisting_versions, observations, raw_bodies, stream_heads, stream_leases, replicas,"
+    " request_budget"
 )
 
 
