@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import schedule
 from sqlalchemy import Engine
@@ -198,20 +199,28 @@ class Poller:
 
     def run(self) -> None:
         """Poll every job now, then on its interval, until ``stop`` is set."""
-        scheduler = schedule.Scheduler()
-        for scheduled in self.jobs:
-            # schedule types the interval as int, but builds a timedelta: fractions work.
-            every = scheduler.every(scheduled.interval)  # type: ignore[arg-type]
-            every.seconds.do(self._guarded(scheduled.job, scheduled.interval))
+        tasks = [(s.interval, self._guarded(s.job, s.interval)) for s in self.jobs]
         if self.replica is not None:
             replica = self.replica
             self._bookkeeping(replica.register, "registering the replica")
-            every = scheduler.every(replica.heartbeat_seconds)  # type: ignore[arg-type]
-            every.seconds.do(self._bookkeeping, replica.heartbeat, "heartbeat")
+            tasks.append(
+                (
+                    replica.heartbeat_seconds,
+                    partial(self._bookkeeping, replica.heartbeat, "heartbeat"),
+                )
+            )
+        scheduler = schedule.Scheduler()
+        for interval, task in tasks:
+            # schedule types the interval as int, but builds a timedelta: fractions work.
+            scheduler.every(interval).seconds.do(task)  # type: ignore[arg-type]
         log.info(
             "polling %s", ", ".join(f"{s.job.stream} every {s.interval:g}s" for s in self.jobs)
         )
-        scheduler.run_all()
+        # Each task once now, by hand: the scheduler's run_all() sleeps between jobs, and
+        # every wait here is on ``stop`` (under libfaketime, which our clock-skew tests
+        # use, time.sleep fails outright).
+        for _, task in tasks:
+            task()
         while not self.stop.is_set():
             scheduler.run_pending()
             idle = scheduler.idle_seconds
