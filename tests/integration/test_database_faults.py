@@ -1,5 +1,7 @@
-"""Connections that die or stop answering: noticed, discarded, never reused."""
+"""Connections that die or stop answering: noticed, discarded, never reused; the poller
+says so in one line, reports no change it did not commit, and carries on once it can."""
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -7,8 +9,15 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from binance_sim.server import SimServer
+from binance_sim.state import Fault, FaultKind
 from core.config import DatabaseSettings
 from core.db import create_db_engine
+from core.ingest import StreamWriter
+from poller.job import exchange_info_job
+from poller.runner import Poller, Replica, ScheduledJob
+from tests.builders import client_for
+from tests.e2e.processes import wait_for
 from tests.tcp_proxy import TcpProxy
 
 
@@ -81,3 +90,39 @@ def test_connections_that_died_in_the_pool_do_not_fail_the_next_use(engine: Engi
     assert killed >= 1
     for _ in range(3):
         assert select_one(engine) == 1
+
+
+def test_a_poll_whose_write_gets_no_answer_is_not_reported_and_polling_resumes(
+    engine: Engine,
+    proxy: TcpProxy,
+    database_url: str,
+    sim: SimServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    faulty = engine_through(proxy, database_url, timeout=1)
+    job = exchange_info_job(client_for(sim.url), StreamWriter(faulty, "exchange_info"), "r0")
+    poller = Poller([ScheduledJob(job, 0.2)], replica=Replica(faulty, "r0", lease_seconds=2))
+    sim.state.add_fault(Fault(FaultKind.SLOW, delay_seconds=1.0))
+
+    def logged(text: str) -> bool:
+        return any(text in r.getMessage() for r in caplog.records)
+
+    poller.start()
+    try:
+        assert wait_for(lambda: not sim.state.pending_faults(), 10)  # the first poll is out
+        proxy.black_hole()  # before its answer comes back to be written
+        assert wait_for(lambda: logged("exchange_info poll: database unavailable"), 15)
+        assert not logged("poll changed")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM observations")).scalar() == 0
+
+        proxy.forward()
+        assert wait_for(lambda: logged("exchange_info poll changed"), 15)
+    finally:
+        poller.shutdown(grace_seconds=5)
+        faulty.dispose()
+    assert [r for r in caplog.records if r.exc_info] == []  # warnings, never tracebacks
+    with engine.connect() as conn:
+        outcomes = conn.execute(text("SELECT outcome FROM observations ORDER BY id")).scalars()
+        assert next(outcomes) == "changed"  # the first poll that could be written
