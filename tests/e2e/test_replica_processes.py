@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from binance_sim.server import SimServer
 from tests.e2e.processes import Replicas, exmeta_env, run_exmeta, scalar, wait_for
@@ -61,3 +61,80 @@ def test_replicas_share_the_polling_and_hand_over_on_sigterm(
     verify = run_exmeta(exmeta_env(database_url, sim.url, INTERVAL), tmp_path, "verify")
     assert (verify.returncode, verify.stdout) == (0, "history verified: no findings\n")
     assert scalar(engine, "SELECT count(*) FROM replicas WHERE stopped_at IS NULL") == 0
+
+
+def test_sigterm_in_the_middle_of_a_write_finishes_it_exits_0_and_hands_over(
+    engine: Engine, database_url: str, sim: SimServer, tmp_path: Path
+) -> None:
+    """The test holds the stream's head row locked, so r0's write of a change waits on it
+    when SIGTERM comes; the write is let through a second later. r0 must finish that
+    write (complete, never half), exit 0 within 5 s of the signal, and release its lease
+    so that r1 polls the next slot at once rather than after the 15 s lease."""
+    env = exmeta_env(database_url, sim.url, INTERVAL)
+    with Replicas(tmp_path) as replicas:
+        replicas.start("r0", env)
+        assert wait_for(
+            lambda: bool(
+                scalar(engine, "SELECT count(*) FROM observations WHERE replica_id = 'r0'")
+            ),
+            30,
+        )
+        replicas.start("r1", env)
+        assert wait_for(lambda: scalar(engine, "SELECT count(*) FROM replicas") == 2, 30)
+        last = scalar(engine, "SELECT max(id) FROM observations")
+
+        with engine.connect() as blocker:
+            blocker.execute(
+                text("SELECT 1 FROM stream_heads WHERE stream = 'exchange_info' FOR UPDATE")
+            )
+            sim.state.patch_symbol("ETHBTC", fields={"status": "HALT"})
+            assert wait_for(
+                lambda: (
+                    scalar(
+                        engine,
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND application_name = 'exmeta-poll r0'",
+                    )
+                    == 1
+                ),
+                10,
+            )
+            replicas["r0"].send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            time.sleep(1.0)
+            assert replicas["r0"].poll() is None  # still finishing its write
+            blocker.rollback()
+        assert replicas["r0"].wait(10) == 0
+        stopped = time.monotonic()
+        assert stopped - signalled <= 5
+
+        with engine.connect() as conn:
+            outcomes = conn.execute(
+                text(
+                    "SELECT replica_id, outcome FROM observations WHERE id > :last"
+                    " AND stream = 'exchange_info' ORDER BY id"
+                ),
+                {"last": last},
+            ).all()
+            statuses = conn.execute(
+                text(
+                    "SELECT status FROM symbol_versions WHERE symbol = 'ETHBTC' ORDER BY valid_from"
+                )
+            ).scalars()
+            assert tuple(outcomes[0]) == ("r0", "changed")  # the write, complete
+            assert list(statuses) == ["TRADING", "HALT"]
+        assert wait_for(
+            lambda: bool(
+                scalar(
+                    engine,
+                    "SELECT count(*) FROM observations WHERE id > :last AND replica_id = 'r1'",
+                    last=last,
+                )
+            ),
+            10,
+        )
+        assert time.monotonic() - stopped < 2 * INTERVAL + 1  # not the 15 s lease
+
+        assert list(replicas.stop().values()) == [0]
+        verify = run_exmeta(env, tmp_path, "verify")
+        assert (verify.returncode, verify.stdout) == (0, "history verified: no findings\n")
