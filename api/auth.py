@@ -2,7 +2,8 @@
 
 Account data (commissions, balances) is private even when the rest is not. With no
 ``[api] token`` configured the account routes are switched off (403) rather than open:
-forgetting the setting must never publish balances.
+forgetting the setting must never publish balances. Public routes that can also show
+account data (the change feed, the diff) show it only to a caller with the token.
 """
 
 from __future__ import annotations
@@ -26,30 +27,48 @@ BEARER_SCHEME: dict[str, SecurityScheme | dict[str, Any]] = {
 }
 
 
+def check_token() -> None:
+    """Refuse the request (403 with no token configured, else 401) unless it has the token."""
+    expected = app_state().settings.api.token
+    if not expected:
+        raise ApiError(
+            403,
+            "forbidden",
+            "account routes are disabled: set a bearer token in EXMETA_API__TOKEN"
+            " ([api] token) and restart the API",
+        )
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # compare_digest on bytes: its str form refuses non-ASCII, which a caller may send.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), expected.reveal().encode()
+    ):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a valid bearer token is required",
+            {"WWW-Authenticate": 'Bearer realm="exmeta"'},
+        )
+
+
+def authenticated() -> bool:
+    """Whether the request carries the token; without an Authorization header, False.
+
+    A header with a wrong token is refused like on the account routes: answering it as
+    anonymous would hide a misconfigured client behind an answer that merely lacks the
+    account's part.
+    """
+    if "Authorization" not in request.headers:
+        return False
+    check_token()
+    return True
+
+
 def require_token(view: Callable[P, R]) -> Callable[P, R]:
     """Let the request through only with ``Authorization: Bearer <[api] token>``."""
 
     @wraps(view)
     def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        expected = app_state().settings.api.token
-        if not expected:
-            raise ApiError(
-                403,
-                "forbidden",
-                "account routes are disabled: set a bearer token in EXMETA_API__TOKEN"
-                " ([api] token) and restart the API",
-            )
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        # compare_digest on bytes: its str form refuses non-ASCII, which a caller may send.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), expected.reveal().encode()
-        ):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "a valid bearer token is required",
-                {"WWW-Authenticate": 'Bearer realm="exmeta"'},
-            )
+        check_token()
         return view(*args, **kwargs)
 
     return guarded

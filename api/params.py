@@ -9,6 +9,7 @@ become the error type ``invalid_time`` that ``errors`` turns into the error code
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
@@ -24,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from core.changes import STREAMS
 from core.models import OUTCOMES
 from core.timeparse import TimeParseError, parse_instant
 
@@ -91,6 +93,15 @@ class Params(BaseModel):
 _SCHEMAS: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
+def one_of(value: str | None, known: Sequence[str]) -> str | None:
+    """``value`` if absent or known, else an ``invalid_parameter`` error naming the choices."""
+    if value is not None and value not in known:
+        raise PydanticCustomError(
+            "invalid_parameter", "must be one of {known}", {"known": ", ".join(known)}
+        )
+    return value
+
+
 class AsOfQuery(Params):
     as_of: Instant | None = Field(None, description="the instant asked about; default now")
 
@@ -128,11 +139,7 @@ class ObservationsQuery(Window):
     @field_validator("outcome")
     @classmethod
     def _known_outcome(cls, value: str | None) -> str | None:
-        if value is not None and value not in OUTCOMES:
-            raise PydanticCustomError(
-                "invalid_parameter", "must be one of {known}", {"known": ", ".join(OUTCOMES)}
-            )
-        return value
+        return one_of(value, OUTCOMES)
 
 
 MAX_CHANGES = 1000
@@ -142,11 +149,17 @@ FieldName = Annotated[str, Field(min_length=1, max_length=200)]
 class ChangesQuery(Window):
     """Without ``from``/``to``: the last hour up to now."""
 
-    stream: Literal["exchange_info"] | None = Field(
-        None, description="the stream whose changes to list; the feed covers exchange_info"
+    stream: str | None = Field(
+        None,
+        description="only this stream's changes; account and account_commission need the"
+        " bearer token",
+        json_schema_extra={"enum": list(STREAMS)},
     )
     symbol: str | None = Field(
-        None, min_length=1, max_length=MAX_SYMBOL, description="only this symbol's changes"
+        None,
+        min_length=1,
+        max_length=MAX_SYMBOL,
+        description="only this symbol's changes (its rules, commission and delisting)",
     )
     field: list[FieldName] = Field(
         default_factory=list,
@@ -166,6 +179,11 @@ class ChangesQuery(Window):
         max_length=2000,
         description="the `next` of the previous page: continue after its last change",
     )
+
+    @field_validator("stream")
+    @classmethod
+    def _known_stream(cls, value: str | None) -> str | None:
+        return one_of(value, STREAMS)
 
 
 class DiffQuery(Params):
@@ -190,10 +208,41 @@ class CheckQuery(AsOfQuery):
 
     side: Literal["BUY", "SELL"]
     type: Text = Field(description="order type as Binance names it, e.g. LIMIT, MARKET")
-    quantity: OrderNumber
-    price: OrderNumber | None = Field(
-        None, description="limit price; for MARKET, the reference price for notional rules"
+    quantity: OrderNumber | None = Field(
+        None, description="the base quantity; or, for a MARKET order, quote_quantity instead"
     )
+    quote_quantity: OrderNumber | None = Field(
+        None,
+        description="a MARKET order sized by what it spends or receives in the quote asset"
+        " (Binance's quoteOrderQty), instead of quantity",
+    )
+    price: OrderNumber | None = Field(None, description="the limit price; MARKET orders have none")
+    reference_price: OrderNumber | None = Field(
+        None,
+        description="Binance's average or reference price then: checks PERCENT_PRICE,"
+        " PERCENT_PRICE_BY_SIDE and a MARKET order's notional; without it they are not checked",
+    )
+    iceberg_quantity: OrderNumber | None = Field(
+        None, description="the visible part of an iceberg order (Binance's icebergQty)"
+    )
+
+    @model_validator(mode="after")
+    def _one_size_and_no_market_price(self) -> Self:
+        # Binance refuses a MARKET order that carries one (-1106, "sent when not required").
+        if self.type == "MARKET" and self.price is not None:
+            raise PydanticCustomError(
+                "invalid_parameter",
+                "a MARKET order has no price: give Binance's average price as reference_price",
+            )
+        if (self.quantity is None) == (self.quote_quantity is None):
+            raise PydanticCustomError(
+                "invalid_parameter", "give either quantity or quote_quantity, not both or neither"
+            )
+        if self.quote_quantity is not None and self.type != "MARKET":
+            raise PydanticCustomError(
+                "invalid_parameter", "quote_quantity sizes MARKET orders only"
+            )
+        return self
 
 
 class NoQuery(Params):

@@ -8,7 +8,7 @@ turn a ``0.00000000`` from PostgreSQL into ``0E-8``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from flask import Response
 
-from core.changes import ChangePage
+from core.changes import PUBLIC_STREAMS, ChangePage
 from core.history import (
     Evidence,
     Gap,
@@ -26,7 +26,7 @@ from core.history import (
     SymbolRules,
     Version,
 )
-from core.order_check import Order, Violation
+from core.order_check import Order, Verdict
 from core.replicas import ReplicaInfo
 from core.state_diff import EntityDiff, StateDiff
 from core.timeparse import format_instant
@@ -37,7 +37,20 @@ JSON = "application/json"
 def json_response(
     payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    return Response(orjson.dumps(payload), status=status, mimetype=JSON, headers=headers)
+    body = orjson.dumps(payload, default=_unsupported)
+    return Response(body, status=status, mimetype=JSON, headers=headers)
+
+
+def json_body(body: bytes) -> Response:
+    """An answer serialised before, sent as it is."""
+    return Response(body, mimetype=JSON)
+
+
+def _unsupported(value: Any) -> str:
+    """orjson's fallback, called only for types it lacks: a Decimal becomes exact text."""
+    if isinstance(value, Decimal):
+        return decimal_text(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 # All versions written by one observation share its timestamp, so a whole-exchange answer
@@ -59,12 +72,10 @@ def evidence(found: Evidence) -> dict[str, Any]:
     }
 
 
-def _typed(value: Any) -> Any:
-    return decimal_text(value) if isinstance(value, Decimal) else value
-
-
 def filter_rules(version: Version) -> dict[str, Any]:
-    out: dict[str, Any] = {name: _typed(value) for name, value in version.fields.items()}
+    # A plain copy: a whole exchange has ~20,000 filters, and json_response turns any
+    # Decimal into text without a look at every value here.
+    out: dict[str, Any] = dict(version.fields)
     out["valid_from"] = _instant(version.valid_from)
     out["valid_to"] = _instant(version.valid_to)
     out["raw"] = orjson.Fragment(version.raw_json)
@@ -217,10 +228,13 @@ def replica_list(found: Iterable[ReplicaInfo]) -> dict[str, Any]:
     }
 
 
-def change_feed(page: ChangePage, start: datetime, end: datetime) -> dict[str, Any]:
+def change_feed(
+    page: ChangePage, start: datetime, end: datetime, streams: Sequence[str] = PUBLIC_STREAMS
+) -> dict[str, Any]:
     return {
         "from": format_instant(start),
         "to": format_instant(end),
+        "streams": list(streams),
         "changes": [
             {
                 "changed_at": _instant(c.changed_at),
@@ -263,11 +277,19 @@ def state_diff(
         "symbols": _entity_diff(found.symbols),
         "rate_limits": _entity_diff(found.rate_limits),
         "exchange_filters": _entity_diff(found.exchange_filters),
+        "system_status": _entity_diff(found.system_status),
+        "delistings": _entity_diff(found.delistings),
+        "account": None if found.account is None else _entity_diff(found.account),
+        "commissions": None if found.commissions is None else _entity_diff(found.commissions),
     }
 
 
+def _decimal_or_none(value: Decimal | None) -> str | None:
+    return None if value is None else decimal_text(value)
+
+
 def order_check(
-    symbol: str, order: Order, violations: list[Violation], at: datetime, found: Evidence
+    symbol: str, order: Order, verdict: Verdict, at: datetime, found: Evidence
 ) -> dict[str, Any]:
     return {
         "symbol": symbol,
@@ -276,9 +298,17 @@ def order_check(
         "order": {
             "side": order.side,
             "type": order.type,
-            "quantity": decimal_text(order.quantity),
-            "price": None if order.price is None else decimal_text(order.price),
+            "quantity": _decimal_or_none(order.quantity),
+            "quote_quantity": _decimal_or_none(order.quote_quantity),
+            "price": _decimal_or_none(order.price),
+            "reference_price": _decimal_or_none(order.reference_price),
+            "iceberg_quantity": _decimal_or_none(order.iceberg_quantity),
         },
-        "accepted": not violations,
-        "violations": [{"rule": v.rule, "message": v.message} for v in violations],
+        "accepted": not verdict.violations,
+        "violations": [{"rule": v.rule, "message": v.message} for v in verdict.violations],
+        "not_checked": [{"rule": u.rule, "reason": u.reason} for u in verdict.not_checked],
+        "nearest": {
+            "price": _decimal_or_none(verdict.nearest_price),
+            "quantity": _decimal_or_none(verdict.nearest_quantity),
+        },
     }

@@ -7,7 +7,9 @@ or before which nothing was ever observed is a 404 `not_observed`, never an empt
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
@@ -15,6 +17,8 @@ from flask_openapi3.models.tag import Tag
 from sqlalchemy import Connection
 
 from api import render
+from api.answers import keepable
+from api.auth import authenticated, check_token
 from api.errors import ApiError
 from api.params import (
     AsOfQuery,
@@ -40,9 +44,9 @@ from api.schemas import (
     SymbolList,
     operation_id,
 )
-from api.state import app_state
+from api.state import EVIDENCE_STREAM, app_state
 from core import changes, history, replicas, state_diff
-from core.order_check import Order, check_order
+from core.order_check import Order, Unchecked, check_order
 from core.timeparse import format_instant
 
 DEFAULT_WINDOW = timedelta(hours=1)
@@ -77,9 +81,17 @@ def _observed(conn: Connection, at: datetime, now: datetime) -> history.Evidence
     return found
 
 
-def _symbol_rules(
-    symbol: str, as_of: datetime | None, *, decimals_as_text: bool = False
-) -> tuple[history.SymbolRules, datetime, history.Evidence]:
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """A symbol's rules at an instant, their evidence, and the generation they were read in."""
+
+    rules: history.SymbolRules
+    at: datetime
+    found: history.Evidence
+    generation: int | None
+
+
+def _symbol_rules(symbol: str, as_of: datetime | None, *, decimals_as_text: bool = False) -> _Rules:
     """A symbol's rules in force at ``as_of`` (default now) with their evidence, or a 404."""
     state = app_state()
     now = state.clock()
@@ -87,11 +99,12 @@ def _symbol_rules(
     with state.reading() as conn:
         rules = history.symbol_as_of(conn, symbol, at, decimals_as_text=decimals_as_text)
         found = state.evidence(conn, at, now)
+        generation = history.versions_generation(conn, EVIDENCE_STREAM)
     if rules is None:
         if found.observed_before is None:
             raise _not_observed(at)
         raise ApiError(404, "symbol_not_listed", f"{symbol} was not listed at {format_instant(at)}")
-    return rules, at, found
+    return _Rules(rules, at, found, generation)
 
 
 @v1.get(
@@ -128,8 +141,17 @@ def get_symbol(path: SymbolPath, query: AsOfQuery) -> Response:
     404 `not_observed` if nothing was observed at or before as_of, 404
     `symbol_not_listed` if the symbol was not listed then.
     """
-    rules, at, found = _symbol_rules(path.symbol, query.as_of, decimals_as_text=True)
-    return render.json_response(render.symbol_as_of(rules, at, found))
+    state = app_state()
+    key = (path.symbol, query.as_of)
+    if query.as_of is not None:
+        body = state.answers.get(key, state.generation())
+        if body is not None:
+            return render.json_body(body)
+    read = _symbol_rules(path.symbol, query.as_of, decimals_as_text=True)
+    response = render.json_response(render.symbol_as_of(read.rules, read.at, read.found))
+    if query.as_of is not None and keepable(read.found):
+        state.answers.put(key, read.generation, response.get_data())
+    return response
 
 
 @v1.get(
@@ -156,14 +178,42 @@ def get_symbol_history(path: SymbolPath, query: HistoryQuery) -> Response:
 def check_symbol_order(path: SymbolPath, query: CheckQuery) -> Response:
     """Would the order have been accepted under the symbol's rules at as_of, and if not why
 
-    Status, order types, PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, NOTIONAL and
-    MIN_NOTIONAL; 404 as for the symbol itself.
+    Status, order types, permissions, PRICE_FILTER, PERCENT_PRICE(_BY_SIDE) given
+    reference_price, LOT_SIZE, MARKET_LOT_SIZE, ICEBERG_PARTS given iceberg_quantity,
+    NOTIONAL and MIN_NOTIONAL, quoteOrderQtyMarketAllowed for a MARKET order sized by
+    quote_quantity; with the bearer token, the account's canTrade and
+    permissions too. Rules it could not check are listed apart, never as passed; the
+    nearest valid price and quantity follow the tick and step in force. 404 as for the
+    symbol itself.
     """
-    rules, at, found = _symbol_rules(path.symbol, query.as_of)
-    order = Order(query.side, query.type, query.quantity, query.price)
-    filters = {ftype: v.raw for ftype, v in rules.filters.items()}
-    violations = check_order(rules.symbol.raw, filters, order)
-    return render.json_response(render.order_check(path.symbol, order, violations, at, found))
+    read = _symbol_rules(path.symbol, query.as_of)
+    order = Order(
+        query.side,
+        query.type,
+        query.quantity,
+        query.price,
+        query.reference_price,
+        query.iceberg_quantity,
+        query.quote_quantity,
+    )
+    account, account_unchecked = _account_for_check(read.at)
+    filters = {ftype: v.raw for ftype, v in read.rules.filters.items()}
+    verdict = check_order(read.rules.symbol.raw, filters, order, account)
+    verdict = replace(verdict, not_checked=verdict.not_checked + account_unchecked)
+    return render.json_response(
+        render.order_check(path.symbol, order, verdict, read.at, read.found)
+    )
+
+
+def _account_for_check(at: datetime) -> tuple[dict[str, Any] | None, list[Unchecked]]:
+    """The account in force at ``at`` if this caller may see it; else why it is not checked."""
+    if not authenticated():
+        return None, [Unchecked("account", "needs the bearer token of the account routes")]
+    with app_state().reading() as conn:
+        account = history.account_as_of(conn, at)
+    if account is None:
+        return None, [Unchecked("account", "no account was recorded at as_of")]
+    return account.raw, []
 
 
 @v1.get(
@@ -209,17 +259,39 @@ def get_exchange_info(query: AsOfQuery) -> Response:
     )
 
 
+# The bearer token is optional on the feed and the diff: it adds the account's part.
+OPTIONAL_TOKEN: list[dict[str, list[str]]] = [{}, {"bearer": []}]
+TOKEN_ERRORS: dict[str | int, Any] = {401: ErrorResponse, 403: ErrorResponse}
+
+
+def _feed_streams(stream: str | None) -> tuple[str, ...]:
+    """The streams the caller asked for and may read.
+
+    Without a stream named, the private ones are included only with the token, so an
+    anonymous feed never shows the account; naming a private stream requires it.
+    """
+    if stream is None:
+        return changes.STREAMS if authenticated() else changes.PUBLIC_STREAMS
+    if stream in changes.PRIVATE_STREAMS:
+        check_token()
+    return (stream,)
+
+
 @v1.get(
     "/v1/changes",
     tags=[CHANGES],
-    responses={200: ChangeFeed},
+    security=OPTIONAL_TOKEN,
+    responses={200: ChangeFeed, **TOKEN_ERRORS},
 )
 def list_changes(query: ChangesQuery) -> Response:
     """Every change within [from, to) (default: the last hour), field by field, in time order
 
     Ordered by (changed_at, entity, key, field); a listing or delisting is one change of
     the field `listed`. At most `limit` per page; `next` continues after the last one.
+    The account and commission changes are listed only with the bearer token (`streams`
+    says which streams the answer covers); balances are never listed.
     """
+    streams = _feed_streams(query.stream)
     state = app_state()
     end = query.end or state.clock()
     start = query.start or end - DEFAULT_WINDOW
@@ -231,6 +303,7 @@ def list_changes(query: ChangesQuery) -> Response:
                 conn,
                 start,
                 end,
+                streams=streams,
                 symbol=query.symbol,
                 fields=query.field,
                 exclude_fields=query.exclude_field,
@@ -239,21 +312,24 @@ def list_changes(query: ChangesQuery) -> Response:
             )
         except changes.CursorError as exc:
             raise ApiError(400, "invalid_cursor", str(exc)) from None
-    return render.json_response(render.change_feed(page, start, end))
+    return render.json_response(render.change_feed(page, start, end, streams))
 
 
 @v1.get(
     "/v1/diff",
     tags=[CHANGES],
-    responses={200: StateDiff, 404: ErrorResponse},
+    security=OPTIONAL_TOKEN,
+    responses={200: StateDiff, 404: ErrorResponse, **TOKEN_ERRORS},
 )
 def get_diff(query: DiffQuery) -> Response:
     """How the state at to (default now) differs from the state at from
 
-    Symbols, rate limits and exchange filters added, removed, and changed field by
-    field; intermediate steps that cancel out are no difference (see /v1/changes).
-    404 `not_observed` if nothing was observed at or before from.
+    Symbols, rate limits, exchange filters, system status and delistings added,
+    removed, and changed field by field; with the bearer token, the account and its
+    commissions too (else null). Intermediate steps that cancel out are no difference
+    (see /v1/changes). 404 `not_observed` if nothing was observed at or before from.
     """
+    private = authenticated()
     state = app_state()
     now = state.clock()
     end = query.end or now
@@ -264,7 +340,7 @@ def get_diff(query: DiffQuery) -> Response:
         if before.observed_before is None:
             raise _not_observed(query.start)
         after = state.evidence(conn, end, now)
-        found = state_diff.state_diff(conn, query.start, end)
+        found = state_diff.state_diff(conn, query.start, end, private=private)
     return render.json_response(render.state_diff(found, query.start, end, before, after))
 
 

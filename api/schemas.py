@@ -203,13 +203,33 @@ class ObservationLog(Model):
 class CheckedOrder(Model):
     side: Literal["BUY", "SELL"]
     type: str
-    quantity: DecimalText
+    quantity: DecimalText | None = Field(description="null when sized by quote_quantity")
+    quote_quantity: DecimalText | None = Field(description="a MARKET order's quoteOrderQty")
     price: DecimalText | None
+    reference_price: DecimalText | None
+    iceberg_quantity: DecimalText | None
 
 
 class Violation(Model):
-    rule: str = Field(examples=["PRICE_FILTER.tickSize", "status", "orderTypes"])
-    message: str
+    rule: str = Field(
+        examples=["PRICE_FILTER.tickSize", "status", "orderTypes", "account.permissions"]
+    )
+    message: str = Field(description="the numbers that decided it")
+
+
+class NotChecked(Model):
+    rule: str = Field(examples=["PERCENT_PRICE_BY_SIDE", "NOTIONAL.minNotional", "account"])
+    reason: str = Field(examples=["needs reference_price", "needs the bearer token"])
+
+
+class NearestValid(Model):
+    price: DecimalText | None = Field(
+        description="the valid price nearest the order's: on the tick, within the bounds"
+        " checked (null: the order has no price, or no price is valid)"
+    )
+    quantity: DecimalText | None = Field(
+        description="the valid quantity nearest the order's: on the step, within the bounds"
+    )
 
 
 class OrderCheck(Model):
@@ -219,6 +239,10 @@ class OrderCheck(Model):
     order: CheckedOrder
     accepted: bool = Field(description="true if the order breaks none of the rules checked")
     violations: list[Violation]
+    not_checked: list[NotChecked] = Field(
+        description="rules that apply but could not be checked, and why: not passed either"
+    )
+    nearest: NearestValid
 
 
 class ReplicaEntry(Model):
@@ -235,18 +259,42 @@ class ReplicaList(Model):
     replicas: list[ReplicaEntry]
 
 
+FeedStream = Literal[
+    "exchange_info", "account", "account_commission", "system_status", "delistings"
+]
+
+
 class Change(Model):
     changed_at: Instant = Field(description="the observation that first saw the change")
     observed_before: Instant | None = Field(
         description="the last successful observation before it: the change happened in between"
     )
     observation_id: int
-    stream: Literal["exchange_info"]
-    entity: Literal["symbol", "rate_limit", "exchange_filter"]
-    key: str = Field(examples=["BTCUSDT", "REQUEST_WEIGHT:MINUTE:1", "EXCHANGE_MAX_NUM_ORDERS"])
+    stream: FeedStream
+    entity: Literal[
+        "symbol",
+        "rate_limit",
+        "exchange_filter",
+        "account",
+        "commission",
+        "system_status",
+        "delisting",
+    ]
+    key: str = Field(
+        examples=["BTCUSDT", "REQUEST_WEIGHT:MINUTE:1", "EXCHANGE_MAX_NUM_ORDERS", "spot"]
+    )
     field: str = Field(
-        examples=["status", "filters.PRICE_FILTER.tickSize", "limit", "listed"],
-        description="`listed`: a listing (old null, new the object) or a delisting (reverse)",
+        examples=[
+            "status",
+            "filters.PRICE_FILTER.tickSize",
+            "limit",
+            "canTrade",
+            "standardCommission.taker",
+            "delistTime",
+            "listed",
+        ],
+        description="`listed`: a listing (old null, new the object) or a delisting (reverse);"
+        " for a `delisting`, its announcement and its withdrawal from the schedule",
     )
     old: Any
     new: Any
@@ -255,6 +303,9 @@ class Change(Model):
 class ChangeFeed(Model):
     start: Instant = Field(alias="from")
     end: Instant = Field(alias="to")
+    streams: list[FeedStream] = Field(
+        description="the streams listed: account and account_commission only with the token"
+    )
     changes: list[Change]
     next: str | None = Field(description="pass as `next` for the following page; null: no more")
 
@@ -282,6 +333,14 @@ class StateDiff(Model):
     symbols: EntityDiff
     rate_limits: EntityDiff
     exchange_filters: EntityDiff
+    system_status: EntityDiff = Field(description="key `binance`: fields `status`, `msg`")
+    delistings: EntityDiff = Field(description="announced delistings, by symbol: `delistTime`")
+    account: EntityDiff | None = Field(
+        description="key `spot`: permissions, flags, commissions; null without the bearer token"
+    )
+    commissions: EntityDiff | None = Field(
+        description="commission rates by symbol; null without the bearer token"
+    )
 
 
 class Health(Model):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
 from flask import current_app
 from sqlalchemy import Connection, Engine
 
+from api.answers import AnswerCache
 from core import history
 from core.config import Settings
 
@@ -24,6 +25,19 @@ class AppState:
     engine: Engine
     clock: Callable[[], datetime]
     streams: tuple[str, ...]
+    answers: AnswerCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        # frozen: set once, here; the cache itself is what changes.
+        object.__setattr__(self, "answers", AnswerCache(self.settings.api.answer_cache_entries))
+
+    def generation(self) -> int | None:
+        """The evidence stream's current generation of versions (see api.answers)."""
+        return self.answers.generation(self._read_generation)
+
+    def _read_generation(self) -> int | None:
+        with self.engine.connect() as conn:
+            return history.versions_generation(conn, EVIDENCE_STREAM)
 
     def interval(self, stream: str) -> float:
         return self.settings.stream_intervals()[stream]

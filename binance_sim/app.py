@@ -375,6 +375,18 @@ def clear_requests() -> Response:
     return _json({"cleared": _state().clear_requests()})
 
 
+@control.get("/weight")
+def weight() -> Response:
+    """The weight charged in all, and in the current minute as the header reports it."""
+    state = _state()
+    return _json({"total": state.weight_total(), "this_minute": state.charge_weight(0)})
+
+
+@control.delete("/weight")
+def clear_weight() -> Response:
+    return _json({"cleared": _state().clear_weight_total()})
+
+
 def _summary(state: SimState) -> dict[str, int]:
     return {
         "symbols": state.symbol_count,

@@ -233,6 +233,7 @@ class SimState:
         self._banned_until = 0.0
         self._weight_window = -1
         self._weight_used = 0
+        self._weight_total = 0
         self._requests: deque[RequestRecord] = deque(maxlen=request_log_size)
         self._clock_offset_ms = 0
         self.account = AccountState()
@@ -455,7 +456,19 @@ class SimState:
                 self._weight_window = window
                 self._weight_used = 0
             self._weight_used += weight
+            self._weight_total += weight
             return self._weight_used
+
+    def weight_total(self) -> int:
+        """All the weight charged since the sim started or the total was last cleared."""
+        with self._lock:
+            return self._weight_total
+
+    def clear_weight_total(self) -> int:
+        """Start counting the total afresh (the per-minute count goes on); returns the old one."""
+        with self._lock:
+            total, self._weight_total = self._weight_total, 0
+            return total
 
     # -- the request log -------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The change feed: every change of the exchange_info entities, field by field, in time order.
+"""The change feed: every change of the versioned entities, field by field, in time order.
 
 A change happens at the instant one version of an entity closes and its successor opens
 (the writer dates both with the observation that saw the change), so the feed pairs, per
@@ -8,6 +8,14 @@ apart but reported together, under the symbol's key (``filters.PRICE_FILTER.tick
 because that is how a reader thinks of a symbol. A listing is one change of the field
 ``listed`` from null to the whole object, filters included, and a delisting the reverse:
 reporting every field of a new symbol as a change would bury the one fact that matters.
+The account and commission objects nest their rates, so their nested fields are
+reported one by one (``commissionRates.maker``).
+
+Balances are left out on purpose: they change with every fill, and in incident work
+that churn would bury the permission or commission change that matters; they stay
+readable as of any instant (``/v1/account/balances``, ``balance_versions``). The account
+and commission streams are private (``PRIVATE_STREAMS``): the caller decides whether to
+ask for them, and by default they are not read.
 
 Changes are ordered by ``(changed_at, entity, key, field)``, which is unique, and a page
 ends with a cursor holding the last of those tuples: the next page starts strictly after
@@ -20,7 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,25 +36,28 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, text
 
-from core.diff import FieldChange, diff_objects
+from core.diff import FieldChange, diff_objects, flatten
 from core.models import SUCCESS_OUTCOMES
 
-STREAM = "exchange_info"
 LISTED = "listed"
+STREAMS = ("exchange_info", "account", "account_commission", "system_status", "delistings")
+# Streams about the configured account: whoever may read the feed may not read these.
+PRIVATE_STREAMS = frozenset({"account", "account_commission"})
+PUBLIC_STREAMS = tuple(s for s in STREAMS if s not in PRIVATE_STREAMS)
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
     changed_at: datetime
-    entity: str  # symbol, rate_limit, exchange_filter
+    stream: str
+    entity: str  # symbol, rate_limit, exchange_filter, account, commission, ...
     key: str
     field: str
     old: Any
     new: Any
     observation_id: int
-    # The last successful poll before the change: it happened somewhere in between.
+    # The last successful poll of the stream before the change: it happened in between.
     observed_before: datetime | None
-    stream: str = STREAM
 
     @property
     def position(self) -> tuple[datetime, str, str, str]:
@@ -93,17 +104,34 @@ class _Row:
 
 @dataclass(frozen=True, slots=True)
 class _Table:
+    stream: str
     entity: str
     name: str
     key_columns: tuple[str, ...]
+    nested: bool = False  # report nested objects' fields one by one (core.diff.flatten)
+
+    @property
+    def per_symbol(self) -> bool:
+        return "symbol" in self.key_columns
 
 
-_SYMBOLS = _Table("symbol", "symbol_versions", ("symbol",))
-_FILTERS = _Table("symbol", "symbol_filter_versions", ("symbol", "filter_type"))
-_RATE_LIMITS = _Table(
-    "rate_limit", "rate_limit_versions", ("rate_limit_type", "interval", "interval_num")
+_SYMBOLS = _Table("exchange_info", "symbol", "symbol_versions", ("symbol",))
+_FILTERS = _Table("exchange_info", "symbol", "symbol_filter_versions", ("symbol", "filter_type"))
+# Entities whose object is one version row, in the order of STREAMS.
+_WHOLE_ROW_TABLES = (
+    _Table(
+        "exchange_info",
+        "rate_limit",
+        "rate_limit_versions",
+        ("rate_limit_type", "interval", "interval_num"),
+    ),
+    _Table("exchange_info", "exchange_filter", "exchange_filter_versions", ("filter_type",)),
+    _Table("account", "account", "account_versions", ("account",), nested=True),
+    _Table("account_commission", "commission", "commission_versions", ("symbol",), nested=True),
+    _Table("system_status", "system_status", "system_status_versions", ("system",)),
+    _Table("delistings", "delisting", "delisting_versions", ("symbol",)),
 )
-_EXCHANGE_FILTERS = _Table("exchange_filter", "exchange_filter_versions", ("filter_type",))
+_STREAM_OF = {t.entity: t.stream for t in (_SYMBOLS, *_WHOLE_ROW_TABLES)}
 
 
 def _rows_changing(
@@ -115,6 +143,7 @@ def _rows_changing(
         "((valid_from >= :start AND valid_from < :end) OR (valid_to >= :start AND valid_to < :end))"
     )
     if symbol is not None:
+        assert table.per_symbol
         where += " AND symbol = :symbol"
     rows = conn.execute(
         text(
@@ -162,7 +191,7 @@ def _key_text(key: Sequence[Any]) -> str:
 
 
 def _raw_changes(
-    entity: str, events: dict[tuple[tuple[Any, ...], datetime], _Event]
+    table: _Table, events: dict[tuple[tuple[Any, ...], datetime], _Event]
 ) -> list[tuple[datetime, str, str, FieldChange, int]]:
     """Changes of entities whose object is one version row: listed, delisted or diffed."""
     found: list[tuple[datetime, str, str, FieldChange, int]] = []
@@ -171,9 +200,11 @@ def _raw_changes(
         new = event.new.raw if event.new is not None else None
         if old is None or new is None:
             fields = [FieldChange(LISTED, old, new)]
+        elif table.nested:
+            fields = diff_objects(flatten(old), flatten(new))
         else:
             fields = diff_objects(old, new)
-        found.extend((at, entity, _key_text(key), c, event.observation_id) for c in fields)
+        found.extend((at, table.entity, _key_text(key), c, event.observation_id) for c in fields)
     return found
 
 
@@ -215,20 +246,26 @@ def _symbol_changes(
     return found
 
 
-def _observed_before(conn: Connection, instants: Iterable[datetime]) -> dict[datetime, Any]:
-    """For each instant, the last successful exchange_info observation strictly before it."""
-    times = sorted(set(instants))
-    if not times:
+def _observed_before(
+    conn: Connection, instants: Iterable[tuple[str, datetime]]
+) -> dict[tuple[str, datetime], Any]:
+    """For each (stream, instant), the stream's last successful observation before it."""
+    pairs = sorted(set(instants))
+    if not pairs:
         return {}
     rows = conn.execute(
         text(
-            "SELECT t, (SELECT max(observed_at) FROM observations WHERE stream = :s"
-            "           AND outcome = ANY(:ok) AND observed_at < t)"
-            " FROM unnest(CAST(:times AS timestamptz[])) AS t"
+            "SELECT s, t, (SELECT max(observed_at) FROM observations WHERE stream = s"
+            "              AND outcome = ANY(:ok) AND observed_at < t)"
+            " FROM unnest(CAST(:streams AS text[]), CAST(:times AS timestamptz[])) AS u(s, t)"
         ),
-        {"s": STREAM, "ok": list(SUCCESS_OUTCOMES), "times": times},
+        {
+            "ok": list(SUCCESS_OUTCOMES),
+            "streams": [p[0] for p in pairs],
+            "times": [p[1] for p in pairs],
+        },
     ).all()
-    return {r[0]: r[1] for r in rows}
+    return {(r[0], r[1]): r[2] for r in rows}
 
 
 def _matches(field: str, patterns: Sequence[str]) -> bool:
@@ -241,27 +278,35 @@ def changes(
     start: datetime,
     end: datetime,
     *,
+    streams: Collection[str] = PUBLIC_STREAMS,
     symbol: str | None = None,
     fields: Sequence[str] = (),
     exclude_fields: Sequence[str] = (),
     limit: int,
     cursor: str | None = None,
 ) -> ChangePage:
-    """One page of the changes within ``[start, end)``, after ``cursor`` if given.
+    """One page of the changes of ``streams`` within ``[start, end)``, after ``cursor``.
 
-    ``symbol`` keeps only that symbol's changes (rate limits and exchange filters are no
+    The default ``streams`` are the public ones: the account's need asking for.
+    ``symbol`` keeps only that symbol's changes (its rules, its commission and its
+    delisting; the account, rate limits, exchange filters and system status are no
     symbol's); ``fields`` keeps, and ``exclude_fields`` drops, the fields named or under
     a named prefix. Raises ``CursorError`` for a token this feed did not make.
     """
+    unknown = set(streams) - set(STREAMS)
+    if unknown:
+        raise ValueError(f"unknown streams: {', '.join(sorted(unknown))}")
     after = decode_cursor(cursor) if cursor is not None else None
     lower = max(start, after[0]) if after is not None else start
-    symbol_events = _events(_rows_changing(conn, _SYMBOLS, lower, end, symbol), lower, end)
-    filter_events = _events(_rows_changing(conn, _FILTERS, lower, end, symbol), lower, end)
-    found = _symbol_changes(symbol_events, filter_events)
-    if symbol is None:
-        for table in (_RATE_LIMITS, _EXCHANGE_FILTERS):
-            rows = _rows_changing(conn, table, lower, end, None)
-            found.extend(_raw_changes(table.entity, _events(rows, lower, end)))
+    found: list[tuple[datetime, str, str, FieldChange, int]] = []
+    if "exchange_info" in streams:
+        symbol_events = _events(_rows_changing(conn, _SYMBOLS, lower, end, symbol), lower, end)
+        filter_events = _events(_rows_changing(conn, _FILTERS, lower, end, symbol), lower, end)
+        found.extend(_symbol_changes(symbol_events, filter_events))
+    for table in _WHOLE_ROW_TABLES:
+        if table.stream in streams and (symbol is None or table.per_symbol):
+            rows = _rows_changing(conn, table, lower, end, symbol)
+            found.extend(_raw_changes(table, _events(rows, lower, end)))
     selected = sorted(
         (
             item
@@ -273,9 +318,19 @@ def changes(
         key=lambda item: (item[0], item[1], item[2], item[3].field),
     )
     page = selected[:limit]
-    before = _observed_before(conn, (item[0] for item in page))
+    before = _observed_before(conn, ((_STREAM_OF[item[1]], item[0]) for item in page))
     result = [
-        Change(at, entity, key, c.field, c.old, c.new, observation_id, before[at])
+        Change(
+            at,
+            _STREAM_OF[entity],
+            entity,
+            key,
+            c.field,
+            c.old,
+            c.new,
+            observation_id,
+            before[(_STREAM_OF[entity], at)],
+        )
         for at, entity, key, c, observation_id in page
     ]
     more = len(selected) > limit

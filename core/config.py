@@ -99,8 +99,10 @@ class ApiSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     token: Secret = field(default_factory=lambda: Secret(""))
+    database_url: Secret = field(default_factory=lambda: Secret(""))
     workers: int = 2
     threads: int = 8
+    answer_cache_entries: int = 4096
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"[api] port must be 0..65535, got {settings.api.port}")
     if settings.api.workers < 1 or settings.api.threads < 1:
         raise ConfigError("[api] workers and threads must be at least 1")
+    if settings.api.answer_cache_entries < 0:
+        raise ConfigError(
+            f"[api] answer_cache_entries must be 0 or more, got {settings.api.answer_cache_entries}"
+        )
 
 
 KEY_TYPES = ("hmac", "ed25519")

@@ -17,6 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import DatabaseSettings
 
+# The role the API acts as (migration 0070): it may read what the API serves, nothing more.
+API_ROLE = "exmeta_api"
+
 
 def normalize_url(url: str) -> URL:
     """Accept the URLs people paste (``postgres://``, ``postgresql://``) and pin psycopg 3."""
@@ -37,6 +40,7 @@ def create_db_engine(
     application_name: str = "exmeta",
     pool_size: int = 5,
     pre_ping: bool = True,
+    read_only_role: str | None = None,
 ) -> Engine:
     """An engine whose connections notice a dead peer and never wait forever.
 
@@ -54,8 +58,19 @@ def create_db_engine(
     poller, which must not lose a poll to a connection that died in the pool (a
     PostgreSQL restart kills them all); the API skips it, since a stale connection costs
     one 503 and SQLAlchemy then discards the whole pool.
+
+    With ``read_only_role``, every connection acts as that role from its start-up packet
+    (no extra round trip, nothing a pool reset undoes), and its transactions are read
+    only. The role's grants are what refuses a write; read-only transactions only make
+    the refusal earlier and explicit.
     """
     statement_ms = int(settings.statement_timeout_seconds * 1000)
+    options = (
+        f"-c statement_timeout={statement_ms}"
+        f" -c idle_in_transaction_session_timeout={statement_ms} -c TimeZone=UTC"
+    )
+    if read_only_role is not None:
+        options += f" -c role={read_only_role} -c default_transaction_read_only=on"
     engine = create_engine(
         normalize_url(url),
         pool_pre_ping=pre_ping,
@@ -69,8 +84,7 @@ def create_db_engine(
             "keepalives_interval": 5,
             "keepalives_count": 3,
             "tcp_user_timeout": statement_ms,
-            "options": f"-c statement_timeout={statement_ms}"
-            f" -c idle_in_transaction_session_timeout={statement_ms} -c TimeZone=UTC",
+            "options": options,
         },
     )
 

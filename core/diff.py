@@ -14,6 +14,24 @@ class FieldChange:
     new: Any
 
 
+def flatten(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Nested objects' fields lifted to the top as ``parent.child`` (one level deep).
+
+    The account and commission objects nest their rates (``commissionRates.maker``,
+    ``standardCommission.taker``); a reader wants the one rate that changed, not both
+    whole objects. Lists stay values: a permission list is one field.
+    """
+    if obj is None:
+        return None
+    flat: dict[str, Any] = {}
+    for name, value in obj.items():
+        if isinstance(value, dict):
+            flat.update({f"{name}.{sub}": inner for sub, inner in value.items()})
+        else:
+            flat[name] = value
+    return flat
+
+
 def diff_objects(
     old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, prefix: str = ""
 ) -> list[FieldChange]:

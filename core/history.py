@@ -167,6 +167,17 @@ def evidence(
     return Evidence(before, after, True, gap_from=before, gap_to=after)
 
 
+def versions_generation(conn: Connection, stream: str) -> int | None:
+    """The id of the observation that last changed ``stream``'s versions (None: none yet).
+
+    It grows with every write that opens or closes a version of the stream, in the same
+    transaction, so two equal readings mean the stream's versions did not change between.
+    """
+    return conn.execute(
+        text("SELECT state_observation_id FROM stream_heads WHERE stream = :s"), {"s": stream}
+    ).scalar_one_or_none()
+
+
 def _fetch(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Rows as plain tuples from the driver, in ``conn``'s transaction.
 

@@ -152,6 +152,24 @@ class Replica(Base):
     stopped_at: Mapped[datetime | None]
 
 
+class RequestBudget(Base):
+    """The IP's standing with Binance, shared by every replica (core.request_budget).
+
+    One row (``id`` 1): replicas on one deployment reach Binance through what we must
+    assume is one IP, and Binance counts weight and bans per IP. Times are the database
+    clock's; ``weight_window`` is the start of the minute that ``used_weight`` was counted in.
+    """
+
+    __tablename__ = "request_budget"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    used_weight: Mapped[int] = mapped_column(Integer)
+    weight_window: Mapped[datetime]
+    paused_until: Mapped[datetime]
+    pause_reason: Mapped[str] = mapped_column(Text)
+
+
 class VersionMixin:
     """Columns and constraints every versioned table has; ``__key__`` names the key."""
 
@@ -190,6 +208,9 @@ class VersionMixin:
                 unique=True,
                 postgresql_where=text("valid_to IS NULL"),
             ),
+            # The change feed's window: versions that open, or close, between two instants.
+            Index(f"ix_{name}_valid_from", "valid_from"),
+            Index(f"ix_{name}_valid_to", "valid_to", postgresql_where=text("valid_to IS NOT NULL")),
         )
 
 

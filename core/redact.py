@@ -48,12 +48,13 @@ class RedactingFilter(logging.Filter):
 
 
 def settings_secrets(settings: Settings) -> list[str]:
-    """Every configured secret value: key, HMAC secret, API token, database URL."""
+    """Every configured secret value: key, HMAC secret, API token, database URLs."""
     secrets: list[Secret] = [
         settings.binance.api_key,
         settings.binance.api_secret,
         settings.api.token,
         settings.database.url,
+        settings.api.database_url,
     ]
     return [s.reveal() for s in secrets if s]
 

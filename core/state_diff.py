@@ -1,9 +1,12 @@
-"""The whole-state diff: how the exchange_info state at one instant differs from another's.
+"""The whole-state diff: how the state at one instant differs from another's.
 
 Unlike the change feed, which lists every step, this compares two snapshots only: a tick
 size that went 0.01 → 0.10 → 0.01 between them is no difference. Both snapshots are read
 with the same as-of rule as every other answer, and symbols are compared as a reader
-sees them: their own fields and their filters (``filters.PRICE_FILTER.tickSize``).
+sees them: their own fields and their filters (``filters.PRICE_FILTER.tickSize``). The
+account and commissions are compared field by field like in the change feed (nested
+rates as ``commissionRates.maker``); balances are not compared (see core.changes), and
+the account's part is read only when the caller asks for it (``private``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, text
 
-from core.diff import FieldChange, diff_objects
+from core.diff import FieldChange, diff_objects, flatten
 from core.history import symbols_as_of
 
 
@@ -40,6 +43,10 @@ class StateDiff:
     symbols: EntityDiff
     rate_limits: EntityDiff
     exchange_filters: EntityDiff
+    system_status: EntityDiff
+    delistings: EntityDiff
+    account: EntityDiff | None  # None: not asked for (private)
+    commissions: EntityDiff | None
 
 
 def _symbol_objects(conn: Connection, at: datetime) -> dict[str, dict[str, Any]]:
@@ -78,6 +85,10 @@ def _raw_at(conn: Connection, table: str, key: str, at: datetime) -> dict[str, d
     return {r[0]: orjson.loads(r[1]) for r in rows}
 
 
+def _nested_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[FieldChange]:
+    return diff_objects(flatten(old), flatten(new))
+
+
 def _compare(
     before: Mapping[str, Any],
     after: Mapping[str, Any],
@@ -95,19 +106,37 @@ def _compare(
     )
 
 
-def state_diff(conn: Connection, start: datetime, end: datetime) -> StateDiff:
-    """How the exchange_info state as of ``end`` differs from the state as of ``start``."""
+def _table_diff(
+    conn: Connection,
+    table: str,
+    key: str,
+    start: datetime,
+    end: datetime,
+    differ: Callable[[Any, Any], list[FieldChange]] = diff_objects,
+) -> EntityDiff:
+    return _compare(_raw_at(conn, table, key, start), _raw_at(conn, table, key, end), differ)
+
+
+def state_diff(
+    conn: Connection, start: datetime, end: datetime, *, private: bool = False
+) -> StateDiff:
+    """How the state as of ``end`` differs from the state as of ``start``.
+
+    The account and its commissions are compared only if ``private``.
+    """
     rate_limit_key = "rate_limit_type || ':' || interval || ':' || interval_num"
+    account = commissions = None
+    if private:
+        account = _table_diff(conn, "account_versions", "account", start, end, _nested_changes)
+        commissions = _table_diff(
+            conn, "commission_versions", "symbol", start, end, _nested_changes
+        )
     return StateDiff(
         symbols=_compare(_symbol_objects(conn, start), _symbol_objects(conn, end), _symbol_changes),
-        rate_limits=_compare(
-            _raw_at(conn, "rate_limit_versions", rate_limit_key, start),
-            _raw_at(conn, "rate_limit_versions", rate_limit_key, end),
-            diff_objects,
-        ),
-        exchange_filters=_compare(
-            _raw_at(conn, "exchange_filter_versions", "filter_type", start),
-            _raw_at(conn, "exchange_filter_versions", "filter_type", end),
-            diff_objects,
-        ),
+        rate_limits=_table_diff(conn, "rate_limit_versions", rate_limit_key, start, end),
+        exchange_filters=_table_diff(conn, "exchange_filter_versions", "filter_type", start, end),
+        system_status=_table_diff(conn, "system_status_versions", "system", start, end),
+        delistings=_table_diff(conn, "delisting_versions", "symbol", start, end),
+        account=account,
+        commissions=commissions,
     )

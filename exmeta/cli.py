@@ -20,18 +20,20 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from core.changes import STREAMS as FEED_STREAMS
 from core.config import ConfigError, Settings, load_settings
-from core.db import create_db_engine, redact_url
+from core.db import API_ROLE, create_db_engine, redact_url
 from core.redact import install as install_redaction
 from core.redact import settings_secrets
 from core.timeparse import TimeParseError, parse_instant
 from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
+from exmeta.table import table
 
 log = logging.getLogger("exmeta")
 
@@ -155,7 +157,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _configure_logging(settings)
-    with _database(settings) as url:
+    with _api_database(settings) as url:
+        with _api_engine(settings, url, "api"):
+            pass  # refuse to start, in one line, rather than answer every request with a 503
 
         class Server(BaseApplication):  # type: ignore[misc]
             def load_config(self) -> None:
@@ -179,7 +183,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
                 # Runs in each worker after the fork: engines are never shared across forks.
                 engine = create_db_engine(
-                    url, settings.database, application_name="exmeta-api", pre_ping=False
+                    url,
+                    settings.database,
+                    application_name="exmeta-api",
+                    pre_ping=False,
+                    read_only_role=API_ROLE,
                 )
                 app = create_app(settings, engine, streams=settings.enabled_streams())
                 # Long-lived objects (modules, the app) leave the collector's view, so the
@@ -242,9 +250,13 @@ T = TypeVar("T")
 
 
 @contextmanager
-def _engine(settings: Settings, url: str, name: str) -> Iterator[Engine]:
+def _engine(
+    settings: Settings, url: str, name: str, *, read_only_role: str | None = None
+) -> Iterator[Engine]:
     """An engine for one command; any database problem becomes a one-line exit 2."""
-    engine = create_db_engine(url, settings.database, application_name=f"exmeta-{name}")
+    engine = create_db_engine(
+        url, settings.database, application_name=f"exmeta-{name}", read_only_role=read_only_role
+    )
     try:
         yield engine
     except OperationalError as exc:
@@ -256,6 +268,30 @@ def _engine(settings: Settings, url: str, name: str) -> Iterator[Engine]:
         raise CliError(f"cannot read the database: {reason}", 2) from None
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _api_database(settings: Settings) -> Iterator[str]:
+    """The URL the API connects with: its own login if configured, else the database's."""
+    own = settings.api.database_url.reveal()
+    if own:
+        yield own
+        return
+    with _database(settings) as url:
+        yield url
+
+
+@contextmanager
+def _api_engine(settings: Settings, url: str, name: str) -> Iterator[Engine]:
+    """An engine that reads as the API does, acting as its role; checked to connect.
+
+    A login that cannot act as the role fails here in one line (exit 2), not as a 503
+    on every request.
+    """
+    with _engine(settings, url, name, read_only_role=API_ROLE) as engine:
+        with engine.connect():
+            pass
+        yield engine
 
 
 def _read(settings: Settings, name: str, query: Callable[[Connection], T]) -> T:
@@ -280,7 +316,8 @@ def _instant(value: str, name: str) -> datetime:
 
 
 def cmd_changes(args: argparse.Namespace) -> int:
-    """Print the change feed as JSON Lines: the objects /v1/changes answers, every page.
+    """Print the change feed, every page: a table, or with ``--json`` JSON Lines of the
+    objects /v1/changes answers.
 
     The objects are built by the API's own renderer from the same core query, so the
     command and the route cannot disagree; each page is read in one snapshot and the
@@ -291,12 +328,21 @@ def cmd_changes(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _configure_logging(settings)
+    # As for the API's caller with the token: the operator holds the configuration.
+    readable = changes.STREAMS if settings.api.token else changes.PUBLIC_STREAMS
+    if args.stream is not None and args.stream not in readable:
+        raise CliError(f"--stream {args.stream} needs [api] token (EXMETA_API__TOKEN)", 2)
+    streams = readable if args.stream is None else (args.stream,)
     end = _instant(args.to, "--to") if args.to else datetime.now(UTC)
     start = _instant(args.start, "--from") if args.start else end - DEFAULT_WINDOW
     if start >= end:
         raise CliError("--from must be before --to (--to defaults to now)", 2)
     cursor: str | None = None
-    with _database(settings) as url, _engine(settings, url, "changes") as engine:
+    rows: list[list[object]] = []
+    with (
+        _api_database(settings) as url,
+        _api_engine(settings, url, "changes") as engine,
+    ):
         while True:
             with engine.connect() as conn:
                 conn.execution_options(isolation_level="REPEATABLE READ")
@@ -304,17 +350,27 @@ def cmd_changes(args: argparse.Namespace) -> int:
                     conn,
                     start,
                     end,
+                    streams=streams,
                     symbol=args.symbol,
                     fields=args.field,
                     exclude_fields=args.exclude_field,
                     limit=CHANGES_PAGE,
                     cursor=cursor,
                 )
-            for change in render.change_feed(page, start, end)["changes"]:
-                sys.stdout.write(orjson.dumps(change).decode() + "\n")
+            for change in render.change_feed(page, start, end, streams)["changes"]:
+                if args.json:
+                    sys.stdout.write(orjson.dumps(change).decode() + "\n")
+                else:
+                    rows.append([change[h] for h in CHANGE_HEADERS])
             if page.next_cursor is None:
-                return 0
+                break
             cursor = page.next_cursor
+    if not args.json:
+        print(table(CHANGE_HEADERS, rows) if rows else "no change in the window")
+    return 0
+
+
+CHANGE_HEADERS = ("changed_at", "entity", "key", "field", "old", "new")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -361,12 +417,18 @@ def cmd_replicas(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api_get(args: argparse.Namespace, path: str, params: dict[str, str]) -> str:
-    """The body of a successful GET to the API application, run in process on the database.
+ApiGet = Callable[[str, dict[str, str]], str]
+
+
+@contextmanager
+def _api(args: argparse.Namespace) -> Iterator[ApiGet]:
+    """GETs to the API application, run in process on the database: each returns the body
+    of a successful answer.
 
     The read commands go through the routes themselves, so they give the same answers,
     evidence and errors as the API by construction rather than by care. An error answer
-    becomes one line on stderr: exit 2 for bad input, 1 otherwise (not listed, ...).
+    becomes one line on stderr: exit 2 for bad input or a database that cannot answer, 1
+    otherwise (not listed, ...).
     """
     from urllib.parse import urlencode
 
@@ -374,43 +436,169 @@ def _api_get(args: argparse.Namespace, path: str, params: dict[str, str]) -> str
 
     settings = _settings(args)
     _configure_logging(settings)
-    with _database(settings) as url, _engine(settings, url, "read") as engine:
-        response = create_app(settings, engine).test_client().get(f"{path}?{urlencode(params)}")
-    body = response.get_data(as_text=True)
-    if response.status_code != 200:
-        error = orjson.loads(body)["error"]
-        raise CliError(
-            f"{error['code']}: {error['message']}", 2 if response.status_code == 400 else 1
-        )
-    return body
+    with _api_database(settings) as url, _api_engine(settings, url, "read") as engine:
+        # The operator holds the configuration: answers include what the token unlocks
+        # (the account's part of an order check).
+        token = settings.api.token.reveal()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        client = create_app(settings, engine).test_client()
+
+        def get(path: str, params: dict[str, str]) -> str:
+            response = client.get(f"{path}?{urlencode(params)}", headers=headers)
+            body = response.get_data(as_text=True)
+            if response.status_code != 200:
+                error = orjson.loads(body)["error"]
+                raise CliError(
+                    f"{error['code']}: {error['message']}",
+                    2 if response.status_code in (400, 503) else 1,
+                )
+            return body
+
+        yield get
 
 
-def _as_of(args: argparse.Namespace) -> dict[str, str]:
-    if args.at is None:
-        return {}
-    _instant(args.at, "--at")  # refused here, in the CLI's own words
-    return {"as_of": args.at}
+def _evidence_line(label: str, found: dict[str, Any]) -> str:
+    gap = f", in a gap since {found['gap_from']}" if found["gap"] else ""
+    return (
+        f"{label}: last poll before {found['observed_before']},"
+        f" first after {found['observed_after'] or '-'}{gap}"
+    )
+
+
+def _symbol_row(rules: dict[str, Any]) -> list[object]:
+    filters = rules["filters"]
+    price = filters.get("PRICE_FILTER", {})
+    lot = filters.get("LOT_SIZE", {})
+    notional = filters.get("NOTIONAL", filters.get("MIN_NOTIONAL", {}))
+    return [
+        rules["symbol"],
+        rules["status"],
+        price.get("tick_size"),
+        price.get("min_price"),
+        price.get("max_price"),
+        lot.get("step_size"),
+        lot.get("min_qty"),
+        lot.get("max_qty"),
+        notional.get("min_notional"),
+        rules["valid_from"],
+        rules["valid_to"],
+    ]
+
+
+SYMBOL_HEADERS = (
+    "symbol",
+    "status",
+    "tick_size",
+    "min_price",
+    "max_price",
+    "step_size",
+    "min_qty",
+    "max_qty",
+    "min_notional",
+    "valid_from",
+    "valid_to",
+)
 
 
 def cmd_asof(args: argparse.Namespace) -> int:
-    """Print one symbol's rules at an instant: the JSON GET /v1/symbols/{symbol} answers."""
+    """The symbols' rules at an instant (every symbol if none is named), as a table.
+
+    ``--json``: with symbols, one line per symbol, the JSON GET /v1/symbols/{symbol}
+    answers; without, the JSON of GET /v1/symbols.
+    """
     from urllib.parse import quote
 
-    body = _api_get(args, f"/v1/symbols/{quote(args.symbol, safe='')}", _as_of(args))
-    print(body)
+    _instant(args.time, "TIME")  # refused here, in the CLI's own words
+    params = {"as_of": args.time}
+    with _api(args) as get:
+        if args.symbols:
+            bodies = [get(f"/v1/symbols/{quote(s, safe='')}", params) for s in args.symbols]
+        else:
+            bodies = [get("/v1/symbols", params)]
+    if args.json:
+        print("\n".join(bodies))
+        return 0
+    answers = [orjson.loads(b) for b in bodies]
+    rules = answers[0]["symbols"] if not args.symbols else answers
+    print(f"as of {answers[0]['as_of']}: {len(rules)} symbol(s)")
+    print(_evidence_line("evidence", answers[0]["evidence"]))
+    print(table(SYMBOL_HEADERS, [_symbol_row(r) for r in rules]))
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Print GET /v1/symbols/{symbol}/check's answer; exit 0 if accepted, 1 if not."""
+    """GET /v1/symbols/{symbol}/check's answer; exit 0 if accepted, 1 if not."""
     from urllib.parse import quote
 
-    params = {"side": args.side, "type": args.type, "quantity": args.quantity, **_as_of(args)}
-    if args.price is not None:
-        params["price"] = args.price
-    body = _api_get(args, f"/v1/symbols/{quote(args.symbol, safe='')}/check", params)
-    print(body)
-    return 0 if orjson.loads(body)["accepted"] else 1
+    params = {"side": args.side, "type": args.type}
+    if args.at is not None:
+        _instant(args.at, "--at")
+        params["as_of"] = args.at
+    for name in ("quantity", "quote_quantity", "price", "reference_price", "iceberg_quantity"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    with _api(args) as get:
+        body = get(f"/v1/symbols/{quote(args.symbol, safe='')}/check", params)
+    answer = orjson.loads(body)
+    if args.json:
+        print(body)
+    else:
+        order = answer["order"]
+        print(
+            f"{answer['symbol']} as of {answer['as_of']}: {order['side']} {order['type']}"
+            + (f" {order['quantity']}" if order["quantity"] else "")
+            + (f" for {order['quote_quantity']} quote" if order["quote_quantity"] else "")
+            + (f" at {order['price']}" if order["price"] else "")
+        )
+        print(_evidence_line("evidence", answer["evidence"]))
+        verdict = "ACCEPTED" if answer["accepted"] else "REJECTED"
+        unchecked = f", {len(answer['not_checked'])} rule(s) not checked" * bool(
+            answer["not_checked"]
+        )
+        print(f"{verdict}: {len(answer['violations'])} rule(s) broken{unchecked}")
+        rows = [["broken", v["rule"], v["message"]] for v in answer["violations"]]
+        rows += [["not checked", u["rule"], u["reason"]] for u in answer["not_checked"]]
+        if rows:
+            print(table(("verdict", "rule", "why"), rows))
+        nearest = answer["nearest"]
+        print(
+            f"nearest valid: price {nearest['price'] or '-'}, quantity {nearest['quantity'] or '-'}"
+        )
+    return 0 if answer["accepted"] else 1
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """How the state at --to differs from the state at --from, like GET /v1/diff."""
+    _instant(args.start, "--from")
+    params = {"from": args.start}
+    if args.to is not None:
+        _instant(args.to, "--to")
+        params["to"] = args.to
+    with _api(args) as get:
+        body = get("/v1/diff", params)
+    if args.json:
+        print(body)
+        return 0
+    answer = orjson.loads(body)
+    print(f"from {answer['from']} to {answer['to']}")
+    print(_evidence_line("evidence at from", answer["evidence"]["from"]))
+    print(_evidence_line("evidence at to", answer["evidence"]["to"]))
+    rows: list[list[object]] = []
+    for entity, found in answer.items():
+        if not isinstance(found, dict) or "changed" not in found:
+            continue  # from, to, evidence
+        rows += [[entity, "added", key, "-", None, None] for key in found["added"]]
+        rows += [[entity, "removed", key, "-", None, None] for key in found["removed"]]
+        rows += [
+            [entity, "changed", c["key"], f["field"], f["old"], f["new"]]
+            for c in found["changed"]
+            for f in c["changes"]
+        ]
+    if not rows:
+        print("no difference")
+        return 0
+    print(table(("entity", "change", "key", "field", "old", "new"), rows))
+    return 0
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -419,16 +607,21 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return sim_main(args.sim_args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line, exit 2, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"exmeta: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     config_help = (
         "settings file (default: ./config.toml if present); EXMETA_<SECTION>__<KEY> overrides"
     )
-    parser = argparse.ArgumentParser(
-        prog="exmeta", description="Versioned history of Binance spot metadata."
-    )
+    parser = _Parser(prog="exmeta", description="Versioned history of Binance spot metadata.")
     parser.add_argument("--config", type=Path, default=None, help=config_help)
     # Accepted after the subcommand too; SUPPRESS keeps it from resetting the global one.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser(
@@ -449,13 +642,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "replicas", parents=[common], help="list the poller replicas, their state and leases"
     ).set_defaults(func=cmd_replicas)
+    json_help = "print the API's JSON instead of a table, for scripts"
     asof = sub.add_parser(
         "asof",
         parents=[common],
-        help="print one symbol's rules at an instant, like GET /v1/symbols/{symbol}?as_of=",
+        help="the symbols' rules at an instant, like GET /v1/symbols?as_of=",
     )
-    asof.add_argument("symbol", help="e.g. BTCUSDT")
-    asof.add_argument("--at", default=None, help="RFC 3339 or epoch ms (default: now)")
+    asof.add_argument("time", metavar="TIME", help="RFC 3339 with an offset or Z, or epoch ms")
+    asof.add_argument(
+        "symbols", metavar="SYMBOL", nargs="*", help="e.g. BTCUSDT (default: every symbol)"
+    )
+    asof.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON: per SYMBOL a line of GET /v1/symbols/{symbol}, else GET /v1/symbols",
+    )
     asof.set_defaults(func=cmd_asof)
     check = sub.add_parser(
         "check",
@@ -465,20 +666,40 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("symbol", help="e.g. BTCUSDT")
     check.add_argument("--side", required=True, help="BUY or SELL")
     check.add_argument("--type", required=True, help="LIMIT, MARKET, LIMIT_MAKER, ...")
-    check.add_argument("--quantity", required=True)
-    check.add_argument("--price", default=None, help="limit price; for MARKET the reference")
+    check.add_argument("--quantity", default=None, help="the base quantity")
+    check.add_argument(
+        "--quote-quantity",
+        default=None,
+        help="a MARKET order sized in the quote asset (quoteOrderQty), instead of --quantity",
+    )
+    check.add_argument("--price", default=None, help="the limit price (MARKET orders have none)")
+    check.add_argument(
+        "--reference-price",
+        default=None,
+        help="Binance's average price then: checks PERCENT_PRICE* and a MARKET order's notional",
+    )
+    check.add_argument(
+        "--iceberg-quantity", default=None, help="an iceberg's visible part: checks ICEBERG_PARTS"
+    )
     check.add_argument("--at", default=None, help="RFC 3339 or epoch ms (default: now)")
+    check.add_argument("--json", action="store_true", help=json_help)
     check.set_defaults(func=cmd_check)
     changes = sub.add_parser(
         "changes",
         parents=[common],
-        help="print the changes in [--from, --to) as JSON Lines, like GET /v1/changes",
+        help="the changes in [--from, --to), like GET /v1/changes",
     )
     changes.add_argument(
         "--from", dest="start", default=None, help="RFC 3339 or epoch ms (default: --to - 1h)"
     )
     changes.add_argument("--to", default=None, help="RFC 3339 or epoch ms (default: now)")
     changes.add_argument("--symbol", default=None, help="only this symbol's changes")
+    changes.add_argument(
+        "--stream",
+        default=None,
+        choices=FEED_STREAMS,
+        help="only this stream's changes (account ones need [api] token configured)",
+    )
     changes.add_argument(
         "--field", action="append", default=[], help="only this field or those under it (repeat)"
     )
@@ -488,7 +709,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="leave out this field or those under it (repeat)",
     )
+    changes.add_argument("--json", action="store_true", help="JSON Lines, one change a line")
     changes.set_defaults(func=cmd_changes)
+    diff = sub.add_parser(
+        "diff",
+        parents=[common],
+        help="how the state at --to differs from the state at --from, like GET /v1/diff",
+    )
+    diff.add_argument(
+        "--from", dest="start", required=True, help="RFC 3339 or epoch ms: the earlier state"
+    )
+    diff.add_argument("--to", default=None, help="RFC 3339 or epoch ms (default: now)")
+    diff.add_argument("--json", action="store_true", help=json_help)
+    diff.set_defaults(func=cmd_diff)
     # The sim parses its own options (`exmeta sim --help`); they pass through untouched.
     sim = sub.add_parser(
         "sim", add_help=False, help="run the Binance look-alike (see `exmeta sim --help`)"

@@ -8,10 +8,19 @@ about never earning one (DESIGN §9):
   per poll, with exponential back-off and jitter. Each attempt builds its request anew, so
   a signed request gets a fresh timestamp and signature instead of replaying a stale one.
 - 4xx answers are never retried: the same request would get the same answer.
-- 429 and 418 are not retried either: they close a ``RateGate`` shared by every job of
-  the replica, and nothing is sent to Binance until their ``Retry-After`` has passed.
+- 429 and 418 are not retried either: nothing is sent to Binance, by any job of any
+  replica, until their ``Retry-After`` has passed.
 - When the last ``X-MBX-USED-WEIGHT-1M`` is above the budget, the next request waits for
   the next minute window, before Binance has to complain.
+
+Binance judges the IP, not the replica, so the pause and the used weight are shared
+through the database (``SharedBudget`` over core.request_budget), which every replica
+consults before each request. Each replica also keeps its own ``RateGate`` and
+``WeightBudget``: they answer without a round trip while they already know the answer
+(a pause in force, a window already spent), and they alone decide while the database
+is unreachable. Then a poll cannot be recorded anyway, and what this replica saw itself
+(its own 429s and used weights, which Binance counts for the whole IP) still keeps it
+from earning a ban; the others learn of it when the database is back.
 """
 
 from __future__ import annotations
@@ -23,7 +32,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from core import request_budget
 from core.config import Settings
+from core.request_budget import Report, Standing
 from poller.binance import BinanceClient, Response
 
 log = logging.getLogger(__name__)
@@ -75,9 +89,8 @@ def retryable(response: Response) -> bool:
 class RateGate:
     """Closed after a 429 or 418 until its Retry-After has passed; shared by all jobs.
 
-    In-process: a replica's jobs share one client and so one gate. The pause is not yet
-    shared with other replicas through the database; with leases only a stream's holder
-    calls Binance for it, so this matters when replicas hold different streams.
+    In-process: a replica's jobs share one client and so one gate. Other replicas learn of
+    the pause through ``SharedBudget``; a pause learnt from them closes this gate too.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -100,12 +113,12 @@ class RateGate:
 
 
 class WeightBudget:
-    """Keeps this replica's used weight per minute under ``fraction`` of the exchange limit.
+    """Keeps the used weight per minute under ``fraction`` of the exchange limit.
 
     Binance counts weight in fixed windows aligned on whole minutes (notes §8.1) and tells
-    the count after each request; past the budget, the next request waits for the next
+    the IP's count after each request; past the budget, the next request waits for the next
     window rather than spending the rest of the limit, which other systems on the same IP
-    (and other replicas) need too.
+    need too. This is what the replica saw itself; ``SharedBudget`` adds what the others saw.
     """
 
     def __init__(
@@ -142,12 +155,112 @@ class WeightBudget:
             return (self._window + 1) * 60 - now + WINDOW_MARGIN_SECONDS
 
 
+class SharedBudget:
+    """This replica's side of the IP's standing in the database (core.request_budget).
+
+    One statement per request: before each, the standing is read and, in the same
+    statement, the used weight this replica was last told is reported. Reporting with the
+    next request rather than after each response keeps it to one statement; a weight
+    above the budget and a 429/418 pause are reported at once, since those are what the
+    other replicas must not wait to hear. Returns None while the database is unreachable:
+    the in-process gate and budget decide meanwhile, and what could not be reported is
+    reported with the first statement that succeeds (a pause only if it is not over).
+    """
+
+    def __init__(
+        self, engine: Engine, replica_id: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        # Autocommit: a read is one round trip with no BEGIN/ROLLBACK around it.
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.replica_id = replica_id
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._weight: tuple[int, float] | None = None  # unreported: used weight, told at
+        self._pause: tuple[float, str] | None = None  # unreported: ends at, reason
+        self._reachable = True
+
+    def check(self, budget: float) -> Standing | None:
+        """The standing before a request, against ``budget`` weight per minute."""
+        return self._exchange(budget)
+
+    def note(self, used_weight: int | None, budget: float) -> None:
+        """Remember the used weight Binance reported; report it now if above ``budget``."""
+        if used_weight is None:
+            return
+        with self._lock:
+            self._weight = (used_weight, self._clock())
+        if used_weight > budget:
+            self._exchange(budget)
+
+    def pause(self, seconds: float, status: int, budget: float) -> None:
+        """Tell every replica that Binance asked for ``seconds`` of silence."""
+        with self._lock:
+            self._pause = (self._clock() + seconds, f"HTTP {status} seen by {self.replica_id}")
+        self._exchange(budget)
+
+    def retell_pause(self, budget: float) -> None:
+        """Report a pause the database missed, now that this replica is paused anyway.
+
+        While paused, a replica sends nothing and so has no request to report it with.
+        """
+        with self._lock:
+            missed = self._pause is not None
+        if missed:
+            self._exchange(budget)
+
+    def _exchange(self, budget: float) -> Standing | None:
+        with self._lock:
+            weight, pause = self._weight, self._pause
+        try:
+            with self._engine.connect() as conn:
+                report = unreported(weight, pause, self._clock())
+                standing = request_budget.standing(conn, budget, report)
+        except SQLAlchemyError as exc:
+            if self._reachable:
+                log.warning(
+                    "shared rate-limit state unreachable (%s); this replica's own gate and"
+                    " budget decide until it is back",
+                    exc,
+                )
+            self._reachable = False
+            return None
+        if not self._reachable:
+            log.info("shared rate-limit state reachable again")
+        self._reachable = True
+        with self._lock:
+            if self._weight is weight:
+                self._weight = None
+            if self._pause is pause:
+                self._pause = None
+        return standing
+
+
+def unreported(
+    weight: tuple[int, float] | None, pause: tuple[float, str] | None, now: float
+) -> Report | None:
+    """What to tell the database, as of ``now``: ages and time left, not instants.
+
+    ``weight`` is (used weight, when told) and ``pause`` (when it ends, reason), both on
+    this replica's monotonic clock, which only the database can place in time. A pause
+    already over is news to nobody.
+    """
+    if pause is not None and pause[0] <= now:
+        pause = None
+    if weight is None and pause is None:
+        return None
+    used, told_at = weight or (None, now)
+    if pause is None:
+        return Report(used, now - told_at)
+    return Report(used, now - told_at, pause[0] - now, pause[1])
+
+
 class RetryingClient:
     """``BinanceClient.get`` behind the retry policy, the rate gate and the weight budget.
 
     One per replica, shared by its jobs, because the gate and the budget are about the
-    IP's standing with Binance, not about one stream. ``wait`` sleeps and returns True if
-    the replica is stopping (``threading.Event.wait``), so no back-off delays a shutdown.
+    IP's standing with Binance, not about one stream; ``shared`` (if given) extends them
+    to every replica on the database. ``wait`` sleeps and returns True if the replica is
+    stopping (``threading.Event.wait``), so no back-off delays a shutdown.
     """
 
     def __init__(
@@ -158,11 +271,13 @@ class RetryingClient:
         budget: WeightBudget,
         wait: Wait,
         rng: random.Random | None = None,
+        shared: SharedBudget | None = None,
     ) -> None:
         self.client = client
         self.policy = policy
         self.gate = gate
         self.budget = budget
+        self.shared = shared
         self._wait = wait
         self._rng = rng or random.Random()
 
@@ -181,12 +296,11 @@ class RetryingClient:
         waited = 0.0
         attempts = 0
         while True:
-            paused = self.gate.remaining()
+            paused, delay = self._clearance()
             if paused > 0:
                 if attempts == 0:
                     return _paused(paused, self.gate.reason, started)
                 break  # another job was told to stop: keep the last answer, send nothing
-            delay = self.budget.wait_seconds()
             if delay > 0:
                 log.info(
                     "used weight above %.0f of %d; waiting %.1f s for the next minute",
@@ -197,9 +311,12 @@ class RetryingClient:
                 waited += delay
                 if self._wait(delay):
                     return _stopped(started, attempts, waited)
+                continue  # a pause may have begun meanwhile: look again before sending
             attempts += 1
             response = attempt(read_timeout)
             self.budget.note(response.used_weight)
+            if self.shared is not None:
+                self.shared.note(response.used_weight, self.budget.budget)
             if response.status in (429, 418):
                 response = self._pause(response)
                 break
@@ -223,10 +340,36 @@ class RetryingClient:
             backoff_ms=int(waited * 1000),
         )
 
+    def _clearance(self) -> tuple[float, float]:
+        """Seconds of pause left, and of waiting for the weight budget, before a request.
+
+        What this replica knows answers first; only when it sees no reason to hold back is
+        the database asked what the other replicas saw.
+        """
+        paused = self.gate.remaining()
+        if paused > 0:
+            if self.shared is not None:
+                self.shared.retell_pause(self.budget.budget)
+            return paused, 0.0
+        delay = self.budget.wait_seconds()
+        if delay > 0 or self.shared is None:
+            return 0.0, delay
+        standing = self.shared.check(self.budget.budget)
+        if standing is None:
+            return 0.0, 0.0
+        if standing.paused_seconds > 0:
+            self.gate.close_for(standing.paused_seconds, standing.pause_reason)
+            return standing.paused_seconds, 0.0
+        if standing.wait_seconds > 0:
+            return 0.0, standing.wait_seconds + WINDOW_MARGIN_SECONDS
+        return 0.0, 0.0
+
     def _pause(self, response: Response) -> Response:
         banned = response.status == 418
         pause = DEFAULT_PAUSE_SECONDS if response.retry_after is None else response.retry_after
         self.gate.close_for(pause, f"HTTP {response.status}")
+        if self.shared is not None:
+            self.shared.pause(pause, response.status or 0, self.budget.budget)
         log.warning(
             "Binance answered %s; no request for %.0f s%s",
             response.status,

@@ -29,7 +29,7 @@ from core.leases import Lease
 from poller.account_jobs import signed_jobs, system_status_job
 from poller.binance import BinanceClient
 from poller.job import StreamJob, exchange_info_job
-from poller.retry import RateGate, RetryingClient, RetryPolicy, WeightBudget
+from poller.retry import RateGate, RetryingClient, RetryPolicy, SharedBudget, WeightBudget
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,9 @@ def read_timeout(settings: Settings, interval: float) -> float:
     return min(settings.binance.timeout_seconds, READ_TIMEOUT_SHARE_OF_INTERVAL * interval)
 
 
-def retrying_client(settings: Settings, stop: threading.Event) -> RetryingClient:
+def retrying_client(
+    settings: Settings, stop: threading.Event, shared: SharedBudget | None = None
+) -> RetryingClient:
     """The replica's one way to Binance: one gate and one budget for all of its jobs."""
     return RetryingClient(
         BinanceClient(settings.binance),
@@ -276,6 +278,7 @@ def retrying_client(settings: Settings, stop: threading.Event) -> RetryingClient
         RateGate(),
         WeightBudget(settings.poller.weight_budget),
         wait=stop.wait,
+        shared=shared,
     )
 
 
@@ -286,7 +289,7 @@ def build_poller(settings: Settings, engine: Engine, replica_id: str) -> Poller:
     the configured key cannot or must not be used.
     """
     stop = threading.Event()
-    client = retrying_client(settings, stop)
+    client = retrying_client(settings, stop, SharedBudget(engine, replica_id))
     interval = settings.poller.exchange_info_interval
     jobs = [
         ScheduledJob(

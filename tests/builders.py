@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,9 +13,15 @@ from sqlalchemy import Engine
 
 from core.bodies import blank_server_time
 from core.config import Settings, replace_section
-from core.ingest import Fetched, Recorded, StreamWriter
+from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
 from poller.parse import parse_exchange_info
-from poller.retry import RetryingClient
+from poller.parse_account import (
+    parse_account,
+    parse_commissions,
+    parse_delist_schedule,
+    parse_system_status,
+)
+from poller.retry import RetryingClient, SharedBudget
 from poller.runner import retrying_client
 
 
@@ -30,10 +37,13 @@ def poller_settings(base_url: str, **binance: Any) -> Settings:
 
 
 def client_for(
-    base_url: str, stop: threading.Event | None = None, **binance: Any
+    base_url: str,
+    stop: threading.Event | None = None,
+    shared: SharedBudget | None = None,
+    **binance: Any,
 ) -> RetryingClient:
     """The replica's retrying client, as ``exmeta poll`` builds it, aimed at ``base_url``."""
-    return retrying_client(poller_settings(base_url, **binance), stop or threading.Event())
+    return retrying_client(poller_settings(base_url, **binance), stop or threading.Event(), shared)
 
 
 def at(text: str) -> datetime:
@@ -121,6 +131,30 @@ def exchange_info(*symbols: dict[str, Any], weight_limit: int = 6000) -> dict[st
     }
 
 
+def record_body(
+    engine: Engine,
+    stream: str,
+    body: bytes,
+    when: datetime,
+    parse: Callable[[bytes], Snapshot],
+    *,
+    writer: StreamWriter | None = None,
+    replica_id: str = "test",
+) -> Recorded:
+    """Record ``body`` as the successful answer ``stream`` got at ``when``."""
+    fetched = Fetched(
+        stream=stream,
+        replica_id=replica_id,
+        requested_at=when,
+        duration_ms=1,
+        http_status=200,
+        used_weight=20,
+        body=body,
+        server_time=when,  # pins observed_at to the test's timeline (else the database clock)
+    )
+    return (writer or StreamWriter(engine, stream)).record(fetched, parse)
+
+
 def record_exchange_info(
     engine: Engine,
     document: dict[str, Any] | bytes,
@@ -136,17 +170,15 @@ def record_exchange_info(
     else:
         raw = document
     body, _ = blank_server_time(raw)
-    fetched = Fetched(
-        stream="exchange_info",
+    return record_body(
+        engine,
+        "exchange_info",
+        body,
+        when,
+        parse_exchange_info,
+        writer=writer,
         replica_id=replica_id,
-        requested_at=when,
-        duration_ms=1,
-        http_status=200,
-        used_weight=20,
-        body=body,
-        server_time=when,
     )
-    return (writer or StreamWriter(engine, "exchange_info")).record(fetched, parse_exchange_info)
 
 
 def record_failure(
@@ -163,3 +195,65 @@ def record_failure(
         error_message="Service Unavailable",
     )
     return StreamWriter(engine, "exchange_info").record(fetched)
+
+
+STREAM_PARSERS: dict[str, Callable[[bytes], Snapshot]] = {
+    "account": parse_account,
+    "account_commission": parse_commissions,
+    "system_status": parse_system_status,
+    "delistings": parse_delist_schedule,
+}
+
+
+def record_stream(engine: Engine, stream: str, document: Any, when: datetime) -> Recorded:
+    """Record ``document`` as the answer of the account-side ``stream`` at ``when``."""
+    return record_body(engine, stream, orjson.dumps(document), when, STREAM_PARSERS[stream])
+
+
+def account_document(
+    *,
+    can_trade: bool = True,
+    permissions: tuple[str, ...] = ("SPOT",),
+    maker: str = "0.00100000",
+    btc: str = "1.00000000",
+    update_time: int = 1,
+) -> dict[str, Any]:
+    return {
+        "makerCommission": 10,
+        "takerCommission": 10,
+        "buyerCommission": 0,
+        "sellerCommission": 0,
+        "commissionRates": {
+            "maker": maker,
+            "taker": "0.00100000",
+            "buyer": "0.00000000",
+            "seller": "0.00000000",
+        },
+        "canTrade": can_trade,
+        "canWithdraw": False,
+        "canDeposit": True,
+        "brokered": False,
+        "requireSelfTradePrevention": False,
+        "preventSor": False,
+        "updateTime": update_time,
+        "accountType": "SPOT",
+        "balances": [{"asset": "BTC", "free": btc, "locked": "0.00000000"}],
+        "permissions": list(permissions),
+        "uid": 354937868,
+    }
+
+
+def commission_document(symbol: str = "BTCUSDT", taker: str = "0.00100000") -> dict[str, Any]:
+    rates = {"maker": "0.00100000", "taker": taker, "buyer": "0.00000000", "seller": "0.00000000"}
+    return {
+        "symbol": symbol,
+        "standardCommission": rates,
+        "specialCommission": {k: "0.00000000" for k in rates},
+        "taxCommission": {k: "0.00000000" for k in rates},
+        "discount": {
+            "enabledForAccount": True,
+            "enabledForSymbol": True,
+            "discountAsset": "BNB",
+            "discount": "0.75000000",
+        },
+    }

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 import migrations
 from binance_sim.server import SimServer
 from core.config import DatabaseSettings
-from core.db import create_db_engine
+from core.db import API_ROLE, create_db_engine
 from exmeta.embedded import EmbeddedPostgres
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -28,7 +28,8 @@ FIGURES = pytest.StashKey[list[str]]()
 TABLES = (
     "symbol_filter_versions, symbol_versions, rate_limit_versions, exchange_filter_versions,"
     " account_versions, balance_versions, commission_versions, system_status_versions,"
-    " delisting_versions, observations, raw_bodies, stream_heads, stream_leases, replicas"
+    " delisting_versions, observations, raw_bodies, stream_heads, stream_leases, replicas,"
+    " request_budget"
 )
 
 
@@ -87,6 +88,29 @@ def engine(migrated_engine: Engine) -> Engine:
     with migrated_engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     return migrated_engine
+
+
+@pytest.fixture(scope="session")
+def read_only_engine(migrated_engine: Engine, database_url: str) -> Iterator[Engine]:
+    engine = create_db_engine(
+        database_url,
+        DatabaseSettings(),
+        application_name="exmeta-tests-api",
+        pre_ping=False,
+        read_only_role=API_ROLE,
+    )
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def api_engine(engine: Engine, read_only_engine: Engine) -> Engine:
+    """The emptied test database as the API reaches it: acting as exmeta_api, read only.
+
+    Tests write their story through ``engine`` and give the API this one, so every API
+    test also shows that the API's role can read all that the routes read.
+    """
+    return read_only_engine
 
 
 @pytest.fixture

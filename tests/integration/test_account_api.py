@@ -74,10 +74,10 @@ def client_for(engine: Engine, settings: Settings) -> FlaskClient:
 
 
 def test_account_routes_answer_as_of_with_evidence(
-    engine: Engine, polled: tuple[Settings, list[Recorded]]
+    api_engine: Engine, polled: tuple[Settings, list[Recorded]]
 ) -> None:
     settings, (first, second) = polled
-    client = client_for(engine, settings)
+    client = client_for(api_engine, settings)
     between = first.observed_at + (second.observed_at - first.observed_at) / 2
 
     account = ok(client.get("/v1/account", headers=AUTH), schemas.AccountAsOf)
@@ -111,10 +111,10 @@ def test_account_routes_answer_as_of_with_evidence(
 
 
 def test_system_status_and_delistings_are_public_and_versioned(
-    engine: Engine, polled: tuple[Settings, list[Recorded]]
+    api_engine: Engine, polled: tuple[Settings, list[Recorded]]
 ) -> None:
     settings, (first, second) = polled
-    client = client_for(engine, settings)
+    client = client_for(api_engine, settings)
     between = first.observed_at + (second.observed_at - first.observed_at) / 2
     now = ok(client.get("/v1/system-status"), schemas.SystemStatusAsOf)
     then = ok(client.get(f"/v1/system-status?as_of={q(between)}"), schemas.SystemStatusAsOf)
@@ -137,9 +137,12 @@ def test_system_status_and_delistings_are_public_and_versioned(
     "authorization", [None, "Bearer wrong", f"Basic {API_TOKEN}", f"Bearer {API_TOKEN}x"]
 )
 def test_account_routes_need_the_right_token(
-    engine: Engine, polled: tuple[Settings, list[Recorded]], route: str, authorization: str | None
+    api_engine: Engine,
+    polled: tuple[Settings, list[Recorded]],
+    route: str,
+    authorization: str | None,
 ) -> None:
-    client = client_for(engine, polled[0])
+    client = client_for(api_engine, polled[0])
     headers = {} if authorization is None else {"Authorization": authorization}
     response = client.get(route, headers=headers)
     assert error_code(response, 401) == "unauthorized"
@@ -149,18 +152,18 @@ def test_account_routes_need_the_right_token(
 
 @pytest.mark.parametrize("route", ACCOUNT_ROUTES)
 def test_account_routes_without_a_configured_token_say_how_to_set_one(
-    engine: Engine, polled: tuple[Settings, list[Recorded]], route: str
+    api_engine: Engine, polled: tuple[Settings, list[Recorded]], route: str
 ) -> None:
     settings = replace_section(polled[0], "api", token=Secret(""))
-    response = client_for(engine, settings).get(route, headers=AUTH)
+    response = client_for(api_engine, settings).get(route, headers=AUTH)
     assert error_code(response, 403) == "forbidden"
     assert "EXMETA_API__TOKEN" in response.json["error"]["message"]  # type: ignore[index]
 
 
 def test_public_routes_stay_open_and_the_spec_documents_the_new_routes(
-    engine: Engine, polled: tuple[Settings, list[Recorded]]
+    api_engine: Engine, polled: tuple[Settings, list[Recorded]]
 ) -> None:
-    client = client_for(engine, polled[0])
+    client = client_for(api_engine, polled[0])
     assert client.get("/v1/system-status").status_code == 200
     spec = client.get("/openapi.json").json
     assert spec is not None

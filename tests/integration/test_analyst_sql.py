@@ -8,15 +8,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from tests.builders import at, exchange_info, record_exchange_info, symbol
+from api import schemas
+from core.timeparse import format_instant
+from tests.builders import (
+    account_document,
+    at,
+    commission_document,
+    exchange_info,
+    record_exchange_info,
+    record_stream,
+    symbol,
+)
+from tests.integration.test_api import ok, ts
+from tests.integration.test_changes_streams import AUTH, MAINTENANCE, NORMAL, app_client
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SQL_BLOCK = re.compile(r"^```sql\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -31,16 +45,36 @@ def statements(block: str) -> list[str]:
     return [s.strip() for s in STATEMENT_END.split(block) if s.strip()]
 
 
+MIDNIGHT = at("2024-05-01T00:00:00")
+NOON = at("2024-05-01T12:00:00")
+ONE_PM = at("2024-05-01T13:00:00")
+DELIST_AT = at("2024-05-02T00:00:00")
+ETH_DELISTING = {"symbol": "ETHUSDT", "delistTime": int(DELIST_AT.timestamp() * 1000)}
+
+
 def record_story(engine: Engine) -> None:
-    """The data README's examples describe: a tick size change and a halt at noon."""
-    record_exchange_info(
-        engine, exchange_info(symbol("BTCUSDT"), symbol("ETHUSDT")), at("2024-05-01T00:00:00")
-    )
+    """The data README's examples describe: at noon a tick size change, a halt, a delisting
+    announced, the account losing canTrade and a commission change; maintenance 12:00-13:00."""
+    record_exchange_info(engine, exchange_info(symbol("BTCUSDT"), symbol("ETHUSDT")), MIDNIGHT)
+    record_stream(engine, "account", account_document(), MIDNIGHT)
+    record_stream(engine, "account_commission", [commission_document()], MIDNIGHT)
+    record_stream(engine, "system_status", NORMAL, MIDNIGHT)
+    record_stream(engine, "delistings", [], MIDNIGHT)
     record_exchange_info(
         engine,
         exchange_info(symbol("BTCUSDT", tick_size="0.10000000"), symbol("ETHUSDT", status="BREAK")),
-        at("2024-05-01T12:00:00"),
+        NOON,
     )
+    record_stream(engine, "account", account_document(can_trade=False), NOON)
+    record_stream(engine, "account_commission", [commission_document(taker="0.00200000")], NOON)
+    record_stream(engine, "system_status", MAINTENANCE, NOON)
+    record_stream(
+        engine,
+        "delistings",
+        [{"delistTime": ETH_DELISTING["delistTime"], "symbols": ["ETHUSDT"]}],
+        NOON,
+    )
+    record_stream(engine, "system_status", NORMAL, ONE_PM)
 
 
 @pytest.fixture
@@ -103,11 +137,34 @@ def test_readme_examples_answer_with_the_rules_in_force(
     [limits] = results["-- the rate limits at an instant"]
     assert [(r[0], r[3]) for r in limits] == [("RAW_REQUESTS", 61000), ("REQUEST_WEIGHT", 6000)]
     [changed] = results["-- what changed in a window, field by field"]
-    noon = at("2024-05-01T12:00:00")
+    noon = NOON
     assert changed == [
+        (noon, "account", "spot", "canTrade", True, False),
+        (noon, "commission", "BTCUSDT", "standardCommission.taker", "0.00100000", "0.00200000"),
+        (noon, "delisting", "ETHUSDT", "listed", None, ETH_DELISTING),
         (noon, "symbol", "BTCUSDT", "filters.PRICE_FILTER.tickSize", "0.01000000", "0.10000000"),
         (noon, "symbol", "ETHUSDT", "status", "TRADING", "BREAK"),
+        (noon, "system_status", "binance", "msg", "normal", "system_maintenance"),
+        (noon, "system_status", "binance", "status", 0, 1),
+        (ONE_PM, "system_status", "binance", "msg", "system_maintenance", "normal"),
+        (ONE_PM, "system_status", "binance", "status", 1, 0),
     ]
+    [[rejected_account]] = results[
+        "-- the account and its commission on a symbol when an order was rejected"
+    ]
+    assert rejected_account == (
+        False,
+        ["SPOT"],
+        Decimal("0.00100000"),
+        Decimal("0.00200000"),
+        Decimal("0.75000000"),
+    )
+    [windows] = results["-- maintenance windows: when the system status was 1, from the change log"]
+    assert windows == [(NOON, 0, 1), (ONE_PM, 1, 0)]
+    [[status]] = results["-- was the exchange in maintenance at an instant?"]
+    assert status == (1, "system_maintenance", NOON, ONE_PM)
+    [delistings] = results["-- delistings announced by an instant, and when each takes effect"]
+    assert delistings == [("ETHUSDT", DELIST_AT, NOON)]
     [versions] = results["-- every version of one filter: the raw tables hold the whole history"]
     assert [r[2] for r in versions] == [Decimal("0.01000000"), Decimal("0.10000000")]
     [trades] = results["-- your own trades, each with the rules in force when it executed"]
@@ -137,6 +194,11 @@ def test_symbol_as_of_has_no_row_before_listing_nor_after_delisting(engine: Engi
     "statement",
     [
         "INSERT INTO symbol_versions SELECT * FROM symbol_versions",
+        "UPDATE account_versions SET can_trade = true",
+        "DELETE FROM commission_versions",
+        "UPDATE system_status_versions SET status = 0",
+        "DELETE FROM delisting_versions",
+        "CREATE OR REPLACE VIEW commissions_current AS SELECT 1 AS x",
         "UPDATE symbol_versions SET status = 'HALT'",
         "DELETE FROM symbol_versions",
         "INSERT INTO symbol_filter_versions SELECT * FROM symbol_filter_versions",
@@ -157,3 +219,56 @@ def test_the_reader_role_is_refused_writes_and_internals(
 ) -> None:
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         reader.execute(statement)
+
+
+MODELS: dict[str, type[BaseModel]] = {
+    "/v1/account": schemas.AccountAsOf,
+    "/v1/account/commission/BTCUSDT": schemas.CommissionAsOf,
+    "/v1/system-status": schemas.SystemStatusAsOf,
+    "/v1/delistings": schemas.DelistingsAsOf,
+    "/v1/account/balances": schemas.BalancesAsOf,
+}
+
+
+def test_the_as_of_functions_answer_what_the_api_answers(engine: Engine) -> None:
+    record_story(engine)
+    client = app_client(engine)
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    instants = [
+        MIDNIGHT - timedelta(seconds=1),
+        MIDNIGHT,
+        NOON - timedelta(milliseconds=1),
+        NOON,
+        at("2024-05-01T12:30:00"),
+        ONE_PM,
+    ]
+    with psycopg.connect(url) as conn:
+        conn.execute("SET ROLE exmeta_reader")
+
+        def sql(query: str, t: datetime) -> list[Any]:
+            return [format_instant(r[0]) for r in conn.execute(query, (t,)).fetchall()]
+
+        def api(path: str, t: datetime, name: str | None = None) -> list[Any]:
+            response = client.get(f"{path}?as_of={ts(t)}", headers=AUTH)
+            if response.status_code == 404:
+                return []
+            body = ok(response, MODELS[path])
+            return [v["valid_from"] for v in body[name]] if name else [body["valid_from"]]
+
+        for t in instants:
+            assert sql("SELECT valid_from FROM account_as_of(%s)", t) == api("/v1/account", t)
+            assert sql(
+                "SELECT valid_from FROM commissions_as_of(%s) WHERE symbol = 'BTCUSDT'", t
+            ) == api("/v1/account/commission/BTCUSDT", t)
+            assert sql("SELECT valid_from FROM system_status_as_of(%s)", t) == api(
+                "/v1/system-status", t
+            )
+            assert sql("SELECT valid_from FROM delistings_as_of(%s) ORDER BY symbol", t) == api(
+                "/v1/delistings", t, "delistings"
+            )
+            assert sql("SELECT valid_from FROM balances_as_of(%s) ORDER BY asset", t) == api(
+                "/v1/account/balances", t, "balances"
+            )
+        assert sql("SELECT valid_from FROM system_status_as_of(%s)", NOON) == [ts(NOON)]
+        current = conn.execute("SELECT status FROM system_status_current").fetchall()
+        assert current == [(0,)]

@@ -17,14 +17,16 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, inspect, text
 from werkzeug.test import TestResponse
 
-from api import create_app, schemas
+from api import create_app, render, schemas
 from api.auth import require_token
+from api.state import EXTENSION
+from core import history
 from core.config import DatabaseSettings, Secret, Settings, replace_section
 from core.db import create_db_engine
 from core.history import FILTER_FIELDS, SYMBOL_FIELDS
 from core.timeparse import format_instant
 from tests.builders import at, exchange_info, record_exchange_info, record_failure, symbol
-from tests.conftest import DatabaseServer
+from tests.conftest import FIXTURES, DatabaseServer
 
 T0 = at("2024-01-01T00:00:00")
 T1 = T0 + timedelta(seconds=10)
@@ -67,12 +69,12 @@ def error(response: TestResponse, status: int, code: str) -> str:
 
 
 @pytest.fixture
-def make_client(engine: Engine) -> MakeClient:
+def make_client(api_engine: Engine) -> MakeClient:
     def make(
         now: datetime = NOW,
         settings: Settings | None = None,
         streams: tuple[str, ...] = ("exchange_info",),
-        db: Engine = engine,
+        db: Engine = api_engine,
     ) -> FlaskClient:
         app = create_app(settings or Settings(), db, clock=lambda: now, streams=streams)
         return app.test_client()
@@ -815,3 +817,69 @@ def test_create_app_refuses_an_unknown_stream(engine: Engine) -> None:
 
 def test_healthz_answers_ok(client: FlaskClient) -> None:
     assert ok(client.get("/healthz"), schemas.Health) == {"status": "ok"}
+
+
+def test_whole_exchange_answers_equal_the_rules_read_as_decimals(
+    engine: Engine, make_client: MakeClient
+) -> None:
+    """/v1/symbols reads numerics as PostgreSQL's text; the same rules read as Decimals and
+    rendered must give the same answer.
+
+    Two real days of Binance, recorded at instants with sub-millisecond fractions (the
+    milliseconds are truncated, not rounded), asked before, between and after, with and
+    without a filter on the symbols.
+    """
+    day1 = at("2024-03-01T00:00:00.123999")
+    day2 = at("2024-03-02T00:00:00.987654")
+    record_exchange_info(engine, (FIXTURES / "2022-11-28_2124.json").read_bytes(), day1)
+    record_exchange_info(engine, (FIXTURES / "2022-11-29_2124.json").read_bytes(), day2)
+    client = make_client(now=day2 + timedelta(seconds=5))
+    for as_of, params in (
+        (day1 + timedelta(seconds=1), ""),
+        (day1 + timedelta(hours=1), "&status=BREAK"),
+        (day2 + timedelta(seconds=1), ""),
+        (None, "&quote_asset=BTC&base_asset=ETH"),
+        (None, "&status=TRADING"),
+    ):
+        url = f"/v1/symbols?as_of={q(as_of)}{params}" if as_of else f"/v1/symbols?{params[1:]}"
+        answer = ok(client.get(url), schemas.SymbolList)
+        filters = dict(p.split("=") for p in params[1:].split("&") if p)
+        with engine.connect() as conn:
+            expected = [
+                orjson.loads(render.json_response(render.symbol_rules(r)).get_data())
+                for r in history.symbols_as_of(conn, as_of, **filters)
+            ]
+        assert expected, url
+        assert answer["symbols"] == expected, url
+        assert all(INSTANT.fullmatch(s["filters"]["PRICE_FILTER"]["valid_from"]) for s in expected)
+
+
+def test_a_past_answer_is_kept_until_the_versions_change(
+    engine: Engine, make_client: MakeClient
+) -> None:
+    """api.answers: kept answers are served from memory, and dropped once a write
+    changes the stream's versions (a LOT_SIZE change closes a version in the answer)."""
+    eth = symbol("ETHUSDT")
+    record_exchange_info(engine, exchange_info(symbol("BTCUSDT"), eth), T0)
+    halted = exchange_info(symbol("BTCUSDT", status="HALT"), eth)
+    record_exchange_info(engine, halted, T1)
+    client = make_client(now=NOW + timedelta(seconds=30))
+    cache = client.application.extensions[EXTENSION].answers
+    url = f"/v1/symbols/BTCUSDT?as_of={q(T0 + timedelta(seconds=5))}"
+    first = ok(client.get(url), schemas.SymbolAsOf)
+    assert first["filters"]["LOT_SIZE"]["valid_to"] is None
+    assert len(cache) == 1
+    ok(client.get("/v1/symbols/BTCUSDT"), schemas.SymbolAsOf)  # about now: never kept
+    ok(client.get(f"/v1/symbols/BTCUSDT?as_of={q(T1 + timedelta(seconds=1))}"), schemas.SymbolAsOf)
+    assert len(cache) == 1  # nothing observed after T1 + 1 s yet: evidence may still change
+
+    later = exchange_info(symbol("BTCUSDT", status="HALT", min_qty="0.01000000"), eth)
+    record_exchange_info(engine, later, T2)
+    cache.recheck_seconds = 3600.0  # the generation read with the first answer stays
+    assert ok(client.get(url), schemas.SymbolAsOf) == first  # served from memory
+    cache.recheck_seconds = 0.0  # read the generation on every request from now on
+    fresh = ok(client.get(url), schemas.SymbolAsOf)
+    assert fresh["filters"]["LOT_SIZE"]["valid_to"] == ts(T2)
+    assert {k: v for k, v in fresh.items() if k != "filters"} == {
+        k: v for k, v in first.items() if k != "filters"
+    }

@@ -71,9 +71,9 @@ EXPECTED = [
 
 
 @pytest.fixture
-def client(engine: Engine) -> FlaskClient:
+def client(engine: Engine, api_engine: Engine) -> FlaskClient:
     record_script(engine)
-    return create_app(Settings(), engine, clock=lambda: NOW).test_client()
+    return create_app(Settings(), api_engine, clock=lambda: NOW).test_client()
 
 
 def feed(client: FlaskClient, **params: Any) -> dict[str, Any]:
@@ -166,10 +166,10 @@ def test_exclude_field_is_repeatable(client: FlaskClient) -> None:
     assert summary(body["changes"]) == expected(EXPECTED[0], EXPECTED[1], EXPECTED[4])
 
 
-def test_default_window_is_the_last_hour(engine: Engine) -> None:
+def test_default_window_is_the_last_hour(engine: Engine, api_engine: Engine) -> None:
     record_script(engine)
     later = create_app(
-        Settings(), engine, clock=lambda: T1 + timedelta(hours=1, milliseconds=1)
+        Settings(), api_engine, clock=lambda: T1 + timedelta(hours=1, milliseconds=1)
     ).test_client()
     body = feed(later)
     assert summary(body["changes"]) == expected(*EXPECTED[1:])
@@ -184,7 +184,7 @@ def test_default_window_is_the_last_hour(engine: Engine) -> None:
         ("limit=0", "invalid_parameter"),
         ("limit=1001", "invalid_parameter"),
         ("limit=ten", "invalid_parameter"),
-        ("stream=account", "invalid_parameter"),
+        ("stream=balances", "invalid_parameter"),
         ("next=not-a-cursor", "invalid_cursor"),
         ("next=WyJ4Il0", "invalid_cursor"),
         ("field=", "invalid_parameter"),
@@ -196,12 +196,14 @@ def test_bad_input_is_a_400(client: FlaskClient, query: str, code: str) -> None:
     error(client.get(f"/v1/changes?{query}"), 400, code)
 
 
-def test_a_filter_added_to_a_listed_symbol_is_each_of_its_fields(engine: Engine) -> None:
+def test_a_filter_added_to_a_listed_symbol_is_each_of_its_fields(
+    engine: Engine, api_engine: Engine
+) -> None:
     record_exchange_info(engine, exchange_info(BTC), T0)
     iceberg = {**BTC, "filters": [*BTC["filters"], {"filterType": "ICEBERG_PARTS", "limit": 10}]}
     record_exchange_info(engine, exchange_info(iceberg), T1)
     record_exchange_info(engine, exchange_info(BTC), T2)
-    client = create_app(Settings(), engine, clock=lambda: NOW).test_client()
+    client = create_app(Settings(), api_engine, clock=lambda: NOW).test_client()
     body = feed(client, **{"from": ts(T1), "to": ts(NOW)})
     assert summary(body["changes"]) == expected(
         (T1, "symbol", "BTCUSDT", "filters.ICEBERG_PARTS.filterType", None, "ICEBERG_PARTS"),

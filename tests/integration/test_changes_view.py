@@ -41,20 +41,24 @@ def api_rows(engine: Engine) -> list[dict[str, Any]]:
     return list(body["changes"])
 
 
-def test_the_view_equals_the_feed_over_the_scripted_sequence(engine: Engine) -> None:
+def test_the_view_equals_the_feed_over_the_scripted_sequence(
+    engine: Engine, api_engine: Engine
+) -> None:
     record_script(engine)
     rows = view_rows(engine)
-    assert rows == api_rows(engine)
+    assert rows == api_rows(api_engine)
     assert len(rows) == 10
 
 
-def test_the_view_reports_filters_added_and_removed_like_the_feed(engine: Engine) -> None:
+def test_the_view_reports_filters_added_and_removed_like_the_feed(
+    engine: Engine, api_engine: Engine
+) -> None:
     record_exchange_info(engine, exchange_info(BTC), T0)
     iceberg = {**BTC, "filters": [*BTC["filters"], {"filterType": "ICEBERG_PARTS", "limit": 10}]}
     record_exchange_info(engine, exchange_info(iceberg), T1)
     record_exchange_info(engine, exchange_info(BTC), T2)
     rows = view_rows(engine)
-    assert rows == api_rows(engine)
+    assert rows == api_rows(api_engine)
     assert [r["field"] for r in rows if r["changed_at"] == ts(T2)] == [
         "filters.ICEBERG_PARTS.filterType",
         "filters.ICEBERG_PARTS.limit",

@@ -1,4 +1,5 @@
-"""``exmeta changes`` prints what GET /v1/changes answers, every page of it."""
+"""``exmeta changes`` prints what GET /v1/changes answers, every page of it: as a table,
+or with ``--json`` as JSON Lines."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def api_changes(engine: Engine, query: str) -> list[dict[str, Any]]:
 
 
 def cli_changes(capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, Any]]:
-    assert main(["changes", *args]) == 0
+    assert main(["changes", *args, "--json"]) == 0
     return [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
@@ -89,3 +90,30 @@ def test_a_window_without_changes_prints_nothing(
 ) -> None:
     later = ts(NOW + timedelta(hours=1))
     assert cli_changes(capsys, "--from", ts(NOW), "--to", later) == []
+
+
+def test_the_table_shows_each_change_in_a_row(
+    recorded: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["changes", "--from", ts(T0), "--to", ts(NOW)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["changed_at", "entity", "key", "field", "old", "new"]
+    rows = lines[2:]
+    assert len(rows) == len(api_changes(recorded, f"from={ts(T0)}&to={ts(NOW)}")) == 10
+    assert [
+        ts(T1),
+        "symbol",
+        "BTCUSDT",
+        "filters.PRICE_FILTER.tickSize",
+        "0.01000000",
+        "0.10000000",
+    ] in [r.split() for r in rows]
+    listing = next(r for r in rows if "BNBUSDT" in r)
+    assert listing.split()[3:5] == ["listed", "-"]
+    assert listing.endswith("…")  # the whole symbol: shortened, --json has it all
+
+
+def test_an_empty_window_says_so(recorded: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    later = ts(NOW + timedelta(hours=1))
+    assert main(["changes", "--from", ts(NOW), "--to", later]) == 0
+    assert capsys.readouterr().out == "no change in the window\n"

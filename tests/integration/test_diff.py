@@ -92,9 +92,9 @@ def expected_diff(start: datetime, end: datetime) -> dict[str, Any]:
 
 
 @pytest.fixture
-def client(engine: Engine) -> FlaskClient:
+def client(engine: Engine, api_engine: Engine) -> FlaskClient:
     record_script(engine)
-    return create_app(Settings(), engine, clock=lambda: NOW).test_client()
+    return create_app(Settings(), api_engine, clock=lambda: NOW).test_client()
 
 
 def test_diff_equals_an_independent_computation_for_every_pair_of_instants(
@@ -140,12 +140,12 @@ def test_diff_over_the_whole_script_names_each_kind_of_change(client: FlaskClien
     assert body["evidence"]["to"]["observed_before"] == ts(SCRIPT[-1][0])
 
 
-def test_a_change_undone_in_between_is_no_difference(engine: Engine) -> None:
+def test_a_change_undone_in_between_is_no_difference(engine: Engine, api_engine: Engine) -> None:
     btc = symbol("BTCUSDT")
     record_exchange_info(engine, exchange_info(btc), T0)
     record_exchange_info(engine, exchange_info(symbol("BTCUSDT", tick_size="0.1")), T1)
     record_exchange_info(engine, exchange_info(btc), T2)
-    client = create_app(Settings(), engine, clock=lambda: NOW).test_client()
+    client = create_app(Settings(), api_engine, clock=lambda: NOW).test_client()
     body = ok(client.get(f"/v1/diff?from={ts(T0)}&to={ts(T2)}"), schemas.StateDiff)
     assert body["symbols"] == {"added": [], "removed": [], "changed": []}
     step = ok(client.get(f"/v1/diff?from={ts(T0)}&to={ts(T1)}"), schemas.StateDiff)

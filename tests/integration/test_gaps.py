@@ -46,8 +46,8 @@ def client_at(engine: Engine, now: datetime) -> FlaskClient:
 
 @pytest.mark.usefixtures("outage")
 @pytest.mark.parametrize("offset", [51, 80, 109])
-def test_as_of_inside_the_outage_is_a_gap_with_its_bounds(engine: Engine, offset: int) -> None:
-    client = client_at(engine, T0 + timedelta(seconds=130))
+def test_as_of_inside_the_outage_is_a_gap_with_its_bounds(api_engine: Engine, offset: int) -> None:
+    client = client_at(api_engine, T0 + timedelta(seconds=130))
     instant = quote(ts(T0 + timedelta(seconds=offset)))
 
     response = client.get(f"/v1/symbols/BTCUSDT?as_of={instant}")
@@ -67,8 +67,8 @@ def test_as_of_inside_the_outage_is_a_gap_with_its_bounds(engine: Engine, offset
 
 @pytest.mark.usefixtures("outage")
 @pytest.mark.parametrize("offset", [5, 45, 115])
-def test_as_of_outside_the_outage_is_no_gap(engine: Engine, offset: int) -> None:
-    client = client_at(engine, T0 + timedelta(seconds=130))
+def test_as_of_outside_the_outage_is_no_gap(api_engine: Engine, offset: int) -> None:
+    client = client_at(api_engine, T0 + timedelta(seconds=130))
     instant = quote(ts(T0 + timedelta(seconds=offset)))
 
     response = client.get(f"/v1/symbols/BTCUSDT?as_of={instant}")
@@ -79,8 +79,8 @@ def test_as_of_outside_the_outage_is_no_gap(engine: Engine, offset: int) -> None
 
 
 @pytest.mark.usefixtures("outage")
-def test_observations_report_the_failures_and_the_gap_of_a_window(engine: Engine) -> None:
-    client = client_at(engine, T0 + timedelta(seconds=130))
+def test_observations_report_the_failures_and_the_gap_of_a_window(api_engine: Engine) -> None:
+    client = client_at(api_engine, T0 + timedelta(seconds=130))
     window = f"from={quote(ts(T0))}&to={quote(ts(T0 + timedelta(seconds=120)))}"
 
     response = client.get(f"/v1/observations?stream=exchange_info&outcome=error&{window}")
@@ -113,12 +113,12 @@ def test_observations_report_the_failures_and_the_gap_of_a_window(engine: Engine
     ],
 )
 def test_readyz_turns_503_during_the_outage_and_200_after(
-    engine: Engine, offset: int, status: int
+    engine: Engine, api_engine: Engine, offset: int, status: int
 ) -> None:
     now = T0 + timedelta(seconds=offset)
     record_polls(engine, now)  # what the poller had recorded by then
 
-    client = client_at(engine, now)
+    client = client_at(api_engine, now)
     response = client.get("/readyz")
 
     assert response.status_code == status

@@ -67,10 +67,10 @@ def scripted_run(engine: Engine, sim: SimServer) -> None:
 
 @pytest.mark.usefixtures("scripted_run")
 def test_metrics_counters_match_the_observation_log_and_the_sim(
-    engine: Engine, sim: SimServer
+    engine: Engine, api_engine: Engine, sim: SimServer
 ) -> None:
     now = datetime.now(UTC) + timedelta(seconds=5)
-    samples = scrape(engine, now)
+    samples = scrape(api_engine, now)
 
     def polls(outcome: str) -> float:
         return value(samples, "exmeta_polls_total", stream="exchange_info", outcome=outcome)
@@ -131,8 +131,8 @@ def test_metrics_counters_match_the_observation_log_and_the_sim(
     assert value(samples, "exmeta_used_weight", stream="exchange_info") == last_weight
 
 
-def test_metrics_of_an_empty_log_say_no_success_yet(engine: Engine) -> None:
-    samples = scrape(engine, datetime.now(UTC))
+def test_metrics_of_an_empty_log_say_no_success_yet(api_engine: Engine) -> None:
+    samples = scrape(api_engine, datetime.now(UTC))
 
     assert value(samples, "exmeta_seconds_since_last_success", stream="exchange_info") == float(
         "inf"

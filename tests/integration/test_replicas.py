@@ -28,7 +28,7 @@ def poller(engine: Engine, sim: SimServer, replica_id: str) -> Poller:
 
 
 def test_replicas_heartbeat_and_show_their_leases_until_they_stop(
-    engine: Engine, sim: SimServer
+    engine: Engine, api_engine: Engine, sim: SimServer
 ) -> None:
     a = poller(engine, sim, "a")
     a.start()
@@ -46,7 +46,7 @@ def test_replicas_heartbeat_and_show_their_leases_until_they_stop(
 
     assert a.shutdown(5)
     assert b.shutdown(5)
-    client = create_app(Settings(), engine, streams=("exchange_info",)).test_client()
+    client = create_app(Settings(), api_engine, streams=("exchange_info",)).test_client()
     response = client.get("/v1/replicas")
     assert response.status_code == 200
     body = ReplicaList.model_validate(response.json)

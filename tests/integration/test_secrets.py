@@ -52,7 +52,7 @@ def database_text(engine: Engine) -> str:
 
 
 def test_signed_polls_leak_no_key_secret_or_signature(
-    engine: Engine, sim: SimServer, caplog: pytest.LogCaptureFixture
+    engine: Engine, api_engine: Engine, sim: SimServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     register_key(sim)
     settings = sim_settings(sim, commission_symbols=("BTCUSDT",), binance={"recv_window_ms": 2000})
@@ -96,7 +96,7 @@ def test_signed_polls_leak_no_key_secret_or_signature(
         assert needle not in stored
 
     client = create_app(
-        settings, engine, clock=lambda: datetime.now(UTC), streams=settings.enabled_streams()
+        settings, api_engine, clock=lambda: datetime.now(UTC), streams=settings.enabled_streams()
     ).test_client()
     answers = [
         client.get(route, headers={"Authorization": f"Bearer {API_TOKEN}"}) for route in API_ROUTES

@@ -158,6 +158,20 @@ def test_used_weight_grows_by_endpoint_weight_and_resets_each_whole_minute(
     assert used_after("/api/v3/ping") == 1
 
 
+def test_total_weight_counts_across_minutes_until_cleared(
+    clocked_sim: Client, clock: FakeClock
+) -> None:
+    clocked_sim.get("/api/v3/exchangeInfo")
+    clock.now += 60
+    clocked_sim.get("/api/v3/time")
+    clocked_sim.get("/api/v3/unknown")  # Binance charges nothing for a 404
+
+    assert clocked_sim.get("/_sim/weight").json() == {"total": 21, "this_minute": 1}
+    assert clocked_sim.request("DELETE", "/_sim/weight").json() == {"cleared": 21}
+    clocked_sim.get("/api/v3/ping")
+    assert clocked_sim.get("/_sim/weight").json() == {"total": 1, "this_minute": 2}
+
+
 def test_time_and_ping_answer_like_binance(sim: Client) -> None:
     time_response = sim.get("/api/v3/time")
     ping_response = sim.get("/api/v3/ping")

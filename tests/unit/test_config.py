@@ -52,6 +52,7 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ("[binance]\nmax_attempts = 0\n", {}, "max_attempts must be 1..10"),
         ("", {"EXMETA_BINANCE__BACKOFF_CAP_SECONDS": "0.1"}, "at most backoff_cap_seconds"),
         ("[poller]\nweight_budget = 1.5\n", {}, "weight_budget must be in (0, 1]"),
+        ("[api]\nanswer_cache_entries = -1\n", {}, "answer_cache_entries must be 0 or more"),
         ("[api\n", {}, "not valid TOML"),
         ("[binance]\nkey_type = 'rsa'\n", {}, "key_type must be hmac or ed25519"),
         ("[binance]\nrecv_window_ms = 60001\n", {}, "recv_window_ms must be 1..60000"),

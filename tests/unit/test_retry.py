@@ -5,8 +5,9 @@ import random
 import pytest
 
 from core.config import Settings
+from core.request_budget import Report
 from poller.binance import Response
-from poller.retry import RateGate, RetryPolicy, WeightBudget, retryable
+from poller.retry import RateGate, RetryPolicy, WeightBudget, retryable, unreported
 from poller.runner import read_timeout
 
 
@@ -94,3 +95,22 @@ def test_read_timeout_is_the_setting_kept_below_the_interval() -> None:
 
     assert read_timeout(settings, 10) == 8
     assert read_timeout(settings, 1) == pytest.approx(0.9)
+
+
+def test_nothing_unreported_is_no_report() -> None:
+    assert unreported(None, None, 100.0) is None
+
+
+def test_a_used_weight_is_reported_with_its_age() -> None:
+    assert unreported((480, 97.5), None, 100.0) == Report(480, 2.5)
+
+
+def test_a_pause_is_reported_with_the_time_it_has_left() -> None:
+    report = unreported(None, (130.0, "HTTP 429 seen by a"), 100.0)
+
+    assert report == Report(None, 0.0, 30.0, "HTTP 429 seen by a")
+
+
+def test_a_pause_already_over_is_not_reported_but_the_weight_still_is() -> None:
+    assert unreported(None, (100.0, "HTTP 418 seen by a"), 100.0) is None
+    assert unreported((20, 99.0), (99.5, "HTTP 418 seen by a"), 100.0) == Report(20, 1.0)

@@ -1,0 +1,85 @@
+"""Single-symbol answers about past instants, kept per worker process.
+
+An answer about an instant ``t`` that a successful observation already follows
+(``observed_after`` is set) depends only on the versions in force at ``t``: its evidence
+can no longer change, because any later write comes from an observation newer than the
+stream's last applied one (older ones are recorded ``stale``). Its versions change only
+when a write changes the stream's versions, and each such write moves the stream head's
+``state_observation_id`` (the "generation" here) in the same transaction. So a kept answer
+is served while the generation it was read under is still the current one.
+
+The current generation is read at most every ``RECHECK_SECONDS`` per worker, not per
+request: after a change, an answer kept before it may be served for up to that long, as
+if the request had been answered a moment earlier. With polls a second or more apart,
+that is well inside the time Binance's own change takes to reach us. Answers about now,
+about an instant nothing has been observed after yet, and 404s are never kept.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+from core.history import Evidence
+
+RECHECK_SECONDS = 0.1
+
+
+def keepable(found: Evidence) -> bool:
+    """Whether an answer with this evidence depends on nothing but the versions."""
+    return found.observed_after is not None
+
+
+class AnswerCache:
+    """A bounded least-recently-used map of answer bodies tagged with their generation."""
+
+    def __init__(
+        self,
+        entries: int,
+        recheck_seconds: float = RECHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.entries = entries
+        self.recheck_seconds = recheck_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._bodies: OrderedDict[Hashable, tuple[int, bytes]] = OrderedDict()
+        self._generation: int | None = None
+        self._checked_at = float("-inf")
+
+    def generation(self, read: Callable[[], int | None]) -> int | None:
+        """The current generation, from ``read`` if the last look is older than the recheck."""
+        with self._lock:
+            if self._clock() - self._checked_at < self.recheck_seconds:
+                return self._generation
+        found = read()  # outside the lock: a slow database must not hold up cache hits
+        with self._lock:
+            # Generations only grow; of two threads reading at once, keep the newer answer.
+            if found is not None and (self._generation is None or found > self._generation):
+                self._generation = found
+            self._checked_at = self._clock()
+            return self._generation
+
+    def get(self, key: Hashable, generation: int | None) -> bytes | None:
+        if generation is None:
+            return None
+        with self._lock:
+            kept = self._bodies.get(key)
+            if kept is None or kept[0] != generation:
+                return None
+            self._bodies.move_to_end(key)
+            return kept[1]
+
+    def put(self, key: Hashable, generation: int | None, body: bytes) -> None:
+        if self.entries <= 0 or generation is None:
+            return
+        with self._lock:
+            self._bodies[key] = (generation, body)
+            self._bodies.move_to_end(key)
+            while len(self._bodies) > self.entries:
+                self._bodies.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._bodies)
