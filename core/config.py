@@ -53,8 +53,8 @@ class Secret:
 class DatabaseSettings:
     url: Secret = field(default_factory=lambda: Secret(""))
     embedded_data_dir: str = ""
-    connect_timeout_seconds: float = 10.0
-    statement_timeout_seconds: float = 30.0
+    connect_timeout_seconds: float = 5.0
+    statement_timeout_seconds: float = 20.0
 
 
 @dataclass(frozen=True)

@@ -69,15 +69,16 @@ class StreamJob:
         self._weight_limit_known = False
 
     def run(self, lease: Lease | None = None) -> Recorded:
-        """Poll once; the write is applied only while ``lease`` (if given) is in force."""
+        """Poll once; the write is applied only while ``lease`` (if given) is in force.
+
+        The outcome is logged once the write has committed, and only then: a write that
+        fails raises (and says nothing of a change), one that committed is on record
+        whatever follows.
+        """
         requested_at = self.clock()
         response = self.fetch()
         with self.write_lock:
             recorded = self.writer.record(self._fetched(requested_at, response), self.parse, lease)
-        if recorded.outcome == "changed":
-            release_freed_memory()  # the parse's peak would otherwise stay in RSS
-        if not self._weight_limit_known or "rate_limit_versions" in recorded.opened:
-            self._learn_weight_limit()
         level = logging.WARNING if recorded.outcome == "error" else logging.INFO
         log.log(
             level,
@@ -93,6 +94,10 @@ class StreamJob:
             if recorded.opened or recorded.closed
             else "",
         )
+        if recorded.outcome == "changed":
+            release_freed_memory()  # the parse's peak would otherwise stay in RSS
+        if not self._weight_limit_known or "rate_limit_versions" in recorded.opened:
+            self._learn_weight_limit()
         return recorded
 
     def fetch(self) -> Response:

@@ -13,15 +13,17 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import schedule
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from core import leases, replicas
-from core.config import Settings
+from core.config import PollerSettings, Settings
 from core.ingest import StreamWriter
 from core.leases import Lease
 from poller.account_jobs import signed_jobs, system_status_job
@@ -83,6 +85,59 @@ class Replica:
         log.info("released %d lease(s) of replica %s", released, self.replica_id)
 
 
+class DatabaseBackoff:
+    """After a database error, leave the database alone for a while, then try again.
+
+    A database that is down or restarting gets one attempt per back-off, not one per
+    tick of every job, and the log one warning line per failed attempt, not a traceback
+    per tick. The wait doubles from ``base`` up to ``cap``; one success resets it.
+    """
+
+    def __init__(
+        self, base: float, cap: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.base = min(base, cap)
+        self.cap = cap
+        self.clock = clock
+        self.failures = 0
+        self.delay = 0.0
+        self._retry_at = float("-inf")
+
+    def ready(self) -> bool:
+        return self.clock() >= self._retry_at
+
+    def failed(self, what: str, exc: SQLAlchemyError) -> None:
+        self.delay = self.base if self.failures == 0 else min(self.cap, 2 * self.delay)
+        self.failures += 1
+        self._retry_at = self.clock() + self.delay
+        log.warning(
+            "%s: database unavailable (%s); next attempt in %.1fs",
+            what,
+            _first_line(exc),
+            self.delay,
+        )
+
+    def succeeded(self) -> None:
+        if self.failures:
+            log.info("database reachable again after %d failed attempt(s)", self.failures)
+        self.failures = 0
+        self.delay = 0.0
+        self._retry_at = float("-inf")
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    """The driver's own message, without SQLAlchemy's SQL echo and help link."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
+
+
+# A database outage is retried first after this many seconds, doubling up to half the lease:
+# back within half a lease of the database's return, a holder keeps its streams across an
+# outage shorter than its lease, and a dead database sees a few attempts a minute.
+DATABASE_BACKOFF_BASE_SECONDS = 0.5
+
+
 class Poller:
     """Runs the jobs on their intervals; with ``replica``, only the slots this replica holds."""
 
@@ -95,6 +150,8 @@ class Poller:
         self.jobs = list(jobs)
         self.stop = stop or threading.Event()
         self.replica = replica
+        lease = replica.lease_seconds if replica is not None else PollerSettings().lease_seconds
+        self.database = DatabaseBackoff(DATABASE_BACKOFF_BASE_SECONDS, lease / 2)
         self.write_lock = threading.Lock()
         for scheduled in self.jobs:
             scheduled.job.write_lock = self.write_lock
@@ -102,38 +159,68 @@ class Poller:
 
     def _guarded(self, job: StreamJob, interval: float) -> Callable[[], None]:
         def run() -> None:
-            if self.stop.is_set():
+            if self.stop.is_set() or not self.database.ready():
                 return
             try:
                 lease = None
                 if self.replica is not None:
                     lease = self.replica.acquire(job.stream, interval)
+                    self.database.succeeded()
                     if lease is None:
                         log.debug("%s slot not due or held by another replica", job.stream)
                         return
+            except SQLAlchemyError as exc:
+                self.database.failed(f"{job.stream} lease", exc)
+                return
+            try:
                 job.run(lease)
+            except SQLAlchemyError as exc:
+                # Not written, or its commit unconfirmed (the job logs an outcome only once
+                # committed); the next poll compares with whatever did commit.
+                self.database.failed(f"{job.stream} poll", exc)
+                return
             except Exception:
-                # The database may be down or restarting: log, and the next tick retries.
                 log.exception("%s poll failed; retrying at the next interval", job.stream)
+                return
+            self.database.succeeded()
 
         return run
 
+    def _bookkeeping(self, action: Callable[[], None], what: str) -> None:
+        """Register or heartbeat, unless the database is being left alone for now."""
+        if not self.database.ready():
+            return
+        try:
+            action()
+        except SQLAlchemyError as exc:
+            self.database.failed(what, exc)
+            return
+        self.database.succeeded()
+
     def run(self) -> None:
         """Poll every job now, then on its interval, until ``stop`` is set."""
-        scheduler = schedule.Scheduler()
-        for scheduled in self.jobs:
-            # schedule types the interval as int, but builds a timedelta: fractions work.
-            every = scheduler.every(scheduled.interval)  # type: ignore[arg-type]
-            every.seconds.do(self._guarded(scheduled.job, scheduled.interval))
+        tasks = [(s.interval, self._guarded(s.job, s.interval)) for s in self.jobs]
         if self.replica is not None:
             replica = self.replica
-            _logged(replica.register, "registering the replica")
-            every = scheduler.every(replica.heartbeat_seconds)  # type: ignore[arg-type]
-            every.seconds.do(_logged, replica.heartbeat, "heartbeat")
+            self._bookkeeping(replica.register, "registering the replica")
+            tasks.append(
+                (
+                    replica.heartbeat_seconds,
+                    partial(self._bookkeeping, replica.heartbeat, "heartbeat"),
+                )
+            )
+        scheduler = schedule.Scheduler()
+        for interval, task in tasks:
+            # schedule types the interval as int, but builds a timedelta: fractions work.
+            scheduler.every(interval).seconds.do(task)  # type: ignore[arg-type]
         log.info(
             "polling %s", ", ".join(f"{s.job.stream} every {s.interval:g}s" for s in self.jobs)
         )
-        scheduler.run_all()
+        # Each task once now, by hand: the scheduler's run_all() sleeps between jobs, and
+        # every wait here is on ``stop`` (under libfaketime, which our clock-skew tests
+        # use, time.sleep fails outright).
+        for _, task in tasks:
+            task()
         while not self.stop.is_set():
             scheduler.run_pending()
             idle = scheduler.idle_seconds
@@ -169,14 +256,6 @@ def _installed_version() -> str:
         return importlib.metadata.version("exmeta")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-def _logged(action: Callable[[], None], what: str) -> None:
-    """Run a bookkeeping write; the database may be away, and the next tick retries."""
-    try:
-        action()
-    except SQLAlchemyError as exc:
-        log.warning("%s failed (%s); retrying at the next tick", what, exc)
 
 
 # The read timeout in force is at most this share of the stream's interval, so that a poll

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -24,6 +24,7 @@ from core.db import API_ROLE, create_db_engine
 from exmeta.embedded import EmbeddedPostgres
 
 FIXTURES = Path(__file__).parent / "fixtures"
+FIGURES = pytest.StashKey[list[str]]()
 TABLES = (
     "symbol_filter_versions, symbol_versions, rate_limit_versions, exchange_filter_versions,"
     " account_versions, balance_versions, commission_versions, system_status_versions,"
@@ -117,3 +118,23 @@ def sim() -> Iterator[SimServer]:
     """The Binance look-alike on a free loopback port, serving the packaged 12 symbols."""
     with SimServer() as server:
         yield server
+
+
+@pytest.fixture
+def report_figure(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Print a measured figure (a takeover time) in the summary of every pytest run."""
+
+    def report(line: str) -> None:
+        request.config.stash.setdefault(FIGURES, []).append(line)
+
+    return report
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    figures = config.stash.get(FIGURES, [])
+    if figures:
+        terminalreporter.section("measured figures")
+        for line in figures:
+            terminalreporter.write_line(line)

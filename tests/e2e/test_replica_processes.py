@@ -2,70 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
 from binance_sim.server import SimServer
+from tests.e2e.processes import Replicas, exmeta_env, run_exmeta, scalar, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 INTERVAL = 0.5
 
 
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def scalar(engine: Engine, sql: str) -> object:
-    with engine.connect() as conn:
-        return conn.execute(text(sql)).scalar()
-
-
-def exmeta_env(database_url: str, sim: SimServer) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXMETA_")}
-    env.update(
-        PYTHONPATH=str(REPO),
-        EXMETA_DATABASE__URL=database_url,
-        EXMETA_BINANCE__BASE_URL=sim.url,
-        EXMETA_POLLER__EXCHANGE_INFO_INTERVAL=str(INTERVAL),
-        EXMETA_POLLER__SYSTEM_STATUS_INTERVAL="60",
-        EXMETA_POLLER__HEARTBEAT_SECONDS="0.2",
-    )
-    return env
-
-
 @pytest.fixture
-def replicas(
-    engine: Engine, database_url: str, sim: SimServer, tmp_path: Path
-) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    env = exmeta_env(database_url, sim)
-    processes = {
-        f"r{i}": subprocess.Popen(
-            [sys.executable, "-m", "exmeta", "poll", "--replica-id", f"r{i}"],
-            cwd=tmp_path,  # no config.toml here: defaults + environment only
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for i in range(3)
-    }
-    yield processes
-    for process in processes.values():
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+def replicas(database_url: str, sim: SimServer, tmp_path: Path) -> Iterator[Replicas]:
+    env = exmeta_env(database_url, sim.url, INTERVAL)
+    with Replicas(tmp_path) as replicas:
+        for i in range(3):
+            replicas.start(f"r{i}", env)
+        yield replicas
 
 
 def test_replicas_share_the_polling_and_hand_over_on_sigterm(
@@ -73,7 +30,7 @@ def test_replicas_share_the_polling_and_hand_over_on_sigterm(
     database_url: str,
     sim: SimServer,
     tmp_path: Path,
-    replicas: dict[str, subprocess.Popen[bytes]],
+    replicas: Replicas,
 ) -> None:
     assert wait_for(lambda: scalar(engine, "SELECT count(*) FROM replicas") == 3, 20)
     sim.state.clear_requests()
@@ -90,26 +47,94 @@ def test_replicas_share_the_polling_and_hand_over_on_sigterm(
         lambda: bool(
             scalar(
                 engine,
-                f"SELECT count(*) FROM observations WHERE id > {last}"
-                f" AND stream = 'exchange_info' AND replica_id <> '{holder}'",
+                "SELECT count(*) FROM observations WHERE id > :last"
+                " AND stream = 'exchange_info' AND replica_id <> :holder",
+                last=last,
+                holder=holder,
             )
         ),
         5,
     )
     assert time.monotonic() - stopped_at < 2 * INTERVAL + 1  # not the 15 s lease
 
-    for process in replicas.values():
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    assert [p.wait(10) for p in replicas.values()] == [0, 0, 0]
-    verify = subprocess.run(
-        [sys.executable, "-m", "exmeta", "verify"],
-        cwd=tmp_path,
-        env=exmeta_env(database_url, sim),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    assert list(replicas.stop().values()) == [0, 0]
+    verify = run_exmeta(exmeta_env(database_url, sim.url, INTERVAL), tmp_path, "verify")
     assert (verify.returncode, verify.stdout) == (0, "history verified: no findings\n")
     assert scalar(engine, "SELECT count(*) FROM replicas WHERE stopped_at IS NULL") == 0
+
+
+def test_sigterm_in_the_middle_of_a_write_finishes_it_exits_0_and_hands_over(
+    engine: Engine, database_url: str, sim: SimServer, tmp_path: Path
+) -> None:
+    """The test holds the stream's head row locked, so r0's write of a change waits on it
+    when SIGTERM comes; the write is let through a second later. r0 must finish that
+    write (complete, never half), exit 0 within 5 s of the signal, and release its lease
+    so that r1 polls the next slot at once rather than after the 15 s lease."""
+    env = exmeta_env(database_url, sim.url, INTERVAL)
+    with Replicas(tmp_path) as replicas:
+        replicas.start("r0", env)
+        assert wait_for(
+            lambda: bool(
+                scalar(engine, "SELECT count(*) FROM observations WHERE replica_id = 'r0'")
+            ),
+            30,
+        )
+        replicas.start("r1", env)
+        assert wait_for(lambda: scalar(engine, "SELECT count(*) FROM replicas") == 2, 30)
+        last = scalar(engine, "SELECT max(id) FROM observations")
+
+        with engine.connect() as blocker:
+            blocker.execute(
+                text("SELECT 1 FROM stream_heads WHERE stream = 'exchange_info' FOR UPDATE")
+            )
+            sim.state.patch_symbol("ETHBTC", fields={"status": "HALT"})
+            assert wait_for(
+                lambda: (
+                    scalar(
+                        engine,
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND application_name = 'exmeta-poll r0'",
+                    )
+                    == 1
+                ),
+                10,
+            )
+            replicas["r0"].send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            time.sleep(1.0)
+            assert replicas["r0"].poll() is None  # still finishing its write
+            blocker.rollback()
+        assert replicas["r0"].wait(10) == 0
+        stopped = time.monotonic()
+        assert stopped - signalled <= 5
+
+        with engine.connect() as conn:
+            outcomes = conn.execute(
+                text(
+                    "SELECT replica_id, outcome FROM observations WHERE id > :last"
+                    " AND stream = 'exchange_info' ORDER BY id"
+                ),
+                {"last": last},
+            ).all()
+            statuses = conn.execute(
+                text(
+                    "SELECT status FROM symbol_versions WHERE symbol = 'ETHBTC' ORDER BY valid_from"
+                )
+            ).scalars()
+            assert tuple(outcomes[0]) == ("r0", "changed")  # the write, complete
+            assert list(statuses) == ["TRADING", "HALT"]
+        assert wait_for(
+            lambda: bool(
+                scalar(
+                    engine,
+                    "SELECT count(*) FROM observations WHERE id > :last AND replica_id = 'r1'",
+                    last=last,
+                )
+            ),
+            10,
+        )
+        assert time.monotonic() - stopped < 2 * INTERVAL + 1  # not the 15 s lease
+
+        assert list(replicas.stop().values()) == [0]
+        verify = run_exmeta(env, tmp_path, "verify")
+        assert (verify.returncode, verify.stdout) == (0, "history verified: no findings\n")

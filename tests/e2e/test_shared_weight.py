@@ -9,7 +9,6 @@ replica, so the two figures must agree within one poll of each stream, and each 
 must be recorded exactly once.
 """
 
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from sqlalchemy import Engine
 
 from binance_sim.server import SimServer
 from binance_sim.state import ENDPOINT_WEIGHTS, EXCHANGE_INFO_PATH, SYSTEM_STATUS_PATH
-from tests.e2e.test_replica_processes import exmeta_env, scalar, wait_for
+from tests.e2e.processes import Replicas, exmeta_env, scalar, wait_for
 
 INTERVAL = 1.0
 RUN_SECONDS = 60.0
@@ -35,26 +34,11 @@ ONE_POLL = ENDPOINT_WEIGHTS[EXCHANGE_INFO_PATH] + ENDPOINT_WEIGHTS[SYSTEM_STATUS
 @contextmanager
 def polling(names: list[str], env: dict[str, str], cwd: Path) -> Iterator[None]:
     """``exmeta poll`` replicas; stopped with SIGTERM (each must exit 0), killed if stuck."""
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "exmeta", "poll", "--replica-id", name],
-            cwd=cwd,  # no config.toml here: defaults + environment only
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for name in names
-    ]
-    try:
+    with Replicas(cwd) as replicas:
+        for name in names:
+            replicas.start(name, env)
         yield
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        assert [process.wait(10) for process in processes] == [0] * len(processes)
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        assert list(replicas.stop().values()) == [0] * len(names)
 
 
 def weight_of_a_minute(engine: Engine, sim: SimServer, replicas: int) -> int:
@@ -97,11 +81,7 @@ def test_three_replicas_spend_the_weight_of_one_and_record_each_change_once(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    env = exmeta_env(database_url, sim)
-    env.update(
-        EXMETA_POLLER__EXCHANGE_INFO_INTERVAL=str(INTERVAL),
-        EXMETA_POLLER__SYSTEM_STATUS_INTERVAL=str(INTERVAL),
-    )
+    env = exmeta_env(database_url, sim.url, INTERVAL, POLLER__SYSTEM_STATUS_INTERVAL=str(INTERVAL))
     changes_per_run = int(RUN_SECONDS / CHANGE_EVERY_SECONDS) - 1
 
     with polling(["r0", "r1", "r2"], env, tmp_path):

@@ -1,0 +1,121 @@
+"""`exmeta poll` replicas as real processes, for the end-to-end replica and chaos tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Engine, text
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def scalar(engine: Engine, sql: str, **params: object) -> object:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar()
+
+
+def exmeta_env(database_url: str, sim_url: str, interval: float, **settings: str) -> dict[str, str]:
+    """The environment of an ``exmeta`` process: ours minus any EXMETA_*, plus ``settings``.
+
+    ``settings`` are ``EXMETA_`` variables without the prefix, e.g.
+    ``POLLER__LEASE_SECONDS="3"``.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXMETA_")}
+    env.update(
+        PYTHONPATH=str(REPO),
+        EXMETA_DATABASE__URL=database_url,
+        EXMETA_BINANCE__BASE_URL=sim_url,
+        EXMETA_POLLER__EXCHANGE_INFO_INTERVAL=str(interval),
+        EXMETA_POLLER__SYSTEM_STATUS_INTERVAL="60",
+        EXMETA_POLLER__HEARTBEAT_SECONDS="0.2",
+    )
+    env.update({f"EXMETA_{key}": value for key, value in settings.items()})
+    return env
+
+
+def run_exmeta(
+    env: Mapping[str, str], cwd: Path, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "exmeta", *args],
+        cwd=cwd,  # no config.toml there: defaults + environment only
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class Replicas:
+    """``exmeta poll`` processes by replica id, each logging to ``<dir>/<id>.log``.
+
+    Leaving the context kills whatever still runs, whatever happened in the test.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, replica_id: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+        with self.log_path(replica_id).open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "exmeta", "poll", "--replica-id", replica_id],
+                cwd=self.directory,  # no config.toml there: defaults + environment only
+                env=dict(env),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        self.processes[replica_id] = process
+        return process
+
+    def __getitem__(self, replica_id: str) -> subprocess.Popen[bytes]:
+        return self.processes[replica_id]
+
+    def log_path(self, replica_id: str) -> Path:
+        return self.directory / f"{replica_id}.log"
+
+    def log(self, replica_id: str) -> str:
+        return self.log_path(replica_id).read_text(errors="replace")
+
+    def alive(self) -> list[str]:
+        return [name for name, p in self.processes.items() if p.poll() is None]
+
+    def stop(self, timeout: float = 10) -> dict[str, int]:
+        """SIGTERM (SIGCONT first, for a frozen one) every live replica; their exit codes."""
+        running = self.alive()
+        for name in running:
+            self.processes[name].send_signal(signal.SIGCONT)
+            self.processes[name].send_signal(signal.SIGTERM)
+        return {name: self.processes[name].wait(timeout) for name in running}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
