@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -11,8 +13,9 @@ from psycopg.abc import RV, PQGen
 # psycopg's own deadline error (3.2+), raised only by the waits we give a timeout to.
 from psycopg.errors import _WaitTimeout
 from psycopg.types.json import set_json_loads
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import DatabaseSettings
@@ -121,6 +124,36 @@ class _AnswerDeadline(psycopg.Connection[Any]):
             raise psycopg.OperationalError(
                 f"no answer from the database within {deadline:g} s; connection closed"
             ) from None
+
+
+@contextmanager
+def without_time_limits(conn: Connection) -> Iterator[None]:
+    """Lift ``conn``'s time bounds for the rest of its transaction: for work expected to
+    take long, such as a migration building an index over millions of versions.
+
+    The server's statement and idle-in-transaction timeouts are set to none with ``SET
+    LOCAL`` (they come back with the next transaction), and the client-side answer
+    deadline is off until the block ends. Keepalives still notice a peer that vanished.
+    """
+    conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+    conn.exec_driver_sql("SET LOCAL idle_in_transaction_session_timeout = 0")
+    driver = conn.connection.driver_connection
+    if not isinstance(driver, _AnswerDeadline):
+        yield
+        return
+    saved = driver.answer_timeout
+    driver.answer_timeout = None
+    try:
+        yield
+    finally:
+        driver.answer_timeout = saved
+
+
+def database_error(exc: SQLAlchemyError) -> str:
+    """The driver's own message in one line, without SQLAlchemy's SQL echo and help link."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
 
 
 def _use_orjson(dbapi_connection: Any, _record: Any) -> None:

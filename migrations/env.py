@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import Engine
 
 from core.config import DatabaseSettings
-from core.db import create_db_engine
+from core.db import create_db_engine, without_time_limits
 from core.models import Base
 
 config = context.config
@@ -29,10 +29,13 @@ def run_migrations_online() -> None:
     with _engine().connect() as connection:
         # Serialise concurrent `exmeta migrate` runs (two compose services, two hosts).
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7201500001)")
-        context.configure(connection=connection, target_metadata=target_metadata)
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+        # An index built over millions of versions may take minutes: the statement
+        # timeout that guards the poller and the API must not cut a migration short.
+        with without_time_limits(connection):
+            context.configure(connection=connection, target_metadata=target_metadata)
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
 
 
 if context.is_offline_mode():

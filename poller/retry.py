@@ -37,6 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core import request_budget
 from core.config import Settings
+from core.db import database_error
 from core.request_budget import Report, Standing
 from poller.binance import BinanceClient, Response
 
@@ -220,7 +221,7 @@ class SharedBudget:
                 log.warning(
                     "shared rate-limit state unreachable (%s); this replica's own gate and"
                     " budget decide until it is back",
-                    exc,
+                    database_error(exc),
                 )
             self._reachable = False
             return None

@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 from binance_sim.server import SimServer
 from binance_sim.state import Fault, FaultKind
 from core.config import DatabaseSettings
-from core.db import create_db_engine
+from core.db import create_db_engine, without_time_limits
 from core.ingest import StreamWriter
 from poller.job import exchange_info_job
 from poller.runner import Poller, Replica, ScheduledJob
@@ -126,3 +126,22 @@ def test_a_poll_whose_write_gets_no_answer_is_not_reported_and_polling_resumes(
     with engine.connect() as conn:
         outcomes = conn.execute(text("SELECT outcome FROM observations ORDER BY id")).scalars()
         assert next(outcomes) == "changed"  # the first poll that could be written
+
+
+def test_a_migration_may_take_longer_than_the_statement_timeout(database_url: str) -> None:
+    """without_time_limits (used by migrations/env.py) lifts the server's timeout and the
+    answer deadline for one transaction; the next transaction is bounded again."""
+    settings = DatabaseSettings(statement_timeout_seconds=0.3)
+    engine = create_db_engine(database_url, settings, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            with pytest.raises(OperationalError):
+                conn.execute(text("SELECT pg_sleep(0.6)"))
+            conn.rollback()
+            with without_time_limits(conn):
+                conn.execute(text("SELECT pg_sleep(0.6)"))
+                assert conn.execute(text("SHOW statement_timeout")).scalar() == "0"
+            conn.commit()
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == "300ms"
+    finally:
+        engine.dispose()
