@@ -132,8 +132,6 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _configure_logging(settings)
-    stop = threading.Event()
-    _stop_on_signals(stop)
     replica_id = args.replica_id or settings.poller.replica_id or default_replica_id()
     with _database(settings) as url:
         engine = create_db_engine(
@@ -144,12 +142,14 @@ def cmd_poll(args: argparse.Namespace) -> int:
         except (SigningKeyError, UnsafeKeyError) as exc:
             engine.dispose()
             raise CliError(f"account stream: {exc}") from None
+        # A signal, or the poll loop failing, sets the poller's stop event.
+        _stop_on_signals(poller.stop)
         log.info("replica %s polling %s", replica_id, settings.binance.base_url)
         poller.start()
-        stop.wait()
+        poller.stop.wait()
         poller.shutdown(settings.poller.shutdown_grace_seconds)
         engine.dispose()
-    return 0
+    return 1 if poller.crashed else 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -20,10 +20,11 @@ from functools import partial
 
 import schedule
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from core import leases, replicas
 from core.config import PollerSettings, Settings
+from core.db import database_error
 from core.ingest import StreamWriter
 from core.leases import Lease
 from poller.account_jobs import signed_jobs, system_status_job
@@ -113,7 +114,7 @@ class DatabaseBackoff:
         log.warning(
             "%s: database unavailable (%s); next attempt in %.1fs",
             what,
-            _first_line(exc),
+            database_error(exc),
             self.delay,
         )
 
@@ -123,13 +124,6 @@ class DatabaseBackoff:
         self.failures = 0
         self.delay = 0.0
         self._retry_at = float("-inf")
-
-
-def _first_line(exc: SQLAlchemyError) -> str:
-    """The driver's own message, without SQLAlchemy's SQL echo and help link."""
-    cause = exc.orig if isinstance(exc, DBAPIError) else exc
-    lines = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
 
 
 # A database outage is retried first after this many seconds, doubling up to half the lease:
@@ -156,6 +150,7 @@ class Poller:
         for scheduled in self.jobs:
             scheduled.job.write_lock = self.write_lock
         self._thread: threading.Thread | None = None
+        self.crashed = False
 
     def _guarded(self, job: StreamJob, interval: float) -> Callable[[], None]:
         def run() -> None:
@@ -198,7 +193,20 @@ class Poller:
         self.database.succeeded()
 
     def run(self) -> None:
-        """Poll every job now, then on its interval, until ``stop`` is set."""
+        """Poll every job now, then on its interval, until ``stop`` is set.
+
+        Should the loop itself fail (a bug: each task already catches its own errors), it
+        sets ``stop`` and ``crashed`` rather than leave a process that looks alive but
+        polls nothing: ``exmeta poll`` then exits non-zero and its supervisor restarts it.
+        """
+        try:
+            self._loop()
+        except Exception:
+            log.critical("the poll loop failed; stopping this replica", exc_info=True)
+            self.crashed = True
+            self.stop.set()
+
+    def _loop(self) -> None:
         tasks = [(s.interval, self._guarded(s.job, s.interval)) for s in self.jobs]
         if self.replica is not None:
             replica = self.replica
