@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import libfaketime as libfaketime_package
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
@@ -430,8 +431,12 @@ def test_black_hole_between_the_holder_and_postgres(
 
 
 def libfaketime() -> Path:
-    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
-    assert found, "libfaketime is missing: apt-get install libfaketime (.ci/run installs it)"
+    """The library the PyPI package ``libfaketime`` (a dev dependency) ships, built for
+    x86-64 Linux; elsewhere, Debian's (``apt-get install libfaketime``)."""
+    shipped = Path(libfaketime_package.__file__).parent / "vendor/libfaketime/src/libfaketime.so.1"
+    found = [shipped] if shipped.exists() else []
+    found += sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    assert found, "libfaketime is missing: pip install libfaketime, or apt-get install libfaketime"
     return found[0]
 
 
