@@ -17,6 +17,7 @@ about an instant nothing has been observed after yet, and 404s are never kept.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -50,10 +51,14 @@ class AnswerCache:
         self._checked_at = float("-inf")
 
     def generation(self, read: Callable[[], int | None]) -> int | None:
-        """The current generation, from ``read`` if the last look is older than the recheck."""
-        with self._lock:
-            if self._clock() - self._checked_at < self.recheck_seconds:
-                return self._generation
+        """The current generation, from ``read`` if the last look is older than the recheck.
+
+        The common case takes no lock: under the GIL an attribute read is atomic, and a
+        lock taken by every request of a worker's threads convoys them (a thread holding
+        it when its time slice ends makes the others queue behind it).
+        """
+        if self._clock() - self._checked_at < self.recheck_seconds:
+            return self._generation
         found = read()  # outside the lock: a slow database must not hold up cache hits
         with self._lock:
             # Generations only grow; of two threads reading at once, keep the newer answer.
@@ -63,14 +68,17 @@ class AnswerCache:
             return self._generation
 
     def get(self, key: Hashable, generation: int | None) -> bytes | None:
+        """The body kept for ``key`` if read under ``generation``; lock-free, like the
+        generation's common case (each OrderedDict call is atomic under the GIL)."""
         if generation is None:
             return None
-        with self._lock:
-            kept = self._bodies.get(key)
-            if kept is None or kept[0] != generation:
-                return None
+        kept = self._bodies.get(key)
+        if kept is None or kept[0] != generation:
+            return None
+        # Evicted by another thread meanwhile? The body is still the right one.
+        with contextlib.suppress(KeyError):
             self._bodies.move_to_end(key)
-            return kept[1]
+        return kept[1]
 
     def put(self, key: Hashable, generation: int | None, body: bytes) -> None:
         if self.entries <= 0 or generation is None:
