@@ -21,6 +21,7 @@ import migrations
 from binance_sim.server import SimServer
 from core.config import DatabaseSettings
 from core.db import API_ROLE, create_db_engine
+from core.verify import verify_history
 from exmeta.embedded import EmbeddedPostgres
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -83,11 +84,24 @@ def migrated_engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def engine(migrated_engine: Engine) -> Engine:
-    """The migrated test database, emptied before each test."""
+def engine(migrated_engine: Engine) -> Iterator[Engine]:
+    """The migrated test database, emptied before each test.
+
+    After each test the history it left is checked as ``exmeta verify`` checks it, so
+    every history the suite produces is a sound one (the tests of verify's findings
+    forge theirs in a database of their own).
+    """
     with migrated_engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
-    return migrated_engine
+    yield migrated_engine
+    with migrated_engine.connect() as conn:
+        found = verify_history(conn)
+    if found:
+        pytest.fail(
+            "exmeta verify finds the history this test left unsound:\n"
+            + "\n".join(str(f) for f in found[:10]),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
