@@ -9,8 +9,6 @@ replica, so the two figures must agree within one poll of each stream, and each 
 must be recorded exactly once.
 """
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +20,7 @@ from sqlalchemy import Engine
 
 from binance_sim.server import SimServer
 from binance_sim.state import ENDPOINT_WEIGHTS, EXCHANGE_INFO_PATH, SYSTEM_STATUS_PATH
-from tests.e2e.processes import Replicas, exmeta_env, scalar, wait_for
+from tests.e2e.processes import Replicas, exmeta_env, run_exmeta, scalar, wait_for
 
 INTERVAL = 1.0
 RUN_SECONDS = 60.0
@@ -113,13 +111,5 @@ def test_three_replicas_spend_the_weight_of_one_and_record_each_change_once(
         assert scalar(engine, f"SELECT count(*) FROM observations WHERE stream = '{stream}'") == (
             len(answered)
         ), stream
-    verify = subprocess.run(
-        [sys.executable, "-m", "exmeta", "verify"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    verify = run_exmeta(env, tmp_path, "verify")
     assert (verify.returncode, verify.stdout) == (0, "history verified: no findings\n")

@@ -2,7 +2,6 @@
 
 import threading
 import time
-from collections.abc import Callable
 
 from sqlalchemy import Engine, text
 
@@ -14,6 +13,7 @@ from core.verify import verify_history
 from poller.job import StreamJob, exchange_info_job
 from poller.runner import Poller, Replica, ScheduledJob
 from tests.builders import client_for
+from tests.e2e.processes import wait_for
 from tests.integration.test_poller_sim import add_fault
 
 STREAM = "exchange_info"
@@ -38,15 +38,6 @@ def replica(
 def rows(engine: Engine, sql: str) -> list[tuple[object, ...]]:
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(text(sql))]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_a_lease_is_taken_once_per_slot_and_kept_by_its_holder(engine: Engine) -> None:
