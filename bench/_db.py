@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 import migrations
+from bench._procs import sigterm_as_interrupt
 from core.config import DatabaseSettings
 from core.db import create_db_engine
 from exmeta.embedded import EmbeddedPostgres
@@ -32,24 +33,31 @@ def fixture(name: str) -> Path:
 
 @contextmanager
 def bench_engine() -> Iterator[Engine]:
+    """A migrated throwaway database, dropped (and its embedded server stopped) however the
+    benchmark ends: normally, on an error, on Ctrl-C or on SIGTERM."""
     admin = os.environ.get("EXMETA_BENCH_DATABASE_URL")
-    with tempfile.TemporaryDirectory(prefix="exmeta-bench-") as tmp:
-        embedded = None
-        if not admin:
-            embedded = EmbeddedPostgres(Path(tmp) / "pgdata")
-            embedded.start()
-            admin = embedded.url()
+    with sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="exmeta-bench-") as tmp:
+        embedded = None if admin else EmbeddedPostgres(Path(tmp) / "pgdata")
         name = f"exmeta_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = make_url(admin).set(database=name).render_as_string(hide_password=False)
-        engine = create_db_engine(url, DatabaseSettings(), application_name="exmeta-bench")
+        created = False
+        engine = None
         try:
+            if embedded is not None:
+                embedded.start()
+                admin = embedded.url()
+            assert admin is not None
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            created = True
+            url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+            engine = create_db_engine(url, DatabaseSettings(), application_name="exmeta-bench")
             migrations.upgrade(engine)
             yield engine
         finally:
-            engine.dispose()
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if engine is not None:
+                engine.dispose()
+            if created and admin is not None:
+                with psycopg.connect(admin, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             if embedded is not None:
                 embedded.stop("immediate")

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, text
 
 from api import create_app
 from bench._db import bench_engine
+from bench._procs import run
 from bench.synthetic_history import START, load
 from core.config import Settings
 from core.timeparse import format_instant
@@ -147,4 +148,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import Engine, event, text
 
 from bench._db import bench_engine
+from bench._procs import run
 from bench.synthetic_history import START, load
 from core import changes
 
@@ -146,4 +147,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

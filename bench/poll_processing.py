@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import Engine, text
 
 from bench._db import bench_engine, fixture
+from bench._procs import run
 from core.bodies import blank_server_time
 from core.ingest import Fetched, StreamWriter
 from core.models import VERSIONED_TABLES
@@ -160,4 +161,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import Engine, text
 
 from bench._db import bench_engine, fixture
+from bench._procs import run
 from bench.synthetic_history import load
 from core.bodies import blank_server_time
 from core.ingest import Fetched, StreamWriter
@@ -147,4 +148,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import Engine, text
 
 from bench._db import bench_engine, fixture
+from bench._procs import run
 from poller.parse import FILTER_COLUMNS, filter_row, symbol_row
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
@@ -255,4 +256,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
