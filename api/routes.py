@@ -83,7 +83,8 @@ def _observed(conn: Connection, at: datetime, now: datetime) -> history.Evidence
 
 @dataclass(frozen=True, slots=True)
 class _Rules:
-    """A symbol's rules at an instant, their evidence, and the generation they were read in."""
+    """A symbol's rules at an instant, their evidence, and, for an answer that may be kept
+    (api.answers), the generation they were read in (else None)."""
 
     rules: history.SymbolRules
     at: datetime
@@ -91,15 +92,23 @@ class _Rules:
     generation: int | None
 
 
-def _symbol_rules(symbol: str, as_of: datetime | None, *, decimals_as_text: bool = False) -> _Rules:
-    """A symbol's rules in force at ``as_of`` (default now) with their evidence, or a 404."""
+def _symbol_rules(
+    symbol: str, as_of: datetime | None, *, decimals_as_text: bool = False, keep: bool = False
+) -> _Rules:
+    """A symbol's rules in force at ``as_of`` (default now) with their evidence, or a 404.
+
+    With ``keep``, an answer that can be kept gets its generation, read in the same
+    snapshot; no other request pays for that query.
+    """
     state = app_state()
     now = state.clock()
     at = as_of or now
     with state.reading() as conn:
         rules = history.symbol_as_of(conn, symbol, at, decimals_as_text=decimals_as_text)
         found = state.evidence(conn, at, now)
-        generation = history.versions_generation(conn, EVIDENCE_STREAM)
+        generation = None
+        if keep and as_of is not None and rules is not None and keepable(found):
+            generation = history.versions_generation(conn, EVIDENCE_STREAM)
     if rules is None:
         if found.observed_before is None:
             raise _not_observed(at)
@@ -147,9 +156,9 @@ def get_symbol(path: SymbolPath, query: AsOfQuery) -> Response:
         body = state.answers.get(key, state.generation())
         if body is not None:
             return render.json_body(body)
-    read = _symbol_rules(path.symbol, query.as_of, decimals_as_text=True)
+    read = _symbol_rules(path.symbol, query.as_of, decimals_as_text=True, keep=True)
     response = render.json_response(render.symbol_as_of(read.rules, read.at, read.found))
-    if query.as_of is not None and keepable(read.found):
+    if read.generation is not None:
         state.answers.put(key, read.generation, response.get_data())
     return response
 

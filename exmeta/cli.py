@@ -26,7 +26,7 @@ import orjson
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from core.changes import STREAMS as FEED_STREAMS
+from core import changes as feed
 from core.config import ConfigError, Settings, load_settings
 from core.db import API_ROLE, create_db_engine, redact_url
 from core.redact import install as install_redaction
@@ -324,12 +324,11 @@ def cmd_changes(args: argparse.Namespace) -> int:
     feed's cursor makes the pages add up to the whole list, whatever commits meanwhile.
     """
     from api import render
-    from core import changes
 
     settings = _settings(args)
     _configure_logging(settings)
     # As for the API's caller with the token: the operator holds the configuration.
-    readable = changes.STREAMS if settings.api.token else changes.PUBLIC_STREAMS
+    readable = feed.STREAMS if settings.api.token else feed.PUBLIC_STREAMS
     if args.stream is not None and args.stream not in readable:
         raise CliError(f"--stream {args.stream} needs [api] token (EXMETA_API__TOKEN)", 2)
     streams = readable if args.stream is None else (args.stream,)
@@ -346,7 +345,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
         while True:
             with engine.connect() as conn:
                 conn.execution_options(isolation_level="REPEATABLE READ")
-                page = changes.changes(
+                page = feed.changes(
                     conn,
                     start,
                     end,
@@ -697,7 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
     changes.add_argument(
         "--stream",
         default=None,
-        choices=FEED_STREAMS,
+        choices=feed.STREAMS,
         help="only this stream's changes (account ones need [api] token configured)",
     )
     changes.add_argument(
