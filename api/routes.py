@@ -128,7 +128,7 @@ def list_symbols(query: SymbolsQuery) -> Response:
     at = query.as_of or now
     with state.reading() as conn:
         found = _observed(conn, at, now)
-        rules = history.symbols_as_of(
+        rows = history.rules_rows_as_of(
             conn,
             query.as_of,
             status=query.status,
@@ -136,7 +136,7 @@ def list_symbols(query: SymbolsQuery) -> Response:
             quote_asset=query.quote_asset,
             decimals_as_text=True,
         )
-    return render.json_response(render.symbol_list(rules, at, found))
+    return render.json_response(render.symbol_list(rows, at, found))
 
 
 @v1.get(

@@ -39,6 +39,7 @@ _FILTER_COLUMNS = (
     " max_position, parts_limit, max_num_orders, max_num_algo_orders, max_num_iceberg_orders"
 )
 _VERSION_COLUMNS = "valid_from, valid_to, opened_by, closed_by, raw::text"
+VERSION_FIELDS = ("valid_from", "valid_to", "opened_by", "closed_by", "raw_json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,7 @@ def _version(row: Sequence[Any], typed: Sequence[str], offset: int = 0) -> Versi
 
 def _filter_version(row: Sequence[Any]) -> Version:
     """A filter version with only the typed fields its filter type has (no NULL columns)."""
-    n = 2 + len(FILTER_FIELDS)
+    n = FILTER_ROW_VERSION
     fields = {k: v for k, v in zip(FILTER_FIELDS, row[2:n], strict=True) if v is not None}
     return Version(fields, *row[n : n + 5])
 
@@ -135,6 +136,8 @@ def _names(columns: str) -> list[str]:
 
 SYMBOL_FIELDS = _names(_SYMBOL_COLUMNS)
 FILTER_FIELDS = _names(_FILTER_COLUMNS)
+SYMBOL_ROW_VERSION = len(SYMBOL_FIELDS)
+FILTER_ROW_VERSION = 2 + len(FILTER_FIELDS)
 _DECIMAL_FILTER_FIELDS = frozenset(FILTER_FIELDS) - {
     "apply_min_to_market",
     "apply_max_to_market",
@@ -182,10 +185,11 @@ def _fetch(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any
     """Rows as plain tuples from the driver, in ``conn``'s transaction.
 
     The bulk readers skip SQLAlchemy's result layer: a whole-exchange answer is ~25,000
-    rows, and per-row ``Row`` handling cost more than the query itself.
+    rows, and per-row ``Row`` handling cost more than the query itself. Results come in
+    PostgreSQL's binary format (the same Python values; timestamps decode faster).
     """
     compiled = text(sql).compile(dialect=conn.dialect)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = conn.connection.driver_connection.cursor(binary=True)  # type: ignore[union-attr]
     with cursor:
         cursor.execute(compiled.string, params)
         rows: list[tuple[Any, ...]] = cursor.fetchall()
@@ -201,11 +205,15 @@ def _filter_rows(
     conn: Connection, where: str, params: dict[str, Any], *, decimals_as_text: bool = False
 ) -> list[tuple[str, str, Version]]:
     """(symbol, filter type, version) of every filter version matching ``where``."""
-    sql = (
+    sql = _filter_sql(where, decimals_as_text)
+    return [(r[0], r[1], _filter_version(r)) for r in _fetch(conn, sql, params)]
+
+
+def _filter_sql(where: str, decimals_as_text: bool) -> str:
+    return (
         f"SELECT symbol, filter_type, {_filter_columns(decimals_as_text)}, {_VERSION_COLUMNS}"
         f" FROM symbol_filter_versions WHERE {where}"
     )
-    return [(r[0], r[1], _filter_version(r)) for r in _fetch(conn, sql, params)]
 
 
 def symbol_as_of(
@@ -224,7 +232,24 @@ def symbol_as_of(
     return SymbolRules(versions[0], filters)
 
 
-def symbols_as_of(
+@dataclass(frozen=True, slots=True)
+class RulesRows:
+    """Every symbol's rules at one instant as the driver's tuples.
+
+    A whole exchange is ~2,300 symbols and ~20,000 filters: an answer that renders them all
+    cannot afford a ``Version`` and a field dict per row on the way (it cost as much as the
+    queries). ``symbols`` rows are ``SYMBOL_FIELDS`` then the version columns, sorted by
+    symbol; ``filters`` rows are symbol, filter type, ``FILTER_FIELDS`` (NULL where the
+    filter lacks the field), then the version columns, in no order. The version columns
+    start at ``SYMBOL_ROW_VERSION`` / ``FILTER_ROW_VERSION`` and are laid out as
+    ``VERSION_FIELDS``.
+    """
+
+    symbols: list[tuple[Any, ...]]
+    filters: list[tuple[Any, ...]]
+
+
+def rules_rows_as_of(
     conn: Connection,
     at: datetime | None,
     *,
@@ -232,8 +257,8 @@ def symbols_as_of(
     base_asset: str | None = None,
     quote_asset: str | None = None,
     decimals_as_text: bool = False,
-) -> list[SymbolRules]:
-    """Every symbol in force at ``at`` (None: the current versions), sorted by name."""
+) -> RulesRows:
+    """Every symbol in force at ``at`` (None: the current versions), with its filters."""
     when = _in_force(at)
     params: dict[str, Any] = {"t": at}
     where = [when]
@@ -245,19 +270,44 @@ def symbols_as_of(
         if value is not None:
             where.append(f"{column} = :{column}")
             params[column] = value
-    symbols = _symbol_rows(conn, " AND ".join(where) + " ORDER BY symbol", params)
+    symbols = _fetch(
+        conn,
+        f"SELECT {_SYMBOL_COLUMNS}, {_VERSION_COLUMNS} FROM symbol_versions"
+        f" WHERE {' AND '.join(where)} ORDER BY symbol",
+        params,
+    )
     if not symbols:
-        return []
-    filters: dict[str, dict[str, Version]] = defaultdict(dict)
+        return RulesRows([], [])
     filter_where = when
     if len(where) > 1:
         filter_where += " AND symbol = ANY(:names)"
-        params["names"] = [v.fields["symbol"] for v in symbols]
-    for name, ftype, version in _filter_rows(
-        conn, filter_where, params, decimals_as_text=decimals_as_text
-    ):
-        filters[name][ftype] = version
-    return [SymbolRules(v, filters[v.fields["symbol"]]) for v in symbols]
+        params["names"] = [row[0] for row in symbols]
+    filters = _fetch(conn, _filter_sql(filter_where, decimals_as_text), params)
+    return RulesRows(symbols, filters)
+
+
+def symbols_as_of(
+    conn: Connection,
+    at: datetime | None,
+    *,
+    status: str | None = None,
+    base_asset: str | None = None,
+    quote_asset: str | None = None,
+    decimals_as_text: bool = False,
+) -> list[SymbolRules]:
+    """Every symbol in force at ``at`` (None: the current versions), sorted by name."""
+    rows = rules_rows_as_of(
+        conn,
+        at,
+        status=status,
+        base_asset=base_asset,
+        quote_asset=quote_asset,
+        decimals_as_text=decimals_as_text,
+    )
+    filters: dict[str, dict[str, Version]] = defaultdict(dict)
+    for row in rows.filters:
+        filters[row[0]][row[1]] = _filter_version(row)
+    return [SymbolRules(_version(r, SYMBOL_FIELDS), filters[r[0]]) for r in rows.symbols]
 
 
 def symbol_history(

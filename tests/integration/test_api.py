@@ -854,6 +854,45 @@ def test_whole_exchange_answers_equal_the_rules_read_as_decimals(
         assert all(INSTANT.fullmatch(s["filters"]["PRICE_FILTER"]["valid_from"]) for s in expected)
 
 
+def test_each_symbol_of_a_whole_exchange_answer_equals_its_own_answer(
+    engine: Engine, make_client: MakeClient
+) -> None:
+    """/v1/symbols builds its answer straight from the rows (render.symbol_list); every
+    symbol in it must equal /v1/symbols/{symbol} at the same instant: a symbol without
+    filters, one whose filter closed before its own version (which closed later), one whose
+    own version closed first, and a symbol that is delisted by then (absent from both)."""
+    no_filters = {**symbol("NOFUSDT"), "filters": []}
+    btc, eth, gone = symbol("BTCUSDT"), symbol("ETHUSDT"), symbol("GONEUSDT")
+    record_exchange_info(engine, exchange_info(btc, eth, gone, no_filters), T0)
+    btc_tick = symbol("BTCUSDT", tick_size="0.10000000")
+    eth_halt = symbol("ETHUSDT", status="HALT")
+    record_exchange_info(engine, exchange_info(btc_tick, eth_halt, no_filters), T1)
+    btc_halt = symbol("BTCUSDT", tick_size="0.10000000", status="HALT")
+    later = T1 + timedelta(seconds=5)
+    record_exchange_info(engine, exchange_info(btc_halt, symbol("ETHUSDT"), no_filters), later)
+    client = make_client()
+    for instant, names in (
+        (T0 + timedelta(seconds=1), ["BTCUSDT", "ETHUSDT", "GONEUSDT", "NOFUSDT"]),
+        (T1 + timedelta(seconds=1), ["BTCUSDT", "ETHUSDT", "NOFUSDT"]),
+        (None, ["BTCUSDT", "ETHUSDT", "NOFUSDT"]),
+    ):
+        suffix = f"?as_of={q(instant)}" if instant else ""
+        whole = ok(client.get(f"/v1/symbols{suffix}"), schemas.SymbolList)
+        assert [s["symbol"] for s in whole["symbols"]] == names, suffix
+        for listed in whole["symbols"]:
+            own = ok(client.get(f"/v1/symbols/{listed['symbol']}{suffix}"), schemas.SymbolAsOf)
+            assert listed == {k: v for k, v in own.items() if k not in ("as_of", "evidence")}
+            assert list(listed["filters"]) == sorted(listed["filters"])  # stable output
+    first = ok(client.get(f"/v1/symbols?as_of={q(T0 + timedelta(seconds=1))}"), schemas.SymbolList)
+    by_name = {s["symbol"]: s for s in first["symbols"]}
+    assert by_name["NOFUSDT"]["filters"] == {}
+    assert by_name["BTCUSDT"]["valid_to"] == format_instant(T1)  # a filter closed at T1
+    assert by_name["BTCUSDT"]["filters"]["LOT_SIZE"]["valid_to"] is None
+    assert by_name["BTCUSDT"]["filters"]["PRICE_FILTER"]["valid_to"] == format_instant(T1)
+    assert by_name["ETHUSDT"]["valid_to"] == format_instant(T1)  # its own version closed
+    assert by_name["ETHUSDT"]["filters"]["PRICE_FILTER"]["valid_to"] is None
+
+
 def test_a_past_answer_is_kept_until_the_versions_change(
     engine: Engine, make_client: MakeClient
 ) -> None:
