@@ -149,9 +149,12 @@ def main() -> None:
         f"P10 detection latency: {len(latencies)} flips, exmeta poll every {INTERVAL_SECONDS:g} s"
         f" on {SNAPSHOT} (3.7 MB, 2,292 symbols), API via exmeta serve"
     )
+    long = [f"#{i + 1} {v:.2f} s" for i, v in enumerate(periods) if v > 1.5 * INTERVAL_SECONDS]
     print(
         f"poll period (start to start) median {statistics.median(periods):.2f} s,"
-        f" max {max(periods):.2f} s; fetch median {statistics.median(fetch_ms):.0f} ms"
+        f" max {max(periods):.2f} s; fetch median {statistics.median(fetch_ms):.0f} ms;"
+        f" {len(periods)} periods, {len(long)} over 1.5x the interval{': ' if long else ''}"
+        + ", ".join(long)
     )
     print(
         "latency s: "

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 
 import schedule
@@ -132,6 +133,44 @@ class DatabaseBackoff:
 DATABASE_BACKOFF_BASE_SECONDS = 0.5
 
 
+def next_slot(began: datetime, period: timedelta, now: datetime) -> datetime:
+    """When a poll whose slot began at ``began`` is next due: the first instant of
+    ``began + k * period`` after ``now``.
+
+    schedule waits a whole period after each run ends, so a 1 s poll that takes 40-200 ms
+    ran every 1.04-1.2 s; counted from when its slot began it runs every second however
+    long each run takes. A run that overran its period skips the slots it missed rather
+    than catching up in a burst (which would only spend weight on the same state).
+    """
+    missed = max(now - began, timedelta(0)) // period
+    return began + (missed + 1) * period
+
+
+def _schedule_clock() -> datetime:
+    """Now on schedule's clock: ``Job.next_run`` is naive local time."""
+    return datetime.now()  # noqa: DTZ005
+
+
+@dataclass
+class _SlotStart:
+    """When the poll that just ran had its slot: the lease acquired (the lease's next due
+    time is counted from then, on the database's clock, so asking one period later is
+    never early), or the poll started when there are no leases."""
+
+    at: datetime | None = None
+
+
+def _keep_to_slots(slots: Sequence[tuple[schedule.Job, timedelta, _SlotStart | None]]) -> None:
+    """A poll that had its slot is next due one interval after the slot began, not one
+    interval after it ended (schedule's own rule, kept for the heartbeat and for a replica
+    that found the slot held by another)."""
+    now = _schedule_clock()
+    for job, period, start in slots:
+        if start is not None and start.at is not None:
+            job.next_run = next_slot(start.at, period, now)
+            start.at = None
+
+
 class Poller:
     """Runs the jobs on their intervals; with ``replica``, only the slots this replica holds."""
 
@@ -152,7 +191,9 @@ class Poller:
         self._thread: threading.Thread | None = None
         self.crashed = False
 
-    def _guarded(self, job: StreamJob, interval: float) -> Callable[[], None]:
+    def _guarded(
+        self, job: StreamJob, interval: float, slot: _SlotStart | None = None
+    ) -> Callable[[], None]:
         def run() -> None:
             if self.stop.is_set() or not self.database.ready():
                 return
@@ -167,6 +208,8 @@ class Poller:
             except SQLAlchemyError as exc:
                 self.database.failed(f"{job.stream} lease", exc)
                 return
+            if slot is not None:
+                slot.at = _schedule_clock()
             try:
                 job.run(lease)
             except SQLAlchemyError as exc:
@@ -207,30 +250,34 @@ class Poller:
             self.stop.set()
 
     def _loop(self) -> None:
-        tasks = [(s.interval, self._guarded(s.job, s.interval)) for s in self.jobs]
+        starts = [_SlotStart() for _ in self.jobs]
+        tasks: list[tuple[float, Callable[[], None], _SlotStart | None]] = [
+            (s.interval, self._guarded(s.job, s.interval, start), start)
+            for s, start in zip(self.jobs, starts, strict=True)
+        ]
         if self.replica is not None:
             replica = self.replica
             self._bookkeeping(replica.register, "registering the replica")
-            tasks.append(
-                (
-                    replica.heartbeat_seconds,
-                    partial(self._bookkeeping, replica.heartbeat, "heartbeat"),
-                )
-            )
+            heartbeat = partial(self._bookkeeping, replica.heartbeat, "heartbeat")
+            tasks.append((replica.heartbeat_seconds, heartbeat, None))
         scheduler = schedule.Scheduler()
-        for interval, task in tasks:
+        slots = [
             # schedule types the interval as int, but builds a timedelta: fractions work.
-            scheduler.every(interval).seconds.do(task)  # type: ignore[arg-type]
+            (scheduler.every(interval).seconds.do(task), timedelta(seconds=interval), start)  # type: ignore[arg-type]
+            for interval, task, start in tasks
+        ]
         log.info(
             "polling %s", ", ".join(f"{s.job.stream} every {s.interval:g}s" for s in self.jobs)
         )
         # Each task once now, by hand: the scheduler's run_all() sleeps between jobs, and
         # every wait here is on ``stop`` (under libfaketime, which our clock-skew tests
         # use, time.sleep fails outright).
-        for _, task in tasks:
+        for _, task, _ in tasks:
             task()
+        _keep_to_slots(slots)
         while not self.stop.is_set():
             scheduler.run_pending()
+            _keep_to_slots(slots)
             idle = scheduler.idle_seconds
             self.stop.wait(timeout=min(max(idle or 0.0, 0.01), 0.5))
 

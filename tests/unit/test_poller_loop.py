@@ -1,13 +1,18 @@
-"""The poll loop never leaves a process that looks alive but polls nothing."""
+"""The poll loop: never a process that looks alive but polls nothing; polls on their interval."""
 
 from __future__ import annotations
 
+import statistics
 import threading
+import time
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import cast
 
 from sqlalchemy import Engine
 
-from poller.runner import Poller, Replica
+from poller.job import StreamJob
+from poller.runner import Poller, Replica, ScheduledJob, next_slot
 
 
 class BrokenReplica(Replica):
@@ -31,3 +36,47 @@ def test_a_loop_told_to_stop_is_not_a_crash() -> None:
     poller = Poller([], stop)
     poller.run()
     assert not poller.crashed
+
+
+class SlowJob:
+    """A poll that takes ``seconds``; records when each run started (monotonic)."""
+
+    stream = "exchange_info"
+    write_lock: threading.Lock | None = None
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.starts: list[float] = []
+
+    def run(self, lease: object) -> None:
+        self.starts.append(time.monotonic())
+        time.sleep(self.seconds)
+
+
+def test_polls_keep_to_their_interval_however_long_each_takes() -> None:
+    """A 0.3 s interval and 0.2 s polls: a poll starts every 0.3 s, not 0.2 s after the last
+    one ended (every 0.5 s, as schedule alone would run it)."""
+    job = SlowJob(0.2)
+    stop = threading.Event()
+    poller = Poller([ScheduledJob(cast(StreamJob, job), 0.3)], stop)
+    poller.start()
+    try:
+        stop.wait(2.6)
+    finally:
+        poller.shutdown(5)
+    gaps = [b - a for a, b in pairwise(job.starts)]
+    assert len(gaps) >= 6, job.starts
+    assert 0.25 < statistics.median(gaps) < 0.4, gaps
+
+
+def test_the_next_slot_is_on_the_grid_and_skips_the_slots_a_long_run_missed() -> None:
+    began = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    second = timedelta(seconds=1)
+    # A short run: the next slot one period after this one began.
+    assert next_slot(began, second, began + timedelta(milliseconds=40)) == began + second
+    # Started late and ran long, but ended before the next slot: still on the grid.
+    assert next_slot(began, second, began + timedelta(milliseconds=990)) == began + second
+    # Ran 2.5 periods: the two slots it overlapped are skipped, not run back to back.
+    assert next_slot(began, second, began + timedelta(seconds=2.5)) == began + 3 * second
+    # A clock that stepped back while it ran: the next slot, not one in the past.
+    assert next_slot(began, second, began - timedelta(seconds=5)) == began + second
