@@ -191,9 +191,7 @@ class Poller:
         self._thread: threading.Thread | None = None
         self.crashed = False
 
-    def _guarded(
-        self, job: StreamJob, interval: float, slot: _SlotStart | None = None
-    ) -> Callable[[], None]:
+    def _guarded(self, job: StreamJob, interval: float, slot: _SlotStart) -> Callable[[], None]:
         def run() -> None:
             if self.stop.is_set() or not self.database.ready():
                 return
@@ -208,8 +206,7 @@ class Poller:
             except SQLAlchemyError as exc:
                 self.database.failed(f"{job.stream} lease", exc)
                 return
-            if slot is not None:
-                slot.at = _schedule_clock()
+            slot.at = _schedule_clock()
             try:
                 job.run(lease)
             except SQLAlchemyError as exc:
@@ -250,11 +247,12 @@ class Poller:
             self.stop.set()
 
     def _loop(self) -> None:
-        starts = [_SlotStart() for _ in self.jobs]
-        tasks: list[tuple[float, Callable[[], None], _SlotStart | None]] = [
-            (s.interval, self._guarded(s.job, s.interval, start), start)
-            for s, start in zip(self.jobs, starts, strict=True)
-        ]
+        tasks: list[tuple[float, Callable[[], None], _SlotStart | None]] = []
+        for scheduled in self.jobs:
+            start = _SlotStart()
+            tasks.append(
+                (scheduled.interval, self._guarded(scheduled.job, scheduled.interval, start), start)
+            )
         if self.replica is not None:
             replica = self.replica
             self._bookkeeping(replica.register, "registering the replica")
