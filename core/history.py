@@ -286,24 +286,10 @@ def rules_rows_as_of(
     return RulesRows(symbols, filters)
 
 
-def symbols_as_of(
-    conn: Connection,
-    at: datetime | None,
-    *,
-    status: str | None = None,
-    base_asset: str | None = None,
-    quote_asset: str | None = None,
-    decimals_as_text: bool = False,
-) -> list[SymbolRules]:
-    """Every symbol in force at ``at`` (None: the current versions), sorted by name."""
-    rows = rules_rows_as_of(
-        conn,
-        at,
-        status=status,
-        base_asset=base_asset,
-        quote_asset=quote_asset,
-        decimals_as_text=decimals_as_text,
-    )
+def symbols_as_of(conn: Connection, at: datetime | None) -> list[SymbolRules]:
+    """Every symbol in force at ``at`` (None: the current versions), sorted by name, as
+    ``SymbolRules`` (filter fields as Decimal)."""
+    rows = rules_rows_as_of(conn, at)
     filters: dict[str, dict[str, Version]] = defaultdict(dict)
     for row in rows.filters:
         filters[row[0]][row[1]] = _filter_version(row)
