@@ -7,6 +7,14 @@ identical on every API replica, and agree with ``/v1/observations`` by construct
 Each app has its own ``CollectorRegistry`` (not prometheus_client's global one), so two
 apps in one process (tests, ``exmeta up``) never register the same names twice.
 The route is outside the OpenAPI document: it serves Prometheus text, not JSON.
+
+Scrapers carry no bearer token, so the private streams (the account's) show only what
+says whether they are healthy, never what dates or counts the account's changes (a
+balance version opens whenever the account trades): their polls by outcome only for
+``error`` and ``stale``, no duration histogram (a poll that writes versions takes
+longer), no version counts of their tables; requests, retries, back-off, errors, the
+used weight and the time since their last success stay, as they follow the schedule and
+the exchange, not the account.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from prometheus_client.registry import Collector
 
 from api.state import AppState
 from core import history, stats
+from core.models import PRIVATE_STREAMS, PRIVATE_TABLES, SUCCESS_OUTCOMES
 
 METRICS_URL = "/metrics"
 # Poll duration buckets: an unchanged exchangeInfo poll takes tens of ms, a changed one
@@ -85,7 +94,8 @@ class ObservationCollector(Collector):
             totals[1] += c.retries
             totals[2] += c.backoff_ms
         for (stream, outcome), n in sorted(by_outcome.items()):
-            polls.add_metric([stream, outcome], n)
+            if stream not in PRIVATE_STREAMS or outcome not in SUCCESS_OUTCOMES:
+                polls.add_metric([stream, outcome], n)
         for (stream, error_class), n in sorted(by_error.items()):
             errors.add_metric([stream, error_class], n)
         for stream, (n_sent, n_retries, backoff_ms) in sorted(per_stream.items()):
@@ -116,7 +126,8 @@ class ObservationCollector(Collector):
             "exmeta_versions_written", "Version rows written, by table", labels=["table"]
         )
         for table, n in versions.items():
-            written.add_metric([table], n)
+            if table not in PRIVATE_TABLES:
+                written.add_metric([table], n)
         yield written
 
         duration = HistogramMetricFamily(
@@ -125,6 +136,8 @@ class ObservationCollector(Collector):
             labels=["stream"],
         )
         for h in histograms:
+            if h.stream in PRIVATE_STREAMS:
+                continue
             cumulative = list(accumulate(h.bucket_counts))
             buckets = [
                 (f"{b / 1000:g}", n)

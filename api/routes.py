@@ -46,6 +46,7 @@ from api.schemas import (
 )
 from api.state import EVIDENCE_STREAM, app_state
 from core import changes, history, replicas, state_diff
+from core.models import PRIVATE_STREAMS
 from core.order_check import Order, Unchecked, check_order
 from core.timeparse import format_instant
 
@@ -281,7 +282,7 @@ def _feed_streams(stream: str | None) -> tuple[str, ...]:
     """
     if stream is None:
         return changes.STREAMS if authenticated() else changes.PUBLIC_STREAMS
-    if stream in changes.PRIVATE_STREAMS:
+    if stream in PRIVATE_STREAMS:
         check_token()
     return (stream,)
 
@@ -356,26 +357,37 @@ def get_diff(query: DiffQuery) -> Response:
 @v1.get(
     "/v1/observations",
     tags=[OBSERVATIONS],
-    responses={200: ObservationLog},
+    security=OPTIONAL_TOKEN,
+    responses={200: ObservationLog, **TOKEN_ERRORS},
 )
 def list_observations(query: ObservationsQuery) -> Response:
-    """The poll log within [from, to) (default: the last hour), and the gaps in it"""
+    """The poll log within [from, to) (default: the last hour), and the gaps in it
+
+    The account's streams (account, account_commission) need the bearer token: when
+    their polls changed something is when the account traded. Without a stream named,
+    they are left out unless the token is given.
+    """
     state = app_state()
     intervals = state.settings.stream_intervals()
     if query.stream is not None and query.stream not in intervals:
         raise ApiError(
             400, "invalid_parameter", f"stream: must be one of {', '.join(sorted(intervals))}"
         )
+    if query.stream in PRIVATE_STREAMS:
+        check_token()
+    hidden = frozenset() if authenticated() else PRIVATE_STREAMS
     now = state.clock()
     end = query.end or now
     start = query.start or end - DEFAULT_WINDOW
     if start >= end:
         raise ApiError(400, "invalid_window", "from must be before to (to defaults to now)")
     streams = [query.stream] if query.stream is not None else list(state.streams)
+    streams = [s for s in streams if s not in hidden]
     with state.reading() as conn:
         rows = history.observations(
             conn,
             stream=query.stream,
+            hidden=hidden,
             outcome=query.outcome,
             start=start,
             end=end,

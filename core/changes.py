@@ -37,12 +37,10 @@ import orjson
 from sqlalchemy import Connection, text
 
 from core.diff import FieldChange, diff_objects, flatten
-from core.models import SUCCESS_OUTCOMES
+from core.models import PRIVATE_STREAMS, SUCCESS_OUTCOMES
 
 LISTED = "listed"
 STREAMS = ("exchange_info", "account", "account_commission", "system_status", "delistings")
-# Streams about the configured account: whoever may read the feed may not read these.
-PRIVATE_STREAMS = frozenset({"account", "account_commission"})
 PUBLIC_STREAMS = tuple(s for s in STREAMS if s not in PRIVATE_STREAMS)
 
 

@@ -9,7 +9,7 @@ three intervals), because "TRADING at 14:03" means little if nobody looked betwe
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -417,9 +417,14 @@ def observations(
     start: datetime,
     end: datetime,
     limit: int,
+    hidden: Collection[str] = (),
 ) -> list[ObservationRow]:
+    """The poll log within [start, end), without the ``hidden`` streams' polls."""
     where = ["observed_at >= :start", "observed_at < :end"]
     params: dict[str, Any] = {"start": start, "end": end, "limit": limit}
+    if hidden:
+        where.append("stream <> ALL(:hidden)")
+        params["hidden"] = sorted(hidden)
     if stream is not None:
         where.append("stream = :stream")
         params["stream"] = stream
