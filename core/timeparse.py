@@ -61,4 +61,5 @@ def format_instant(value: datetime | None) -> str | None:
     if value is None:
         return None
     utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # Not strftime: its %Y drops the zero padding of years before 1000 ("1-01-01").
+    return utc.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"

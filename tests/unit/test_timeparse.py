@@ -49,3 +49,16 @@ def test_format_is_utc_with_milliseconds() -> None:
     value = datetime(2022, 11, 28, 1, 5, 44, 331999, tzinfo=UTC)
     assert format_instant(value) == "2022-11-28T01:05:44.331Z"
     assert format_instant(None) is None
+
+
+@pytest.mark.parametrize(
+    ("instant", "text"),
+    [
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00.000Z"),
+        (datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "0999-12-31T23:59:59.999Z"),
+        (datetime(9999, 12, 31, tzinfo=UTC), "9999-12-31T00:00:00.000Z"),
+    ],
+)
+def test_format_pads_every_year_to_four_digits(instant: datetime, text: str) -> None:
+    assert format_instant(instant) == text
+    assert parse_instant(text) == instant.replace(microsecond=instant.microsecond // 1000 * 1000)
