@@ -130,8 +130,20 @@ class Window(Params):
         return self
 
 
+MAX_HISTORY = 1000
+
+
 class HistoryQuery(Window):
     """Both ends are optional: without them, the whole history."""
+
+    limit: int = Field(MAX_HISTORY, ge=1, le=MAX_HISTORY)
+    next_cursor: str | None = Field(
+        None,
+        alias="next",
+        min_length=1,
+        max_length=2000,
+        description="the `next` of the previous page: continue after its last version",
+    )
 
 
 class ObservationsQuery(Window):

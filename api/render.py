@@ -28,7 +28,7 @@ from core.history import (
     VERSION_FIELDS,
     Evidence,
     Gap,
-    HistoryEntry,
+    HistoryPage,
     ObservationRow,
     RulesRows,
     SymbolRules,
@@ -140,7 +140,7 @@ def symbol_list(rows: RulesRows, at: datetime, found: Evidence) -> dict[str, Any
 
 
 def symbol_history(
-    symbol: str, entries: Iterable[HistoryEntry], start: datetime | None, end: datetime | None
+    symbol: str, page: HistoryPage, start: datetime | None, end: datetime | None
 ) -> dict[str, Any]:
     return {
         "symbol": symbol,
@@ -154,8 +154,9 @@ def symbol_history(
                 "listed": e.listed,
                 "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in e.changes],
             }
-            for e in entries
+            for e in page.entries
         ],
+        "next": page.next_cursor,
     }
 
 

@@ -46,6 +46,7 @@ from api.schemas import (
 )
 from api.state import EVIDENCE_STREAM, app_state
 from core import changes, history, replicas, state_diff
+from core.cursors import CursorError
 from core.models import PRIVATE_STREAMS
 from core.order_check import Order, Unchecked, check_order
 from core.timeparse import format_instant
@@ -170,14 +171,27 @@ def get_symbol(path: SymbolPath, query: AsOfQuery) -> Response:
     responses={200: SymbolHistory, 404: ErrorResponse},
 )
 def get_symbol_history(path: SymbolPath, query: HistoryQuery) -> Response:
-    """The symbol's versions overlapping [from, to), each with the fields that changed"""
+    """The symbol's versions overlapping [from, to), each with the fields that changed
+
+    At most `limit` per page, oldest first; `next` continues after the last one.
+    """
     state = app_state()
     with state.reading() as conn:
-        entries = history.symbol_history(conn, path.symbol, query.start, query.end)
-        # An empty window is an answer; a symbol never seen is not (rarely asked twice).
-        if not entries and not history.symbol_history(conn, path.symbol, None, None):
+        try:
+            page = history.symbol_history(
+                conn,
+                path.symbol,
+                query.start,
+                query.end,
+                limit=query.limit,
+                cursor=query.next_cursor,
+            )
+        except CursorError as exc:
+            raise ApiError(400, "invalid_cursor", str(exc)) from None
+        # An empty window is an answer; a symbol never seen is not.
+        if not page.entries and not history.symbol_seen(conn, path.symbol):
             raise ApiError(404, "symbol_never_seen", f"{path.symbol} was never observed")
-    return render.json_response(render.symbol_history(path.symbol, entries, query.start, query.end))
+    return render.json_response(render.symbol_history(path.symbol, page, query.start, query.end))
 
 
 @v1.get(
@@ -320,7 +334,7 @@ def list_changes(query: ChangesQuery) -> Response:
                 limit=query.limit,
                 cursor=query.next_cursor,
             )
-        except changes.CursorError as exc:
+        except CursorError as exc:
             raise ApiError(400, "invalid_cursor", str(exc)) from None
     return render.json_response(render.change_feed(page, start, end, streams))
 

@@ -152,6 +152,7 @@ class SymbolHistory(Model):
     start: Instant | None = Field(alias="from")
     end: Instant | None = Field(alias="to")
     versions: list[HistoryVersion]
+    next: str | None = Field(description="pass as `next` for the following page; null: no more")
 
 
 class RateLimit(Model):

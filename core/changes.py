@@ -25,8 +25,6 @@ later (always at later instants) only extend the feed.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, text
 
+from core.cursors import decode_position, encode_position
 from core.diff import FieldChange, diff_objects, flatten
 from core.models import PRIVATE_STREAMS, SUCCESS_OUTCOMES
 
@@ -68,25 +67,14 @@ class ChangePage:
     next_cursor: str | None
 
 
-class CursorError(ValueError):
-    """A ``next`` token that this feed did not hand out."""
-
-
 def encode_cursor(position: tuple[datetime, str, str, str]) -> str:
     changed_at, entity, key, field = position
-    payload = orjson.dumps([changed_at.isoformat(), entity, key, field])
-    return base64.urlsafe_b64encode(payload).decode("ascii").rstrip("=")
+    return encode_position(changed_at, (entity, key, field))
 
 
 def decode_cursor(token: str) -> tuple[datetime, str, str, str]:
-    try:
-        payload = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        changed_at, entity, key, field = orjson.loads(payload)
-        when = datetime.fromisoformat(changed_at)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise CursorError("next: not a cursor returned by this feed") from exc
-    if when.tzinfo is None or not all(isinstance(x, str) for x in (entity, key, field)):
-        raise CursorError("next: not a cursor returned by this feed")
+    """Raises ``core.cursors.CursorError`` for a token this feed did not hand out."""
+    when, (entity, key, field) = decode_position(token, 3, "this feed")
     return (when, entity, key, field)
 
 
@@ -107,14 +95,33 @@ class _Table:
     name: str
     key_columns: tuple[str, ...]
     nested: bool = False  # report nested objects' fields one by one (core.diff.flatten)
+    # The leading key columns that name the entity in the feed (a symbol's filters are
+    # reported under the symbol); all of them when None.
+    feed_key: tuple[str, ...] | None = None
 
     @property
     def per_symbol(self) -> bool:
         return "symbol" in self.key_columns
 
+    @property
+    def key_sql(self) -> str:
+        """The feed's key (``_key_text``) in SQL, compared byte-wise (``COLLATE "C"``) so
+        that PostgreSQL orders keys as Python orders the same strings (code points)."""
+        columns = self.feed_key or self.key_columns
+        if len(columns) == 1:
+            return f'({columns[0]} COLLATE "C")'
+        parts = " || ':' || ".join(f'"{c}"::text' for c in columns)
+        return f'(({parts}) COLLATE "C")'
+
 
 _SYMBOLS = _Table("exchange_info", "symbol", "symbol_versions", ("symbol",))
-_FILTERS = _Table("exchange_info", "symbol", "symbol_filter_versions", ("symbol", "filter_type"))
+_FILTERS = _Table(
+    "exchange_info",
+    "symbol",
+    "symbol_filter_versions",
+    ("symbol", "filter_type"),
+    feed_key=("symbol",),
+)
 # Entities whose object is one version row, in the order of STREAMS.
 _WHOLE_ROW_TABLES = (
     _Table(
@@ -130,30 +137,81 @@ _WHOLE_ROW_TABLES = (
     _Table("delistings", "delisting", "delisting_versions", ("symbol",)),
 )
 _STREAM_OF = {t.entity: t.stream for t in (_SYMBOLS, *_WHOLE_ROW_TABLES)}
+_BOUNDS = ("valid_from", "valid_to")  # a version opens at one and closes at the other
+
+# Where an entity's change stands in the feed, before its fields: (changed_at, entity, key).
+EventPosition = tuple[datetime, str, str]
 
 
-def _rows_changing(
-    conn: Connection, table: _Table, start: datetime, end: datetime, symbol: str | None
-) -> list[_Row]:
-    """Versions of ``table`` that open or close within ``[start, end)``."""
-    keys = ", ".join(table.key_columns)
-    where = (
-        "((valid_from >= :start AND valid_from < :end) OR (valid_to >= :start AND valid_to < :end))"
-    )
-    if symbol is not None:
-        assert table.per_symbol
-        where += " AND symbol = :symbol"
+@dataclass(frozen=True, slots=True)
+class _After:
+    """Where the next events start: at ``position`` itself (``inclusive``) or after it."""
+
+    position: EventPosition
+    inclusive: bool
+
+
+def _after_condition(table: _Table, bound: str, after: _After | None) -> str:
+    """The keyset condition on ``bound`` for the events of ``table`` after ``after``.
+
+    The entity is a constant of the table, so the tuple comparison reduces to a range on
+    the bound (the index's leading column) and, for the cursor's own entity, on the key.
+    """
+    if after is None:
+        return "TRUE"
+    entity = after.position[1]
+    if table.entity > entity:
+        return f"{bound} >= :after_at"
+    if table.entity < entity:
+        return f"{bound} > :after_at"
+    op = ">=" if after.inclusive else ">"
+    return f"{bound} >= :after_at AND ({bound}, {table.key_sql}) {op} (:after_at, :after_key)"
+
+
+def _next_events(
+    conn: Connection,
+    tables: Sequence[_Table],
+    start: datetime,
+    end: datetime,
+    symbol: str | None,
+    after: _After | None,
+    limit: int,
+) -> list[EventPosition]:
+    """The first ``limit`` (changed_at, entity, key) in ``[start, end)`` after ``after``.
+
+    Each table is read from its open and its close index in the feed's order, at most
+    ``limit`` entries each, so a page costs what it returns, however long the window.
+    """
+    selects = []
+    for table in tables:
+        for bound in _BOUNDS:
+            where = [
+                f"{bound} >= :start",
+                f"{bound} < :end",
+                _after_condition(table, bound, after),
+            ]
+            if symbol is not None:
+                where.append("symbol = :symbol")
+            selects.append(
+                f"(SELECT DISTINCT {bound} AS at, '{table.entity}' COLLATE \"C\" AS entity,"
+                f" {table.key_sql} AS k FROM {table.name} WHERE {' AND '.join(where)}"
+                " ORDER BY 1, 3 LIMIT :limit)"
+            )
     rows = conn.execute(
         text(
-            f"SELECT {keys}, valid_from, valid_to, opened_by, closed_by, raw::text"
-            f" FROM {table.name} WHERE {where}"
+            f"SELECT DISTINCT at, entity, k FROM ({' UNION ALL '.join(selects)}) AS e"
+            " ORDER BY at, entity, k LIMIT :limit"
         ),
-        {"start": start, "end": end, "symbol": symbol},
+        {
+            "start": start,
+            "end": end,
+            "symbol": symbol,
+            "limit": limit,
+            "after_at": after.position[0] if after is not None else None,
+            "after_key": after.position[2] if after is not None else None,
+        },
     ).all()
-    n = len(table.key_columns)
-    return [
-        _Row(tuple(r[:n]), r[n], r[n + 1], r[n + 2], r[n + 3], orjson.loads(r[n + 4])) for r in rows
-    ]
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 @dataclass
@@ -172,14 +230,39 @@ class _Event:
         return self.old.closed_by
 
 
-def _events(
-    rows: Iterable[_Row], start: datetime, end: datetime
-) -> dict[tuple[tuple[Any, ...], datetime], _Event]:
-    events: dict[tuple[tuple[Any, ...], datetime], _Event] = defaultdict(_Event)
-    for row in rows:
-        if start <= row.valid_from < end:
+Events = dict[tuple[tuple[Any, ...], datetime], _Event]
+
+
+def _events_of(conn: Connection, table: _Table, positions: Sequence[EventPosition]) -> Events:
+    """The versions of ``table`` that open or close at the given positions, by key and instant.
+
+    Both halves of a change (the version closed and its successor opened by one
+    observation) belong to one position, so a page never holds half of a change.
+    """
+    events: Events = defaultdict(_Event)
+    mine = [(at, key) for at, entity, key in positions if entity == table.entity]
+    if not mine:
+        return events
+    keys = ", ".join(table.key_columns)
+    selects = [
+        f"SELECT '{bound}', {keys}, valid_from, valid_to, opened_by, closed_by, raw::text"
+        f" FROM {table.name} JOIN unnest(CAST(:ats AS timestamptz[]), CAST(:keys AS text[]))"
+        f" AS e(at, k) ON {bound} = e.at AND {table.key_sql} = e.k"
+        for bound in _BOUNDS
+    ]
+    rows = conn.execute(
+        text(" UNION ALL ".join(selects)),
+        {"ats": [at for at, _ in mine], "keys": [key for _, key in mine]},
+    ).all()
+    n = len(table.key_columns)
+    for r in rows:
+        row = _Row(
+            tuple(r[1 : n + 1]), r[n + 1], r[n + 2], r[n + 3], r[n + 4], orjson.loads(r[n + 5])
+        )
+        if r[0] == "valid_from":
             events[(row.key, row.valid_from)].new = row
-        if row.valid_to is not None and start <= row.valid_to < end:
+        else:
+            assert row.valid_to is not None
             events[(row.key, row.valid_to)].old = row
     return events
 
@@ -189,7 +272,7 @@ def _key_text(key: Sequence[Any]) -> str:
 
 
 def _raw_changes(
-    table: _Table, events: dict[tuple[tuple[Any, ...], datetime], _Event]
+    table: _Table, events: Events
 ) -> list[tuple[datetime, str, str, FieldChange, int]]:
     """Changes of entities whose object is one version row: listed, delisted or diffed."""
     found: list[tuple[datetime, str, str, FieldChange, int]] = []
@@ -207,8 +290,8 @@ def _raw_changes(
 
 
 def _symbol_changes(
-    symbols: dict[tuple[tuple[Any, ...], datetime], _Event],
-    filters: dict[tuple[tuple[Any, ...], datetime], _Event],
+    symbols: Events,
+    filters: Events,
 ) -> list[tuple[datetime, str, str, FieldChange, int]]:
     """Symbol changes: own fields and ``filters.<type>.<field>``; listings as one change."""
     listings: dict[tuple[str, datetime], _Event] = {}
@@ -289,32 +372,39 @@ def changes(
     ``symbol`` keeps only that symbol's changes (its rules, its commission and its
     delisting; the account, rate limits, exchange filters and system status are no
     symbol's); ``fields`` keeps, and ``exclude_fields`` drops, the fields named or under
-    a named prefix. Raises ``CursorError`` for a token this feed did not make.
+    a named prefix. Raises ``core.cursors.CursorError`` for a token this feed did not make.
     """
     unknown = set(streams) - set(STREAMS)
     if unknown:
         raise ValueError(f"unknown streams: {', '.join(sorted(unknown))}")
-    after = decode_cursor(cursor) if cursor is not None else None
-    lower = max(start, after[0]) if after is not None else start
-    found: list[tuple[datetime, str, str, FieldChange, int]] = []
-    if "exchange_info" in streams:
-        symbol_events = _events(_rows_changing(conn, _SYMBOLS, lower, end, symbol), lower, end)
-        filter_events = _events(_rows_changing(conn, _FILTERS, lower, end, symbol), lower, end)
-        found.extend(_symbol_changes(symbol_events, filter_events))
-    for table in _WHOLE_ROW_TABLES:
-        if table.stream in streams and (symbol is None or table.per_symbol):
-            rows = _rows_changing(conn, table, lower, end, symbol)
-            found.extend(_raw_changes(table, _events(rows, lower, end)))
-    selected = sorted(
-        (
+    tables = [
+        t
+        for t in (_SYMBOLS, _FILTERS, *_WHOLE_ROW_TABLES)
+        if t.stream in streams and (symbol is None or t.per_symbol)
+    ]
+    position = decode_cursor(cursor) if cursor is not None else None
+    # The cursor's own change may be followed by more fields of the same entity at the
+    # same instant: its event is read again and only the fields after it are kept.
+    after = _After(position[:3], inclusive=True) if position is not None else None
+    selected: list[tuple[datetime, str, str, FieldChange, int]] = []
+    # Events to read: one more change than the page tells whether there is more, and the
+    # cursor's own event comes back first.
+    batch = limit + 1 + (position is not None)
+    while len(selected) <= limit:
+        positions = _next_events(conn, tables, start, end, symbol, after, batch)
+        found = _changes_at(conn, tables, positions)
+        selected.extend(
             item
             for item in found
-            if (after is None or (item[0], item[1], item[2], item[3].field) > after)
+            if (position is None or (item[0], item[1], item[2], item[3].field) > position)
             and (not fields or _matches(item[3].field, fields))
             and not _matches(item[3].field, exclude_fields)
-        ),
-        key=lambda item: (item[0], item[1], item[2], item[3].field),
-    )
+        )
+        if len(positions) < batch:
+            break
+        after = _After(positions[-1], inclusive=False)
+        # Field filters may drop most events: read on in growing batches, not one by one.
+        batch *= 2
     page = selected[:limit]
     before = _observed_before(conn, ((_STREAM_OF[item[1]], item[0]) for item in page))
     result = [
@@ -333,3 +423,18 @@ def changes(
     ]
     more = len(selected) > limit
     return ChangePage(result, encode_cursor(result[-1].position) if more else None)
+
+
+def _changes_at(
+    conn: Connection, tables: Sequence[_Table], positions: Sequence[EventPosition]
+) -> list[tuple[datetime, str, str, FieldChange, int]]:
+    """Every change at ``positions``, in the feed's order."""
+    found: list[tuple[datetime, str, str, FieldChange, int]] = []
+    if _SYMBOLS in tables:
+        symbol_events = _events_of(conn, _SYMBOLS, positions)
+        filter_events = _events_of(conn, _FILTERS, positions)
+        found.extend(_symbol_changes(symbol_events, filter_events))
+    for table in tables:
+        if table in _WHOLE_ROW_TABLES:
+            found.extend(_raw_changes(table, _events_of(conn, table, positions)))
+    return sorted(found, key=lambda item: (item[0], item[1], item[2], item[3].field))

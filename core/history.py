@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import Connection, text
 
 from core.bodies import restore_server_time
+from core.cursors import decode_position, encode_position
 from core.diff import FieldChange, diff_objects
 from core.models import SUCCESS_OUTCOMES
 
@@ -296,32 +297,143 @@ def symbols_as_of(conn: Connection, at: datetime | None) -> list[SymbolRules]:
     return [SymbolRules(_version(r, SYMBOL_FIELDS), filters[r[0]]) for r in rows.symbols]
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    entries: list[HistoryEntry]
+    next_cursor: str | None  # None: no entry follows in the window
+
+
+_JUST_BEFORE = timedelta(microseconds=1)  # PostgreSQL's resolution: the instant before
+
+
 def symbol_history(
-    conn: Connection, symbol: str, start: datetime | None, end: datetime | None
-) -> list[HistoryEntry]:
-    """The instants at which the symbol's rules changed, overlapping [start, end), with diffs.
+    conn: Connection,
+    symbol: str,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    limit: int,
+    cursor: str | None = None,
+) -> HistoryPage:
+    """The instants at which the symbol's rules changed, overlapping [start, end), with diffs;
+    at most ``limit``, after ``cursor`` (the ``next_cursor`` of the previous page).
 
     Each entry is diffed against the rules in force just before it, so a window that
     starts mid-history still says what changed; a delisting is an entry with
-    ``listed=False`` whose changes remove every field.
+    ``listed=False`` whose changes remove every field. A page reads the versions in force
+    during its own entries only (found by the key and the range), never the whole history.
+    Raises ``core.cursors.CursorError`` for a token this history did not hand out.
     """
-    params = {"sym": symbol}
-    parts = [("symbol", v, v.raw) for v in _symbol_rows(conn, "symbol = :sym", params)]
-    parts += [(ftype, v, v.raw) for _, ftype, v in _filter_rows(conn, "symbol = :sym", params)]
+    if cursor is not None:
+        after, _ = decode_position(cursor, 0, "this history")
+        base: datetime | None = after  # the previous page's last entry: in force, done
+    else:
+        first = _instant_in_force(conn, symbol, start) if start is not None else None
+        base = first - _JUST_BEFORE if first is not None else start
+    params = {"sym": symbol, "base": base, "n": limit + 1}
+    # The (limit + 1)th instant a version opens after base bounds the page: with the
+    # closings before it, at least limit + 1 instants, which a page needs (the last one
+    # ends the page's last entry and says that more follow).
+    upper = conn.execute(
+        text(
+            "SELECT at FROM ("
+            f"  ({_openings('symbol_versions')}) UNION ({_openings('symbol_filter_versions')})"
+            ") AS o ORDER BY at OFFSET :n - 1 LIMIT 1"
+        ),
+        params,
+    ).scalar_one_or_none()
+    where = (
+        "symbol = :sym AND tstzrange(valid_from, valid_to)"
+        " && tstzrange(CAST(:base AS timestamptz), CAST(:upper AS timestamptz), '[]')"
+    )
+    window = {"sym": symbol, "base": base, "upper": upper}
+    parts = [("symbol", v) for v in _symbol_rows(conn, where, window)]
+    parts += [(ftype, v) for _, ftype, v in _filter_rows(conn, where, window)]
+    entries = _entries(parts, base, upper)
+    in_window = [e for e in entries if end is None or e.valid_from < end]
+    # The entry at upper ends past what was read: it only says that more follow.
+    page = in_window[: limit if upper is None else min(limit, len(entries) - 1)]
+    more = len(in_window) > len(page)
+    return HistoryPage(page, encode_position(page[-1].valid_from, ()) if more else None)
+
+
+def symbol_seen(conn: Connection, symbol: str) -> bool:
+    """Whether any version of the symbol was ever recorded."""
+    return bool(
+        conn.execute(
+            text("SELECT EXISTS (SELECT FROM symbol_versions WHERE symbol = :sym)"),
+            {"sym": symbol},
+        ).scalar_one()
+    )
+
+
+def _openings(table: str) -> str:
+    return (
+        f"SELECT DISTINCT valid_from AS at FROM {table} WHERE symbol = :sym"
+        " AND (CAST(:base AS timestamptz) IS NULL OR valid_from > :base) ORDER BY 1 LIMIT :n"
+    )
+
+
+def _instant_in_force(conn: Connection, symbol: str, at: datetime) -> datetime | None:
+    """The last instant at or before ``at`` at which the symbol's rules changed.
+
+    The last opening at or before ``at``, unless a version in force then closed after it,
+    by ``at``, with no successor (a delisting, a filter removed).
+    """
+    opened: datetime | None = conn.execute(
+        text(
+            "SELECT greatest("
+            " (SELECT max(valid_from) FROM symbol_versions WHERE symbol = :sym"
+            "  AND valid_from <= :t),"
+            " (SELECT max(valid_from) FROM symbol_filter_versions WHERE symbol = :sym"
+            "  AND valid_from <= :t))"
+        ),
+        {"sym": symbol, "t": at},
+    ).scalar_one()
+    if opened is None:
+        return None
+    closed: datetime | None = conn.execute(
+        text(
+            "SELECT max(valid_to) FROM ("
+            "  SELECT valid_to FROM symbol_versions WHERE symbol = :sym"
+            "   AND tstzrange(valid_from, valid_to) && tstzrange(:o, :t, '[]') AND valid_to <= :t"
+            "  UNION ALL"
+            "  SELECT valid_to FROM symbol_filter_versions WHERE symbol = :sym"
+            "   AND tstzrange(valid_from, valid_to) && tstzrange(:o, :t, '[]') AND valid_to <= :t"
+            ") AS c"
+        ),
+        {"sym": symbol, "o": opened, "t": at},
+    ).scalar_one()
+    return max(opened, closed) if closed is not None else opened
+
+
+def _entries(
+    parts: Sequence[tuple[str, Version]], base: datetime | None, upper: datetime | None
+) -> list[HistoryEntry]:
+    """The entries at the instants in (base, upper] found in ``parts``, the versions in force
+    between, diffed against the rules in force at ``base``."""
     openers: dict[datetime, int | None] = {}
-    for _, v, _raw in parts:
+    for _, v in parts:
         openers.setdefault(v.valid_from, v.opened_by)
         if v.valid_to is not None:
             openers.setdefault(v.valid_to, v.closed_by)
+    instants = sorted(
+        t for t in openers if (base is None or t > base) and (upper is None or t <= upper)
+    )
+
+    def in_force(at: datetime | None) -> dict[str, Any]:
+        if at is None:
+            return {}
+        return {
+            name: v.raw
+            for name, v in parts
+            if v.valid_from <= at and (v.valid_to is None or at < v.valid_to)
+        }
 
     entries: list[HistoryEntry] = []
-    previous: dict[str, Any] = {}
-    for instant in sorted(openers):
-        state = {
-            name: raw
-            for name, v, raw in parts
-            if v.valid_from <= instant and (v.valid_to is None or instant < v.valid_to)
-        }
+    previous = in_force(base)
+    for instant in instants:
+        state = in_force(instant)
         changes = _rules_diff(previous, state)
         previous = state
         if changes:
@@ -329,12 +441,7 @@ def symbol_history(
             entries.append(HistoryEntry(instant, None, opener, "symbol" in state, changes))
     for i in range(len(entries) - 1):
         entries[i] = replace(entries[i], valid_to=entries[i + 1].valid_from)
-    return [
-        e
-        for e in entries
-        if (end is None or e.valid_from < end)
-        and (start is None or e.valid_to is None or e.valid_to > start)
-    ]
+    return entries
 
 
 def _rules_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:

@@ -205,6 +205,12 @@ class VersionMixin:
     def __table_args__(cls) -> tuple[Any, ...]:
         key = cls.__key__
         name = cls.__tablename__  # type: ignore[attr-defined]
+        # After the instant, the key the change feed orders by when it is a symbol (one
+        # instant can hold thousands of symbols' versions), byte-ordered like the feed
+        # (core.changes). The collation rides in postgresql_ops, which renders after the
+        # column: an index expression would differ from what PostgreSQL reflects.
+        feed_order = ["symbol"] if "symbol" in key else []
+        byte_order = {"symbol": 'COLLATE "C"'} if feed_order else {}
         return (
             # (key, valid_from) doubles as the btree for "latest version before t" lookups.
             PrimaryKeyConstraint(*key, "valid_from"),
@@ -221,9 +227,16 @@ class VersionMixin:
                 unique=True,
                 postgresql_where=text("valid_to IS NULL"),
             ),
-            # The change feed's window: versions that open, or close, between two instants.
-            Index(f"ix_{name}_valid_from", "valid_from"),
-            Index(f"ix_{name}_valid_to", "valid_to", postgresql_where=text("valid_to IS NOT NULL")),
+            # The change feed's window: versions that open, or close, between two instants,
+            # per symbol in the feed's byte order where a table is keyed by symbol.
+            Index(f"ix_{name}_valid_from", "valid_from", *feed_order, postgresql_ops=byte_order),
+            Index(
+                f"ix_{name}_valid_to",
+                "valid_to",
+                *feed_order,
+                postgresql_where=text("valid_to IS NOT NULL"),
+                postgresql_ops=byte_order,
+            ),
             *(
                 [Index(f"ix_{name}_range", _RANGE, postgresql_using="gist")]
                 if cls.__read_whole_as_of__

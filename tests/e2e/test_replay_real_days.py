@@ -101,7 +101,7 @@ def test_two_real_days_create_exactly_the_true_differences(engine: Engine, sim: 
         )
         assert transitions == halted
 
-        entries = history.symbol_history(conn, halted[0], None, None)
+        entries = history.symbol_history(conn, halted[0], None, None, limit=1000).entries
         assert [(c.old, c.new) for c in entries[-1].changes if c.field == "status"] == [
             ("TRADING", "BREAK")
         ]

@@ -15,12 +15,12 @@ from tests.integration.test_changes import NOW, T0, record_script
 FEED_TABLES = sorted(set(VERSIONED_TABLES) - {"balance_versions"})
 
 
-def feed_plans(engine: Engine, symbol: str | None = None) -> dict[str, str]:
-    """Each version table's plan (text) for the statement the feed sent it."""
+def feed_plans(engine: Engine, symbol: str | None = None) -> list[str]:
+    """The plans (text) of the statements the feed sent to read the version tables."""
     sent: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, params: Any, *rest: Any) -> None:
-        if "valid_to >=" in statement:
+        if "_versions" in statement:
             sent.append((statement, params))
 
     event.listen(engine, "before_cursor_execute", capture)
@@ -29,32 +29,46 @@ def feed_plans(engine: Engine, symbol: str | None = None) -> dict[str, str]:
             changes.changes(conn, T0, NOW, streams=changes.STREAMS, symbol=symbol, limit=1000)
     finally:
         event.remove(engine, "before_cursor_execute", capture)
-    plans = {}
+    plans = []
     dbapi = engine.raw_connection()
     try:
         with dbapi.cursor() as cur:  # type: ignore[attr-defined]
             # The test tables are tiny: a scan of them would win; ask whether an index serves.
             cur.execute("SET enable_seqscan = off")
             for statement, params in sent:
-                table = next(t for t in FEED_TABLES if f"FROM {t} " in statement)
                 cur.execute(f"EXPLAIN {statement}", params)
-                plans[table] = "\n".join(row[0] for row in cur.fetchall())
+                plans.append("\n".join(row[0] for row in cur.fetchall()))
     finally:
         dbapi.close()
     return plans
 
 
-@pytest.mark.parametrize("table", FEED_TABLES)
-def test_the_feed_reads_each_table_by_its_open_and_close_indexes(
-    engine: Engine, table: str
-) -> None:
+def analysed_plans(engine: Engine) -> list[str]:
     record_script(engine)
     with engine.begin() as conn:
-        conn.execute(text(f"ANALYZE {table}"))
-    plan = feed_plans(engine)[table]
-    assert f"ix_{table}_valid_from" in plan
-    assert f"ix_{table}_valid_to" in plan
-    assert "Seq Scan" not in plan
+        conn.execute(text("ANALYZE"))
+    return feed_plans(engine)
+
+
+@pytest.mark.parametrize("table", FEED_TABLES)
+def test_the_feed_finds_a_pages_events_by_the_open_and_close_indexes(
+    engine: Engine, table: str
+) -> None:
+    events, *_ = analysed_plans(engine)
+    assert f"ix_{table}_valid_from" in events
+    assert f"ix_{table}_valid_to" in events
+    assert "Seq Scan" not in events
+
+
+@pytest.mark.parametrize(
+    "table", ["symbol_versions", "symbol_filter_versions", "rate_limit_versions"]
+)
+def test_the_feed_reads_a_pages_versions_by_the_same_indexes(engine: Engine, table: str) -> None:
+    _, *versions = analysed_plans(engine)  # the script changes these tables only
+    [read] = [p for p in versions if f" on {table} " in p]
+    assert f"ix_{table}_valid_from" in read
+    assert f"ix_{table}_valid_to" in read
+    assert "Seq Scan" not in read
 
 
 def test_the_closing_index_leaves_current_versions_out(engine: Engine) -> None:
@@ -63,3 +77,19 @@ def test_the_closing_index_leaves_current_versions_out(engine: Engine) -> None:
             text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_symbol_versions_valid_to'")
         ).scalar_one()
     assert definition.endswith("WHERE (valid_to IS NOT NULL)")
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["symbol_versions", "symbol_filter_versions", "commission_versions", "delisting_versions"],
+)
+def test_per_symbol_tables_are_indexed_in_the_feeds_byte_order(engine: Engine, table: str) -> None:
+    with engine.connect() as conn:
+        definitions = conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname IN (:a, :b)"),
+            {"a": f"ix_{table}_valid_from", "b": f"ix_{table}_valid_to"},
+        ).scalars()
+        assert [d.split("USING btree ")[1].split(")")[0] for d in sorted(definitions)] == [
+            '(valid_from, symbol COLLATE "C"',
+            '(valid_to, symbol COLLATE "C"',
+        ]

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.changes import CursorError, decode_cursor, encode_cursor
+from core.changes import decode_cursor, encode_cursor
+from core.cursors import CursorError
 
 
 def test_a_cursor_round_trips_exactly() -> None:
