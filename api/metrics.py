@@ -1,9 +1,10 @@
-"""``GET /metrics``: Prometheus text exposition, computed from the database at scrape time.
+"""``GET /metrics``: Prometheus text exposition, read from the database at scrape time.
 
 The polls happen in other processes (the pollers), so in-memory counters here would count
-nothing; a custom collector turns aggregate queries over ``observations`` and the version
-tables into metric families instead. Counters are therefore as durable as the log itself,
-identical on every API replica, and agree with ``/v1/observations`` by construction.
+nothing; a custom collector turns the totals the writer keeps (core.stats) into metric
+families instead. Counters are therefore as durable as the log itself, identical on every
+API replica, and agree with ``/v1/observations``; a scrape costs the same however long
+the log.
 Each app has its own ``CollectorRegistry`` (not prometheus_client's global one), so two
 apps in one process (tests, ``exmeta up``) never register the same names twice.
 The route is outside the OpenAPI document: it serves Prometheus text, not JSON.
@@ -38,9 +39,6 @@ from core import history, stats
 from core.models import PRIVATE_STREAMS, PRIVATE_TABLES, SUCCESS_OUTCOMES
 
 METRICS_URL = "/metrics"
-# Poll duration buckets: an unchanged exchangeInfo poll takes tens of ms, a changed one
-# hundreds, a retried one seconds; the read timeout is 8 s and three attempts fit in 30.
-DURATION_BOUNDS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 
 
 class ObservationCollector(Collector):
@@ -53,7 +51,7 @@ class ObservationCollector(Collector):
         state = self.state
         with state.reading() as conn:
             counts = stats.poll_counts(conn)
-            histograms = stats.duration_histograms(conn, DURATION_BOUNDS_MS)
+            histograms = stats.duration_histograms(conn)
             weights = stats.last_used_weights(conn, state.streams)
             versions = stats.versions_written(conn)
             last = history.last_successes(conn, state.streams)
@@ -141,7 +139,7 @@ class ObservationCollector(Collector):
             cumulative = list(accumulate(h.bucket_counts))
             buckets = [
                 (f"{b / 1000:g}", n)
-                for b, n in zip(DURATION_BOUNDS_MS, cumulative[:-1], strict=True)
+                for b, n in zip(stats.DURATION_BOUNDS_MS, cumulative[:-1], strict=True)
             ]
             buckets.append(("+Inf", h.count))
             duration.add_metric([h.stream], buckets, h.sum_ms / 1000)

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from core.leases import Lease, still_held
 from core.models import VERSIONED_TABLES
+from core.stats import duration_bucket
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +250,31 @@ def _store_body(conn: Connection, sha: bytes, body: bytes) -> None:
 def _insert_observation(
     conn: Connection, f: Fetched, observed_at: datetime, outcome: str, body_sha: bytes | None
 ) -> int:
+    """Log the observation and count it in ``poll_totals`` (what /metrics reads)."""
+    # Observations from before attempts were recorded count as one request, no retry.
+    attempts = 1 if f.attempts is None else f.attempts
+    conn.execute(
+        text(
+            "INSERT INTO poll_totals AS t (stream, outcome, error_class, duration_bucket, polls,"
+            " requests, retries, backoff_ms, duration_ms) VALUES (:stream, :outcome,"
+            " :error_class, :bucket, 1, :requests, :retries, :backoff_ms, :duration_ms)"
+            " ON CONFLICT (stream, outcome, error_class, duration_bucket) DO UPDATE SET"
+            " polls = t.polls + 1, requests = t.requests + excluded.requests,"
+            " retries = t.retries + excluded.retries,"
+            " backoff_ms = t.backoff_ms + excluded.backoff_ms,"
+            " duration_ms = t.duration_ms + excluded.duration_ms"
+        ),
+        {
+            "stream": f.stream,
+            "outcome": outcome,
+            "error_class": f.error_class or "",
+            "bucket": duration_bucket(f.duration_ms),
+            "requests": attempts,
+            "retries": max(attempts - 1, 0),
+            "backoff_ms": f.backoff_ms or 0,
+            "duration_ms": f.duration_ms,
+        },
+    )
     return int(
         conn.execute(
             text(
@@ -332,6 +358,15 @@ def _apply(
         if rows:
             _copy_versions(conn, table, rows, observed_at, obs_id)
             opened[table] = len(rows)
+    if opened:
+        conn.execute(
+            text(
+                "INSERT INTO version_totals AS t (table_name, versions)"
+                " SELECT * FROM unnest(CAST(:tables AS text[]), CAST(:counts AS bigint[]))"
+                " ON CONFLICT (table_name) DO UPDATE SET versions = t.versions + excluded.versions"
+            ),
+            {"tables": list(opened), "counts": list(opened.values())},
+        )
     return opened, closed
 
 

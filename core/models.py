@@ -128,6 +128,38 @@ class StreamHead(Base):
     state_observation_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
+class PollTotal(Base):
+    """Observations of a stream by outcome, error class and duration bucket, with what they
+    cost: the counters of ``/metrics``, added to by the writer in each observation's own
+    transaction (core.ingest), so a scrape reads a few rows instead of the whole log.
+
+    ``error_class`` is '' for none (a key column cannot be NULL); ``duration_bucket`` is
+    the index of the first of ``core.stats.DURATION_BOUNDS_MS`` the duration does not
+    exceed (their count: above all). Seeded from the log by migration 0101.
+    """
+
+    __tablename__ = "poll_totals"
+
+    stream: Mapped[str] = mapped_column(Text, primary_key=True)
+    outcome: Mapped[str] = mapped_column(Text, primary_key=True)
+    error_class: Mapped[str] = mapped_column(Text, primary_key=True)
+    duration_bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    polls: Mapped[int] = mapped_column(BigInteger)
+    requests: Mapped[int] = mapped_column(BigInteger)  # retries included
+    retries: Mapped[int] = mapped_column(BigInteger)
+    backoff_ms: Mapped[int] = mapped_column(BigInteger)
+    duration_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class VersionTotal(Base):
+    """Versions ever written to one versioned table, added to as the writer opens them."""
+
+    __tablename__ = "version_totals"
+
+    table_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    versions: Mapped[int] = mapped_column(BigInteger)
+
+
 class StreamLease(Base):
     """Which replica polls a stream's next slot, under which term, until when (DESIGN §6).
 

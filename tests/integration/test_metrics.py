@@ -8,13 +8,22 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 
+import migrations
 from api import create_app
 from binance_sim.server import SimServer
 from core.config import DatabaseSettings, Settings
 from core.db import create_db_engine
-from core.ingest import StreamWriter
+from core.ingest import Fetched, StreamWriter
 from poller.job import exchange_info_job
-from tests.builders import client_for
+from tests.builders import (
+    client_for,
+    exchange_info,
+    record_exchange_info,
+    record_failure,
+    symbol,
+)
+from tests.conftest import DatabaseServer
+from tests.reads import rows_scanned, statements_sent
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -153,3 +162,110 @@ def test_metrics_without_a_database_is_a_503(engine: Engine) -> None:
     assert response.status_code == 503
     assert response.json is not None
     assert response.json["error"]["code"] == "database_unavailable"
+
+
+def record_polls(engine: Engine, start: datetime, n: int) -> datetime:
+    """``n`` polls a second apart, every fifth failed; the last one a success."""
+    document = exchange_info(symbol("BTCUSDT"))
+    when = start
+    for i in range(n):
+        when = start + timedelta(seconds=i)
+        if i % 5 == 4 and i != n - 1:
+            record_failure(engine, when)
+        else:
+            record_exchange_info(engine, document, when)
+    return when
+
+
+def test_a_scrape_reads_as_much_of_the_log_after_a_thousand_polls_as_after_ten(
+    engine: Engine, api_engine: Engine
+) -> None:
+    def scanned(now: datetime) -> dict[str, int]:
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE observations"))  # as autovacuum would have
+        app = create_app(Settings(), api_engine, clock=lambda: now)
+        with statements_sent(api_engine) as sent:
+            assert app.test_client().get("/metrics").status_code == 200
+        return {t: rows_scanned(engine, sent, t) for t in ("observations", "symbol_versions")}
+
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    last = record_polls(engine, start, 10)
+    after_ten = scanned(last)
+    last = record_polls(engine, last + timedelta(seconds=1), 1000)
+    after_a_thousand = scanned(last)
+
+    # Ten rows are read as fast whole as by an index: the planner may do either then.
+    assert after_a_thousand["observations"] <= after_ten["observations"] <= 20
+    assert after_a_thousand["symbol_versions"] == after_ten["symbol_versions"] == 0
+
+
+def test_the_totals_start_from_the_log_the_migration_finds(pg_server: DatabaseServer) -> None:
+    engine = create_db_engine(pg_server.create_database("exmeta_totals"), DatabaseSettings())
+    try:
+        migrations.upgrade(engine, "0100")
+        with engine.begin() as conn:
+            for i, (outcome, error_class, attempts, ms) in enumerate(
+                [
+                    ("changed", None, 1, 20),
+                    ("unchanged", None, None, 30),
+                    ("error", "http_error", 3, 4000),
+                    ("unchanged", None, 2, 30),
+                ]
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
+                        " duration_ms, outcome, error_class, attempts, backoff_ms) VALUES"
+                        " ('system_status', 'old', :t, :t, :ms, :outcome, :error, :attempts, 5)"
+                    ),
+                    {
+                        "t": datetime(2025, 1, 1, 0, 0, i, tzinfo=UTC),
+                        "ms": ms,
+                        "outcome": outcome,
+                        "error": error_class,
+                        "attempts": attempts,
+                    },
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO system_status_versions (system, valid_from, status, raw,"
+                    " content_hash, opened_by) SELECT 'binance', observed_at, 0, '{}', '\\x00', id"
+                    " FROM observations WHERE outcome = 'changed'"
+                )
+            )
+        migrations.upgrade(engine)
+        StreamWriter(engine, "system_status").record(
+            Fetched(
+                stream="system_status",
+                replica_id="new",
+                requested_at=datetime(2025, 1, 1, 0, 1, tzinfo=UTC),
+                duration_ms=60,
+                server_time=datetime(2025, 1, 1, 0, 1, tzinfo=UTC),
+                error_class="timeout",
+                attempts=2,
+                backoff_ms=100,
+            )
+        )
+        samples = scrape(engine, datetime(2025, 1, 1, 0, 2, tzinfo=UTC))
+    finally:
+        engine.dispose()
+
+    def stream_value(name: str, **labels: str) -> float:
+        return value(samples, name, stream="system_status", **labels)
+
+    assert stream_value("exmeta_polls_total", outcome="changed") == 1
+    assert stream_value("exmeta_polls_total", outcome="unchanged") == 2
+    assert stream_value("exmeta_polls_total", outcome="error") == 2
+    assert stream_value("exmeta_poll_errors_total", error_class="http_error") == 1
+    assert stream_value("exmeta_poll_errors_total", error_class="timeout") == 1
+    assert stream_value("exmeta_binance_requests_total") == 1 + 1 + 3 + 2 + 2
+    assert stream_value("exmeta_retries_total") == 0 + 0 + 2 + 1 + 1
+    assert stream_value("exmeta_backoff_seconds_total") == (4 * 5 + 100) / 1000
+    assert stream_value("exmeta_poll_duration_seconds_count") == 5
+    assert stream_value("exmeta_poll_duration_seconds_sum") == (20 + 30 + 4000 + 30 + 60) / 1000
+    assert stream_value("exmeta_poll_duration_seconds_bucket", le="0.025") == 1
+    assert stream_value("exmeta_poll_duration_seconds_bucket", le="0.05") == 3
+    assert stream_value("exmeta_poll_duration_seconds_bucket", le="0.1") == 4
+    assert stream_value("exmeta_poll_duration_seconds_bucket", le="2.5") == 4
+    assert stream_value("exmeta_poll_duration_seconds_bucket", le="5") == 5
+    assert value(samples, "exmeta_versions_written_total", table="system_status_versions") == 1
