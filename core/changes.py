@@ -21,6 +21,12 @@ Changes are ordered by ``(changed_at, entity, key, field)``, which is unique, an
 ends with a cursor holding the last of those tuples: the next page starts strictly after
 it, so pages never repeat or skip a change, whatever their size, and changes recorded
 later (always at later instants) only extend the feed.
+
+A page is read by keyset, at the cost of the page, not of the window: first the next
+entities in ``(changed_at, entity, key)`` order after the cursor, each table's open and
+close indexes walked in that order with a LIMIT (keys compare byte-wise, ``COLLATE "C"``,
+as Python compares the same strings), then the versions of exactly those entities, so the
+version closed and its successor opened by one observation always come in one page.
 """
 
 from __future__ import annotations
