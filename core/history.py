@@ -335,12 +335,7 @@ def symbol_history(
     # closings before it, at least limit + 1 instants, which a page needs (the last one
     # ends the page's last entry and says that more follow).
     upper = conn.execute(
-        text(
-            "SELECT at FROM ("
-            f"  ({_openings('symbol_versions')}) UNION ({_openings('symbol_filter_versions')})"
-            ") AS o ORDER BY at OFFSET :n - 1 LIMIT 1"
-        ),
-        params,
+        text(_page_end_sql(after_base=base is not None)), params
     ).scalar_one_or_none()
     where = (
         "symbol = :sym AND tstzrange(valid_from, valid_to)"
@@ -367,10 +362,30 @@ def symbol_seen(conn: Connection, symbol: str) -> bool:
     )
 
 
-def _openings(table: str) -> str:
+def _page_end_sql(*, after_base: bool) -> str:
+    """The ``:n``th instant after ``:base`` at which a version of ``:sym`` opens.
+
+    Read from the primary keys, at most ``:n`` entries per key: the filters' key is
+    (symbol, filter_type, valid_from), so their types are found one index probe each (a
+    loose index scan) and each type's openings are a range of its own.
+    """
+    later = " AND valid_from > :base" if after_base else ""
     return (
-        f"SELECT DISTINCT valid_from AS at FROM {table} WHERE symbol = :sym"
-        " AND (CAST(:base AS timestamptz) IS NULL OR valid_from > :base) ORDER BY 1 LIMIT :n"
+        "WITH RECURSIVE types(t) AS ("
+        "  SELECT min(filter_type) FROM symbol_filter_versions WHERE symbol = :sym"
+        "  UNION ALL"
+        "  SELECT (SELECT min(filter_type) FROM symbol_filter_versions"
+        "          WHERE symbol = :sym AND filter_type > types.t)"
+        "  FROM types WHERE types.t IS NOT NULL"
+        ") SELECT at FROM ("
+        f"  (SELECT valid_from AS at FROM symbol_versions WHERE symbol = :sym{later}"
+        "   ORDER BY valid_from LIMIT :n)"
+        "  UNION"
+        "  SELECT o.at FROM types CROSS JOIN LATERAL ("
+        "    SELECT valid_from AS at FROM symbol_filter_versions"
+        f"   WHERE symbol = :sym AND filter_type = types.t{later}"
+        "    ORDER BY valid_from LIMIT :n) AS o"
+        ") AS openings ORDER BY at OFFSET :n - 1 LIMIT 1"
     )
 
 
