@@ -2,8 +2,9 @@
 
 ``/healthz`` never touches the database: a slow database must not get a live process
 restarted. ``/readyz`` answers 503 (with reasons, never a 500) when the database does
-not answer or an enabled stream's data is older than the gap rule allows, so traffic
-goes to a replica whose answers are current.
+not answer, an enabled stream's data is older than the gap rule allows, or its newest
+data is dated ahead of the database clock (a frozen stream), so traffic goes to a
+replica whose answers are current.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from api.schemas import ErrorResponse, Health, Readiness, operation_id
 from api.state import app_state
 from core import history
 from core.timeparse import format_instant
+from core.verify import streams_ahead
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ def readyz(query: NoQuery) -> Response:
     try:
         with state.engine.connect() as conn:
             last = history.last_successes(conn, state.streams)
+            ahead = streams_ahead(conn, state.settings.poller.server_time_tolerance())
     except (OperationalError, PoolTimeoutError):
         log.warning("readiness: the database is not answering", exc_info=True)
         return _not_ready("database unreachable")
@@ -77,6 +80,8 @@ def readyz(query: NoQuery) -> Response:
         log.error("readiness: the database answered with an error", exc_info=True)
         return _not_ready(f"database error ({type(exc).__name__})")
     reasons = staleness(last, state.settings.stream_intervals(), state.clock())
+    # A success dated ahead looks fresh, yet every poll after it is stale (core.dating).
+    reasons += [f"{a.stream}: {a}; run exmeta verify --repair" for a in ahead if a.stream in last]
     body = {
         "status": "not_ready" if reasons else "ready",
         "reasons": reasons,

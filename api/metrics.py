@@ -48,6 +48,7 @@ class ObservationCollector(Collector):
             weights = stats.last_used_weights(conn, state.streams)
             versions = stats.versions_written(conn)
             last = history.last_successes(conn, state.streams)
+            rejected = stats.server_time_rejections(conn)
         now = state.clock()
 
         polls = CounterMetricFamily(
@@ -133,6 +134,16 @@ class ObservationCollector(Collector):
             buckets.append(("+Inf", h.count))
             duration.add_metric([h.stream], buckets, h.sum_ms / 1000)
         yield duration
+
+        server_time = CounterMetricFamily(
+            "exmeta_server_time_rejected",
+            "Observations whose serverTime disagreed with the database clock beyond the"
+            " tolerance and so did not date them",
+            labels=["stream"],
+        )
+        for stream, n in rejected.items():
+            server_time.add_metric([stream], n)
+        yield server_time
 
 
 def register_metrics(app: Flask, state: AppState) -> None:

@@ -92,3 +92,14 @@ def versions_written(conn: Connection) -> dict[str, int]:
         table: int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
         for table in sorted(VERSIONED_TABLES)
     }
+
+
+def server_time_rejections(conn: Connection) -> dict[str, int]:
+    """Observations per stream whose serverTime did not date them (core.dating).
+
+    Counted on the stream's head by each write, so this reads one row per stream.
+    """
+    rows = conn.execute(
+        text("SELECT stream, server_time_rejections FROM stream_heads ORDER BY stream")
+    )
+    return {r[0]: int(r[1]) for r in rows}

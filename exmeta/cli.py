@@ -373,12 +373,28 @@ CHANGE_HEADERS = ("changed_at", "entity", "key", "field", "old", "new")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Check the whole history; 0 sound, 1 findings, 2 cannot check (config, database)."""
+    """Check the whole history; 0 sound, 1 findings, 2 cannot check (config, database).
+
+    ``--repair`` first undoes observations dated ahead of the database clock (core.repair).
+    """
+    from core.repair import repair_streams_ahead
     from core.verify import verify_history
 
     settings = _settings(args)
     _configure_logging(settings)
-    findings = _read(settings, "verify", verify_history)
+    tolerance = settings.poller.server_time_tolerance()
+    if args.repair:
+        with (
+            _database(settings) as url,
+            _engine(settings, url, "verify") as engine,
+            engine.begin() as conn,
+        ):
+            repaired = repair_streams_ahead(conn, tolerance)
+        for done in repaired:
+            print(f"repaired {done}")
+        if not repaired:
+            print("nothing to repair")
+    findings = _read(settings, "verify", lambda conn: verify_history(conn, tolerance))
     if not findings:
         print("history verified: no findings")
         return 0
@@ -635,9 +651,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "up", parents=[common], help="embedded database + migrate + poll + serve, for a laptop"
     ).set_defaults(func=cmd_up)
-    sub.add_parser(
+    verify = sub.add_parser(
         "verify", parents=[common], help="check the whole history; exit 0 sound, 1 findings"
-    ).set_defaults(func=cmd_verify)
+    )
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="first undo observations dated ahead of the database clock (README, Operations)",
+    )
+    verify.set_defaults(func=cmd_verify)
     sub.add_parser(
         "replicas", parents=[common], help="list the poller replicas, their state and leases"
     ).set_defaults(func=cmd_replicas)
