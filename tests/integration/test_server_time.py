@@ -146,8 +146,6 @@ def test_verify_and_readyz_report_a_stream_dated_ahead_and_repair_lets_it_record
         record_the_old_way(engine, retick, now + TEN_YEARS + timedelta(seconds=1)),
     ]
     assert [r.outcome for r in future] == ["changed", "unchanged"]
-    writer = StreamWriter(engine, "exchange_info")
-    assert polled(engine, writer, HALTED, datetime.now(UTC)).outcome == "stale"  # frozen
 
     with engine.connect() as conn:
         [finding] = verify_history(conn)
@@ -168,6 +166,9 @@ def test_verify_and_readyz_report_a_stream_dated_ahead_and_repair_lets_it_record
     [reason] = answer.json["reasons"]
     assert reason.startswith("exchange_info: newest applied observation at")
     assert "ahead of the database clock" in reason
+
+    writer = StreamWriter(engine, "exchange_info")
+    assert polled(engine, writer, HALTED, datetime.now(UTC)).outcome == "stale"  # frozen
 
     repaired = run_exmeta(env, tmp_path, "verify", "--repair")
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
