@@ -10,12 +10,14 @@ import pytest
 from sqlalchemy import Engine, text
 
 from api import create_app
+from binance_sim.server import SimServer
 from core import history
 from core.config import Settings, replace_section
 from core.dating import Skew
 from core.ingest import Recorded, StreamWriter
 from core.verify import verify_history
-from tests.builders import exchange_info, record_exchange_info, symbol
+from poller.job import exchange_info_job
+from tests.builders import client_for, exchange_info, record_exchange_info, symbol
 from tests.e2e.processes import exmeta_env, run_exmeta
 
 TEN_YEARS = timedelta(days=3653)
@@ -128,6 +130,22 @@ def test_the_stored_document_keeps_the_server_time_binance_sent(engine: Engine) 
     assert stored is not None
     assert stored.observed_at == glitch.observed_at
     assert f'"serverTime":{int(future.timestamp() * 1000)}'.encode() in stored.body
+
+
+def test_a_server_time_in_microseconds_is_ahead_of_the_request_not_a_crash(
+    engine: Engine, sim: SimServer
+) -> None:
+    """Past year 9999 as milliseconds (a proxy asking for X-MBX-TIME-UNIT: MICROSECOND):
+    it used to raise in every poll, so that nothing was recorded while it lasted."""
+    job = exchange_info_job(client_for(sim.url), StreamWriter(engine, "exchange_info"), "test")
+    sim.state.set_clock_offset_ms(sim.state.server_time_ms() * 999)
+    recorded = job.run()
+    assert (recorded.outcome, recorded.server_time_skew) == ("changed", Skew.AHEAD)
+    assert observation(engine, recorded.observation_id)["server_time"] == datetime.max.replace(
+        tzinfo=UTC
+    )
+    sim.state.set_clock_offset_ms(0)
+    assert job.run().outcome == "unchanged"
 
 
 def record_the_old_way(engine: Engine, document: dict[str, Any], when: datetime) -> Recorded:
