@@ -12,17 +12,18 @@ replica shares, DESIGN §6) that is the request's window. A ``serverTime`` withi
 window widened by the tolerance dates the observation. Outside it, the observation is
 dated by the database clock at the end of the window, and the disagreement is recorded:
 
+Either way the content is applied as usual, dated by the database clock at the end of
+the window (when the write took its stream's lock: the instant a body without
+``serverTime`` gets, and never before the change could have been seen):
+
 - ahead (later than the response was received): no body is built in the future, so the
-  content is from within the window and is applied, dated by the database clock; the end
-  of the window (when the write took its stream's lock) dates a change no earlier than it
-  could have been seen, and with the same clock and instant a body without ``serverTime``
-  gets.
-- behind (earlier than the request was sent): the content may be older than the request
-  (a cache or a replay in between), so applying it could undo newer history; it is
-  recorded ``stale`` and changes nothing. Binance's own clock cannot lag the world by
-  seconds without every trader's signed request failing (``recvWindow``); a database
-  clock running ahead by more than the tolerance makes every poll ``stale``, loudly
-  (counted, logged, a gap in ``/readyz``): a gap is honest, a reverted change is not.
+  content is from within the window.
+- behind (earlier than the request was sent): Binance's own clock cannot lag the world by
+  seconds without every trader's signed request failing (``recvWindow``), so this is the
+  database's clock running ahead, or a proxy. Refusing the content would freeze the
+  stream for as long as the clocks disagree, which is the failure this rule exists to
+  prevent; a cache replaying an old body is indistinguishable from a body without
+  ``serverTime``, which is applied too.
 """
 
 from __future__ import annotations

@@ -194,14 +194,6 @@ class StreamWriter:
             ),
             {"s": self.stream},
         )
-        if skew is Skew.BEHIND:
-            # The body may predate the request (a cache, a replay): applying it could undo
-            # newer history, so it changes nothing (core.dating).
-            behind = _with_error(
-                fetched, "server_time_behind", "serverTime is before the request was sent"
-            )
-            obs_id = _insert_observation(conn, behind, observed_at, "stale", body_sha)
-            return Recorded(obs_id, "stale", observed_at, server_time_skew=skew), None
         recorded, new_state = self._apply_dated(
             conn, fetched, observed_at, body_sha, head, parse, lease
         )
