@@ -96,7 +96,8 @@ class EmbeddedPostgres:
                     f"{tool} {' '.join(args)} failed ({exc.returncode}):\n{said}log tail:\n{tail}"
                 ) from None
 
-    def _prepare(self) -> None:
+    def _own_data_dir(self) -> None:
+        """Create the data directory, owned by whoever runs the server."""
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(exist_ok=True, mode=0o700)
         if _is_root():
@@ -110,6 +111,9 @@ class EmbeddedPostgres:
             utils.ensure_prefix_permissions(self.bin_path)
             entry = pwd.getpwnam(SYSTEM_USER)
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+
+    def _prepare(self) -> None:
+        self._own_data_dir()
         if not (self.data_dir / "PG_VERSION").exists():
             log.info("initialising a new PostgreSQL data directory in %s", self.data_dir)
             was_empty = not any(self.data_dir.iterdir())
@@ -127,6 +131,19 @@ class EmbeddedPostgres:
                     else:
                         leftover.unlink()
                 self.run_tool("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres"])
+
+    def replicate(self, primary: EmbeddedPostgres) -> None:
+        """Make this new, empty data directory a streaming hot standby of ``primary``.
+
+        A base backup with ``-R`` (``standby.signal`` and a ``primary_conninfo`` over the
+        primary's trusted loopback replication entry); ``start()`` then runs it on a port
+        of its own, read only, replaying what the primary writes.
+        """
+        self._own_data_dir()
+        source = ["-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"]
+        self.run_tool("pg_basebackup", [*source, "-R", "-X", "stream", "-c", "fast"], 120)
+        (self.data_dir / PORT_FILE).unlink()  # the primary's, copied with the rest
+        self.port = 0
 
     def running_port(self) -> int | None:
         pid_file = self.data_dir / "postmaster.pid"
