@@ -142,7 +142,8 @@ class EmbeddedPostgres:
         self._own_data_dir()
         source = ["-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"]
         self.run_tool("pg_basebackup", [*source, "-R", "-X", "stream", "-c", "fast"], 120)
-        (self.data_dir / PORT_FILE).unlink()  # the primary's, copied with the rest
+        for copied in (self.data_dir / PORT_FILE, self.log_file):  # the primary's port and log
+            copied.unlink(missing_ok=True)
         self.port = 0
 
     def running_port(self) -> int | None:
