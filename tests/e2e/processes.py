@@ -1,17 +1,20 @@
-"""`exmeta poll` replicas as real processes, for the end-to-end replica and chaos tests."""
+"""`exmeta poll` replicas and `exmeta serve` as real processes, for the end-to-end tests."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import requests
 from sqlalchemy import Engine, text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,3 +122,40 @@ class Replicas:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+@contextlib.contextmanager
+def serving(env: Mapping[str, str], cwd: Path) -> Iterator[str]:
+    """A live ``exmeta serve`` (gunicorn, one worker) on a free port: its base URL once it
+    answers. Stopped with SIGTERM when the block ends, killed if it does not stop; its
+    output is in ``<cwd>/serve.log``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    url = f"http://127.0.0.1:{port}"
+    with (cwd / "serve.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exmeta", "serve"],
+            cwd=cwd,  # no config.toml there: defaults + environment only
+            env={**env, "EXMETA_API__PORT": str(port), "EXMETA_API__WORKERS": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def answers() -> bool:
+            try:
+                return requests.get(f"{url}/healthz", timeout=2).ok
+            except requests.RequestException:  # not listening yet, or still booting
+                return False
+
+        assert wait_for(lambda: process.poll() is not None or answers(), 30), "serve never answered"
+        assert process.poll() is None, (cwd / "serve.log").read_text(errors="replace")
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
