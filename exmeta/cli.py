@@ -32,7 +32,7 @@ from core.redact import install as install_redaction
 from core.redact import settings_secrets
 from core.timeparse import TimeParseError, parse_instant
 from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
-from exmeta.supervise import ListenError, Supervisor, health_url, listen
+from exmeta.supervise import ListenError, Supervisor, listen, probe_address
 from exmeta.table import table
 
 log = logging.getLogger("exmeta")
@@ -219,7 +219,10 @@ def _api_listener(settings: Settings, fd: int | None) -> socket.socket:
     """The API's listening socket: inherited from `exmeta up`, which bound it, or bound
     here, so that a port in use is one line and exit 2, not gunicorn's five retries."""
     if fd is not None:
-        return socket.socket(fileno=fd)
+        try:
+            return socket.socket(fileno=fd)
+        except OSError as exc:
+            raise CliError(f"--listen-fd {fd}: {exc.strerror}", 2) from None
     try:
         return listen(settings.api.host, settings.api.port)
     except ListenError as exc:
@@ -235,7 +238,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         listener = listen(settings.api.host, settings.api.port)
     except ListenError as exc:
         raise CliError(str(exc), 2) from None
-    address = health_url(listener)
+    address = probe_address(listener)
     with listener, _database(settings) as url:
         _migrate(settings, url)
         stop = threading.Event()
@@ -254,8 +257,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             supervisor.start("poll", ["--supervised"])
             if supervisor.wait_until_answering(address, UP_TIMEOUT):
                 print(
-                    f"exmeta is up: API on http://{settings.api.host}:{settings.api.port},"
-                    " Ctrl-C stops",
+                    f"exmeta is up: API on http://{settings.api.host}:{address[1]}, Ctrl-C stops",
                     file=sys.stderr,
                 )
                 failed = supervisor.watch()

@@ -79,7 +79,7 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def health_url(listener: socket.socket) -> tuple[str, int]:
+def probe_address(listener: socket.socket) -> tuple[str, int]:
     """Where to ask the API if it answers: its address, loopback for a wildcard one."""
     host, port = listener.getsockname()[:2]
     wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 - read, not bound

@@ -195,8 +195,9 @@ def test_up_says_it_is_up_only_once_the_api_answers(
 
 
 def test_ctrl_c_stops_up_cleanly_three_times_in_a_row(
-    start_up: Callable[..., Up], sim: SimServer
+    start_up: Callable[..., Up], sim: SimServer, report_figure: Callable[[str], None]
 ) -> None:
+    stops: list[float] = []
     for attempt in range(3):
         up = start_up(EXMETA_BINANCE__BASE_URL=sim.url)
         up.wait_until_up()
@@ -219,10 +220,16 @@ def test_ctrl_c_stops_up_cleanly_three_times_in_a_row(
         assert "SIGKILL" not in output, context
         assert "Traceback" not in output, context
         assert port_is_free(up.port), context
+        stops.append(took)
+    report_figure(
+        "exmeta up, Ctrl-C to exit with a kept-alive connection open: "
+        + ", ".join(f"{took:.1f}" for took in stops)
+        + " s"
+    )
 
 
 def test_kill_9_of_up_takes_its_children_along_and_a_restart_polls_at_once(
-    start_up: Callable[..., Up], sim: SimServer
+    start_up: Callable[..., Up], sim: SimServer, report_figure: Callable[[str], None]
 ) -> None:
     # A lease outlives the restart unless the killed poller released it.
     lease = {"EXMETA_POLLER__LEASE_SECONDS": "30", "EXMETA_BINANCE__BASE_URL": sim.url}
@@ -234,7 +241,9 @@ def test_kill_9_of_up_takes_its_children_along_and_a_restart_polls_at_once(
 
     up.process.kill()
     up.process.wait()
+    killed = time.monotonic()
     wait_for(lambda: not still_running(children), 10, "the children of the killed `up` to end")
+    report_figure(f"exmeta up, kill -9 to its children gone: {time.monotonic() - killed:.1f} s")
     assert port_is_free(up.port)
 
     restarted = start_up(port=up.port, **lease)
