@@ -238,7 +238,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         listener = listen(settings.api.host, settings.api.port)
     except ListenError as exc:
         raise CliError(str(exc), 2) from None
-    address = probe_address(listener)
+    address = probe_address(listener.getsockname()[:2])
     with listener, _database(settings) as url:
         _migrate(settings, url)
         stop = threading.Event()

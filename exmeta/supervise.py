@@ -79,10 +79,11 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def probe_address(listener: socket.socket) -> tuple[str, int]:
-    """Where to ask the API if it answers: its address, loopback for a wildcard one."""
-    host, port = listener.getsockname()[:2]
-    wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 - read, not bound
+def probe_address(bound: tuple[str, int]) -> tuple[str, int]:
+    """Where to ask the API if it answers, given the address its socket is bound to: that
+    address, or loopback for a wildcard one (0.0.0.0 and :: accept, but cannot be asked)."""
+    host, port = bound
+    wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 - compared, never bound
     return wildcard.get(host, host), port
 
 
