@@ -213,6 +213,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 UP_TIMEOUT = 60  # seconds for the API's first answer; gunicorn boots in 1-2 s
+STOP_MARGIN = 5  # seconds
 
 
 def _api_listener(settings: Settings, fd: int | None) -> socket.socket:
@@ -264,7 +265,14 @@ def cmd_up(args: argparse.Namespace) -> int:
             else:
                 failed = not stop.is_set()
         finally:
-            failed = supervisor.shutdown() or failed
+            # The poller's own bound on a graceful stop (README, "a replica stops
+            # gracefully"), plus a margin; gunicorn's graceful_timeout fits in it.
+            stop_timeout = (
+                settings.poller.shutdown_grace_seconds
+                + settings.database.statement_timeout_seconds
+                + STOP_MARGIN
+            )
+            failed = supervisor.shutdown(stop_timeout) or failed
     return 1 if failed else 0
 
 

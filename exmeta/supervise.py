@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 LISTEN_BACKLOG = 2048  # gunicorn's default backlog
-STOP_SECONDS = 15  # the poller's shutdown grace and gunicorn's graceful_timeout fit in it
 
 
 class ListenError(Exception):
@@ -162,22 +161,19 @@ class Supervisor:
                 return True
         return False
 
-    def shutdown(self) -> bool:
-        """SIGTERM each running child once and wait for all; True if one had to be killed.
-
-        A child that ends by that SIGTERM's default action (it came before the child set
-        its handler, so it held nothing yet) stopped as asked.
-        """
-        asked = [child for child in self.children.values() if child.poll() is None]
-        for child in asked:
-            child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_SECONDS
+    def shutdown(self, timeout: float) -> bool:
+        """SIGTERM each running child once and wait for all, at most ``timeout`` seconds;
+        True if one had to be killed then."""
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
         killed = False
         for name, child in self.children.items():
             try:
                 child.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.error("exmeta %s did not stop in %ds; killing it", name, STOP_SECONDS)
+                log.error("exmeta %s did not stop in %gs; killing it", name, timeout)
                 with contextlib.suppress(ProcessLookupError):
                     child.kill()
                 child.wait()
