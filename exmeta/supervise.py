@@ -6,9 +6,9 @@ Four choices, each against something seen when `up` simply started two ``Popen``
   group. When the children shared `up`'s group, each heard it and then `up`'s SIGTERM as
   well: gunicorn's workers took the SIGINT as a quick exit (``sys.exit`` from the signal
   handler, wherever the worker was), the arbiter ran a quick shutdown and then a second,
-  graceful one for `up`'s SIGTERM over workers already half gone; a worker still there
-  after ``graceful_timeout`` was SIGKILLed ("Worker was sent SIGKILL! Perhaps out of
-  memory?", 6-7 s), and every process logged its own "received SIGINT". So each child
+  graceful one for `up`'s SIGTERM over workers already half gone; a worker caught in
+  that crossfire past ``graceful_timeout`` was SIGKILLed ("Worker was sent SIGKILL!
+  Perhaps out of memory?", 6-7 s), and every process logged its own "received SIGINT". So each child
   runs in a session of its own, and `up` sends each one SIGTERM, once: gunicorn's
   graceful stop (workers finish their requests and close kept-alive connections within
   2 s) and the poller's (it finishes a write, then releases its leases).
@@ -129,22 +129,22 @@ class Supervisor:
             env=self.env,
             pass_fds=pass_fds,
             start_new_session=True,
-            preexec_fn=_die_with_parent(),  # noqa: PLW1509 - `up` runs no thread that forks
+            preexec_fn=_die_with_parent(),  # noqa: PLW1509 - `up` has no other thread to deadlock
         )
 
-    def _ended(self) -> str | None:
+    def _a_child_ended(self) -> bool:
         for name, child in self.children.items():
             if child.poll() is not None:
                 log.error("exmeta %s exited with status %s; stopping", name, child.returncode)
-                return name
-        return None
+                return True
+        return False
 
     def wait_until_answering(self, address: tuple[str, int], timeout: float) -> bool:
         """True once the API answers /healthz; False if a child ended, ``stop`` was set or
         ``timeout`` passed first."""
         deadline = time.monotonic() + timeout
         while not self.stop.is_set():
-            if self._ended() is not None:
+            if self._a_child_ended():
                 return False
             if _answers(address):
                 return True
@@ -157,7 +157,7 @@ class Supervisor:
     def watch(self) -> bool:
         """Until ``stop`` is set or a child ends; True if a child ended."""
         while not self.stop.wait(0.2):
-            if self._ended() is not None:
+            if self._a_child_ended():
                 return True
         return False
 
