@@ -133,6 +133,9 @@ def _stop_on_signals(stop: threading.Event, *, announce: bool = True) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+SIGNAL_CHECK_SECONDS = 0.5
+
+
 def cmd_poll(args: argparse.Namespace) -> int:
     from poller.account_jobs import UnsafeKeyError
     from poller.runner import build_poller, default_replica_id
@@ -154,7 +157,11 @@ def cmd_poll(args: argparse.Namespace) -> int:
         _stop_on_signals(poller.stop, announce=not args.supervised)
         log.info("replica %s polling %s", replica_id, settings.binance.base_url)
         poller.start()
-        poller.stop.wait()
+        # Not one endless wait: a signal that the kernel delivers to the poll thread (the
+        # second of two sent together, say SIGINT and SIGTERM) is only flagged there, and
+        # its handler runs once the main thread executes Python again.
+        while not poller.stop.wait(SIGNAL_CHECK_SECONDS):
+            pass
         poller.shutdown(settings.poller.shutdown_grace_seconds)
         engine.dispose()
     return 1 if poller.crashed else 0

@@ -97,6 +97,10 @@ class Replicas:
     def log(self, replica_id: str) -> str:
         return self.log_path(replica_id).read_text(errors="replace")
 
+    def logged(self, replica_id: str, text: str, timeout: float) -> bool:
+        """Whether ``text`` appears in the replica's log within ``timeout`` seconds."""
+        return wait_for(lambda: text in self.log(replica_id), timeout)
+
     def alive(self) -> list[str]:
         return [name for name, p in self.processes.items() if p.poll() is None]
 
