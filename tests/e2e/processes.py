@@ -1,4 +1,4 @@
-"""`exmeta poll` replicas as real processes, for the end-to-end replica and chaos tests."""
+"""Real `exmeta` processes for the end-to-end tests: poll replicas, process trees, ports."""
 
 from __future__ import annotations
 
