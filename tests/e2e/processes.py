@@ -1,4 +1,5 @@
-"""`exmeta poll` replicas and `exmeta serve` as real processes, for the end-to-end tests."""
+"""Real `exmeta` processes for the end-to-end tests: poll replicas, `exmeta serve`, process
+trees, ports."""
 
 from __future__ import annotations
 
@@ -98,6 +99,10 @@ class Replicas:
     def log(self, replica_id: str) -> str:
         return self.log_path(replica_id).read_text(errors="replace")
 
+    def logged(self, replica_id: str, text: str, timeout: float) -> bool:
+        """Whether ``text`` appears in the replica's log within ``timeout`` seconds."""
+        return wait_for(lambda: text in self.log(replica_id), timeout)
+
     def alive(self) -> list[str]:
         return [name for name, p in self.processes.items() if p.poll() is None]
 
@@ -159,3 +164,58 @@ def serving(env: Mapping[str, str], cwd: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _stat(pid: int | str) -> tuple[int, str, int, int] | None:
+    """(pid, state, parent pid, start time) from /proc, or None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name, in parentheses, may hold spaces and parentheses itself.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return int(pid), fields[0], int(fields[1]), int(fields[19])
+
+
+def process_tree(pid: int) -> set[tuple[int, int]]:
+    """Every live descendant of ``pid``, as (pid, start time) so that a reused pid is never
+    mistaken for one of them."""
+    children: dict[int, list[tuple[int, int]]] = {}
+    for entry in Path("/proc").iterdir():
+        found = _stat(entry.name) if entry.name.isdigit() else None
+        if found is not None and found[1] != "Z":
+            children.setdefault(found[2], []).append((found[0], found[3]))
+    tree: set[tuple[int, int]] = set()
+    parents = [pid]
+    while parents:
+        for child in children.get(parents.pop(), []):
+            tree.add(child)
+            parents.append(child[0])
+    return tree
+
+
+def still_running(processes: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Those of ``processes`` (from process_tree) that have not ended; zombies have."""
+    running = set()
+    for pid, started in processes:
+        found = _stat(pid)
+        if found is not None and found[1] != "Z" and found[3] == started:
+            running.add((pid, started))
+    return running
+
+
+def kill_all(processes: set[tuple[int, int]]) -> None:
+    """SIGKILL what is left of ``processes``: a test's last word, whatever it found."""
+    for pid, _ in still_running(processes):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
