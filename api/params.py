@@ -27,13 +27,19 @@ from pydantic_core import PydanticCustomError
 
 from core.changes import STREAMS
 from core.models import OUTCOMES
-from core.timeparse import TimeParseError, parse_instant
+from core.timeparse import INSTANT_PATTERN, TimeParseError, parse_instant
 
 MAX_SYMBOL = 64  # Binance symbols are ~20 characters, and non-ASCII ones exist since 2025-12
 MAX_TEXT = 64
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 INSTANT_EXAMPLES = ["2024-05-01T12:00:00.000Z", "2024-05-01T14:00:00+02:00", "1714564800000"]
+INSTANT_DESCRIPTION = (
+    "RFC 3339 with an explicit offset or Z, or integer epoch milliseconds (at most 13 digits)"
+)
+# api.intake refuses a NUL byte in any parameter (PostgreSQL's text cannot hold one);
+# the free-text parameters say so in the document, so a client or fuzzer knows it.
+NO_NUL = "^[^\\u0000]*$"
 
 
 def parse_time(value: object) -> datetime:
@@ -52,7 +58,8 @@ Instant = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "description": "RFC 3339 with an explicit offset or Z, or integer epoch milliseconds",
+            "pattern": INSTANT_PATTERN,
+            "description": INSTANT_DESCRIPTION,
             "examples": INSTANT_EXAMPLES,
         }
     ),
@@ -65,12 +72,15 @@ RequiredInstant = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "description": "RFC 3339 with an explicit offset or Z, or integer epoch milliseconds",
+            "pattern": INSTANT_PATTERN,
+            "description": INSTANT_DESCRIPTION,
             "example": INSTANT_EXAMPLES[0],
         }
     ),
 ]
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+Text = Annotated[
+    str, Field(min_length=1, max_length=MAX_TEXT, json_schema_extra={"pattern": NO_NUL})
+]
 
 
 class Params(BaseModel):
@@ -137,7 +147,11 @@ class HistoryQuery(Window):
 class ObservationsQuery(Window):
     """Without ``from``/``to``: the last hour up to now."""
 
-    stream: Text | None = Field(None, description="one stream, e.g. exchange_info; default all")
+    stream: Text | None = Field(
+        None,
+        description="one stream, e.g. exchange_info; default all",
+        json_schema_extra={"enum": list(STREAMS)},
+    )
     outcome: str | None = Field(None, json_schema_extra={"enum": list(OUTCOMES)})
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
@@ -148,7 +162,9 @@ class ObservationsQuery(Window):
 
 
 MAX_CHANGES = 1000
-FieldName = Annotated[str, Field(min_length=1, max_length=200)]
+FieldName = Annotated[
+    str, Field(min_length=1, max_length=200, json_schema_extra={"pattern": NO_NUL})
+]
 
 
 class ChangesQuery(Window):
@@ -165,6 +181,7 @@ class ChangesQuery(Window):
         min_length=1,
         max_length=MAX_SYMBOL,
         description="only this symbol's changes (its rules, commission and delisting)",
+        json_schema_extra={"pattern": NO_NUL},
     )
     field: list[FieldName] = Field(
         default_factory=list,
@@ -183,6 +200,7 @@ class ChangesQuery(Window):
         min_length=1,
         max_length=2000,
         description="the `next` of the previous page: continue after its last change",
+        json_schema_extra={"pattern": NO_NUL},
     )
 
     @field_validator("stream")
@@ -256,7 +274,9 @@ class NoQuery(Params):
 
 class SymbolPath(Params):
     symbol: str = Field(
-        min_length=1, max_length=MAX_SYMBOL, json_schema_extra={"example": "BTCUSDT"}
+        min_length=1,
+        max_length=MAX_SYMBOL,
+        json_schema_extra={"example": "BTCUSDT", "pattern": NO_NUL},
     )
 
 

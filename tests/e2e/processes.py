@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -119,3 +120,71 @@ class Replicas:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ApiServer:
+    """A live ``exmeta serve`` (gunicorn, one worker) over ``database_url``, logging to a file.
+
+    Only a real gunicorn answers what never reaches Flask: an over-long request line or
+    header. Leaving the context stops it (SIGTERM, then SIGKILL), whatever the test did.
+    """
+
+    def __init__(self, directory: Path, database_url: str, **settings: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = directory / "serve.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EXMETA_")}
+        env.update(
+            PYTHONPATH=str(REPO),
+            EXMETA_DATABASE__URL=database_url,
+            EXMETA_API__PORT=str(self.port),
+            EXMETA_API__WORKERS="1",
+        )
+        env.update({f"EXMETA_{key}": value for key, value in settings.items()})
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "exmeta", "serve"],
+                cwd=directory,  # no config.toml there: defaults + environment only
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_listening(self, timeout: float = 30) -> None:
+        def listening() -> bool:
+            assert self.process.poll() is None, f"exmeta serve exited:\n{self.log()[-3000:]}"
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        assert wait_for(listening, timeout), f"exmeta serve never listened:\n{self.log()[-3000:]}"
+
+    def __enter__(self) -> Self:
+        try:
+            self.wait_listening()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

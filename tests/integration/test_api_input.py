@@ -1,0 +1,120 @@
+"""Hostile input to the API through the Flask test client: NUL bytes, repeated parameters,
+private routes asked with bad parameters. Each is a 4xx JSON error, never a 500."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import Engine
+
+from api import create_app, schemas
+from core.config import ApiSettings, Secret, Settings
+from tests.builders import exchange_info, record_exchange_info, symbol
+
+TOKEN = "t0ken"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def client(engine: Engine, api_engine: Engine) -> FlaskClient:
+    record_exchange_info(engine, exchange_info(symbol("BTCUSDT")), datetime(2024, 5, 1, tzinfo=UTC))
+    settings = Settings(api=ApiSettings(token=Secret(TOKEN)))
+    return create_app(settings, api_engine, clock=lambda: datetime.now(UTC)).test_client()
+
+
+def refused(client: FlaskClient, url: str, status: int = 400, **kwargs: Any) -> str:
+    response = client.get(url, **kwargs)
+    assert response.status_code == status, response.data[:500]
+    assert response.mimetype == "application/json"
+    body = response.json
+    schemas.ErrorResponse.model_validate(body)
+    assert body is not None
+    message: str = body["error"]["message"]
+    return message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/symbols/BTC%00USDT",
+        "/v1/symbols?status=%00",
+        "/v1/symbols?base_asset=BTC%00",
+        "/v1/changes?symbol=%00",
+        "/v1/symbols/BTCUSDT/history?from=%00",
+        "/v1/observations?stream=%00",
+        "/v1/symbols?as%00of=1",
+        "/v1/nowhere/%00",
+    ],
+)
+def test_a_nul_byte_anywhere_is_a_400(client: FlaskClient, url: str) -> None:
+    assert "NUL" in refused(client, url)
+
+
+def test_a_nul_byte_in_a_private_route_is_a_400_with_the_token(client: FlaskClient) -> None:
+    assert "NUL" in refused(client, "/v1/account/balances?asset=%00", headers=AUTH)
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("/v1/symbols/BTCUSDT?as_of=1&as_of=2", "as_of"),
+        ("/v1/observations?stream=exchange_info&stream=account", "stream"),
+        ("/v1/changes?stream=exchange_info&stream=delistings", "stream"),
+        ("/v1/symbols/BTCUSDT/history?from=1&to=5&from=2", "from"),
+        ("/v1/symbols?status=TRADING&status=BREAK", "status"),
+    ],
+)
+def test_a_single_valued_parameter_given_twice_is_a_400(
+    client: FlaskClient, url: str, name: str
+) -> None:
+    assert f"given more than once: {name}" in refused(client, url)
+
+
+def test_list_parameters_stay_repeatable(client: FlaskClient) -> None:
+    response = client.get("/v1/changes?field=status&field=filters.PRICE_FILTER")
+    assert response.status_code == 200, response.data[:500]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/account?as_of=junk",
+        "/v1/account?as_of=1&as_of=2",
+        "/v1/account/balances?asset=%00",
+        "/v1/account/balances?nonsense=1",
+        "/v1/account/commission/BTCUSDT?as_of=",
+        "/v1/account/commission/" + "X" * 100,
+    ],
+)
+def test_private_routes_authenticate_before_they_validate(client: FlaskClient, url: str) -> None:
+    refused(client, url, 401)
+    refused(client, url, 401, headers={"Authorization": "Bearer wrong"})
+
+
+def test_private_routes_still_validate_with_the_token(client: FlaskClient) -> None:
+    refused(client, "/v1/account?as_of=junk", 400, headers=AUTH)
+
+
+def test_every_bearer_only_operation_refuses_an_anonymous_caller_first(
+    client: FlaskClient,
+) -> None:
+    """Whatever route is added later: the spec's bearer-only operations are private."""
+    spec = client.get("/openapi.json").json
+    assert spec is not None
+    private = [
+        path
+        for path, operations in spec["paths"].items()
+        for operation in operations.values()
+        if operation.get("security") == [{"bearer": []}]
+    ]
+    assert len(private) == 3
+    for path in private:
+        refused(client, path.replace("{symbol}", "BTCUSDT") + "?as_of=junk&x=1", 401)
+
+
+@pytest.mark.parametrize("digits", ["\uff11\uff12\uff13", "\u0661\u0662\u0663", "1_000"])
+def test_epoch_milliseconds_are_ascii_digits_only(client: FlaskClient, digits: str) -> None:
+    refused(client, "/v1/symbols/BTCUSDT", query_string={"as_of": digits})
