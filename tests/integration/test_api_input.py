@@ -3,6 +3,8 @@ private routes asked with bad parameters. Each is a 4xx JSON error, never a 500.
 
 from __future__ import annotations
 
+import io
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +13,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
 from api import create_app, schemas
-from core.config import ApiSettings, Secret, Settings
+from core.config import ApiSettings, DatabaseSettings, Secret, Settings
+from core.db import create_db_engine
+from core.redact import install
 from tests.builders import exchange_info, record_exchange_info, symbol
 
 TOKEN = "t0ken"
@@ -118,3 +122,27 @@ def test_every_bearer_only_operation_refuses_an_anonymous_caller_first(
 @pytest.mark.parametrize("digits", ["\uff11\uff12\uff13", "\u0661\u0662\u0663", "1_000"])
 def test_epoch_milliseconds_are_ascii_digits_only(client: FlaskClient, digits: str) -> None:
     refused(client, "/v1/symbols/BTCUSDT", query_string={"as_of": digits})
+
+
+def test_a_newline_in_a_logged_path_cannot_forge_a_log_line() -> None:
+    """A request the API logs (the database does not answer) with %0a in its path: the
+    handler `exmeta serve` installs writes one line, the newline escaped."""
+    unreachable = create_db_engine(
+        "postgresql://exmeta@127.0.0.1:1/exmeta", DatabaseSettings(connect_timeout_seconds=1)
+    )
+    output = io.StringIO()
+    handler = logging.StreamHandler(output)
+    install([handler], [])
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        app = create_app(Settings(), unreachable, clock=lambda: datetime.now(UTC))
+        forged = "/v1/symbols/X%0a2026-12-03 07:00:00,000 ERROR api: forged"
+        refused(app.test_client(), forged, 503)
+    finally:
+        root.removeHandler(handler)
+        unreachable.dispose()
+    lines = output.getvalue().splitlines()
+    assert lines
+    assert not any(line.startswith("2026-12-03") for line in lines)
+    assert "/v1/symbols/X\\n2026-12-03 07:00:00,000 ERROR api: forged" in lines[0]
