@@ -9,6 +9,9 @@ the wheel: the page works offline and asks no third party for anything.
 
 from __future__ import annotations
 
+from http import HTTPStatus
+from typing import Any
+
 from flask import Response
 from flask_openapi3.openapi import OpenAPI
 from flask_openapi3_swagger.plugins import (  # no py.typed
@@ -19,11 +22,29 @@ from api.render import json_response
 
 SPEC_URL = "/openapi.json"
 DOCS_URL = "/docs"
+# Answered by the server (api.server) before any route, so possible on every operation.
+SERVER_ERRORS = (HTTPStatus.REQUEST_URI_TOO_LONG, HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+
+
+def with_server_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with the server's own error answers listed on every operation."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for status in SERVER_ERRORS:
+                operation.setdefault("responses", {})[str(status.value)] = {
+                    "description": status.phrase,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+                        }
+                    },
+                }
+    return document
 
 
 def register_docs(app: OpenAPI) -> None:
     def openapi_json() -> Response:
-        return json_response(app.api_doc)
+        return json_response(with_server_errors(app.api_doc))
 
     app.add_url_rule(SPEC_URL, "openapi_json", openapi_json)
     # The plugin serves its page at /swagger and the assets at /swagger/...; the page

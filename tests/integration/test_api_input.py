@@ -146,3 +146,14 @@ def test_a_newline_in_a_logged_path_cannot_forge_a_log_line() -> None:
     assert lines
     assert not any(line.startswith("2026-12-03") for line in lines)
     assert "/v1/symbols/X\\n2026-12-03 07:00:00,000 ERROR api: forged" in lines[0]
+
+
+def test_every_operation_documents_the_servers_414_and_431(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").json
+    assert spec is not None
+    assert "ErrorResponse" in spec["components"]["schemas"]
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            for status in ("414", "431"):
+                schema = operation["responses"][status]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, path
