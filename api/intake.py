@@ -17,16 +17,15 @@ look at the request as it arrived:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from functools import cache
-from typing import Any, get_type_hints
+from typing import Any
 
 from flask import Flask, current_app, request
-from pydantic import BaseModel
 
 from api.auth import check_token, is_private
 from api.errors import ApiError
+from api.params import query_model
 
 NUL = "\x00"
 
@@ -35,11 +34,8 @@ NUL = "\x00"
 def single_valued(view: Callable[..., Any]) -> frozenset[str]:
     """The query parameters ``view`` reads once: the names flask-openapi3 reads with
     ``args.get`` (the model's fields whose schema is not an array), by the same rule."""
-    func = inspect.unwrap(view)
-    if "query" not in getattr(func, "__annotations__", {}):
-        return frozenset()  # not a flask-openapi3 route with a query model (e.g. /metrics)
-    model = get_type_hints(func)["query"]
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+    model = query_model(view)
+    if model is None:
         return frozenset()
     properties = model.model_json_schema().get("properties", {})
     names = set()

@@ -9,10 +9,12 @@ become the error type ``invalid_time`` that ``errors`` turns into the error code
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import inspect
+import re
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -23,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from core.changes import STREAMS
@@ -115,6 +118,15 @@ def one_of(value: str | None, known: Sequence[str]) -> str | None:
             "invalid_parameter", "must be one of {known}", {"known": ", ".join(known)}
         )
     return value
+
+
+def query_model(view: Callable[..., Any]) -> type[BaseModel] | None:
+    """The model flask-openapi3 validates ``view``'s query with: its ``query`` annotation."""
+    func = inspect.unwrap(view)
+    if "query" not in getattr(func, "__annotations__", {}):
+        return None  # not a flask-openapi3 route with a query model (e.g. /metrics)
+    model = get_type_hints(func)["query"]
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
 class AsOfQuery(Params):
@@ -222,12 +234,63 @@ class DiffQuery(Params):
         return self
 
 
-# Bounded so that a rule's arithmetic (price % tickSize) stays exact in a Decimal context.
-OrderNumber = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=18)]
+# A positive decimal in plain notation, at most 12 digits before the point and 18 after:
+# bounded so that a rule's arithmetic (price % tickSize) stays exact in a Decimal
+# context. As with instants, what is accepted is exactly what the published pattern
+# matches: a zero is spelled out digit by digit so that no lookahead is needed.
+_POSITIVE_FRACTION = "|".join(f"0{{{zeros}}}[1-9][0-9]{{0,{17 - zeros}}}" for zeros in range(18))
+ORDER_NUMBER_PATTERN = f"^(?:[1-9][0-9]{{0,11}}(?:\\.[0-9]{{1,18}})?|0\\.(?:{_POSITIVE_FRACTION}))$"
+_ORDER_NUMBER = re.compile(ORDER_NUMBER_PATTERN)
+
+
+def parse_order_number(value: object) -> Decimal:
+    """A positive Decimal from a query string value, or an ``invalid_parameter`` error."""
+    if not isinstance(value, str) or _ORDER_NUMBER.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "invalid_parameter",
+            "expected a positive decimal number such as 0.001 or 26000.5 (at most 12 digits"
+            " before the point and 18 after)",
+        )
+    return Decimal(value)
+
+
+OrderNumber = Annotated[
+    Decimal,
+    PlainValidator(parse_order_number),
+    WithJsonSchema({"type": "string", "pattern": ORDER_NUMBER_PATTERN, "example": "0.001"}),
+]
+
+
+_MARKET: JsonDict = {"const": "MARKET"}
 
 
 class CheckQuery(AsOfQuery):
     """An order to check against the symbol's rules at as_of (default now)."""
+
+    # The sizing rule of ``_one_size_and_no_market_price`` below, for the document: a rule
+    # across parameters, which api.docs publishes by describing this query as one object
+    # (OpenAPI's exploded form style: the same query string).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "description": "sized by quantity, any type but MARKET",
+                    "required": ["quantity"],
+                    "properties": {"quote_quantity": False, "type": {"not": _MARKET}},
+                },
+                {
+                    "description": "a MARKET order sized by quantity, without a price",
+                    "required": ["quantity"],
+                    "properties": {"quote_quantity": False, "price": False, "type": _MARKET},
+                },
+                {
+                    "description": "a MARKET order sized by quote_quantity, without a price",
+                    "required": ["quote_quantity"],
+                    "properties": {"quantity": False, "price": False, "type": _MARKET},
+                },
+            ]
+        }
+    )
 
     side: Literal["BUY", "SELL"]
     type: Text = Field(description="order type as Binance names it, e.g. LIMIT, MARKET")

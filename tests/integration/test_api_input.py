@@ -8,6 +8,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
@@ -157,3 +158,44 @@ def test_every_operation_documents_the_servers_414_and_431(client: FlaskClient) 
             for status in ("414", "431"):
                 schema = operation["responses"][status]["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, path
+
+
+ORDER_SIZES = [
+    {k: v for k, v in combo.items() if v is not None}
+    for combo in (
+        {"type": kind, "quantity": qty, "quote_quantity": quote, "price": price}
+        for kind in ("LIMIT", "MARKET")
+        for qty in (None, "0.1")
+        for quote in (None, "10")
+        for price in (None, "100.01")
+    )
+]
+
+
+@pytest.mark.parametrize("order", ORDER_SIZES, ids="&".join)
+def test_the_published_check_query_accepts_exactly_what_the_api_does(
+    client: FlaskClient, order: dict[str, str]
+) -> None:
+    """The order check's sizing rule (quantity or quote_quantity, MARKET without a price)
+    spans parameters: the document states it on the query as one object, and it says
+    yes exactly where the API does."""
+    spec = client.get("/openapi.json").json
+    assert spec is not None
+    (query,) = [
+        p
+        for p in spec["paths"]["/v1/symbols/{symbol}/check"]["get"]["parameters"]
+        if p["in"] == "query"
+    ]
+    assert (query["style"], query["explode"]) == ("form", True)
+    instance = {"side": "BUY", **order}
+    published = jsonschema_rs.Draft202012Validator(query["schema"]).is_valid(instance)
+    response = client.get("/v1/symbols/BTCUSDT/check", query_string=instance)
+    assert response.status_code == (200 if published else 400), response.data[:300]
+
+
+@pytest.mark.parametrize(
+    "number", ["0", "0.000", "1e5", "+1", "01", "1.", ".5", "1234567890123", "0." + "0" * 18 + "1"]
+)
+def test_order_numbers_are_positive_plain_decimals(client: FlaskClient, number: str) -> None:
+    query = {"side": "BUY", "type": "LIMIT", "quantity": number}
+    assert "quantity" in refused(client, "/v1/symbols/BTCUSDT/check", query_string=query)
