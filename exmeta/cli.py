@@ -185,7 +185,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     "bind": bind,
                     "workers": settings.api.workers,
                     "threads": settings.api.threads,
-                    "worker_class": "gthread",
+                    "worker_class": "api.server.JsonErrorWorker",  # gthread, JSON errors
                     "timeout": 60,
                     "graceful_timeout": 5,
                     "loglevel": settings.log.level.lower(),

@@ -10,12 +10,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import requests
 from sqlalchemy import Engine, text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,43 +128,6 @@ class Replicas:
                 process.wait()
 
 
-@contextlib.contextmanager
-def serving(env: Mapping[str, str], cwd: Path) -> Iterator[str]:
-    """A live ``exmeta serve`` (gunicorn, one worker) on a free port: its base URL once it
-    answers. Stopped with SIGTERM when the block ends, killed if it does not stop; its
-    output is in ``<cwd>/serve.log``."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    url = f"http://127.0.0.1:{port}"
-    with (cwd / "serve.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "exmeta", "serve"],
-            cwd=cwd,  # no config.toml there: defaults + environment only
-            env={**env, "EXMETA_API__PORT": str(port), "EXMETA_API__WORKERS": "1"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-
-        def answers() -> bool:
-            try:
-                return requests.get(f"{url}/healthz", timeout=2).ok
-            except requests.RequestException:  # not listening yet, or still booting
-                return False
-
-        assert wait_for(lambda: process.poll() is not None or answers(), 30), "serve never answered"
-        assert process.poll() is None, (cwd / "serve.log").read_text(errors="replace")
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def _stat(pid: int | str) -> tuple[int, str, int, int] | None:
     """(pid, state, parent pid, start time) from /proc, or None if it is gone."""
     try:
@@ -219,3 +181,71 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
         return True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ApiServer:
+    """A live ``exmeta serve`` (gunicorn, one worker) over ``database_url``, logging to a file.
+
+    Only a real gunicorn answers what never reaches Flask: an over-long request line or
+    header. Leaving the context stops it (SIGTERM, then SIGKILL), whatever the test did.
+    """
+
+    def __init__(self, directory: Path, database_url: str, **settings: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = directory / "serve.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EXMETA_")}
+        env.update(
+            PYTHONPATH=str(REPO),
+            EXMETA_DATABASE__URL=database_url,
+            EXMETA_API__PORT=str(self.port),
+            EXMETA_API__WORKERS="1",
+        )
+        env.update({f"EXMETA_{key}": value for key, value in settings.items()})
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "exmeta", "serve"],
+                cwd=directory,  # no config.toml there: defaults + environment only
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_listening(self, timeout: float = 30) -> None:
+        def listening() -> bool:
+            assert self.process.poll() is None, f"exmeta serve exited:\n{self.log()[-3000:]}"
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        assert wait_for(listening, timeout), f"exmeta serve never listened:\n{self.log()[-3000:]}"
+
+    def __enter__(self) -> Self:
+        try:
+            self.wait_listening()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.builders import exchange_info, record_exchange_info, symbol
-from tests.e2e.processes import exmeta_env, serving
+from tests.e2e.processes import ApiServer
 from tests.integration.test_api import T0, ts
 from tests.standby import Replicated, replicated
 
@@ -63,15 +63,14 @@ def test_serve_on_a_standby_answers_as_of_with_the_primary_down(
     record_exchange_info(pair.writer, halted, T1)
     record_exchange_info(pair.writer, halted, T2)
     pair.wait_for_replay()
-    env = exmeta_env(
-        "postgresql://nobody@127.0.0.1:1/unused",  # the pollers' primary: serve never uses it
-        "http://127.0.0.1:1",
-        10,
+    # The pollers' primary is not serve's concern: it never connects with it.
+    with ApiServer(
+        tmp_path,
+        "postgresql://nobody@127.0.0.1:1/unused",
         API__DATABASE_URL=pair.standby_url,
         API__TOKEN=TOKEN,
-    )
-
-    with serving(env, tmp_path) as url:
+    ) as server:
+        url = server.url
         pair.primary.stop("fast")
 
         def get(path: str) -> requests.Response:
@@ -112,5 +111,5 @@ def test_serve_on_a_standby_answers_as_of_with_the_primary_down(
         assert database["replay_lag_seconds"] == 0  # it replayed all that it received
         assert database["last_replayed_at"] is not None
 
-    log = (tmp_path / "serve.log").read_text(errors="replace")
+    log = server.log()
     assert "Traceback" not in log

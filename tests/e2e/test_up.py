@@ -22,6 +22,7 @@ from core.timeparse import format_instant
 from exmeta.embedded import EmbeddedPostgres
 from tests.e2e.processes import (
     exmeta_env,
+    free_port,
     kill_all,
     port_is_free,
     process_tree,
@@ -31,12 +32,6 @@ from tests.e2e.processes import (
 
 REPO = Path(__file__).resolve().parents[2]
 UP_LINE = "exmeta is up"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, up: Up | None = None) -> Any:
