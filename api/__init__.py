@@ -15,6 +15,7 @@ from api.auth import BEARER_SCHEME
 from api.docs import register_docs
 from api.errors import VALIDATION_STATUS, register_error_handlers, validation_error_response
 from api.health import probes
+from api.intake import register_intake
 from api.metrics import register_metrics
 from api.routes import v1
 from api.schemas import ErrorResponse
@@ -55,6 +56,7 @@ def create_app(
     )
     state = AppState(settings, engine, clock or _utc_now, tuple(streams))
     app.extensions[EXTENSION] = state
+    register_intake(app)
     app.register_api(v1)
     app.register_api(account_v1)
     app.register_api(probes)

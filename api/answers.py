@@ -13,11 +13,19 @@ request: after a change, an answer kept before it may be served for up to that l
 if the request had been answered a moment earlier. With polls a second or more apart,
 that is well inside the time Binance's own change takes to reach us. Answers about now,
 about an instant nothing has been observed after yet, and 404s are never kept.
+
+The current generation is the one the database said at the newest look, even when it is
+lower than an earlier one: the API may read from a hot standby, and after a failover (a
+multi-host URL, a proxy, a standby restarted) the next server may have replayed less. Its
+answers are then those of its own past, and a kept answer from further on must not be
+served: it would cite observations that server does not hold. Only a look started
+before another and finished after it is ignored (it is the older of the two).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -49,6 +57,8 @@ class AnswerCache:
         self._bodies: OrderedDict[Hashable, tuple[int, bytes]] = OrderedDict()
         self._generation: int | None = None
         self._checked_at = float("-inf")
+        self._looks = itertools.count(1)  # next() is atomic under the GIL
+        self._newest_look = 0
 
     def generation(self, read: Callable[[], int | None]) -> int | None:
         """The current generation, from ``read`` if the last look is older than the recheck.
@@ -59,12 +69,13 @@ class AnswerCache:
         """
         if self._clock() - self._checked_at < self.recheck_seconds:
             return self._generation
+        look = next(self._looks)
         found = read()  # outside the lock: a slow database must not hold up cache hits
         with self._lock:
-            # Generations only grow; of two threads reading at once, keep the newer answer.
-            if found is not None and (self._generation is None or found > self._generation):
+            if look > self._newest_look:
+                self._newest_look = look
                 self._generation = found
-            self._checked_at = self._clock()
+                self._checked_at = self._clock()
             return self._generation
 
     def get(self, key: Hashable, generation: int | None) -> bytes | None:

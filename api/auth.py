@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from flask import request
@@ -21,6 +20,7 @@ from api.state import app_state
 
 P = ParamSpec("P")
 R = TypeVar("R")
+PRIVATE = "exmeta_requires_token"
 
 BEARER_SCHEME: dict[str, SecurityScheme | dict[str, Any]] = {
     "bearer": {"type": "http", "scheme": "bearer"}
@@ -64,11 +64,16 @@ def authenticated() -> bool:
 
 
 def require_token(view: Callable[P, R]) -> Callable[P, R]:
-    """Let the request through only with ``Authorization: Bearer <[api] token>``."""
+    """Make ``view`` private: only ``Authorization: Bearer <[api] token>`` reaches it.
 
-    @wraps(view)
-    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        check_token()
-        return view(*args, **kwargs)
+    The check runs in ``api.intake``, before flask-openapi3 validates the parameters
+    (which happens before any decorator of the view could run): a caller without the
+    token learns that it needs one (401), not what the route would accept (400). The
+    mark is copied onto the view flask-openapi3 registers, as ``functools.wraps`` does.
+    """
+    setattr(view, PRIVATE, True)
+    return view
 
-    return guarded
+
+def is_private(view: Callable[..., Any]) -> bool:
+    return bool(getattr(view, PRIVATE, False))

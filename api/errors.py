@@ -40,10 +40,15 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The one shape of every error, whoever answers (Flask, or gunicorn's api.server)."""
+    return {"error": {"code": code, "message": message}}
+
+
 def error_response(
     status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> Response:
-    return json_response({"error": {"code": code, "message": message}}, status, headers)
+    return json_response(error_body(code, message), status, headers)
 
 
 def validation_error_response(exc: ValidationError) -> Response:

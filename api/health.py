@@ -2,8 +2,14 @@
 
 ``/healthz`` never touches the database: a slow database must not get a live process
 restarted. ``/readyz`` answers 503 (with reasons, never a 500) when the database does
-not answer or an enabled stream's data is older than the gap rule allows, so traffic
-goes to a replica whose answers are current.
+not answer, an enabled stream's data is older than the gap rule allows, or its newest
+data is dated ahead of the database clock (a frozen stream), so traffic goes to a
+replica whose answers are current.
+
+Its ``database`` says whether the API reads from a primary or a hot standby, and how far
+behind that standby is (core.replication). A standby is held to the same freshness rule
+as a primary: when it lags, or the primary is down, its answers about the past stay right
+but "now" is older than the gap rule allows, which is what not ready means.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from api.render import json_response
 from api.schemas import ErrorResponse, Health, Readiness, operation_id
 from api.state import app_state
 from core import history
+from core.replication import Replication, replication
 from core.timeparse import format_instant
+from core.verify import streams_ahead
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +78,8 @@ def readyz(query: NoQuery) -> Response:
     try:
         with state.engine.connect() as conn:
             last = history.last_successes(conn, state.streams)
+            ahead = streams_ahead(conn, state.settings.poller.server_time_tolerance())
+            database = replication(conn)
     except (OperationalError, PoolTimeoutError):
         log.warning("readiness: the database is not answering", exc_info=True)
         return _not_ready("database unreachable")
@@ -77,9 +87,22 @@ def readyz(query: NoQuery) -> Response:
         log.error("readiness: the database answered with an error", exc_info=True)
         return _not_ready(f"database error ({type(exc).__name__})")
     reasons = staleness(last, state.settings.stream_intervals(), state.clock())
+    # A success dated ahead looks fresh, yet every poll after it is stale (core.dating).
+    reasons += [f"{a.stream}: {a}; run exmeta verify --repair" for a in ahead if a.stream in last]
     body = {
         "status": "not_ready" if reasons else "ready",
         "reasons": reasons,
         "last_successes": {stream: format_instant(at) for stream, at in last.items()},
+        "database": _database(database),
     }
     return json_response(body, 503 if reasons else 200)
+
+
+def _database(found: Replication) -> dict[str, object]:
+    return {
+        "role": "standby" if found.standby else "primary",
+        "replay_lag_seconds": found.replay_lag_seconds,
+        "replay_pending_bytes": found.replay_pending_bytes,
+        "last_replayed_at": format_instant(found.last_replayed_at),
+        "replay_paused": found.replay_paused,
+    }

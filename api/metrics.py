@@ -55,52 +55,9 @@ class ObservationCollector(Collector):
             weights = stats.last_used_weights(conn, state.streams)
             versions = stats.versions_written(conn)
             last = history.last_successes(conn, state.streams)
+            rejected = stats.server_time_rejections(conn)
         now = state.clock()
-
-        polls = CounterMetricFamily(
-            "exmeta_polls", "Polls recorded, by stream and outcome", labels=["stream", "outcome"]
-        )
-        errors = CounterMetricFamily(
-            "exmeta_poll_errors",
-            "Failed polls, by stream and short error class",
-            labels=["stream", "error_class"],
-        )
-        sent = CounterMetricFamily(
-            "exmeta_binance_requests",
-            "Requests sent to Binance, retries included",
-            labels=["stream"],
-        )
-        retries = CounterMetricFamily(
-            "exmeta_retries", "Requests that were retries of a failed one", labels=["stream"]
-        )
-        backoff = CounterMetricFamily(
-            "exmeta_backoff_seconds",
-            "Time spent backing off before retries and for the weight budget",
-            labels=["stream"],
-        )
-        by_outcome: dict[tuple[str, str], int] = {}
-        by_error: dict[tuple[str, str], int] = {}
-        per_stream: dict[str, list[int]] = {}
-        for c in counts:
-            key = (c.stream, c.outcome)
-            by_outcome[key] = by_outcome.get(key, 0) + c.polls
-            if c.error_class is not None:
-                ekey = (c.stream, c.error_class)
-                by_error[ekey] = by_error.get(ekey, 0) + c.polls
-            totals = per_stream.setdefault(c.stream, [0, 0, 0])
-            totals[0] += c.requests
-            totals[1] += c.retries
-            totals[2] += c.backoff_ms
-        for (stream, outcome), n in sorted(by_outcome.items()):
-            if stream not in PRIVATE_STREAMS or outcome not in SUCCESS_OUTCOMES:
-                polls.add_metric([stream, outcome], n)
-        for (stream, error_class), n in sorted(by_error.items()):
-            errors.add_metric([stream, error_class], n)
-        for stream, (n_sent, n_retries, backoff_ms) in sorted(per_stream.items()):
-            sent.add_metric([stream], n_sent)
-            retries.add_metric([stream], n_retries)
-            backoff.add_metric([stream], backoff_ms / 1000)
-        yield from (polls, errors, sent, retries, backoff)
+        yield from _poll_families(counts)
 
         since = GaugeMetricFamily(
             "exmeta_seconds_since_last_success",
@@ -127,23 +84,86 @@ class ObservationCollector(Collector):
             if table not in PRIVATE_TABLES:
                 written.add_metric([table], n)
         yield written
+        yield _duration_family(histograms)
 
-        duration = HistogramMetricFamily(
-            "exmeta_poll_duration_seconds",
-            "Duration of a poll: every attempt and back-off, until recorded",
+        server_time = CounterMetricFamily(
+            "exmeta_server_time_rejected",
+            "Observations whose serverTime disagreed with the database clock beyond the"
+            " tolerance and so did not date them",
             labels=["stream"],
         )
-        for h in histograms:
-            if h.stream in PRIVATE_STREAMS:
-                continue
-            cumulative = list(accumulate(h.bucket_counts))
-            buckets = [
-                (f"{b / 1000:g}", n)
-                for b, n in zip(stats.DURATION_BOUNDS_MS, cumulative[:-1], strict=True)
-            ]
-            buckets.append(("+Inf", h.count))
-            duration.add_metric([h.stream], buckets, h.sum_ms / 1000)
-        yield duration
+        for stream, n in rejected.items():
+            server_time.add_metric([stream], n)
+        yield server_time
+
+
+def _poll_families(counts: list[stats.PollCount]) -> Iterator[Metric]:
+    """The per-stream poll counters; the private streams' successes are left out, since
+    when an account poll ``changed`` is when the account traded."""
+    polls = CounterMetricFamily(
+        "exmeta_polls", "Polls recorded, by stream and outcome", labels=["stream", "outcome"]
+    )
+    errors = CounterMetricFamily(
+        "exmeta_poll_errors",
+        "Failed polls, by stream and short error class",
+        labels=["stream", "error_class"],
+    )
+    sent = CounterMetricFamily(
+        "exmeta_binance_requests",
+        "Requests sent to Binance, retries included",
+        labels=["stream"],
+    )
+    retries = CounterMetricFamily(
+        "exmeta_retries", "Requests that were retries of a failed one", labels=["stream"]
+    )
+    backoff = CounterMetricFamily(
+        "exmeta_backoff_seconds",
+        "Time spent backing off before retries and for the weight budget",
+        labels=["stream"],
+    )
+    by_outcome: dict[tuple[str, str], int] = {}
+    by_error: dict[tuple[str, str], int] = {}
+    per_stream: dict[str, list[int]] = {}
+    for c in counts:
+        key = (c.stream, c.outcome)
+        by_outcome[key] = by_outcome.get(key, 0) + c.polls
+        if c.error_class is not None:
+            ekey = (c.stream, c.error_class)
+            by_error[ekey] = by_error.get(ekey, 0) + c.polls
+        totals = per_stream.setdefault(c.stream, [0, 0, 0])
+        totals[0] += c.requests
+        totals[1] += c.retries
+        totals[2] += c.backoff_ms
+    for (stream, outcome), n in sorted(by_outcome.items()):
+        if stream not in PRIVATE_STREAMS or outcome not in SUCCESS_OUTCOMES:
+            polls.add_metric([stream, outcome], n)
+    for (stream, error_class), n in sorted(by_error.items()):
+        errors.add_metric([stream, error_class], n)
+    for stream, (n_sent, n_retries, backoff_ms) in sorted(per_stream.items()):
+        sent.add_metric([stream], n_sent)
+        retries.add_metric([stream], n_retries)
+        backoff.add_metric([stream], backoff_ms / 1000)
+    yield from (polls, errors, sent, retries, backoff)
+
+
+def _duration_family(histograms: list[stats.DurationHistogram]) -> Metric:
+    """Poll durations of the public streams (a private poll that writes takes longer)."""
+    duration = HistogramMetricFamily(
+        "exmeta_poll_duration_seconds",
+        "Duration of a poll: every attempt and back-off, until recorded",
+        labels=["stream"],
+    )
+    for h in histograms:
+        if h.stream in PRIVATE_STREAMS:
+            continue
+        cumulative = list(accumulate(h.bucket_counts))
+        buckets = [
+            (f"{b / 1000:g}", n)
+            for b, n in zip(stats.DURATION_BOUNDS_MS, cumulative[:-1], strict=True)
+        ]
+        buckets.append(("+Inf", h.count))
+        duration.add_metric([h.stream], buckets, h.sum_ms / 1000)
+    return duration
 
 
 def register_metrics(app: Flask, state: AppState) -> None:

@@ -9,10 +9,12 @@ become the error type ``invalid_time`` that ``errors`` turns into the error code
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import inspect
+import re
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -23,17 +25,24 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from core.changes import STREAMS
 from core.models import OUTCOMES
-from core.timeparse import TimeParseError, parse_instant
+from core.timeparse import INSTANT_PATTERN, TimeParseError, parse_instant
 
 MAX_SYMBOL = 64  # Binance symbols are ~20 characters, and non-ASCII ones exist since 2025-12
 MAX_TEXT = 64
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 INSTANT_EXAMPLES = ["2024-05-01T12:00:00.000Z", "2024-05-01T14:00:00+02:00", "1714564800000"]
+INSTANT_DESCRIPTION = (
+    "RFC 3339 with an explicit offset or Z, or integer epoch milliseconds (at most 13 digits)"
+)
+# api.intake refuses a NUL byte in any parameter (PostgreSQL's text cannot hold one);
+# the free-text parameters say so in the document, so a client or fuzzer knows it.
+NO_NUL = "^[^\\u0000]*$"
 
 
 def parse_time(value: object) -> datetime:
@@ -52,7 +61,8 @@ Instant = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "description": "RFC 3339 with an explicit offset or Z, or integer epoch milliseconds",
+            "pattern": INSTANT_PATTERN,
+            "description": INSTANT_DESCRIPTION,
             "examples": INSTANT_EXAMPLES,
         }
     ),
@@ -65,12 +75,15 @@ RequiredInstant = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "description": "RFC 3339 with an explicit offset or Z, or integer epoch milliseconds",
+            "pattern": INSTANT_PATTERN,
+            "description": INSTANT_DESCRIPTION,
             "example": INSTANT_EXAMPLES[0],
         }
     ),
 ]
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+Text = Annotated[
+    str, Field(min_length=1, max_length=MAX_TEXT, json_schema_extra={"pattern": NO_NUL})
+]
 
 
 class Params(BaseModel):
@@ -105,6 +118,15 @@ def one_of(value: str | None, known: Sequence[str]) -> str | None:
             "invalid_parameter", "must be one of {known}", {"known": ", ".join(known)}
         )
     return value
+
+
+def query_model(view: Callable[..., Any]) -> type[BaseModel] | None:
+    """The model flask-openapi3 validates ``view``'s query with: its ``query`` annotation."""
+    func = inspect.unwrap(view)
+    if "query" not in getattr(func, "__annotations__", {}):
+        return None  # not a flask-openapi3 route with a query model (e.g. /metrics)
+    model = get_type_hints(func)["query"]
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
 class AsOfQuery(Params):
@@ -149,7 +171,11 @@ class HistoryQuery(Window):
 class ObservationsQuery(Window):
     """Without ``from``/``to``: the last hour up to now."""
 
-    stream: Text | None = Field(None, description="one stream, e.g. exchange_info; default all")
+    stream: Text | None = Field(
+        None,
+        description="one stream, e.g. exchange_info; default all",
+        json_schema_extra={"enum": list(STREAMS)},
+    )
     outcome: str | None = Field(None, json_schema_extra={"enum": list(OUTCOMES)})
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
@@ -160,7 +186,9 @@ class ObservationsQuery(Window):
 
 
 MAX_CHANGES = 1000
-FieldName = Annotated[str, Field(min_length=1, max_length=200)]
+FieldName = Annotated[
+    str, Field(min_length=1, max_length=200, json_schema_extra={"pattern": NO_NUL})
+]
 
 
 class ChangesQuery(Window):
@@ -177,6 +205,7 @@ class ChangesQuery(Window):
         min_length=1,
         max_length=MAX_SYMBOL,
         description="only this symbol's changes (its rules, commission and delisting)",
+        json_schema_extra={"pattern": NO_NUL},
     )
     field: list[FieldName] = Field(
         default_factory=list,
@@ -195,6 +224,7 @@ class ChangesQuery(Window):
         min_length=1,
         max_length=2000,
         description="the `next` of the previous page: continue after its last change",
+        json_schema_extra={"pattern": NO_NUL},
     )
 
     @field_validator("stream")
@@ -216,12 +246,63 @@ class DiffQuery(Params):
         return self
 
 
-# Bounded so that a rule's arithmetic (price % tickSize) stays exact in a Decimal context.
-OrderNumber = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=18)]
+# A positive decimal in plain notation, at most 12 digits before the point and 18 after:
+# bounded so that a rule's arithmetic (price % tickSize) stays exact in a Decimal
+# context. As with instants, what is accepted is exactly what the published pattern
+# matches: a zero is spelled out digit by digit so that no lookahead is needed.
+_POSITIVE_FRACTION = "|".join(f"0{{{zeros}}}[1-9][0-9]{{0,{17 - zeros}}}" for zeros in range(18))
+ORDER_NUMBER_PATTERN = f"^(?:[1-9][0-9]{{0,11}}(?:\\.[0-9]{{1,18}})?|0\\.(?:{_POSITIVE_FRACTION}))$"
+_ORDER_NUMBER = re.compile(ORDER_NUMBER_PATTERN)
+
+
+def parse_order_number(value: object) -> Decimal:
+    """A positive Decimal from a query string value, or an ``invalid_parameter`` error."""
+    if not isinstance(value, str) or _ORDER_NUMBER.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "invalid_parameter",
+            "expected a positive decimal number such as 0.001 or 26000.5 (at most 12 digits"
+            " before the point and 18 after)",
+        )
+    return Decimal(value)
+
+
+OrderNumber = Annotated[
+    Decimal,
+    PlainValidator(parse_order_number),
+    WithJsonSchema({"type": "string", "pattern": ORDER_NUMBER_PATTERN, "example": "0.001"}),
+]
+
+
+_MARKET: JsonDict = {"const": "MARKET"}
 
 
 class CheckQuery(AsOfQuery):
     """An order to check against the symbol's rules at as_of (default now)."""
+
+    # The sizing rule of ``_one_size_and_no_market_price`` below, for the document: a rule
+    # across parameters, which api.docs publishes by describing this query as one object
+    # (OpenAPI's exploded form style: the same query string).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "description": "sized by quantity, any type but MARKET",
+                    "required": ["quantity"],
+                    "properties": {"quote_quantity": False, "type": {"not": _MARKET}},
+                },
+                {
+                    "description": "a MARKET order sized by quantity, without a price",
+                    "required": ["quantity"],
+                    "properties": {"quote_quantity": False, "price": False, "type": _MARKET},
+                },
+                {
+                    "description": "a MARKET order sized by quote_quantity, without a price",
+                    "required": ["quote_quantity"],
+                    "properties": {"quantity": False, "price": False, "type": _MARKET},
+                },
+            ]
+        }
+    )
 
     side: Literal["BUY", "SELL"]
     type: Text = Field(description="order type as Binance names it, e.g. LIMIT, MARKET")
@@ -268,7 +349,9 @@ class NoQuery(Params):
 
 class SymbolPath(Params):
     symbol: str = Field(
-        min_length=1, max_length=MAX_SYMBOL, json_schema_extra={"example": "BTCUSDT"}
+        min_length=1,
+        max_length=MAX_SYMBOL,
+        json_schema_extra={"example": "BTCUSDT", "pattern": NO_NUL},
     )
 
 

@@ -348,10 +348,28 @@ class Health(Model):
     status: Literal["ok"]
 
 
+class DatabaseRole(Model):
+    """The database the API reads: a primary, or a hot standby and how far behind it is."""
+
+    role: Literal["primary", "standby"]
+    replay_lag_seconds: float | None = Field(
+        description="standby: 0 if it replayed all the WAL it received, else the age of the"
+        " last transaction it replayed; null on a primary"
+    )
+    replay_pending_bytes: int | None = Field(description="standby: WAL received, not replayed")
+    last_replayed_at: Instant | None = Field(
+        description="standby: when the last transaction it replayed committed on the primary"
+    )
+    replay_paused: bool | None = Field(description="standby: replay is paused")
+
+
 class Readiness(Model):
     status: Literal["ready", "not_ready"]
     reasons: list[str]
     last_successes: dict[str, Instant | None]
+    database: DatabaseRole | None = Field(
+        default=None, description="absent when the database did not answer"
+    )
 
 
 EXCHANGE_INFO_RESPONSE: dict[str, Any] = {

@@ -188,6 +188,8 @@ def _next_events(
     Each table is read from its open and its close index in the feed's order, at most
     ``limit`` entries each, so a page costs what it returns, however long the window.
     """
+    if not tables:  # a symbol asked of streams whose entities are not symbols
+        return []
     selects = []
     for table in tables:
         for bound in _BOUNDS:

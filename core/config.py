@@ -13,6 +13,7 @@ import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -92,6 +93,11 @@ class PollerSettings:
     weight_budget: float = 0.25
     lease_seconds: float = 15.0
     heartbeat_seconds: float = 5.0
+    server_time_tolerance_seconds: float = 5.0
+
+    def server_time_tolerance(self) -> timedelta:
+        """How far Binance's serverTime may lie outside its request's window (core.dating)."""
+        return timedelta(seconds=self.server_time_tolerance_seconds)
 
 
 @dataclass(frozen=True)
@@ -218,6 +224,11 @@ def _validate(settings: Settings) -> None:
     if not 0 < settings.poller.weight_budget <= 1:
         raise ConfigError(
             f"[poller] weight_budget must be in (0, 1], got {settings.poller.weight_budget}"
+        )
+    if settings.poller.server_time_tolerance_seconds < 0:
+        raise ConfigError(
+            "[poller] server_time_tolerance_seconds must be 0 or more,"
+            f" got {settings.poller.server_time_tolerance_seconds}"
         )
     if not b.base_url.startswith(("http://", "https://")):
         raise ConfigError(

@@ -500,7 +500,8 @@ def exchange_info_as_of(conn: Connection, at: datetime) -> StoredDocument | None
     """The exact exchangeInfo body of the last successful observation at or before ``at``."""
     row = conn.execute(
         text(
-            "SELECT o.id, o.observed_at, b.body FROM observations o"
+            "SELECT o.id, o.observed_at, b.body, coalesce(o.server_time, o.observed_at)"
+            " FROM observations o"
             " JOIN raw_bodies b ON b.sha256 = o.body_sha256"
             " WHERE o.stream = 'exchange_info' AND o.outcome = ANY(:ok) AND o.observed_at <= :t"
             " ORDER BY o.observed_at DESC LIMIT 1"
@@ -509,7 +510,8 @@ def exchange_info_as_of(conn: Connection, at: datetime) -> StoredDocument | None
     ).one_or_none()
     if row is None:
         return None
-    server_ms = int(row[1].timestamp() * 1000)
+    # The serverTime Binance sent: the observation's time, unless it did not date it.
+    server_ms = int(row[3].timestamp() * 1000)
     return StoredDocument(row[0], row[1], restore_server_time(bytes(row[2]), server_ms))
 
 

@@ -3,7 +3,9 @@
 One observation is one transaction: the stream's head row is locked first, so writes of a
 stream are serialised across every replica; an observation no newer than the last one
 applied is recorded as ``stale`` and changes nothing; a failed fetch or a body that does
-not parse is an ``error`` observation and changes nothing.
+not parse is an ``error`` observation and changes nothing. An observation is dated by the
+body's ``serverTime`` only when it agrees with the request's window on the database clock
+(core.dating); otherwise the database clock dates it and the disagreement is recorded.
 
 Cost is kept proportional to what changed. A body byte-identical (volatile fields
 blanked) to the last applied one is ``unchanged`` without being parsed. Otherwise each
@@ -16,15 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, Integer, text
 from sqlalchemy.dialects.postgresql import JSONB
 
+from core.config import PollerSettings
+from core.dating import RequestWindow, Skew, date_observation
 from core.leases import Lease, still_held
 from core.models import VERSIONED_TABLES
 from core.stats import duration_bucket
@@ -80,6 +85,10 @@ class Fetched:
     error_message: str | None = None
     attempts: int | None = None  # requests sent, retries included
     backoff_ms: int | None = None  # time spent waiting between them
+    # time.monotonic() in this process when the poll's first request went out: with it
+    # the writer places the request on the database clock and checks ``server_time``
+    # against it. None (one-off writers: tests, imports): ``server_time`` is taken as is.
+    sent_monotonic: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +98,7 @@ class Recorded:
     observed_at: datetime
     opened: dict[str, int] = field(default_factory=dict)
     closed: dict[str, int] = field(default_factory=dict)
+    server_time_skew: Skew | None = None  # set when serverTime did not date it
 
 
 def content_hash(canonical: bytes) -> bytes:
@@ -113,9 +123,20 @@ class CurrentState:
 class StreamWriter:
     """Records one stream's observations; holds that stream's current-state cache."""
 
-    def __init__(self, engine: Engine, stream: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        stream: str,
+        server_time_tolerance: timedelta | None = None,
+    ) -> None:
+        """``server_time_tolerance``: ``[poller] server_time_tolerance_seconds``, default if None."""
         self.engine = engine
         self.stream = stream
+        self.server_time_tolerance = (
+            PollerSettings().server_time_tolerance()
+            if server_time_tolerance is None
+            else server_time_tolerance
+        )
         self._state = CurrentState()
 
     def record(
@@ -137,6 +158,19 @@ class StreamWriter:
             raise
         if new_state is not None:
             self._state = new_state
+        if recorded.server_time_skew is not None:
+            # Logged once committed, like every outcome: a write that rolled back is no news.
+            log.warning(
+                "%s: serverTime %s is %s the request's window by more than %g s;"
+                " observation %d dated %s by the database clock (%s)",
+                self.stream,
+                fetched.server_time.isoformat() if fetched.server_time else None,
+                "ahead of" if recorded.server_time_skew is Skew.AHEAD else "behind",
+                self.server_time_tolerance.total_seconds(),
+                recorded.observation_id,
+                recorded.observed_at.isoformat(),
+                recorded.outcome,
+            )
         return recorded
 
     def _record(
@@ -147,14 +181,36 @@ class StreamWriter:
         lease: Lease | None,
     ) -> tuple[Recorded, CurrentState | None]:
         head = _lock_head(conn, self.stream)
-        observed_at: datetime = (
-            fetched.server_time or conn.execute(text("SELECT now()")).scalar_one()
-        )
+        observed_at, skew = self._date(conn, fetched)
         body_sha = hashlib.sha256(fetched.body).digest() if fetched.body is not None else None
         if body_sha is not None and body_sha != head.last_body_sha256:
             # The head's body is stored already: an unchanged poll sends no body.
             _store_body(conn, body_sha, fetched.body or b"")
+        if skew is None:
+            return self._apply_dated(conn, fetched, observed_at, body_sha, head, parse, lease)
+        conn.execute(
+            text(
+                "UPDATE stream_heads SET server_time_rejections = server_time_rejections + 1"
+                " WHERE stream = :s"
+            ),
+            {"s": self.stream},
+        )
+        recorded, new_state = self._apply_dated(
+            conn, fetched, observed_at, body_sha, head, parse, lease
+        )
+        return replace(recorded, server_time_skew=skew), new_state
 
+    def _apply_dated(
+        self,
+        conn: Connection,
+        fetched: Fetched,
+        observed_at: datetime,
+        body_sha: bytes | None,
+        head: _Head,
+        parse: Callable[[bytes], Snapshot] | None,
+        lease: Lease | None,
+    ) -> tuple[Recorded, CurrentState | None]:
+        """Record an observation whose time is settled: the stream's usual rules."""
         if fetched.error_class is not None or fetched.body is None or parse is None:
             obs_id = _insert_observation(conn, fetched, observed_at, "error", body_sha)
             return Recorded(obs_id, "error", observed_at), None
@@ -192,6 +248,14 @@ class StreamWriter:
         new_state = CurrentState(state_id, {k.table: plan.hashes[k.table] for k in snapshot})
         return Recorded(obs_id, outcome, observed_at, opened, closed), new_state
 
+    def _date(self, conn: Connection, fetched: Fetched) -> tuple[datetime, Skew | None]:
+        if fetched.server_time is None:
+            return conn.execute(text("SELECT now()")).scalar_one(), None
+        if fetched.sent_monotonic is None:
+            return fetched.server_time, None
+        window = _request_window(conn, fetched.sent_monotonic)
+        return date_observation(fetched.server_time, window, self.server_time_tolerance)
+
     def _current(self, conn: Connection, state_id: int | None, snapshot: Snapshot) -> CurrentState:
         tables = {k.table for k in snapshot}
         if self._state.observation_id == state_id and tables <= self._state.hashes.keys():
@@ -216,6 +280,17 @@ class _Plan:
     @property
     def has_changes(self) -> bool:
         return any(self.close.values()) or any(self.insert.values())
+
+
+def _request_window(conn: Connection, sent_monotonic: float) -> RequestWindow:
+    """The poll's send/receive window on the database clock (never a replica's clock).
+
+    The elapsed time is measured after the database answered, so the window can only
+    come out wider than the real one, and its end is no earlier than the receipt.
+    """
+    database_now: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+    elapsed = timedelta(seconds=max(0.0, time.monotonic() - sent_monotonic))
+    return RequestWindow(database_now - elapsed, database_now)
 
 
 def _with_error(fetched: Fetched, error_class: str, message: str) -> Fetched:
@@ -280,10 +355,10 @@ def _insert_observation(
             text(
                 "INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
                 " duration_ms, outcome, http_status, used_weight, error_class, error_code,"
-                " error_message, body_sha256, attempts, backoff_ms) VALUES (:stream, :replica,"
-                " :observed_at, :requested_at, :duration_ms, :outcome, :http_status,"
-                " :used_weight, :error_class, :error_code, :error_message, :body_sha,"
-                " :attempts, :backoff_ms) RETURNING id"
+                " error_message, body_sha256, attempts, backoff_ms, server_time) VALUES"
+                " (:stream, :replica, :observed_at, :requested_at, :duration_ms, :outcome,"
+                " :http_status, :used_weight, :error_class, :error_code, :error_message,"
+                " :body_sha, :attempts, :backoff_ms, :server_time) RETURNING id"
             ),
             {
                 "stream": f.stream,
@@ -300,6 +375,8 @@ def _insert_observation(
                 "body_sha": body_sha,
                 "attempts": f.attempts,
                 "backoff_ms": f.backoff_ms,
+                # Kept only when it is not the observation's time: it did not date it.
+                "server_time": f.server_time if f.server_time != observed_at else None,
             },
         ).scalar_one()
     )

@@ -89,7 +89,8 @@ class Observation(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     stream: Mapped[str] = mapped_column(Text)
     replica_id: Mapped[str] = mapped_column(Text)
-    # The time the observation stands for: Binance's serverTime when the body has one,
+    # The time the observation stands for: Binance's serverTime when the body has one
+    # that agrees with the request's window on the database clock (core.dating),
     # otherwise the database clock when it was recorded. Never a replica's own clock.
     observed_at: Mapped[datetime]
     requested_at: Mapped[datetime]  # the replica's clock, for latency forensics only
@@ -108,6 +109,10 @@ class Observation(Base):
     # NULL on observations recorded before retries existed.
     attempts: Mapped[int | None] = mapped_column(SmallInteger)
     backoff_ms: Mapped[int | None] = mapped_column(Integer)
+    # The serverTime the body reported when it disagreed with the database clock beyond
+    # the tolerance and so did not date the observation (core.dating); NULL otherwise.
+    # Kept so that the document served is the one Binance sent, and the glitch can be read.
+    server_time: Mapped[datetime | None]
 
 
 class StreamHead(Base):
@@ -126,6 +131,9 @@ class StreamHead(Base):
     last_observation_id: Mapped[int | None] = mapped_column(BigInteger)
     last_body_sha256: Mapped[bytes | None] = mapped_column(LargeBinary)
     state_observation_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Observations whose serverTime did not date them, counted in their write's
+    # transaction: /metrics reads one row per stream instead of the observation log.
+    server_time_rejections: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class PollTotal(Base):

@@ -19,7 +19,8 @@ late, or one ahead would end at once. A replica reports how long ago (on its mon
 clock) it was told a weight, and the database dates it.
 
 The row may be missing (a fresh or emptied database): that reads as "not paused, nothing
-used", and the first report creates it.
+used", and the first report creates it. A time never set is ``'-infinity'`` (it loses
+every ``greatest``), which is only ever compared, never subtracted from.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ from sqlalchemy import Connection, text
 
 # What the next request must wait for, as of now on the database clock: the pause left, and
 # (when the current window's weight is above the budget) the time to the next window.
+# '-infinity' (never paused, never counted) is kept out of every subtraction: PostgreSQL
+# before 17 refuses to subtract infinite timestamps, and the row would never be written.
 _STANDING = """
-    greatest(0, extract(epoch FROM paused_until - clock_timestamp()))::float8 AS paused_seconds,
+    greatest(0, extract(epoch FROM
+        greatest(paused_until, clock_timestamp()) - clock_timestamp()))::float8 AS paused_seconds,
     pause_reason,
     CASE WHEN used_weight > CAST(:budget AS float8)
           AND weight_window = date_trunc('minute', clock_timestamp())

@@ -101,3 +101,14 @@ def versions_written(conn: Connection) -> dict[str, int]:
     rows = conn.execute(text("SELECT table_name, versions FROM version_totals"))
     totals = {str(r[0]): int(r[1]) for r in rows}
     return {table: totals.get(table, 0) for table in sorted(VERSIONED_TABLES)}
+
+
+def server_time_rejections(conn: Connection) -> dict[str, int]:
+    """Observations per stream whose serverTime did not date them (core.dating).
+
+    Counted on the stream's head by each write, so this reads one row per stream.
+    """
+    rows = conn.execute(
+        text("SELECT stream, server_time_rejections FROM stream_heads ORDER BY stream")
+    )
+    return {r[0]: int(r[1]) for r in rows}

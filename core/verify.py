@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, text
 
+from core.config import PollerSettings
 from core.models import SUCCESS_OUTCOMES, VERSIONED_TABLES
 
 
@@ -37,8 +38,18 @@ class Finding:
         return f"{self.check}: {where}: {self.rows}"
 
 
-def verify_history(conn: Connection) -> list[Finding]:
-    """Every finding over every versioned table and the observation log; [] if sound."""
+def verify_history(
+    conn: Connection, server_time_tolerance: timedelta | None = None
+) -> list[Finding]:
+    """Every finding over every versioned table and the observation log; [] if sound.
+
+    ``server_time_tolerance``: ``[poller] server_time_tolerance_seconds`` (default if None).
+    """
+    tolerance = (
+        PollerSettings().server_time_tolerance()
+        if server_time_tolerance is None
+        else server_time_tolerance
+    )
     findings: list[Finding] = []
     for table, model in VERSIONED_TABLES.items():
         key = model.__key__
@@ -46,7 +57,54 @@ def verify_history(conn: Connection) -> list[Finding]:
         findings += _neighbour_findings(conn, table, key)
         findings += _unbacked_versions(conn, table, key)
     findings += _observations_out_of_order(conn)
+    findings += [
+        Finding(
+            "ahead of the clock",
+            "stream_heads",
+            f"stream={s.stream}",
+            f"{s}; every later poll is recorded stale until then (exmeta verify --repair)",
+        )
+        for s in streams_ahead(conn, tolerance)
+    ]
     return findings
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAhead:
+    """A stream whose newest applied observation is dated after the database clock."""
+
+    stream: str
+    newest_at: datetime  # of its head and its newest successful observation, the later
+    database_now: datetime
+
+    def __str__(self) -> str:
+        return (
+            f"newest applied observation at {_fmt(self.newest_at)} is"
+            f" {(self.newest_at - self.database_now).total_seconds():.0f} s ahead of the"
+            f" database clock ({_fmt(self.database_now)})"
+        )
+
+
+def streams_ahead(conn: Connection, tolerance: timedelta) -> list[StreamAhead]:
+    """Streams dated ahead of the database clock beyond ``tolerance``: frozen ones.
+
+    An observation applied with a time in the future makes every real poll after it
+    ``stale`` (it is no newer) until the clock catches up (core.dating). Written before
+    serverTime was checked, or by hand; the write path no longer dates one so. One
+    index-backed look per stream, cheap enough for every ``/readyz``.
+    """
+    rows = conn.execute(
+        text(
+            "SELECT h.stream, greatest(h.last_applied_at, o.newest) AS newest_at,"
+            " now() AS database_now FROM stream_heads h CROSS JOIN LATERAL"
+            " (SELECT max(observed_at) AS newest FROM observations"
+            "  WHERE stream = h.stream AND outcome = ANY(:ok)) o"
+            " WHERE greatest(h.last_applied_at, o.newest) > now() + :tolerance"
+            " ORDER BY h.stream"
+        ),
+        {"ok": list(SUCCESS_OUTCOMES), "tolerance": tolerance},
+    )
+    return [StreamAhead(r.stream, r.newest_at, r.database_now) for r in rows]
 
 
 def _fmt(value: Any) -> str:

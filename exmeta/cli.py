@@ -11,10 +11,9 @@ import gc
 import logging
 import os
 import signal
-import subprocess
+import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ from core.redact import install as install_redaction
 from core.redact import settings_secrets
 from core.timeparse import TimeParseError, parse_instant
 from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
+from exmeta.supervise import ListenError, Supervisor, listen, probe_address
 from exmeta.table import table
 
 log = logging.getLogger("exmeta")
@@ -76,8 +76,9 @@ def _configure_logging(settings: Settings) -> None:
 def _database(settings: Settings) -> Iterator[str]:
     """The database URL: the configured one, or an embedded server's (started if needed).
 
-    An embedded server this process started is stopped when the block ends; one that was
-    already running (another `exmeta` command started it) is left alone.
+    An embedded server this process started, or adopted from an owner that is gone, is
+    stopped when the block ends; one that another running `exmeta` command started is
+    left alone (EmbeddedPostgres.start).
     """
     url = settings.database.url.reveal()
     if url:
@@ -85,9 +86,9 @@ def _database(settings: Settings) -> Iterator[str]:
         return
     data_dir = Path(settings.database.embedded_data_dir or default_data_dir()).expanduser()
     server = EmbeddedPostgres(data_dir)
-    already_running = server.running_port() is not None
+    owned = False
     try:
-        server.start()
+        owned = server.start()
         url = server.ensure_database(EMBEDDED_DATABASE)
     except EmbeddedError as exc:
         raise CliError(f"embedded PostgreSQL: {exc}") from None
@@ -96,7 +97,7 @@ def _database(settings: Settings) -> Iterator[str]:
     try:
         yield url
     finally:
-        if not already_running:
+        if owned:
             server.stop()
 
 
@@ -116,13 +117,23 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
+def _stop_on_signals(stop: threading.Event, *, announce: bool = True) -> None:
+    """SIGTERM and SIGINT set ``stop``; ``announce=False`` under `exmeta up`, which has
+    said it already."""
+
     def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
+        log.log(
+            logging.INFO if announce else logging.DEBUG,
+            "received %s, stopping",
+            signal.Signals(signum).name,
+        )
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+SIGNAL_CHECK_SECONDS = 0.5
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
@@ -143,10 +154,14 @@ def cmd_poll(args: argparse.Namespace) -> int:
             engine.dispose()
             raise CliError(f"account stream: {exc}") from None
         # A signal, or the poll loop failing, sets the poller's stop event.
-        _stop_on_signals(poller.stop)
+        _stop_on_signals(poller.stop, announce=not args.supervised)
         log.info("replica %s polling %s", replica_id, settings.binance.base_url)
         poller.start()
-        poller.stop.wait()
+        # Not one endless wait: a signal that the kernel delivers to the poll thread (the
+        # second of two sent together, say SIGINT and SIGTERM) is only flagged there, and
+        # its handler runs once the main thread executes Python again.
+        while not poller.stop.wait(SIGNAL_CHECK_SECONDS):
+            pass
         poller.shutdown(settings.poller.shutdown_grace_seconds)
         engine.dispose()
     return 1 if poller.crashed else 0
@@ -157,6 +172,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _configure_logging(settings)
+    listener = _api_listener(settings, args.listen_fd)
+    # gunicorn takes the descriptor over (and closes it when it stops).
+    bind = f"fd://{listener.detach()}"
     with _api_database(settings) as url:
         with _api_engine(settings, url, "api"):
             pass  # refuse to start, in one line, rather than answer every request with a 503
@@ -164,10 +182,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         class Server(BaseApplication):  # type: ignore[misc]
             def load_config(self) -> None:
                 options = {
-                    "bind": f"{settings.api.host}:{settings.api.port}",
+                    "bind": bind,
                     "workers": settings.api.workers,
                     "threads": settings.api.threads,
-                    "worker_class": "gthread",
+                    "worker_class": "api.server.JsonErrorWorker",  # gthread, JSON errors
                     "timeout": 60,
                     "graceful_timeout": 5,
                     "loglevel": settings.log.level.lower(),
@@ -201,49 +219,68 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+UP_TIMEOUT = 60  # seconds for the API's first answer; gunicorn boots in 1-2 s
+STOP_MARGIN = 5  # seconds
+
+
+def _api_listener(settings: Settings, fd: int | None) -> socket.socket:
+    """The API's listening socket: inherited from `exmeta up`, which bound it, or bound
+    here, so that a port in use is one line and exit 2, not gunicorn's five retries."""
+    if fd is not None:
+        try:
+            return socket.socket(fileno=fd)
+        except OSError as exc:
+            raise CliError(f"--listen-fd {fd}: {exc.strerror}", 2) from None
+    try:
+        return listen(settings.api.host, settings.api.port)
+    except ListenError as exc:
+        raise CliError(str(exc), 2) from None
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-    """Embedded database + migrations + one poller + the API, stopped together by Ctrl-C."""
+    """Embedded database + migrations + the API + one poller, stopped together by Ctrl-C;
+    how the children are kept: exmeta/supervise.py."""
     settings = _settings(args)
     _configure_logging(settings)
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    with _database(settings) as url:
+    try:
+        listener = listen(settings.api.host, settings.api.port)
+    except ListenError as exc:
+        raise CliError(str(exc), 2) from None
+    address = probe_address(listener.getsockname()[:2])
+    with listener, _database(settings) as url:
         _migrate(settings, url)
-        env = {**os.environ, "EXMETA_DATABASE__URL": url}
-        base = [sys.executable, "-m", "exmeta"]
+        stop = threading.Event()
+        _stop_on_signals(stop)
         config = ["--config", str(args.config)] if args.config else []
-        children = {
-            name: subprocess.Popen([*base, name, *config], env=env)  # noqa: S603 - our own command
-            for name in ("poll", "serve")
-        }
-        print(
-            f"exmeta is up: API on http://{settings.api.host}:{settings.api.port}, Ctrl-C stops",
-            file=sys.stderr,
+        supervisor = Supervisor(
+            [sys.executable, "-m", "exmeta", *config],
+            {**os.environ, "EXMETA_DATABASE__URL": url},
+            stop,
         )
-        failed = _supervise(children, stop)
-    return 1 if failed else 0
-
-
-def _supervise(children: dict[str, subprocess.Popen[bytes]], stop: threading.Event) -> bool:
-    failed = False
-    while not stop.is_set():
-        for name, child in children.items():
-            if child.poll() is not None:
-                log.error("exmeta %s exited with status %s; stopping", name, child.returncode)
-                failed = True
-                stop.set()
-        stop.wait(0.2)
-    for child in children.values():
-        if child.poll() is None:
-            child.terminate()
-    deadline = time.monotonic() + 15
-    for child in children.values():
+        failed = True
         try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-    return failed
+            fd = listener.fileno()
+            supervisor.start("serve", ["--listen-fd", str(fd)], pass_fds=[fd])
+            listener.close()  # serve's alone now: the port is free once serve ends
+            supervisor.start("poll", ["--supervised"])
+            if supervisor.wait_until_answering(address, UP_TIMEOUT):
+                print(
+                    f"exmeta is up: API on http://{settings.api.host}:{address[1]}, Ctrl-C stops",
+                    file=sys.stderr,
+                )
+                failed = supervisor.watch()
+            else:
+                failed = not stop.is_set()
+        finally:
+            # The poller's own bound on a graceful stop (README, "a replica stops
+            # gracefully"), plus a margin; gunicorn's graceful_timeout fits in it.
+            stop_timeout = (
+                settings.poller.shutdown_grace_seconds
+                + settings.database.statement_timeout_seconds
+                + STOP_MARGIN
+            )
+            failed = supervisor.shutdown(stop_timeout) or failed
+    return 1 if failed else 0
 
 
 T = TypeVar("T")
@@ -373,12 +410,28 @@ CHANGE_HEADERS = ("changed_at", "entity", "key", "field", "old", "new")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Check the whole history; 0 sound, 1 findings, 2 cannot check (config, database)."""
+    """Check the whole history; 0 sound, 1 findings, 2 cannot check (config, database).
+
+    ``--repair`` first undoes observations dated ahead of the database clock (core.repair).
+    """
+    from core.repair import repair_streams_ahead
     from core.verify import verify_history
 
     settings = _settings(args)
     _configure_logging(settings)
-    findings = _read(settings, "verify", verify_history)
+    tolerance = settings.poller.server_time_tolerance()
+    if args.repair:
+        with (
+            _database(settings) as url,
+            _engine(settings, url, "verify") as engine,
+            engine.begin() as conn,
+        ):
+            repaired = repair_streams_ahead(conn, tolerance)
+        for done in repaired:
+            print(f"repaired {done}")
+        if not repaired:
+            print("nothing to repair")
+    findings = _read(settings, "verify", lambda conn: verify_history(conn, tolerance))
     if not findings:
         print("history verified: no findings")
         return 0
@@ -613,7 +666,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"exmeta: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per option, all in one place
     config_help = (
         "settings file (default: ./config.toml if present); EXMETA_<SECTION>__<KEY> overrides"
     )
@@ -628,16 +681,34 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_migrate)
     poll = sub.add_parser("poll", parents=[common], help="run one poller replica")
     poll.add_argument("--replica-id", default=None, help="this replica's id (default host:pid)")
-    poll.set_defaults(func=cmd_poll)
-    sub.add_parser("serve", parents=[common], help="serve the HTTP API").set_defaults(
-        func=cmd_serve
+    poll.add_argument(
+        "--supervised",
+        action="store_true",
+        help="run under `exmeta up`, which announces the stop itself",
     )
+    poll.set_defaults(func=cmd_poll)
+    serve = sub.add_parser("serve", parents=[common], help="serve the HTTP API")
+    serve.add_argument(
+        "--listen-fd",
+        type=int,
+        default=None,
+        metavar="FD",
+        help="serve on this inherited listening socket instead of binding [api] host:port"
+        " (how `exmeta up` hands over the port it checked)",
+    )
+    serve.set_defaults(func=cmd_serve)
     sub.add_parser(
         "up", parents=[common], help="embedded database + migrate + poll + serve, for a laptop"
     ).set_defaults(func=cmd_up)
-    sub.add_parser(
+    verify = sub.add_parser(
         "verify", parents=[common], help="check the whole history; exit 0 sound, 1 findings"
-    ).set_defaults(func=cmd_verify)
+    )
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="first undo observations dated ahead of the database clock (README, Operations)",
+    )
+    verify.set_defaults(func=cmd_verify)
     sub.add_parser(
         "replicas", parents=[common], help="list the poller replicas, their state and leases"
     ).set_defaults(func=cmd_replicas)

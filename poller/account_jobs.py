@@ -188,6 +188,7 @@ def signed_jobs(
     signed.clock.sync()
     check_key(signed, allow_unsafe=settings.binance.allow_unsafe_key)
     poller = settings.poller
+    tolerance = poller.server_time_tolerance()
     jobs: list[tuple[StreamJob, float]] = [
         (
             SignedStreamJob(
@@ -196,7 +197,7 @@ def signed_jobs(
                 [("omitZeroBalances", "true")],
                 parse_account,
                 signed,
-                StreamWriter(engine, "account"),
+                StreamWriter(engine, "account", tolerance),
                 replica_id,
             ),
             poller.account_interval,
@@ -208,14 +209,14 @@ def signed_jobs(
                 (),
                 parse_delist_schedule,
                 signed,
-                StreamWriter(engine, "delistings"),
+                StreamWriter(engine, "delistings", tolerance),
                 replica_id,
             ),
             poller.delistings_interval,
         ),
     ]
     if poller.commission_symbols:
-        commission_writer = StreamWriter(engine, "account_commission")
+        commission_writer = StreamWriter(engine, "account_commission", tolerance)
         jobs.append(
             (
                 CommissionJob(poller.commission_symbols, signed, commission_writer, replica_id),

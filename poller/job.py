@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -76,9 +77,12 @@ class StreamJob:
         whatever follows.
         """
         requested_at = self.clock()
+        sent = time.monotonic()
         response = self.fetch()
         with self.write_lock:
-            recorded = self.writer.record(self._fetched(requested_at, response), self.parse, lease)
+            recorded = self.writer.record(
+                self._fetched(requested_at, sent, response), self.parse, lease
+            )
         level = logging.WARNING if recorded.outcome == "error" else logging.INFO
         log.log(
             level,
@@ -112,11 +116,12 @@ class StreamJob:
             self.client.budget.limit = limit
             self._weight_limit_known = True
 
-    def _fetched(self, requested_at: datetime, response: Response) -> Fetched:
+    def _fetched(self, requested_at: datetime, sent: float, response: Response) -> Fetched:
         fetched = Fetched(
             stream=self.stream,
             replica_id=self.replica_id,
             requested_at=requested_at,
+            sent_monotonic=sent,
             duration_ms=response.duration_ms,
             http_status=response.status,
             used_weight=response.used_weight,
@@ -137,8 +142,20 @@ class StreamJob:
             return replace(fetched, error_class="binance_error", error_code=code, error_message=msg)
         assert response.body is not None
         body, server_ms = blank_server_time(response.body)
-        server_time = ms_to_datetime(server_ms) if server_ms is not None else None
+        server_time = _server_time(server_ms) if server_ms is not None else None
         return replace(fetched, body=body, server_time=server_time)
+
+
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def _server_time(ms: int) -> datetime:
+    """serverTime as a datetime; past year 9999 (e.g. microseconds sent for milliseconds)
+    it is the latest one, which the writer rejects as ahead of the request anyway."""
+    try:
+        return ms_to_datetime(ms)
+    except (OverflowError, ValueError, OSError):
+        return _LATEST
 
 
 def exchange_info_job(

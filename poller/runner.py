@@ -344,18 +344,19 @@ def build_poller(settings: Settings, engine: Engine, replica_id: str) -> Poller:
     stop = threading.Event()
     client = retrying_client(settings, stop, SharedBudget(engine, replica_id))
     interval = settings.poller.exchange_info_interval
+    tolerance = settings.poller.server_time_tolerance()
     jobs = [
         ScheduledJob(
             exchange_info_job(
                 client,
-                StreamWriter(engine, "exchange_info"),
+                StreamWriter(engine, "exchange_info", tolerance),
                 replica_id,
                 read_timeout=read_timeout(settings, interval),
             ),
             interval,
         ),
         ScheduledJob(
-            system_status_job(client, StreamWriter(engine, "system_status"), replica_id),
+            system_status_job(client, StreamWriter(engine, "system_status", tolerance), replica_id),
             settings.poller.system_status_interval,
         ),
     ]

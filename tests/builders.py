@@ -140,8 +140,13 @@ def record_body(
     *,
     writer: StreamWriter | None = None,
     replica_id: str = "test",
+    sent_monotonic: float | None = None,
 ) -> Recorded:
-    """Record ``body`` as the successful answer ``stream`` got at ``when``."""
+    """Record ``body`` as the successful answer ``stream`` got at ``when``.
+
+    With ``sent_monotonic`` (a request sent then), as a poller records it: ``when`` dates
+    it only if it agrees with the database clock (core.dating).
+    """
     fetched = Fetched(
         stream=stream,
         replica_id=replica_id,
@@ -151,6 +156,7 @@ def record_body(
         used_weight=20,
         body=body,
         server_time=when,  # pins observed_at to the test's timeline (else the database clock)
+        sent_monotonic=sent_monotonic,
     )
     return (writer or StreamWriter(engine, stream)).record(fetched, parse)
 
@@ -162,8 +168,9 @@ def record_exchange_info(
     *,
     writer: StreamWriter | None = None,
     replica_id: str = "test",
+    sent_monotonic: float | None = None,
 ) -> Recorded:
-    """Record ``document`` as the exchangeInfo Binance served at ``when``."""
+    """Record ``document`` as the exchangeInfo Binance served at ``when`` (see record_body)."""
     if isinstance(document, dict):
         document = {**document, "serverTime": int(when.timestamp() * 1000)}
         raw = orjson.dumps(document)
@@ -178,6 +185,7 @@ def record_exchange_info(
         parse_exchange_info,
         writer=writer,
         replica_id=replica_id,
+        sent_monotonic=sent_monotonic,
     )
 
 

@@ -2,7 +2,9 @@
 
 ``EXMETA_TEST_DATABASE_URL`` points at a server to use (a fresh database is created on
 it for the run and dropped after); without it an embedded server is started in a
-temporary directory and removed after the run.
+temporary directory and removed after the run: the wheel's, or the build whose programs
+are in ``EXMETA_TEST_PG_BINDIR`` (CI runs the database tests again on Debian's
+PostgreSQL 15, the oldest major the README claims, with ``/usr/lib/postgresql/15/bin``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ TABLES = (
 )
 
 
+def postgres_under_test(data_dir: Path) -> EmbeddedPostgres:
+    """A server of the build under test in ``data_dir``, for every test that starts one."""
+    bin_dir = os.environ.get("EXMETA_TEST_PG_BINDIR")
+    return EmbeddedPostgres(data_dir, bin_dir=Path(bin_dir) if bin_dir else None)
+
+
 class DatabaseServer:
     """Creates and drops throwaway databases on one server."""
 
@@ -62,7 +70,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServ
         yield server
         server.drop_all()
         return
-    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    embedded = postgres_under_test(tmp_path_factory.mktemp("pg") / "data")
     embedded.start()
     try:
         yield DatabaseServer(embedded.url())

@@ -14,7 +14,7 @@ from binance_sim.server import SimServer
 from core.config import ApiSettings, BinanceSettings, PollerSettings, Secret, Settings
 from core.ingest import StreamWriter
 from poller.account_jobs import signed_jobs, system_status_job
-from poller.job import StreamJob
+from poller.job import StreamJob, exchange_info_job
 from poller.runner import retrying_client
 
 SIGNING = Path(__file__).parent / "fixtures" / "signing"
@@ -81,3 +81,15 @@ def logged_requests(sim: SimServer, path: str | None = None) -> list[dict[str, A
 
 def query_value(record: dict[str, Any], name: str) -> str:
     return parse_qs(record["query"])[name][0]
+
+
+def poll_every_stream(sim: SimServer, engine: Any) -> Settings:
+    """Every stream `exmeta poll` would run, polled once from the sim; their settings."""
+    register_key(sim)
+    settings = sim_settings(sim, commission_symbols=("BTCUSDT",))
+    jobs = jobs_by_stream(settings, engine)
+    client = retrying_client(settings, threading.Event())
+    jobs["exchange_info"] = exchange_info_job(client, StreamWriter(engine, "exchange_info"), "test")
+    for job in jobs.values():
+        job.run()
+    return settings

@@ -1,9 +1,12 @@
-"""`exmeta poll` replicas as real processes, for the end-to-end replica and chaos tests."""
+"""Real `exmeta` processes for the end-to-end tests: poll replicas, `exmeta serve`, process
+trees, ports."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -95,6 +98,10 @@ class Replicas:
     def log(self, replica_id: str) -> str:
         return self.log_path(replica_id).read_text(errors="replace")
 
+    def logged(self, replica_id: str, text: str, timeout: float) -> bool:
+        """Whether ``text`` appears in the replica's log within ``timeout`` seconds."""
+        return wait_for(lambda: text in self.log(replica_id), timeout)
+
     def alive(self) -> list[str]:
         return [name for name, p in self.processes.items() if p.poll() is None]
 
@@ -119,3 +126,126 @@ class Replicas:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def _stat(pid: int | str) -> tuple[int, str, int, int] | None:
+    """(pid, state, parent pid, start time) from /proc, or None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name, in parentheses, may hold spaces and parentheses itself.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return int(pid), fields[0], int(fields[1]), int(fields[19])
+
+
+def process_tree(pid: int) -> set[tuple[int, int]]:
+    """Every live descendant of ``pid``, as (pid, start time) so that a reused pid is never
+    mistaken for one of them."""
+    children: dict[int, list[tuple[int, int]]] = {}
+    for entry in Path("/proc").iterdir():
+        found = _stat(entry.name) if entry.name.isdigit() else None
+        if found is not None and found[1] != "Z":
+            children.setdefault(found[2], []).append((found[0], found[3]))
+    tree: set[tuple[int, int]] = set()
+    parents = [pid]
+    while parents:
+        for child in children.get(parents.pop(), []):
+            tree.add(child)
+            parents.append(child[0])
+    return tree
+
+
+def still_running(processes: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Those of ``processes`` (from process_tree) that have not ended; zombies have."""
+    running = set()
+    for pid, started in processes:
+        found = _stat(pid)
+        if found is not None and found[1] != "Z" and found[3] == started:
+            running.add((pid, started))
+    return running
+
+
+def kill_all(processes: set[tuple[int, int]]) -> None:
+    """SIGKILL what is left of ``processes``: a test's last word, whatever it found."""
+    for pid, _ in still_running(processes):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ApiServer:
+    """A live ``exmeta serve`` (gunicorn, one worker) over ``database_url``, logging to a file.
+
+    Only a real gunicorn answers what never reaches Flask: an over-long request line or
+    header. Leaving the context stops it (SIGTERM, then SIGKILL), whatever the test did.
+    """
+
+    def __init__(self, directory: Path, database_url: str, **settings: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = directory / "serve.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EXMETA_")}
+        env.update(
+            PYTHONPATH=str(REPO),
+            EXMETA_DATABASE__URL=database_url,
+            EXMETA_API__PORT=str(self.port),
+            EXMETA_API__WORKERS="1",
+        )
+        env.update({f"EXMETA_{key}": value for key, value in settings.items()})
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "exmeta", "serve"],
+                cwd=directory,  # no config.toml there: defaults + environment only
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_listening(self, timeout: float = 30) -> None:
+        def listening() -> bool:
+            assert self.process.poll() is None, f"exmeta serve exited:\n{self.log()[-3000:]}"
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        assert wait_for(listening, timeout), f"exmeta serve never listened:\n{self.log()[-3000:]}"
+
+    def __enter__(self) -> Self:
+        try:
+            self.wait_listening()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -42,7 +42,7 @@ from binance_sim.state import Fault, FaultKind, SimState
 from core.config import DatabaseSettings
 from core.db import create_db_engine
 from exmeta.embedded import EmbeddedPostgres
-from tests.conftest import DatabaseServer
+from tests.conftest import DatabaseServer, postgres_under_test
 from tests.e2e.processes import Replicas, exmeta_env, run_exmeta, scalar, wait_for
 from tests.tcp_proxy import TcpProxy
 
@@ -279,7 +279,7 @@ def assert_one_poll_per_slot(engine: Engine) -> None:
 
 @pytest.fixture(scope="module")
 def chaos_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("chaos-pg") / "data")
+    embedded = postgres_under_test(tmp_path_factory.mktemp("chaos-pg") / "data")
     embedded.start()
     try:
         yield embedded

@@ -516,11 +516,25 @@ def test_observations_of_a_stream_never_polled_is_one_open_gap(make_client: Make
 
 # --- health --------------------------------------------------------------------------
 
+# What /readyz says of the test server (a standby is in tests/integration/test_standby.py).
+PRIMARY = {
+    "role": "primary",
+    "replay_lag_seconds": None,
+    "replay_pending_bytes": None,
+    "last_replayed_at": None,
+    "replay_paused": None,
+}
+
 
 @pytest.mark.usefixtures("halted")
 def test_readyz_is_200_when_every_stream_is_fresh(client: FlaskClient) -> None:
     body = ok(client.get("/readyz"), schemas.Readiness)
-    assert body == {"status": "ready", "reasons": [], "last_successes": {"exchange_info": ts(T2)}}
+    assert body == {
+        "status": "ready",
+        "reasons": [],
+        "last_successes": {"exchange_info": ts(T2)},
+        "database": PRIMARY,
+    }
 
 
 @pytest.mark.usefixtures("halted")
@@ -551,6 +565,7 @@ def test_readyz_is_503_without_data(client: FlaskClient) -> None:
         "status": "not_ready",
         "reasons": ["exchange_info: no successful observation yet"],
         "last_successes": {"exchange_info": None},
+        "database": PRIMARY,
     }
 
 

@@ -18,7 +18,7 @@ from api import create_app
 from core.config import DatabaseSettings, Settings
 from core.db import API_ROLE, create_db_engine
 from exmeta.cli import main
-from exmeta.embedded import EmbeddedPostgres
+from tests.conftest import postgres_under_test
 from tests.integration.test_api import ts
 from tests.integration.test_changes import NOW, T1, record_script
 
@@ -145,7 +145,7 @@ def test_a_login_outside_the_api_role_is_a_one_line_exit_2(
 @pytest.fixture
 def fresh_server(tmp_path: Path) -> Iterator[str]:
     """A server of its own, where no exmeta role exists yet: its admin URL."""
-    server = EmbeddedPostgres(tmp_path / "pgdata")
+    server = postgres_under_test(tmp_path / "pgdata")
     server.start()
     try:
         yield server.url()

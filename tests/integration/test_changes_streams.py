@@ -239,6 +239,15 @@ def test_symbol_keeps_its_rules_commission_and_delisting(client: FlaskClient) ->
     assert {c["entity"] for c in btc["changes"]} == {"symbol", "commission"}
 
 
+@pytest.mark.parametrize("stream", ["account", "system_status"])
+def test_a_symbol_of_a_stream_without_symbols_is_an_empty_feed(
+    client: FlaskClient, stream: str
+) -> None:
+    """Found by schemathesis: no table to read made an empty UNION, a 500."""
+    body = feed(client, AUTH, stream=stream, symbol="BTCUSDT", **WINDOW)
+    assert (body["changes"], body["next"]) == ([], None)
+
+
 def test_a_balance_change_alone_is_not_in_the_feed(client: FlaskClient, engine: Engine) -> None:
     with engine.connect() as conn:
         opened = conn.execute(

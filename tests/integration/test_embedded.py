@@ -1,11 +1,13 @@
 """The embedded server's data directory: reused across starts, never someone else's files."""
 
+import os
+import subprocess
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from exmeta.embedded import EmbeddedError, EmbeddedPostgres
+from exmeta.embedded import OWNER_FILE, EmbeddedError, EmbeddedPostgres
 
 
 def test_a_non_empty_foreign_directory_is_refused_and_left_alone(tmp_path: Path) -> None:
@@ -34,3 +36,23 @@ def test_data_survives_a_restart_on_the_same_port(tmp_path: Path) -> None:
             assert conn.execute("SELECT v FROM t").fetchone() == (42,)
     finally:
         server.stop("immediate")
+
+
+def test_a_server_whose_owner_is_gone_is_adopted_and_one_whose_owner_lives_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    server = EmbeddedPostgres(tmp_path / "pgdata")
+    assert server.start(), "a server this process starts is its own"
+    try:
+        other = EmbeddedPostgres(tmp_path / "pgdata")
+        assert not other.start(), "the owner, this very process, lives"
+        gone = subprocess.Popen(["true"])  # any process that has ended
+        gone.wait()
+        (tmp_path / "pgdata" / OWNER_FILE).write_text(f"{gone.pid}\n")
+        adopter = EmbeddedPostgres(tmp_path / "pgdata")
+        assert adopter.start(), "an owner that is gone leaves the server to the next command"
+        assert adopter.port == server.port
+        assert (tmp_path / "pgdata" / OWNER_FILE).read_text() == f"{os.getpid()}\n"
+    finally:
+        server.stop("immediate")
+    assert not (tmp_path / "pgdata" / OWNER_FILE).exists()

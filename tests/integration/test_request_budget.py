@@ -34,6 +34,19 @@ def test_no_row_yet_is_an_open_road(engine: Engine) -> None:
     assert read(engine) == OPEN
 
 
+def test_the_first_report_creates_the_row_with_a_real_window_and_no_pause(engine: Engine) -> None:
+    start_well_inside_a_minute(engine)
+
+    assert report(engine, Report(used_weight=20)) == OPEN
+    assert used(engine) == (20, 0)
+    assert read(engine) == OPEN
+    with engine.connect() as conn:
+        never_paused = conn.execute(
+            text("SELECT paused_until < clock_timestamp() FROM request_budget")
+        ).scalar_one()
+    assert never_paused
+
+
 def test_within_a_window_the_highest_count_stands_whatever_the_order(engine: Engine) -> None:
     start_well_inside_a_minute(engine)
     report(engine, Report(used_weight=80))

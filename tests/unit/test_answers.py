@@ -24,12 +24,31 @@ def test_generation_is_read_again_only_after_the_recheck_interval() -> None:
     assert cache.generation(lambda: reads.pop(0)) == 8
 
 
-def test_generation_never_goes_back_when_readings_race() -> None:
+def test_of_two_racing_looks_the_one_started_first_never_wins() -> None:
     clock = Clock()
     cache = AnswerCache(10, recheck_seconds=0.1, clock=clock)
+
+    def slow_look() -> int:
+        # While this look waits for the database, another thread looks later and finishes.
+        clock.now = 1.0
+        assert cache.generation(lambda: 9) == 9
+        return 8  # this older snapshot's reading arrives late
+
+    assert cache.generation(slow_look) == 9
+    assert cache.generation(lambda: 7) == 9  # the newer look was just made: not read again
+
+
+def test_a_lower_generation_at_a_newer_look_is_the_current_one() -> None:
+    # A failover to a standby that has replayed less: its past is what it can answer.
+    clock = Clock()
+    cache = AnswerCache(10, recheck_seconds=0.1, clock=clock)
+    cache.put("a", 9, b"from further on")
     assert cache.generation(lambda: 9) == 9
     clock.now = 1.0
-    assert cache.generation(lambda: 8) == 9  # an older snapshot's reading arrived late
+    assert cache.generation(lambda: 8) == 8
+    assert cache.get("a", 8) is None
+    clock.now = 2.0
+    assert cache.generation(lambda: None) is None  # no stream head at all there
 
 
 def test_an_answer_is_served_only_under_the_generation_it_was_read_in() -> None:

@@ -1,7 +1,7 @@
 import logging
 
 from core.config import Secret, Settings, replace_section
-from core.redact import MASK, RedactingFilter, settings_secrets
+from core.redact import MASK, RedactingFilter, escape_controls, settings_secrets
 
 
 def record(msg: str, *args: object, exc: BaseException | None = None) -> logging.LogRecord:
@@ -31,3 +31,26 @@ def test_tracebacks_are_masked_too() -> None:
 def test_settings_secrets_lists_only_the_configured_ones() -> None:
     settings = replace_section(Settings(), "binance", api_key=Secret("k"), api_secret=Secret("s"))
     assert settings_secrets(settings) == ["k", "s"]
+
+
+def test_a_newline_in_an_argument_cannot_forge_a_log_line() -> None:
+    rec = record("unexpected error in GET %s", "/v1/x\n2026-12-03 07:00:00 ERROR forged\r\x00")
+    RedactingFilter([]).filter(rec)
+    assert rec.getMessage() == (
+        "unexpected error in GET /v1/x\\n2026-12-03 07:00:00 ERROR forged\\r\\x00"
+    )
+
+
+def test_unicode_line_separators_and_c1_controls_are_escaped_too() -> None:
+    assert escape_controls("a\u2028b\u2029c\x85d\x7fe") == "a\\u2028b\\u2029c\\x85d\\x7fe"
+    assert escape_controls("BTCUSDT 币安 \t") == "BTCUSDT 币安 \\t"
+
+
+def test_tracebacks_keep_their_lines() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError as exc:
+        rec = record("failed", exc=exc)
+    RedactingFilter([]).filter(rec)
+    assert rec.exc_text is not None
+    assert "\n" in rec.exc_text

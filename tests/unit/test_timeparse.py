@@ -1,8 +1,11 @@
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from core.timeparse import TimeParseError, format_instant, parse_instant
+from core.timeparse import INSTANT_PATTERN, TimeParseError, format_instant, parse_instant
 
 
 @pytest.mark.parametrize(
@@ -14,6 +17,12 @@ from core.timeparse import TimeParseError, format_instant, parse_instant
         ("1669597544331", datetime(2022, 11, 28, 1, 5, 44, 331000, tzinfo=UTC)),
         ("0", datetime(1970, 1, 1, tzinfo=UTC)),
         ("2022-11-28T01:05:44.123456789Z", datetime(2022, 11, 28, 1, 5, 44, 123456, tzinfo=UTC)),
+        ("2022-11-28 01:05:44Z", datetime(2022, 11, 28, 1, 5, 44, tzinfo=UTC)),
+        ("-1000", datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("2000-02-29T00:00:00Z", datetime(2000, 2, 29, tzinfo=UTC)),
+        ("2024-02-29T00:00:00Z", datetime(2024, 2, 29, tzinfo=UTC)),
+        ("0001-01-01T00:00:00-01:00", datetime(1, 1, 1, 1, tzinfo=UTC)),
+        ("9999-12-31T23:59:59+01:00", datetime(9999, 12, 31, 22, 59, 59, tzinfo=UTC)),
     ],
 )
 def test_accepted_instants(text: str, expected: datetime) -> None:
@@ -38,6 +47,24 @@ def test_accepted_instants(text: str, expected: datetime) -> None:
         "",
         "x" * 10_000,
         "'; DROP TABLE symbol_versions; --",
+        "\uff11\uff12\uff13",  # fullwidth digits: int() reads them as 123
+        "\u0661\u0662\u0663",  # Arabic-Indic digits, likewise
+        "2022-11-28T01:05:44.\uff13Z",
+        "\uff12022-11-28T01:05:44Z",
+        "1_000",  # int() reads it as 1000
+        " 1669597544331",
+        "1669597544331\n",
+        "+1669597544331",
+        "12345678901234",  # 14 digits: past 2286
+        "1900-02-29T00:00:00Z",  # divisible by 100, not by 400: no leap day
+        "2023-02-29T00:00:00Z",
+        "2023-04-31T00:00:00Z",
+        "2023-01-01T24:00:00Z",
+        "2023-01-01T23:59:60Z",
+        "0000-01-01T00:00:00Z",
+        "9999-12-31T23:59:59-01:00",  # past datetime's range in UTC
+        "2023-01-01T00:00:00.Z",
+        "2023-01-01T00:00:00.1234567890Z",
     ],
 )
 def test_rejected_instants(text: str) -> None:
@@ -62,3 +89,26 @@ def test_format_is_utc_with_milliseconds() -> None:
 def test_format_pads_every_year_to_four_digits(instant: datetime, text: str) -> None:
     assert format_instant(instant) == text
     assert parse_instant(text) == instant.replace(microsecond=instant.microsecond // 1000 * 1000)
+
+
+@settings(database=None, max_examples=500, deadline=None)
+@given(st.from_regex(INSTANT_PATTERN, fullmatch=True))
+def test_every_text_the_published_pattern_admits_is_accepted(text: str) -> None:
+    """The OpenAPI document publishes INSTANT_PATTERN: a client that checks against it is
+    never refused (and the parser refuses whatever the pattern does not match)."""
+    assert parse_instant(text).tzinfo is UTC
+
+
+@settings(database=None, max_examples=500, deadline=None)
+@given(
+    # hypothesis takes naive bounds; the offset is applied below
+    st.datetimes(min_value=datetime(2, 1, 2), max_value=datetime(9998, 12, 30)),  # noqa: DTZ001
+    st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1),
+)
+def test_every_rfc3339_instant_in_range_matches_the_pattern(
+    local: datetime, offset_minutes: int
+) -> None:
+    aware = local.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    text = aware.isoformat()
+    assert re.fullmatch(INSTANT_PATTERN, text)
+    assert parse_instant(text) == aware

@@ -1,0 +1,75 @@
+"""The gunicorn worker `exmeta serve` runs: gthread, answering in JSON what gunicorn
+answers itself.
+
+A request gunicorn cannot parse never reaches Flask: a request line over its 4,094-byte
+limit, too many or too large headers, a malformed line. Stock gunicorn answers those
+with an HTML page; the API's contract is a JSON error body on every error, so this
+worker writes ``{"error": {"code", "message"}}`` with the same statuses (414, 431, 400).
+
+The limits stay gunicorn's: they bound what one request can make a worker read, and
+gunicorn caps the request line at 8,190 bytes whatever the setting, so raising them
+would only move the point where this answer is needed. Every legitimate request of this
+API (the longest is a change-feed page with its cursor) fits well within them.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from gunicorn import util
+from gunicorn.http import errors
+from gunicorn.workers.gthread import ThreadWorker
+
+from api.errors import error_body
+from core.redact import escape_controls
+
+# Headers the application tried to send are the application's fault, not the client's
+# (these exist from gunicorn 23 on).
+_APPLICATION_FAULTS = tuple(
+    getattr(errors, name)
+    for name in ("InvalidResponseHeader", "InvalidResponseHeaderName")
+    if hasattr(errors, name)
+)
+
+
+def error_for(exc: BaseException) -> tuple[int, str, str]:
+    """The status, code and message of the answer to a request gunicorn failed on.
+
+    The message never quotes the request: gunicorn's own texts for a malformed line or
+    header do, and the caller knows what it sent.
+    """
+    if isinstance(exc, errors.LimitRequestLine):
+        return 414, "uri_too_long", f"the request line is too long: {exc}"
+    if isinstance(exc, errors.LimitRequestHeaders):
+        return 431, "request_header_fields_too_large", f"the request headers are too large: {exc}"
+    if isinstance(exc, errors.ParseException) and not isinstance(exc, _APPLICATION_FAULTS):
+        return 400, "bad_request", "the request is not valid HTTP/1.1"
+    return 500, "internal_error", "internal error"
+
+
+def error_message(status: int, code: str, message: str) -> bytes:
+    """A complete HTTP/1.1 response with the API's error body; the connection closes."""
+    body = orjson.dumps(error_body(code, message))
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+class JsonErrorWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no type hints
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        status, code, message = error_for(exc)
+        if status == 500:
+            self.log.exception("error handling a request")
+        else:
+            peer = addr[0] if addr else "unix socket"
+            self.log.warning("invalid request from %s: %s", peer, escape_controls(str(exc)))
+        try:
+            util.write_nonblock(client, error_message(status, code, message))
+        except OSError:
+            self.log.debug("could not send the error answer")
