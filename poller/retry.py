@@ -39,7 +39,7 @@ from core import request_budget
 from core.config import Settings
 from core.db import database_error
 from core.request_budget import Report, Standing
-from poller.binance import BinanceClient, Response
+from poller.binance import BinanceClient, Deadline, Response
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ DEFAULT_WEIGHT_LIMIT = 6000
 # Our clock and Binance's disagree a little on where a minute starts.
 WINDOW_MARGIN_SECONDS = 0.5
 
-# One attempt: sends one request (built anew, e.g. freshly signed) with this read timeout.
-Attempt = Callable[[float | None], Response]
+# One attempt: sends one request (built anew, e.g. freshly signed), ended by the deadline.
+Attempt = Callable[[Deadline], Response]
 Wait = Callable[[float], bool]
 
 
@@ -282,17 +282,23 @@ class RetryingClient:
         self._wait = wait
         self._rng = rng or random.Random()
 
-    def get(self, path: str, read_timeout: float | None = None) -> Response:
+    def get(self, path: str, deadline: Deadline | None = None) -> Response:
         """An unsigned GET of ``path``, with retries, the gate and the weight budget."""
-        return self.fetch(lambda timeout: self.client.get(path, read_timeout=timeout), read_timeout)
+        return self.fetch(lambda d: self.client.get(path, deadline=d), deadline)
 
-    def fetch(self, attempt: Attempt, read_timeout: float | None = None) -> Response:
+    def fetch(self, attempt: Attempt, deadline: Deadline | None = None) -> Response:
         """Call ``attempt`` (one request, built anew each time, so re-signed) until done.
 
         When the gate is closed nothing is sent and the answer is a ``rate_limited_pause``
         error with no attempts. The poll is recorded rather than skipped, so that the
         observation log (and the gaps and metrics built on it) says why nothing was seen.
+
+        Every attempt and back-off fits before ``deadline`` (default: the client's
+        ``timeout_seconds``), which starts with the first request: a retry whose back-off
+        would end past it is not made, and the last answer stands. So a poll's requests
+        never outlast its stream's deadline, retries included.
         """
+        deadline = deadline or self.client.deadline()
         started = time.monotonic()
         waited = 0.0
         attempts = 0
@@ -303,6 +309,8 @@ class RetryingClient:
                     return _paused(paused, self.gate.reason, started)
                 break  # another job was told to stop: keep the last answer, send nothing
             if delay > 0:
+                if attempts > 0 and delay >= deadline.left():
+                    break  # the budget's next minute comes after the deadline
                 log.info(
                     "used weight above %.0f of %d; waiting %.1f s for the next minute",
                     self.budget.budget,
@@ -314,7 +322,8 @@ class RetryingClient:
                     return _stopped(started, attempts, waited)
                 continue  # a pause may have begun meanwhile: look again before sending
             attempts += 1
-            response = attempt(read_timeout)
+            deadline.start()
+            response = attempt(deadline)
             self.budget.note(response.used_weight)
             if self.shared is not None:
                 self.shared.note(response.used_weight, self.budget.budget)
@@ -324,6 +333,15 @@ class RetryingClient:
             if attempts >= self.policy.max_attempts or not retryable(response):
                 break
             delay = self.policy.backoff(attempts, self._rng)
+            if delay >= deadline.left():
+                log.info(
+                    "attempt %d failed (%s %s); no retry: the %g s deadline is too near",
+                    attempts,
+                    response.error_class,
+                    response.status,
+                    deadline.seconds,
+                )
+                break
             log.info(
                 "attempt %d failed (%s %s); retrying in %.2f s",
                 attempts,
