@@ -3,7 +3,8 @@
 ``/healthz`` never touches the database: a slow database must not get a live process
 restarted. ``/readyz`` answers 503 (with reasons, never a 500) when the database does
 not answer or an enabled stream's data is older than the gap rule allows, so traffic
-goes to a replica whose answers are current.
+goes to a replica whose answers are current. A weight budget that starves the intervals
+is also a reason, but one that leaves the API ready (200).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from api.schemas import ErrorResponse, Health, Readiness, operation_id
 from api.state import app_state
 from core import history
 from core.timeparse import format_instant
+from core.weight_plan import plan_for
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ def readyz(query: NoQuery) -> Response:
     try:
         with state.engine.connect() as conn:
             last = history.last_successes(conn, state.streams)
+            plan = plan_for(state.settings, state.streams, history.request_weight_limit(conn))
     except (OperationalError, PoolTimeoutError):
         log.warning("readiness: the database is not answering", exc_info=True)
         return _not_ready("database unreachable")
@@ -77,9 +80,12 @@ def readyz(query: NoQuery) -> Response:
         log.error("readiness: the database answered with an error", exc_info=True)
         return _not_ready(f"database error ({type(exc).__name__})")
     reasons = staleness(last, state.settings.stream_intervals(), state.clock())
+    # A weight budget too small for the intervals slows polling down but leaves every
+    # answer sound: said among the reasons, it does not make the API not ready.
+    notes = [plan.describe()] if plan.starved else []
     body = {
         "status": "not_ready" if reasons else "ready",
-        "reasons": reasons,
+        "reasons": reasons + notes,
         "last_successes": {stream: format_instant(at) for stream, at in last.items()},
     }
     return json_response(body, 503 if reasons else 200)

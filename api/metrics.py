@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from api.state import AppState
 from core import history, stats
+from core.weight_plan import WeightPlan, plan_for
 
 METRICS_URL = "/metrics"
 # Poll duration buckets: an unchanged exchangeInfo poll takes tens of ms, a changed one
@@ -48,6 +49,7 @@ class ObservationCollector(Collector):
             weights = stats.last_used_weights(conn, state.streams)
             versions = stats.versions_written(conn)
             last = history.last_successes(conn, state.streams)
+            plan = plan_for(state.settings, state.streams, history.request_weight_limit(conn))
         now = state.clock()
 
         polls = CounterMetricFamily(
@@ -133,6 +135,29 @@ class ObservationCollector(Collector):
             buckets.append(("+Inf", h.count))
             duration.add_metric([h.stream], buckets, h.sum_ms / 1000)
         yield duration
+        yield from weight_plan_families(plan)
+
+
+def weight_plan_families(plan: WeightPlan) -> Iterator[Metric]:
+    """What the weight budget allows against what the intervals need (core.weight_plan)."""
+    yield GaugeMetricFamily(
+        "exmeta_weight_budget_per_minute",
+        "Request weight per minute the budget allows: weight_budget x the exchange's limit",
+        value=plan.budget_per_minute,
+    )
+    yield GaugeMetricFamily(
+        "exmeta_weight_needed_per_minute",
+        "Request weight per minute the configured intervals need",
+        value=plan.needed_per_minute,
+    )
+    effective = GaugeMetricFamily(
+        "exmeta_effective_interval_seconds",
+        "Average seconds between polls the budget allows (the configured interval if it suffices)",
+        labels=["stream"],
+    )
+    for stream, seconds in plan.effective_intervals.items():
+        effective.add_metric([stream], seconds)
+    yield effective
 
 
 def register_metrics(app: Flask, state: AppState) -> None:

@@ -116,7 +116,7 @@ class StreamJob:
         with self.writer.engine.connect() as conn:
             limit = request_weight_limit(conn)
         if limit is not None:
-            self.client.budget.limit = limit
+            self.client.budget.learn_limit(limit)
             self._weight_limit_known = True
 
     def _fetched(self, requested_at: datetime, response: Response) -> Fetched:

@@ -39,6 +39,7 @@ from core import request_budget
 from core.config import Settings
 from core.db import database_error
 from core.request_budget import Report, Standing
+from core.weight_plan import DEFAULT_WEIGHT_LIMIT
 from poller.binance import BinanceClient, Deadline, Response
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,6 @@ RETRYABLE_ERRORS = frozenset({"timeout", "connection", "connection_reset", "trun
 # Binance sends Retry-After with every 429 and 418; should one come without, this is long
 # enough to let any 1-minute window roll over.
 DEFAULT_PAUSE_SECONDS = 60.0
-# The REQUEST_WEIGHT per minute before the exchange's own rateLimits are known (notes §8.1).
-DEFAULT_WEIGHT_LIMIT = 6000
 # Our clock and Binance's disagree a little on where a minute starts.
 WINDOW_MARGIN_SECONDS = 0.5
 
@@ -127,10 +126,13 @@ class WeightBudget:
         fraction: float,
         limit: int = DEFAULT_WEIGHT_LIMIT,
         clock: Callable[[], float] = time.time,
+        on_limit: Callable[[int], None] | None = None,
     ) -> None:
         self.fraction = fraction
         self.limit = limit
         self._clock = clock
+        self._on_limit = on_limit
+        self._learnt = False
         self._lock = threading.Lock()
         self._window = -1
         self._used = 0
@@ -138,6 +140,19 @@ class WeightBudget:
     @property
     def budget(self) -> float:
         return self.fraction * self.limit
+
+    def learn_limit(self, limit: int) -> None:
+        """Size the budget on the exchange's REQUEST_WEIGHT limit, as recorded.
+
+        Every job learns it once and again when the exchange's rate limits change; the
+        first time and each change (not each job's report) is passed to ``on_limit``.
+        """
+        with self._lock:
+            news = not self._learnt or limit != self.limit
+            self.limit = limit
+            self._learnt = True
+            if news and self._on_limit is not None:
+                self._on_limit(limit)
 
     def note(self, used_weight: int | None) -> None:
         """Remember the used weight Binance reported with the latest response."""

@@ -36,6 +36,7 @@ from core.config import PollerSettings, Settings
 from core.db import database_error
 from core.ingest import StreamWriter
 from core.leases import Lease
+from core.weight_plan import plan_for
 from poller.account_jobs import signed_jobs, system_status_job
 from poller.binance import BinanceClient, deadline_seconds
 from poller.job import StreamJob, exchange_info_job
@@ -430,6 +431,14 @@ def _installed_version() -> str:
         return "unknown"
 
 
+def say_whether_the_budget_suffices(settings: Settings, limit: int) -> None:
+    """One line whenever the exchange's weight limit is learnt or changes: a warning if the
+    weight budget cannot pay for the configured intervals (with the interval each stream
+    gets instead), else a note that it can."""
+    plan = plan_for(settings, settings.enabled_streams(), limit)
+    log.log(logging.WARNING if plan.starved else logging.INFO, "%s", plan.describe())
+
+
 def retrying_client(
     settings: Settings, stop: threading.Event, shared: SharedBudget | None = None
 ) -> RetryingClient:
@@ -438,7 +447,10 @@ def retrying_client(
         BinanceClient(settings.binance),
         RetryPolicy.from_settings(settings),
         RateGate(),
-        WeightBudget(settings.poller.weight_budget),
+        WeightBudget(
+            settings.poller.weight_budget,
+            on_limit=partial(say_whether_the_budget_suffices, settings),
+        ),
         wait=stop.wait,
         shared=shared,
     )

@@ -113,3 +113,14 @@ def test_a_pause_is_reported_with_the_time_it_has_left() -> None:
 def test_a_pause_already_over_is_not_reported_but_the_weight_still_is() -> None:
     assert unreported(None, (100.0, "HTTP 418 seen by a"), 100.0) is None
     assert unreported((20, 99.0), (99.5, "HTTP 418 seen by a"), 100.0) == Report(20, 1.0)
+
+
+def test_the_budget_reports_the_exchange_limit_when_first_learnt_and_when_it_changes() -> None:
+    told: list[int] = []
+    budget = WeightBudget(0.25, on_limit=told.append)
+
+    for limit in (6000, 6000, 1200, 1200, 1200, 6000):  # every job learns it, again and again
+        budget.learn_limit(limit)
+
+    assert told == [6000, 1200, 6000]
+    assert budget.budget == 1500
