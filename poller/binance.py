@@ -264,7 +264,8 @@ class BinanceClient:
                 error_class="timeout",
                 error_message=f"the {deadline.seconds:g} s deadline passed before sending",
             )
-        status: int | None = None  # known once the headers are in, before the body is
+        status: int | None = None  # known once the status line is in
+        failure: Exception | None = None
         with _Watchdog(left) as watchdog:
             try:
                 with self.session.get(
@@ -276,24 +277,31 @@ class BinanceClient:
                     status = r.status_code
                     headers = r.headers
                     body = _read_body(r)
-            except Exception as exc:
-                # Once the socket is cut, whatever the read raised (a broken connection,
-                # an SSL error) is the deadline's doing.
-                if watchdog.fired:
-                    error_class = "timeout"
-                    message = _deadline_message(deadline, status)
-                elif isinstance(exc, requests.RequestException | _BodyTooLargeError):
-                    error_class = _error_class(exc)
-                    message = "body over 64 MB" if error_class == "too_large" else _short(exc)
-                else:
+            except (requests.RequestException, _BodyTooLargeError) as exc:
+                failure = exc
+            except Exception:
+                if not watchdog.fired:
                     raise
-                return Response(
-                    status if error_class in _AFTER_HEADERS else None,
-                    None,
-                    elapsed(),
-                    error_class=error_class,
-                    error_message=message,
-                )
+        # Once the socket is cut, whatever came of the read is the deadline's doing: an
+        # error (a broken connection, an SSL error), or headers cut short that http.client
+        # took for complete, followed by an empty body.
+        if watchdog.fired:
+            return Response(
+                status,
+                None,
+                elapsed(),
+                error_class="timeout",
+                error_message=_deadline_message(deadline, status),
+            )
+        if failure is not None:
+            error_class = _error_class(failure)
+            return Response(
+                status if error_class in _AFTER_HEADERS else None,
+                None,
+                elapsed(),
+                error_class=error_class,
+                error_message="body over 64 MB" if error_class == "too_large" else _short(failure),
+            )
         used = _int_header(headers, USED_WEIGHT_HEADER)
         retry_after = _float_header(headers, "Retry-After")
         if status != 200:
@@ -319,14 +327,16 @@ class _BodyTooLargeError(Exception):
     pass
 
 
-# Failures that may happen once the headers are in: the status is recorded when known
-# (a timeout before the headers leaves it None).
-_AFTER_HEADERS = frozenset({"truncated", "connection_reset", "too_large", "timeout"})
+# Failures that happen while reading the body, when the status is already known.
+_AFTER_HEADERS = frozenset({"truncated", "connection_reset", "too_large"})
 
 
 def _deadline_message(deadline: Deadline, status: int | None) -> str:
-    phase = "before the headers" if status is None else f"in the body (HTTP {status})"
-    return f"the {deadline.seconds:g} s deadline passed {phase}"
+    if status is None:
+        return f"the {deadline.seconds:g} s deadline passed before the status line came"
+    return (
+        f"the {deadline.seconds:g} s deadline passed with the response incomplete (HTTP {status})"
+    )
 
 
 def _error_class(exc: Exception) -> str:

@@ -12,11 +12,12 @@ from sqlalchemy import Engine, text
 from binance_sim.server import SimServer
 from binance_sim.state import SimState
 from core.ingest import StreamWriter
-from poller.binance import BinanceClient
+from poller.binance import BinanceClient, Deadline
 from poller.job import StreamJob, exchange_info_job
 from poller.retry import RateGate, RetryingClient, RetryPolicy, WeightBudget
 from poller.runner import Poller, ScheduledJob
 from tests.builders import client_for, poller_settings
+from tests.slow_http import SlowHeadServer
 
 VERSION_TABLES = (
     "symbol_versions",
@@ -170,6 +171,23 @@ def test_a_trickled_body_ends_at_its_deadline_as_an_error_that_closes_nothing(
         observation["attempts"],
     ) == (200, "timeout", 1)
     assert 1000 <= observation["duration_ms"] < 2000
+
+
+def test_headers_sent_a_byte_at_a_time_end_at_the_deadline_too() -> None:
+    """~450 bytes of status line and headers at one byte every 50 ms: 20 s, each read
+    quick. The deadline bounds the whole response, not only its body."""
+    with SlowHeadServer(delay=0.05) as server:
+        client = BinanceClient(poller_settings(server.url).binance)
+        started = time.monotonic()
+        response = client.get("/api/v3/exchangeInfo", deadline=Deadline(1.0))
+        took = time.monotonic() - started
+        client.close()
+
+    assert (response.status, response.error_class, response.body) == (200, "timeout", None)
+    assert response.error_message == (
+        "the 1 s deadline passed with the response incomplete (HTTP 200)"
+    )
+    assert took < 3
 
 
 @pytest.mark.parametrize(
