@@ -31,7 +31,8 @@ from core.weight_plan import WeightPlan, plan_for
 
 METRICS_URL = "/metrics"
 # Poll duration buckets: an unchanged exchangeInfo poll takes tens of ms, a changed one
-# hundreds, a retried one seconds; the read timeout is 8 s and three attempts fit in 30.
+# hundreds, a retried one seconds; a poll's requests end by its deadline (8 s at most, retries
+# included), and a wait for the weight budget's next minute lasts up to 60 s.
 DURATION_BOUNDS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 
 
