@@ -7,6 +7,8 @@ about never earning one (DESIGN §9):
 - 5xx answers, timeouts and bodies cut short are retried, at most ``max_attempts`` requests
   per poll, with exponential back-off and jitter. Each attempt builds its request anew, so
   a signed request gets a fresh timestamp and signature instead of replaying a stale one.
+  All of them, back-offs included, fit inside the poll's deadline (poller.binance), so a
+  retry never makes a poll outlast its stream's slot.
 - 4xx answers are never retried: the same request would get the same answer.
 - 429 and 418 are not retried either: nothing is sent to Binance, by any job of any
   replica, until their ``Retry-After`` has passed.
