@@ -10,6 +10,9 @@ Its ``database`` says whether the API reads from a primary or a hot standby, and
 behind that standby is (core.replication). A standby is held to the same freshness rule
 as a primary: when it lags, or the primary is down, its answers about the past stay right
 but "now" is older than the gap rule allows, which is what not ready means.
+
+A weight budget that starves the intervals is also a reason, but one that leaves the API
+ready (200).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from core import history
 from core.replication import Replication, replication
 from core.timeparse import format_instant
 from core.verify import streams_ahead
+from core.weight_plan import plan_for
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,7 @@ def readyz(query: NoQuery) -> Response:
             last = history.last_successes(conn, state.streams)
             ahead = streams_ahead(conn, state.settings.poller.server_time_tolerance())
             database = replication(conn)
+            plan = plan_for(state.settings, state.streams, history.request_weight_limit(conn))
     except (OperationalError, PoolTimeoutError):
         log.warning("readiness: the database is not answering", exc_info=True)
         return _not_ready("database unreachable")
@@ -89,9 +94,12 @@ def readyz(query: NoQuery) -> Response:
     reasons = staleness(last, state.settings.stream_intervals(), state.clock())
     # A success dated ahead looks fresh, yet every poll after it is stale (core.dating).
     reasons += [f"{a.stream}: {a}; run exmeta verify --repair" for a in ahead if a.stream in last]
+    # A weight budget too small for the intervals slows polling down but leaves every
+    # answer sound: said among the reasons, it does not make the API not ready.
+    notes = [plan.describe()] if plan.starved else []
     body = {
         "status": "not_ready" if reasons else "ready",
-        "reasons": reasons,
+        "reasons": reasons + notes,
         "last_successes": {stream: format_instant(at) for stream, at in last.items()},
         "database": _database(database),
     }

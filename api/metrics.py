@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 from api.state import AppState
 from core import history, stats
 from core.models import PRIVATE_STREAMS, PRIVATE_TABLES, SUCCESS_OUTCOMES
+from core.weight_plan import WeightPlan, plan_for
 
 METRICS_URL = "/metrics"
 
@@ -56,6 +57,7 @@ class ObservationCollector(Collector):
             versions = stats.versions_written(conn)
             last = history.last_successes(conn, state.streams)
             rejected = stats.server_time_rejections(conn)
+            plan = plan_for(state.settings, state.streams, history.request_weight_limit(conn))
         now = state.clock()
         yield from _poll_families(counts)
 
@@ -95,6 +97,7 @@ class ObservationCollector(Collector):
         for stream, n in rejected.items():
             server_time.add_metric([stream], n)
         yield server_time
+        yield from weight_plan_families(plan)
 
 
 def _poll_families(counts: list[stats.PollCount]) -> Iterator[Metric]:
@@ -164,6 +167,28 @@ def _duration_family(histograms: list[stats.DurationHistogram]) -> Metric:
         buckets.append(("+Inf", h.count))
         duration.add_metric([h.stream], buckets, h.sum_ms / 1000)
     return duration
+
+
+def weight_plan_families(plan: WeightPlan) -> Iterator[Metric]:
+    """What the weight budget allows against what the intervals need (core.weight_plan)."""
+    yield GaugeMetricFamily(
+        "exmeta_weight_budget_per_minute",
+        "Request weight per minute the budget allows: weight_budget x the exchange's limit",
+        value=plan.budget_per_minute,
+    )
+    yield GaugeMetricFamily(
+        "exmeta_weight_needed_per_minute",
+        "Request weight per minute the configured intervals need",
+        value=plan.needed_per_minute,
+    )
+    effective = GaugeMetricFamily(
+        "exmeta_effective_interval_seconds",
+        "Average seconds between polls the budget allows (the configured interval if it suffices)",
+        labels=["stream"],
+    )
+    for stream, seconds in plan.effective_intervals.items():
+        effective.add_metric([stream], seconds)
+    yield effective
 
 
 def register_metrics(app: Flask, state: AppState) -> None:

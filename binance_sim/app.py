@@ -66,7 +66,7 @@ _STATUS_ERRORS: Final[Mapping[int, tuple[int, str]]] = {
 _UNKNOWN_ERROR: Final = (-1000, "An unknown error occurred while processing the request.")
 
 _FAULT_KEYS: Final = frozenset(
-    {"kind", "count", "endpoint", "status", "delay_seconds", "retry_after"}
+    {"kind", "count", "endpoint", "status", "delay_seconds", "retry_after", "chunk_bytes"}
 )
 _CHAOS_KEYS: Final = frozenset({"rate", "seed", "faults"})
 _PATCH_KEYS: Final = frozenset({"fields", "filters", "remove_filters"})
@@ -191,6 +191,28 @@ def _slow_fault(fault: Fault, render: Render) -> Response:
     return render()
 
 
+def _trickle_fault(fault: Fault, render: Render) -> Response:
+    """The real answer, ``chunk_bytes`` every ``delay_seconds``: a congested link or a proxy
+    that dribbles, which a per-read timeout never trips. A client that gives up closes the
+    connection, and the next write ends this thread's trickle."""
+    assert fault.delay_seconds is not None  # Fault checks that trickle has both
+    assert fault.chunk_bytes is not None
+    delay, size = fault.delay_seconds, fault.chunk_bytes
+    body = render().get_data()
+
+    def dribble() -> Iterator[bytes]:
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+            time.sleep(delay)
+
+    return Response(
+        dribble(),
+        status=fault.http_status,
+        content_type=_BINANCE_CONTENT_TYPE,
+        headers={"Content-Length": str(len(body))},
+    )
+
+
 def _rate_limit_fault(fault: Fault, _: Render) -> Response:
     response = _status_fault(fault, _)
     response.headers["Retry-After"] = str(fault.retry_after_seconds)
@@ -251,6 +273,7 @@ _FAULT_RESPONDERS: Final[Mapping[FaultKind, Callable[[Fault, Render], Response]]
     FaultKind.GEO_BLOCK: _geo_block_fault,
     FaultKind.ERROR_BODY: _error_body_fault,
     FaultKind.SLOW: _slow_fault,
+    FaultKind.TRICKLE: _trickle_fault,
     FaultKind.TRUNCATED: _truncated_fault,
     FaultKind.RESET: _reset_fault,
     FaultKind.RATE_LIMIT: _rate_limit_fault,
@@ -432,6 +455,7 @@ def _parse_fault(body: Mapping[str, Any]) -> Fault:
         status=_optional_integer(body, "status"),
         delay_seconds=None if delay is None else float(delay),
         retry_after=_optional_integer(body, "retry_after"),
+        chunk_bytes=_optional_integer(body, "chunk_bytes"),
     )
 
 

@@ -76,6 +76,7 @@ class FaultKind(StrEnum):
     GEO_BLOCK = "geo_block"  # the restricted-location notice, code 0 (any status, 200 too)
     ERROR_BODY = "error_body"  # a 200 whose body is a Binance error, not the document
     SLOW = "slow"  # the real response, after delay_seconds (longer than a read timeout)
+    TRICKLE = "trickle"  # the real response, chunk_bytes every delay_seconds
     TRUNCATED = "truncated"  # half the body, then a clean close: Content-Length is not met
     RESET = "reset"  # half the body, then a TCP reset
     RATE_LIMIT = "rate_limit"  # 429 + Retry-After; calling again before it passes earns a 418
@@ -95,6 +96,7 @@ _DEFAULT_STATUSES: Final[Mapping[FaultKind, int]] = {
     FaultKind.GEO_BLOCK: 451,
     FaultKind.ERROR_BODY: 200,
     FaultKind.SLOW: 200,
+    FaultKind.TRICKLE: 200,
     FaultKind.TRUNCATED: 200,
     FaultKind.RESET: 200,
     FaultKind.RATE_LIMIT: 429,
@@ -106,6 +108,7 @@ _DEFAULT_RETRY_AFTER: Final[Mapping[FaultKind, int]] = {
     FaultKind.RATE_LIMIT: 5,
     FaultKind.IP_BAN: 120,
 }
+_DELAYED: Final = frozenset({FaultKind.SLOW, FaultKind.TRICKLE})
 BAN_SECONDS: Final = 120  # what a client that ignores a 429's Retry-After is banned for
 MAX_DELAY_SECONDS: Final = 60.0
 
@@ -122,7 +125,8 @@ class Fault:
     endpoint: str = EXCHANGE_INFO_PATH
     remaining: int = 1
     status: int | None = None
-    delay_seconds: float | None = None  # slow only
+    delay_seconds: float | None = None  # slow: before the answer; trickle: between chunks
+    chunk_bytes: int | None = None  # trickle only
     retry_after: int | None = None  # rate_limit and ip_ban only
 
     def __post_init__(self) -> None:
@@ -131,10 +135,7 @@ class Fault:
             raise SimInputError(f"endpoint must be one of {known}; got {self.endpoint!r}")
         if self.remaining < 1:
             raise SimInputError(f"count must be at least 1; got {self.remaining}")
-        if (self.delay_seconds is not None) != (self.kind is FaultKind.SLOW):
-            raise SimInputError("delay_seconds is required by kind slow and taken by no other")
-        if self.delay_seconds is not None and not 0 < self.delay_seconds <= MAX_DELAY_SECONDS:
-            raise SimInputError(f"delay_seconds must be in (0, {MAX_DELAY_SECONDS:g}]")
+        self._check_pacing()
         if self.retry_after is not None:
             if self.kind not in _DEFAULT_RETRY_AFTER:
                 raise SimInputError(f"kind {self.kind} takes no retry_after")
@@ -151,6 +152,19 @@ class Fault:
             raise SimInputError(
                 f"status for kind {self.kind} must be in {allowed.start}..{allowed.stop - 1}"
             )
+
+    def _check_pacing(self) -> None:
+        """The parameters of the kinds that pace their answer: slow and trickle."""
+        if (self.delay_seconds is not None) != (self.kind in _DELAYED):
+            raise SimInputError(
+                "delay_seconds is required by kinds slow and trickle and taken by no other"
+            )
+        if (self.chunk_bytes is not None) != (self.kind is FaultKind.TRICKLE):
+            raise SimInputError("chunk_bytes is required by kind trickle and taken by no other")
+        if self.chunk_bytes is not None and self.chunk_bytes < 1:
+            raise SimInputError("chunk_bytes must be at least 1")
+        if self.delay_seconds is not None and not 0 < self.delay_seconds <= MAX_DELAY_SECONDS:
+            raise SimInputError(f"delay_seconds must be in (0, {MAX_DELAY_SECONDS:g}]")
 
     @property
     def http_status(self) -> int:

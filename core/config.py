@@ -116,6 +116,18 @@ class LogSettings:
     level: str = "INFO"
 
 
+# Request weight of one poll of each stream (Binance's endpoint weights, notes §2), as the
+# weight budget's arithmetic counts it (core.weight_plan); account_commission pays it per
+# symbol in [poller] commission_symbols.
+STREAM_REQUEST_WEIGHTS: dict[str, int] = {
+    "exchange_info": 20,
+    "account": 20,
+    "system_status": 1,
+    "account_commission": 20,
+    "delistings": 100,
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -133,6 +145,12 @@ class Settings:
             "account_commission": self.poller.account_interval,
             "delistings": self.poller.delistings_interval,
         }
+
+    def poll_weights(self) -> dict[str, int]:
+        """Request weight of one poll of each stream, with these settings."""
+        weights = dict(STREAM_REQUEST_WEIGHTS)
+        weights["account_commission"] *= len(self.poller.commission_symbols)
+        return weights
 
     def enabled_streams(self) -> tuple[str, ...]:
         """The streams a poller with these settings polls (signed ones need a key)."""

@@ -19,8 +19,8 @@ from sqlalchemy import Connection, text
 from core.models import VERSIONED_TABLES
 
 # Poll duration buckets (ms, inclusive): an unchanged exchangeInfo poll takes tens of ms,
-# a changed one hundreds, a retried one seconds; the read timeout is 8 s and three
-# attempts fit in 30. poll_totals holds counts per bucket: changing these needs a
+# a changed one hundreds, a retried one seconds; a poll's requests end by its deadline (8 s
+# at most, retries included), and a wait for the weight budget's next minute lasts up to 60 s. poll_totals holds counts per bucket: changing these needs a
 # migration that re-buckets it (0101 seeded it with these).
 DURATION_BOUNDS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 

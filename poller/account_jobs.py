@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from core.config import Settings
 from core.ingest import Snapshot, StreamWriter
-from poller.binance import Response
+from poller.binance import Response, deadline_seconds
 from poller.job import Clock, StreamJob, _utc_now, binance_error
 from poller.parse_account import (
     parse_account,
@@ -61,13 +61,16 @@ class SignedStreamJob(StreamJob):
         writer: StreamWriter,
         replica_id: str,
         clock: Clock = _utc_now,
+        deadline_seconds: float | None = None,
     ) -> None:
-        super().__init__(stream, path, parse, signed.retrying, writer, replica_id, clock)
+        super().__init__(
+            stream, path, parse, signed.retrying, writer, replica_id, clock, deadline_seconds
+        )
         self.signed = signed
         self.params = list(params)
 
     def fetch(self) -> Response:
-        return self.signed.get(self.path, self.params, self.read_timeout)
+        return self.signed.get(self.path, self.params, self.deadline())
 
 
 class CommissionJob(SignedStreamJob):
@@ -76,6 +79,7 @@ class CommissionJob(SignedStreamJob):
     One observation holds every symbol's answer (a JSON list of the bodies as sent),
     because a snapshot closes what it lacks: recorded one by one, each symbol's answer
     would close all the others. Any failed call fails the observation; nothing closes.
+    The calls share one deadline, the poll's: N symbols never take N deadlines.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class CommissionJob(SignedStreamJob):
         writer: StreamWriter,
         replica_id: str,
         clock: Clock = _utc_now,
+        deadline_seconds: float | None = None,
     ) -> None:
         super().__init__(
             "account_commission",
@@ -95,6 +100,7 @@ class CommissionJob(SignedStreamJob):
             writer,
             replica_id,
             clock,
+            deadline_seconds,
         )
         self.symbols = symbols
 
@@ -102,8 +108,9 @@ class CommissionJob(SignedStreamJob):
         bodies: list[bytes] = []
         duration = attempts = backoff_ms = 0
         used_weight = None
+        deadline = self.deadline()
         for symbol in self.symbols:
-            response = self.signed.get(self.path, [("symbol", symbol)], self.read_timeout)
+            response = self.signed.get(self.path, [("symbol", symbol)], deadline)
             duration += response.duration_ms
             attempts += response.attempts
             backoff_ms += response.backoff_ms
@@ -161,10 +168,21 @@ def check_key(signed: SignedClient, *, allow_unsafe: bool) -> None:
         log.warning("the API key has no IP restriction: restrict it to this host's addresses")
 
 
-def system_status_job(client: RetryingClient, writer: StreamWriter, replica_id: str) -> StreamJob:
+def system_status_job(
+    client: RetryingClient,
+    writer: StreamWriter,
+    replica_id: str,
+    deadline_seconds: float | None = None,
+) -> StreamJob:
     """Unsigned (security NONE), so it runs with or without a key."""
     return StreamJob(
-        "system_status", SYSTEM_STATUS_PATH, parse_system_status, client, writer, replica_id
+        "system_status",
+        SYSTEM_STATUS_PATH,
+        parse_system_status,
+        client,
+        writer,
+        replica_id,
+        deadline_seconds=deadline_seconds,
     )
 
 
@@ -189,6 +207,10 @@ def signed_jobs(
     check_key(signed, allow_unsafe=settings.binance.allow_unsafe_key)
     poller = settings.poller
     tolerance = poller.server_time_tolerance()
+
+    def deadline(interval: float) -> float:
+        return deadline_seconds(settings.binance, interval)
+
     jobs: list[tuple[StreamJob, float]] = [
         (
             SignedStreamJob(
@@ -199,6 +221,7 @@ def signed_jobs(
                 signed,
                 StreamWriter(engine, "account", tolerance),
                 replica_id,
+                deadline_seconds=deadline(poller.account_interval),
             ),
             poller.account_interval,
         ),
@@ -211,16 +234,18 @@ def signed_jobs(
                 signed,
                 StreamWriter(engine, "delistings", tolerance),
                 replica_id,
+                deadline_seconds=deadline(poller.delistings_interval),
             ),
             poller.delistings_interval,
         ),
     ]
     if poller.commission_symbols:
-        commission_writer = StreamWriter(engine, "account_commission", tolerance)
-        jobs.append(
-            (
-                CommissionJob(poller.commission_symbols, signed, commission_writer, replica_id),
-                poller.account_interval,
-            )
+        commission = CommissionJob(
+            poller.commission_symbols,
+            signed,
+            StreamWriter(engine, "account_commission", tolerance),
+            replica_id,
+            deadline_seconds=deadline(poller.account_interval),
         )
+        jobs.append((commission, poller.account_interval))
     return jobs

@@ -1,19 +1,41 @@
-"""HTTP to Binance: one session factory, timeouts on every call, weights read back.
+"""HTTP to Binance: one session factory, a total deadline on every call, weights read back.
 
 Retries, the shared pause after 429/418 and the weight budget wrap ``BinanceClient.get``
 (``poller.retry``); this module only turns one HTTP exchange into a ``Response`` whose
 failure, if any, is classified and never raised, so that every outcome becomes an
 observation.
+
+Why a watchdog. ``requests``' read timeout bounds each socket read, not the response: a
+server (or a proxy) that trickles 400 bytes every half second never trips it, and a 4 MB
+exchangeInfo sent that way takes hours. urllib3's ``Timeout(total=...)`` has the same
+per-read meaning, and checking the clock between reads does not help either, because one
+read of a large chunk blocks until the chunk is full. So each request is given a
+``Deadline`` and a watchdog timer: when the deadline passes, the watchdog shuts the
+request's socket down (``shutdown(2)``, which makes a read blocked in another thread return
+at once, the remedy urllib3's own ``HTTPResponse.shutdown`` uses), whatever phase the
+request is in: status line, headers or body. The connect phase is bounded by the connect
+timeout, never longer than the time left. The socket is learnt where urllib3 asks for the
+response (``HTTPConnection.getresponse``), through connection classes of our own mounted on
+every session, so a reused keep-alive connection is watched as well as a new one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.poolmanager import PoolManager
+from urllib3.response import HTTPResponse
 
 from core.config import BinanceSettings
 
@@ -22,6 +44,39 @@ log = logging.getLogger(__name__)
 USER_AGENT = "exmeta/0.1 (+metadata history poller)"
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 MAX_BODY_BYTES = 64 * 1024 * 1024  # a 4 MB exchangeInfo is normal; 64 MB is not Binance
+# A stream's deadline is at most this share of its interval, so that a poll whose answer
+# is stuck ends (and is recorded) before the next one is due.
+DEADLINE_SHARE_OF_INTERVAL = 0.9
+
+
+def deadline_seconds(settings: BinanceSettings, interval: float) -> float:
+    """A stream's deadline: ``[binance] timeout_seconds`` (sized for a 6 MB body), kept
+    below its interval."""
+    return min(settings.timeout_seconds, DEADLINE_SHARE_OF_INTERVAL * interval)
+
+
+class Deadline:
+    """The time a poll's requests may take together: ``seconds`` from the first one sent.
+
+    It starts with the first request rather than when the poll begins, because a wait for
+    the weight budget's next minute sends nothing and is the budget's to bound; from then
+    on every request, retry and back-off of the poll fits before it.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._ends_at: float | None = None
+
+    def start(self) -> None:
+        if self._ends_at is None:
+            self._ends_at = self._clock() + self.seconds
+
+    def left(self) -> float:
+        """Seconds left (0 once passed); starts the deadline if nothing has yet."""
+        self.start()
+        assert self._ends_at is not None
+        return max(0.0, self._ends_at - self._clock())
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +86,9 @@ class Response:
     duration_ms: int
     used_weight: int | None = None
     retry_after: float | None = None
-    # "timeout", "connection", "connection_reset", "truncated", "http_status", "too_large",
-    # "request"; poller.retry adds "rate_limited", "ip_banned" and "rate_limited_pause".
+    # "timeout" (the deadline passed, or the connect timeout), "connection",
+    # "connection_reset", "truncated", "http_status", "too_large", "request"; poller.retry
+    # adds "rate_limited", "ip_banned" and "rate_limited_pause".
     error_class: str | None = None
     error_message: str | None = None
     attempts: int = 1  # requests sent for this poll (0: none, a pause was in force)
@@ -43,9 +99,105 @@ class Response:
         return self.error_class is None and self.status == 200
 
 
+class _Watchdog:
+    """Shuts the sockets of one request down when its deadline passes."""
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._done = False
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self.fired:
+                _shut(sock)  # the deadline passed while connecting or sending
+            else:
+                self._sockets.append(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def __enter__(self) -> _Watchdog:
+        _current.watchdog = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _current.watchdog = None
+        with self._lock:
+            self._done = True  # a request that ended is never cut afterwards
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    # socket.socket's own shutdown, also for a TLS socket: SSLSocket.shutdown would drop its
+    # SSL object under the reading thread, which then fails with a ValueError instead of
+    # seeing the end of the stream.
+    with contextlib.suppress(OSError):  # already closed: nothing left to cut
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+# The watchdog of the request the current thread is making (requests runs in the caller's
+# thread, so the connection classes below find it here).
+_current = threading.local()
+
+
+def _watch(sock: socket.socket | None) -> None:
+    watchdog: _Watchdog | None = getattr(_current, "watchdog", None)
+    if watchdog is not None and sock is not None:
+        watchdog.watch(sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]
+        _watch(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]
+        _watch(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPConnectionPool, "https": _WatchedHTTPSConnectionPool}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter, with pools whose connections the watchdog can cut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+
 def new_session() -> requests.Session:
     session = requests.Session()
     session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+    adapter = _WatchedAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 
@@ -62,40 +214,93 @@ def _float_header(headers: requests.structures.CaseInsensitiveDict[str], name: s
 
 
 class BinanceClient:
-    def __init__(self, settings: BinanceSettings, session: requests.Session | None = None) -> None:
+    """Binance's base URL and timeouts; safe to share between threads.
+
+    A ``requests.Session`` is not thread-safe, and each stream polls on a thread of its own
+    (poller.runner), so every thread gets a session of its own, kept for its next polls
+    (and their keep-alive connections).
+    """
+
+    def __init__(self, settings: BinanceSettings) -> None:
         self.base_url = settings.base_url.rstrip("/")
-        self.timeout = (settings.connect_timeout_seconds, settings.timeout_seconds)
-        self.session = session or new_session()
+        self.connect_timeout = settings.connect_timeout_seconds
+        self.timeout = settings.timeout_seconds
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._sessions: list[requests.Session] = []
+
+    @property
+    def session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = new_session()
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def deadline(self) -> Deadline:
+        """The deadline of a request that has none of its stream's: ``timeout_seconds``."""
+        return Deadline(self.timeout)
 
     def get(
         self,
         path: str,
         request_headers: Mapping[str, str] | None = None,
-        read_timeout: float | None = None,
+        deadline: Deadline | None = None,
     ) -> Response:
-        """One request; ``read_timeout`` (seconds) overrides the configured one."""
+        """One request, ended by ``deadline`` (default: ``timeout_seconds`` from now)."""
         started = time.monotonic()
-        timeout = self.timeout if read_timeout is None else (self.timeout[0], read_timeout)
+        deadline = deadline or self.deadline()
+        left = deadline.left()
 
         def elapsed() -> int:
             return int((time.monotonic() - started) * 1000)
 
-        status: int | None = None  # known once the headers are in, before the body is
-        try:
-            with self.session.get(
-                self.base_url + path, headers=request_headers, timeout=timeout, stream=True
-            ) as r:
-                status = r.status_code
-                headers = r.headers
-                body = _read_body(r)
-        except (requests.RequestException, _BodyTooLargeError) as exc:
-            error_class = _error_class(exc)
+        if left <= 0:
+            return Response(
+                None,
+                None,
+                elapsed(),
+                error_class="timeout",
+                error_message=f"the {deadline.seconds:g} s deadline passed before sending",
+            )
+        status: int | None = None  # known once the status line is in
+        failure: Exception | None = None
+        with _Watchdog(left) as watchdog:
+            try:
+                with self.session.get(
+                    self.base_url + path,
+                    headers=request_headers,
+                    timeout=(min(self.connect_timeout, left), left),
+                    stream=True,
+                ) as r:
+                    status = r.status_code
+                    headers = r.headers
+                    body = _read_body(r)
+            except (requests.RequestException, _BodyTooLargeError) as exc:
+                failure = exc
+            except Exception:
+                if not watchdog.fired:
+                    raise
+        # Once the socket is cut, whatever came of the read is the deadline's doing: an
+        # error (a broken connection, an SSL error), or headers cut short that http.client
+        # took for complete, followed by an empty body.
+        if watchdog.fired:
+            return Response(
+                status,
+                None,
+                elapsed(),
+                error_class="timeout",
+                error_message=_deadline_message(deadline, status),
+            )
+        if failure is not None:
+            error_class = _error_class(failure)
             return Response(
                 status if error_class in _AFTER_HEADERS else None,
                 None,
                 elapsed(),
                 error_class=error_class,
-                error_message="body over 64 MB" if error_class == "too_large" else _short(exc),
+                error_message="body over 64 MB" if error_class == "too_large" else _short(failure),
             )
         used = _int_header(headers, USED_WEIGHT_HEADER)
         retry_after = _float_header(headers, "Retry-After")
@@ -112,7 +317,10 @@ class BinanceClient:
         return Response(status, body, elapsed(), used, retry_after)
 
     def close(self) -> None:
-        self.session.close()
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
 
 
 class _BodyTooLargeError(Exception):
@@ -121,6 +329,14 @@ class _BodyTooLargeError(Exception):
 
 # Failures that happen while reading the body, when the status is already known.
 _AFTER_HEADERS = frozenset({"truncated", "connection_reset", "too_large"})
+
+
+def _deadline_message(deadline: Deadline, status: int | None) -> str:
+    if status is None:
+        return f"the {deadline.seconds:g} s deadline passed before the status line came"
+    return (
+        f"the {deadline.seconds:g} s deadline passed with the response incomplete (HTTP {status})"
+    )
 
 
 def _error_class(exc: Exception) -> str:

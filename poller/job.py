@@ -15,7 +15,7 @@ from core.bodies import blank_server_time
 from core.history import request_weight_limit
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
 from core.leases import Lease
-from poller.binance import Response
+from poller.binance import Deadline, Response
 from poller.memory import release_freed_memory
 from poller.parse import ms_to_datetime, parse_exchange_info
 from poller.retry import RetryingClient
@@ -55,7 +55,7 @@ class StreamJob:
         writer: StreamWriter,
         replica_id: str,
         clock: Clock = _utc_now,
-        read_timeout: float | None = None,
+        deadline_seconds: float | None = None,
     ) -> None:
         self.stream = stream
         self.path = path
@@ -64,7 +64,8 @@ class StreamJob:
         self.writer = writer
         self.replica_id = replica_id
         self.clock = clock
-        self.read_timeout = read_timeout
+        # Each poll's requests end within this (default: [binance] timeout_seconds).
+        self.deadline_seconds = deadline_seconds
         # Held only while recording: a shutdown waits for a write, never for an HTTP read.
         self.write_lock = threading.Lock()
         self._weight_limit_known = False
@@ -104,16 +105,22 @@ class StreamJob:
             self._learn_weight_limit()
         return recorded
 
+    def deadline(self) -> Deadline:
+        """A new poll's deadline: its requests, retries included, all end by then."""
+        if self.deadline_seconds is None:
+            return self.client.client.deadline()
+        return Deadline(self.deadline_seconds)
+
     def fetch(self) -> Response:
         """This poll's exchange with Binance, retried; signed streams override this."""
-        return self.client.get(self.path, self.read_timeout)
+        return self.client.get(self.path, self.deadline())
 
     def _learn_weight_limit(self) -> None:
         """Size the weight budget on the exchange's REQUEST_WEIGHT limit, once known."""
         with self.writer.engine.connect() as conn:
             limit = request_weight_limit(conn)
         if limit is not None:
-            self.client.budget.limit = limit
+            self.client.budget.learn_limit(limit)
             self._weight_limit_known = True
 
     def _fetched(self, requested_at: datetime, sent: float, response: Response) -> Fetched:
@@ -163,7 +170,7 @@ def exchange_info_job(
     writer: StreamWriter,
     replica_id: str,
     clock: Clock = _utc_now,
-    read_timeout: float | None = None,
+    deadline_seconds: float | None = None,
 ) -> StreamJob:
     return StreamJob(
         "exchange_info",
@@ -173,5 +180,5 @@ def exchange_info_job(
         writer,
         replica_id,
         clock,
-        read_timeout,
+        deadline_seconds,
     )

@@ -7,6 +7,8 @@ about never earning one (DESIGN §9):
 - 5xx answers, timeouts and bodies cut short are retried, at most ``max_attempts`` requests
   per poll, with exponential back-off and jitter. Each attempt builds its request anew, so
   a signed request gets a fresh timestamp and signature instead of replaying a stale one.
+  All of them, back-offs included, fit inside the poll's deadline (poller.binance), so a
+  retry never makes a poll outlast its stream's slot.
 - 4xx answers are never retried: the same request would get the same answer.
 - 429 and 418 are not retried either: nothing is sent to Binance, by any job of any
   replica, until their ``Retry-After`` has passed.
@@ -39,7 +41,8 @@ from core import request_budget
 from core.config import Settings
 from core.db import database_error
 from core.request_budget import Report, Standing
-from poller.binance import BinanceClient, Response
+from core.weight_plan import DEFAULT_WEIGHT_LIMIT
+from poller.binance import BinanceClient, Deadline, Response
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +51,11 @@ RETRYABLE_ERRORS = frozenset({"timeout", "connection", "connection_reset", "trun
 # Binance sends Retry-After with every 429 and 418; should one come without, this is long
 # enough to let any 1-minute window roll over.
 DEFAULT_PAUSE_SECONDS = 60.0
-# The REQUEST_WEIGHT per minute before the exchange's own rateLimits are known (notes §8.1).
-DEFAULT_WEIGHT_LIMIT = 6000
 # Our clock and Binance's disagree a little on where a minute starts.
 WINDOW_MARGIN_SECONDS = 0.5
 
-# One attempt: sends one request (built anew, e.g. freshly signed) with this read timeout.
-Attempt = Callable[[float | None], Response]
+# One attempt: sends one request (built anew, e.g. freshly signed), ended by the deadline.
+Attempt = Callable[[Deadline], Response]
 Wait = Callable[[float], bool]
 
 
@@ -127,10 +128,13 @@ class WeightBudget:
         fraction: float,
         limit: int = DEFAULT_WEIGHT_LIMIT,
         clock: Callable[[], float] = time.time,
+        on_limit: Callable[[int], None] | None = None,
     ) -> None:
         self.fraction = fraction
         self.limit = limit
         self._clock = clock
+        self._on_limit = on_limit
+        self._learnt = False
         self._lock = threading.Lock()
         self._window = -1
         self._used = 0
@@ -138,6 +142,19 @@ class WeightBudget:
     @property
     def budget(self) -> float:
         return self.fraction * self.limit
+
+    def learn_limit(self, limit: int) -> None:
+        """Size the budget on the exchange's REQUEST_WEIGHT limit, as recorded.
+
+        Every job learns it once and again when the exchange's rate limits change; the
+        first time and each change (not each job's report) is passed to ``on_limit``.
+        """
+        with self._lock:
+            news = not self._learnt or limit != self.limit
+            self.limit = limit
+            self._learnt = True
+            if news and self._on_limit is not None:
+                self._on_limit(limit)
 
     def note(self, used_weight: int | None) -> None:
         """Remember the used weight Binance reported with the latest response."""
@@ -282,17 +299,23 @@ class RetryingClient:
         self._wait = wait
         self._rng = rng or random.Random()
 
-    def get(self, path: str, read_timeout: float | None = None) -> Response:
+    def get(self, path: str, deadline: Deadline | None = None) -> Response:
         """An unsigned GET of ``path``, with retries, the gate and the weight budget."""
-        return self.fetch(lambda timeout: self.client.get(path, read_timeout=timeout), read_timeout)
+        return self.fetch(lambda d: self.client.get(path, deadline=d), deadline)
 
-    def fetch(self, attempt: Attempt, read_timeout: float | None = None) -> Response:
+    def fetch(self, attempt: Attempt, deadline: Deadline | None = None) -> Response:
         """Call ``attempt`` (one request, built anew each time, so re-signed) until done.
 
         When the gate is closed nothing is sent and the answer is a ``rate_limited_pause``
         error with no attempts. The poll is recorded rather than skipped, so that the
         observation log (and the gaps and metrics built on it) says why nothing was seen.
+
+        Every attempt and back-off fits before ``deadline`` (default: the client's
+        ``timeout_seconds``), which starts with the first request: a retry whose back-off
+        would end past it is not made, and the last answer stands. So a poll's requests
+        never outlast its stream's deadline, retries included.
         """
+        deadline = deadline or self.client.deadline()
         started = time.monotonic()
         waited = 0.0
         attempts = 0
@@ -303,6 +326,8 @@ class RetryingClient:
                     return _paused(paused, self.gate.reason, started)
                 break  # another job was told to stop: keep the last answer, send nothing
             if delay > 0:
+                if attempts > 0 and delay >= deadline.left():
+                    break  # the budget's next minute comes after the deadline
                 log.info(
                     "used weight above %.0f of %d; waiting %.1f s for the next minute",
                     self.budget.budget,
@@ -314,7 +339,8 @@ class RetryingClient:
                     return _stopped(started, attempts, waited)
                 continue  # a pause may have begun meanwhile: look again before sending
             attempts += 1
-            response = attempt(read_timeout)
+            deadline.start()
+            response = attempt(deadline)
             self.budget.note(response.used_weight)
             if self.shared is not None:
                 self.shared.note(response.used_weight, self.budget.budget)
@@ -324,6 +350,15 @@ class RetryingClient:
             if attempts >= self.policy.max_attempts or not retryable(response):
                 break
             delay = self.policy.backoff(attempts, self._rng)
+            if delay >= deadline.left():
+                log.info(
+                    "attempt %d failed (%s %s); no retry: the %g s deadline is too near",
+                    attempts,
+                    response.error_class,
+                    response.status,
+                    deadline.seconds,
+                )
+                break
             log.info(
                 "attempt %d failed (%s %s); retrying in %.2f s",
                 attempts,

@@ -1,9 +1,17 @@
 """The poll loop: a ``schedule.Scheduler`` per replica, stopped by an event.
 
-Jobs run on a worker thread so that a stop request (SIGTERM, Ctrl-C) is answered within
-the grace period even while an HTTP read is stuck; a database write in progress is
-always allowed to finish, because a write cut short would only be rolled back, but a
-write finished is history kept.
+The scheduler's loop is the one synchronous dispatcher of the design: it decides when each
+slot is due and does nothing else. Each stream's polls run on a thread of the stream's own
+(``StreamWorker``), as does the heartbeat, so a stream whose answer trickles in, whose
+database write waits on a lock or whose budget wait lasts a minute holds up its own slots
+and no other stream's. A stream never overlaps itself: a slot that comes while its previous
+poll is still in flight is skipped, and the log says so. Every request also has a total
+deadline, at most 0.9 of its stream's interval (poller.binance), so a stuck answer ends
+before the stream's next slot.
+
+A stop request (SIGTERM, Ctrl-C) is answered within the grace period even while an HTTP
+read is stuck; a database write in progress is always allowed to finish, because a write
+cut short would only be rolled back, but a write finished is history kept.
 """
 
 from __future__ import annotations
@@ -28,8 +36,9 @@ from core.config import PollerSettings, Settings
 from core.db import database_error
 from core.ingest import StreamWriter
 from core.leases import Lease
+from core.weight_plan import plan_for
 from poller.account_jobs import signed_jobs, system_status_job
-from poller.binance import BinanceClient
+from poller.binance import BinanceClient, deadline_seconds
 from poller.job import StreamJob, exchange_info_job
 from poller.retry import RateGate, RetryingClient, RetryPolicy, SharedBudget, WeightBudget
 
@@ -104,27 +113,32 @@ class DatabaseBackoff:
         self.failures = 0
         self.delay = 0.0
         self._retry_at = float("-inf")
+        self._lock = threading.Lock()  # every stream's worker reports here
 
     def ready(self) -> bool:
-        return self.clock() >= self._retry_at
+        with self._lock:
+            return self.clock() >= self._retry_at
 
     def failed(self, what: str, exc: SQLAlchemyError) -> None:
-        self.delay = self.base if self.failures == 0 else min(self.cap, 2 * self.delay)
-        self.failures += 1
-        self._retry_at = self.clock() + self.delay
+        with self._lock:
+            self.delay = self.base if self.failures == 0 else min(self.cap, 2 * self.delay)
+            self.failures += 1
+            self._retry_at = self.clock() + self.delay
+            delay = self.delay
         log.warning(
             "%s: database unavailable (%s); next attempt in %.1fs",
             what,
             database_error(exc),
-            self.delay,
+            delay,
         )
 
     def succeeded(self) -> None:
-        if self.failures:
-            log.info("database reachable again after %d failed attempt(s)", self.failures)
-        self.failures = 0
-        self.delay = 0.0
-        self._retry_at = float("-inf")
+        with self._lock:
+            failures, self.failures = self.failures, 0
+            self.delay = 0.0
+            self._retry_at = float("-inf")
+        if failures:
+            log.info("database reachable again after %d failed attempt(s)", failures)
 
 
 # A database outage is retried first after this many seconds, doubling up to half the lease:
@@ -153,11 +167,14 @@ def _schedule_clock() -> datetime:
 
 @dataclass
 class _SlotStart:
-    """When the poll that just ran had its slot: the lease acquired (the lease's next due
+    """When the poll last dispatched had its slot: the lease acquired (the lease's next due
     time is counted from then, on the database's clock, so asking one period later is
-    never early), or the poll started when there are no leases."""
+    never early), or the poll started when there are no leases. Set on the stream's worker
+    thread; ``dispatched_at`` (set by the loop before it hands a slot over) tells a slot
+    start that came too late to place the next dispatch from one that still can."""
 
     at: datetime | None = None
+    dispatched_at: datetime | None = None
 
 
 def _keep_to_slots(slots: Sequence[tuple[schedule.Job, timedelta, _SlotStart | None]]) -> None:
@@ -166,9 +183,90 @@ def _keep_to_slots(slots: Sequence[tuple[schedule.Job, timedelta, _SlotStart | N
     that found the slot held by another)."""
     now = _schedule_clock()
     for job, period, start in slots:
-        if start is not None and start.at is not None:
-            job.next_run = next_slot(start.at, period, now)
-            start.at = None
+        if start is None or start.at is None:
+            continue
+        at, start.at = start.at, None
+        # A slot start read only after the next dispatch is that poll's past: placing the
+        # next slot from it would dispatch again at once.
+        if start.dispatched_at is None or at >= start.dispatched_at:
+            job.next_run = next_slot(at, period, now)
+
+
+def _dispatcher(worker: StreamWorker, slot: _SlotStart | None) -> Callable[[], None]:
+    def dispatch() -> None:
+        if slot is not None:
+            slot.dispatched_at = _schedule_clock()
+        worker.dispatch()
+
+    return dispatch
+
+
+class StreamWorker:
+    """Runs one stream's polls (or the heartbeat) on a thread of its own, one at a time.
+
+    ``dispatch`` never waits: the poll runs here, not on the scheduler's thread. A slot
+    that comes while the previous poll is still in flight is skipped rather than queued (a
+    queued poll would only run late, on the same state), and logged: once when it happens,
+    and with the count when the poll ends. ``crashed`` is called, in the except block,
+    should a task raise (a bug: every task catches what it expects).
+    """
+
+    def __init__(self, name: str, task: Callable[[], None], crashed: Callable[[str], None]) -> None:
+        self.name = name
+        self._task = task
+        self._crashed = crashed
+        self._cond = threading.Condition()
+        self._busy_since: float | None = None  # dispatched and not finished
+        self._skipped = 0
+        self._closing = False
+        self._thread = threading.Thread(target=self._serve, name=f"poll {name}", daemon=True)
+        self._thread.start()
+
+    def dispatch(self) -> None:
+        with self._cond:
+            if self._busy_since is None:
+                self._busy_since = time.monotonic()
+                self._cond.notify()
+                return
+            self._skipped += 1
+            first = self._skipped == 1
+            running = time.monotonic() - self._busy_since
+        if first:
+            log.info(
+                "%s slot skipped: its poll started %.1f s ago is still in flight",
+                self.name,
+                running,
+            )
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                while self._busy_since is None and not self._closing:
+                    self._cond.wait()
+                if self._busy_since is None:
+                    return
+            try:
+                self._task()
+            except Exception:
+                self._crashed(self.name)
+                return
+            finally:
+                with self._cond:
+                    skipped, self._skipped = self._skipped, 0
+                    self._busy_since = None
+            if skipped > 1:
+                log.info("%s poll ended; %d slots were skipped while it ran", self.name, skipped)
+
+    def close(self) -> None:
+        """Let the thread end once the task in flight, if any, is done."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+
+    def join(self, timeout: float) -> bool:
+        """True if the thread ended within ``timeout`` seconds."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
 
 class Poller:
@@ -185,10 +283,9 @@ class Poller:
         self.replica = replica
         lease = replica.lease_seconds if replica is not None else PollerSettings().lease_seconds
         self.database = DatabaseBackoff(DATABASE_BACKOFF_BASE_SECONDS, lease / 2)
-        self.write_lock = threading.Lock()
-        for scheduled in self.jobs:
-            scheduled.job.write_lock = self.write_lock
         self._thread: threading.Thread | None = None
+        # Each worker, with the lock its job holds while writing (none for the heartbeat).
+        self._workers: list[tuple[StreamWorker, threading.Lock | None]] = []
         self.crashed = False
 
     def _guarded(self, job: StreamJob, interval: float, slot: _SlotStart) -> Callable[[], None]:
@@ -235,9 +332,10 @@ class Poller:
     def run(self) -> None:
         """Poll every job now, then on its interval, until ``stop`` is set.
 
-        Should the loop itself fail (a bug: each task already catches its own errors), it
-        sets ``stop`` and ``crashed`` rather than leave a process that looks alive but
-        polls nothing: ``exmeta poll`` then exits non-zero and its supervisor restarts it.
+        Should the loop itself, or a worker, fail (a bug: each task already catches its
+        own errors), it sets ``stop`` and ``crashed`` rather than leave a process that
+        looks alive but polls nothing: ``exmeta poll`` then exits non-zero and its
+        supervisor restarts it.
         """
         try:
             self._loop()
@@ -245,33 +343,44 @@ class Poller:
             log.critical("the poll loop failed; stopping this replica", exc_info=True)
             self.crashed = True
             self.stop.set()
+        finally:
+            for worker, _ in self._workers:
+                worker.close()
+
+    def _worker_crashed(self, name: str) -> None:
+        log.critical("the %s worker failed; stopping this replica", name, exc_info=True)
+        self.crashed = True
+        self.stop.set()
 
     def _loop(self) -> None:
-        tasks: list[tuple[float, Callable[[], None], _SlotStart | None]] = []
-        for scheduled in self.jobs:
+        tasks: list[tuple[str, float, Callable[[], None], threading.Lock | None, _SlotStart | None]]
+        tasks = []
+        for s in self.jobs:
             start = _SlotStart()
-            tasks.append(
-                (scheduled.interval, self._guarded(scheduled.job, scheduled.interval, start), start)
-            )
+            task = self._guarded(s.job, s.interval, start)
+            tasks.append((s.job.stream, s.interval, task, s.job.write_lock, start))
         if self.replica is not None:
             replica = self.replica
             self._bookkeeping(replica.register, "registering the replica")
             heartbeat = partial(self._bookkeeping, replica.heartbeat, "heartbeat")
-            tasks.append((replica.heartbeat_seconds, heartbeat, None))
+            tasks.append(("heartbeat", replica.heartbeat_seconds, heartbeat, None, None))
         scheduler = schedule.Scheduler()
-        slots = [
+        slots = []
+        for name, interval, task, write_lock, slot in tasks:
+            worker = StreamWorker(name, task, self._worker_crashed)
+            self._workers.append((worker, write_lock))
             # schedule types the interval as int, but builds a timedelta: fractions work.
-            (scheduler.every(interval).seconds.do(task), timedelta(seconds=interval), start)  # type: ignore[arg-type]
-            for interval, task, start in tasks
-        ]
+            dispatch = _dispatcher(worker, slot)
+            job = scheduler.every(interval).seconds.do(dispatch)  # type: ignore[arg-type]
+            slots.append((job, timedelta(seconds=interval), slot))
         log.info(
             "polling %s", ", ".join(f"{s.job.stream} every {s.interval:g}s" for s in self.jobs)
         )
         # Each task once now, by hand: the scheduler's run_all() sleeps between jobs, and
         # every wait here is on ``stop`` (under libfaketime, which our clock-skew tests
         # use, time.sleep fails outright).
-        for _, task, _ in tasks:
-            task()
+        for job, _, _ in slots:
+            job.job_func()
         _keep_to_slots(slots)
         while not self.stop.is_set():
             scheduler.run_pending()
@@ -284,20 +393,31 @@ class Poller:
         self._thread.start()
 
     def shutdown(self, grace_seconds: float) -> bool:
-        """Stop polling and release the leases; True if the loop ended within the grace period.
+        """Stop polling and release the leases; True if every poll ended within the grace
+        period.
 
-        Past the grace period the loop may be stuck in an HTTP read; we still wait for a
-        database write that is under way, then leave the daemon thread behind. Its leases
-        are released either way: a write it might still attempt is then fenced off.
+        Past the grace period a poll may still be in an HTTP request (until its deadline);
+        we still wait for a database write that is under way, then leave that daemon
+        thread behind. Its leases are released either way: a write it might still attempt
+        is then fenced off.
         """
         self.stop.set()
+        ends_at = time.monotonic() + grace_seconds
         ended = True
         if self._thread is not None:
             self._thread.join(grace_seconds)
-            if self._thread.is_alive():
-                ended = False
-                with self.write_lock:
-                    log.warning("poll still in flight after %.1fs; leaving it", grace_seconds)
+            ended = not self._thread.is_alive()
+        for worker, write_lock in list(self._workers):
+            if worker.join(max(0.0, ends_at - time.monotonic())):
+                continue
+            ended = False
+            if write_lock is not None:
+                with write_lock:
+                    log.warning(
+                        "%s poll still in flight after %.1fs; leaving it",
+                        worker.name,
+                        grace_seconds,
+                    )
         if self.replica is not None:
             self.replica.sign_off([s.job.stream for s in self.jobs])
         return ended
@@ -311,14 +431,12 @@ def _installed_version() -> str:
         return "unknown"
 
 
-# The read timeout in force is at most this share of the stream's interval, so that a poll
-# whose answer is stuck ends (and is recorded) before the next one is due.
-READ_TIMEOUT_SHARE_OF_INTERVAL = 0.9
-
-
-def read_timeout(settings: Settings, interval: float) -> float:
-    """``[binance] timeout_seconds`` (sized for a 6 MB body), kept below the interval."""
-    return min(settings.binance.timeout_seconds, READ_TIMEOUT_SHARE_OF_INTERVAL * interval)
+def say_whether_the_budget_suffices(settings: Settings, limit: int) -> None:
+    """One line whenever the exchange's weight limit is learnt or changes: a warning if the
+    weight budget cannot pay for the configured intervals (with the interval each stream
+    gets instead), else a note that it can."""
+    plan = plan_for(settings, settings.enabled_streams(), limit)
+    log.log(logging.WARNING if plan.starved else logging.INFO, "%s", plan.describe())
 
 
 def retrying_client(
@@ -329,7 +447,10 @@ def retrying_client(
         BinanceClient(settings.binance),
         RetryPolicy.from_settings(settings),
         RateGate(),
-        WeightBudget(settings.poller.weight_budget),
+        WeightBudget(
+            settings.poller.weight_budget,
+            on_limit=partial(say_whether_the_budget_suffices, settings),
+        ),
         wait=stop.wait,
         shared=shared,
     )
@@ -343,7 +464,8 @@ def build_poller(settings: Settings, engine: Engine, replica_id: str) -> Poller:
     """
     stop = threading.Event()
     client = retrying_client(settings, stop, SharedBudget(engine, replica_id))
-    interval = settings.poller.exchange_info_interval
+    info_interval = settings.poller.exchange_info_interval
+    status_interval = settings.poller.system_status_interval
     tolerance = settings.poller.server_time_tolerance()
     jobs = [
         ScheduledJob(
@@ -351,13 +473,18 @@ def build_poller(settings: Settings, engine: Engine, replica_id: str) -> Poller:
                 client,
                 StreamWriter(engine, "exchange_info", tolerance),
                 replica_id,
-                read_timeout=read_timeout(settings, interval),
+                deadline_seconds=deadline_seconds(settings.binance, info_interval),
             ),
-            interval,
+            info_interval,
         ),
         ScheduledJob(
-            system_status_job(client, StreamWriter(engine, "system_status", tolerance), replica_id),
-            settings.poller.system_status_interval,
+            system_status_job(
+                client,
+                StreamWriter(engine, "system_status", tolerance),
+                replica_id,
+                deadline_seconds(settings.binance, status_interval),
+            ),
+            status_interval,
         ),
     ]
     jobs += [

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import orjson
 
 from core.config import BinanceSettings, Secret
-from poller.binance import BinanceClient, Response
+from poller.binance import BinanceClient, Deadline, Response
 from poller.job import binance_error
 from poller.retry import RetryingClient
 from poller.signing import Params, Signer, signed_query
@@ -46,10 +46,13 @@ class ServerClock:
         self._synced_at: float | None = None
         self._lock = threading.Lock()
 
-    def sync(self) -> bool:
-        """Measure the offset (midpoint of the round trip); False, offset kept, on failure."""
+    def sync(self, deadline: Deadline | None = None) -> bool:
+        """Measure the offset (midpoint of the round trip); False, offset kept, on failure.
+
+        Within a poll, the measurement is one of its requests: ``deadline`` is the poll's.
+        """
         before = self.wall()
-        response = self.client.get("/api/v3/time")
+        response = self.client.get("/api/v3/time", deadline=deadline)
         after = self.wall()
         server_ms = _server_time(response)
         with self._lock:
@@ -67,14 +70,14 @@ class ServerClock:
         )
         return True
 
-    def now_ms(self) -> int:
+    def now_ms(self, deadline: Deadline | None = None) -> int:
         """Binance's time now, in ms; measures the offset first when it is due."""
         with self._lock:
             due = (
                 self._synced_at is None or self.monotonic() - self._synced_at >= self.resync_seconds
             )
         if due:
-            self.sync()
+            self.sync(deadline)
         return round(self.wall() * 1000) + self.offset_ms
 
 
@@ -117,23 +120,28 @@ class SignedClient:
         clock = ServerClock(retrying.client, settings.time_sync_interval_seconds)
         return cls(retrying, settings.api_key, signer, clock, settings.recv_window_ms)
 
-    def get(self, path: str, params: Params = (), read_timeout: float | None = None) -> Response:
-        """A signed GET with retries; on ``-1021``, resync the clock and try once more."""
-        params = list(params)
-        return self.retrying.fetch(lambda timeout: self._once(path, params, timeout), read_timeout)
+    def get(self, path: str, params: Params = (), deadline: Deadline | None = None) -> Response:
+        """A signed GET with retries; on ``-1021``, resync the clock and try once more.
 
-    def _once(self, path: str, params: Params, read_timeout: float | None) -> Response:
-        response = self._attempt(path, params, read_timeout)
+        The clock's measurements and the retry after a ``-1021`` are requests of the same
+        poll, so they share its ``deadline``.
+        """
+        params = list(params)
+        return self.retrying.fetch(lambda d: self._once(path, params, d), deadline)
+
+    def _once(self, path: str, params: Params, deadline: Deadline) -> Response:
+        response = self._attempt(path, params, deadline)
         if binance_error(response.body)[0] == INVALID_TIMESTAMP:
             log.warning("%s: -1021 (timestamp outside recvWindow); resyncing the clock", path)
-            self.clock.sync()
-            response = self._attempt(path, params, read_timeout)
+            self.clock.sync(deadline)
+            response = self._attempt(path, params, deadline)
         return response
 
-    def _attempt(self, path: str, params: Params, read_timeout: float | None) -> Response:
-        query = signed_query(params, self.signer, self.clock.now_ms(), self.recv_window_ms)
+    def _attempt(self, path: str, params: Params, deadline: Deadline) -> Response:
+        now_ms = self.clock.now_ms(deadline)
+        query = signed_query(params, self.signer, now_ms, self.recv_window_ms)
         headers = {API_KEY_HEADER: self._api_key.reveal()}
-        return self.client.get(f"{path}?{query}", headers, read_timeout=read_timeout)
+        return self.client.get(f"{path}?{query}", headers, deadline=deadline)
 
     def __repr__(self) -> str:
         return f"SignedClient({self.client.base_url}, {self.signer!r})"

@@ -265,3 +265,15 @@ def commission_document(symbol: str = "BTCUSDT", taker: str = "0.00100000") -> d
             "discount": "0.75000000",
         },
     }
+
+
+def enlarged(document: dict[str, Any], size_bytes: int) -> dict[str, Any]:
+    """``document`` with renamed copies of its symbols (``BTCUSDT2``, ...) until its JSON is
+    at least ``size_bytes`` long: a body as large as today's largest without storing one."""
+    grown = copy.deepcopy(document)
+    originals = document["symbols"]
+    copies = 0
+    while len(orjson.dumps(grown)) < size_bytes:
+        copies += 1
+        grown["symbols"] += [{**s, "symbol": f"{s['symbol']}{copies + 1}"} for s in originals]
+    return grown

@@ -350,7 +350,11 @@ def test_sigstop_past_the_lease_then_sigcont_is_fenced_off(
             ]
 
     assert wait_for(lambda: bool(late_writes()), RECORD_SECONDS)
-    assert late_writes()[0] == ("stale", "lease_lost", 0)  # fetched under a term that is over
+    # Fetched under a term that is over, it is fenced off. r0 froze in the middle of its
+    # request, whose deadline passed meanwhile: on SIGCONT the watchdog that ends the
+    # request at its deadline and the read of the answer buffered meanwhile race, so the
+    # poll is either fenced or a timeout; neither applies anything.
+    assert late_writes()[0] in {("stale", "lease_lost", 0), ("error", "timeout", 0)}
     cluster.script.advance(2)
     cluster.finish()
 

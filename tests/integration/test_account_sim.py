@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from binance_sim.server import SimServer
 from core import history
@@ -268,6 +269,29 @@ def test_a_failed_commission_call_fails_the_observation_and_closes_nothing(
     assert (failed.outcome, failed.closed) == ("error", {})
     with engine.connect() as conn:
         assert history.commission_as_of(conn, "BTCUSDT", None) is not None
+
+
+def test_the_commission_calls_of_a_poll_share_its_deadline(engine: Engine, sim: SimServer) -> None:
+    """Two symbols, each answered 0.6 s late, under a 1 s deadline: the second call has
+    0.4 s left and is cut there, rather than getting a deadline of its own."""
+    register_key(sim)
+    settings = sim_settings(
+        sim, binance={"timeout_seconds": 1.0}, commission_symbols=("BTCUSDT", "ETHBTC")
+    )
+    job = jobs_by_stream(settings, engine)["account_commission"]
+    assert job.run().opened == {"commission_versions": 2}
+    slow = {"kind": "slow", "delay_seconds": 0.6, "endpoint": "/api/v3/account/commission"}
+    control(sim, "POST", "/faults", {**slow, "count": 2})
+
+    started = time.monotonic()
+    cut = job.run()
+
+    assert time.monotonic() - started < 1.5
+    assert (cut.outcome, cut.closed) == ("error", {})
+    with engine.connect() as conn:
+        assert conn.execute(
+            text("SELECT error_class, attempts FROM observations ORDER BY id DESC LIMIT 1")
+        ).one() == ("timeout", 2)
 
 
 def test_without_a_key_the_signed_streams_are_off_with_one_log_line(

@@ -12,11 +12,12 @@ from sqlalchemy import Engine, text
 from binance_sim.server import SimServer
 from binance_sim.state import SimState
 from core.ingest import StreamWriter
-from poller.binance import BinanceClient
+from poller.binance import BinanceClient, Deadline
 from poller.job import StreamJob, exchange_info_job
 from poller.retry import RateGate, RetryingClient, RetryPolicy, WeightBudget
 from poller.runner import Poller, ScheduledJob
 from tests.builders import client_for, poller_settings
+from tests.slow_http import SlowHeadServer
 
 VERSION_TABLES = (
     "symbol_versions",
@@ -134,21 +135,59 @@ def test_a_failed_response_is_an_error_observation_and_writes_no_version(
     assert job.run().opened == {"symbol_versions": 1}  # the change, seen once the fault is gone
 
 
-def test_a_slow_response_is_cut_at_the_read_timeout_and_retried(
+def test_a_slow_answer_ends_at_the_deadline_and_no_retry_runs_past_it(
     engine: Engine, sim: SimServer
 ) -> None:
-    add_fault(sim, kind="slow", delay_seconds=1.5)
+    add_fault(sim, kind="slow", delay_seconds=1.5, count=3)
 
-    recorded = job_for(engine, sim, timeout_seconds=0.4, max_attempts=2).run()
+    recorded = job_for(engine, sim, timeout_seconds=0.4, max_attempts=3).run()
 
-    assert recorded.outcome == "changed"
+    assert recorded.outcome == "error"
     observation = last_observation(engine)
-    assert observation["attempts"] == 2
+    assert (observation["error_class"], observation["attempts"]) == ("timeout", 1)
     assert observation["duration_ms"] < 1500  # we did not wait for the slow answer
-    deadline = time.monotonic() + 5
-    while len(log := sim_log(sim)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)  # the sim logs the slow request once it has answered, too late
-    assert sorted((r["fault"] or "") for r in log) == ["", "slow"]
+
+
+def test_a_trickled_body_ends_at_its_deadline_as_an_error_that_closes_nothing(
+    engine: Engine, sim: SimServer
+) -> None:
+    """400 bytes every 0.25 s: every read returns within any read timeout, yet the 20 kB
+    document would take 12 s. The poll's 1 s deadline ends it, status known, body not."""
+    job = job_for(engine, sim, timeout_seconds=1.0, max_attempts=3)
+    assert job.run().outcome == "changed"
+    before = version_counts(engine)
+    sim.state.remove_symbol("ETHBTC")  # a delisting the cut body must not record
+    add_fault(sim, kind="trickle", chunk_bytes=400, delay_seconds=0.25, count=3)
+
+    started = time.monotonic()
+    assert job.run().outcome == "error"
+
+    assert time.monotonic() - started < 5
+    assert version_counts(engine) == before
+    observation = last_observation(engine)
+    assert (
+        observation["http_status"],
+        observation["error_class"],
+        observation["attempts"],
+    ) == (200, "timeout", 1)
+    assert 1000 <= observation["duration_ms"] < 2000
+
+
+def test_headers_sent_a_byte_at_a_time_end_at_the_deadline_too() -> None:
+    """~450 bytes of status line and headers at one byte every 50 ms: 20 s, each read
+    quick. The deadline bounds the whole response, not only its body."""
+    with SlowHeadServer(delay=0.05) as server:
+        client = BinanceClient(poller_settings(server.url).binance)
+        started = time.monotonic()
+        response = client.get("/api/v3/exchangeInfo", deadline=Deadline(1.0))
+        took = time.monotonic() - started
+        client.close()
+
+    assert (response.status, response.error_class, response.body) == (200, "timeout", None)
+    assert response.error_message == (
+        "the 1 s deadline passed with the response incomplete (HTTP 200)"
+    )
+    assert took < 3
 
 
 @pytest.mark.parametrize(
@@ -256,7 +295,12 @@ def test_a_stop_cuts_a_backoff_short(engine: Engine, sim: SimServer) -> None:
     stop = threading.Event()
     job = exchange_info_job(
         client_for(
-            sim.url, stop=stop, max_attempts=3, backoff_base_seconds=20, backoff_cap_seconds=40
+            sim.url,
+            stop=stop,
+            max_attempts=3,
+            backoff_base_seconds=20,
+            backoff_cap_seconds=40,
+            timeout_seconds=60,  # the back-off fits in the deadline: only the stop cuts it
         ),
         StreamWriter(engine, "exchange_info"),
         "test",

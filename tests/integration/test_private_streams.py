@@ -139,6 +139,7 @@ def test_metrics_show_nothing_that_dates_or_counts_the_accounts_changes(
         "exmeta_polls_total",
         "exmeta_used_weight",
         "exmeta_server_time_rejected_total",  # the exchange's clock, not the account's doing
+        "exmeta_effective_interval_seconds",  # the settings against the budget
     }
     assert {s.labels["outcome"] for s in private if s.name == "exmeta_polls_total"} <= {
         "error",

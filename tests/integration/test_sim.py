@@ -381,6 +381,7 @@ def test_pending_faults_can_be_listed_and_cleared(sim: Client) -> None:
                 "status": 504,
                 "delay_seconds": None,
                 "retry_after": None,
+                "chunk_bytes": None,
             }
         ]
     }
@@ -411,6 +412,18 @@ def test_slow_fault_answers_after_its_delay(sim: Client) -> None:
     sim.add_fault(kind="slow", delay_seconds=0.6)
     assert sim.get("/api/v3/exchangeInfo").status_code == 200
     assert time.monotonic() - started >= 0.6
+
+
+def test_trickle_fault_sends_the_whole_answer_a_chunk_at_a_time(sim: Client) -> None:
+    whole = sim.get("/api/v3/exchangeInfo").content
+    sim.add_fault(kind="trickle", chunk_bytes=len(whole) // 4 + 1, delay_seconds=0.3)
+
+    started = time.monotonic()
+    with sim.session.get(sim.url + "/api/v3/exchangeInfo", timeout=(1, 1), stream=True) as r:
+        arrivals = [time.monotonic() - started for _ in r.raw.stream(1, decode_content=False)]
+
+    assert len(arrivals) == len(whole)  # all of it, byte for byte...
+    assert arrivals[-1] >= 0.9  # ...four chunks, 0.3 s apart, though no read waited 1 s
 
 
 def test_error_body_fault_is_a_200_carrying_a_binance_error(sim: Client) -> None:
@@ -516,6 +529,20 @@ def test_request_log_records_binance_requests_with_status_and_fault(sim: Client)
         ("POST", "/_sim/faults", {"kind": "slow", "delay_seconds": 0}, "must be in"),
         ("POST", "/_sim/faults", {"kind": "slow", "delay_seconds": "1"}, "must be a number"),
         ("POST", "/_sim/faults", {"kind": "reset", "delay_seconds": 1}, "taken by no other"),
+        ("POST", "/_sim/faults", {"kind": "trickle", "delay_seconds": 1}, "chunk_bytes is"),
+        ("POST", "/_sim/faults", {"kind": "trickle", "chunk_bytes": 10}, "delay_seconds is"),
+        (
+            "POST",
+            "/_sim/faults",
+            {"kind": "trickle", "chunk_bytes": 0, "delay_seconds": 1},
+            "at least 1",
+        ),
+        (
+            "POST",
+            "/_sim/faults",
+            {"kind": "slow", "delay_seconds": 1, "chunk_bytes": 9},
+            "no other",
+        ),
         ("POST", "/_sim/faults", {"kind": "status", "status": 503, "retry_after": 1}, "takes no"),
         ("POST", "/_sim/faults", {"kind": "rate_limit", "retry_after": -1}, "at least 0"),
         ("PUT", "/_sim/chaos", {"rate": 2, "faults": [{"kind": "reset"}]}, "rate must be in"),

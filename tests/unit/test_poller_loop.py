@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import statistics
 import threading
 import time
@@ -9,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import cast
 
+import pytest
 from sqlalchemy import Engine
 
 from poller.job import StreamJob
 from poller.runner import Poller, Replica, ScheduledJob, next_slot
+from tests.e2e.processes import wait_for
 
 
 class BrokenReplica(Replica):
@@ -42,9 +45,9 @@ class SlowJob:
     """A poll that takes ``seconds``; records when each run started (monotonic)."""
 
     stream = "exchange_info"
-    write_lock: threading.Lock | None = None
 
     def __init__(self, seconds: float) -> None:
+        self.write_lock = threading.Lock()
         self.seconds = seconds
         self.starts: list[float] = []
 
@@ -80,3 +83,60 @@ def test_the_next_slot_is_on_the_grid_and_skips_the_slots_a_long_run_missed() ->
     assert next_slot(began, second, began + timedelta(seconds=2.5)) == began + 3 * second
     # A clock that stepped back while it ran: the next slot, not one in the past.
     assert next_slot(began, second, began - timedelta(seconds=5)) == began + second
+
+
+class StuckJob:
+    """A poll that hangs until released (an answer trickling in, a write waiting on a lock)."""
+
+    stream = "exchange_info"
+
+    def __init__(self) -> None:
+        self.write_lock = threading.Lock()
+        self.release = threading.Event()
+        self.runs = 0
+
+    def run(self, lease: object) -> None:
+        self.runs += 1
+        self.release.wait(30)
+
+
+class CountingJob:
+    """A quick poll that says when it has run ``wanted`` times."""
+
+    stream = "system_status"
+
+    def __init__(self, wanted: int) -> None:
+        self.write_lock = threading.Lock()
+        self.wanted = wanted
+        self.runs = 0
+        self.done = threading.Event()
+
+    def run(self, lease: object) -> None:
+        self.runs += 1
+        if self.runs >= self.wanted:
+            self.done.set()
+
+
+def test_a_stuck_stream_keeps_no_other_stream_from_its_slots_and_never_overlaps_itself(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="poller.runner")
+    stuck, other = StuckJob(), CountingJob(wanted=5)
+    stop = threading.Event()
+    poller = Poller(
+        [
+            ScheduledJob(cast(StreamJob, stuck), 0.1),
+            ScheduledJob(cast(StreamJob, other), 0.1),
+        ],
+        stop,
+    )
+    poller.start()
+    try:
+        assert other.done.wait(10)  # five polls of the other stream while the first hangs
+        assert stuck.runs == 1  # its slots meanwhile were skipped, not run beside it...
+        assert "exchange_info slot skipped" in caplog.text  # ...and the log says so
+        stuck.release.set()
+        assert wait_for(lambda: stuck.runs >= 2, 10)  # free again: it polls on its next slot
+    finally:
+        stuck.release.set()
+        assert poller.shutdown(5)

@@ -6,9 +6,8 @@ import pytest
 
 from core.config import Settings
 from core.request_budget import Report
-from poller.binance import Response
+from poller.binance import Response, deadline_seconds
 from poller.retry import RateGate, RetryPolicy, WeightBudget, retryable, unreported
-from poller.runner import read_timeout
 
 
 class Clock:
@@ -90,11 +89,11 @@ def test_weight_budget_waits_for_the_next_minute_only_when_over_budget() -> None
     assert budget.wait_seconds() == 0  # a new window: the old count no longer applies
 
 
-def test_read_timeout_is_the_setting_kept_below_the_interval() -> None:
+def test_the_deadline_is_the_read_timeout_kept_below_the_interval() -> None:
     settings = Settings()  # timeout_seconds = 8: room for a 6 MB exchangeInfo
 
-    assert read_timeout(settings, 10) == 8
-    assert read_timeout(settings, 1) == pytest.approx(0.9)
+    assert deadline_seconds(settings.binance, 10) == 8
+    assert deadline_seconds(settings.binance, 1) == pytest.approx(0.9)
 
 
 def test_nothing_unreported_is_no_report() -> None:
@@ -114,3 +113,14 @@ def test_a_pause_is_reported_with_the_time_it_has_left() -> None:
 def test_a_pause_already_over_is_not_reported_but_the_weight_still_is() -> None:
     assert unreported(None, (100.0, "HTTP 418 seen by a"), 100.0) is None
     assert unreported((20, 99.0), (99.5, "HTTP 418 seen by a"), 100.0) == Report(20, 1.0)
+
+
+def test_the_budget_reports_the_exchange_limit_when_first_learnt_and_when_it_changes() -> None:
+    told: list[int] = []
+    budget = WeightBudget(0.25, on_limit=told.append)
+
+    for limit in (6000, 6000, 1200, 1200, 1200, 6000):  # every job learns it, again and again
+        budget.learn_limit(limit)
+
+    assert told == [6000, 1200, 6000]
+    assert budget.budget == 1500
