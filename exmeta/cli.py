@@ -7,7 +7,6 @@ line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import signal
@@ -168,7 +167,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from gunicorn.app.base import BaseApplication
+    from api.server import GunicornServer
 
     settings = _settings(args)
     _configure_logging(settings)
@@ -179,43 +178,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         with _api_engine(settings, url, "api"):
             pass  # refuse to start, in one line, rather than answer every request with a 503
 
-        class Server(BaseApplication):  # type: ignore[misc]
-            def load_config(self) -> None:
-                options = {
-                    "bind": bind,
-                    "workers": settings.api.workers,
-                    "threads": settings.api.threads,
-                    "worker_class": "api.server.JsonErrorWorker",  # gthread, JSON errors
-                    "timeout": 60,
-                    "graceful_timeout": 5,
-                    "loglevel": settings.log.level.lower(),
-                }
-                if "control_socket_disable" in self.cfg.settings:
-                    # gunicorn >= 24 opens a control socket in $HOME; nothing here uses it.
-                    options["control_socket_disable"] = True
-                for key, value in options.items():
-                    self.cfg.set(key, value)
-
-            def load(self) -> Any:
-                from api import create_app
-
-                # Runs in each worker after the fork: engines are never shared across forks.
-                engine = create_db_engine(
-                    url,
-                    settings.database,
-                    application_name="exmeta-api",
-                    pre_ping=False,
-                    read_only_role=API_ROLE,
-                )
-                app = create_app(settings, engine, streams=settings.enabled_streams())
-                # Long-lived objects (modules, the app) leave the collector's view, so the
-                # ~25,000 objects of a whole-exchange answer do not re-scan them (~30% CPU).
-                gc.collect()
-                gc.freeze()
-                return app
-
         log.info("serving the API on http://%s:%d", settings.api.host, settings.api.port)
-        Server().run()
+        GunicornServer(settings, url, bind).run()
     return 0
 
 
