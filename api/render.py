@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from flask import Response
 
-from core.changes import PUBLIC_STREAMS, ChangePage
+from core.changes import ChangePage
 from core.history import (
     FILTER_FIELDS,
     FILTER_ROW_VERSION,
@@ -37,6 +37,7 @@ from core.history import (
 from core.order_check import Order, Verdict
 from core.replicas import ReplicaInfo
 from core.state_diff import EntityDiff, StateDiff
+from core.streams import PUBLIC_STREAMS
 from core.timeparse import format_instant
 
 JSON = "application/json"
