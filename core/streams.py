@@ -22,6 +22,8 @@ MARKETS = ("spot",)
 class FeedTable:
     """One versioned table as the change feed reports it.
 
+    ``diff``: its section in the whole-state diff (``/v1/diff``); None: compared inside
+    another's (a symbol's filters, under ``symbols``).
     ``nested``: report nested objects' fields one by one (``commissionRates.maker``).
     ``feed_key``: the leading key columns that name the entity in the feed (a symbol's
     filters are reported under the symbol); None: the whole key.
@@ -29,6 +31,7 @@ class FeedTable:
 
     entity: str
     table: str
+    diff: str | None
     nested: bool = False
     feed_key: tuple[str, ...] | None = None
 
@@ -79,10 +82,10 @@ CATALOGUE: tuple[Stream, ...] = (
             "exchange_filter_versions",
         ),
         feed=(
-            FeedTable("symbol", "symbol_versions"),
-            FeedTable("symbol", "symbol_filter_versions", feed_key=("symbol",)),
-            FeedTable("rate_limit", "rate_limit_versions"),
-            FeedTable("exchange_filter", "exchange_filter_versions"),
+            FeedTable("symbol", "symbol_versions", "symbols"),
+            FeedTable("symbol", "symbol_filter_versions", None, feed_key=("symbol",)),
+            FeedTable("rate_limit", "rate_limit_versions", "rate_limits"),
+            FeedTable("exchange_filter", "exchange_filter_versions", "exchange_filters"),
         ),
     ),
     Stream(
@@ -95,7 +98,7 @@ CATALOGUE: tuple[Stream, ...] = (
         interval_setting="account_interval",
         parser="poller.parse_account:parse_account",
         tables=("account_versions", "balance_versions"),
-        feed=(FeedTable("account", "account_versions", nested=True),),
+        feed=(FeedTable("account", "account_versions", "account", nested=True),),
         params=(("omitZeroBalances", "true"),),
     ),
     Stream(
@@ -108,7 +111,7 @@ CATALOGUE: tuple[Stream, ...] = (
         interval_setting="account_interval",
         parser="poller.parse_account:parse_commissions",
         tables=("commission_versions",),
-        feed=(FeedTable("commission", "commission_versions", nested=True),),
+        feed=(FeedTable("commission", "commission_versions", "commissions", nested=True),),
         per_commission_symbol=True,
     ),
     Stream(
@@ -121,7 +124,7 @@ CATALOGUE: tuple[Stream, ...] = (
         interval_setting="system_status_interval",
         parser="poller.parse_account:parse_system_status",
         tables=("system_status_versions",),
-        feed=(FeedTable("system_status", "system_status_versions"),),
+        feed=(FeedTable("system_status", "system_status_versions", "system_status"),),
     ),
     Stream(
         name="delistings",
@@ -133,7 +136,7 @@ CATALOGUE: tuple[Stream, ...] = (
         interval_setting="delistings_interval",
         parser="poller.parse_account:parse_delist_schedule",
         tables=("delisting_versions",),
-        feed=(FeedTable("delisting", "delisting_versions"),),
+        feed=(FeedTable("delisting", "delisting_versions", "delistings"),),
     ),
 )
 
@@ -147,6 +150,8 @@ PUBLIC_STREAMS = tuple(s.name for s in CATALOGUE if not s.private)
 PRIVATE_TABLES = frozenset(t for s in CATALOGUE if s.private for t in s.tables)
 # Every entity the change feed reports, in catalogue order.
 FEED_ENTITIES = tuple(dict.fromkeys(f.entity for s in CATALOGUE for f in s.feed))
+# The sections of the whole-state diff, in catalogue order.
+DIFF_SECTIONS = tuple(f.diff for s in CATALOGUE for f in s.feed if f.diff is not None)
 
 
 def stream(name: str) -> Stream:

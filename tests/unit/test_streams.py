@@ -3,6 +3,7 @@
 import tomllib
 from dataclasses import fields
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
@@ -103,3 +104,15 @@ def test_an_undeclared_stream_name_is_a_key_error() -> None:
     assert streams.stream("system_status").path == "/sapi/v1/system/status"
     with pytest.raises(KeyError):
         streams.stream("margin")
+
+
+def test_the_diff_answer_documents_every_section_and_only_private_ones_may_be_null() -> None:
+    documented = schemas.StateDiff.model_fields
+    assert set(documented) - {"start", "end", "evidence"} == set(streams.DIFF_SECTIONS)
+    nullable = {
+        name
+        for name in streams.DIFF_SECTIONS
+        if type(None) in get_args(documented[name].annotation)
+    }
+    private = {f.diff for s in CATALOGUE if s.private for f in s.feed if f.diff is not None}
+    assert nullable == private
