@@ -482,3 +482,17 @@ VERSIONED_TABLES: dict[str, type[VersionMixin]] = {
         DelistingVersion,
     )
 }
+
+# Columns every versioned table has (VersionMixin) besides its typed ones.
+_VERSION_BOOKKEEPING = frozenset(
+    {"valid_from", "valid_to", "content_hash", "opened_by", "closed_by", "raw"}
+)
+
+
+def typed_columns(table: str, *, key: bool = True) -> list[str]:
+    """The typed columns of a versioned table in its model's order (key first), for every
+    reader and parser that lists them; ``key=False`` leaves the key out."""
+    model = VERSIONED_TABLES[table]
+    skip = _VERSION_BOOKKEEPING if key else _VERSION_BOOKKEEPING | set(model.__key__)
+    columns = model.__table__.c  # type: ignore[attr-defined]
+    return [c.name for c in columns if c.name not in skip]

@@ -5,6 +5,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import get_args
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -14,7 +15,7 @@ from binance_sim.state import ENDPOINT_WEIGHTS
 from core import streams
 from core.config import PollerSettings, load_settings
 from core.ingest import InvalidPayloadError
-from core.models import VERSIONED_TABLES
+from core.models import VERSIONED_TABLES, typed_columns
 from core.streams import CATALOGUE, FEED_ENTITIES, STREAMS
 from poller.job import resolve_parser
 
@@ -116,3 +117,36 @@ def test_the_diff_answer_documents_every_section_and_only_private_ones_may_be_nu
     }
     private = {f.diff for s in CATALOGUE if s.private for f in s.feed if f.diff is not None}
     assert nullable == private
+
+
+SIM_DATA = REPO / "binance_sim" / "data"
+# The sim's document has no exchange filters: one is added, so that every table has a row.
+EXCHANGE_INFO = {
+    **orjson.loads((SIM_DATA / "exchange_info.json").read_bytes()),
+    "exchangeFilters": [{"filterType": "EXCHANGE_MAX_NUM_ORDERS", "maxNumOrders": 1000}],
+}
+# One real-shaped body per declared stream: a stream declared without one fails below.
+SAMPLE_BODIES = {
+    "exchange_info": orjson.dumps(EXCHANGE_INFO),
+    "account": (SIM_DATA / "account.json").read_bytes(),
+    "account_commission": b"[" + (SIM_DATA / "account_commission.json").read_bytes() + b"]",
+    "system_status": b'{"status": 0, "msg": "normal"}',
+    "delistings": b'[{"delistTime": 1767225600000, "symbols": ["ETHBTC"]}]',
+}
+
+
+def test_every_stream_has_a_sample_body() -> None:
+    assert set(SAMPLE_BODIES) == set(STREAMS)
+
+
+@pytest.mark.parametrize("declared", CATALOGUE, ids=STREAMS)
+def test_a_parser_writes_its_declared_tables_and_each_row_is_its_models_columns(
+    declared: streams.Stream,
+) -> None:
+    snapshot = resolve_parser(declared.parser)(SAMPLE_BODIES[declared.name])
+    assert sorted(kind.table for kind in snapshot) == sorted(declared.tables)
+    for kind in snapshot:
+        assert kind.entities, kind.table
+        columns = set(typed_columns(kind.table, key=False))
+        for entity in kind.entities.values():
+            assert set(kind.to_row(entity.source)) == columns, kind.table
