@@ -206,5 +206,5 @@ def exchange_info_job(
     clock: Clock = _utc_now,
     deadline_seconds: float | None = None,
 ) -> StreamJob:
-    """The spot exchangeInfo job: the one that tests, benches and sims build by hand."""
+    """The spot exchangeInfo job alone, as the tests of one poller path build it."""
     return stream_job(stream("exchange_info"), client, writer, replica_id, clock, deadline_seconds)
