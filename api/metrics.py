@@ -36,7 +36,8 @@ from prometheus_client.registry import Collector
 
 from api.state import AppState
 from core import history, stats
-from core.models import PRIVATE_STREAMS, PRIVATE_TABLES, SUCCESS_OUTCOMES
+from core.models import SUCCESS_OUTCOMES
+from core.streams import PRIVATE_STREAMS, PRIVATE_TABLES
 from core.weight_plan import WeightPlan, plan_for
 
 METRICS_URL = "/metrics"

@@ -28,8 +28,8 @@ from pydantic import (
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from core.changes import STREAMS
 from core.models import OUTCOMES
+from core.streams import STREAMS
 from core.timeparse import INSTANT_PATTERN, TimeParseError, parse_instant
 
 MAX_SYMBOL = 64  # Binance symbols are ~20 characters, and non-ASCII ones exist since 2025-12

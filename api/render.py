@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from flask import Response
 
-from core.changes import PUBLIC_STREAMS, ChangePage
+from core.changes import ChangePage
 from core.history import (
     FILTER_FIELDS,
     FILTER_ROW_VERSION,
@@ -37,6 +37,7 @@ from core.history import (
 from core.order_check import Order, Verdict
 from core.replicas import ReplicaInfo
 from core.state_diff import EntityDiff, StateDiff
+from core.streams import PUBLIC_STREAMS
 from core.timeparse import format_instant
 
 JSON = "application/json"
@@ -311,13 +312,10 @@ def state_diff(
         "from": format_instant(start),
         "to": format_instant(end),
         "evidence": {"from": evidence(before), "to": evidence(after)},
-        "symbols": _entity_diff(found.symbols),
-        "rate_limits": _entity_diff(found.rate_limits),
-        "exchange_filters": _entity_diff(found.exchange_filters),
-        "system_status": _entity_diff(found.system_status),
-        "delistings": _entity_diff(found.delistings),
-        "account": None if found.account is None else _entity_diff(found.account),
-        "commissions": None if found.commissions is None else _entity_diff(found.commissions),
+        **{
+            name: None if section is None else _entity_diff(section)
+            for name, section in found.sections.items()
+        },
     }
 
 

@@ -8,9 +8,13 @@ these models (``extra="forbid"``), so the documented shape and the served one ag
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from core.streams import FEED_ENTITIES, STREAMS
 
 Instant = Annotated[
     str,
@@ -260,8 +264,21 @@ class ReplicaList(Model):
     replicas: list[ReplicaEntry]
 
 
-FeedStream = Literal[
-    "exchange_info", "account", "account_commission", "system_status", "delistings"
+def _one_of(known: Sequence[str], value: str) -> str:
+    if value not in known:
+        raise ValueError(f"must be one of {', '.join(known)}")
+    return value
+
+
+# The stream catalogue's names (core.streams), documented as an enum and checked like a
+# Literal: a Literal cannot be built from names known only when the catalogue is read.
+FeedStream = Annotated[
+    str, AfterValidator(partial(_one_of, STREAMS)), Field(json_schema_extra={"enum": list(STREAMS)})
+]
+FeedEntity = Annotated[
+    str,
+    AfterValidator(partial(_one_of, FEED_ENTITIES)),
+    Field(json_schema_extra={"enum": list(FEED_ENTITIES)}),
 ]
 
 
@@ -272,15 +289,7 @@ class Change(Model):
     )
     observation_id: int
     stream: FeedStream
-    entity: Literal[
-        "symbol",
-        "rate_limit",
-        "exchange_filter",
-        "account",
-        "commission",
-        "system_status",
-        "delisting",
-    ]
+    entity: FeedEntity
     key: str = Field(
         examples=["BTCUSDT", "REQUEST_WEIGHT:MINUTE:1", "EXCHANGE_MAX_NUM_ORDERS", "spot"]
     )

@@ -42,11 +42,10 @@ from sqlalchemy import Connection, text
 
 from core.cursors import decode_position, encode_position
 from core.diff import FieldChange, diff_objects, flatten
-from core.models import PRIVATE_STREAMS, SUCCESS_OUTCOMES
+from core.models import SUCCESS_OUTCOMES, VERSIONED_TABLES
+from core.streams import CATALOGUE, PUBLIC_STREAMS, STREAMS
 
 LISTED = "listed"
-STREAMS = ("exchange_info", "account", "account_commission", "system_status", "delistings")
-PUBLIC_STREAMS = tuple(s for s in STREAMS if s not in PRIVATE_STREAMS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,28 +119,18 @@ class _Table:
         return f'(({parts}) COLLATE "C")'
 
 
-_SYMBOLS = _Table("exchange_info", "symbol", "symbol_versions", ("symbol",))
-_FILTERS = _Table(
-    "exchange_info",
-    "symbol",
-    "symbol_filter_versions",
-    ("symbol", "filter_type"),
-    feed_key=("symbol",),
-)
-# Entities whose object is one version row, in the order of STREAMS.
-_WHOLE_ROW_TABLES = (
-    _Table(
-        "exchange_info",
-        "rate_limit",
-        "rate_limit_versions",
-        ("rate_limit_type", "interval", "interval_num"),
-    ),
-    _Table("exchange_info", "exchange_filter", "exchange_filter_versions", ("filter_type",)),
-    _Table("account", "account", "account_versions", ("account",), nested=True),
-    _Table("account_commission", "commission", "commission_versions", ("symbol",), nested=True),
-    _Table("system_status", "system_status", "system_status_versions", ("system",)),
-    _Table("delistings", "delisting", "delisting_versions", ("symbol",)),
-)
+# Every table the feed reads, from the stream catalogue, keyed by table name.
+_FEED_TABLES = {
+    f.table: _Table(
+        s.name, f.entity, f.table, VERSIONED_TABLES[f.table].__key__, f.nested, f.feed_key
+    )
+    for s in CATALOGUE
+    for f in s.feed
+}
+_SYMBOLS = _FEED_TABLES["symbol_versions"]
+_FILTERS = _FEED_TABLES["symbol_filter_versions"]
+# Entities whose object is one version row, in catalogue order.
+_WHOLE_ROW_TABLES = tuple(t for t in _FEED_TABLES.values() if t not in (_SYMBOLS, _FILTERS))
 _STREAM_OF = {t.entity: t.stream for t in (_SYMBOLS, *_WHOLE_ROW_TABLES)}
 _BOUNDS = ("valid_from", "valid_to")  # a version opens at one and closes at the other
 

@@ -15,7 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, cast, get_type_hints
+
+from core import streams as catalogue
 
 ENV_PREFIX = "EXMETA_"
 
@@ -116,18 +118,6 @@ class LogSettings:
     level: str = "INFO"
 
 
-# Request weight of one poll of each stream (Binance's endpoint weights, notes §2), as the
-# weight budget's arithmetic counts it (core.weight_plan); account_commission pays it per
-# symbol in [poller] commission_symbols.
-STREAM_REQUEST_WEIGHTS: dict[str, int] = {
-    "exchange_info": 20,
-    "account": 20,
-    "system_status": 1,
-    "account_commission": 20,
-    "delistings": 100,
-}
-
-
 @dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -137,29 +127,30 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
 
     def stream_intervals(self) -> dict[str, float]:
-        """Seconds between polls of each stream, as the gap rule (3x interval) needs them."""
+        """Seconds between polls of each declared stream (core.streams), as the gap rule
+        (3x interval) needs them."""
         return {
-            "exchange_info": self.poller.exchange_info_interval,
-            "account": self.poller.account_interval,
-            "system_status": self.poller.system_status_interval,
-            "account_commission": self.poller.account_interval,
-            "delistings": self.poller.delistings_interval,
+            s.name: cast(float, getattr(self.poller, s.interval_setting))
+            for s in catalogue.CATALOGUE
         }
 
     def poll_weights(self) -> dict[str, int]:
-        """Request weight of one poll of each stream, with these settings."""
-        weights = dict(STREAM_REQUEST_WEIGHTS)
-        weights["account_commission"] *= len(self.poller.commission_symbols)
-        return weights
+        """Request weight of one poll of each stream, with these settings, as the weight
+        budget's arithmetic counts it (core.weight_plan)."""
+        symbols = len(self.poller.commission_symbols)
+        return {
+            s.name: s.weight * (symbols if s.per_commission_symbol else 1)
+            for s in catalogue.CATALOGUE
+        }
 
     def enabled_streams(self) -> tuple[str, ...]:
         """The streams a poller with these settings polls (signed ones need a key)."""
-        streams = ["exchange_info", "system_status"]
-        if self.binance.has_key():
-            streams += ["account", "delistings"]
-            if self.poller.commission_symbols:
-                streams.append("account_commission")
-        return tuple(streams)
+        return tuple(
+            s.name
+            for s in catalogue.CATALOGUE
+            if (not s.signed or self.binance.has_key())
+            and (not s.per_commission_symbol or self.poller.commission_symbols)
+        )
 
 
 def _section_types() -> dict[str, type[Any]]:
@@ -227,9 +218,10 @@ def _coerce(section: str, key: str, kind: Any, raw: object, *, from_env: bool) -
 
 
 def _validate(settings: Settings) -> None:
-    for name, value in settings.stream_intervals().items():
+    for s in catalogue.CATALOGUE:
+        value = getattr(settings.poller, s.interval_setting)
         if value <= 0:
-            raise ConfigError(f"[poller] {name}_interval must be positive, got {value}")
+            raise ConfigError(f"[poller] {s.interval_setting} must be positive, got {value}")
     b = settings.binance
     if b.timeout_seconds <= 0 or b.connect_timeout_seconds <= 0:
         raise ConfigError("[binance] timeouts must be positive")

@@ -16,29 +16,20 @@ from itertools import pairwise
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Numeric, text
 
 from core.bodies import restore_server_time
 from core.cursors import decode_position, encode_position
 from core.diff import FieldChange, diff_objects
-from core.models import SUCCESS_OUTCOMES
+from core.models import SUCCESS_OUTCOMES, VERSIONED_TABLES, typed_columns
 
 GAP_FACTOR = 3
 
-_SYMBOL_COLUMNS = (
-    "symbol, status, base_asset, quote_asset, base_asset_precision, quote_precision,"
-    " quote_asset_precision, base_commission_precision, quote_commission_precision,"
-    " order_types, iceberg_allowed, oco_allowed, oto_allowed, quote_order_qty_market_allowed,"
-    " allow_trailing_stop, cancel_replace_allowed, amend_allowed, is_spot_trading_allowed,"
-    " is_margin_trading_allowed, permissions, permission_sets,"
-    " default_self_trade_prevention_mode, allowed_self_trade_prevention_modes"
-)
-_FILTER_COLUMNS = (
-    "min_price, max_price, tick_size, min_qty, max_qty, step_size, min_notional, max_notional,"
-    " apply_min_to_market, apply_max_to_market, avg_price_mins, multiplier_up, multiplier_down,"
-    " bid_multiplier_up, bid_multiplier_down, ask_multiplier_up, ask_multiplier_down,"
-    " max_position, parts_limit, max_num_orders, max_num_algo_orders, max_num_iceberg_orders"
-)
+# Read from the models (a column added to a model is read without a list to edit).
+SYMBOL_FIELDS = typed_columns("symbol_versions")
+FILTER_FIELDS = typed_columns("symbol_filter_versions", key=False)
+_SYMBOL_COLUMNS = ", ".join(SYMBOL_FIELDS)
+_FILTER_COLUMNS = ", ".join(FILTER_FIELDS)
 _VERSION_COLUMNS = "valid_from, valid_to, opened_by, closed_by, raw::text"
 VERSION_FIELDS = ("valid_from", "valid_to", "opened_by", "closed_by", "raw_json")
 
@@ -131,23 +122,13 @@ def _filter_columns(decimals_as_text: bool) -> str:
     return ", ".join(f"{c}::text" if c in _DECIMAL_FILTER_FIELDS else c for c in FILTER_FIELDS)
 
 
-def _names(columns: str) -> list[str]:
-    return [c.strip() for c in columns.split(",")]
-
-
-SYMBOL_FIELDS = _names(_SYMBOL_COLUMNS)
-FILTER_FIELDS = _names(_FILTER_COLUMNS)
 SYMBOL_ROW_VERSION = len(SYMBOL_FIELDS)
 FILTER_ROW_VERSION = 2 + len(FILTER_FIELDS)
-_DECIMAL_FILTER_FIELDS = frozenset(FILTER_FIELDS) - {
-    "apply_min_to_market",
-    "apply_max_to_market",
-    "avg_price_mins",
-    "parts_limit",
-    "max_num_orders",
-    "max_num_algo_orders",
-    "max_num_iceberg_orders",
-}
+_DECIMAL_FILTER_FIELDS = frozenset(
+    c.name
+    for c in VERSIONED_TABLES["symbol_filter_versions"].__table__.c  # type: ignore[attr-defined]
+    if isinstance(c.type, Numeric)
+)
 
 
 def evidence(
@@ -627,21 +608,12 @@ def last_successes(conn: Connection, streams: Iterable[str]) -> dict[str, dateti
 
 # --- account, commissions, system status, delistings -----------------------------------
 
-ACCOUNT_FIELDS = _names(
-    "uid, account_type, maker_commission, taker_commission, buyer_commission,"
-    " seller_commission, commission_rate_maker, commission_rate_taker, commission_rate_buyer,"
-    " commission_rate_seller, can_trade, can_withdraw, can_deposit, brokered,"
-    " require_self_trade_prevention, prevent_sor, permissions"
-)
-BALANCE_FIELDS = _names("asset, free, locked")
-COMMISSION_FIELDS = _names(
-    "symbol, standard_maker, standard_taker, standard_buyer, standard_seller, special_maker,"
-    " special_taker, special_buyer, special_seller, tax_maker, tax_taker, tax_buyer,"
-    " tax_seller, discount_enabled_for_account, discount_enabled_for_symbol, discount_asset,"
-    " discount"
-)
-SYSTEM_STATUS_FIELDS = _names("status, message")
-DELISTING_FIELDS = _names("symbol, delist_time")
+# The one account and the one exchange status are not named in their answers.
+ACCOUNT_FIELDS = typed_columns("account_versions", key=False)
+BALANCE_FIELDS = typed_columns("balance_versions")
+COMMISSION_FIELDS = typed_columns("commission_versions")
+SYSTEM_STATUS_FIELDS = typed_columns("system_status_versions", key=False)
+DELISTING_FIELDS = typed_columns("delisting_versions")
 
 
 def _versions_at(

@@ -50,10 +50,6 @@ NAMING_CONVENTION = {
 TZ = TIMESTAMP(timezone=True)
 OUTCOMES = ("changed", "unchanged", "stale", "error")
 SUCCESS_OUTCOMES = ("changed", "unchanged")
-# Streams about the configured account. Not only their versions are private: a balance
-# version opens whenever the account trades, so when their polls were ``changed`` (and
-# how often) tells when it traded. Only a caller with the API token reads any of it.
-PRIVATE_STREAMS = frozenset({"account", "account_commission"})
 
 
 class Base(DeclarativeBase):
@@ -225,8 +221,6 @@ class VersionMixin:
     # GiST index on the range alone. The exclusion constraint's index leads with the key,
     # so a search by the range alone walks most of it.
     __read_whole_as_of__: bool = False
-    # Written by a stream of PRIVATE_STREAMS: even a count of its versions is private.
-    __private__: bool = False
 
     # sort_order puts key, then validity, then payload, then bookkeeping in `\d table`.
     valid_from: Mapped[datetime] = mapped_column(sort_order=-1)
@@ -382,7 +376,6 @@ class AccountVersion(VersionMixin, Base):
     """
 
     __tablename__ = "account_versions"
-    __private__ = True
     __key__ = ("account",)
 
     account: Mapped[str] = mapped_column(Text, sort_order=-2)
@@ -410,7 +403,6 @@ class BalanceVersion(VersionMixin, Base):
     """One asset's balance; an asset missing from a poll (omitZeroBalances) is closed: zero."""
 
     __tablename__ = "balance_versions"
-    __private__ = True
     __key__ = ("asset",)
 
     asset: Mapped[str] = mapped_column(Text, sort_order=-2)
@@ -423,7 +415,6 @@ class CommissionVersion(VersionMixin, Base):
     """The account's commission rates on one symbol (``GET /api/v3/account/commission``)."""
 
     __tablename__ = "commission_versions"
-    __private__ = True
     __key__ = ("symbol",)
 
     symbol: Mapped[str] = mapped_column(Text, sort_order=-2)
@@ -491,4 +482,17 @@ VERSIONED_TABLES: dict[str, type[VersionMixin]] = {
         DelistingVersion,
     )
 }
-PRIVATE_TABLES = frozenset(name for name, cls in VERSIONED_TABLES.items() if cls.__private__)
+
+# Columns every versioned table has (VersionMixin) besides its typed ones.
+_VERSION_BOOKKEEPING = frozenset(
+    {"valid_from", "valid_to", "content_hash", "opened_by", "closed_by", "raw"}
+)
+
+
+def typed_columns(table: str, *, key: bool = True) -> list[str]:
+    """The typed columns of a versioned table in its model's order (key first), for every
+    reader and parser that lists them; ``key=False`` leaves the key out."""
+    model = VERSIONED_TABLES[table]
+    skip = _VERSION_BOOKKEEPING if key else _VERSION_BOOKKEEPING | set(model.__key__)
+    columns = model.__table__.c  # type: ignore[attr-defined]
+    return [c.name for c in columns if c.name not in skip]

@@ -6,7 +6,8 @@ with the same as-of rule as every other answer, and symbols are compared as a re
 sees them: their own fields and their filters (``filters.PRICE_FILTER.tickSize``). The
 account and commissions are compared field by field like in the change feed (nested
 rates as ``commissionRates.maker``); balances are not compared (see core.changes), and
-the account's part is read only when the caller asks for it (``private``).
+the account's part is read only when the caller asks for it (``private``). Which tables
+are compared, in which section, comes from the stream catalogue (core.streams).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from sqlalchemy import Connection, text
 
 from core.diff import FieldChange, diff_objects, flatten
 from core.history import symbols_as_of
+from core.models import VERSIONED_TABLES
+from core.streams import CATALOGUE, FeedTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +43,9 @@ class EntityDiff:
 
 @dataclass(frozen=True, slots=True)
 class StateDiff:
-    symbols: EntityDiff
-    rate_limits: EntityDiff
-    exchange_filters: EntityDiff
-    system_status: EntityDiff
-    delistings: EntityDiff
-    account: EntityDiff | None  # None: not asked for (private)
-    commissions: EntityDiff | None
+    """Each section (core.streams.DIFF_SECTIONS) by name; None: private, not asked for."""
+
+    sections: dict[str, EntityDiff | None]
 
 
 def _symbol_objects(conn: Connection, at: datetime) -> dict[str, dict[str, Any]]:
@@ -106,15 +105,13 @@ def _compare(
     )
 
 
-def _table_diff(
-    conn: Connection,
-    table: str,
-    key: str,
-    start: datetime,
-    end: datetime,
-    differ: Callable[[Any, Any], list[FieldChange]] = diff_objects,
-) -> EntityDiff:
-    return _compare(_raw_at(conn, table, key, start), _raw_at(conn, table, key, end), differ)
+def _table_diff(conn: Connection, table: FeedTable, start: datetime, end: datetime) -> EntityDiff:
+    """A table whose entities are one row each, keyed as the feed keys them (``a:b:c``)."""
+    key = " || ':' || ".join(VERSIONED_TABLES[table.table].__key__)
+    differ = _nested_changes if table.nested else diff_objects
+    return _compare(
+        _raw_at(conn, table.table, key, start), _raw_at(conn, table.table, key, end), differ
+    )
 
 
 def state_diff(
@@ -122,21 +119,19 @@ def state_diff(
 ) -> StateDiff:
     """How the state as of ``end`` differs from the state as of ``start``.
 
-    The account and its commissions are compared only if ``private``.
+    The private streams' sections (the account's) are compared only if ``private``.
     """
-    rate_limit_key = "rate_limit_type || ':' || interval || ':' || interval_num"
-    account = commissions = None
-    if private:
-        account = _table_diff(conn, "account_versions", "account", start, end, _nested_changes)
-        commissions = _table_diff(
-            conn, "commission_versions", "symbol", start, end, _nested_changes
-        )
-    return StateDiff(
-        symbols=_compare(_symbol_objects(conn, start), _symbol_objects(conn, end), _symbol_changes),
-        rate_limits=_table_diff(conn, "rate_limit_versions", rate_limit_key, start, end),
-        exchange_filters=_table_diff(conn, "exchange_filter_versions", "filter_type", start, end),
-        system_status=_table_diff(conn, "system_status_versions", "system", start, end),
-        delistings=_table_diff(conn, "delisting_versions", "symbol", start, end),
-        account=account,
-        commissions=commissions,
-    )
+    sections: dict[str, EntityDiff | None] = {}
+    for stream in CATALOGUE:
+        for table in stream.feed:
+            if table.diff is None:
+                continue
+            if stream.private and not private:
+                sections[table.diff] = None
+            elif table.table == "symbol_versions":  # with its filters (symbol_filter_versions)
+                sections[table.diff] = _compare(
+                    _symbol_objects(conn, start), _symbol_objects(conn, end), _symbol_changes
+                )
+            else:
+                sections[table.diff] = _table_diff(conn, table, start, end)
+    return StateDiff(sections)

@@ -9,7 +9,7 @@ than configured. That is correct, but silent unless said: the poller logs this p
 the exchange's limit becomes known or changes, and the API shows it in ``/readyz`` and
 ``/metrics``, both from the one function here.
 
-The arithmetic counts each stream's request weight per poll (core.config); the signed
+The arithmetic counts each stream's request weight per poll (core.streams); the signed
 streams' occasional server-time measurement (weight 1 every few minutes) is left out.
 """
 

@@ -29,6 +29,7 @@ from core.config import ConfigError, Settings, load_settings
 from core.db import API_ROLE, create_db_engine, redact_url
 from core.redact import install as install_redaction
 from core.redact import settings_secrets
+from core.streams import PUBLIC_STREAMS, STREAMS
 from core.timeparse import TimeParseError, parse_instant
 from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
 from exmeta.supervise import ListenError, Supervisor, listen, probe_address
@@ -329,7 +330,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _configure_logging(settings)
     # As for the API's caller with the token: the operator holds the configuration.
-    readable = feed.STREAMS if settings.api.token else feed.PUBLIC_STREAMS
+    readable = STREAMS if settings.api.token else PUBLIC_STREAMS
     if args.stream is not None and args.stream not in readable:
         raise CliError(f"--stream {args.stream} needs [api] token (EXMETA_API__TOKEN)", 2)
     streams = readable if args.stream is None else (args.stream,)
@@ -731,7 +732,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     changes.add_argument(
         "--stream",
         default=None,
-        choices=feed.STREAMS,
+        choices=STREAMS,
         help="only this stream's changes (account ones need [api] token configured)",
     )
     changes.add_argument(

@@ -1,4 +1,4 @@
-"""The account, commission, system-status and delistings streams, and the key-safety gate.
+"""The signed streams' jobs (account, commissions, delistings) and the key-safety gate.
 
 A metadata poller needs a key that can read and nothing else: a leaked read-only key
 costs privacy, a leaked trading or withdrawal key costs money. So before the first
@@ -16,27 +16,19 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine
 
+from core import streams as catalogue
 from core.config import Settings
 from core.ingest import Snapshot, StreamWriter
+from core.streams import Stream
 from poller.binance import Response, deadline_seconds
-from poller.job import Clock, StreamJob, _utc_now, binance_error
-from poller.parse_account import (
-    parse_account,
-    parse_commissions,
-    parse_delist_schedule,
-    parse_system_status,
-)
+from poller.job import Clock, StreamJob, _utc_now, binance_error, resolve_parser, stream_job
 from poller.retry import RetryingClient
 from poller.signed import SignedClient
 from poller.signing import Params, signer_from_settings
 
 log = logging.getLogger(__name__)
 
-ACCOUNT_PATH = "/api/v3/account"
-COMMISSION_PATH = "/api/v3/account/commission"
 API_RESTRICTIONS_PATH = "/sapi/v1/account/apiRestrictions"
-SYSTEM_STATUS_PATH = "/sapi/v1/system/status"
-DELIST_SCHEDULE_PATH = "/sapi/v1/spot/delist-schedule"
 
 # Restriction flags that only let the key read; any other enable*/permits* flag that is
 # true (withdrawals, transfers, spot/margin/futures/options trading, and any flag Binance
@@ -84,6 +76,7 @@ class CommissionJob(SignedStreamJob):
 
     def __init__(
         self,
+        declared: Stream,
         symbols: tuple[str, ...],
         signed: SignedClient,
         writer: StreamWriter,
@@ -92,10 +85,10 @@ class CommissionJob(SignedStreamJob):
         deadline_seconds: float | None = None,
     ) -> None:
         super().__init__(
-            "account_commission",
-            COMMISSION_PATH,
-            (),
-            parse_commissions,
+            declared.name,
+            declared.path,
+            declared.params,
+            resolve_parser(declared.parser),
             signed,
             writer,
             replica_id,
@@ -175,10 +168,8 @@ def system_status_job(
     deadline_seconds: float | None = None,
 ) -> StreamJob:
     """Unsigned (security NONE), so it runs with or without a key."""
-    return StreamJob(
-        "system_status",
-        SYSTEM_STATUS_PATH,
-        parse_system_status,
+    return stream_job(
+        catalogue.stream("system_status"),
         client,
         writer,
         replica_id,
@@ -186,18 +177,59 @@ def system_status_job(
     )
 
 
+def _signed_job(
+    declared: Stream,
+    settings: Settings,
+    signed: SignedClient,
+    writer: StreamWriter,
+    replica_id: str,
+    deadline_seconds: float,
+) -> StreamJob:
+    if declared.per_commission_symbol:
+        return CommissionJob(
+            declared,
+            settings.poller.commission_symbols,
+            signed,
+            writer,
+            replica_id,
+            deadline_seconds=deadline_seconds,
+        )
+    return SignedStreamJob(
+        declared.name,
+        declared.path,
+        declared.params,
+        resolve_parser(declared.parser),
+        signed,
+        writer,
+        replica_id,
+        deadline_seconds=deadline_seconds,
+    )
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def signed_jobs(
     settings: Settings, engine: Engine, client: RetryingClient, replica_id: str
 ) -> list[tuple[StreamJob, float]]:
-    """The signed streams with their intervals, after the key passed the safety check.
+    """The enabled signed streams' jobs with their intervals, after the key passed the
+    safety check.
 
     Raises SigningKeyError (unusable private key) or UnsafeKeyError; with no key
     configured, says so once and returns no jobs.
     """
+    enabled = settings.enabled_streams()
     if not settings.binance.has_key():
+        off = [
+            s.name
+            for s in catalogue.CATALOGUE
+            if s.signed and (not s.per_commission_symbol or settings.poller.commission_symbols)
+        ]
         log.info(
-            "account and delistings streams are off: no API key configured"
-            " (set EXMETA_BINANCE__API_KEY and EXMETA_BINANCE__API_SECRET)"
+            "%s streams are off: no API key configured"
+            " (set EXMETA_BINANCE__API_KEY and EXMETA_BINANCE__API_SECRET)",
+            _listed(off),
         )
         return []
     signed = SignedClient.from_settings(
@@ -205,47 +237,20 @@ def signed_jobs(
     )
     signed.clock.sync()
     check_key(signed, allow_unsafe=settings.binance.allow_unsafe_key)
-    poller = settings.poller
-    tolerance = poller.server_time_tolerance()
-
-    def deadline(interval: float) -> float:
-        return deadline_seconds(settings.binance, interval)
-
-    jobs: list[tuple[StreamJob, float]] = [
+    tolerance = settings.poller.server_time_tolerance()
+    intervals = settings.stream_intervals()
+    return [
         (
-            SignedStreamJob(
-                "account",
-                ACCOUNT_PATH,
-                [("omitZeroBalances", "true")],
-                parse_account,
+            _signed_job(
+                declared,
+                settings,
                 signed,
-                StreamWriter(engine, "account", tolerance),
+                StreamWriter(engine, declared.name, tolerance),
                 replica_id,
-                deadline_seconds=deadline(poller.account_interval),
+                deadline_seconds(settings.binance, intervals[declared.name]),
             ),
-            poller.account_interval,
-        ),
-        (
-            SignedStreamJob(
-                "delistings",
-                DELIST_SCHEDULE_PATH,
-                (),
-                parse_delist_schedule,
-                signed,
-                StreamWriter(engine, "delistings", tolerance),
-                replica_id,
-                deadline_seconds=deadline(poller.delistings_interval),
-            ),
-            poller.delistings_interval,
-        ),
-    ]
-    if poller.commission_symbols:
-        commission = CommissionJob(
-            poller.commission_symbols,
-            signed,
-            StreamWriter(engine, "account_commission", tolerance),
-            replica_id,
-            deadline_seconds=deadline(poller.account_interval),
+            intervals[declared.name],
         )
-        jobs.append((commission, poller.account_interval))
-    return jobs
+        for declared in catalogue.CATALOGUE
+        if declared.signed and declared.name in enabled
+    ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import cast
 
 import orjson
 
@@ -15,9 +17,10 @@ from core.bodies import blank_server_time
 from core.history import request_weight_limit
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
 from core.leases import Lease
+from core.streams import Stream, stream
 from poller.binance import Deadline, Response
 from poller.memory import release_freed_memory
-from poller.parse import ms_to_datetime, parse_exchange_info
+from poller.parse import ms_to_datetime
 from poller.retry import RetryingClient
 
 log = logging.getLogger(__name__)
@@ -165,6 +168,37 @@ def _server_time(ms: int) -> datetime:
         return _LATEST
 
 
+Parser = Callable[[bytes], Snapshot]
+
+
+def resolve_parser(dotted: str) -> Parser:
+    """The parser a catalogue entry names as ``module:function`` (core.streams cannot
+    import the poller, so it names its parsers instead of holding them)."""
+    module, _, name = dotted.partition(":")
+    return cast(Parser, getattr(importlib.import_module(module), name))
+
+
+def stream_job(
+    declared: Stream,
+    client: RetryingClient,
+    writer: StreamWriter,
+    replica_id: str,
+    clock: Clock = _utc_now,
+    deadline_seconds: float | None = None,
+) -> StreamJob:
+    """The job of an unsigned stream, as the catalogue declares it."""
+    return StreamJob(
+        declared.name,
+        declared.path,
+        resolve_parser(declared.parser),
+        client,
+        writer,
+        replica_id,
+        clock,
+        deadline_seconds,
+    )
+
+
 def exchange_info_job(
     client: RetryingClient,
     writer: StreamWriter,
@@ -172,13 +206,5 @@ def exchange_info_job(
     clock: Clock = _utc_now,
     deadline_seconds: float | None = None,
 ) -> StreamJob:
-    return StreamJob(
-        "exchange_info",
-        "/api/v3/exchangeInfo",
-        parse_exchange_info,
-        client,
-        writer,
-        replica_id,
-        clock,
-        deadline_seconds,
-    )
+    """The spot exchangeInfo job alone, as the tests of one poller path build it."""
+    return stream_job(stream("exchange_info"), client, writer, replica_id, clock, deadline_seconds)

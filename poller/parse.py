@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from core.ingest import Entity, InvalidPayloadError, KindSnapshot, Snapshot, canonical_entity
+from core.models import typed_columns
 
 _DECIMAL = re.compile(r"-?\d+(\.\d+)?")
 
@@ -45,7 +46,7 @@ FILTER_FIELDS: dict[str, tuple[str, str]] = {
     "maxNumAlgoOrders": ("max_num_algo_orders", "int"),
     "maxNumIcebergOrders": ("max_num_iceberg_orders", "int"),
 }
-FILTER_COLUMNS = sorted({column for column, _ in FILTER_FIELDS.values()})
+FILTER_COLUMNS = typed_columns("symbol_filter_versions", key=False)
 
 # Binance symbol field -> typed column of symbol_versions, and its kind.
 SYMBOL_FIELDS: dict[str, tuple[str, str]] = {
@@ -72,6 +73,7 @@ SYMBOL_FIELDS: dict[str, tuple[str, str]] = {
     "defaultSelfTradePreventionMode": ("default_self_trade_prevention_mode", "str"),
     "allowedSelfTradePreventionModes": ("allowed_self_trade_prevention_modes", "strlist"),
 }
+SYMBOL_COLUMNS = typed_columns("symbol_versions", key=False)
 REQUIRED_SYMBOL_FIELDS = ("status", "baseAsset", "quoteAsset")
 
 
@@ -100,7 +102,7 @@ def check_field(value: Any, kind: str, where: str) -> Any:
 
 def symbol_row(src: Mapping[str, Any]) -> dict[str, Any]:
     where = f"symbol {src.get('symbol')!r}"
-    row: dict[str, Any] = dict.fromkeys(column for column, _ in SYMBOL_FIELDS.values())
+    row: dict[str, Any] = dict.fromkeys(SYMBOL_COLUMNS)
     for name, (column, kind) in SYMBOL_FIELDS.items():
         if name in src:
             row[column] = check_field(src[name], kind, f"{where} {name}")

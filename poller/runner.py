@@ -32,14 +32,15 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import leases, replicas
+from core import streams as catalogue
 from core.config import PollerSettings, Settings
 from core.db import database_error
 from core.ingest import StreamWriter
 from core.leases import Lease
 from core.weight_plan import plan_for
-from poller.account_jobs import signed_jobs, system_status_job
+from poller.account_jobs import signed_jobs
 from poller.binance import BinanceClient, deadline_seconds
-from poller.job import StreamJob, exchange_info_job
+from poller.job import StreamJob, stream_job
 from poller.retry import RateGate, RetryingClient, RetryPolicy, SharedBudget, WeightBudget
 
 log = logging.getLogger(__name__)
@@ -457,35 +458,30 @@ def retrying_client(
 
 
 def build_poller(settings: Settings, engine: Engine, replica_id: str) -> Poller:
-    """Every enabled stream's job; signed ones only once the key passed its safety check.
+    """Every enabled stream's job, as the catalogue (core.streams) declares it; signed ones
+    only once the key passed its safety check.
 
     Raises SigningKeyError or UnsafeKeyError (poller.signing, poller.account_jobs) when
     the configured key cannot or must not be used.
     """
     stop = threading.Event()
     client = retrying_client(settings, stop, SharedBudget(engine, replica_id))
-    info_interval = settings.poller.exchange_info_interval
-    status_interval = settings.poller.system_status_interval
     tolerance = settings.poller.server_time_tolerance()
+    intervals = settings.stream_intervals()
+    enabled = settings.enabled_streams()
     jobs = [
         ScheduledJob(
-            exchange_info_job(
+            stream_job(
+                declared,
                 client,
-                StreamWriter(engine, "exchange_info", tolerance),
+                StreamWriter(engine, declared.name, tolerance),
                 replica_id,
-                deadline_seconds=deadline_seconds(settings.binance, info_interval),
+                deadline_seconds=deadline_seconds(settings.binance, intervals[declared.name]),
             ),
-            info_interval,
-        ),
-        ScheduledJob(
-            system_status_job(
-                client,
-                StreamWriter(engine, "system_status", tolerance),
-                replica_id,
-                deadline_seconds(settings.binance, status_interval),
-            ),
-            status_interval,
-        ),
+            intervals[declared.name],
+        )
+        for declared in catalogue.CATALOGUE
+        if declared.name in enabled and not declared.signed
     ]
     jobs += [
         ScheduledJob(job, interval)

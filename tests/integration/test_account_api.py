@@ -179,8 +179,8 @@ def test_enabled_streams_follow_the_key(engine: Engine, sim: SimServer) -> None:
     keyed = sim_settings(sim, commission_symbols=("BTCUSDT",))
     assert keyed.enabled_streams() == (
         "exchange_info",
-        "system_status",
         "account",
-        "delistings",
         "account_commission",
+        "system_status",
+        "delistings",
     )

@@ -110,4 +110,4 @@ def test_commission_symbols_come_from_a_list_or_a_comma_separated_variable(tmp_p
 def test_signed_streams_are_enabled_only_with_a_whole_key() -> None:
     assert load_settings(None, {}).enabled_streams() == ("exchange_info", "system_status")
     keyed = load_settings(None, {"EXMETA_BINANCE__API_KEY": "k", "EXMETA_BINANCE__API_SECRET": "s"})
-    assert keyed.enabled_streams() == ("exchange_info", "system_status", "account", "delistings")
+    assert keyed.enabled_streams() == ("exchange_info", "account", "system_status", "delistings")

@@ -1,0 +1,162 @@
+"""The stream catalogue: every stream exmeta polls, declared once.
+
+A stream is one kind of thing polled (DESIGN §2). Everything else that needs to know what
+the streams are derives from the declarations below: the settings' stream helpers
+(enabled streams, intervals, weights), the API's stream enum and its OpenAPI, ``/readyz``
+and ``/metrics``, the change feed's tables and entities, the private rule, and the
+poller's jobs. Adding a stream is README's "How to add a stream".
+
+core imports neither the poller nor the API, so a parser is named here by its dotted path
+(``module:function``); the poller resolves it when it builds its jobs, and a unit test
+resolves every declared one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MARKETS = ("spot",)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedTable:
+    """One versioned table as the change feed reports it.
+
+    ``diff``: its section in the whole-state diff (``/v1/diff``); None: compared inside
+    another's (a symbol's filters, under ``symbols``).
+    ``nested``: report nested objects' fields one by one (``commissionRates.maker``).
+    ``feed_key``: the leading key columns that name the entity in the feed (a symbol's
+    filters are reported under the symbol); None: the whole key.
+    """
+
+    entity: str
+    table: str
+    diff: str | None
+    nested: bool = False
+    feed_key: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """One stream: what is polled, how, how often, and where its versions go.
+
+    ``weight`` is Binance's request weight of one call (notes §2), as the weight budget
+    counts it (core.weight_plan). ``interval_setting`` names the ``[poller]`` key of its
+    interval; two streams may share one (the commissions are polled with the account).
+    ``private``: about the configured account, so readable only with the API token, in
+    every route, metric and raw document (DESIGN §9). ``tables`` are every versioned table
+    it writes; ``feed`` those the change feed reports (balances are left out, see
+    core.changes). ``per_commission_symbol``: one call per symbol of ``[poller]
+    commission_symbols``, so the stream is off without any and costs ``weight`` each.
+    """
+
+    name: str
+    market: str
+    path: str
+    weight: int
+    signed: bool
+    private: bool
+    interval_setting: str
+    parser: str
+    tables: tuple[str, ...]
+    feed: tuple[FeedTable, ...]
+    params: tuple[tuple[str, str], ...] = ()
+    per_commission_symbol: bool = False
+
+
+# In this order the API lists the streams (the feed's `streams`, the OpenAPI enums).
+CATALOGUE: tuple[Stream, ...] = (
+    Stream(
+        name="exchange_info",
+        market="spot",
+        path="/api/v3/exchangeInfo",
+        weight=20,
+        signed=False,
+        private=False,
+        interval_setting="exchange_info_interval",
+        parser="poller.parse:parse_exchange_info",
+        tables=(
+            "symbol_versions",
+            "symbol_filter_versions",
+            "rate_limit_versions",
+            "exchange_filter_versions",
+        ),
+        feed=(
+            FeedTable("symbol", "symbol_versions", "symbols"),
+            FeedTable("symbol", "symbol_filter_versions", None, feed_key=("symbol",)),
+            FeedTable("rate_limit", "rate_limit_versions", "rate_limits"),
+            FeedTable("exchange_filter", "exchange_filter_versions", "exchange_filters"),
+        ),
+    ),
+    Stream(
+        name="account",
+        market="spot",
+        path="/api/v3/account",
+        weight=20,
+        signed=True,
+        private=True,
+        interval_setting="account_interval",
+        parser="poller.parse_account:parse_account",
+        tables=("account_versions", "balance_versions"),
+        feed=(FeedTable("account", "account_versions", "account", nested=True),),
+        params=(("omitZeroBalances", "true"),),
+    ),
+    Stream(
+        name="account_commission",
+        market="spot",
+        path="/api/v3/account/commission",
+        weight=20,
+        signed=True,
+        private=True,
+        interval_setting="account_interval",
+        parser="poller.parse_account:parse_commissions",
+        tables=("commission_versions",),
+        feed=(FeedTable("commission", "commission_versions", "commissions", nested=True),),
+        per_commission_symbol=True,
+    ),
+    Stream(
+        name="system_status",
+        market="spot",
+        path="/sapi/v1/system/status",
+        weight=1,
+        signed=False,
+        private=False,
+        interval_setting="system_status_interval",
+        parser="poller.parse_account:parse_system_status",
+        tables=("system_status_versions",),
+        feed=(FeedTable("system_status", "system_status_versions", "system_status"),),
+    ),
+    Stream(
+        name="delistings",
+        market="spot",
+        path="/sapi/v1/spot/delist-schedule",
+        weight=100,
+        signed=True,
+        private=False,
+        interval_setting="delistings_interval",
+        parser="poller.parse_account:parse_delist_schedule",
+        tables=("delisting_versions",),
+        feed=(FeedTable("delisting", "delisting_versions", "delistings"),),
+    ),
+)
+
+STREAMS = tuple(s.name for s in CATALOGUE)
+# Streams about the configured account. Not only their versions are private: a balance
+# version opens whenever the account trades, so when their polls were ``changed`` (and
+# how often) tells when it traded. Only a caller with the API token reads any of it.
+PRIVATE_STREAMS = frozenset(s.name for s in CATALOGUE if s.private)
+PUBLIC_STREAMS = tuple(s.name for s in CATALOGUE if not s.private)
+# Written by a private stream: even a count of its versions is private.
+PRIVATE_TABLES = frozenset(t for s in CATALOGUE if s.private for t in s.tables)
+# Every entity the change feed reports, in catalogue order.
+FEED_ENTITIES = tuple(dict.fromkeys(f.entity for s in CATALOGUE for f in s.feed))
+# The sections of the whole-state diff, in catalogue order.
+DIFF_SECTIONS = tuple(f.diff for s in CATALOGUE for f in s.feed if f.diff is not None)
+
+
+def stream(name: str) -> Stream:
+    """The declaration of ``name``; KeyError for a stream that is not declared."""
+    for declared in CATALOGUE:
+        if declared.name == name:
+            return declared
+    raise KeyError(name)
