@@ -10,6 +10,7 @@ import pytest
 
 from binance_sim.state import Market, default_fixture
 from core.ingest import InvalidPayloadError, KindSnapshot
+from core.models import Base
 from poller.parse_futures import (
     COINM,
     USDM,
@@ -275,3 +276,20 @@ def test_a_malformed_typed_value_is_invalid_never_a_float() -> None:
         futures_filter_row({"filterType": "MIN_NOTIONAL", "notional": 5.0})
     with pytest.raises(InvalidPayloadError, match="deliveryDate"):
         futures_symbol_row(USDM)({"symbol": "X", "status": "TRADING", "deliveryDate": "soon"})
+
+
+@pytest.mark.parametrize(("market", "body"), [(USDM, "2025-10-30_625.json"), (COINM, None)])
+def test_every_row_fills_exactly_its_tables_typed_columns(
+    market: FuturesMarket, body: str | None
+) -> None:
+    parsed = parse_futures_exchange_info(coinm_body() if body is None else real(body), market)
+
+    for kind in parsed:
+        model = Base.metadata.tables[kind.table]
+        bookkeeping = {"valid_from", "valid_to", "content_hash", "opened_by", "closed_by", "raw"}
+        key_columns = [c.name for c in model.primary_key.columns if c.name != "valid_from"]
+        typed = {c.name for c in model.columns} - bookkeeping - set(key_columns)
+        # Real exchangeFilters are always []: a made-up one stands in for them.
+        sources = [e.source for e in kind.entities.values()] or [{"filterType": "ANY"}]
+        assert all(len(key) == len(key_columns) for key in kind.entities), kind.table
+        assert all(set(kind.to_row(source)) == typed for source in sources), kind.table
