@@ -258,7 +258,7 @@ def test_bad_market_control_input_is_a_json_error_and_changes_nothing(
     assert sim.get("/_sim/faults").json() == {"faults": []}
 
 
-def test_cli_serves_a_given_usdm_fixture(tmp_path: Path) -> None:
+def test_cli_serves_a_given_usdm_fixture() -> None:
     command = [
         sys.executable,
         "-m",
