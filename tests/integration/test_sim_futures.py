@@ -14,6 +14,9 @@ import requests
 from binance_sim.cli import main
 from binance_sim.server import SimServer
 from binance_sim.state import Market, SimState, default_fixture
+from poller.parse_futures import COINM as COINM_MARKET
+from poller.parse_futures import USDM as USDM_MARKET
+from poller.parse_futures import FuturesMarket, futures_symbol_row, parse_futures_exchange_info
 from tests.conftest import FIXTURES
 from tests.sim_client import TIMEOUT, Client, FakeClock
 
@@ -305,3 +308,25 @@ def test_sim_help_documents_the_market_fixtures(capsys: pytest.CaptureFixture[st
     assert "--usdm-fixture" in out
     assert "--coinm-fixture" in out
     assert "/fapi/v1/exchangeInfo" in out
+
+
+@pytest.mark.parametrize(
+    ("market", "path", "contract"),
+    [(USDM_MARKET, USDM, "BTCSTUSDT"), (COINM_MARKET, COINM, "ETHUSD_260327")],
+)
+def test_what_the_sim_serves_parses_and_a_status_change_is_one_changed_contract(
+    sim: Client, market: FuturesMarket, path: str, contract: str
+) -> None:
+    def contracts() -> dict[tuple[Any, ...], Any]:
+        response = sim.get(path)
+        assert response.status_code == 200
+        parsed = {k.table: k for k in parse_futures_exchange_info(response.content, market)}
+        return parsed[market.table("symbol")].entities
+
+    before = contracts()
+    assert patch(sim, market.name, contract, status="TRADING").status_code == 200
+    after = contracts()
+
+    changed = {key for key in before if before[key].content_hash != after[key].content_hash}
+    assert changed == {(contract,)}
+    assert futures_symbol_row(market)(after[(contract,)].source)["status"] == "TRADING"
