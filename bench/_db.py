@@ -19,7 +19,15 @@ from core.config import DatabaseSettings
 from core.db import create_db_engine
 from exmeta.embedded import EmbeddedPostgres
 
-SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "binance"
+# ../shared beside the checkout; a git worktree sits one level deeper (wt/<name>).
+SHARED_FIXTURES = next(
+    (
+        parent / "shared" / "fixtures" / "binance"
+        for parent in Path(__file__).resolve().parents[2:4]
+        if (parent / "shared" / "fixtures" / "binance").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "binance",
+)
 TEST_FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
 

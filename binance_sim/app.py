@@ -5,6 +5,10 @@ Binance's exact Content-Type and its ``{"code", "msg"}`` errors. The control API
 ``/_sim/``, a prefix Binance never uses, so one base URL serves both and a poller pointed at
 the sim needs no special mode. Control input is checked strictly and every failure is a JSON
 answer: a test that sends a bad fault should learn why, not read a traceback.
+
+Each market has its Binance paths (spot ``/api``, USD-M ``/fapi``, COIN-M ``/dapi``) and its
+control routes under ``/_sim/markets/<market>/``; the older ``/_sim/`` routes without a
+market are spot's and behave as they always did.
 """
 
 import os
@@ -19,15 +23,20 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from binance_sim.state import (
+    ANY_ENDPOINT,
     ENDPOINT_WEIGHTS,
     EXCHANGE_INFO_PATH,
+    EXCHANGE_INFO_PATHS,
     Chaos,
     Fault,
     FaultKind,
+    Market,
+    MarketBook,
     RequestRecord,
     SimInputError,
     SimState,
     UnknownSymbolError,
+    market_of,
 )
 
 # A whole real snapshot is 2.7-3.7 MB; Flask accepts any size by default, this keeps a bound.
@@ -70,6 +79,10 @@ _FAULT_KEYS: Final = frozenset(
 )
 _CHAOS_KEYS: Final = frozenset({"rate", "seed", "faults"})
 _PATCH_KEYS: Final = frozenset({"fields", "filters", "remove_filters"})
+_MARKET_PATCH_KEYS: Final = _PATCH_KEYS | {"status", "delivery_date"}
+# A control route's market, as a path segment; an unknown one is a 404 like any bad path.
+_MARKET: Final = "/markets/<any(" + ",".join(Market) + "):market>"
+_SPOT: Final = {"market": Market.SPOT.value}
 
 binance = Blueprint("binance", __name__)
 control = Blueprint("control", __name__, url_prefix="/_sim")
@@ -79,6 +92,9 @@ def create_app(state: SimState) -> Flask:
     """A Flask app serving ``state`` as Binance would, with the control API beside it."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTROL_BODY_BYTES
+    # The spot routes without a market and /_sim/markets/spot/... are one endpoint each;
+    # werkzeug would otherwise redirect the second to the first.
+    app.url_map.redirect_defaults = False
     app.extensions[_EXTENSION_KEY] = state
     app.register_blueprint(binance)
     app.register_blueprint(control)
@@ -98,16 +114,24 @@ def _state() -> SimState:
     return state
 
 
+def _book(market: str) -> MarketBook:
+    return _state().book(Market(market))
+
+
 # -- Binance ---------------------------------------------------------------------------------
 
 
-@binance.get(EXCHANGE_INFO_PATH)
-def exchange_info() -> Response:
-    """The whole current document; query parameters are accepted and ignored."""
-    return _serve(lambda state: _binance_response(200, state.exchange_info_body()))
+@binance.get(EXCHANGE_INFO_PATH, defaults=_SPOT)
+@binance.get(EXCHANGE_INFO_PATHS[Market.USDM], defaults={"market": Market.USDM.value})
+@binance.get(EXCHANGE_INFO_PATHS[Market.COINM], defaults={"market": Market.COINM.value})
+def exchange_info(market: str) -> Response:
+    """The market's whole current document; query parameters are accepted and ignored."""
+    return _serve(lambda state: _binance_response(200, state.exchange_info_body(Market(market))))
 
 
 @binance.get("/api/v3/time")
+@binance.get("/fapi/v1/time")
+@binance.get("/dapi/v1/time")
 def server_time() -> Response:
     return _serve(
         lambda state: _binance_response(200, orjson.dumps({"serverTime": state.server_time_ms()}))
@@ -115,13 +139,18 @@ def server_time() -> Response:
 
 
 @binance.get("/api/v3/ping")
+@binance.get("/fapi/v1/ping")
+@binance.get("/dapi/v1/ping")
 def ping() -> Response:
     return _serve(lambda _: _binance_response(200, b"{}"))
 
 
-@binance.route(
-    "/api/<path:_rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-)
+_ALL_METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@binance.route("/api/<path:_rest>", methods=_ALL_METHODS)
+@binance.route("/fapi/<path:_rest>", methods=_ALL_METHODS)
+@binance.route("/dapi/<path:_rest>", methods=_ALL_METHODS)
 def unknown_endpoint(_rest: str) -> Response:
     """Paths and methods Binance does not serve get a Binance-shaped 404; they cost no weight."""
     return _serve(
@@ -130,7 +159,10 @@ def unknown_endpoint(_rest: str) -> Response:
 
 
 def _serve(render: Callable[[SimState], Response]) -> Response:
-    """Apply any pending fault, charge the weight, log the request: all Binance routes do this."""
+    """Apply any pending fault, charge the weight, log the request: all Binance routes do this.
+
+    The weight goes to the path's market: each Binance host reports its own count.
+    """
     state = _state()
     received_at = state.now()
     fault = state.take_fault(request.path)
@@ -139,7 +171,7 @@ def _serve(render: Callable[[SimState], Response]) -> Response:
         if fault is None
         else _FAULT_RESPONDERS[fault.kind](fault, lambda: render(state))
     )
-    used = state.charge_weight(ENDPOINT_WEIGHTS.get(request.path, 0))
+    used = state.charge_weight(ENDPOINT_WEIGHTS.get(request.path, 0), market_of(request.path))
     response.headers[_USED_WEIGHT_HEADER] = str(used)
     state.log_request(
         RequestRecord(
@@ -284,58 +316,90 @@ _FAULT_RESPONDERS: Final[Mapping[FaultKind, Callable[[Fault, Render], Response]]
 # -- control API -----------------------------------------------------------------------------
 
 
-@control.put("/exchange-info")
-def replace_exchange_info() -> Response:
+@control.put("/exchange-info", defaults=_SPOT)
+@control.put(f"{_MARKET}/exchange-info")
+def replace_exchange_info(market: str) -> Response:
     """Serve the body (a whole exchangeInfo document) from now on."""
-    state = _state()
-    state.replace_document(_json_object())
-    return _json(_summary(state))
+    book = _book(market)
+    book.replace_document(_json_object())
+    return _json(_summary(book))
 
 
-@control.get("/state")
-def summary() -> Response:
-    return _json(_summary(_state()))
+@control.get("/state", defaults=_SPOT)
+@control.get(f"{_MARKET}/state")
+def summary(market: str) -> Response:
+    return _json(_summary(_book(market)))
 
 
-@control.get("/symbols/<symbol>")
-def get_symbol(symbol: str) -> Response:
-    return _json(_state().get_symbol(symbol))
+@control.get("/symbols/<symbol>", defaults=_SPOT)
+@control.get(f"{_MARKET}/symbols/<symbol>")
+def get_symbol(market: str, symbol: str) -> Response:
+    return _json(_book(market).get_symbol(symbol))
 
 
-@control.put("/symbols/<symbol>")
-def put_symbol(symbol: str) -> Response:
-    """Add the symbol, or replace it where it stands; 201 when it is new."""
+@control.put("/symbols/<symbol>", defaults=_SPOT)
+@control.put(f"{_MARKET}/symbols/<symbol>")
+def put_symbol(market: str, symbol: str) -> Response:
+    """List the symbol, or replace it where it stands; 201 when it is new."""
     body = _json_object()
     if body.get("symbol") != symbol:
         raise SimInputError(f"the body's 'symbol' must be {symbol!r}, as in the path")
-    state = _state()
-    added = state.put_symbol(body)
-    return _json(state.get_symbol(symbol), status=201 if added else 200)
+    book = _book(market)
+    added = book.put_symbol(body)
+    return _json(book.get_symbol(symbol), status=201 if added else 200)
 
 
 @control.patch("/symbols/<symbol>")
 def patch_symbol(symbol: str) -> Response:
     """Merge ``fields``, drop ``remove_filters`` types, upsert ``filters`` by filterType."""
+    return _patch(_book(Market.SPOT), symbol, _PATCH_KEYS)
+
+
+@control.patch(f"{_MARKET}/symbols/<symbol>")
+def patch_market_symbol(market: str, symbol: str) -> Response:
+    """As the spot route, plus the contract lifecycle's two moves: ``status`` (written to the
+    market's status key) and ``delivery_date`` (futures only, epoch ms)."""
+    return _patch(_book(market), symbol, _MARKET_PATCH_KEYS)
+
+
+def _patch(book: MarketBook, symbol: str, known_keys: frozenset[str]) -> Response:
     body = _json_object()
-    _reject_unknown_keys(body, _PATCH_KEYS)
-    patched = _state().patch_symbol(
+    _reject_unknown_keys(body, known_keys)
+    patched = book.patch_symbol(
         symbol,
         fields=body.get("fields"),
         filters=body.get("filters"),
         remove_filters=body.get("remove_filters"),
+        status=body.get("status"),
+        delivery_date=body.get("delivery_date"),
     )
     return _json(patched)
 
 
-@control.delete("/symbols/<symbol>")
-def remove_symbol(symbol: str) -> Response:
-    _state().remove_symbol(symbol)
+@control.delete("/symbols/<symbol>", defaults=_SPOT)
+@control.delete(f"{_MARKET}/symbols/<symbol>")
+def remove_symbol(market: str, symbol: str) -> Response:
+    """Delist: the symbol leaves the market's document."""
+    _book(market).remove_symbol(symbol)
     return _json({"removed": symbol})
 
 
 @control.post("/faults")
 def add_fault() -> Response:
-    fault = _parse_fault(_json_object())
+    fault = _parse_fault(_json_object(), EXCHANGE_INFO_PATH)
+    _state().add_fault(fault)
+    return _json(fault, status=201)
+
+
+@control.post(f"{_MARKET}/faults")
+def add_market_fault(market: str) -> Response:
+    """A fault on one of the market's endpoints, its exchangeInfo unless ``endpoint`` says."""
+    fault = _parse_fault(_json_object(), EXCHANGE_INFO_PATHS[Market(market)])
+    if fault.endpoint == ANY_ENDPOINT or market_of(fault.endpoint) != market:
+        raise SimInputError(
+            f"endpoint {fault.endpoint!r} is not one of {market}'s; "
+            "POST /_sim/faults takes any endpoint and '*'"
+        )
     _state().add_fault(fault)
     return _json(fault, status=201)
 
@@ -343,6 +407,17 @@ def add_fault() -> Response:
 @control.get("/faults")
 def list_faults() -> Response:
     return _json({"faults": _state().pending_faults()})
+
+
+@control.get(f"{_MARKET}/faults")
+def list_market_faults(market: str) -> Response:
+    """The pending faults that will hit this market's endpoints (wildcards included)."""
+    faults = [
+        fault
+        for fault in _state().pending_faults()
+        if fault.endpoint == ANY_ENDPOINT or market_of(fault.endpoint) == market
+    ]
+    return _json({"faults": faults})
 
 
 @control.delete("/faults")
@@ -365,7 +440,7 @@ def set_chaos() -> Response:
     chaos = Chaos(
         rate=float(rate),
         seed=0 if seed is None else seed,
-        faults=tuple(_parse_fault(f) for f in raw_faults),
+        faults=tuple(_parse_fault(f, EXCHANGE_INFO_PATH) for f in raw_faults),
     )
     _state().set_chaos(chaos)
     return _json(chaos)
@@ -398,23 +473,25 @@ def clear_requests() -> Response:
     return _json({"cleared": _state().clear_requests()})
 
 
-@control.get("/weight")
-def weight() -> Response:
-    """The weight charged in all, and in the current minute as the header reports it."""
-    state = _state()
-    return _json({"total": state.weight_total(), "this_minute": state.charge_weight(0)})
+@control.get("/weight", defaults=_SPOT)
+@control.get(f"{_MARKET}/weight")
+def weight(market: str) -> Response:
+    """The market's weight charged in all, and in the current minute as its header says."""
+    book = _book(market)
+    return _json({"total": book.weight_total(), "this_minute": book.charge_weight(0)})
 
 
-@control.delete("/weight")
-def clear_weight() -> Response:
-    return _json({"cleared": _state().clear_weight_total()})
+@control.delete("/weight", defaults=_SPOT)
+@control.delete(f"{_MARKET}/weight")
+def clear_weight(market: str) -> Response:
+    return _json({"cleared": _book(market).clear_weight_total()})
 
 
-def _summary(state: SimState) -> dict[str, int]:
+def _summary(book: MarketBook) -> dict[str, int]:
     return {
-        "symbols": state.symbol_count,
-        "version": state.version,
-        "server_time": state.server_time_ms(),
+        "symbols": book.symbol_count,
+        "version": book.version,
+        "server_time": _state().server_time_ms(),
     }
 
 
@@ -434,14 +511,14 @@ def _reject_unknown_keys(body: Mapping[str, Any], known: frozenset[str]) -> None
         raise SimInputError(f"unknown keys {unknown}; expected some of {sorted(known)}")
 
 
-def _parse_fault(body: Mapping[str, Any]) -> Fault:
+def _parse_fault(body: Mapping[str, Any], default_endpoint: str) -> Fault:
     _reject_unknown_keys(body, _FAULT_KEYS)
     raw_kind = body.get("kind")
     if not isinstance(raw_kind, str) or raw_kind not in set(FaultKind):
         kinds = ", ".join(FaultKind)
         raise SimInputError(f"kind must be one of {kinds}; got {raw_kind!r}")
     kind = FaultKind(raw_kind)
-    endpoint = body.get("endpoint", EXCHANGE_INFO_PATH)
+    endpoint = body.get("endpoint", default_endpoint)
     if not isinstance(endpoint, str):
         raise SimInputError("endpoint must be a string")
     count = _optional_integer(body, "count")

@@ -24,10 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     try:
-        state = SimState.from_file(args.fixture)
+        state = SimState.from_file(
+            args.fixture, usdm_path=args.usdm_fixture, coinm_path=args.coinm_fixture
+        )
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        fixture = args.fixture or "the packaged fixture"
+        given = [f for f in (args.fixture, args.usdm_fixture, args.coinm_fixture) if f]
+        fixture = " or ".join(given) if given else "the packaged fixtures"
         print(f"binance_sim: cannot load {fixture}: {reason}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -51,13 +54,28 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="binance_sim",
         description="Serve Binance's exchangeInfo, time, ping, the signed account endpoints, "
-        "system status and delist schedule from fixtures, "
-        "with a control API under /_sim/.",
+        "system status and delist schedule from fixtures, and the futures markets' "
+        "exchangeInfo (USD-M /fapi/v1/exchangeInfo, COIN-M /dapi/v1/exchangeInfo), "
+        "with a control API under /_sim/ (per market: /_sim/markets/{spot,usdm,coinm}/).",
     )
     parser.add_argument(
         "--fixture",
         metavar="PATH",
-        help="an exchangeInfo JSON file to serve (default: 12 packaged real symbols)",
+        help="a spot exchangeInfo JSON file to serve at /api/v3/exchangeInfo "
+        "(default: 12 packaged real symbols)",
+    )
+    parser.add_argument(
+        "--usdm-fixture",
+        metavar="PATH",
+        help="a USD-M futures exchangeInfo JSON file to serve at /fapi/v1/exchangeInfo "
+        "(default: 13 packaged real contracts of 2025-10-30)",
+    )
+    parser.add_argument(
+        "--coinm-fixture",
+        metavar="PATH",
+        help="a COIN-M futures exchangeInfo JSON file to serve at /dapi/v1/exchangeInfo "
+        "(default: 7 packaged contracts written after Binance's documented shape; "
+        "no real capture exists)",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"

@@ -5,6 +5,11 @@ BREAK, a filter changes, the next two responses are 503) and then see exactly wh
 asked for. All of that lives here, behind one lock, with no HTTP in sight, so the Flask app
 stays a thin translation layer and Python callers can drive the same state directly.
 
+Each market (spot, USD-M futures, COIN-M futures) is a book of its own: its document, its
+version, its used-weight window and its 429/418 standing, as Binance keeps them per host
+(``api``, ``fapi``, ``dapi``). Pending faults, chaos and the request log are shared: they are
+keyed by endpoint path, and every path belongs to exactly one market.
+
 The exchangeInfo body is serialized once per change, not per request: a real snapshot is
 2.7-3.7 MB and a poller asks for it every second. Only ``serverTime`` differs between two
 responses, so the body is kept as the bytes before and after its value and the clock's digits
@@ -28,6 +33,8 @@ import orjson
 from binance_sim.account import AccountState
 
 EXCHANGE_INFO_PATH: Final = "/api/v3/exchangeInfo"
+USDM_EXCHANGE_INFO_PATH: Final = "/fapi/v1/exchangeInfo"
+COINM_EXCHANGE_INFO_PATH: Final = "/dapi/v1/exchangeInfo"
 ACCOUNT_PATH: Final = "/api/v3/account"
 COMMISSION_PATH: Final = "/api/v3/account/commission"
 API_RESTRICTIONS_PATH: Final = "/sapi/v1/account/apiRestrictions"
@@ -45,10 +52,91 @@ ENDPOINT_WEIGHTS: Final[Mapping[str, int]] = {
     API_RESTRICTIONS_PATH: 1,
     SYSTEM_STATUS_PATH: 1,
     DELIST_SCHEDULE_PATH: 100,
+    # Futures: weight 1 each, counted by the futures hosts apart from spot (notes §14).
+    USDM_EXCHANGE_INFO_PATH: 1,
+    "/fapi/v1/time": 1,
+    "/fapi/v1/ping": 1,
+    COINM_EXCHANGE_INFO_PATH: 1,
+    "/dapi/v1/time": 1,
+    "/dapi/v1/ping": 1,
 }
 
-# Binance emits these first, in this order; clients may (wrongly) rely on it.
-_LEADING_KEYS: Final = ("timezone", "serverTime", "rateLimits", "exchangeFilters", "symbols")
+
+class Market(StrEnum):
+    """A Binance market: each is served from its own host with its own weight counter."""
+
+    SPOT = "spot"
+    USDM = "usdm"
+    COINM = "coinm"
+
+
+# The path prefix of each market's REST API; everything else the sim serves is spot's.
+MARKET_PREFIXES: Final[Mapping[Market, str]] = {
+    Market.SPOT: "/api/",
+    Market.USDM: "/fapi/",
+    Market.COINM: "/dapi/",
+}
+EXCHANGE_INFO_PATHS: Final[Mapping[Market, str]] = {
+    Market.SPOT: EXCHANGE_INFO_PATH,
+    Market.USDM: USDM_EXCHANGE_INFO_PATH,
+    Market.COINM: COINM_EXCHANGE_INFO_PATH,
+}
+# COIN-M names a contract's status ``contractStatus`` (notes §14.3).
+STATUS_KEYS: Final[Mapping[Market, str]] = {
+    Market.SPOT: "status",
+    Market.USDM: "status",
+    Market.COINM: "contractStatus",
+}
+# The documented statuses (notes §3.4, §14.1, §14.3). The status control takes only these,
+# so that a typo in a test fails loudly; ``fields`` can still set anything at all.
+STATUSES: Final[Mapping[Market, frozenset[str]]] = {
+    Market.SPOT: frozenset({"TRADING", "BREAK", "HALT", "END_OF_DAY", "CANCEL_ONLY"}),
+    Market.USDM: frozenset(
+        {
+            "PENDING_TRADING",
+            "TRADING",
+            "PRE_DELIVERING",
+            "DELIVERING",
+            "DELIVERED",
+            "PRE_SETTLE",
+            "SETTLING",
+            "CLOSE",
+        }
+    ),
+    Market.COINM: frozenset(
+        {"PENDING_TRADING", "TRADING", "PRE_DELIVERING", "DELIVERING", "DELIVERED"}
+    ),
+}
+_FIXTURES: Final[Mapping[Market, str]] = {
+    Market.SPOT: "exchange_info.json",
+    Market.USDM: "usdm_exchange_info_2025-10-30.json",
+    Market.COINM: "coinm_exchange_info_from_docs.json",
+}
+
+
+def market_of(path: str) -> Market:
+    """The market whose host serves ``path`` (spot for everything outside fapi and dapi)."""
+    for market in (Market.USDM, Market.COINM):
+        if path.startswith(MARKET_PREFIXES[market]):
+            return market
+    return Market.SPOT
+
+
+# Binance emits these first, in this order; clients may (wrongly) rely on it. The futures
+# order is the one of the real USD-M bodies in wire format (2021-09-06, 2024-10-19).
+_LEADING_KEYS: Final[Mapping[Market, tuple[str, ...]]] = {
+    Market.SPOT: ("timezone", "serverTime", "rateLimits", "exchangeFilters", "symbols"),
+    Market.USDM: (
+        "timezone",
+        "serverTime",
+        "futuresType",
+        "rateLimits",
+        "exchangeFilters",
+        "assets",
+        "symbols",
+    ),
+    Market.COINM: ("timezone", "serverTime", "rateLimits", "exchangeFilters", "symbols"),
+}
 
 DEFAULT_REQUEST_LOG_SIZE: Final = 10_000
 
@@ -220,70 +308,42 @@ class _Body:
         return b"".join((self.before_time, str(server_time_ms).encode(), self.after_time))
 
 
-def default_fixture() -> bytes:
-    """The packaged exchangeInfo snapshot: 12 real symbols, enough for demos and tests."""
-    return (resources.files("binance_sim") / "data" / "exchange_info.json").read_bytes()
+def default_fixture(market: Market = Market.SPOT) -> bytes:
+    """The packaged exchangeInfo snapshot of ``market``, enough for demos and tests.
+
+    Spot: 12 real symbols. USD-M: 13 real contracts of 2025-10-30 (perpetuals, quarterlies,
+    SETTLING and PENDING_TRADING ones). COIN-M: no real capture exists, so 7 contracts
+    written after the documented shape; the file name says so.
+    """
+    return (resources.files("binance_sim") / "data" / _FIXTURES[market]).read_bytes()
 
 
-class SimState:
-    """The current exchangeInfo document, pending faults, used weight and the request log."""
+class MarketBook:
+    """One market's document, the weight its host counted and its standing after a 429/418.
+
+    Books share their SimState's lock and clock, so a change to any market and the fault
+    that fires next are decided under one lock, as before there were several markets.
+    """
 
     def __init__(
         self,
+        market: Market,
         document: Mapping[str, Any],
         *,
-        clock: Clock = time.time,
-        request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
+        lock: threading.Lock,
+        clock: Clock,
     ) -> None:
+        self.market = market
+        self._lock = lock
         self._clock = clock
-        self._lock = threading.Lock()
-        self._document = _normalized_document(document)
+        self._document = _normalized_document(document, market)
         self._body = _split_body(self._document)
         self._version = 0
-        self._faults: list[Fault] = []
-        self._chaos: Chaos | None = None
-        self._chaos_rng = random.Random()
-        self._backoff_until = 0.0  # a 429 asked the client to wait until then
-        self._banned_until = 0.0
+        self.backoff_until = 0.0  # a 429 asked the client to wait until then
+        self.banned_until = 0.0
         self._weight_window = -1
         self._weight_used = 0
         self._weight_total = 0
-        self._requests: deque[RequestRecord] = deque(maxlen=request_log_size)
-        self._clock_offset_ms = 0
-        self.account = AccountState()
-
-    @classmethod
-    def from_file(
-        cls, path: str | PathLike[str] | None = None, *, clock: Clock = time.time
-    ) -> "SimState":
-        """Load any real exchangeInfo JSON file; None means the packaged fixture.
-
-        Raises OSError if the file cannot be read and ValueError if it is not an
-        exchangeInfo document.
-        """
-        raw = default_fixture() if path is None else Path(path).read_bytes()
-        return cls(_loads(raw), clock=clock)
-
-    # -- the clock -------------------------------------------------------------------------
-
-    def now(self) -> float:
-        """Wall time in seconds, as the sim's clock tells it."""
-        return self._clock()
-
-    def server_time_ms(self) -> int:
-        """The sim's clock as Binance reports it: integer milliseconds since the epoch.
-
-        It runs ``clock_offset_ms`` ahead of the host's clock, so that tests can put
-        "Binance" out of step with the poller and watch it resynchronise.
-        """
-        return int(self._clock() * 1000) + self._clock_offset_ms
-
-    @property
-    def clock_offset_ms(self) -> int:
-        return self._clock_offset_ms
-
-    def set_clock_offset_ms(self, offset_ms: int) -> None:
-        self._clock_offset_ms = offset_ms
 
     # -- the document ----------------------------------------------------------------------
 
@@ -298,15 +358,15 @@ class SimState:
         with self._lock:
             return len(self._document["symbols"])
 
-    def exchange_info_body(self) -> bytes:
-        """The serialized document with the current serverTime, ready to send."""
+    def exchange_info_body(self, server_time_ms: int) -> bytes:
+        """The serialized document with ``server_time_ms`` as its serverTime, ready to send."""
         with self._lock:
             body = self._body
-        return body.render(self.server_time_ms())
+        return body.render(server_time_ms)
 
     def replace_document(self, document: Mapping[str, Any]) -> None:
         """Serve ``document`` from now on; its own serverTime is ignored."""
-        normalized = _normalized_document(document)
+        normalized = _normalized_document(document, self.market)
         body = _split_body(normalized)
         with self._lock:
             self._document = normalized
@@ -320,7 +380,7 @@ class SimState:
         return copy
 
     def put_symbol(self, symbol_object: Mapping[str, Any]) -> bool:
-        """Add the symbol, or replace it in place if present; True if it was added."""
+        """Add the symbol (a listing), or replace it in place if present; True if added."""
         new = _symbol_object(symbol_object)
         with self._lock:
             symbols = self._symbols()
@@ -341,14 +401,19 @@ class SimState:
         fields: Mapping[str, Any] | None = None,
         filters: Iterable[Mapping[str, Any]] | None = None,
         remove_filters: Iterable[str] | None = None,
+        status: str | None = None,
+        delivery_date: int | None = None,
     ) -> JSONObject:
         """Merge top-level ``fields``, drop ``remove_filters`` types, then upsert ``filters``.
 
-        A given filter replaces the symbol's filter of the same type where it stands, or is
-        appended if the symbol has none: Binance's filter order carries no meaning, but a
-        patch that reshuffles it would show up as noise in any diff. Returns the new object.
+        ``status`` goes to the market's own status key (COIN-M: ``contractStatus``) and must
+        be a documented status; ``delivery_date`` (epoch ms) is futures only. A given filter
+        replaces the symbol's filter of the same type where it stands, or is appended if the
+        symbol has none: Binance's filter order carries no meaning, but a patch that
+        reshuffles it would show up as noise in any diff. Returns the new object.
         """
         new_fields = _patch_fields(fields)
+        new_fields.update(_lifecycle_fields(self.market, status, delivery_date))
         new_filters = _filter_objects(filters)
         removed_types = _filter_types(remove_filters)
         with self._lock:
@@ -369,6 +434,7 @@ class SimState:
         return result
 
     def remove_symbol(self, symbol: str) -> None:
+        """Delist: the symbol is no longer in the document at all."""
         with self._lock:
             del self._symbols()[self._index_of(symbol)]
             self._commit()
@@ -388,6 +454,164 @@ class SimState:
         self._body = _split_body(self._document)
         self._version += 1
 
+    # -- used weight -----------------------------------------------------------------------
+
+    def charge_weight(self, weight: int) -> int:
+        """Add a request's weight to the current minute; returns the minute's total so far.
+
+        Binance counts per IP in fixed windows aligned on whole minutes (notes §8.1), and
+        each market's host counts apart; the sim has no notion of IP and counts every client
+        of a market together.
+        """
+        window = int(self._clock() // 60)
+        with self._lock:
+            if window != self._weight_window:
+                self._weight_window = window
+                self._weight_used = 0
+            self._weight_used += weight
+            self._weight_total += weight
+            return self._weight_used
+
+    def weight_total(self) -> int:
+        """All the weight charged since the sim started or the total was last cleared."""
+        with self._lock:
+            return self._weight_total
+
+    def clear_weight_total(self) -> int:
+        """Start counting the total afresh (the per-minute count goes on); returns the old one."""
+        with self._lock:
+            total, self._weight_total = self._weight_total, 0
+            return total
+
+
+class SimState:
+    """Each market's book, pending faults, chaos and the request log.
+
+    The methods without a market argument are spot's, as they were before futures existed;
+    ``book(market)`` reaches any market's document and weight.
+    """
+
+    def __init__(
+        self,
+        document: Mapping[str, Any],
+        *,
+        clock: Clock = time.time,
+        request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
+        usdm_document: Mapping[str, Any] | None = None,
+        coinm_document: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``document`` is spot's; a futures document left None is the packaged one."""
+        self._clock = clock
+        self._lock = threading.Lock()
+        documents = {
+            Market.SPOT: document,
+            Market.USDM: usdm_document,
+            Market.COINM: coinm_document,
+        }
+        self._books = {
+            market: MarketBook(
+                market,
+                _loads(default_fixture(market)) if given is None else given,
+                lock=self._lock,
+                clock=clock,
+            )
+            for market, given in documents.items()
+        }
+        self._faults: list[Fault] = []
+        self._chaos: Chaos | None = None
+        self._chaos_rng = random.Random()
+        self._requests: deque[RequestRecord] = deque(maxlen=request_log_size)
+        self._clock_offset_ms = 0
+        self.account = AccountState()
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | PathLike[str] | None = None,
+        *,
+        clock: Clock = time.time,
+        usdm_path: str | PathLike[str] | None = None,
+        coinm_path: str | PathLike[str] | None = None,
+    ) -> "SimState":
+        """Load any exchangeInfo JSON file per market; None means that market's packaged one.
+
+        Raises OSError if a file cannot be read and ValueError if it is not an
+        exchangeInfo document.
+        """
+
+        def load(given: str | PathLike[str] | None) -> Any:
+            return None if given is None else _loads(Path(given).read_bytes())
+
+        spot = _loads(default_fixture()) if path is None else load(path)
+        return cls(
+            spot, clock=clock, usdm_document=load(usdm_path), coinm_document=load(coinm_path)
+        )
+
+    def book(self, market: Market) -> MarketBook:
+        """The market's document and weight counter."""
+        return self._books[market]
+
+    # -- the clock -------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Wall time in seconds, as the sim's clock tells it."""
+        return self._clock()
+
+    def server_time_ms(self) -> int:
+        """The sim's clock as Binance reports it: integer milliseconds since the epoch.
+
+        It runs ``clock_offset_ms`` ahead of the host's clock, so that tests can put
+        "Binance" out of step with the poller and watch it resynchronise. Every market
+        shares it: the futures hosts keep Binance's one clock too.
+        """
+        return int(self._clock() * 1000) + self._clock_offset_ms
+
+    @property
+    def clock_offset_ms(self) -> int:
+        return self._clock_offset_ms
+
+    def set_clock_offset_ms(self, offset_ms: int) -> None:
+        self._clock_offset_ms = offset_ms
+
+    # -- spot's document, as before markets ------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """How many times spot's document has changed since the sim started."""
+        return self._books[Market.SPOT].version
+
+    @property
+    def symbol_count(self) -> int:
+        return self._books[Market.SPOT].symbol_count
+
+    def exchange_info_body(self, market: Market = Market.SPOT) -> bytes:
+        """The market's serialized document with the current serverTime, ready to send."""
+        return self._books[market].exchange_info_body(self.server_time_ms())
+
+    def replace_document(self, document: Mapping[str, Any]) -> None:
+        self._books[Market.SPOT].replace_document(document)
+
+    def get_symbol(self, symbol: str) -> JSONObject:
+        return self._books[Market.SPOT].get_symbol(symbol)
+
+    def put_symbol(self, symbol_object: Mapping[str, Any]) -> bool:
+        return self._books[Market.SPOT].put_symbol(symbol_object)
+
+    def patch_symbol(
+        self,
+        symbol: str,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        filters: Iterable[Mapping[str, Any]] | None = None,
+        remove_filters: Iterable[str] | None = None,
+    ) -> JSONObject:
+        return self._books[Market.SPOT].patch_symbol(
+            symbol, fields=fields, filters=filters, remove_filters=remove_filters
+        )
+
+    def remove_symbol(self, symbol: str) -> None:
+        self._books[Market.SPOT].remove_symbol(symbol)
+
     # -- faults ----------------------------------------------------------------------------
 
     def add_fault(self, fault: Fault) -> None:
@@ -400,21 +624,23 @@ class SimState:
 
         As Binance does, a client that calls while a 429's Retry-After is running, or while
         banned, gets a 418 and a ban of ``BAN_SECONDS`` whatever else is scripted; then the
-        first pending fault that applies is consumed; then chaos may pick one.
+        first pending fault that applies is consumed; then chaos may pick one. A back-off or
+        ban holds on the endpoint's market only: each host counts and bans on its own.
         """
         if endpoint not in ENDPOINT_WEIGHTS:
             return None
+        book = self._books[market_of(endpoint)]
         now = self._clock()
         with self._lock:
             fault = (
                 Fault(FaultKind.IP_BAN, endpoint, retry_after=BAN_SECONDS)
-                if now < max(self._backoff_until, self._banned_until)
+                if now < max(book.backoff_until, book.banned_until)
                 else self._take_scripted(endpoint) or self._take_chaos(endpoint)
             )
             if fault is not None and fault.kind is FaultKind.RATE_LIMIT:
-                self._backoff_until = now + fault.retry_after_seconds
+                book.backoff_until = now + fault.retry_after_seconds
             elif fault is not None and fault.kind is FaultKind.IP_BAN:
-                self._banned_until = now + fault.retry_after_seconds
+                book.banned_until = now + fault.retry_after_seconds
         return fault
 
     def _take_scripted(self, endpoint: str) -> Fault | None:
@@ -456,33 +682,17 @@ class SimState:
             self._faults.clear()
             return count
 
-    # -- used weight -----------------------------------------------------------------------
+    # -- used weight, per market (spot's unless told) ---------------------------------------
 
-    def charge_weight(self, weight: int) -> int:
-        """Add a request's weight to the current minute; returns the minute's total so far.
+    def charge_weight(self, weight: int, market: Market = Market.SPOT) -> int:
+        """Add a request's weight to its market's minute; returns that minute's total."""
+        return self._books[market].charge_weight(weight)
 
-        Binance counts per IP in fixed windows aligned on whole minutes (notes §8.1); the sim
-        has no notion of IP and counts every client together.
-        """
-        window = int(self._clock() // 60)
-        with self._lock:
-            if window != self._weight_window:
-                self._weight_window = window
-                self._weight_used = 0
-            self._weight_used += weight
-            self._weight_total += weight
-            return self._weight_used
+    def weight_total(self, market: Market = Market.SPOT) -> int:
+        return self._books[market].weight_total()
 
-    def weight_total(self) -> int:
-        """All the weight charged since the sim started or the total was last cleared."""
-        with self._lock:
-            return self._weight_total
-
-    def clear_weight_total(self) -> int:
-        """Start counting the total afresh (the per-minute count goes on); returns the old one."""
-        with self._lock:
-            total, self._weight_total = self._weight_total, 0
-            return total
+    def clear_weight_total(self, market: Market = Market.SPOT) -> int:
+        return self._books[market].clear_weight_total()
 
     # -- the request log -------------------------------------------------------------------
 
@@ -521,7 +731,7 @@ def _detached(value: Any) -> Any:
         raise SimInputError(f"not representable as JSON: {exc}") from exc
 
 
-def _normalized_document(document: Mapping[str, Any]) -> JSONObject:
+def _normalized_document(document: Mapping[str, Any], market: Market) -> JSONObject:
     """A private copy in Binance's key order, without serverTime (it is added per response)."""
     if not isinstance(document, Mapping):
         raise SimInputError("an exchangeInfo document must be a JSON object")
@@ -532,8 +742,9 @@ def _normalized_document(document: Mapping[str, Any]) -> JSONObject:
     duplicates = sorted(name for name, count in counts.items() if count > 1)
     if duplicates:
         raise SimInputError(f"duplicate symbols: {', '.join(duplicates)}")
-    ordered_keys = [key for key in _LEADING_KEYS if key in document] + [
-        key for key in document if key not in _LEADING_KEYS
+    leading = _LEADING_KEYS[market]
+    ordered_keys = [key for key in leading if key in document] + [
+        key for key in document if key not in leading
     ]
     normalized: JSONObject = _detached(
         {key: document[key] for key in ordered_keys if key != "serverTime"}
@@ -583,6 +794,28 @@ def _patch_fields(fields: Mapping[str, Any] | None) -> JSONObject:
         raise SimInputError("'fields' cannot set filters; use 'filters' and 'remove_filters'")
     patch: JSONObject = _detached(fields)
     return patch
+
+
+def _lifecycle_fields(market: Market, status: Any, delivery_date: Any) -> JSONObject:
+    """The contract lifecycle controls as the fields the market's documents carry."""
+    fields: JSONObject = {}
+    if status is not None:
+        if not isinstance(status, str) or status not in STATUSES[market]:
+            allowed = ", ".join(sorted(STATUSES[market]))
+            raise SimInputError(
+                f"status must be one of {allowed} on {market}; got {status!r} "
+                "(set any other value through 'fields')"
+            )
+        fields[STATUS_KEYS[market]] = status
+    if delivery_date is not None:
+        if market is Market.SPOT:
+            raise SimInputError("spot symbols have no deliveryDate")
+        if not isinstance(delivery_date, int) or isinstance(delivery_date, bool):
+            raise SimInputError(f"delivery_date must be epoch milliseconds; got {delivery_date!r}")
+        if delivery_date < 0:
+            raise SimInputError("delivery_date must be at least 0")
+        fields["deliveryDate"] = delivery_date
+    return fields
 
 
 def _filter_objects(filters: Any) -> list[JSONObject]:

@@ -345,9 +345,10 @@ class SymbolFilterVersion(VersionMixin, Base):
     raw: Mapped[dict[str, Any]]
 
 
-class RateLimitVersion(VersionMixin, Base):
-    __tablename__ = "rate_limit_versions"
-    __key__ = ("rate_limit_type", "interval", "interval_num")
+class RateLimitColumns:
+    """A rate limit of one market's exchangeInfo, keyed by what it limits over which window."""
+
+    __key__: tuple[str, ...] = ("rate_limit_type", "interval", "interval_num")
 
     rate_limit_type: Mapped[str] = mapped_column(Text, sort_order=-2)
     interval: Mapped[str] = mapped_column(Text, sort_order=-2)
@@ -356,12 +357,128 @@ class RateLimitVersion(VersionMixin, Base):
     raw: Mapped[dict[str, Any]]
 
 
-class ExchangeFilterVersion(VersionMixin, Base):
-    __tablename__ = "exchange_filter_versions"
-    __key__ = ("filter_type",)
+class ExchangeFilterColumns:
+    __key__: tuple[str, ...] = ("filter_type",)
 
     filter_type: Mapped[str] = mapped_column(Text, sort_order=-2)
     raw: Mapped[dict[str, Any]]
+
+
+class RateLimitVersion(RateLimitColumns, VersionMixin, Base):
+    __tablename__ = "rate_limit_versions"
+
+
+class ExchangeFilterVersion(ExchangeFilterColumns, VersionMixin, Base):
+    __tablename__ = "exchange_filter_versions"
+
+
+# -- futures: a table per market (bench/README.md, "Futures: one table or one per market") --
+#
+# USD-M and COIN-M contracts share one shape (COIN-M's ``contractStatus`` is ``status``
+# here), so each market's tables are the same mixin under its own name. Written by
+# poller.parse_futures' row builders: their keys are these columns.
+
+
+class FuturesSymbolColumns:
+    """A futures contract's own fields (everything but its filters)."""
+
+    __key__: tuple[str, ...] = ("symbol",)
+
+    symbol: Mapped[str] = mapped_column(Text, sort_order=-2)
+    status: Mapped[str] = mapped_column(Text)  # COIN-M: contractStatus
+    pair: Mapped[str] = mapped_column(Text)
+    contract_type: Mapped[str] = mapped_column(Text)  # '' seen on one USD-M contract
+    delivery_date: Mapped[datetime]  # 2100-12-25 08:00 UTC for a perpetual
+    onboard_date: Mapped[datetime]
+    contract_size: Mapped[Decimal | None]  # COIN-M: USD face value of one contract
+    margin_asset: Mapped[str] = mapped_column(Text)
+    base_asset: Mapped[str] = mapped_column(Text)
+    quote_asset: Mapped[str] = mapped_column(Text)
+    underlying_type: Mapped[str | None] = mapped_column(Text)
+    underlying_sub_type: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    price_precision: Mapped[int | None] = mapped_column(SmallInteger)
+    quantity_precision: Mapped[int | None] = mapped_column(SmallInteger)
+    base_asset_precision: Mapped[int | None] = mapped_column(SmallInteger)
+    quote_precision: Mapped[int | None] = mapped_column(SmallInteger)
+    equal_qty_precision: Mapped[int | None] = mapped_column(SmallInteger)
+    trigger_protect: Mapped[Decimal | None]
+    liquidation_fee: Mapped[Decimal | None]
+    market_take_bound: Mapped[Decimal | None]
+    maint_margin_percent: Mapped[Decimal | None]
+    required_margin_percent: Mapped[Decimal | None]
+    max_move_order_limit: Mapped[int | None] = mapped_column(Integer)
+    order_types: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    time_in_force: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    permission_sets: Mapped[list[Any] | None]  # flat on USD-M, nested on spot: jsonb
+    raw: Mapped[dict[str, Any]]
+
+
+class FuturesFilterColumns:
+    """One filter of one contract, keyed by ``filterType``."""
+
+    __key__: tuple[str, ...] = ("symbol", "filter_type")
+    __read_whole_as_of__: bool = True  # a whole market as of t, as for spot's filters
+
+    symbol: Mapped[str] = mapped_column(Text, sort_order=-2)
+    filter_type: Mapped[str] = mapped_column(Text, sort_order=-2)
+    min_price: Mapped[Decimal | None]
+    max_price: Mapped[Decimal | None]
+    tick_size: Mapped[Decimal | None]
+    min_qty: Mapped[Decimal | None]
+    max_qty: Mapped[Decimal | None]
+    step_size: Mapped[Decimal | None]
+    notional: Mapped[Decimal | None]  # MIN_NOTIONAL's bound (spot's is minNotional)
+    multiplier_up: Mapped[Decimal | None]
+    multiplier_down: Mapped[Decimal | None]
+    multiplier_decimal: Mapped[int | None] = mapped_column(SmallInteger)
+    max_num_orders: Mapped[int | None] = mapped_column(Integer)
+    max_num_algo_orders: Mapped[int | None] = mapped_column(Integer)
+    position_control_side: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]]
+
+
+class UsdmSymbolVersion(FuturesSymbolColumns, VersionMixin, Base):
+    __tablename__ = "usdm_symbol_versions"
+
+
+class UsdmSymbolFilterVersion(FuturesFilterColumns, VersionMixin, Base):
+    __tablename__ = "usdm_symbol_filter_versions"
+
+
+class UsdmAssetVersion(VersionMixin, Base):
+    """A margin asset of USD-M's Multi-Assets mode (COIN-M's documented body has none)."""
+
+    __tablename__ = "usdm_asset_versions"
+    __key__ = ("asset",)
+
+    asset: Mapped[str] = mapped_column(Text, sort_order=-2)
+    margin_available: Mapped[bool | None] = mapped_column(Boolean)
+    auto_asset_exchange: Mapped[Decimal | None]
+    raw: Mapped[dict[str, Any]]
+
+
+class UsdmRateLimitVersion(RateLimitColumns, VersionMixin, Base):
+    __tablename__ = "usdm_rate_limit_versions"
+
+
+class UsdmExchangeFilterVersion(ExchangeFilterColumns, VersionMixin, Base):
+    __tablename__ = "usdm_exchange_filter_versions"
+
+
+class CoinmSymbolVersion(FuturesSymbolColumns, VersionMixin, Base):
+    __tablename__ = "coinm_symbol_versions"
+
+
+class CoinmSymbolFilterVersion(FuturesFilterColumns, VersionMixin, Base):
+    __tablename__ = "coinm_symbol_filter_versions"
+
+
+class CoinmRateLimitVersion(RateLimitColumns, VersionMixin, Base):
+    __tablename__ = "coinm_rate_limit_versions"
+
+
+class CoinmExchangeFilterVersion(ExchangeFilterColumns, VersionMixin, Base):
+    __tablename__ = "coinm_exchange_filter_versions"
 
 
 ACCOUNT_KEY = "spot"  # the one account polled: the spot account of the configured key

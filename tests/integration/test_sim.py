@@ -16,49 +16,11 @@ import requests
 from binance_sim.cli import main
 from binance_sim.server import SimServer
 from binance_sim.state import SimState, default_fixture
+from tests.sim_client import Client, FakeClock
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 TIMEOUT = 10
-
-
-class Client:
-    """A requests session bound to one running sim, with a timeout on every call."""
-
-    def __init__(self, session: requests.Session, url: str) -> None:
-        self.session = session
-        self.url = url
-
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("GET", path, **kwargs)
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.session.request(method, self.url + path, timeout=TIMEOUT, **kwargs)
-
-    def exchange_info(self) -> dict[str, Any]:
-        response = self.get("/api/v3/exchangeInfo")
-        assert response.status_code == 200, response.text
-        document: dict[str, Any] = orjson.loads(response.content)
-        return document
-
-    def symbol(self, name: str) -> dict[str, Any]:
-        matches = [s for s in self.exchange_info()["symbols"] if s["symbol"] == name]
-        assert len(matches) == 1, f"{name} served {len(matches)} times"
-        return matches[0]
-
-    def add_fault(self, **fault: Any) -> None:
-        response = self.request("POST", "/_sim/faults", json=fault)
-        assert response.status_code == 201, response.text
-
-
-class FakeClock:
-    """A clock that only moves when told to, for exact serverTime and weight windows."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
