@@ -316,6 +316,7 @@ def state_diff(
         "exchange_filters": _entity_diff(found.exchange_filters),
         "system_status": _entity_diff(found.system_status),
         "delistings": _entity_diff(found.delistings),
+        "schema": _entity_diff(found.schema),
         "account": None if found.account is None else _entity_diff(found.account),
         "commissions": None if found.commissions is None else _entity_diff(found.commissions),
     }
@@ -348,4 +349,20 @@ def order_check(
             "price": _decimal_or_none(verdict.nearest_price),
             "quantity": _decimal_or_none(verdict.nearest_quantity),
         },
+    }
+
+
+def schema(stream: str, paths: Sequence[Version], at: datetime, found: Evidence) -> dict[str, Any]:
+    return {
+        "stream": stream,
+        "as_of": format_instant(at),
+        "evidence": evidence(found),
+        "paths": [
+            {
+                **p.fields,
+                "valid_from": _instant(p.valid_from),
+                "valid_to": _instant(p.valid_to),
+            }
+            for p in paths
+        ],
     }

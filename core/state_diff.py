@@ -6,7 +6,9 @@ with the same as-of rule as every other answer, and symbols are compared as a re
 sees them: their own fields and their filters (``filters.PRICE_FILTER.tickSize``). The
 account and commissions are compared field by field like in the change feed (nested
 rates as ``commissionRates.maker``); balances are not compared (see core.changes), and
-the account's part is read only when the caller asks for it (``private``).
+the account's part is read only when the caller asks for it (``private``). The shape of
+the public streams' documents (core.schema) is compared too, keyed ``<stream>:<path>``:
+a filter type Binance started sending between the two instants is ``added``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class StateDiff:
     exchange_filters: EntityDiff
     system_status: EntityDiff
     delistings: EntityDiff
+    schema: EntityDiff
     account: EntityDiff | None  # None: not asked for (private)
     commissions: EntityDiff | None
 
@@ -137,6 +140,7 @@ def state_diff(
         exchange_filters=_table_diff(conn, "exchange_filter_versions", "filter_type", start, end),
         system_status=_table_diff(conn, "system_status_versions", "system", start, end),
         delistings=_table_diff(conn, "delisting_versions", "symbol", start, end),
+        schema=_table_diff(conn, "schema_versions", "stream || ':' || path", start, end),
         account=account,
         commissions=commissions,
     )

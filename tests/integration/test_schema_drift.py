@@ -1,0 +1,142 @@
+"""API-shape drift: replaying real spot snapshots records each path Binance started or
+stopped sending, in the feed (entity ``schema``), in /v1/schema as of t and in /metrics."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine
+
+from api import create_app, schemas
+from core.config import Settings
+from tests.builders import at, record_exchange_info
+from tests.integration.test_api import error, ok, ts
+from tests.schema_paths import paths_of
+
+DRIFT = Path(__file__).parent.parent / "fixtures" / "drift"
+SPOT = sorted(DRIFT.glob("spot_*.json"))  # 2022-09-22 .. 2023-09-08, in time order
+TIMES = [at(f"{p.name[5:15]}T12:00:00") for p in SPOT]
+NOW = TIMES[-1] + timedelta(days=1)
+
+
+def replay(engine: Engine) -> list[dict[str, set[str]]]:
+    shapes = []
+    for path, when in zip(SPOT, TIMES, strict=True):
+        body = path.read_bytes()
+        assert record_exchange_info(engine, body, when).outcome == "changed"
+        shapes.append(paths_of(json.loads(body)))
+    return shapes
+
+
+def expected_changes(old: dict[str, set[str]], new: dict[str, set[str]]) -> set[Any]:
+    """What changed between two shapes, as (key, field, old, new) of the feed."""
+    found: set[Any] = set()
+    for path in old.keys() | new.keys():
+        key = f"exchange_info:{path}"
+        before, after = old.get(path), new.get(path)
+        if before is None or after is None:
+            found.add((key, "listed", _types(before), _types(after)))
+        elif before != after:
+            found.add((key, "types", tuple(sorted(before)), tuple(sorted(after))))
+    return found
+
+
+def _types(types: set[str] | None) -> Any:
+    return None if types is None else (("types", tuple(sorted(types))),)
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def feed(engine: Engine, *extra: str) -> list[dict[str, Any]]:
+    client = create_app(Settings(), engine, clock=lambda: NOW).test_client()
+    query = "&".join((f"from={ts(TIMES[0])}", f"to={ts(NOW)}", *extra))
+    return list(ok(client.get(f"/v1/changes?{query}"), schemas.ChangeFeed)["changes"])
+
+
+def test_replaying_real_spot_snapshots_lists_each_shape_change_in_the_feed(
+    engine: Engine, api_engine: Engine
+) -> None:
+    shapes = replay(engine)
+    changes = [c for c in feed(api_engine, "schema=true") if c["entity"] == "schema"]
+    assert {c["stream"] for c in changes} == {"exchange_info"}
+    for i, when in enumerate(TIMES):
+        seen = {
+            (c["key"], c["field"], _hashable(c["old"]), _hashable(c["new"]))
+            for c in changes
+            if c["changed_at"] == ts(when)
+        }
+        assert seen == expected_changes(shapes[i - 1] if i else {}, shapes[i]), SPOT[i].name
+    # The drift that broke clients: NOTIONAL came in 2023-04, MIN_NOTIONAL went by 2023-09.
+    listed = {(c["key"], c["changed_at"]) for c in changes if c["old"] is None}
+    assert ("exchange_info:symbols[].filters[NOTIONAL]", ts(TIMES[3])) in listed
+    delisted = {(c["key"], c["changed_at"]) for c in changes if c["new"] is None}
+    assert ("exchange_info:symbols[].filters[MIN_NOTIONAL]", ts(TIMES[4])) in delisted
+
+
+def test_the_feed_lists_shape_changes_only_when_asked(engine: Engine, api_engine: Engine) -> None:
+    replay(engine)
+    assert feed(api_engine)
+    assert not [c for c in feed(api_engine) if c["entity"] == "schema"]
+    assert not [c for c in feed(api_engine, "schema=true", "stream=system_status")]
+
+
+def test_the_schema_as_of_an_instant_is_the_shape_of_the_document_then(
+    engine: Engine, api_engine: Engine
+) -> None:
+    shapes = replay(engine)
+    client = create_app(Settings(), api_engine, clock=lambda: NOW).test_client()
+    between = TIMES[3] + timedelta(hours=1)
+    body = ok(client.get(f"/v1/schema?as_of={ts(between)}"), schemas.SchemaAsOf)
+    assert {p["path"]: set(p["types"]) for p in body["paths"]} == shapes[3]
+    assert body["evidence"]["observed_before"] == ts(TIMES[3])
+    notional = {p["path"]: p for p in body["paths"]}["symbols[].filters[NOTIONAL]"]
+    assert (notional["valid_from"], notional["valid_to"]) == (ts(TIMES[3]), None)
+    now = ok(client.get("/v1/schema?stream=exchange_info"), schemas.SchemaAsOf)
+    assert {p["path"] for p in now["paths"]} == shapes[-1].keys()
+    before = ts(TIMES[0] - timedelta(seconds=1))
+    error(client.get(f"/v1/schema?as_of={before}"), 404, "not_observed")
+    error(client.get("/v1/schema?stream=account"), 400, "invalid_parameter")
+
+
+def test_metrics_count_the_shape_changes_of_each_stream(engine: Engine, api_engine: Engine) -> None:
+    shapes = replay(engine)
+    response = create_app(Settings(), api_engine, clock=lambda: NOW).test_client().get("/metrics")
+    samples = {
+        (s.name, tuple(s.labels.items())): s.value
+        for family in text_string_to_metric_families(response.get_data(as_text=True))
+        for s in family.samples
+    }
+    expected = sum(len(expected_changes(a, b)) for a, b in pairwise(shapes))
+    assert expected > 0
+    assert samples[("exmeta_schema_changes_total", (("stream", "exchange_info"),))] == expected
+
+
+def test_the_diff_compares_the_shapes_of_two_instants(engine: Engine, api_engine: Engine) -> None:
+    shapes = replay(engine)
+    client = create_app(Settings(), api_engine, clock=lambda: NOW).test_client()
+    body = ok(client.get(f"/v1/diff?from={ts(TIMES[0])}"), schemas.StateDiff)
+    old, new = shapes[0], shapes[-1]
+    assert body["schema"] == {
+        "added": sorted(f"exchange_info:{p}" for p in new.keys() - old.keys()),
+        "removed": sorted(f"exchange_info:{p}" for p in old.keys() - new.keys()),
+        "changed": [
+            {
+                "key": f"exchange_info:{p}",
+                "changes": [{"field": "types", "old": sorted(old[p]), "new": sorted(new[p])}],
+            }
+            for p in sorted(old.keys() & new.keys())
+            if old[p] != new[p]
+        ],
+    }
+    assert "exchange_info:symbols[].filters[NOTIONAL]" in body["schema"]["added"]
