@@ -4,17 +4,29 @@ stopped sending, in the feed (entity ``schema``), in /v1/schema as of t and in /
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import orjson
+import psycopg
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from api import create_app, schemas
 from core.config import Settings
-from tests.builders import at, record_exchange_info
+from exmeta.cli import main
+from tests.builders import (
+    account_document,
+    at,
+    exchange_info,
+    record_exchange_info,
+    record_failure,
+    record_stream,
+    symbol,
+)
 from tests.integration.test_api import error, ok, ts
 from tests.schema_paths import paths_of
 
@@ -22,6 +34,7 @@ DRIFT = Path(__file__).parent.parent / "fixtures" / "drift"
 SPOT = sorted(DRIFT.glob("spot_*.json"))  # 2022-09-22 .. 2023-09-08, in time order
 TIMES = [at(f"{p.name[5:15]}T12:00:00") for p in SPOT]
 NOW = TIMES[-1] + timedelta(days=1)
+VIEW_COLUMNS = "changed_at, observed_before, observation_id, stream, entity, key, field, old, new"
 
 
 def replay(engine: Engine) -> list[dict[str, set[str]]]:
@@ -140,3 +153,72 @@ def test_the_diff_compares_the_shapes_of_two_instants(engine: Engine, api_engine
         ],
     }
     assert "exchange_info:symbols[].filters[NOTIONAL]" in body["schema"]["added"]
+
+
+def current_paths(engine: Engine, stream: str) -> set[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT path FROM schema_versions WHERE stream = :s AND valid_to IS NULL"),
+            {"s": stream},
+        )
+        return {r[0] for r in rows}
+
+
+def test_a_stream_writes_and_closes_only_its_own_paths(engine: Engine) -> None:
+    record_exchange_info(engine, exchange_info(symbol("BTCUSDT")), TIMES[0])
+    spot = current_paths(engine, "exchange_info")
+    record_stream(engine, "system_status", {"status": 0, "msg": "normal"}, TIMES[1])
+    assert current_paths(engine, "system_status") == {"status", "msg"}
+    assert current_paths(engine, "exchange_info") == spot
+    record_stream(engine, "account", account_document(), TIMES[1])
+    assert current_paths(engine, "account") == set()  # private: not recorded
+
+
+def test_a_failed_or_invalid_body_changes_no_path(engine: Engine) -> None:
+    record_exchange_info(engine, exchange_info(symbol("BTCUSDT")), TIMES[0])
+    paths = current_paths(engine, "exchange_info")
+    record_failure(engine, TIMES[1])
+    invalid = record_exchange_info(engine, b'{"symbols": [{"symbol": "X"}]}', TIMES[2])
+    assert invalid.outcome == "error"
+    assert current_paths(engine, "exchange_info") == paths
+
+
+def test_the_analysts_views_say_what_the_api_says(engine: Engine, api_engine: Engine) -> None:
+    shapes = replay(engine)
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    between = TIMES[3] + timedelta(hours=1)
+    with psycopg.connect(url) as conn:
+        conn.execute("SET ROLE exmeta_reader")
+        rows = conn.execute(
+            f"SELECT {VIEW_COLUMNS} FROM schema_changes ORDER BY changed_at, entity, key, field"
+        ).fetchall()
+        then = conn.execute("SELECT path, types FROM schema_as_of(%s)", (between,)).fetchall()
+        now = conn.execute("SELECT path FROM schema_current").fetchall()
+    names = [c.strip() for c in VIEW_COLUMNS.split(",")]
+    view = [
+        {n: ts(v) if isinstance(v, datetime) else v for n, v in zip(names, r, strict=True)}
+        for r in rows
+    ]
+    assert view == [c for c in feed(api_engine, "schema=true") if c["entity"] == "schema"]
+    assert {path: set(types) for path, types in then} == shapes[3]
+    assert {r[0] for r in now} == shapes[-1].keys()
+
+
+def test_the_cli_lists_shape_changes_when_asked(
+    engine: Engine,
+    api_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    replay(engine)
+    monkeypatch.setenv("EXMETA_DATABASE__URL", engine.url.render_as_string(hide_password=False))
+    window = ("--from", ts(TIMES[0]), "--to", ts(NOW), "--json")
+
+    def printed(*args: str) -> list[dict[str, Any]]:
+        assert main(["changes", *args, *window]) == 0
+        return [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    with_schema = printed("--schema")
+    assert with_schema == feed(api_engine, "schema=true")
+    assert {c["entity"] for c in with_schema} >= {"schema", "symbol"}
+    assert printed() == feed(api_engine)
