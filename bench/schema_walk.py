@@ -54,7 +54,7 @@ def main() -> None:
     walk = median_ms(lambda: document_shape(doc), args.runs)
     parse = median_ms(lambda: parse_exchange_info(body), args.runs)
     shape = decode + walk
-    print(f"body {given.name}: {len(body):,} bytes, {len(document_shape(doc))} paths")
+    print(f"body {given.name}: {len(body):,} bytes, {len(document_shape(doc).paths)} paths")
     print(f"json.loads            {baseline:7.1f} ms")
     print(f"orjson.loads          {decode:7.1f} ms")
     print(f"document_shape (walk) {walk:7.1f} ms  = {walk / baseline:.2f}x json.loads")

@@ -58,12 +58,15 @@ class KindSnapshot:
     """Every entity of one versioned table in a complete response.
 
     ``to_row`` turns a source object into the table's typed columns (all but the key,
-    ``raw`` and the bookkeeping); it is called only for entities that changed.
+    ``raw`` and the bookkeeping); it is called only for entities that changed. ``keeps``,
+    if given, names the current keys absent from ``entities`` that the response holds no
+    evidence about: they stay as they are, neither closed nor reopened.
     """
 
     table: str
     entities: dict[Key, Entity]
     to_row: Callable[[Mapping[str, Any]], dict[str, Any]]
+    keeps: Callable[[Key], bool] | None = None
 
 
 Snapshot = list[KindSnapshot]
@@ -429,9 +432,10 @@ def _schema_kind(stream: str, body: bytes) -> KindSnapshot:
     """
     shape = document_shape(orjson.loads(body))
     entities = {
-        (stream, path): canonical_entity(schema_object(types)) for path, types in shape.items()
+        (stream, path): canonical_entity(schema_object(types))
+        for path, types in shape.paths.items()
     }
-    return KindSnapshot(SCHEMA_TABLE, entities, schema_row)
+    return KindSnapshot(SCHEMA_TABLE, entities, schema_row, lambda key: not shape.observed(key[1]))
 
 
 def _plan(snapshot: Snapshot, state: CurrentState) -> _Plan:
@@ -439,6 +443,9 @@ def _plan(snapshot: Snapshot, state: CurrentState) -> _Plan:
     for kind in snapshot:
         current = state.hashes.get(kind.table, {})
         new_hashes = {key: e.content_hash for key, e in kind.entities.items()}
+        if kind.keeps is not None:
+            kept = {k: h for k, h in current.items() if k not in new_hashes and kind.keeps(k)}
+            new_hashes.update(kept)
         changed = [key for key, h in new_hashes.items() if current.get(key) != h]
         plan.hashes[kind.table] = new_hashes
         plan.close[kind.table] = [k for k in current if new_hashes.get(k) != current[k]]

@@ -11,8 +11,10 @@ except that an object carrying a ``filterType`` is keyed by it
 (``symbols[].filters[PRICE_FILTER].tickSize``): filter types are a tagged union whose
 members have different fields, and a new member is exactly the drift a reader must see.
 An array whose every element went away loses its ``[]`` path (``symbols[].permissions[]``
-when Binance emptied ``permissions``). Values never enter the shape, so it changes only
-when the API does, not when a rule does.
+when Binance emptied ``permissions`` in every symbol). One array that is empty, though, is
+data, not shape (an empty delist schedule): nothing was seen of its elements, and their
+paths are ``unobserved``, kept as they were rather than closed. Values never enter the
+shape, so it changes only when the API does, not when a rule does.
 
 The walk goes column by column: the values of one path across every element are gathered
 and their types taken together, so the path text is built once per distinct path, not
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -38,27 +41,37 @@ _TYPE_NAMES: dict[type, str] = {
     type(None): "null",
 }
 
-Shape = dict[str, frozenset[str]]
+
+@dataclass(frozen=True, slots=True)
+class DocumentShape:
+    paths: dict[str, frozenset[str]]  # every path seen, with the JSON types seen at it
+    unobserved: frozenset[str]  # arrays that occur once, empty: their elements unseen
+
+    def observed(self, path: str) -> bool:
+        """False for a path under an unobserved array: its absence is no evidence."""
+        return not any(path.startswith(f"{array}[") for array in self.unobserved)
 
 
 def _child(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _walk(path: str, values: list[Any], out: dict[str, set[str]]) -> None:
+def _walk(path: str, values: list[Any], out: dict[str, set[str]], empty: set[str]) -> None:
     kinds = set(map(type, values))
     if path:
         out[path].update(_TYPE_NAMES[k] for k in kinds)
     if dict in kinds:
         for name, found in _fields(values).items():
-            _walk(_child(path, name), found, out)
+            _walk(_child(path, name), found, out, empty)
     if list in kinds:
         items = list(chain.from_iterable(v for v in values if type(v) is list))
+        if not items and len(values) == 1:
+            empty.add(path)
         plain, tagged = _split_tagged(items)
         if plain:
-            _walk(f"{path}[]", plain, out)
+            _walk(f"{path}[]", plain, out, empty)
         for tag, found in tagged.items():
-            _walk(f"{path}[{tag}]", found, out)
+            _walk(f"{path}[{tag}]", found, out, empty)
 
 
 def _fields(values: list[Any]) -> dict[str, list[Any]]:
@@ -95,15 +108,17 @@ def _split_tagged(items: list[Any]) -> tuple[list[Any], dict[str, list[Any]]]:
     return plain, tagged
 
 
-def document_shape(doc: Any) -> Shape:
+def document_shape(doc: Any) -> DocumentShape:
     """Every field path of a parsed JSON document with the JSON types seen at it.
 
     The root itself has no path: its children are ``name`` for an object, ``[]`` for an
-    array.
+    array (and an empty array at the root is an unobserved one, path ``""``).
     """
     out: defaultdict[str, set[str]] = defaultdict(set)
-    _walk("", [doc], out)
-    return {path: frozenset(types) for path, types in out.items()}
+    empty: set[str] = set()
+    _walk("", [doc], out, empty)
+    paths = {path: frozenset(types) for path, types in out.items()}
+    return DocumentShape(paths, frozenset(empty))
 
 
 def schema_object(types: frozenset[str]) -> dict[str, Any]:

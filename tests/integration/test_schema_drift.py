@@ -222,3 +222,16 @@ def test_the_cli_lists_shape_changes_when_asked(
     assert with_schema == feed(api_engine, "schema=true")
     assert {c["entity"] for c in with_schema} >= {"schema", "symbol"}
     assert printed() == feed(api_engine)
+
+
+def test_an_empty_delist_schedule_keeps_the_paths_of_its_entries(engine: Engine) -> None:
+    entry = {"delistTime": 1_700_000_000_000, "symbols": ["ABCUSDT"]}
+    record_stream(engine, "delistings", [entry], TIMES[0])
+    paths = {"[]", "[].delistTime", "[].symbols", "[].symbols[]"}
+    assert current_paths(engine, "delistings") == paths
+    record_stream(engine, "delistings", [], TIMES[1])
+    assert current_paths(engine, "delistings") == paths
+    record_stream(engine, "delistings", [{**entry, "symbols": []}], TIMES[2])
+    assert current_paths(engine, "delistings") == paths  # one entry's empty list: unseen
+    record_stream(engine, "delistings", [{**entry, "symbols": []}] * 2, TIMES[3])
+    assert current_paths(engine, "delistings") == paths - {"[].symbols[]"}
