@@ -5,6 +5,11 @@ A field or filter type that Binance adds or drops (``MIN_NOTIONAL`` giving way t
 stream's document to its paths, and this table versions them like any entity, keyed by
 stream and path. Indexed like every version table (core.models.VersionMixin).
 
+A stream's shape is taken only when its body is parsed, and an unchanged body never is:
+so that every stream gets its first shape at its next poll, not at its next change (the
+system status may not change for months), each stream head forgets its last body hash,
+and that one poll is parsed in full (its versions are found unchanged).
+
 Revision ID: 0150
 Revises: 0101
 Create Date: 2026-12-03 08:00:00+00:00
@@ -71,6 +76,7 @@ def upgrade() -> None:
     )
     # The analysts' role reads every version table (0041); the API's role is one of it (0070).
     op.execute(f"GRANT SELECT ON {TABLE} TO exmeta_reader")
+    op.execute("UPDATE stream_heads SET last_body_sha256 = NULL")
 
 
 def downgrade() -> None:

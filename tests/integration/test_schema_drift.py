@@ -3,6 +3,7 @@ stopped sending, in the feed (entity ``schema``), in /v1/schema as of t and in /
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -15,8 +16,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 
+import migrations
 from api import create_app, schemas
-from core.config import Settings
+from core.config import DatabaseSettings, Settings
+from core.db import create_db_engine
+from core.ingest import canonical_entity
 from exmeta.cli import main
 from tests.builders import (
     account_document,
@@ -27,6 +31,7 @@ from tests.builders import (
     record_stream,
     symbol,
 )
+from tests.conftest import DatabaseServer
 from tests.integration.test_api import error, ok, ts
 from tests.schema_paths import paths_of
 
@@ -235,3 +240,51 @@ def test_an_empty_delist_schedule_keeps_the_paths_of_its_entries(engine: Engine)
     assert current_paths(engine, "delistings") == paths  # one entry's empty list: unseen
     record_stream(engine, "delistings", [{**entry, "symbols": []}] * 2, TIMES[3])
     assert current_paths(engine, "delistings") == paths - {"[].symbols[]"}
+
+
+def test_after_the_upgrade_the_next_poll_records_the_shape_of_an_unchanged_body(
+    pg_server: DatabaseServer,
+) -> None:
+    engine = create_db_engine(pg_server.create_database("exmeta_drift"), DatabaseSettings())
+    body = orjson.dumps({"status": 0, "msg": "normal"})
+    status = canonical_entity(orjson.loads(body))
+    try:
+        migrations.upgrade(engine, "0101")
+        with engine.begin() as conn:
+            obs = conn.execute(
+                text(
+                    "INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
+                    " duration_ms, outcome) VALUES ('system_status', 'old', :t, :t, 1, 'changed')"
+                    " RETURNING id"
+                ),
+                {"t": TIMES[0]},
+            ).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO system_status_versions (system, valid_from, status, message,"
+                    " raw, content_hash, opened_by) VALUES ('binance', :t, 0, 'normal',"
+                    " CAST(:raw AS jsonb), :hash, :obs)"
+                ),
+                {
+                    "t": TIMES[0],
+                    "raw": status.canonical.decode(),
+                    "hash": status.content_hash,
+                    "obs": obs,
+                },
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO stream_heads (stream, last_applied_at, last_observation_id,"
+                    " last_body_sha256, state_observation_id)"
+                    " VALUES ('system_status', :t, :obs, :sha, :obs)"
+                ),
+                {"t": TIMES[0], "obs": obs, "sha": hashlib.sha256(body).digest()},
+            )
+        migrations.upgrade(engine)
+        recorded = record_stream(engine, "system_status", orjson.loads(body), TIMES[1])
+        assert recorded.opened == {"schema_versions": 2}
+        assert current_paths(engine, "system_status") == {"status", "msg"}
+        again = record_stream(engine, "system_status", orjson.loads(body), TIMES[2])
+        assert again.outcome == "unchanged"
+    finally:
+        engine.dispose()
