@@ -200,12 +200,13 @@ def _next_events(
     symbol: str | None,
     after: _After | None,
     limit: int,
-    streams: Collection[str] = (),
+    streams: Collection[str] | None = None,
 ) -> list[EventPosition]:
     """The first ``limit`` (changed_at, entity, key) in ``[start, end)`` after ``after``.
 
     Each table is read from its open and its close index in the feed's order, at most
     ``limit`` entries each, so a page costs what it returns, however long the window.
+    ``streams`` (None: all) keeps the rows of a table that holds several streams' entities.
     """
     if not tables:  # a symbol asked of streams whose entities are not symbols
         return []
@@ -219,7 +220,7 @@ def _next_events(
             ]
             if symbol is not None:
                 where.append("symbol = :symbol")
-            if table.by_stream:
+            if table.by_stream and streams is not None:
                 where.append("stream = ANY(:streams)")
             selects.append(
                 f"(SELECT DISTINCT {bound} AS at, '{table.entity}' COLLATE \"C\" AS entity,"
@@ -235,7 +236,7 @@ def _next_events(
             "start": start,
             "end": end,
             "symbol": symbol,
-            "streams": list(streams),
+            "streams": list(streams or ()),
             "limit": limit,
             "after_at": after.position[0] if after is not None else None,
             "after_key": after.position[2] if after is not None else None,
@@ -413,6 +414,8 @@ def changes(
         for t in (_SYMBOLS, _FILTERS, *_WHOLE_ROW_TABLES, _SCHEMA)
         if (t.stream in streams or (t.by_stream and schema)) and (symbol is None or t.per_symbol)
     ]
+    # Only public streams have a shape: asked for all of them, no condition is needed.
+    shapes_of = None if set(PUBLIC_STREAMS) <= set(streams) else streams
     position = decode_cursor(cursor) if cursor is not None else None
     # The cursor's own change may be followed by more fields of the same entity at the
     # same instant: its event is read again and only the fields after it are kept.
@@ -422,7 +425,7 @@ def changes(
     # cursor's own event comes back first.
     batch = limit + 1 + (position is not None)
     while len(selected) <= limit:
-        positions = _next_events(conn, tables, start, end, symbol, after, batch, streams)
+        positions = _next_events(conn, tables, start, end, symbol, after, batch, shapes_of)
         found = _changes_at(conn, tables, positions)
         selected.extend(
             item
