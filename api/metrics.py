@@ -58,6 +58,7 @@ class ObservationCollector(Collector):
             versions = stats.versions_written(conn)
             last = history.last_successes(conn, state.streams)
             rejected = stats.server_time_rejections(conn)
+            drift = stats.schema_changes(conn)
             plan = plan_for(state.settings, state.streams, history.request_weight_limit(conn))
         now = state.clock()
         yield from _poll_families(counts)
@@ -98,6 +99,16 @@ class ObservationCollector(Collector):
         for stream, n in rejected.items():
             server_time.add_metric([stream], n)
         yield server_time
+
+        schema = CounterMetricFamily(
+            "exmeta_schema_changes",
+            "Field paths or filter types of the stream's documents that Binance started or"
+            " stopped sending, or whose JSON types changed (entity `schema` of the feed)",
+            labels=["stream"],
+        )
+        for stream, n in drift.items():
+            schema.add_metric([stream], n)
+        yield schema
         yield from weight_plan_families(plan)
 
 

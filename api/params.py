@@ -29,7 +29,7 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from core.models import OUTCOMES
-from core.streams import STREAMS
+from core.streams import PUBLIC_STREAMS, STREAMS
 from core.timeparse import INSTANT_PATTERN, TimeParseError, parse_instant
 
 MAX_SYMBOL = 64  # Binance symbols are ~20 characters, and non-ASCII ones exist since 2025-12
@@ -217,6 +217,12 @@ class ChangesQuery(Window):
         description="leave out these fields, or the fields under them (repeatable), e.g."
         " filters.MARKET_LOT_SIZE.maxQty",
     )
+    schema_changes: bool = Field(
+        False,
+        alias="schema",
+        description="also list the changes of the documents' shape (entity `schema`): field"
+        " paths and filter types Binance started or stopped sending, or whose JSON types changed",
+    )
     limit: int = Field(MAX_CHANGES, ge=1, le=MAX_CHANGES)
     next_cursor: str | None = Field(
         None,
@@ -357,3 +363,17 @@ class SymbolPath(Params):
 
 class BalancesQuery(AsOfQuery):
     asset: Text | None = Field(None, description="only this asset, e.g. BTC")
+
+
+class SchemaQuery(AsOfQuery):
+    stream: str = Field(
+        "exchange_info",
+        description="the stream whose documents' shape is asked (the account's are not recorded)",
+        json_schema_extra={"enum": list(PUBLIC_STREAMS)},
+    )
+
+    @field_validator("stream")
+    @classmethod
+    def _public_stream(cls, value: str) -> str:
+        one_of(value, PUBLIC_STREAMS)
+        return value

@@ -347,3 +347,19 @@ def order_check(
             "quantity": _decimal_or_none(verdict.nearest_quantity),
         },
     }
+
+
+def schema(stream: str, paths: Sequence[Version], at: datetime, found: Evidence) -> dict[str, Any]:
+    return {
+        "stream": stream,
+        "as_of": format_instant(at),
+        "evidence": evidence(found),
+        "paths": [
+            {
+                **p.fields,
+                "valid_from": _instant(p.valid_from),
+                "valid_to": _instant(p.valid_to),
+            }
+            for p in paths
+        ],
+    }

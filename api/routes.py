@@ -27,6 +27,7 @@ from api.params import (
     DiffQuery,
     HistoryQuery,
     ObservationsQuery,
+    SchemaQuery,
     SymbolPath,
     SymbolsQuery,
 )
@@ -38,6 +39,7 @@ from api.schemas import (
     OrderCheck,
     RateLimitsAsOf,
     ReplicaList,
+    SchemaAsOf,
     StateDiff,
     SymbolAsOf,
     SymbolHistory,
@@ -283,6 +285,34 @@ def get_exchange_info(query: AsOfQuery) -> Response:
     )
 
 
+@v1.get(
+    "/v1/schema",
+    tags=[EXCHANGE],
+    responses={200: SchemaAsOf, 404: ErrorResponse},
+)
+def get_schema(query: SchemaQuery) -> Response:
+    """The shape of the stream's documents at as_of: each field path and its JSON types
+
+    What a client's parser meets: a filter type is a path of its own
+    (`symbols[].filters[NOTIONAL]`), so one that appeared or went away shows here and,
+    as the entity `schema`, in /v1/changes?schema=true. 404 `not_observed` if the stream
+    had no successful observation at or before as_of.
+    """
+    state = app_state()
+    now = state.clock()
+    at = query.as_of or now
+    with state.reading() as conn:
+        found = history.evidence(conn, query.stream, at, state.interval(query.stream), now)
+        if found.observed_before is None:
+            raise ApiError(
+                404,
+                "not_observed",
+                f"no successful {query.stream} observation at or before {format_instant(at)}",
+            )
+        paths = history.schema_as_of(conn, query.stream, query.as_of)
+    return render.json_response(render.schema(query.stream, paths, at, found))
+
+
 # The bearer token is optional on the feed and the diff: it adds the account's part.
 OPTIONAL_TOKEN: list[dict[str, list[str]]] = [{}, {"bearer": []}]
 TOKEN_ERRORS: dict[str | int, Any] = {401: ErrorResponse, 403: ErrorResponse}
@@ -331,6 +361,7 @@ def list_changes(query: ChangesQuery) -> Response:
                 symbol=query.symbol,
                 fields=query.field,
                 exclude_fields=query.exclude_field,
+                schema=query.schema_changes,
                 limit=query.limit,
                 cursor=query.next_cursor,
             )

@@ -291,7 +291,15 @@ class Change(Model):
     stream: FeedStream
     entity: FeedEntity
     key: str = Field(
-        examples=["BTCUSDT", "REQUEST_WEIGHT:MINUTE:1", "EXCHANGE_MAX_NUM_ORDERS", "spot"]
+        examples=[
+            "BTCUSDT",
+            "REQUEST_WEIGHT:MINUTE:1",
+            "EXCHANGE_MAX_NUM_ORDERS",
+            "spot",
+            "exchange_info:symbols[].filters[NOTIONAL]",
+        ],
+        description="a `schema` key is `<stream>:<path>`: a field path of that stream's"
+        " documents (see /v1/schema)",
     )
     field: str = Field(
         examples=[
@@ -302,9 +310,12 @@ class Change(Model):
             "standardCommission.taker",
             "delistTime",
             "listed",
+            "types",
         ],
         description="`listed`: a listing (old null, new the object) or a delisting (reverse);"
-        " for a `delisting`, its announcement and its withdrawal from the schedule",
+        " for a `delisting`, its announcement and its withdrawal from the schedule; for a"
+        " `schema` path, Binance starting or ceasing to send it (`types`: its JSON types"
+        " changed)",
     )
     old: Any
     new: Any
@@ -345,12 +356,39 @@ class StateDiff(Model):
     exchange_filters: EntityDiff
     system_status: EntityDiff = Field(description="key `binance`: fields `status`, `msg`")
     delistings: EntityDiff = Field(description="announced delistings, by symbol: `delistTime`")
+    schema_diff: EntityDiff = Field(
+        alias="schema",
+        description="field paths of the public streams' documents, keyed `<stream>:<path>`"
+        " (see /v1/schema): `types`, their JSON types",
+    )
     account: EntityDiff | None = Field(
         description="key `spot`: permissions, flags, commissions; null without the bearer token"
     )
     commissions: EntityDiff | None = Field(
         description="commission rates by symbol; null without the bearer token"
     )
+
+
+class SchemaPath(Model):
+    path: str = Field(
+        examples=["symbols[].filters[NOTIONAL].minNotional", "rateLimits[].intervalNum"],
+        description="a field path: `[]` any element of an array, `[TYPE]` its elements whose"
+        " filterType is TYPE",
+    )
+    types: list[str] = Field(
+        examples=[["string"]], description="the JSON types seen at the path, e.g. string, integer"
+    )
+    valid_from: Instant = Field(description="since when Binance has sent it with these types")
+    valid_to: Instant | None
+
+
+class SchemaAsOf(Model):
+    """The shape of a stream's documents at as_of: every field path Binance sent."""
+
+    stream: str
+    as_of: Instant
+    evidence: Evidence
+    paths: list[SchemaPath]
 
 
 class Health(Model):

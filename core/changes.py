@@ -9,7 +9,13 @@ because that is how a reader thinks of a symbol. A listing is one change of the 
 ``listed`` from null to the whole object, filters included, and a delisting the reverse:
 reporting every field of a new symbol as a change would bury the one fact that matters.
 The account and commission objects nest their rates, so their nested fields are
-reported one by one (``commissionRates.maker``).
+reported one by one (``commissionRates.maker``). The shape of each public stream's
+documents (core.schema) is the entity ``schema``, keyed ``<stream>:<path>``: a path that
+Binance starts sending is ``listed``, one it stops sending is delisted, and a change of
+the JSON types it holds is a change of ``types``. Its rows carry their stream, so they
+are listed under it and filtered with it. They are listed only when asked for
+(``schema``): a stream's first observation lists every path it has, and a reader of rule
+changes should not wade through those.
 
 Balances are left out on purpose: they change with every fill, and in incident work
 that churn would bury the permission or commission change that matters; they stay
@@ -103,6 +109,9 @@ class _Table:
     # The leading key columns that name the entity in the feed (a symbol's filters are
     # reported under the symbol); all of them when None.
     feed_key: tuple[str, ...] | None = None
+    # The rows belong to the stream named in their ``stream`` column (the first key
+    # column), not to ``stream``: one table holds every stream's shape.
+    by_stream: bool = False
 
     @property
     def per_symbol(self) -> bool:
@@ -131,7 +140,16 @@ _SYMBOLS = _FEED_TABLES["symbol_versions"]
 _FILTERS = _FEED_TABLES["symbol_filter_versions"]
 # Entities whose object is one version row, in catalogue order.
 _WHOLE_ROW_TABLES = tuple(t for t in _FEED_TABLES.values() if t not in (_SYMBOLS, _FILTERS))
+SCHEMA = "schema"
+_SCHEMA = _Table("", SCHEMA, "schema_versions", ("stream", "path"), by_stream=True)
 _STREAM_OF = {t.entity: t.stream for t in (_SYMBOLS, *_WHOLE_ROW_TABLES)}
+
+
+def _stream_of(entity: str, key: str) -> str:
+    """The stream a change belongs to: a schema key leads with it (``exchange_info:...``)."""
+    return key.split(":", 1)[0] if entity == SCHEMA else _STREAM_OF[entity]
+
+
 _BOUNDS = ("valid_from", "valid_to")  # a version opens at one and closes at the other
 
 # Where an entity's change stands in the feed, before its fields: (changed_at, entity, key).
@@ -171,11 +189,13 @@ def _next_events(
     symbol: str | None,
     after: _After | None,
     limit: int,
+    streams: Collection[str] | None = None,
 ) -> list[EventPosition]:
     """The first ``limit`` (changed_at, entity, key) in ``[start, end)`` after ``after``.
 
     Each table is read from its open and its close index in the feed's order, at most
     ``limit`` entries each, so a page costs what it returns, however long the window.
+    ``streams`` (None: all) keeps the rows of a table that holds several streams' entities.
     """
     if not tables:  # a symbol asked of streams whose entities are not symbols
         return []
@@ -189,6 +209,8 @@ def _next_events(
             ]
             if symbol is not None:
                 where.append("symbol = :symbol")
+            if table.by_stream and streams is not None:
+                where.append("stream = ANY(:streams)")
             selects.append(
                 f"(SELECT DISTINCT {bound} AS at, '{table.entity}' COLLATE \"C\" AS entity,"
                 f" {table.key_sql} AS k FROM {table.name} WHERE {' AND '.join(where)}"
@@ -203,6 +225,7 @@ def _next_events(
             "start": start,
             "end": end,
             "symbol": symbol,
+            "streams": list(streams or ()),
             "limit": limit,
             "after_at": after.position[0] if after is not None else None,
             "after_key": after.position[2] if after is not None else None,
@@ -360,6 +383,7 @@ def changes(
     symbol: str | None = None,
     fields: Sequence[str] = (),
     exclude_fields: Sequence[str] = (),
+    schema: bool = False,
     limit: int,
     cursor: str | None = None,
 ) -> ChangePage:
@@ -369,16 +393,18 @@ def changes(
     ``symbol`` keeps only that symbol's changes (its rules, its commission and its
     delisting; the account, rate limits, exchange filters and system status are no
     symbol's); ``fields`` keeps, and ``exclude_fields`` drops, the fields named or under
-    a named prefix. Raises ``core.cursors.CursorError`` for a token this feed did not make.
+    a named prefix; ``schema`` adds the changes of ``streams``' document shapes. Raises ``core.cursors.CursorError`` for a token this feed did not make.
     """
     unknown = set(streams) - set(STREAMS)
     if unknown:
         raise ValueError(f"unknown streams: {', '.join(sorted(unknown))}")
     tables = [
         t
-        for t in (_SYMBOLS, _FILTERS, *_WHOLE_ROW_TABLES)
-        if t.stream in streams and (symbol is None or t.per_symbol)
+        for t in (_SYMBOLS, _FILTERS, *_WHOLE_ROW_TABLES, _SCHEMA)
+        if (t.stream in streams or (t.by_stream and schema)) and (symbol is None or t.per_symbol)
     ]
+    # Only public streams have a shape: asked for all of them, no condition is needed.
+    shapes_of = None if set(PUBLIC_STREAMS) <= set(streams) else streams
     position = decode_cursor(cursor) if cursor is not None else None
     # The cursor's own change may be followed by more fields of the same entity at the
     # same instant: its event is read again and only the fields after it are kept.
@@ -388,7 +414,7 @@ def changes(
     # cursor's own event comes back first.
     batch = limit + 1 + (position is not None)
     while len(selected) <= limit:
-        positions = _next_events(conn, tables, start, end, symbol, after, batch)
+        positions = _next_events(conn, tables, start, end, symbol, after, batch, shapes_of)
         found = _changes_at(conn, tables, positions)
         selected.extend(
             item
@@ -403,18 +429,18 @@ def changes(
         # Field filters may drop most events: read on in growing batches, not one by one.
         batch *= 2
     page = selected[:limit]
-    before = _observed_before(conn, ((_STREAM_OF[item[1]], item[0]) for item in page))
+    before = _observed_before(conn, ((_stream_of(item[1], item[2]), item[0]) for item in page))
     result = [
         Change(
             at,
-            _STREAM_OF[entity],
+            _stream_of(entity, key),
             entity,
             key,
             c.field,
             c.old,
             c.new,
             observation_id,
-            before[(_STREAM_OF[entity], at)],
+            before[(_stream_of(entity, key), at)],
         )
         for at, entity, key, c, observation_id in page
     ]
@@ -432,6 +458,6 @@ def _changes_at(
         filter_events = _events_of(conn, _FILTERS, positions)
         found.extend(_symbol_changes(symbol_events, filter_events))
     for table in tables:
-        if table in _WHOLE_ROW_TABLES:
+        if table in _WHOLE_ROW_TABLES or table is _SCHEMA:
             found.extend(_raw_changes(table, _events_of(conn, table, positions)))
     return sorted(found, key=lambda item: (item[0], item[1], item[2], item[3].field))

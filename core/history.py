@@ -668,3 +668,13 @@ def delistings_as_of(conn: Connection, at: datetime | None) -> list[Version]:
     return _versions_at(
         conn, "delisting_versions", DELISTING_FIELDS, at, order="delist_time, symbol"
     )
+
+
+SCHEMA_FIELDS = ["path", *typed_columns("schema_versions", key=False)]  # the stream is asked
+
+
+def schema_as_of(conn: Connection, stream: str, at: datetime | None) -> list[Version]:
+    """The field paths of ``stream``'s documents in force at ``at``, by path (core.schema)."""
+    return _versions_at(
+        conn, "schema_versions", SCHEMA_FIELDS, at, "stream = :stream", {"stream": stream}, "path"
+    )

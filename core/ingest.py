@@ -32,7 +32,9 @@ from core.config import PollerSettings
 from core.dating import RequestWindow, Skew, date_observation
 from core.leases import Lease, still_held
 from core.models import VERSIONED_TABLES
+from core.schema import SCHEMA_TABLE, document_shape, schema_object, schema_row
 from core.stats import duration_bucket
+from core.streams import PRIVATE_STREAMS
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +59,15 @@ class KindSnapshot:
     """Every entity of one versioned table in a complete response.
 
     ``to_row`` turns a source object into the table's typed columns (all but the key,
-    ``raw`` and the bookkeeping); it is called only for entities that changed.
+    ``raw`` and the bookkeeping); it is called only for entities that changed. ``keeps``,
+    if given, names the current keys absent from ``entities`` that the response holds no
+    evidence about: they stay as they are, neither closed nor reopened.
     """
 
     table: str
     entities: dict[Key, Entity]
     to_row: Callable[[Mapping[str, Any]], dict[str, Any]]
+    keeps: Callable[[Key], bool] | None = None
 
 
 Snapshot = list[KindSnapshot]
@@ -233,6 +238,8 @@ class StreamWriter:
 
         try:
             snapshot = parse(fetched.body)
+            if self.stream not in PRIVATE_STREAMS:
+                snapshot = [*snapshot, _schema_kind(self.stream, fetched.body)]
             state = self._current(conn, head.state_id, snapshot)
             plan = _plan(snapshot, state)
         except InvalidPayloadError as exc:
@@ -261,7 +268,9 @@ class StreamWriter:
         if self._state.observation_id == state_id and tables <= self._state.hashes.keys():
             return self._state
         log.debug("loading current versions of %s from the database", self.stream)
-        return CurrentState(state_id, {t: _load_current_hashes(conn, t) for t in tables})
+        return CurrentState(
+            state_id, {t: _load_current_hashes(conn, t, self.stream) for t in tables}
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,10 +412,31 @@ def _key_columns(table: str) -> tuple[str, ...]:
     return VERSIONED_TABLES[table].__key__
 
 
-def _load_current_hashes(conn: Connection, table: str) -> dict[Key, bytes]:
-    cols = ", ".join(_key_columns(table))
-    rows = conn.execute(text(f"SELECT {cols}, content_hash FROM {table} WHERE valid_to IS NULL"))
+def _load_current_hashes(conn: Connection, table: str, stream: str) -> dict[Key, bytes]:
+    """The current versions a stream's snapshot replaces: a table keyed by stream holds
+    other streams' entities too, which this stream must neither see nor close."""
+    key = _key_columns(table)
+    own = " AND stream = :stream" if "stream" in key else ""
+    rows = conn.execute(
+        text(f"SELECT {', '.join(key)}, content_hash FROM {table} WHERE valid_to IS NULL{own}"),
+        {"stream": stream},
+    )
     return {tuple(r[:-1]): r[-1] for r in rows}
+
+
+def _schema_kind(stream: str, body: bytes) -> KindSnapshot:
+    """The body's shape (core.schema) as versions of ``stream``'s paths.
+
+    Taken here, once the stream's parser accepted the body, rather than in each parser:
+    every stream gets it, and a body the parser refused records no shape either. The
+    public streams only: whether the account's ``balances[]`` holds anything is private.
+    """
+    shape = document_shape(orjson.loads(body))
+    entities = {
+        (stream, path): canonical_entity(schema_object(types))
+        for path, types in shape.paths.items()
+    }
+    return KindSnapshot(SCHEMA_TABLE, entities, schema_row, lambda key: not shape.observed(key[1]))
 
 
 def _plan(snapshot: Snapshot, state: CurrentState) -> _Plan:
@@ -414,6 +444,9 @@ def _plan(snapshot: Snapshot, state: CurrentState) -> _Plan:
     for kind in snapshot:
         current = state.hashes.get(kind.table, {})
         new_hashes = {key: e.content_hash for key, e in kind.entities.items()}
+        if kind.keeps is not None:
+            kept = {k: h for k, h in current.items() if k not in new_hashes and kind.keeps(k)}
+            new_hashes.update(kept)
         changed = [key for key, h in new_hashes.items() if current.get(key) != h]
         plan.hashes[kind.table] = new_hashes
         plan.close[kind.table] = [k for k in current if new_hashes.get(k) != current[k]]

@@ -585,6 +585,23 @@ class DelistingVersion(VersionMixin, Base):
     raw: Mapped[dict[str, Any]]
 
 
+class SchemaVersion(VersionMixin, Base):
+    """A field path of a stream's documents and the JSON types it held (core.schema).
+
+    One table for every stream, keyed by stream: a stream writes, and closes, only its
+    own paths (core.ingest). A path absent from a complete response is closed: Binance
+    stopped sending it.
+    """
+
+    __tablename__ = "schema_versions"
+    __key__ = ("stream", "path")
+
+    stream: Mapped[str] = mapped_column(Text, sort_order=-2)
+    path: Mapped[str] = mapped_column(Text, sort_order=-2)
+    types: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    raw: Mapped[dict[str, Any]]
+
+
 VERSIONED_TABLES: dict[str, type[VersionMixin]] = {
     cls.__tablename__: cls
     for cls in (
@@ -597,6 +614,7 @@ VERSIONED_TABLES: dict[str, type[VersionMixin]] = {
         CommissionVersion,
         SystemStatusVersion,
         DelistingVersion,
+        SchemaVersion,
     )
 }
 

@@ -8,6 +8,9 @@ account and commissions are compared field by field like in the change feed (nes
 rates as ``commissionRates.maker``); balances are not compared (see core.changes), and
 the account's part is read only when the caller asks for it (``private``). Which tables
 are compared, in which section, comes from the stream catalogue (core.streams).
+The shape of the public streams' documents (core.schema) is compared too, keyed
+``<stream>:<path>``: a filter type Binance started sending between the two instants is
+``added``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from sqlalchemy import Connection, text
 from core.diff import FieldChange, diff_objects, flatten
 from core.history import symbols_as_of
 from core.models import VERSIONED_TABLES
-from core.streams import CATALOGUE, FeedTable
+from core.streams import CATALOGUE, SCHEMA_FEED, FeedTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,4 +137,5 @@ def state_diff(
                 )
             else:
                 sections[table.diff] = _table_diff(conn, table, start, end)
+    sections["schema"] = _table_diff(conn, SCHEMA_FEED, start, end)
     return StateDiff(sections)

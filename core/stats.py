@@ -112,3 +112,26 @@ def server_time_rejections(conn: Connection) -> dict[str, int]:
         text("SELECT stream, server_time_rejections FROM stream_heads ORDER BY stream")
     )
     return {r[0]: int(r[1]) for r in rows}
+
+
+def schema_changes(conn: Connection) -> dict[str, int]:
+    """Changes of each stream's document shape, counted as the feed lists them.
+
+    A path listed, delisted or retyped at an instant is one change (a retyping closes a
+    version and opens one at the same instant); the paths of a stream's first shape are
+    its baseline, not changes. Read from ``schema_versions`` itself: it grows only when
+    Binance changes its API (a few hundred rows per stream), so the count is cheap.
+    """
+    rows = conn.execute(
+        text(
+            "WITH first AS (SELECT stream, min(valid_from) AS at FROM schema_versions"
+            "  GROUP BY stream),"
+            " events AS (SELECT v.stream, v.path, v.valid_from AS at FROM schema_versions v"
+            "  JOIN first f ON f.stream = v.stream AND v.valid_from > f.at"
+            "  UNION SELECT stream, path, valid_to FROM schema_versions"
+            "  WHERE valid_to IS NOT NULL)"
+            " SELECT f.stream, count(e.at) FROM first f LEFT JOIN events e USING (stream)"
+            " GROUP BY f.stream ORDER BY f.stream"
+        )
+    )
+    return {str(r[0]): int(r[1]) for r in rows}

@@ -148,10 +148,23 @@ PRIVATE_STREAMS = frozenset(s.name for s in CATALOGUE if s.private)
 PUBLIC_STREAMS = tuple(s.name for s in CATALOGUE if not s.private)
 # Written by a private stream: even a count of its versions is private.
 PRIVATE_TABLES = frozenset(t for s in CATALOGUE if s.private for t in s.tables)
-# Every entity the change feed reports, in catalogue order.
-FEED_ENTITIES = tuple(dict.fromkeys(f.entity for s in CATALOGUE for f in s.feed))
-# The sections of the whole-state diff, in catalogue order.
-DIFF_SECTIONS = tuple(f.diff for s in CATALOGUE for f in s.feed if f.diff is not None)
+# The shape of every public stream's documents (core.schema): which field paths and filter
+# types Binance sends. One table for all streams, keyed (stream, path), written by the
+# writer after any public stream's parser rather than declared by one stream; the feed
+# lists it only when asked (core.changes), the diff always.
+SCHEMA_FEED = FeedTable("schema", "schema_versions", "schema")
+# Tables no single stream owns.
+SHARED_TABLES = (SCHEMA_FEED.table,)
+# Every entity the change feed reports, in catalogue order, the shape last.
+FEED_ENTITIES = (
+    *dict.fromkeys(f.entity for s in CATALOGUE for f in s.feed),
+    SCHEMA_FEED.entity,
+)
+# The sections of the whole-state diff, in catalogue order, the shape last.
+DIFF_SECTIONS = (
+    *(f.diff for s in CATALOGUE for f in s.feed if f.diff is not None),
+    "schema",
+)
 
 
 def stream(name: str) -> Stream:

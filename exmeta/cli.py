@@ -355,6 +355,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
                     symbol=args.symbol,
                     fields=args.field,
                     exclude_fields=args.exclude_field,
+                    schema=args.schema,
                     limit=CHANGES_PAGE,
                     cursor=cursor,
                 )
@@ -743,6 +744,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
         action="append",
         default=[],
         help="leave out this field or those under it (repeat)",
+    )
+    changes.add_argument(
+        "--schema",
+        action="store_true",
+        help="also the changes of the documents' shape (entity schema), like ?schema=true",
     )
     changes.add_argument("--json", action="store_true", help="JSON Lines, one change a line")
     changes.set_defaults(func=cmd_changes)

@@ -145,7 +145,13 @@ def test_maintenance_window_is_one_version_each_way(engine: Engine, sim: SimServ
         assert status.run().outcome == "unchanged"
         control(sim, "PUT", "/system-status", body)
         recorded.append(status.run())
-    assert [r.opened for r in recorded] == [{"system_status_versions": 1}] * 3
+    # The first poll also records the body's shape: its two paths (core.schema).
+    shape = {"schema_versions": 2}
+    assert [r.opened for r in recorded] == [
+        {"system_status_versions": 1, **shape},
+        {"system_status_versions": 1},
+        {"system_status_versions": 1},
+    ]
     with engine.connect() as conn:
         answers = [
             history.system_status_as_of(conn, at)
@@ -171,7 +177,8 @@ def test_newly_announced_delisting_is_one_version(engine: Engine, sim: SimServer
     schedule = [{"delistTime": effective, "symbols": ["ETHBTC"]}]
     control(sim, "PUT", "/delist-schedule", {"schedule": schedule})
     announced = job.run()
-    assert announced.opened == {"delisting_versions": 1}
+    # The first entry also shows the schedule's shape: [], [].delistTime, [].symbols[, []].
+    assert announced.opened == {"delisting_versions": 1, "schema_versions": 4}
     schedule.append({"delistTime": effective + 86_400_000, "symbols": ["BNBBTC"]})
     control(sim, "PUT", "/delist-schedule", {"schedule": schedule})
     second = job.run()
