@@ -7,6 +7,10 @@ sees them: their own fields and their filters (``filters.PRICE_FILTER.tickSize``
 account and commissions are compared field by field like in the change feed (nested
 rates as ``commissionRates.maker``); balances are not compared (see core.changes), and
 the account's part is read only when the caller asks for it (``private``).
+
+Two instants in different sources' histories (a stream moved to another source between
+them, core.ingest) are not compared: what one exchange has and the other lacks would read
+as every symbol removed and added, the delistings a move must never look like.
 """
 
 from __future__ import annotations
@@ -21,6 +25,16 @@ from sqlalchemy import Connection, text
 
 from core.diff import FieldChange, diff_objects, flatten
 from core.history import symbols_as_of
+from core.models import PRIVATE_STREAMS
+
+
+class DifferentSourcesError(Exception):
+    """The two instants lie in different sources' histories of a stream."""
+
+    def __init__(self, stream: str, at: datetime) -> None:
+        self.stream = stream
+        self.at = at
+        super().__init__(f"{stream} moved to another source at {at.isoformat()}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +136,24 @@ def state_diff(
 ) -> StateDiff:
     """How the state as of ``end`` differs from the state as of ``start``.
 
-    The account and its commissions are compared only if ``private``.
+    The account and its commissions are compared only if ``private``. Raises
+    DifferentSourcesError if a stream compared moved to another source in between.
     """
+    moved = conn.execute(
+        text(
+            "SELECT stream, observed_at FROM observations WHERE outcome = 'switched'"
+            " AND observed_at > :start AND observed_at <= :end"
+            " AND (:private OR stream <> ALL(:private_streams)) ORDER BY observed_at LIMIT 1"
+        ),
+        {
+            "start": start,
+            "end": end,
+            "private": private,
+            "private_streams": sorted(PRIVATE_STREAMS),
+        },
+    ).one_or_none()
+    if moved is not None:
+        raise DifferentSourcesError(moved.stream, moved.observed_at)
     rate_limit_key = "rate_limit_type || ':' || interval || ':' || interval_num"
     account = commissions = None
     if private:

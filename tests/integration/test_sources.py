@@ -6,16 +6,20 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import orjson
 import pytest
 from sqlalchemy import Engine, text
 
+from api import create_app
 from binance_sim.server import SimServer
 from core import changes as feed
+from core.config import Settings
 from core.history import Gap, evidence, gaps, symbol_as_of
 from core.ingest import SourceMismatchError, StreamWriter, claim_sources
 from core.sources import source_of
+from core.timeparse import format_instant
 from core.verify import verify_history
 from poller.job import StreamJob, exchange_info_job
 from poller.runner import Poller, ScheduledJob
@@ -103,7 +107,12 @@ def test_up_of_another_source_is_refused_with_exit_2(
 
 
 def test_new_source_is_a_gap_between_two_histories_not_a_delisting(
-    engine: Engine, sim: SimServer, other_sim: SimServer, database_url: str, tmp_path: Path
+    engine: Engine,
+    api_engine: Engine,
+    sim: SimServer,
+    other_sim: SimServer,
+    database_url: str,
+    tmp_path: Path,
 ) -> None:
     names = sim_symbols(sim)
     gone, halted = names[0], names[1]
@@ -168,6 +177,16 @@ def test_new_source_is_a_gap_between_two_histories_not_a_delisting(
         assert [c for c in page.changes if c.key == halted] == []
 
         assert verify_history(conn) == []
+
+    # The diff does not compare two sources' states: that would be every symbol removed.
+    client = create_app(Settings(), api_engine).test_client()
+    across = client.get(f"/v1/diff?from={quote(format_instant(last_old) or '')}")
+    assert across.status_code == 409, across.json
+    assert across.json is not None
+    assert across.json["error"]["code"] == "different_sources"
+    later = first_new + timedelta(milliseconds=1)
+    within = client.get(f"/v1/diff?from={quote(format_instant(later) or '')}")
+    assert within.status_code == 200, within.json
 
 
 def test_a_replica_still_polling_the_old_source_writes_nothing_and_stops(
