@@ -4,6 +4,7 @@ and an explicit move to a new source is a gap between two histories, never a del
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -17,21 +18,15 @@ from binance_sim.server import SimServer
 from core import changes as feed
 from core.config import Settings
 from core.history import Gap, evidence, gaps, symbol_as_of
-from core.ingest import SourceMismatchError, StreamWriter, claim_sources
+from core.ingest import SourceMismatchError, claim_sources
 from core.sources import source_of
 from core.timeparse import format_instant
 from core.verify import verify_history
-from poller.job import StreamJob, exchange_info_job
 from poller.runner import Poller, ScheduledJob
-from tests.builders import client_for
+from tests.builders import at, exchange_info, exchange_info_poll, record_exchange_info, symbol
 from tests.e2e.processes import Replicas, exmeta_env, free_port, run_exmeta, scalar, wait_for
 
 LONG_INTERVAL = 3600.0  # so long that only the move to a new source can make a gap
-
-
-def job_for(engine: Engine, base_url: str) -> StreamJob:
-    client = client_for(base_url, max_attempts=1)
-    return exchange_info_job(client, StreamWriter(engine, "exchange_info"), "test")
 
 
 def observation_count(engine: Engine) -> int:
@@ -43,7 +38,7 @@ def sim_symbols(sim: SimServer) -> list[str]:
 
 
 @pytest.fixture
-def other_sim() -> SimServer:
+def other_sim() -> Iterator[SimServer]:
     """A second Binance look-alike on another port: another source."""
     with SimServer() as server:
         yield server
@@ -51,7 +46,7 @@ def other_sim() -> SimServer:
 
 def test_observations_record_their_source_never_credentials(engine: Engine, sim: SimServer) -> None:
     port = sim.url.rsplit(":", 1)[1]
-    job = job_for(engine, f"http://alice:s3cret@127.0.0.1:{port}")
+    job = exchange_info_poll(engine, f"http://alice:s3cret@127.0.0.1:{port}")
 
     assert job.run().outcome == "changed"
 
@@ -72,7 +67,7 @@ def test_observations_record_their_source_never_credentials(engine: Engine, sim:
 def test_poll_of_another_source_is_refused_in_one_line_and_writes_nothing(
     engine: Engine, sim: SimServer, other_sim: SimServer, database_url: str, tmp_path: Path
 ) -> None:
-    job_for(engine, sim.url).run()
+    exchange_info_poll(engine, sim.url).run()
     before = observation_count(engine)
 
     result = run_exmeta(exmeta_env(database_url, other_sim.url, 0.5), tmp_path, "poll")
@@ -93,7 +88,7 @@ def test_poll_of_another_source_is_refused_in_one_line_and_writes_nothing(
 def test_up_of_another_source_is_refused_with_exit_2(
     engine: Engine, sim: SimServer, other_sim: SimServer, database_url: str, tmp_path: Path
 ) -> None:
-    job_for(engine, sim.url).run()
+    exchange_info_poll(engine, sim.url).run()
     before = observation_count(engine)
     env = exmeta_env(database_url, other_sim.url, 0.5, API__PORT=str(free_port()))
 
@@ -118,7 +113,7 @@ def test_new_source_is_a_gap_between_two_histories_not_a_delisting(
     gone, halted = names[0], names[1]
     other_sim.state.remove_symbol(gone)  # the new source lacks one symbol ...
     other_sim.state.patch_symbol(halted, fields={"status": "HALT"})  # ... and differs on one
-    old = job_for(engine, sim.url)
+    old = exchange_info_poll(engine, sim.url)
     assert old.run().outcome == "changed"
     assert old.run().outcome == "unchanged"
     start = datetime.now(UTC) - timedelta(minutes=1)
@@ -192,7 +187,7 @@ def test_new_source_is_a_gap_between_two_histories_not_a_delisting(
 def test_a_replica_still_polling_the_old_source_writes_nothing_and_stops(
     engine: Engine, sim: SimServer, other_sim: SimServer
 ) -> None:
-    old = job_for(engine, sim.url)
+    old = exchange_info_poll(engine, sim.url)
     assert old.run().outcome == "changed"
     switches = claim_sources(
         engine, {"exchange_info": source_of(other_sim.url)}, "other", new_source=True
@@ -212,6 +207,41 @@ def test_a_replica_still_polling_the_old_source_writes_nothing_and_stops(
     assert stopped
     assert poller.refused is not None
     assert observation_count(engine) == before
+
+
+def test_a_running_poll_process_stops_with_exit_2_once_its_stream_moved(
+    engine: Engine, sim: SimServer, database_url: str, tmp_path: Path
+) -> None:
+    elsewhere = "https://testnet.binance.vision:443"
+    with Replicas(tmp_path) as replicas:
+        replicas.start("a", exmeta_env(database_url, sim.url, 0.2))
+        assert replicas.logged("a", "exchange_info poll changed", 30), replicas.log("a")
+        claim_sources(engine, {"exchange_info": elsewhere}, "other", new_source=True)
+        assert replicas["a"].wait(30) == 2, replicas.log("a")
+    last = replicas.log("a").strip().splitlines()[-1]
+    assert last.startswith("exmeta: error:")
+    assert source_of(sim.url) in last
+    assert elsewhere in last
+    assert (
+        scalar(
+            engine,
+            "SELECT count(*) FROM observations WHERE stream = 'exchange_info'"
+            " AND id > (SELECT id FROM observations WHERE outcome = 'switched')",
+        )
+        == 0
+    )
+
+
+def test_a_history_from_before_sources_is_adopted_by_the_first_poller(engine: Engine) -> None:
+    source = "https://api.binance.com:443"
+    record_exchange_info(engine, exchange_info(symbol("BTCUSDT")), at("2025-01-01T00:00:00"))
+
+    assert claim_sources(engine, {"exchange_info": source}, "r1") == []
+
+    assert scalar(engine, "SELECT source FROM stream_heads WHERE stream = 'exchange_info'") == (
+        source
+    )
+    assert scalar(engine, "SELECT count(*) FROM symbol_versions WHERE valid_to IS NULL") == 1
 
 
 def test_claims_are_refused_without_the_flag_and_repeat_as_no_ops_with_it(
