@@ -328,10 +328,20 @@ def claim_sources(
         for stream, head in heads.items():
             if head.source is None:
                 _set_head_source(conn, stream, sources[stream])
-        return [
+        switches = [
             Switch(m.stream, m.held, m.configured, _switch(conn, m, heads[m.stream], replica_id))
             for m in mismatches
         ]
+    for switch in switches:  # once committed, like every outcome
+        log.warning(
+            "%s: history moved from %s to %s by observation %d; closed %s",
+            switch.stream,
+            switch.old,
+            switch.new,
+            switch.recorded.observation_id,
+            switch.recorded.closed or "nothing",
+        )
+    return switches
 
 
 def _switch(conn: Connection, m: SourceMismatch, head: _Head, replica_id: str) -> Recorded:
@@ -378,14 +388,6 @@ def _switch(conn: Connection, m: SourceMismatch, head: _Head, replica_id: str) -
             " WHERE stream = :s"
         ),
         {"source": m.configured, "at": at, "obs": obs_id, "s": m.stream},
-    )
-    log.warning(
-        "%s: history moved from %s to %s by observation %d; closed %s",
-        m.stream,
-        m.held,
-        m.configured,
-        obs_id,
-        closed or "nothing",
     )
     return Recorded(obs_id, "switched", at, closed=closed)
 
