@@ -539,6 +539,7 @@ class ObservationRow:
     error_message: str | None
     attempts: int | None
     backoff_ms: int | None
+    source: str | None
 
 
 def observations(
@@ -567,7 +568,8 @@ def observations(
         text(
             "SELECT id, stream, replica_id, observed_at, requested_at, duration_ms, outcome,"
             " http_status, used_weight, error_class, error_code, error_message, attempts,"
-            f" backoff_ms FROM observations WHERE {' AND '.join(where)} ORDER BY observed_at, id LIMIT :limit"
+            " backoff_ms, source FROM observations"
+            f" WHERE {' AND '.join(where)} ORDER BY observed_at, id LIMIT :limit"
         ),
         params,
     )

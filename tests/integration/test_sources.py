@@ -44,7 +44,9 @@ def other_sim() -> Iterator[SimServer]:
         yield server
 
 
-def test_observations_record_their_source_never_credentials(engine: Engine, sim: SimServer) -> None:
+def test_observations_record_their_source_never_credentials(
+    engine: Engine, api_engine: Engine, sim: SimServer
+) -> None:
     port = sim.url.rsplit(":", 1)[1]
     job = exchange_info_poll(engine, f"http://alice:s3cret@127.0.0.1:{port}")
 
@@ -62,6 +64,9 @@ def test_observations_record_their_source_never_credentials(engine: Engine, sim:
     assert head == f"http://127.0.0.1:{port}"
     assert "s3cret" not in stored
     assert "alice" not in stored
+    answer = create_app(Settings(), api_engine).test_client().get("/v1/observations")
+    assert answer.json is not None
+    assert [o["source"] for o in answer.json["observations"]] == [f"http://127.0.0.1:{port}"]
 
 
 def test_poll_of_another_source_is_refused_in_one_line_and_writes_nothing(
