@@ -158,6 +158,14 @@ def cmd_poll(args: argparse.Namespace) -> int:
         except SourceMismatchError as exc:
             engine.dispose()
             raise _refusal(exc) from None
+        except DBAPIError as exc:
+            # The sources are checked at the start, so the database must answer then;
+            # once polling, an outage is ridden out (poller.runner.DatabaseBackoff).
+            engine.dispose()
+            reason = " ".join(str(exc.orig).split())
+            raise CliError(
+                f"cannot check the streams' sources at {redact_url(url)}: {reason}", 2
+            ) from None
         except (SigningKeyError, UnsafeKeyError) as exc:
             engine.dispose()
             raise CliError(f"account stream: {exc}") from None

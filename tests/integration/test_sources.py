@@ -261,3 +261,16 @@ def test_claims_are_refused_without_the_flag_and_repeat_as_no_ops_with_it(
     assert len(claim_sources(engine, {"exchange_info": b}, "r2", new_source=True)) == 1
     assert claim_sources(engine, {"exchange_info": b}, "r2", new_source=True) == []
     assert scalar(engine, "SELECT count(*) FROM observations WHERE outcome = 'switched'") == 1
+
+
+def test_poll_that_cannot_check_its_sources_says_so_in_one_line(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/exmeta"
+
+    result = run_exmeta(exmeta_env(nowhere, sim.url, 1), tmp_path, "poll", timeout=30)
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "cannot check the streams' sources" in result.stderr.strip().splitlines()[-1]
+    assert sim.state.requests() == []
