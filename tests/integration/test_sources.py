@@ -274,3 +274,43 @@ def test_poll_that_cannot_check_its_sources_says_so_in_one_line(
     assert "Traceback" not in result.stderr
     assert "cannot check the streams' sources" in result.stderr.strip().splitlines()[-1]
     assert sim.state.requests() == []
+
+
+def test_replicas_starting_together_agree_on_one_source(engine: Engine) -> None:
+    record_exchange_info(engine, exchange_info(symbol("BTCUSDT")), at("2025-01-01T00:00:00"))
+    outcomes: dict[str, str] = {}
+
+    def claim(source: str) -> None:
+        try:
+            claim_sources(engine, {"exchange_info": source}, source)
+            outcomes[source] = "claimed"
+        except SourceMismatchError:
+            outcomes[source] = "refused"
+
+    sources = ("https://api.binance.com:443", "https://testnet.binance.vision:443")
+    threads = [threading.Thread(target=claim, args=(s,)) for s in sources]
+    with engine.connect() as blocker:
+        blocker.execute(
+            text("SELECT 1 FROM stream_heads WHERE stream = 'exchange_info' FOR UPDATE")
+        )
+        for thread in threads:
+            thread.start()
+        # Both claims read the head while it is held: neither may decide before the other.
+        assert wait_for(
+            lambda: (
+                scalar(
+                    engine, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                )
+                == 2
+            ),
+            10,
+        )
+        blocker.rollback()
+    for thread in threads:
+        thread.join(10)
+
+    assert sorted(outcomes.values()) == ["claimed", "refused"]
+    [winner] = [s for s, outcome in outcomes.items() if outcome == "claimed"]
+    assert scalar(engine, "SELECT source FROM stream_heads WHERE stream = 'exchange_info'") == (
+        winner
+    )
