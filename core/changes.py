@@ -464,10 +464,10 @@ def _new_histories(conn: Connection, observation_ids: Collection[int]) -> set[in
         text(
             "SELECT o.id FROM observations o WHERE o.id = ANY(:ids) AND (o.outcome = 'switched'"
             " OR (SELECT p.outcome FROM observations p WHERE p.stream = o.stream"
-            "     AND p.outcome IN ('changed', 'unchanged', 'switched')"
+            "     AND (p.outcome = ANY(:ok) OR p.outcome = 'switched')"
             "     AND p.observed_at < o.observed_at ORDER BY p.observed_at DESC LIMIT 1)"
             "    = 'switched')"
         ),
-        {"ids": sorted(observation_ids)},
+        {"ids": sorted(observation_ids), "ok": list(SUCCESS_OUTCOMES)},
     ).scalars()
     return set(rows)
