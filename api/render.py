@@ -206,6 +206,7 @@ def observation_log(
                 "error_message": r.error_message,
                 "attempts": r.attempts,
                 "backoff_ms": r.backoff_ms,
+                "source": r.source,
             }
             for r in rows
         ],

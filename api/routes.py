@@ -374,7 +374,7 @@ def list_changes(query: ChangesQuery) -> Response:
     "/v1/diff",
     tags=[CHANGES],
     security=OPTIONAL_TOKEN,
-    responses={200: StateDiff, 404: ErrorResponse, **TOKEN_ERRORS},
+    responses={200: StateDiff, 404: ErrorResponse, 409: ErrorResponse, **TOKEN_ERRORS},
 )
 def get_diff(query: DiffQuery) -> Response:
     """How the state at to (default now) differs from the state at from
@@ -382,7 +382,9 @@ def get_diff(query: DiffQuery) -> Response:
     Symbols, rate limits, exchange filters, system status and delistings added,
     removed, and changed field by field; with the bearer token, the account and its
     commissions too (else null). Intermediate steps that cancel out are no difference
-    (see /v1/changes). 404 `not_observed` if nothing was observed at or before from.
+    (see /v1/changes). 404 `not_observed` if nothing was observed at or before from;
+    409 `different_sources` if a stream moved to another source in between (README,
+    Source identity): two exchanges' states are not a difference.
     """
     private = authenticated()
     state = app_state()
@@ -395,7 +397,15 @@ def get_diff(query: DiffQuery) -> Response:
         if before.observed_before is None:
             raise _not_observed(query.start)
         after = state.evidence(conn, end, now)
-        found = state_diff.state_diff(conn, query.start, end, private=private)
+        try:
+            found = state_diff.state_diff(conn, query.start, end, private=private)
+        except state_diff.DifferentSourcesError as exc:
+            raise ApiError(
+                409,
+                "different_sources",
+                f"from and to lie in different sources' histories: {exc.stream} moved to"
+                f" another source at {format_instant(exc.at)}; diff within one history",
+            ) from None
     return render.json_response(render.state_diff(found, query.start, end, before, after))
 
 

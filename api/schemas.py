@@ -189,6 +189,9 @@ class Observation(Model):
     error_message: str | None
     attempts: int | None = Field(description="requests sent, retries included; 0: paused")
     backoff_ms: int | None = Field(description="time spent backing off between them")
+    source: str | None = Field(
+        description="scheme://host:port polled (README, Source identity); null: not recorded"
+    )
 
 
 class Gap(Model):

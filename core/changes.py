@@ -8,6 +8,10 @@ apart but reported together, under the symbol's key (``filters.PRICE_FILTER.tick
 because that is how a reader thinks of a symbol. A listing is one change of the field
 ``listed`` from null to the whole object, filters included, and a delisting the reverse:
 reporting every field of a new symbol as a change would bury the one fact that matters.
+A stream's move to another source (core.ingest) is neither: the versions its ``switched``
+observation closes and those the new source's first success opens are the ends of two
+histories, not delistings and listings, and the feed leaves them out (``_new_histories``);
+the observation log and the gap in the evidence tell of the move.
 The account and commission objects nest their rates, so their nested fields are
 reported one by one (``commissionRates.maker``). The shape of each public stream's
 documents (core.schema) is the entity ``schema``, keyed ``<stream>:<path>``: a path that
@@ -460,4 +464,25 @@ def _changes_at(
     for table in tables:
         if table in _WHOLE_ROW_TABLES or table is _SCHEMA:
             found.extend(_raw_changes(table, _events_of(conn, table, positions)))
+    moves = _new_histories(conn, {item[4] for item in found if item[3].field == LISTED})
+    if moves:
+        found = [item for item in found if item[3].field != LISTED or item[4] not in moves]
     return sorted(found, key=lambda item: (item[0], item[1], item[2], item[3].field))
+
+
+def _new_histories(conn: Connection, observation_ids: Collection[int]) -> set[int]:
+    """Those of the observations that end a history or begin the next: a ``switched`` one,
+    or the first success of its stream after one (the new source's first snapshot)."""
+    if not observation_ids:
+        return set()
+    rows = conn.execute(
+        text(
+            "SELECT o.id FROM observations o WHERE o.id = ANY(:ids) AND (o.outcome = 'switched'"
+            " OR (SELECT p.outcome FROM observations p WHERE p.stream = o.stream"
+            "     AND (p.outcome = ANY(:ok) OR p.outcome = 'switched')"
+            "     AND p.observed_at < o.observed_at ORDER BY p.observed_at DESC LIMIT 1)"
+            "    = 'switched')"
+        ),
+        {"ids": sorted(observation_ids), "ok": list(SUCCESS_OUTCOMES)},
+    ).scalars()
+    return set(rows)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast, get_type_hints
 
 from core import streams as catalogue
+from core.sources import SourceError, source_of
 
 ENV_PREFIX = "EXMETA_"
 
@@ -134,6 +135,11 @@ class Settings:
             for s in catalogue.CATALOGUE
         }
 
+    def stream_sources(self) -> dict[str, str]:
+        """Where each enabled stream is polled from (core.sources): its history's source."""
+        source = source_of(self.binance.base_url)
+        return dict.fromkeys(self.enabled_streams(), source)
+
     def poll_weights(self) -> dict[str, int]:
         """Request weight of one poll of each stream, with these settings, as the weight
         budget's arithmetic counts it (core.weight_plan)."""
@@ -240,10 +246,10 @@ def _validate(settings: Settings) -> None:
             "[poller] server_time_tolerance_seconds must be 0 or more,"
             f" got {settings.poller.server_time_tolerance_seconds}"
         )
-    if not b.base_url.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"[binance] base_url must start with http:// or https://, got {b.base_url!r}"
-        )
+    try:
+        source_of(b.base_url)
+    except SourceError as exc:
+        raise ConfigError(f"[binance] base_url {exc}") from None
     _validate_signing(b)
     if not 0 <= settings.api.port <= 65535:
         raise ConfigError(f"[api] port must be 0..65535, got {settings.api.port}")

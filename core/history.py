@@ -3,11 +3,14 @@
 Every answer about time t carries its evidence: the last successful observation at or
 before t, the first one after it, and whether t lies in a gap (no success for more than
 three intervals), because "TRADING at 14:03" means little if nobody looked between
-09:00 and 18:00.
+09:00 and 18:00. A stream's move to another source (a ``switched`` observation, see
+core.ingest) is a gap however short: from the old source's last success to the new
+one's first, no one history covers the time, so no answer in between is vouched for.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -134,19 +137,24 @@ _DECIMAL_FILTER_FIELDS = frozenset(
 def evidence(
     conn: Connection, stream: str, at: datetime, interval_seconds: float, now: datetime
 ) -> Evidence:
+    # The move to another source is looked for in the same round trip: as of answers
+    # are the API's hot path.
     row = conn.execute(
         text(
-            "SELECT (SELECT max(observed_at) FROM observations WHERE stream = :s"
-            "        AND outcome = ANY(:ok) AND observed_at <= :t),"
-            "       (SELECT min(observed_at) FROM observations WHERE stream = :s"
-            "        AND outcome = ANY(:ok) AND observed_at > :t)"
+            "SELECT b.at, a.at, EXISTS (SELECT FROM observations WHERE stream = :s"
+            "        AND outcome = 'switched' AND observed_at > b.at"
+            "        AND observed_at <= coalesce(a.at, :horizon))"
+            " FROM (SELECT max(observed_at) AS at FROM observations WHERE stream = :s"
+            "       AND outcome = ANY(:ok) AND observed_at <= :t) AS b,"
+            "      (SELECT min(observed_at) AS at FROM observations WHERE stream = :s"
+            "       AND outcome = ANY(:ok) AND observed_at > :t) AS a"
         ),
-        {"s": stream, "t": at, "ok": list(SUCCESS_OUTCOMES)},
+        {"s": stream, "t": at, "ok": list(SUCCESS_OUTCOMES), "horizon": max(now, at)},
     ).one()
-    before, after = row[0], row[1]
+    before, after, switched = row[0], row[1], row[2]
     limit = timedelta(seconds=GAP_FACTOR * interval_seconds)
     end = after if after is not None else max(now, at)
-    in_gap = before is None or end - before > limit
+    in_gap = before is None or end - before > limit or switched
     if not in_gap:
         return Evidence(before, after, False)
     return Evidence(before, after, True, gap_from=before, gap_to=after)
@@ -512,6 +520,7 @@ class ObservationRow:
     error_message: str | None
     attempts: int | None
     backoff_ms: int | None
+    source: str | None
 
 
 def observations(
@@ -540,11 +549,26 @@ def observations(
         text(
             "SELECT id, stream, replica_id, observed_at, requested_at, duration_ms, outcome,"
             " http_status, used_weight, error_class, error_code, error_message, attempts,"
-            f" backoff_ms FROM observations WHERE {' AND '.join(where)} ORDER BY observed_at, id LIMIT :limit"
+            " backoff_ms, source FROM observations"
+            f" WHERE {' AND '.join(where)} ORDER BY observed_at, id LIMIT :limit"
         ),
         params,
     )
     return [ObservationRow(*r) for r in rows]
+
+
+def _switches(conn: Connection, stream: str, start: datetime, end: datetime) -> list[datetime]:
+    """When ``stream`` moved to another source within ``(start, end]``, in order."""
+    return list(
+        conn.execute(
+            text(
+                "SELECT observed_at FROM observations WHERE stream = :s"
+                " AND outcome = 'switched' AND observed_at > :start AND observed_at <= :end"
+                " ORDER BY observed_at"
+            ),
+            {"s": stream, "start": start, "end": end},
+        ).scalars()
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,7 +586,8 @@ def gaps(
     interval_seconds: float,
     now: datetime,
 ) -> list[Gap]:
-    """Stretches within [start, end) with no successful observation for > 3 intervals."""
+    """Stretches within [start, end) with no successful observation for > 3 intervals, or
+    across a move to another source."""
     limit = timedelta(seconds=GAP_FACTOR * interval_seconds)
     rows = conn.execute(
         text(
@@ -583,13 +608,19 @@ def gaps(
     found: list[Gap] = []
     if not times:
         return [Gap(stream, None, None)]
+    horizon = min(end, now)
+    switches = _switches(conn, stream, times[0], max(times[-1], horizon))
+
+    def switched(a: datetime, b: datetime) -> bool:
+        """Whether the stream moved to another source in ``(a, b]``."""
+        return bisect_right(switches, b) > bisect_right(switches, a)
+
     if times[0] > start and times[0] - start > limit:
         found.append(Gap(stream, None, times[0]))
     for a, b in pairwise(times):
-        if b - a > limit and b > start and a < end:
+        if (b - a > limit or switched(a, b)) and b > start and a < end:
             found.append(Gap(stream, a, b))
-    horizon = min(end, now)
-    if times[-1] < horizon and horizon - times[-1] > limit:
+    if times[-1] < horizon and (horizon - times[-1] > limit or switched(times[-1], horizon)):
         found.append(Gap(stream, times[-1], None))
     return found
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +43,27 @@ Key = tuple[Any, ...]
 
 class InvalidPayloadError(ValueError):
     """The body is not a complete, valid document of its stream; nothing may be closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceMismatch:
+    stream: str
+    held: str  # the source the database holds the stream's history of
+    configured: str
+
+
+class SourceMismatchError(Exception):
+    """A poller polls streams from another source than their histories'; one line says so."""
+
+    def __init__(self, mismatches: Sequence[SourceMismatch]) -> None:
+        self.mismatches = list(mismatches)
+        super().__init__(
+            "; ".join(
+                f"the database holds the {m.stream} history of {m.held},"
+                f" this poller is configured for {m.configured}"
+                for m in self.mismatches
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +115,8 @@ class Fetched:
     # the writer places the request on the database clock and checks ``server_time``
     # against it. None (one-off writers: tests, imports): ``server_time`` is taken as is.
     sent_monotonic: float | None = None
+    # Where it was polled from (core.sources); None for one-off writers that name none.
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +209,13 @@ class StreamWriter:
         lease: Lease | None,
     ) -> tuple[Recorded, CurrentState | None]:
         head = _lock_head(conn, self.stream)
+        if fetched.source is not None and fetched.source != head.source:
+            if head.source is not None:
+                # Another replica moved the history while this one polled the old source.
+                raise SourceMismatchError(
+                    [SourceMismatch(self.stream, head.source, fetched.source)]
+                )
+            _set_head_source(conn, self.stream, fetched.source)
         observed_at, skew = self._date(conn, fetched)
         body_sha = hashlib.sha256(fetched.body).digest() if fetched.body is not None else None
         if body_sha is not None and body_sha != head.last_body_sha256:
@@ -274,10 +304,116 @@ class StreamWriter:
 
 
 @dataclass(frozen=True, slots=True)
+class Switch:
+    """A stream's history moved from ``old`` to ``new``, recorded as ``recorded``."""
+
+    stream: str
+    old: str
+    new: str
+    recorded: Recorded
+
+
+def claim_sources(
+    engine: Engine, sources: Mapping[str, str], replica_id: str, *, new_source: bool = False
+) -> list[Switch]:
+    """Check, at a poller's start, that each stream's history is of its configured source.
+
+    A stream with no source yet (new, or recorded before sources were) takes the
+    configured one. One held by another source raises SourceMismatchError and nothing is
+    written, unless ``new_source``: then its history moves to the configured source (a
+    ``switched`` observation, see the module's docstring). The heads are locked, in one
+    order, so replicas that start together agree on one source per stream; claiming a
+    source a stream already has is a no-op, so a restart with ``new_source`` moves nothing.
+    """
+    with engine.begin() as conn:
+        heads = {stream: _lock_head(conn, stream) for stream in sorted(sources)}
+        mismatches = [
+            SourceMismatch(stream, head.source, sources[stream])
+            for stream, head in heads.items()
+            if head.source is not None and head.source != sources[stream]
+        ]
+        if mismatches and not new_source:
+            raise SourceMismatchError(mismatches)
+        for stream, head in heads.items():
+            if head.source is None:
+                _set_head_source(conn, stream, sources[stream])
+        switches = [
+            Switch(m.stream, m.held, m.configured, _switch(conn, m, heads[m.stream], replica_id))
+            for m in mismatches
+        ]
+    for switch in switches:  # once committed, like every outcome
+        log.warning(
+            "%s: history moved from %s to %s by observation %d; closed %s",
+            switch.stream,
+            switch.old,
+            switch.new,
+            switch.recorded.observation_id,
+            switch.recorded.closed or "nothing",
+        )
+    return switches
+
+
+def _switch(conn: Connection, m: SourceMismatch, head: _Head, replica_id: str) -> Recorded:
+    """Close every current version of the stream and hand its head to the new source.
+
+    The versions to close are those opened by the stream's own observations, found from
+    the data rather than from a list of each stream's tables. The instant is the database
+    clock's, past the newest applied observation (which serverTime may have dated a little
+    ahead), so no closed range is empty and the new source's polls come after it.
+    """
+    at: datetime = conn.execute(
+        text(
+            "SELECT greatest(clock_timestamp(),"
+            " CAST(:last AS timestamptz) + interval '1 microsecond')"
+        ),
+        {"last": head.last_applied_at},
+    ).scalar_one()
+    marker = Fetched(
+        stream=m.stream,
+        replica_id=replica_id,
+        requested_at=at,
+        duration_ms=0,
+        error_message=f"history moved from {m.held} to {m.configured}",
+        attempts=0,
+        source=m.configured,
+    )
+    obs_id = _insert_observation(conn, marker, at, "switched", None)
+    closed: dict[str, int] = {}
+    for table in VERSIONED_TABLES:
+        count = conn.execute(
+            text(
+                f"UPDATE {table} AS t SET valid_to = :at, closed_by = :obs"
+                " WHERE t.valid_to IS NULL AND EXISTS (SELECT FROM observations o"
+                " WHERE o.id = t.opened_by AND o.stream = :s)"
+            ),
+            {"at": at, "obs": obs_id, "s": m.stream},
+        ).rowcount
+        if count:
+            closed[table] = count
+    conn.execute(
+        text(
+            "UPDATE stream_heads SET source = :source, last_applied_at = :at,"
+            " last_observation_id = :obs, last_body_sha256 = NULL, state_observation_id = :obs"
+            " WHERE stream = :s"
+        ),
+        {"source": m.configured, "at": at, "obs": obs_id, "s": m.stream},
+    )
+    return Recorded(obs_id, "switched", at, closed=closed)
+
+
+def _set_head_source(conn: Connection, stream: str, source: str) -> None:
+    conn.execute(
+        text("UPDATE stream_heads SET source = :source WHERE stream = :s"),
+        {"source": source, "s": stream},
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class _Head:
     last_applied_at: datetime | None
     last_body_sha256: bytes | None
     state_id: int | None
+    source: str | None
 
 
 @dataclass
@@ -313,12 +449,12 @@ def _lock_head(conn: Connection, stream: str) -> _Head:
     )
     row = conn.execute(
         text(
-            "SELECT last_applied_at, last_body_sha256, state_observation_id"
+            "SELECT last_applied_at, last_body_sha256, state_observation_id, source"
             " FROM stream_heads WHERE stream = :s FOR UPDATE"
         ),
         {"s": stream},
     ).one()
-    return _Head(row[0], row[1], row[2])
+    return _Head(row[0], row[1], row[2], row[3])
 
 
 def _store_body(conn: Connection, sha: bytes, body: bytes) -> None:
@@ -364,10 +500,10 @@ def _insert_observation(
             text(
                 "INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
                 " duration_ms, outcome, http_status, used_weight, error_class, error_code,"
-                " error_message, body_sha256, attempts, backoff_ms, server_time) VALUES"
+                " error_message, body_sha256, attempts, backoff_ms, server_time, source) VALUES"
                 " (:stream, :replica, :observed_at, :requested_at, :duration_ms, :outcome,"
                 " :http_status, :used_weight, :error_class, :error_code, :error_message,"
-                " :body_sha, :attempts, :backoff_ms, :server_time) RETURNING id"
+                " :body_sha, :attempts, :backoff_ms, :server_time, :source) RETURNING id"
             ),
             {
                 "stream": f.stream,
@@ -386,6 +522,7 @@ def _insert_observation(
                 "backoff_ms": f.backoff_ms,
                 # Kept only when it is not the observation's time: it did not date it.
                 "server_time": f.server_time if f.server_time != observed_at else None,
+                "source": f.source,
             },
         ).scalar_one()
     )

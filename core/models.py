@@ -48,7 +48,9 @@ NAMING_CONVENTION = {
 }
 
 TZ = TIMESTAMP(timezone=True)
-OUTCOMES = ("changed", "unchanged", "stale", "error")
+# ``switched``: the stream's history moved to another source (core.ingest.claim_sources);
+# such an observation closes every current version of the stream and opens none.
+OUTCOMES = ("changed", "unchanged", "stale", "error", "switched")
 SUCCESS_OUTCOMES = ("changed", "unchanged")
 
 
@@ -109,6 +111,10 @@ class Observation(Base):
     # the tolerance and so did not date the observation (core.dating); NULL otherwise.
     # Kept so that the document served is the one Binance sent, and the glitch can be read.
     server_time: Mapped[datetime | None]
+    # Where it was polled from (core.sources: scheme://host:port, never credentials);
+    # NULL on observations recorded before sources were (migration 0140) and on one-off
+    # writes that name none (tests, imports).
+    source: Mapped[str | None] = mapped_column(Text)
 
 
 class StreamHead(Base):
@@ -130,6 +136,10 @@ class StreamHead(Base):
     # Observations whose serverTime did not date them, counted in their write's
     # transaction: /metrics reads one row per stream instead of the observation log.
     server_time_rejections: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # The source this stream's history belongs to (core.ingest.claim_sources): claimed by
+    # the first poller to start, moved only by an explicit switch. NULL until then, and on
+    # databases older than migration 0140, whose first poller after it adopts its own.
+    source: Mapped[str | None] = mapped_column(Text)
 
 
 class PollTotal(Base):

@@ -11,6 +11,10 @@ are compared, in which section, comes from the stream catalogue (core.streams).
 The shape of the public streams' documents (core.schema) is compared too, keyed
 ``<stream>:<path>``: a filter type Binance started sending between the two instants is
 ``added``.
+
+Two instants in different sources' histories (a stream moved to another source between
+them, core.ingest) are not compared: what one exchange has and the other lacks would read
+as every symbol removed and added, the delistings a move must never look like.
 """
 
 from __future__ import annotations
@@ -26,7 +30,16 @@ from sqlalchemy import Connection, text
 from core.diff import FieldChange, diff_objects, flatten
 from core.history import symbols_as_of
 from core.models import VERSIONED_TABLES
-from core.streams import CATALOGUE, SCHEMA_FEED, FeedTable
+from core.streams import CATALOGUE, PRIVATE_STREAMS, SCHEMA_FEED, FeedTable
+
+
+class DifferentSourcesError(Exception):
+    """The two instants lie in different sources' histories of a stream."""
+
+    def __init__(self, stream: str, at: datetime) -> None:
+        self.stream = stream
+        self.at = at
+        super().__init__(f"{stream} moved to another source at {at.isoformat()}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +136,23 @@ def state_diff(
     """How the state as of ``end`` differs from the state as of ``start``.
 
     The private streams' sections (the account's) are compared only if ``private``.
+    Raises DifferentSourcesError if a stream compared moved to another source in between.
     """
+    moved = conn.execute(
+        text(
+            "SELECT stream, observed_at FROM observations WHERE outcome = 'switched'"
+            " AND observed_at > :start AND observed_at <= :end"
+            " AND (:private OR stream <> ALL(:private_streams)) ORDER BY observed_at LIMIT 1"
+        ),
+        {
+            "start": start,
+            "end": end,
+            "private": private,
+            "private_streams": sorted(PRIVATE_STREAMS),
+        },
+    ).one_or_none()
+    if moved is not None:
+        raise DifferentSourcesError(moved.stream, moved.observed_at)
     sections: dict[str, EntityDiff | None] = {}
     for stream in CATALOGUE:
         for table in stream.feed:

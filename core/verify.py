@@ -56,6 +56,7 @@ def verify_history(
         findings += _empty_ranges(conn, table, key)
         findings += _neighbour_findings(conn, table, key)
         findings += _unbacked_versions(conn, table, key)
+        findings += _versions_across_switches(conn, table, key)
     findings += _observations_out_of_order(conn)
     findings += [
         Finding(
@@ -196,7 +197,9 @@ def _unbacked_versions(conn: Connection, table: str, key: Sequence[str]) -> list
 
     Only a successful observation that changed something may open or close a version,
     and it does so at its own ``observed_at``; anything else was written by hand or by
-    a bug, and an ``as of`` answer built on it has no evidence.
+    a bug, and an ``as of`` answer built on it has no evidence. A ``switched`` observation
+    (the stream's history moved to another source, core.ingest) may close versions, never
+    open one.
     """
     cols = ", ".join(f"v.{c}" for c in key)
     rows = conn.execute(
@@ -209,7 +212,8 @@ def _unbacked_versions(conn: Connection, table: str, key: Sequence[str]) -> list
             " LEFT JOIN observations cl ON cl.id = v.closed_by"
             " WHERE op.id IS NULL OR op.outcome <> 'changed' OR op.observed_at <> v.valid_from"
             "  OR (v.valid_to IS NULL) <> (v.closed_by IS NULL)"
-            "  OR (v.closed_by IS NOT NULL AND (cl.id IS NULL OR cl.outcome <> 'changed'"
+            "  OR (v.closed_by IS NOT NULL AND (cl.id IS NULL"
+            "      OR cl.outcome NOT IN ('changed', 'switched')"
             "      OR cl.observed_at IS DISTINCT FROM v.valid_to))"
             f" ORDER BY {cols}, v.valid_from"
         )
@@ -231,7 +235,7 @@ def _unbacked_versions(conn: Connection, table: str, key: Sequence[str]) -> list
         elif m["closed_by"] is not None:
             if m["closed_outcome"] is None:
                 reasons.append(f"closing observation {m['closed_by']} does not exist")
-            elif m["closed_outcome"] != "changed":
+            elif m["closed_outcome"] not in ("changed", "switched"):
                 reasons.append(f"closed by a '{m['closed_outcome']}' observation")
             elif m["closed_at"] != m["valid_to"]:
                 reasons.append(
@@ -246,6 +250,36 @@ def _unbacked_versions(conn: Connection, table: str, key: Sequence[str]) -> list
             )
         )
     return findings
+
+
+def _versions_across_switches(conn: Connection, table: str, key: Sequence[str]) -> list[Finding]:
+    """Versions in force across their stream's move to another source.
+
+    The ``switched`` observation closes every version of the stream at its instant, so
+    that no answer after it mixes the old source's entities with the new one's.
+    """
+    cols = ", ".join(f"v.{c}" for c in key)
+    rows = conn.execute(
+        text(
+            f"SELECT {cols}, v.valid_from, v.valid_to, v.opened_by, v.closed_by,"
+            " s.id AS switch_id, s.observed_at AS switched_at"
+            " FROM observations s JOIN LATERAL"
+            f" (SELECT * FROM {table} v WHERE tstzrange(v.valid_from, v.valid_to) @> s.observed_at"
+            "  AND EXISTS (SELECT FROM observations op"
+            "              WHERE op.id = v.opened_by AND op.stream = s.stream)) v ON TRUE"
+            f" WHERE s.outcome = 'switched' ORDER BY {cols}, v.valid_from"
+        )
+    )
+    return [
+        Finding(
+            "open across a source switch",
+            table,
+            _key_text(r, key),
+            f"{_version(r)} is in force at {_fmt(r.switched_at)}, when observation"
+            f" {r.switch_id} moved its stream to another source",
+        )
+        for r in rows
+    ]
 
 
 def _observations_out_of_order(conn: Connection) -> list[Finding]:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from core import changes as feed
 from core.config import ConfigError, Settings, load_settings
 from core.db import API_ROLE, create_db_engine, redact_url
+from core.ingest import SourceMismatchError, claim_sources
 from core.redact import install as install_redaction
 from core.redact import settings_secrets
 from core.streams import PUBLIC_STREAMS, STREAMS
@@ -136,6 +137,10 @@ def _stop_on_signals(stop: threading.Event, *, announce: bool = True) -> None:
 SIGNAL_CHECK_SECONDS = 0.5
 
 
+def _refusal(exc: SourceMismatchError) -> CliError:
+    return CliError(f"{exc}: refusing to poll (to start a new history there, add --new-source)", 2)
+
+
 def cmd_poll(args: argparse.Namespace) -> int:
     from poller.account_jobs import UnsafeKeyError
     from poller.runner import build_poller, default_replica_id
@@ -149,13 +154,29 @@ def cmd_poll(args: argparse.Namespace) -> int:
             url, settings.database, application_name=f"exmeta-poll {replica_id}"
         )
         try:
-            poller = build_poller(settings, engine, replica_id)
+            poller = build_poller(settings, engine, replica_id, new_source=args.new_source)
+        except SourceMismatchError as exc:
+            engine.dispose()
+            raise _refusal(exc) from None
+        except DBAPIError as exc:
+            # The sources are checked at the start, so the database must answer then;
+            # once polling, an outage is ridden out (poller.runner.DatabaseBackoff).
+            engine.dispose()
+            reason = " ".join(str(exc.orig).split())
+            raise CliError(
+                f"cannot check the streams' sources at {redact_url(url)}: {reason}", 2
+            ) from None
         except (SigningKeyError, UnsafeKeyError) as exc:
             engine.dispose()
             raise CliError(f"account stream: {exc}") from None
         # A signal, or the poll loop failing, sets the poller's stop event.
         _stop_on_signals(poller.stop, announce=not args.supervised)
-        log.info("replica %s polling %s", replica_id, settings.binance.base_url)
+        # The sources, not the base URL: a URL may carry credentials.
+        log.info(
+            "replica %s polling %s",
+            replica_id,
+            ", ".join(sorted(set(settings.stream_sources().values()))),
+        )
         poller.start()
         # Not one endless wait: a signal that the kernel delivers to the poll thread (the
         # second of two sent together, say SIGINT and SIGTERM) is only flagged there, and
@@ -164,6 +185,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
             pass
         poller.shutdown(settings.poller.shutdown_grace_seconds)
         engine.dispose()
+    if poller.refused is not None:
+        raise _refusal(poller.refused)
     return 1 if poller.crashed else 0
 
 
@@ -214,6 +237,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     address = probe_address(listener.getsockname()[:2])
     with listener, _database(settings) as url:
         _migrate(settings, url)
+        _claim_sources(settings, url, new_source=args.new_source)
         stop = threading.Event()
         _stop_on_signals(stop)
         config = ["--config", str(args.config)] if args.config else []
@@ -246,6 +270,21 @@ def cmd_up(args: argparse.Namespace) -> int:
             )
             failed = supervisor.shutdown(stop_timeout) or failed
     return 1 if failed else 0
+
+
+def _claim_sources(settings: Settings, url: str, *, new_source: bool) -> None:
+    """`exmeta up` checks the sources itself, before starting anything: a mismatch is
+    its own one line and exit 2, and with ``--new-source`` the switch is made here, once,
+    so the poller it starts (and restarts) finds its sources already claimed."""
+    from poller.runner import default_replica_id
+
+    with _engine(settings, url, "up") as engine:
+        try:
+            claim_sources(
+                engine, settings.stream_sources(), default_replica_id(), new_source=new_source
+            )
+        except SourceMismatchError as exc:
+            raise _refusal(exc) from None
 
 
 T = TypeVar("T")
@@ -645,8 +684,18 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     sub.add_parser(
         "migrate", parents=[common], help="create or upgrade the database schema"
     ).set_defaults(func=cmd_migrate)
+    new_source_help = (
+        "a stream whose history is another source's (scheme://host:port of [binance]"
+        " base_url) starts a new history at the configured one, after a gap (README,"
+        " Source identity); without it such a poller refuses to start (exit 2)"
+    )
     poll = sub.add_parser("poll", parents=[common], help="run one poller replica")
     poll.add_argument("--replica-id", default=None, help="this replica's id (default host:pid)")
+    poll.add_argument(
+        "--new-source",
+        action="store_true",
+        help=new_source_help,
+    )
     poll.add_argument(
         "--supervised",
         action="store_true",
@@ -663,9 +712,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
         " (how `exmeta up` hands over the port it checked)",
     )
     serve.set_defaults(func=cmd_serve)
-    sub.add_parser(
+    up = sub.add_parser(
         "up", parents=[common], help="embedded database + migrate + poll + serve, for a laptop"
-    ).set_defaults(func=cmd_up)
+    )
+    up.add_argument("--new-source", action="store_true", help=new_source_help)
+    up.set_defaults(func=cmd_up)
     verify = sub.add_parser(
         "verify", parents=[common], help="check the whole history; exit 0 sound, 1 findings"
     )

@@ -17,6 +17,7 @@ from core.bodies import blank_server_time
 from core.history import request_weight_limit
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
 from core.leases import Lease
+from core.sources import source_of
 from core.streams import Stream, stream
 from poller.binance import Deadline, Response
 from poller.memory import release_freed_memory
@@ -66,6 +67,9 @@ class StreamJob:
         self.client = client
         self.writer = writer
         self.replica_id = replica_id
+        # Recorded on every observation; the writer applies none from another source
+        # than the one the stream's history belongs to (core.ingest).
+        self.source = source_of(client.client.base_url)
         self.clock = clock
         # Each poll's requests end within this (default: [binance] timeout_seconds).
         self.deadline_seconds = deadline_seconds
@@ -138,6 +142,7 @@ class StreamJob:
             body=response.body,
             attempts=response.attempts,
             backoff_ms=response.backoff_ms,
+            source=self.source,
         )
         code, msg = binance_error(response.body)
         if not response.ok:

@@ -35,7 +35,7 @@ from core import leases, replicas
 from core import streams as catalogue
 from core.config import PollerSettings, Settings
 from core.db import database_error
-from core.ingest import StreamWriter
+from core.ingest import SourceMismatchError, StreamWriter, claim_sources
 from core.leases import Lease
 from core.weight_plan import plan_for
 from poller.account_jobs import signed_jobs
@@ -288,6 +288,9 @@ class Poller:
         # Each worker, with the lock its job holds while writing (none for the heartbeat).
         self._workers: list[tuple[StreamWorker, threading.Lock | None]] = []
         self.crashed = False
+        # Set when another replica moved a stream's history to another source while this
+        # one polled: ``exmeta poll`` then stops and says so (exit 2).
+        self.refused: SourceMismatchError | None = None
 
     def _guarded(self, job: StreamJob, interval: float, slot: _SlotStart) -> Callable[[], None]:
         def run() -> None:
@@ -311,6 +314,13 @@ class Poller:
                 # Not written, or its commit unconfirmed (the job logs an outcome only once
                 # committed); the next poll compares with whatever did commit.
                 self.database.failed(f"{job.stream} poll", exc)
+                return
+            except SourceMismatchError as exc:
+                # Every later poll would be refused too, and hold the lease from a replica
+                # of the stream's own source: stop this replica instead.
+                log.critical("%s; stopping this replica", exc)
+                self.refused = exc
+                self.stop.set()
                 return
             except Exception:
                 log.exception("%s poll failed; retrying at the next interval", job.stream)
@@ -457,13 +467,19 @@ def retrying_client(
     )
 
 
-def build_poller(settings: Settings, engine: Engine, replica_id: str) -> Poller:
+def build_poller(
+    settings: Settings, engine: Engine, replica_id: str, *, new_source: bool = False
+) -> Poller:
     """Every enabled stream's job, as the catalogue (core.streams) declares it; signed ones
     only once the key passed its safety check.
 
-    Raises SigningKeyError or UnsafeKeyError (poller.signing, poller.account_jobs) when
-    the configured key cannot or must not be used.
+    The streams' sources are claimed first, before any request is sent (core.ingest);
+    ``new_source`` moves a history held by another source to the configured one. Raises
+    SourceMismatchError (core.ingest) when a stream's history is another source's, and
+    SigningKeyError or UnsafeKeyError (poller.signing, poller.account_jobs) when the
+    configured key cannot or must not be used.
     """
+    claim_sources(engine, settings.stream_sources(), replica_id, new_source=new_source)
     stop = threading.Event()
     client = retrying_client(settings, stop, SharedBudget(engine, replica_id))
     tolerance = settings.poller.server_time_tolerance()

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from core.bodies import blank_server_time
 from core.config import Settings, replace_section
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
+from poller.job import StreamJob, exchange_info_job
 from poller.parse import parse_exchange_info
 from poller.parse_account import (
     parse_account,
@@ -44,6 +45,15 @@ def client_for(
 ) -> RetryingClient:
     """The replica's retrying client, as ``exmeta poll`` builds it, aimed at ``base_url``."""
     return retrying_client(poller_settings(base_url, **binance), stop or threading.Event(), shared)
+
+
+def exchange_info_poll(
+    engine: Engine, base_url: str, replica_id: str = "test", **binance: Any
+) -> StreamJob:
+    """The exchange_info job as `exmeta poll` builds it, aimed at ``base_url``, one attempt
+    per poll unless ``max_attempts`` says otherwise."""
+    client = client_for(base_url, **{"max_attempts": 1, **binance})
+    return exchange_info_job(client, StreamWriter(engine, "exchange_info"), replica_id)
 
 
 def at(text: str) -> datetime:

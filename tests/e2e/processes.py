@@ -77,10 +77,11 @@ class Replicas:
         self.directory = directory
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, replica_id: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    def start(self, replica_id: str, env: Mapping[str, str], *args: str) -> subprocess.Popen[bytes]:
+        """Start ``exmeta poll --replica-id <replica_id> <args>``."""
         with self.log_path(replica_id).open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "exmeta", "poll", "--replica-id", replica_id],
+                [sys.executable, "-m", "exmeta", "poll", "--replica-id", replica_id, *args],
                 cwd=self.directory,  # no config.toml there: defaults + environment only
                 env=dict(env),
                 stdout=subprocess.DEVNULL,

@@ -64,8 +64,18 @@ class Up:
             EXMETA_POLLER__EXCHANGE_INFO_INTERVAL="1",
             **env,
         )
+        # Each test brings its own sim, a source of its own, to the module's one database:
+        # without --new-source, every `up` after the first would refuse to poll (exit 2).
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "exmeta", "--config", str(REPO / "config.toml"), "up"],
+            [
+                sys.executable,
+                "-m",
+                "exmeta",
+                "--config",
+                str(REPO / "config.toml"),
+                "up",
+                "--new-source",
+            ],
             env=environment,
             stdout=self.log,
             stderr=subprocess.STDOUT,

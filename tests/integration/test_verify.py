@@ -232,3 +232,25 @@ def test_exmeta_verify_on_an_unmigrated_database_exits_2(
     assert result.returncode == 2
     assert result.stderr.startswith("exmeta: error: cannot read the database: relation")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_versions_left_open_across_a_source_switch_are_reported(forgeable: Engine) -> None:
+    # A switch that closed nothing: the old source's versions run on into the new history.
+    forge(
+        forgeable,
+        "INSERT INTO observations (stream, replica_id, observed_at, requested_at, duration_ms,"
+        " outcome, source) VALUES ('exchange_info', 'forger', '2024-01-07T00:00:00Z',"
+        " '2024-01-07T00:00:00Z', 0, 'switched', 'http://elsewhere:80')",
+    )
+    found = findings(forgeable)
+    assert {f.check for f in found} == {"open across a source switch"}
+    assert {f.key for f in found if f.table == "symbol_versions"} == {
+        "symbol=BTCUSDT",
+        "symbol=ETHUSDT",
+    }
+    assert {f.table for f in found} == {
+        "symbol_versions",
+        "symbol_filter_versions",
+        "rate_limit_versions",
+        "schema_versions",  # the stream's shape belongs to its history too
+    }

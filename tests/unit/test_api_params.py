@@ -150,7 +150,7 @@ def test_observation_outcome_refuses_others_and_lists_the_known_ones() -> None:
     assert status == 400
     assert error == {
         "code": "invalid_parameter",
-        "message": "outcome: must be one of changed, unchanged, stale, error",
+        "message": "outcome: must be one of changed, unchanged, stale, error, switched",
     }
 
 
