@@ -16,6 +16,7 @@ from core.ingest import StreamWriter
 from poller.account_jobs import signed_jobs, system_status_job
 from poller.job import StreamJob, exchange_info_job
 from poller.runner import retrying_client
+from tests.builders import sim_urls
 
 SIGNING = Path(__file__).parent / "fixtures" / "signing"
 HMAC_VECTORS = orjson.loads((SIGNING / "hmac_sha256_docs_vectors.json").read_bytes())
@@ -42,7 +43,7 @@ def sim_settings(
 ) -> Settings:
     return Settings(
         binance=BinanceSettings(
-            base_url=sim.url,
+            **sim_urls(sim.url),
             api_key=Secret(API_KEY),
             api_secret=Secret(API_SECRET),
             **{
