@@ -25,11 +25,11 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core import changes as feed
-from core.config import ConfigError, Settings, load_settings
+from core.config import ConfigError, Settings, base_url, load_settings
 from core.db import API_ROLE, create_db_engine, redact_url
 from core.redact import install as install_redaction
 from core.redact import settings_secrets
-from core.streams import PUBLIC_STREAMS, STREAMS
+from core.streams import CATALOGUE, PUBLIC_STREAMS, STREAMS
 from core.timeparse import TimeParseError, parse_instant
 from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
 from exmeta.supervise import ListenError, Supervisor, listen, probe_address
@@ -155,7 +155,12 @@ def cmd_poll(args: argparse.Namespace) -> int:
             raise CliError(f"account stream: {exc}") from None
         # A signal, or the poll loop failing, sets the poller's stop event.
         _stop_on_signals(poller.stop, announce=not args.supervised)
-        log.info("replica %s polling %s", replica_id, settings.binance.base_url)
+        markets = {s.market: base_url(settings, s.name) for s in CATALOGUE}
+        log.info(
+            "replica %s polling %s",
+            replica_id,
+            ", ".join(f"{market} {url}" for market, url in markets.items()),
+        )
         poller.start()
         # Not one endless wait: a signal that the kernel delivers to the poll thread (the
         # second of two sent together, say SIGINT and SIGTERM) is only flagged there, and
