@@ -196,6 +196,11 @@ STREAMS = tuple(s.name for s in CATALOGUE)
 # how often) tells when it traded. Only a caller with the API token reads any of it.
 PRIVATE_STREAMS = frozenset(s.name for s in CATALOGUE if s.private)
 PUBLIC_STREAMS = tuple(s.name for s in CATALOGUE if not s.private)
+# The streams the change feed and the diff report: those that declare feed tables. The
+# futures streams declare none until the reads take a market (a USD-M BTCUSDT is not
+# spot's); their shapes are left out with them, and read in /v1/schema meanwhile.
+FEED_STREAMS = tuple(s.name for s in CATALOGUE if s.feed)
+PUBLIC_FEED_STREAMS = tuple(s for s in FEED_STREAMS if s not in PRIVATE_STREAMS)
 # Written by a private stream: even a count of its versions is private.
 PRIVATE_TABLES = frozenset(t for s in CATALOGUE if s.private for t in s.tables)
 # The shape of every public stream's documents (core.schema): which field paths and filter

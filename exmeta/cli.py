@@ -29,7 +29,7 @@ from core.config import ConfigError, Settings, base_url, load_settings
 from core.db import API_ROLE, create_db_engine, redact_url
 from core.redact import install as install_redaction
 from core.redact import settings_secrets
-from core.streams import CATALOGUE, PUBLIC_STREAMS, STREAMS
+from core.streams import CATALOGUE, FEED_STREAMS, PUBLIC_FEED_STREAMS, PUBLIC_STREAMS, STREAMS
 from core.timeparse import TimeParseError, parse_instant
 from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
 from exmeta.supervise import ListenError, Supervisor, listen, probe_address
@@ -338,7 +338,8 @@ def cmd_changes(args: argparse.Namespace) -> int:
     readable = STREAMS if settings.api.token else PUBLIC_STREAMS
     if args.stream is not None and args.stream not in readable:
         raise CliError(f"--stream {args.stream} needs [api] token (EXMETA_API__TOKEN)", 2)
-    streams = readable if args.stream is None else (args.stream,)
+    reported = FEED_STREAMS if settings.api.token else PUBLIC_FEED_STREAMS
+    streams = reported if args.stream is None else (args.stream,)
     end = _instant(args.to, "--to") if args.to else datetime.now(UTC)
     start = _instant(args.start, "--from") if args.start else end - DEFAULT_WINDOW
     if start >= end:

@@ -176,7 +176,8 @@ def test_public_routes_stay_open_and_the_spec_documents_the_new_routes(
 
 def test_enabled_streams_follow_the_key(engine: Engine, sim: SimServer) -> None:
     keyless = replace_section(Settings(), "binance", **sim_urls(sim.url))
-    assert keyless.enabled_streams() == ("exchange_info", "system_status")
+    futures = ("usdm_exchange_info", "coinm_exchange_info")
+    assert keyless.enabled_streams() == ("exchange_info", "system_status", *futures)
     keyed = sim_settings(sim, commission_symbols=("BTCUSDT",))
     assert keyed.enabled_streams() == (
         "exchange_info",
@@ -184,4 +185,5 @@ def test_enabled_streams_follow_the_key(engine: Engine, sim: SimServer) -> None:
         "account_commission",
         "system_status",
         "delistings",
+        *futures,
     )

@@ -241,9 +241,10 @@ def test_settling_and_pending_contracts_read_back_with_their_lifecycle(
 def test_the_spot_feed_and_diff_do_not_list_futures_contracts(
     engine: Engine, api_engine: Engine, two_sims: tuple[SimServer, SimServer]
 ) -> None:
-    """Until the reads take a market, the futures tables are in neither: a USD-M contract
-    named like a spot symbol would otherwise pass for it."""
+    """Until the reads take a market, the futures tables are in neither, nor their
+    shapes: a USD-M contract named like a spot symbol would otherwise pass for it."""
     main, usdm = two_sims
+    started = datetime.now(UTC)
     settings = replace_section(poller_settings(main.url), "binance", usdm_base_url=usdm.url)
     jobs = [scheduled.job for scheduled in build_poller(settings, engine, "r0").jobs]
     for job in jobs:
@@ -253,10 +254,11 @@ def test_the_spot_feed_and_diff_do_not_list_futures_contracts(
         f"{main.url}/_sim/symbols/ETHBTC", json={"fields": {"status": "HALT"}}, timeout=5
     )
     assert flipped.status_code == 200, flipped.text
-    settling = requests.patch(
-        f"{usdm.url}/_sim/markets/usdm/symbols/ALPHAUSDT", json={"status": "SETTLING"}, timeout=5
+    # 2025: ALPHAUSDT settling, settlePlan gone, POSITION_RISK_CONTROL come (shape changes).
+    replaced = requests.put(
+        f"{usdm.url}/_sim/markets/usdm/exchange-info", data=USDM_FILES[-1].read_bytes(), timeout=30
     )
-    assert settling.status_code == 200, settling.text
+    assert replaced.status_code == 200, replaced.text
     for job in jobs:
         job.run()
     assert status_history(engine)["ALPHAUSDT"] == ["TRADING", "SETTLING"]  # recorded
@@ -269,3 +271,17 @@ def test_the_spot_feed_and_diff_do_not_list_futures_contracts(
     diff = ok(client.get(f"/v1/diff?from={ts(listed)}"), schemas.StateDiff)
     assert [c["key"] for c in diff["symbols"]["changed"]] == ["ETHBTC"]
     assert diff["symbols"]["added"] == diff["symbols"]["removed"] == []
+    assert diff["schema"] == {"added": [], "removed": [], "changed": []}
+
+    # From before the first polls, shapes included: spot's streams only, as before.
+    feed = ok(client.get(f"/v1/changes?from={ts(started)}&schema=true"), schemas.ChangeFeed)
+    assert feed["streams"] == ["exchange_info", "system_status", "delistings"]
+    assert {c["stream"] for c in feed["changes"]} == {"exchange_info", "system_status"}
+    with engine.connect() as conn:  # the futures shapes are recorded all the same
+        closed = conn.execute(
+            text(
+                "SELECT path FROM schema_versions"
+                " WHERE stream = 'usdm_exchange_info' AND valid_to IS NOT NULL"
+            )
+        ).scalars()
+        assert "symbols[].settlePlan" in set(closed)
