@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 
 from api import create_app, schemas
@@ -86,6 +87,24 @@ def test_a_replica_polls_each_market_on_its_own_base_url_and_weight_budget(
     rows = budget_rows(engine)
     assert (rows["usdm"], rows["coinm"]) == (1, 1)
     assert rows["spot"] >= 21
+
+    # /readyz and /metrics know the new streams from the catalogue alone.
+    app = create_app(settings, engine, streams=settings.enabled_streams())
+    client = app.test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 200, ready.json
+    assert ready.json is not None
+    assert {"usdm_exchange_info", "coinm_exchange_info"} <= ready.json["last_successes"].keys()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for s in family.samples
+    }
+    for stream_name in ("usdm_exchange_info", "coinm_exchange_info"):
+        labels = (("outcome", "changed"), ("stream", stream_name))
+        assert samples[("exmeta_polls_total", labels)] == 1
+    versions = ("exmeta_versions_written_total", (("table", "usdm_symbol_versions"),))
+    assert samples[versions] == len(usdm_doc["symbols"])
 
 
 def test_a_futures_429_pauses_its_own_market_and_not_spot(engine: Engine, sim: SimServer) -> None:
