@@ -87,6 +87,10 @@ def test_a_replica_polls_each_market_on_its_own_base_url_and_weight_budget(
     rows = budget_rows(engine)
     assert (rows["usdm"], rows["coinm"]) == (1, 1)
     assert rows["spot"] >= 21
+    # Each budget is sized on its own market's REQUEST_WEIGHT limit, as versioned.
+    limits = {name: s.job.client.budget.limit for name, s in jobs.items()}
+    assert (limits["usdm_exchange_info"], limits["exchange_info"]) == (2400, 6000)
+    assert limits["system_status"] == limits["exchange_info"]
 
     # /readyz and /metrics know the new streams from the catalogue alone.
     app = create_app(settings, engine, streams=settings.enabled_streams())
