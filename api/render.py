@@ -37,7 +37,7 @@ from core.history import (
 from core.order_check import Order, Verdict
 from core.replicas import ReplicaInfo
 from core.state_diff import EntityDiff, StateDiff
-from core.streams import PUBLIC_STREAMS
+from core.streams import PUBLIC_FEED_STREAMS
 from core.timeparse import format_instant
 
 JSON = "application/json"
@@ -268,7 +268,7 @@ def replica_list(found: Iterable[ReplicaInfo]) -> dict[str, Any]:
 
 
 def change_feed(
-    page: ChangePage, start: datetime, end: datetime, streams: Sequence[str] = PUBLIC_STREAMS
+    page: ChangePage, start: datetime, end: datetime, streams: Sequence[str] = PUBLIC_FEED_STREAMS
 ) -> dict[str, Any]:
     return {
         "from": format_instant(start),

@@ -50,7 +50,7 @@ from api.state import EVIDENCE_STREAM, app_state
 from core import changes, history, replicas, state_diff
 from core.cursors import CursorError
 from core.order_check import Order, Unchecked, check_order
-from core.streams import PRIVATE_STREAMS, PUBLIC_STREAMS, STREAMS
+from core.streams import FEED_STREAMS, PRIVATE_STREAMS, PUBLIC_FEED_STREAMS
 from core.timeparse import format_instant
 
 DEFAULT_WINDOW = timedelta(hours=1)
@@ -325,7 +325,7 @@ def _feed_streams(stream: str | None) -> tuple[str, ...]:
     anonymous feed never shows the account; naming a private stream requires it.
     """
     if stream is None:
-        return STREAMS if authenticated() else PUBLIC_STREAMS
+        return FEED_STREAMS if authenticated() else PUBLIC_FEED_STREAMS
     if stream in PRIVATE_STREAMS:
         check_token()
     return (stream,)

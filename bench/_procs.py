@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -144,11 +144,13 @@ class Children:
         self._started.clear()
 
 
-def start_sim(children: Children, fixture: Path, timeout: float = 60) -> str:
-    """`exmeta sim --fixture FIXTURE` on a free port; its base URL, read from its one line."""
-    proc = children.exmeta(
-        "sim", ["sim", "--fixture", str(fixture), "--port", "0"], dict(os.environ), pipe_stdout=True
-    )
+def start_sim(
+    children: Children, fixture: Path, timeout: float = 60, extra: Sequence[str] = ()
+) -> str:
+    """`exmeta sim --fixture FIXTURE [extra...]` on a free port; its base URL, read from its
+    one line."""
+    command = ["sim", "--fixture", str(fixture), "--port", "0", *extra]
+    proc = children.exmeta("sim", command, dict(os.environ), pipe_stdout=True)
     assert proc.stdout is not None
     os.set_blocking(proc.stdout.fileno(), False)
     deadline = time.monotonic() + timeout

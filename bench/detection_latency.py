@@ -93,6 +93,8 @@ def main() -> None:
         env = exmeta_env(
             engine.url.render_as_string(hide_password=False),
             binance__base_url=sim,
+            binance__usdm_base_url=sim,
+            binance__coinm_base_url=sim,
             poller__exchange_info_interval=INTERVAL_SECONDS,
             api__port=port,
             log__level="WARNING",

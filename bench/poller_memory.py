@@ -1,7 +1,8 @@
 """P9: resident memory of `exmeta poll` polling the largest real snapshot every second.
 
 `exmeta sim` serves the 2023-09-08 snapshot (3.7 MB, 2,292 symbols); `exmeta poll` runs
-against it with [poller] exchange_info_interval = 1 and a throwaway database. Its VmRSS
+against it with [poller] exchange_info_interval = 1 and a throwaway database (the futures
+streams, on by default, poll the sim's USD-M and COIN-M every 10 s beside it). Its VmRSS
 (/proc/<pid>/status) is sampled every second; every few seconds the sim's state changes
 (a status flip, a flip back, a filter change) so the changed path runs too, not only the
 unchanged fast path. The steady state is everything after the warm-up; its maximum is
@@ -97,6 +98,8 @@ def main() -> None:
         env = exmeta_env(
             engine.url.render_as_string(hide_password=False),
             binance__base_url=sim,
+            binance__usdm_base_url=sim,
+            binance__coinm_base_url=sim,
             poller__exchange_info_interval=1,
         )
         poller = children.exmeta("poll", ["poll", "--replica-id", "bench-memory"], env)

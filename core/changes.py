@@ -53,7 +53,7 @@ from sqlalchemy import Connection, text
 from core.cursors import decode_position, encode_position
 from core.diff import FieldChange, diff_objects, flatten
 from core.models import SUCCESS_OUTCOMES, VERSIONED_TABLES
-from core.streams import CATALOGUE, PUBLIC_STREAMS, STREAMS
+from core.streams import CATALOGUE, PUBLIC_FEED_STREAMS, PUBLIC_STREAMS, STREAMS
 
 LISTED = "listed"
 
@@ -383,7 +383,7 @@ def changes(
     start: datetime,
     end: datetime,
     *,
-    streams: Collection[str] = PUBLIC_STREAMS,
+    streams: Collection[str] = PUBLIC_FEED_STREAMS,
     symbol: str | None = None,
     fields: Sequence[str] = (),
     exclude_fields: Sequence[str] = (),
@@ -393,7 +393,8 @@ def changes(
 ) -> ChangePage:
     """One page of the changes of ``streams`` within ``[start, end)``, after ``cursor``.
 
-    The default ``streams`` are the public ones: the account's need asking for.
+    The default ``streams`` are the public ones the feed reports (core.streams
+    .PUBLIC_FEED_STREAMS): the account's need asking for.
     ``symbol`` keeps only that symbol's changes (its rules, its commission and its
     delisting; the account, rate limits, exchange filters and system status are no
     symbol's); ``fields`` keeps, and ``exclude_fields`` drops, the fields named or under

@@ -64,6 +64,8 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class BinanceSettings:
     base_url: str = "https://api.binance.com"
+    usdm_base_url: str = "https://fapi.binance.com"
+    coinm_base_url: str = "https://dapi.binance.com"
     api_key: Secret = field(default_factory=lambda: Secret(""))
     api_secret: Secret = field(default_factory=lambda: Secret(""))
     connect_timeout_seconds: float = 3.05
@@ -87,6 +89,8 @@ class BinanceSettings:
 @dataclass(frozen=True)
 class PollerSettings:
     exchange_info_interval: float = 10.0
+    usdm_exchange_info_interval: float = 10.0
+    coinm_exchange_info_interval: float = 10.0
     account_interval: float = 10.0
     system_status_interval: float = 30.0
     delistings_interval: float = 300.0
@@ -137,8 +141,7 @@ class Settings:
 
     def stream_sources(self) -> dict[str, str]:
         """Where each enabled stream is polled from (core.sources): its history's source."""
-        source = source_of(self.binance.base_url)
-        return dict.fromkeys(self.enabled_streams(), source)
+        return {name: source_of(base_url(self, name)) for name in self.enabled_streams()}
 
     def poll_weights(self) -> dict[str, int]:
         """Request weight of one poll of each stream, with these settings, as the weight
@@ -157,6 +160,16 @@ class Settings:
             if (not s.signed or self.binance.has_key())
             and (not s.per_commission_symbol or self.poller.commission_symbols)
         )
+
+
+def base_url(settings: Settings, stream: str) -> str:
+    """The base URL ``stream`` is polled on: its market's ``[binance]`` setting
+    (core.streams.BASE_URL_SETTINGS), without a trailing slash. The one place a stream's
+    base URL is looked up, so that whatever needs it per stream (the poller's clients, a
+    history's source) agrees."""
+    market = catalogue.stream(stream).market
+    url: str = getattr(settings.binance, catalogue.BASE_URL_SETTINGS[market])
+    return url.rstrip("/")
 
 
 def _section_types() -> dict[str, type[Any]]:
@@ -246,10 +259,11 @@ def _validate(settings: Settings) -> None:
             "[poller] server_time_tolerance_seconds must be 0 or more,"
             f" got {settings.poller.server_time_tolerance_seconds}"
         )
-    try:
-        source_of(b.base_url)
-    except SourceError as exc:
-        raise ConfigError(f"[binance] base_url {exc}") from None
+    for key in catalogue.BASE_URL_SETTINGS.values():
+        try:
+            source_of(getattr(b, key))
+        except SourceError as exc:
+            raise ConfigError(f"[binance] {key} {exc}") from None
     _validate_signing(b)
     if not 0 <= settings.api.port <= 65535:
         raise ConfigError(f"[api] port must be 0..65535, got {settings.api.port}")

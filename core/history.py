@@ -467,11 +467,12 @@ def rate_limits_as_of(conn: Connection, at: datetime | None) -> list[Version]:
     )
 
 
-def request_weight_limit(conn: Connection) -> int | None:
-    """The current REQUEST_WEIGHT per 1 minute, the window of ``X-MBX-USED-WEIGHT-1M``."""
+def request_weight_limit(conn: Connection, table: str = "rate_limit_versions") -> int | None:
+    """The current REQUEST_WEIGHT per 1 minute, the window of ``X-MBX-USED-WEIGHT-1M``, of
+    the market whose rate limits ``table`` versions (core.streams.RATE_LIMIT_TABLES)."""
     value = conn.execute(
         text(
-            "SELECT limit_value FROM rate_limit_versions WHERE valid_to IS NULL"
+            f"SELECT limit_value FROM {table} WHERE valid_to IS NULL"
             " AND rate_limit_type = 'REQUEST_WEIGHT' AND interval = 'MINUTE' AND interval_num = 1"
         )
     ).scalar_one_or_none()

@@ -205,15 +205,15 @@ class Replica(Base):
 class RequestBudget(Base):
     """The IP's standing with Binance, shared by every replica (core.request_budget).
 
-    One row (``id`` 1): replicas on one deployment reach Binance through what we must
-    assume is one IP, and Binance counts weight and bans per IP. Times are the database
-    clock's; ``weight_window`` is the start of the minute that ``used_weight`` was counted in.
+    One row per market (core.streams.MARKETS): replicas on one deployment reach Binance
+    through what we must assume is one IP, and Binance counts weight and bans per IP and
+    per API (spot, USD-M, COIN-M). Times are the database clock's; ``weight_window`` is the
+    start of the minute that ``used_weight`` was counted in.
     """
 
     __tablename__ = "request_budget"
-    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
 
-    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    market: Mapped[str] = mapped_column(Text, primary_key=True)
     used_weight: Mapped[int] = mapped_column(Integer)
     weight_window: Mapped[datetime]
     paused_until: Mapped[datetime]
@@ -619,6 +619,15 @@ VERSIONED_TABLES: dict[str, type[VersionMixin]] = {
         SymbolFilterVersion,
         RateLimitVersion,
         ExchangeFilterVersion,
+        UsdmSymbolVersion,
+        UsdmSymbolFilterVersion,
+        UsdmAssetVersion,
+        UsdmRateLimitVersion,
+        UsdmExchangeFilterVersion,
+        CoinmSymbolVersion,
+        CoinmSymbolFilterVersion,
+        CoinmRateLimitVersion,
+        CoinmExchangeFilterVersion,
         AccountVersion,
         BalanceVersion,
         CommissionVersion,

@@ -2,7 +2,8 @@
 
 Binance counts request weight, and bans, per IP; replicas on one deployment reach it
 through what we must assume is one IP (behind one NAT, or one host for a laptop), and we
-cannot tell otherwise, so ``request_budget`` holds a single row for all of them:
+cannot tell otherwise, so ``request_budget`` holds one row for all of them per market,
+since Binance counts weight per IP and per API (spot, USD-M, COIN-M; notes §14):
 
 - ``used_weight`` / ``weight_window``: the latest ``X-MBX-USED-WEIGHT-1M`` any replica was
   told, and the minute it was counted in. The header is already the IP's total, whoever
@@ -43,17 +44,18 @@ _STANDING = """
          ELSE 0 END AS wait_seconds
 """
 
-_READ = text(f"SELECT {_STANDING} FROM request_budget WHERE id = 1")
+_READ = text(f"SELECT {_STANDING} FROM request_budget WHERE market = :market")
 
 _REPORT = text(
-    "INSERT INTO request_budget AS b (id, used_weight, weight_window, paused_until, pause_reason)"
-    " VALUES (1, coalesce(CAST(:used AS integer), 0),"
+    "INSERT INTO request_budget AS b"
+    " (market, used_weight, weight_window, paused_until, pause_reason)"
+    " VALUES (:market, coalesce(CAST(:used AS integer), 0),"
     "  CASE WHEN CAST(:used AS integer) IS NULL THEN '-infinity' ELSE date_trunc('minute',"
     "   clock_timestamp() - make_interval(secs => CAST(:age AS float8))) END,"
     "  CASE WHEN CAST(:pause AS float8) IS NULL THEN '-infinity'"
     "   ELSE clock_timestamp() + make_interval(secs => CAST(:pause AS float8)) END,"
     "  coalesce(CAST(:reason AS text), ''))"
-    " ON CONFLICT (id) DO UPDATE SET"
+    " ON CONFLICT (market) DO UPDATE SET"
     " used_weight = CASE"
     "  WHEN excluded.weight_window > b.weight_window THEN excluded.used_weight"
     "  WHEN excluded.weight_window = b.weight_window"
@@ -89,19 +91,23 @@ class Report:
     pause_reason: str | None = None
 
 
-def standing(conn: Connection, budget: float, report: Report | None = None) -> Standing:
-    """The IP's standing against ``budget`` (weight per minute), after ``report`` if any.
+def standing(
+    conn: Connection, budget: float, report: Report | None = None, market: str = "spot"
+) -> Standing:
+    """The IP's standing on ``market`` against ``budget`` (weight per minute), after
+    ``report`` if any.
 
     One statement either way: a read when there is nothing to report, else an upsert that
     returns the merged row, so a replica shares its news and learns the others' at once.
     """
     if report is None:
-        row = conn.execute(_READ, {"budget": budget}).first()
+        row = conn.execute(_READ, {"budget": budget, "market": market}).first()
     else:
         row = conn.execute(
             _REPORT,
             {
                 "budget": budget,
+                "market": market,
                 "used": report.used_weight,
                 "age": report.age_seconds,
                 "pause": report.pause_seconds,

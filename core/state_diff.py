@@ -30,7 +30,7 @@ from sqlalchemy import Connection, text
 from core.diff import FieldChange, diff_objects, flatten
 from core.history import symbols_as_of
 from core.models import VERSIONED_TABLES
-from core.streams import CATALOGUE, PRIVATE_STREAMS, SCHEMA_FEED, FeedTable
+from core.streams import CATALOGUE, FEED_STREAMS, PRIVATE_STREAMS, SCHEMA_FEED, FeedTable
 
 
 class DifferentSourcesError(Exception):
@@ -166,5 +166,15 @@ def state_diff(
                 )
             else:
                 sections[table.diff] = _table_diff(conn, table, start, end)
-    sections["schema"] = _table_diff(conn, SCHEMA_FEED, start, end)
+    shapes = _table_diff(conn, SCHEMA_FEED, start, end)
+    sections["schema"] = EntityDiff(
+        added=[k for k in shapes.added if _reported(k)],
+        removed=[k for k in shapes.removed if _reported(k)],
+        changed=[c for c in shapes.changed if _reported(c.key)],
+    )
     return StateDiff(sections)
+
+
+def _reported(shape_key: str) -> bool:
+    """Whether a shape (``<stream>:<path>``) is of a stream the diff reports (FEED_STREAMS)."""
+    return shape_key.split(":", 1)[0] in FEED_STREAMS

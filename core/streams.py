@@ -15,7 +15,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MARKETS = ("spot",)
+MARKETS = ("spot", "usdm", "coinm")
+# The ``[binance]`` setting holding each market's base URL: spot (and its sapi) on
+# api.binance.com, USD-M on fapi, COIN-M on dapi (notes §14). core.config.base_url is the
+# one place a stream's base URL is looked up.
+BASE_URL_SETTINGS = {"spot": "base_url", "usdm": "usdm_base_url", "coinm": "coinm_base_url"}
+# Where each market's own REQUEST_WEIGHT limit is versioned: its weight budget is sized on it.
+RATE_LIMIT_TABLES = {
+    "spot": "rate_limit_versions",
+    "usdm": "usdm_rate_limit_versions",
+    "coinm": "coinm_rate_limit_versions",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,9 @@ class FeedTable:
 class Stream:
     """One stream: what is polled, how, how often, and where its versions go.
 
+    ``market`` is the API it is polled on: its base URL (``BASE_URL_SETTINGS``) and its
+    weight pool, since Binance counts weight per IP and per API (notes §14): each market
+    has a weight budget of its own (poller.retry, core.request_budget).
     ``weight`` is Binance's request weight of one call (notes §2), as the weight budget
     counts it (core.weight_plan). ``interval_setting`` names the ``[poller]`` key of its
     interval; two streams may share one (the commissions are polled with the account).
@@ -138,6 +151,43 @@ CATALOGUE: tuple[Stream, ...] = (
         tables=("delisting_versions",),
         feed=(FeedTable("delisting", "delisting_versions", "delistings"),),
     ),
+    Stream(
+        name="usdm_exchange_info",
+        market="usdm",
+        path="/fapi/v1/exchangeInfo",
+        weight=1,
+        signed=False,
+        private=False,
+        interval_setting="usdm_exchange_info_interval",
+        parser="poller.parse_futures:parse_usdm_exchange_info",
+        tables=(
+            "usdm_symbol_versions",
+            "usdm_symbol_filter_versions",
+            "usdm_asset_versions",
+            "usdm_rate_limit_versions",
+            "usdm_exchange_filter_versions",
+        ),
+        # Not in the change feed nor the diff until the reads take a market: today they
+        # would mix USD-M's BTCUSDT with spot's under one entity name.
+        feed=(),
+    ),
+    Stream(
+        name="coinm_exchange_info",
+        market="coinm",
+        path="/dapi/v1/exchangeInfo",
+        weight=1,
+        signed=False,
+        private=False,
+        interval_setting="coinm_exchange_info_interval",
+        parser="poller.parse_futures:parse_coinm_exchange_info",
+        tables=(
+            "coinm_symbol_versions",
+            "coinm_symbol_filter_versions",
+            "coinm_rate_limit_versions",
+            "coinm_exchange_filter_versions",
+        ),
+        feed=(),
+    ),
 )
 
 STREAMS = tuple(s.name for s in CATALOGUE)
@@ -146,6 +196,11 @@ STREAMS = tuple(s.name for s in CATALOGUE)
 # how often) tells when it traded. Only a caller with the API token reads any of it.
 PRIVATE_STREAMS = frozenset(s.name for s in CATALOGUE if s.private)
 PUBLIC_STREAMS = tuple(s.name for s in CATALOGUE if not s.private)
+# The streams the change feed and the diff report: those that declare feed tables. The
+# futures streams declare none until the reads take a market (a USD-M BTCUSDT is not
+# spot's); their shapes are left out with them, and read in /v1/schema meanwhile.
+FEED_STREAMS = tuple(s.name for s in CATALOGUE if s.feed)
+PUBLIC_FEED_STREAMS = tuple(s for s in FEED_STREAMS if s not in PRIVATE_STREAMS)
 # Written by a private stream: even a count of its versions is private.
 PRIVATE_TABLES = frozenset(t for s in CATALOGUE if s.private for t in s.tables)
 # The shape of every public stream's documents (core.schema): which field paths and filter

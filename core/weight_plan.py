@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from core import streams as catalogue
 from core.config import Settings
 
 # The REQUEST_WEIGHT per minute before the exchange's own rateLimits are known (notes §8.1).
@@ -74,12 +75,17 @@ def weight_plan(
     )
 
 
-def plan_for(settings: Settings, streams: Iterable[str], limit: int | None) -> WeightPlan:
-    """The plan of ``streams`` on these settings' intervals, under the exchange's ``limit``
-    (None: not known yet, the default)."""
+def plan_for(
+    settings: Settings, streams: Iterable[str], limit: int | None, market: str = "spot"
+) -> WeightPlan:
+    """The plan of those of ``streams`` polled on ``market``, on these settings' intervals,
+    under that market's ``limit`` (None: not known yet, the default). Binance counts weight
+    per API (notes §14), so each market's streams are paid from its own budget; the API's
+    ``/readyz`` and ``/metrics`` report spot's, the one that weight can starve (the futures
+    streams cost 1 a poll against a limit of thousands)."""
     intervals = settings.stream_intervals()
     return weight_plan(
-        {stream: intervals[stream] for stream in streams},
+        {s: intervals[s] for s in streams if catalogue.stream(s).market == market},
         settings.poll_weights(),
         DEFAULT_WEIGHT_LIMIT if limit is None else limit,
         settings.poller.weight_budget,

@@ -25,12 +25,13 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core import changes as feed
-from core.config import ConfigError, Settings, load_settings
+from core.config import ConfigError, Settings, base_url, load_settings
 from core.db import API_ROLE, create_db_engine, redact_url
 from core.ingest import SourceMismatchError, claim_sources
 from core.redact import install as install_redaction
 from core.redact import settings_secrets
-from core.streams import PUBLIC_STREAMS, STREAMS
+from core.sources import source_of
+from core.streams import CATALOGUE, FEED_STREAMS, PUBLIC_FEED_STREAMS, PUBLIC_STREAMS, STREAMS
 from core.timeparse import TimeParseError, parse_instant
 from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
 from exmeta.supervise import ListenError, Supervisor, listen, probe_address
@@ -171,11 +172,12 @@ def cmd_poll(args: argparse.Namespace) -> int:
             raise CliError(f"account stream: {exc}") from None
         # A signal, or the poll loop failing, sets the poller's stop event.
         _stop_on_signals(poller.stop, announce=not args.supervised)
-        # The sources, not the base URL: a URL may carry credentials.
+        # Each market's source, not its base URL: a URL may carry credentials.
+        sources = {s.market: source_of(base_url(settings, s.name)) for s in CATALOGUE}
         log.info(
             "replica %s polling %s",
             replica_id,
-            ", ".join(sorted(set(settings.stream_sources().values()))),
+            ", ".join(f"{market} {source}" for market, source in sources.items()),
         )
         poller.start()
         # Not one endless wait: a signal that the kernel delivers to the poll thread (the
@@ -372,7 +374,8 @@ def cmd_changes(args: argparse.Namespace) -> int:
     readable = STREAMS if settings.api.token else PUBLIC_STREAMS
     if args.stream is not None and args.stream not in readable:
         raise CliError(f"--stream {args.stream} needs [api] token (EXMETA_API__TOKEN)", 2)
-    streams = readable if args.stream is None else (args.stream,)
+    reported = FEED_STREAMS if settings.api.token else PUBLIC_FEED_STREAMS
+    streams = reported if args.stream is None else (args.stream,)
     end = _instant(args.to, "--to") if args.to else datetime.now(UTC)
     start = _instant(args.start, "--from") if args.start else end - DEFAULT_WINDOW
     if start >= end:

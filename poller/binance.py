@@ -214,15 +214,16 @@ def _float_header(headers: requests.structures.CaseInsensitiveDict[str], name: s
 
 
 class BinanceClient:
-    """Binance's base URL and timeouts; safe to share between threads.
+    """One Binance API's base URL (``base_url``, default ``[binance] base_url``: spot) and
+    the timeouts; safe to share between threads.
 
     A ``requests.Session`` is not thread-safe, and each stream polls on a thread of its own
     (poller.runner), so every thread gets a session of its own, kept for its next polls
     (and their keep-alive connections).
     """
 
-    def __init__(self, settings: BinanceSettings) -> None:
-        self.base_url = settings.base_url.rstrip("/")
+    def __init__(self, settings: BinanceSettings, base_url: str | None = None) -> None:
+        self.base_url = (base_url or settings.base_url).rstrip("/")
         self.connect_timeout = settings.connect_timeout_seconds
         self.timeout = settings.timeout_seconds
         self._local = threading.local()

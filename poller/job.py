@@ -18,7 +18,7 @@ from core.history import request_weight_limit
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
 from core.leases import Lease
 from core.sources import source_of
-from core.streams import Stream, stream
+from core.streams import RATE_LIMIT_TABLES, Stream, stream
 from poller.binance import Deadline, Response
 from poller.memory import release_freed_memory
 from poller.parse import ms_to_datetime
@@ -60,8 +60,11 @@ class StreamJob:
         replica_id: str,
         clock: Clock = _utc_now,
         deadline_seconds: float | None = None,
+        rate_limit_table: str = "rate_limit_versions",
     ) -> None:
         self.stream = stream
+        # Where the REQUEST_WEIGHT limit of the API it is polled on is versioned.
+        self.rate_limit_table = rate_limit_table
         self.path = path
         self.parse = parse
         self.client = client
@@ -108,7 +111,7 @@ class StreamJob:
         )
         if recorded.outcome == "changed":
             release_freed_memory()  # the parse's peak would otherwise stay in RSS
-        if not self._weight_limit_known or "rate_limit_versions" in recorded.opened:
+        if not self._weight_limit_known or self.rate_limit_table in recorded.opened:
             self._learn_weight_limit()
         return recorded
 
@@ -125,7 +128,7 @@ class StreamJob:
     def _learn_weight_limit(self) -> None:
         """Size the weight budget on the exchange's REQUEST_WEIGHT limit, once known."""
         with self.writer.engine.connect() as conn:
-            limit = request_weight_limit(conn)
+            limit = request_weight_limit(conn, self.rate_limit_table)
         if limit is not None:
             self.client.budget.learn_limit(limit)
             self._weight_limit_known = True
@@ -201,6 +204,7 @@ def stream_job(
         replica_id,
         clock,
         deadline_seconds,
+        RATE_LIMIT_TABLES[declared.market],
     )
 
 

@@ -243,6 +243,16 @@ def parse_futures_exchange_info(body: bytes, market: FuturesMarket) -> Snapshot:
     return snapshot
 
 
+def parse_usdm_exchange_info(body: bytes) -> Snapshot:
+    """The USD-M stream's parser, as the catalogue names it (core.streams)."""
+    return parse_futures_exchange_info(body, USDM)
+
+
+def parse_coinm_exchange_info(body: bytes) -> Snapshot:
+    """The COIN-M stream's parser, as the catalogue names it (core.streams)."""
+    return parse_futures_exchange_info(body, COINM)
+
+
 def _contracts(
     doc: Mapping[str, Any], market: FuturesMarket
 ) -> tuple[dict[Key, Entity], dict[Key, Entity]]:

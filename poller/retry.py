@@ -186,8 +186,13 @@ class SharedBudget:
     """
 
     def __init__(
-        self, engine: Engine, replica_id: str, clock: Callable[[], float] = time.monotonic
+        self,
+        engine: Engine,
+        replica_id: str,
+        clock: Callable[[], float] = time.monotonic,
+        market: str = "spot",
     ) -> None:
+        self.market = market  # whose row: Binance counts weight per API
         # Autocommit: a read is one round trip with no BEGIN/ROLLBACK around it.
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.replica_id = replica_id
@@ -232,7 +237,7 @@ class SharedBudget:
         try:
             with self._engine.connect() as conn:
                 report = unreported(weight, pause, self._clock())
-                standing = request_budget.standing(conn, budget, report)
+                standing = request_budget.standing(conn, budget, report, self.market)
         except SQLAlchemyError as exc:
             if self._reachable:
                 log.warning(
@@ -275,8 +280,8 @@ def unreported(
 class RetryingClient:
     """``BinanceClient.get`` behind the retry policy, the rate gate and the weight budget.
 
-    One per replica, shared by its jobs, because the gate and the budget are about the
-    IP's standing with Binance, not about one stream; ``shared`` (if given) extends them
+    One per replica and market, shared by the market's jobs, because the gate and the
+    budget are about the IP's standing with that Binance API, not about one stream; ``shared`` (if given) extends them
     to every replica on the database. ``wait`` sleeps and returns True if the replica is
     stopping (``threading.Event.wait``), so no back-off delays a shutdown.
     """

@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core import leases, replicas
 from core import streams as catalogue
-from core.config import PollerSettings, Settings
+from core.config import PollerSettings, Settings, base_url
 from core.db import database_error
 from core.ingest import SourceMismatchError, StreamWriter, claim_sources
 from core.leases import Lease
@@ -442,25 +442,33 @@ def _installed_version() -> str:
         return "unknown"
 
 
-def say_whether_the_budget_suffices(settings: Settings, limit: int) -> None:
-    """One line whenever the exchange's weight limit is learnt or changes: a warning if the
+def say_whether_the_budget_suffices(settings: Settings, market: str, limit: int) -> None:
+    """One line whenever a market's weight limit is learnt or changes: a warning if its
     weight budget cannot pay for the configured intervals (with the interval each stream
-    gets instead), else a note that it can."""
-    plan = plan_for(settings, settings.enabled_streams(), limit)
-    log.log(logging.WARNING if plan.starved else logging.INFO, "%s", plan.describe())
+    gets instead), else a note that it can. A futures market's line starts with its name."""
+    plan = plan_for(settings, settings.enabled_streams(), limit, market)
+    market_name = "" if market == "spot" else f"{market} "
+    level = logging.WARNING if plan.starved else logging.INFO
+    log.log(level, "%s%s", market_name, plan.describe())
 
 
 def retrying_client(
-    settings: Settings, stop: threading.Event, shared: SharedBudget | None = None
+    settings: Settings,
+    stop: threading.Event,
+    shared: SharedBudget | None = None,
+    stream: str = "exchange_info",
 ) -> RetryingClient:
-    """The replica's one way to Binance: one gate and one budget for all of its jobs."""
+    """The replica's one way to the Binance API ``stream`` is polled on (its market): one
+    gate and one weight budget for all of that market's jobs, since Binance counts weight
+    per IP and per API; the base URL is ``core.config.base_url``'s."""
+    market = catalogue.stream(stream).market
     return RetryingClient(
-        BinanceClient(settings.binance),
+        BinanceClient(settings.binance, base_url(settings, stream)),
         RetryPolicy.from_settings(settings),
         RateGate(),
         WeightBudget(
             settings.poller.weight_budget,
-            on_limit=partial(say_whether_the_budget_suffices, settings),
+            on_limit=partial(say_whether_the_budget_suffices, settings, market),
         ),
         wait=stop.wait,
         shared=shared,
@@ -481,7 +489,12 @@ def build_poller(
     """
     claim_sources(engine, settings.stream_sources(), replica_id, new_source=new_source)
     stop = threading.Event()
-    client = retrying_client(settings, stop, SharedBudget(engine, replica_id))
+    clients: dict[str, RetryingClient] = {}  # one per market (its API), spot's first
+    for declared in catalogue.CATALOGUE:
+        if declared.market not in clients:
+            shared = SharedBudget(engine, replica_id, market=declared.market)
+            clients[declared.market] = retrying_client(settings, stop, shared, declared.name)
+    client = clients["spot"]
     tolerance = settings.poller.server_time_tolerance()
     intervals = settings.stream_intervals()
     enabled = settings.enabled_streams()
@@ -489,7 +502,7 @@ def build_poller(
         ScheduledJob(
             stream_job(
                 declared,
-                client,
+                clients[declared.market],
                 StreamWriter(engine, declared.name, tolerance),
                 replica_id,
                 deadline_seconds=deadline_seconds(settings.binance, intervals[declared.name]),

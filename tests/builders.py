@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from core.bodies import blank_server_time
 from core.config import Settings, replace_section
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
+from core.streams import BASE_URL_SETTINGS
 from poller.job import StreamJob, exchange_info_job
 from poller.parse import parse_exchange_info
 from poller.parse_account import (
@@ -26,25 +27,40 @@ from poller.retry import RetryingClient, SharedBudget
 from poller.runner import retrying_client
 
 
+def sim_urls(url: str) -> dict[str, str]:
+    """Every market's ``[binance]`` base URL aimed at one sim (which serves all three), so
+    that no test polls the real futures hosts the defaults name."""
+    return {key: url for key in BASE_URL_SETTINGS.values()}
+
+
+def sim_env(url: str) -> dict[str, str]:
+    """``sim_urls`` as the ``EXMETA_BINANCE__*`` variables of an ``exmeta`` process."""
+    return {f"EXMETA_BINANCE__{key.upper()}": value for key, value in sim_urls(url).items()}
+
+
 def poller_settings(base_url: str, **binance: Any) -> Settings:
-    """Settings for a poller talking to ``base_url``, quick to fail and to retry."""
+    """Settings for a poller talking to ``base_url`` on every market (the sim serves all
+    three), quick to fail and to retry."""
     defaults: dict[str, Any] = {
         "connect_timeout_seconds": 1.0,
         "timeout_seconds": 5.0,
         "backoff_base_seconds": 0.05,
         "backoff_cap_seconds": 0.4,
     }
-    return replace_section(Settings(), "binance", base_url=base_url, **{**defaults, **binance})
+    return replace_section(Settings(), "binance", **sim_urls(base_url), **{**defaults, **binance})
 
 
 def client_for(
     base_url: str,
     stop: threading.Event | None = None,
     shared: SharedBudget | None = None,
+    stream: str = "exchange_info",
     **binance: Any,
 ) -> RetryingClient:
-    """The replica's retrying client, as ``exmeta poll`` builds it, aimed at ``base_url``."""
-    return retrying_client(poller_settings(base_url, **binance), stop or threading.Event(), shared)
+    """The replica's retrying client for ``stream``'s market, as ``exmeta poll`` builds it,
+    aimed at ``base_url``."""
+    settings = poller_settings(base_url, **binance)
+    return retrying_client(settings, stop or threading.Event(), shared, stream)
 
 
 def exchange_info_poll(

@@ -14,8 +14,9 @@ from binance_sim.server import SimServer
 from core.config import ApiSettings, BinanceSettings, PollerSettings, Secret, Settings
 from core.ingest import StreamWriter
 from poller.account_jobs import signed_jobs, system_status_job
-from poller.job import StreamJob, exchange_info_job
-from poller.runner import retrying_client
+from poller.job import StreamJob
+from poller.runner import build_poller, retrying_client
+from tests.builders import sim_urls
 
 SIGNING = Path(__file__).parent / "fixtures" / "signing"
 HMAC_VECTORS = orjson.loads((SIGNING / "hmac_sha256_docs_vectors.json").read_bytes())
@@ -42,7 +43,7 @@ def sim_settings(
 ) -> Settings:
     return Settings(
         binance=BinanceSettings(
-            base_url=sim.url,
+            **sim_urls(sim.url),
             api_key=Secret(API_KEY),
             api_secret=Secret(API_SECRET),
             **{
@@ -87,9 +88,6 @@ def poll_every_stream(sim: SimServer, engine: Any) -> Settings:
     """Every stream `exmeta poll` would run, polled once from the sim; their settings."""
     register_key(sim)
     settings = sim_settings(sim, commission_symbols=("BTCUSDT",))
-    jobs = jobs_by_stream(settings, engine)
-    client = retrying_client(settings, threading.Event())
-    jobs["exchange_info"] = exchange_info_job(client, StreamWriter(engine, "exchange_info"), "test")
-    for job in jobs.values():
-        job.run()
+    for scheduled in build_poller(settings, engine, "test").jobs:
+        scheduled.job.run()
     return settings

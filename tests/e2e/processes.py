@@ -17,6 +17,8 @@ from typing import Self
 
 from sqlalchemy import Engine, text
 
+from tests.builders import sim_env
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -44,7 +46,7 @@ def exmeta_env(database_url: str, sim_url: str, interval: float, **settings: str
     env.update(
         PYTHONPATH=str(REPO),
         EXMETA_DATABASE__URL=database_url,
-        EXMETA_BINANCE__BASE_URL=sim_url,
+        **sim_env(sim_url),
         EXMETA_POLLER__EXCHANGE_INFO_INTERVAL=str(interval),
         EXMETA_POLLER__SYSTEM_STATUS_INTERVAL="60",
         EXMETA_POLLER__HEARTBEAT_SECONDS="0.2",

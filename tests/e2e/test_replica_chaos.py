@@ -343,7 +343,7 @@ def test_sigstop_past_the_lease_then_sigcont_is_fenced_off(
                         "SELECT outcome, error_class, (SELECT count(*) FROM symbol_versions"
                         " WHERE opened_by = o.id OR closed_by = o.id) FROM observations o"
                         " WHERE replica_id = 'r0' AND observed_at > to_timestamp(:t)"
-                        " ORDER BY id"
+                        " AND stream = 'exchange_info' ORDER BY id"
                     ),
                     {"t": frozen_at},
                 )
@@ -400,7 +400,9 @@ def test_black_hole_between_the_holder_and_postgres(
             return int(
                 str(
                     scalar(
-                        cluster.engine, "SELECT count(*) FROM observations WHERE replica_id = 'r0'"
+                        cluster.engine,
+                        "SELECT count(*) FROM observations"
+                        " WHERE replica_id = 'r0' AND stream = 'exchange_info'",
                     )
                 )
             )

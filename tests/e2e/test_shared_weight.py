@@ -53,7 +53,8 @@ def weight_of_a_minute(engine: Engine, sim: SimServer, replicas: int) -> int:
             scalar(
                 engine,
                 "SELECT count(DISTINCT stream) FROM observations WHERE outcome IN"
-                f" ('changed', 'unchanged') AND observed_at > '{polled_since}'",
+                f" ('changed', 'unchanged') AND observed_at > '{polled_since}'"
+                " AND stream IN ('exchange_info', 'system_status')",
             )
             == 2
         ),

@@ -20,6 +20,7 @@ import requests
 from binance_sim.server import SimServer
 from core.timeparse import format_instant
 from exmeta.embedded import EmbeddedPostgres
+from tests.builders import sim_env
 from tests.e2e.processes import (
     exmeta_env,
     free_port,
@@ -153,7 +154,7 @@ def start_up(tmp_path: Path, data_dir: Path) -> Iterator[Callable[..., Up]]:
 
 
 def test_up_follows_the_sim_and_answers_as_of(start_up: Callable[..., Up], sim: SimServer) -> None:
-    up = start_up(EXMETA_BINANCE__BASE_URL=sim.url)
+    up = start_up(**sim_env(sim.url))
     up.wait_until_up()
     symbols = up.symbols(2.5)  # two poll intervals
     assert len(symbols) == sim.state.symbol_count
@@ -193,7 +194,7 @@ def test_up_with_unreachable_binance_records_errors_and_serves(start_up: Callabl
 def test_up_says_it_is_up_only_once_the_api_answers(
     start_up: Callable[..., Up], sim: SimServer
 ) -> None:
-    up = start_up(EXMETA_BINANCE__BASE_URL=sim.url)
+    up = start_up(**sim_env(sim.url))
     up.wait_until_up()  # asserts /healthz answers as soon as the line is there
     assert up.output().count(UP_LINE) == 1
     assert up.stop() == 0
@@ -204,7 +205,7 @@ def test_ctrl_c_stops_up_cleanly_three_times_in_a_row(
 ) -> None:
     stops: list[float] = []
     for attempt in range(3):
-        up = start_up(EXMETA_BINANCE__BASE_URL=sim.url)
+        up = start_up(**sim_env(sim.url))
         up.wait_until_up()
         up.symbols(10)
         # As a browser on the console leaves it: a kept-alive connection, open at Ctrl-C.
@@ -237,7 +238,7 @@ def test_kill_9_of_up_takes_its_children_along_and_a_restart_polls_at_once(
     start_up: Callable[..., Up], sim: SimServer, report_figure: Callable[[str], None]
 ) -> None:
     # A lease outlives the restart unless the killed poller released it.
-    lease = {"EXMETA_POLLER__LEASE_SECONDS": "30", "EXMETA_BINANCE__BASE_URL": sim.url}
+    lease = {"EXMETA_POLLER__LEASE_SECONDS": "30", **sim_env(sim.url)}
     up = start_up(**lease)
     up.wait_until_up()
     wait_for(lambda: up.get("/v1/symbols").json().get("symbols"), 10, "a first poll", up)
@@ -275,7 +276,7 @@ def test_up_on_a_port_in_use_says_so_in_one_line_before_polling(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        up = start_up(port=port, EXMETA_BINANCE__BASE_URL=sim.url)
+        up = start_up(port=port, **sim_env(sim.url))
         status = up.process.wait(30)
     lines = up.output().splitlines()
     assert status == 2, lines

@@ -17,6 +17,7 @@ from binance_sim.server import SimServer
 from core.config import Secret, Settings, replace_section
 from core.ingest import Recorded
 from core.timeparse import format_instant
+from tests.builders import sim_urls
 from tests.signed_sim import API_TOKEN, control, jobs_by_stream, register_key, sim_settings
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -174,8 +175,9 @@ def test_public_routes_stay_open_and_the_spec_documents_the_new_routes(
 
 
 def test_enabled_streams_follow_the_key(engine: Engine, sim: SimServer) -> None:
-    keyless = replace_section(Settings(), "binance", base_url=sim.url)
-    assert keyless.enabled_streams() == ("exchange_info", "system_status")
+    keyless = replace_section(Settings(), "binance", **sim_urls(sim.url))
+    futures = ("usdm_exchange_info", "coinm_exchange_info")
+    assert keyless.enabled_streams() == ("exchange_info", "system_status", *futures)
     keyed = sim_settings(sim, commission_symbols=("BTCUSDT",))
     assert keyed.enabled_streams() == (
         "exchange_info",
@@ -183,4 +185,5 @@ def test_enabled_streams_follow_the_key(engine: Engine, sim: SimServer) -> None:
         "account_commission",
         "system_status",
         "delistings",
+        *futures,
     )

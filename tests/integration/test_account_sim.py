@@ -20,6 +20,7 @@ from poller.account_jobs import signed_jobs, system_status_job
 from poller.binance import BinanceClient
 from poller.runner import retrying_client
 from poller.signed import ServerClock
+from tests.builders import sim_urls
 from tests.signed_sim import (
     ED25519_VECTORS,
     control,
@@ -136,7 +137,7 @@ def test_commission_change_is_one_version_per_symbol(engine: Engine, sim: SimSer
 
 def test_maintenance_window_is_one_version_each_way(engine: Engine, sim: SimServer) -> None:
     """The status endpoint is unsigned: it is polled without any key configured."""
-    settings = replace_section(Settings(), "binance", base_url=sim.url)
+    settings = replace_section(Settings(), "binance", **sim_urls(sim.url))
     status = system_status_job(
         retrying_client(settings, threading.Event()), StreamWriter(engine, "system_status"), "test"
     )
@@ -246,7 +247,7 @@ def test_ed25519_key_signs_the_account_poll(engine: Engine, sim: SimServer, tmp_
 
 def test_the_clock_offset_is_measured_again_once_due(sim: SimServer) -> None:
     ticks = [0.0]
-    settings = replace_section(Settings(), "binance", base_url=sim.url)
+    settings = replace_section(Settings(), "binance", **sim_urls(sim.url))
     clock = ServerClock(BinanceClient(settings.binance), 60, monotonic=lambda: ticks[0])
     control(sim, "PUT", "/clock", {"offset_ms": 7000})
     clock.now_ms()
@@ -304,7 +305,7 @@ def test_the_commission_calls_of_a_poll_share_its_deadline(engine: Engine, sim: 
 def test_without_a_key_the_signed_streams_are_off_with_one_log_line(
     engine: Engine, sim: SimServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = replace_section(Settings(), "binance", base_url=sim.url)
+    settings = replace_section(Settings(), "binance", **sim_urls(sim.url))
     with caplog.at_level(logging.INFO, logger="poller"):
         jobs = signed_jobs(settings, engine, retrying_client(settings, threading.Event()), "test")
     assert jobs == []

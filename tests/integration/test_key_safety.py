@@ -17,6 +17,7 @@ from binance_sim.server import SimServer
 from core.config import Secret
 from poller.account_jobs import UnsafeKeyError, unsafe_permissions
 from poller.signing import Signer, signed_query
+from tests.builders import sim_env
 from tests.signed_sim import API_KEY, API_SECRET, jobs_by_stream, register_key, sim_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,7 +113,7 @@ def _poll_env(sim: SimServer, database_url: str, **extra: str) -> dict[str, str]
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXMETA_")}
     env.update(
         EXMETA_DATABASE__URL=database_url,
-        EXMETA_BINANCE__BASE_URL=sim.url,
+        **sim_env(sim.url),
         EXMETA_BINANCE__API_KEY=API_KEY,
         EXMETA_BINANCE__API_SECRET=API_SECRET,
         **extra,

@@ -33,7 +33,13 @@ def extended(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("extended")
 def test_settings_derive_the_new_stream() -> None:
     settings = Settings()
-    assert settings.enabled_streams() == ("exchange_info", "system_status", "extra_status")
+    assert settings.enabled_streams() == (
+        "exchange_info",
+        "system_status",
+        "usdm_exchange_info",
+        "coinm_exchange_info",
+        "extra_status",
+    )
     assert settings.stream_intervals()["extra_status"] == settings.poller.system_status_interval
     assert settings.poll_weights()["extra_status"] == 7
 
@@ -43,9 +49,11 @@ def test_the_poller_builds_its_job_from_the_declaration(engine: Engine) -> None:
     settings = Settings()
     poller = build_poller(settings, engine, "r0")
     assert sorted((j.job.stream, j.job.path, j.interval) for j in poller.jobs) == [
+        ("coinm_exchange_info", "/dapi/v1/exchangeInfo", 10.0),
         ("exchange_info", "/api/v3/exchangeInfo", 10.0),
         ("extra_status", "/sapi/v1/extra/status", 30.0),
         ("system_status", "/sapi/v1/system/status", 30.0),
+        ("usdm_exchange_info", "/fapi/v1/exchangeInfo", 10.0),
     ]
 
 

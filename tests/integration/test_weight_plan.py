@@ -20,7 +20,7 @@ from binance_sim.server import SimServer
 from binance_sim.state import SimState
 from core.config import replace_section
 from poller.runner import build_poller
-from tests.builders import poller_settings
+from tests.builders import poller_settings, sim_urls
 from tests.conftest import FIXTURES
 from tests.e2e.processes import scalar, wait_for
 from tests.integration.test_api import PRIMARY
@@ -57,7 +57,7 @@ def test_a_starving_budget_is_said_once_at_start_and_once_when_the_limit_changes
         system_status_interval=1.0,
     )
     with SimServer(SimState(document)) as sim:
-        settings = replace_section(settings, "binance", base_url=sim.url)
+        settings = replace_section(settings, "binance", **sim_urls(sim.url))
         poller = build_poller(settings, engine, "r0")
         poller.start()
         try:

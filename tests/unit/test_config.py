@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ConfigError, Secret, load_settings
+from core.config import ConfigError, Secret, base_url, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,7 +107,43 @@ def test_commission_symbols_come_from_a_list_or_a_comma_separated_variable(tmp_p
     assert load_settings(None, env).poller.commission_symbols == ("BTCUSDT", "BNBBTC")
 
 
+PUBLIC_EXCHANGE_INFOS = ("exchange_info", "usdm_exchange_info", "coinm_exchange_info")
+FUTURES = PUBLIC_EXCHANGE_INFOS[1:]
+
+
 def test_signed_streams_are_enabled_only_with_a_whole_key() -> None:
-    assert load_settings(None, {}).enabled_streams() == ("exchange_info", "system_status")
+    assert load_settings(None, {}).enabled_streams() == ("exchange_info", "system_status", *FUTURES)
     keyed = load_settings(None, {"EXMETA_BINANCE__API_KEY": "k", "EXMETA_BINANCE__API_SECRET": "s"})
-    assert keyed.enabled_streams() == ("exchange_info", "account", "system_status", "delistings")
+    assert keyed.enabled_streams() == (
+        "exchange_info",
+        "account",
+        "system_status",
+        "delistings",
+        *FUTURES,
+    )
+
+
+def test_each_market_is_polled_on_its_own_base_url_each_overridable() -> None:
+    defaults = load_settings(None, {})
+    assert [base_url(defaults, s) for s in (*PUBLIC_EXCHANGE_INFOS, "account")] == [
+        "https://api.binance.com",
+        "https://fapi.binance.com",
+        "https://dapi.binance.com",
+        "https://api.binance.com",
+    ]
+    env = {
+        "EXMETA_BINANCE__USDM_BASE_URL": "http://127.0.0.1:9001/",
+        "EXMETA_BINANCE__COINM_BASE_URL": "http://127.0.0.1:9002",
+        "EXMETA_POLLER__USDM_EXCHANGE_INFO_INTERVAL": "2.5",
+    }
+    moved = load_settings(None, env)
+    assert base_url(moved, "usdm_exchange_info") == "http://127.0.0.1:9001"
+    assert base_url(moved, "coinm_exchange_info") == "http://127.0.0.1:9002"
+    assert base_url(moved, "exchange_info") == "https://api.binance.com"
+    assert moved.stream_intervals()["usdm_exchange_info"] == 2.5
+    assert moved.stream_intervals()["coinm_exchange_info"] == 10.0
+
+
+def test_a_futures_base_url_that_is_not_http_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="coinm_base_url must start with"):
+        load_settings(None, {"EXMETA_BINANCE__COINM_BASE_URL": "dapi.binance.com"})

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from api import schemas
 from api.params import ChangesQuery, ObservationsQuery
-from binance_sim.state import ENDPOINT_WEIGHTS
+from binance_sim.state import ENDPOINT_WEIGHTS, Market, default_fixture
 from core import streams
 from core.config import PollerSettings, load_settings
 from core.ingest import InvalidPayloadError
@@ -123,13 +123,18 @@ def test_the_diff_answer_documents_every_section_and_only_private_ones_may_be_nu
 
 SIM_DATA = REPO / "binance_sim" / "data"
 # The sim's document has no exchange filters: one is added, so that every table has a row.
-EXCHANGE_INFO = {
-    **orjson.loads((SIM_DATA / "exchange_info.json").read_bytes()),
-    "exchangeFilters": [{"filterType": "EXCHANGE_MAX_NUM_ORDERS", "maxNumOrders": 1000}],
+EXCHANGE_FILTERS = {
+    "exchangeFilters": [{"filterType": "EXCHANGE_MAX_NUM_ORDERS", "maxNumOrders": 1000}]
 }
+EXCHANGE_INFO = {**orjson.loads((SIM_DATA / "exchange_info.json").read_bytes()), **EXCHANGE_FILTERS}
+# The futures documents have no exchange filters either (USD-M's is `[]` in every capture).
+USDM_EXCHANGE_INFO = {**orjson.loads(default_fixture(Market.USDM)), **EXCHANGE_FILTERS}
+COINM_EXCHANGE_INFO = {**orjson.loads(default_fixture(Market.COINM)), **EXCHANGE_FILTERS}
 # One real-shaped body per declared stream: a stream declared without one fails below.
 SAMPLE_BODIES = {
     "exchange_info": orjson.dumps(EXCHANGE_INFO),
+    "usdm_exchange_info": orjson.dumps(USDM_EXCHANGE_INFO),
+    "coinm_exchange_info": orjson.dumps(COINM_EXCHANGE_INFO),
     "account": (SIM_DATA / "account.json").read_bytes(),
     "account_commission": b"[" + (SIM_DATA / "account_commission.json").read_bytes() + b"]",
     "system_status": b'{"status": 0, "msg": "normal"}',

@@ -5,6 +5,8 @@ import pytest
 from core.config import BinanceSettings, PollerSettings, Secret, Settings
 from core.weight_plan import DEFAULT_WEIGHT_LIMIT, plan_for, weight_plan
 
+FUTURES = ("usdm_exchange_info", "coinm_exchange_info")
+
 BOTH_EVERY_SECOND = {"exchange_info": 1.0, "system_status": 1.0}
 WEIGHTS = {"exchange_info": 20, "system_status": 1}
 
@@ -69,4 +71,17 @@ def test_the_plan_of_settings_counts_each_commission_symbol_and_the_default_limi
     # the commission of two symbols at 20 each.
     assert plan.needed_per_minute == 20 + 1 + 20 + 20 + 40
     assert plan.limit == DEFAULT_WEIGHT_LIMIT
-    assert plan.intervals.keys() == set(settings.enabled_streams())
+    assert plan.intervals.keys() == set(settings.enabled_streams()) - set(FUTURES)
+
+
+def test_each_futures_market_is_planned_apart_on_its_own_limit() -> None:
+    """Binance counts weight per API: a futures poll costs nothing of spot's budget."""
+    settings = Settings(poller=PollerSettings(usdm_exchange_info_interval=0.5))
+    usdm = plan_for(settings, settings.enabled_streams(), 2400, "usdm")
+    assert (usdm.intervals, usdm.needed_per_minute, usdm.limit) == (
+        {"usdm_exchange_info": 0.5},
+        120,
+        2400,
+    )
+    spot = plan_for(settings, settings.enabled_streams(), None)
+    assert spot.needed_per_minute == 60 * 20 / 10 + 60 * 1 / 30  # exchangeInfo, system status
