@@ -21,7 +21,7 @@ from core.config import Settings
 from core.ingest import Snapshot, StreamWriter
 from core.streams import Stream
 from poller.binance import Response, deadline_seconds
-from poller.job import Clock, StreamJob, _utc_now, binance_error, resolve_parser, stream_job
+from poller.job import Clock, StreamJob, _utc_now, binance_error, resolve_parser
 from poller.retry import RetryingClient
 from poller.signed import SignedClient
 from poller.signing import Params, signer_from_settings
@@ -159,22 +159,6 @@ def check_key(signed: SignedClient, *, allow_unsafe: bool) -> None:
         log.warning("%s; polling anyway because [binance] allow_unsafe_key = true", problem)
     if not restrictions.get("ipRestrict"):
         log.warning("the API key has no IP restriction: restrict it to this host's addresses")
-
-
-def system_status_job(
-    client: RetryingClient,
-    writer: StreamWriter,
-    replica_id: str,
-    deadline_seconds: float | None = None,
-) -> StreamJob:
-    """Unsigned (security NONE), so it runs with or without a key."""
-    return stream_job(
-        catalogue.stream("system_status"),
-        client,
-        writer,
-        replica_id,
-        deadline_seconds=deadline_seconds,
-    )
 
 
 def _signed_job(

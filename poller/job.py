@@ -18,7 +18,7 @@ from core.history import request_weight_limit
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
 from core.leases import Lease
 from core.sources import source_of
-from core.streams import RATE_LIMIT_TABLES, Stream, stream
+from core.streams import RATE_LIMIT_TABLES, Stream
 from poller.binance import Deadline, Response
 from poller.memory import release_freed_memory
 from poller.parse import ms_to_datetime
@@ -206,14 +206,3 @@ def stream_job(
         deadline_seconds,
         RATE_LIMIT_TABLES[declared.market],
     )
-
-
-def exchange_info_job(
-    client: RetryingClient,
-    writer: StreamWriter,
-    replica_id: str,
-    clock: Clock = _utc_now,
-    deadline_seconds: float | None = None,
-) -> StreamJob:
-    """The spot exchangeInfo job alone, as the tests of one poller path build it."""
-    return stream_job(stream("exchange_info"), client, writer, replica_id, clock, deadline_seconds)

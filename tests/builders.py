@@ -14,8 +14,8 @@ from sqlalchemy import Engine
 from core.bodies import blank_server_time
 from core.config import Settings, replace_section
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
-from core.streams import BASE_URL_SETTINGS
-from poller.job import StreamJob, exchange_info_job
+from core.streams import BASE_URL_SETTINGS, stream
+from poller.job import Clock, StreamJob, stream_job
 from poller.parse import parse_exchange_info
 from poller.parse_account import (
     parse_account,
@@ -61,6 +61,33 @@ def client_for(
     aimed at ``base_url``."""
     settings = poller_settings(base_url, **binance)
     return retrying_client(settings, stop or threading.Event(), shared, stream)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def exchange_info_job(
+    client: RetryingClient,
+    writer: StreamWriter,
+    replica_id: str,
+    clock: Clock = _utc_now,
+    deadline_seconds: float | None = None,
+) -> StreamJob:
+    """The spot exchangeInfo job alone, as the tests of one poller path build it."""
+    return stream_job(stream("exchange_info"), client, writer, replica_id, clock, deadline_seconds)
+
+
+def system_status_job(
+    client: RetryingClient,
+    writer: StreamWriter,
+    replica_id: str,
+    deadline_seconds: float | None = None,
+) -> StreamJob:
+    """The system status job alone (unsigned, so with or without a key)."""
+    return stream_job(
+        stream("system_status"), client, writer, replica_id, deadline_seconds=deadline_seconds
+    )
 
 
 def exchange_info_poll(

@@ -27,8 +27,8 @@ from binance_sim.server import SimServer
 from core.ingest import Recorded, StreamWriter
 from core.timeparse import format_instant
 from exmeta.cli import main
-from poller.job import StreamJob, exchange_info_job
-from tests.builders import client_for, symbol
+from poller.job import StreamJob
+from tests.builders import client_for, exchange_info_job, symbol
 from tests.integration.test_api import ok
 from tests.integration.test_changes import listed_object
 from tests.integration.test_changes_streams import AUTH, MAINTENANCE, NORMAL

@@ -16,8 +16,7 @@ from sqlalchemy import Engine, text
 from binance_sim.server import SimServer
 from core import history
 from core.ingest import StreamWriter
-from poller.job import exchange_info_job
-from tests.builders import client_for
+from tests.builders import client_for, exchange_info_job
 from tests.conftest import FIXTURES
 
 DAY1 = FIXTURES / "2022-11-28_2124.json"

@@ -14,9 +14,8 @@ from binance_sim.state import Fault, FaultKind
 from core.config import DatabaseSettings
 from core.db import create_db_engine, without_time_limits
 from core.ingest import StreamWriter
-from poller.job import exchange_info_job
 from poller.runner import Poller, Replica, ScheduledJob
-from tests.builders import client_for
+from tests.builders import client_for, exchange_info_job
 from tests.e2e.processes import wait_for
 from tests.tcp_proxy import TcpProxy
 

@@ -10,9 +10,9 @@ from core import leases
 from core.ingest import Recorded, StreamWriter
 from core.leases import Lease
 from core.verify import verify_history
-from poller.job import StreamJob, exchange_info_job
+from poller.job import StreamJob
 from poller.runner import Poller, Replica, ScheduledJob
-from tests.builders import client_for
+from tests.builders import client_for, exchange_info_job
 from tests.e2e.processes import wait_for
 from tests.integration.test_poller_sim import add_fault
 

@@ -14,10 +14,10 @@ from binance_sim.server import SimServer
 from core.config import DatabaseSettings, Settings
 from core.db import create_db_engine
 from core.ingest import Fetched, StreamWriter
-from poller.job import exchange_info_job
 from tests.builders import (
     client_for,
     exchange_info,
+    exchange_info_job,
     record_exchange_info,
     record_failure,
     symbol,

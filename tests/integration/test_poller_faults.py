@@ -13,10 +13,10 @@ from binance_sim.server import SimServer
 from binance_sim.state import SimState
 from core.ingest import StreamWriter
 from poller.binance import BinanceClient, Deadline
-from poller.job import StreamJob, exchange_info_job
+from poller.job import StreamJob
 from poller.retry import RateGate, RetryingClient, RetryPolicy, WeightBudget
 from poller.runner import Poller, ScheduledJob
-from tests.builders import client_for, poller_settings
+from tests.builders import client_for, exchange_info_job, poller_settings
 from tests.slow_http import SlowHeadServer
 
 VERSION_TABLES = (

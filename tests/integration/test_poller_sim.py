@@ -11,9 +11,9 @@ from sqlalchemy import Engine, text
 
 from binance_sim.server import SimServer
 from core.ingest import StreamWriter
-from poller.job import StreamJob, exchange_info_job
+from poller.job import StreamJob
 from poller.runner import Poller, ScheduledJob
-from tests.builders import client_for
+from tests.builders import client_for, exchange_info_job
 
 
 def job_for(engine: Engine, base_url: str, timeout: float = 5, max_attempts: int = 1) -> StreamJob:

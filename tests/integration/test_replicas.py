@@ -14,9 +14,8 @@ from binance_sim.server import SimServer
 from core.config import Settings
 from core.ingest import StreamWriter
 from core.replicas import heartbeat, list_replicas, mark_stopped, register
-from poller.job import exchange_info_job
 from poller.runner import Poller, Replica, ScheduledJob
-from tests.builders import client_for
+from tests.builders import client_for, exchange_info_job
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,8 +16,13 @@ from core.config import Settings, replace_section
 from core.dating import Skew
 from core.ingest import Recorded, StreamWriter
 from core.verify import verify_history
-from poller.job import exchange_info_job
-from tests.builders import client_for, exchange_info, record_exchange_info, symbol
+from tests.builders import (
+    client_for,
+    exchange_info,
+    exchange_info_job,
+    record_exchange_info,
+    symbol,
+)
 from tests.e2e.processes import exmeta_env, run_exmeta
 
 TEN_YEARS = timedelta(days=3653)

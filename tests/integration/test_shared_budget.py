@@ -20,10 +20,9 @@ from binance_sim.state import EXCHANGE_INFO_PATH, SYSTEM_STATUS_PATH
 from core.config import DatabaseSettings
 from core.db import create_db_engine
 from core.ingest import StreamWriter
-from poller.account_jobs import system_status_job
 from poller.binance import BinanceClient
 from poller.retry import RateGate, RetryingClient, RetryPolicy, SharedBudget, WeightBudget
-from tests.builders import client_for, poller_settings
+from tests.builders import client_for, poller_settings, system_status_job
 from tests.conftest import DatabaseServer
 from tests.integration.test_poller_faults import add_fault, sim_log
 

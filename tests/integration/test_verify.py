@@ -17,11 +17,11 @@ from core.config import DatabaseSettings
 from core.db import create_db_engine
 from core.ingest import StreamWriter
 from core.verify import Finding, verify_history
-from poller.job import exchange_info_job
 from tests.builders import (
     at,
     client_for,
     exchange_info,
+    exchange_info_job,
     record_exchange_info,
     record_failure,
     symbol,
