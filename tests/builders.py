@@ -23,6 +23,7 @@ from poller.parse_account import (
     parse_delist_schedule,
     parse_system_status,
 )
+from poller.parse_futures import parse_usdm_exchange_info
 from poller.retry import RetryingClient, SharedBudget
 from poller.runner import retrying_client
 
@@ -263,11 +264,12 @@ STREAM_PARSERS: dict[str, Callable[[bytes], Snapshot]] = {
     "account_commission": parse_commissions,
     "system_status": parse_system_status,
     "delistings": parse_delist_schedule,
+    "usdm_exchange_info": parse_usdm_exchange_info,
 }
 
 
 def record_stream(engine: Engine, stream: str, document: Any, when: datetime) -> Recorded:
-    """Record ``document`` as the answer of the account-side ``stream`` at ``when``."""
+    """Record ``document`` as the answer of ``stream`` (one of STREAM_PARSERS) at ``when``."""
     return record_body(engine, stream, orjson.dumps(document), when, STREAM_PARSERS[stream])
 
 

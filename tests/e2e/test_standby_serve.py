@@ -104,6 +104,8 @@ def test_serve_on_a_standby_answers_as_of_with_the_primary_down(
         assert body["reasons"] == [
             f"exchange_info: last success {ts(T2)} is older than 30 s",
             "system_status: no successful observation yet",
+            "usdm_exchange_info: no successful observation yet",
+            "coinm_exchange_info: no successful observation yet",
         ]
         database = body["database"]
         assert database["role"] == "standby"

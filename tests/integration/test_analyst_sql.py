@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from pydantic import BaseModel
@@ -33,6 +34,7 @@ from tests.integration.test_api import ok, ts
 from tests.integration.test_changes_streams import AUTH, MAINTENANCE, NORMAL, app_client
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+SIM_DATA = README.parent / "binance_sim" / "data"
 SQL_BLOCK = re.compile(r"^```sql\n(.*?)^```", re.DOTALL | re.MULTILINE)
 STATEMENT_END = re.compile(r";\s*$", re.MULTILINE)
 
@@ -75,6 +77,9 @@ def record_story(engine: Engine) -> None:
         NOON,
     )
     record_stream(engine, "system_status", NORMAL, ONE_PM)
+    # The sim's USD-M contracts (OMGUSDT settling), read in SQL until the API takes a market.
+    usdm = orjson.loads((SIM_DATA / "usdm_exchange_info_2025-10-30.json").read_bytes())
+    record_stream(engine, "usdm_exchange_info", usdm, MIDNIGHT)
 
 
 @pytest.fixture
