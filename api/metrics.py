@@ -90,26 +90,26 @@ class ObservationCollector(Collector):
         yield written
         yield _duration_family(histograms)
 
-        server_time = CounterMetricFamily(
+        yield _per_stream_counter(
             "exmeta_server_time_rejected",
             "Observations whose serverTime disagreed with the database clock beyond the"
             " tolerance and so did not date them",
-            labels=["stream"],
+            rejected,
         )
-        for stream, n in rejected.items():
-            server_time.add_metric([stream], n)
-        yield server_time
-
-        schema = CounterMetricFamily(
+        yield _per_stream_counter(
             "exmeta_schema_changes",
             "Field paths or filter types of the stream's documents that Binance started or"
             " stopped sending, or whose JSON types changed (entity `schema` of the feed)",
-            labels=["stream"],
+            drift,
         )
-        for stream, n in drift.items():
-            schema.add_metric([stream], n)
-        yield schema
         yield from weight_plan_families(plan)
+
+
+def _per_stream_counter(name: str, documentation: str, counts: dict[str, int]) -> Metric:
+    counter = CounterMetricFamily(name, documentation, labels=["stream"])
+    for stream, n in counts.items():
+        counter.add_metric([stream], n)
+    return counter
 
 
 def _poll_families(counts: list[stats.PollCount]) -> Iterator[Metric]:

@@ -139,8 +139,9 @@ def _put(entities: dict[tuple[Any, ...], Entity], key: tuple[Any, ...], obj: Any
     entities[key] = canonical_entity(obj)
 
 
-def parse_exchange_info(body: bytes) -> Snapshot:
-    """Split a complete exchangeInfo body into symbols, filters, rate limits, exchange filters."""
+def exchange_info_document(body: bytes) -> dict[str, Any]:
+    """The JSON object of an exchangeInfo body (any market's), or InvalidPayloadError: not
+    JSON, not an object, or Binance's ``{"code", "msg"}`` error in its place."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -151,6 +152,12 @@ def parse_exchange_info(body: bytes) -> Snapshot:
         raise InvalidPayloadError(
             f"Binance error body: code={doc.get('code')!r} msg={doc.get('msg')!r:.200}"
         )
+    return doc
+
+
+def parse_exchange_info(body: bytes) -> Snapshot:
+    """Split a complete exchangeInfo body into symbols, filters, rate limits, exchange filters."""
+    doc = exchange_info_document(body)
 
     symbols: dict[tuple[Any, ...], Entity] = {}
     filters: dict[tuple[Any, ...], Entity] = {}

@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-import orjson
-
 from core.ingest import Entity, InvalidPayloadError, KindSnapshot, Snapshot
 from poller.parse import (
     _list_of_objects,
     _put,
     check_field,
     exchange_filter_row,
+    exchange_info_document,
     ms_to_datetime,
     rate_limit_row,
 )
@@ -211,16 +210,7 @@ def asset_row(src: Mapping[str, Any]) -> dict[str, Any]:
 def parse_futures_exchange_info(body: bytes, market: FuturesMarket) -> Snapshot:
     """Split a complete futures exchangeInfo body into contracts, their filters, margin
     assets (USD-M), rate limits and exchange filters, each in ``market``'s tables."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidPayloadError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise InvalidPayloadError("exchangeInfo body is not a JSON object")
-    if "symbols" not in doc and "code" in doc:
-        raise InvalidPayloadError(
-            f"Binance error body: code={doc.get('code')!r} msg={doc.get('msg')!r:.200}"
-        )
+    doc = exchange_info_document(body)
     symbols, filters = _contracts(doc, market)
     snapshot = [
         KindSnapshot(market.table("symbol"), symbols, futures_symbol_row(market)),
