@@ -15,17 +15,73 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MARKETS = ("spot", "usdm", "coinm")
-# The ``[binance]`` setting holding each market's base URL: spot (and its sapi) on
-# api.binance.com, USD-M on fapi, COIN-M on dapi (notes §14). core.config.base_url is the
-# one place a stream's base URL is looked up.
-BASE_URL_SETTINGS = {"spot": "base_url", "usdm": "usdm_base_url", "coinm": "coinm_base_url"}
-# Where each market's own REQUEST_WEIGHT limit is versioned: its weight budget is sized on it.
-RATE_LIMIT_TABLES = {
-    "spot": "rate_limit_versions",
-    "usdm": "usdm_rate_limit_versions",
-    "coinm": "coinm_rate_limit_versions",
-}
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """One Binance API whose symbols exmeta versions: the word every read takes
+    (``market=spot|usdm|coinm``), where it is polled, and where its exchangeInfo goes.
+
+    ``base_url_setting``: the ``[binance]`` setting of its base URL (spot and its sapi on
+    api.binance.com, USD-M on fapi, COIN-M on dapi: notes §14); core.config.base_url is the
+    one place a stream's base URL is looked up. ``exchange_info``: the stream whose
+    observations are the evidence of every symbol answer. The tables: its contracts and
+    their filters, its rate limits (its weight budget is sized on its own REQUEST_WEIGHT
+    limit), its exchange filters, and its margin assets (USD-M only). A market's symbols
+    are its own entities: spot's BTCUSDT and USD-M's are read from different tables.
+    """
+
+    name: str
+    base_url_setting: str
+    exchange_info: str
+    symbols: str
+    filters: str
+    rate_limits: str
+    exchange_filters: str
+    assets: str | None = None
+
+
+MARKET_DECLARATIONS: tuple[Market, ...] = (
+    Market(
+        "spot",
+        "base_url",
+        "exchange_info",
+        "symbol_versions",
+        "symbol_filter_versions",
+        "rate_limit_versions",
+        "exchange_filter_versions",
+    ),
+    Market(
+        "usdm",
+        "usdm_base_url",
+        "usdm_exchange_info",
+        "usdm_symbol_versions",
+        "usdm_symbol_filter_versions",
+        "usdm_rate_limit_versions",
+        "usdm_exchange_filter_versions",
+        "usdm_asset_versions",
+    ),
+    Market(
+        "coinm",
+        "coinm_base_url",
+        "coinm_exchange_info",
+        "coinm_symbol_versions",
+        "coinm_symbol_filter_versions",
+        "coinm_rate_limit_versions",
+        "coinm_exchange_filter_versions",
+    ),
+)
+MARKETS = tuple(m.name for m in MARKET_DECLARATIONS)
+DEFAULT_MARKET = "spot"  # what every read answers when no market is named
+BASE_URL_SETTINGS = {m.name: m.base_url_setting for m in MARKET_DECLARATIONS}
+RATE_LIMIT_TABLES = {m.name: m.rate_limits for m in MARKET_DECLARATIONS}
+
+
+def market(name: str) -> Market:
+    """The declaration of market ``name``; KeyError for one that is not declared."""
+    for declared in MARKET_DECLARATIONS:
+        if declared.name == name:
+            return declared
+    raise KeyError(name)
 
 
 @dataclass(frozen=True, slots=True)

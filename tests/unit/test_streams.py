@@ -38,6 +38,17 @@ def test_names_are_unique_and_markets_known() -> None:
     assert {s.market for s in CATALOGUE} <= set(streams.MARKETS)
 
 
+@pytest.mark.parametrize("declared", streams.MARKET_DECLARATIONS, ids=streams.MARKETS)
+def test_every_market_reads_the_tables_its_exchange_info_stream_writes(
+    declared: streams.Market,
+) -> None:
+    writer = streams.stream(declared.exchange_info)
+    assert writer.market == declared.name
+    tables = (declared.symbols, declared.filters, declared.rate_limits, declared.exchange_filters)
+    assert {*tables, *filter(None, [declared.assets])} == set(writer.tables)
+    assert streams.market(declared.name) is declared
+
+
 def test_every_interval_setting_is_a_poller_setting_in_config_toml_and_no_other_exists() -> None:
     committed = tomllib.loads((REPO / "config.toml").read_text())["poller"]
     declared = {s.interval_setting for s in CATALOGUE}
