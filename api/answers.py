@@ -28,8 +28,9 @@ import contextlib
 import itertools
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
 from core.history import Evidence
 
@@ -41,8 +42,21 @@ def keepable(found: Evidence) -> bool:
     return found.observed_after is not None
 
 
+@dataclass(slots=True)
+class _Look:
+    """The newest look at one stream's generation."""
+
+    generation: int | None = None
+    checked_at: float = float("-inf")
+    newest: int = 0  # the number of the look it came from
+
+
 class AnswerCache:
-    """A bounded least-recently-used map of answer bodies tagged with their generation."""
+    """A bounded least-recently-used map of answer bodies tagged with their generation.
+
+    Each market's answers are tagged with its own exchangeInfo stream's generation (the
+    key of an answer names its market): a USD-M change leaves spot's answers standing.
+    """
 
     def __init__(
         self,
@@ -55,28 +69,28 @@ class AnswerCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._bodies: OrderedDict[Hashable, tuple[int, bytes]] = OrderedDict()
-        self._generation: int | None = None
-        self._checked_at = float("-inf")
+        self._streams: defaultdict[str, _Look] = defaultdict(_Look)
         self._looks = itertools.count(1)  # next() is atomic under the GIL
-        self._newest_look = 0
 
-    def generation(self, read: Callable[[], int | None]) -> int | None:
-        """The current generation, from ``read`` if the last look is older than the recheck.
+    def generation(self, read: Callable[[], int | None], stream: str = "") -> int | None:
+        """The current generation of ``stream``, from ``read`` if the last look is older
+        than the recheck.
 
         The common case takes no lock: under the GIL an attribute read is atomic, and a
         lock taken by every request of a worker's threads convoys them (a thread holding
         it when its time slice ends makes the others queue behind it).
         """
-        if self._clock() - self._checked_at < self.recheck_seconds:
-            return self._generation
+        last = self._streams[stream]
+        if self._clock() - last.checked_at < self.recheck_seconds:
+            return last.generation
         look = next(self._looks)
         found = read()  # outside the lock: a slow database must not hold up cache hits
         with self._lock:
-            if look > self._newest_look:
-                self._newest_look = look
-                self._generation = found
-                self._checked_at = self._clock()
-            return self._generation
+            if look > last.newest:
+                last.newest = look
+                last.generation = found
+                last.checked_at = self._clock()
+            return last.generation
 
     def get(self, key: Hashable, generation: int | None) -> bytes | None:
         """The body kept for ``key`` if read under ``generation``; lock-free, like the

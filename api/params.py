@@ -29,7 +29,8 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from core.models import OUTCOMES
-from core.streams import PUBLIC_STREAMS, STREAMS
+from core.streams import DEFAULT_MARKET, MARKETS, PUBLIC_STREAMS, STREAMS
+from core.streams import stream as stream_declaration
 from core.timeparse import INSTANT_PATTERN, TimeParseError, parse_instant
 
 MAX_SYMBOL = 64  # Binance symbols are ~20 characters, and non-ASCII ones exist since 2025-12
@@ -133,7 +134,33 @@ class AsOfQuery(Params):
     as_of: Instant | None = Field(None, description="the instant asked about; default now")
 
 
-class SymbolsQuery(AsOfQuery):
+MARKET_DESCRIPTION = (
+    "which Binance market's symbols: spot, usdm (USD-M futures) or coinm (COIN-M futures);"
+    " a symbol of one market is not the other's"
+)
+
+
+def known_market(value: str) -> str:
+    one_of(value, MARKETS)
+    return value
+
+
+class MarketQuery(Params):
+    market: str = Field(
+        DEFAULT_MARKET, description=MARKET_DESCRIPTION, json_schema_extra={"enum": list(MARKETS)}
+    )
+
+    @field_validator("market")
+    @classmethod
+    def _known_market(cls, value: str) -> str:
+        return known_market(value)
+
+
+class MarketAsOfQuery(MarketQuery, AsOfQuery):
+    pass
+
+
+class SymbolsQuery(MarketAsOfQuery):
     status: Text | None = Field(None, description="only symbols with this status, e.g. TRADING")
     base_asset: Text | None = None
     quote_asset: Text | None = None
@@ -155,7 +182,7 @@ class Window(Params):
 MAX_HISTORY = 1000
 
 
-class HistoryQuery(Window):
+class HistoryQuery(MarketQuery, Window):
     """Both ends are optional: without them, the whole history."""
 
     limit: int = Field(MAX_HISTORY, ge=1, le=MAX_HISTORY)
@@ -193,6 +220,13 @@ FieldName = Annotated[
 
 class ChangesQuery(Window):
     """Without ``from``/``to``: the last hour up to now."""
+
+    market: str | None = Field(
+        None,
+        description="only this market's streams: spot (the default, or the named stream's),"
+        " usdm or coinm",
+        json_schema_extra={"enum": list(MARKETS)},
+    )
 
     stream: str | None = Field(
         None,
@@ -238,8 +272,25 @@ class ChangesQuery(Window):
     def _known_stream(cls, value: str | None) -> str | None:
         return one_of(value, STREAMS)
 
+    @field_validator("market")
+    @classmethod
+    def _known_market(cls, value: str | None) -> str | None:
+        return one_of(value, MARKETS)
 
-class DiffQuery(Params):
+    @model_validator(mode="after")
+    def _stream_of_the_market(self) -> Self:
+        if self.stream is not None and self.market is not None:
+            polled_on = stream_declaration(self.stream).market
+            if polled_on != self.market:
+                raise PydanticCustomError(
+                    "invalid_parameter",
+                    "stream {stream} is of market {polled_on}, not {market}",
+                    {"stream": self.stream, "polled_on": polled_on, "market": self.market},
+                )
+        return self
+
+
+class DiffQuery(MarketQuery):
     """Two instants to compare; ``to`` defaults to now."""
 
     start: RequiredInstant = Field(alias="from", description="the earlier state")
@@ -282,7 +333,7 @@ OrderNumber = Annotated[
 _MARKET: JsonDict = {"const": "MARKET"}
 
 
-class CheckQuery(AsOfQuery):
+class CheckQuery(MarketAsOfQuery):
     """An order to check against the symbol's rules at as_of (default now)."""
 
     # The sizing rule of ``_one_size_and_no_market_price`` below, for the document: a rule

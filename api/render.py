@@ -21,14 +21,12 @@ from flask import Response
 
 from core.changes import ChangePage
 from core.history import (
-    FILTER_FIELDS,
-    FILTER_ROW_VERSION,
-    SYMBOL_FIELDS,
-    SYMBOL_ROW_VERSION,
+    SPOT,
     VERSION_FIELDS,
     Evidence,
     Gap,
     HistoryPage,
+    Layout,
     ObservationRow,
     RulesRows,
     SymbolRules,
@@ -37,7 +35,7 @@ from core.history import (
 from core.order_check import Order, Verdict
 from core.replicas import ReplicaInfo
 from core.state_diff import EntityDiff, StateDiff
-from core.streams import PUBLIC_FEED_STREAMS
+from core.streams import DEFAULT_MARKET
 from core.timeparse import format_instant
 
 JSON = "application/json"
@@ -91,8 +89,25 @@ def filter_rules(version: Version) -> dict[str, Any]:
     return out
 
 
-def symbol_rules(rules: SymbolRules) -> dict[str, Any]:
-    out: dict[str, Any] = dict(rules.symbol.fields)
+def _market_head(market: str) -> dict[str, Any]:
+    """Spot's answers keep the shape they had before markets existed; another market's
+    answer names its market first."""
+    return {} if market == DEFAULT_MARKET else {"market": market}
+
+
+def _own_fields(shape: Layout, fields: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """A symbol's own typed fields as answers show them (``_market_head`` first). A
+    contract's dates (deliveryDate, onboardDate) are instants like every other in the API.
+    """
+    out = _market_head(shape.market.name)
+    out.update(fields)
+    for name in shape.symbol_instants:
+        out[name] = _instant(out[name])
+    return out
+
+
+def symbol_rules(rules: SymbolRules, shape: Layout = SPOT) -> dict[str, Any]:
+    out = _own_fields(shape, rules.symbol.fields.items())
     out["filters"] = {ftype: filter_rules(v) for ftype, v in sorted(rules.filters.items())}
     out["valid_from"] = _instant(rules.valid_from)
     out["valid_to"] = _instant(rules.valid_to)
@@ -100,8 +115,14 @@ def symbol_rules(rules: SymbolRules) -> dict[str, Any]:
     return out
 
 
-def symbol_as_of(rules: SymbolRules, at: datetime, found: Evidence) -> dict[str, Any]:
-    return {**symbol_rules(rules), "as_of": format_instant(at), "evidence": evidence(found)}
+def symbol_as_of(
+    rules: SymbolRules, shape: Layout, at: datetime, found: Evidence
+) -> dict[str, Any]:
+    return {
+        **symbol_rules(rules, shape),
+        "as_of": format_instant(at),
+        "evidence": evidence(found),
+    }
 
 
 # Where a RulesRows row's version columns are, from its first one; a filter row's type.
@@ -114,17 +135,19 @@ def symbol_list(rows: RulesRows, at: datetime, found: Evidence) -> dict[str, Any
     by_symbol: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for row in rows.filters:
         by_symbol[row[0]].append(row)
-    fv, sv = FILTER_ROW_VERSION, SYMBOL_ROW_VERSION
+    shape = rows.shape
+    fv, sv = shape.filter_row_version, shape.symbol_row_version
+    filter_fields = shape.filter_fields
     symbols = []
     for srow in rows.symbols:
-        out: dict[str, Any] = dict(zip(SYMBOL_FIELDS, srow[:sv], strict=True))
+        out = _own_fields(shape, zip(shape.symbol_fields, srow[:sv], strict=True))
         frows = sorted(by_symbol.get(srow[0], ()), key=_FILTER_TYPE)
         filters = {}
         starts, ends = [srow[sv + _FROM]], [srow[sv + _TO]]
         for row in frows:
-            # strict=False: the slice has FILTER_FIELDS' length by construction, and the
-            # check costs ~3 ms over a whole exchange.
-            values = zip(FILTER_FIELDS, row[2:fv], strict=False)
+            # strict=False: the slice has the filter fields' length by construction, and
+            # the check costs ~3 ms over a whole exchange.
+            values = zip(filter_fields, row[2:fv], strict=False)
             fields = {k: v for k, v in values if v is not None}
             fields["valid_from"] = _instant(row[fv + _FROM])
             fields["valid_to"] = _instant(row[fv + _TO])
@@ -137,7 +160,8 @@ def symbol_list(rows: RulesRows, at: datetime, found: Evidence) -> dict[str, Any
         out["valid_to"] = _instant(min([e for e in ends if e is not None], default=None))
         out["raw"] = orjson.Fragment(srow[sv + _RAW])
         symbols.append(out)
-    return {"as_of": format_instant(at), "evidence": evidence(found), "symbols": symbols}
+    head = _market_head(shape.market.name)
+    return {**head, "as_of": format_instant(at), "evidence": evidence(found), "symbols": symbols}
 
 
 def symbol_history(
@@ -268,7 +292,7 @@ def replica_list(found: Iterable[ReplicaInfo]) -> dict[str, Any]:
 
 
 def change_feed(
-    page: ChangePage, start: datetime, end: datetime, streams: Sequence[str] = PUBLIC_FEED_STREAMS
+    page: ChangePage, start: datetime, end: datetime, streams: Sequence[str]
 ) -> dict[str, Any]:
     return {
         "from": format_instant(start),
@@ -307,9 +331,15 @@ def _entity_diff(found: EntityDiff) -> dict[str, Any]:
 
 
 def state_diff(
-    found: StateDiff, start: datetime, end: datetime, before: Evidence, after: Evidence
+    found: StateDiff,
+    start: datetime,
+    end: datetime,
+    before: Evidence,
+    after: Evidence,
+    market: str = DEFAULT_MARKET,
 ) -> dict[str, Any]:
     return {
+        **_market_head(market),
         "from": format_instant(start),
         "to": format_instant(end),
         "evidence": {"from": evidence(before), "to": evidence(after)},

@@ -21,11 +21,11 @@ from api.answers import keepable
 from api.auth import authenticated, check_token
 from api.errors import ApiError
 from api.params import (
-    AsOfQuery,
     ChangesQuery,
     CheckQuery,
     DiffQuery,
     HistoryQuery,
+    MarketAsOfQuery,
     ObservationsQuery,
     SchemaQuery,
     SymbolPath,
@@ -33,6 +33,9 @@ from api.params import (
 )
 from api.schemas import (
     EXCHANGE_INFO_RESPONSE,
+    AnyStateDiff,
+    AnySymbolAsOf,
+    AnySymbolList,
     ChangeFeed,
     ErrorResponse,
     ObservationLog,
@@ -40,17 +43,15 @@ from api.schemas import (
     RateLimitsAsOf,
     ReplicaList,
     SchemaAsOf,
-    StateDiff,
-    SymbolAsOf,
     SymbolHistory,
-    SymbolList,
     operation_id,
 )
-from api.state import EVIDENCE_STREAM, app_state
+from api.state import app_state
 from core import changes, history, replicas, state_diff
 from core.cursors import CursorError
 from core.order_check import Order, Unchecked, check_order
-from core.streams import FEED_STREAMS, PRIVATE_STREAMS, PUBLIC_FEED_STREAMS
+from core.streams import DEFAULT_MARKET, PRIVATE_STREAMS, feed_streams
+from core.streams import market as market_declaration
 from core.timeparse import format_instant
 
 DEFAULT_WINDOW = timedelta(hours=1)
@@ -69,19 +70,22 @@ v1 = APIBlueprint(
 )
 
 
-def _not_observed(at: datetime) -> ApiError:
+def _not_observed(at: datetime, market: str = DEFAULT_MARKET) -> ApiError:
     return ApiError(
         404,
         "not_observed",
-        f"no successful exchange_info observation at or before {format_instant(at)}",
+        f"no successful {market_declaration(market).exchange_info} observation at or before"
+        f" {format_instant(at)}",
     )
 
 
-def _observed(conn: Connection, at: datetime, now: datetime) -> history.Evidence:
+def _observed(
+    conn: Connection, at: datetime, now: datetime, market: str = DEFAULT_MARKET
+) -> history.Evidence:
     """The evidence at ``at``; 404 ``not_observed`` when nothing was seen by then."""
-    found = app_state().evidence(conn, at, now)
+    found = app_state().evidence(conn, at, now, market)
     if found.observed_before is None:
-        raise _not_observed(at)
+        raise _not_observed(at, market)
     return found
 
 
@@ -97,9 +101,15 @@ class _Rules:
 
 
 def _symbol_rules(
-    symbol: str, as_of: datetime | None, *, decimals_as_text: bool = False, keep: bool = False
+    symbol: str,
+    as_of: datetime | None,
+    market: str,
+    *,
+    decimals_as_text: bool = False,
+    keep: bool = False,
 ) -> _Rules:
-    """A symbol's rules in force at ``as_of`` (default now) with their evidence, or a 404.
+    """A symbol's rules on ``market`` in force at ``as_of`` (default now) with their
+    evidence, or a 404.
 
     With ``keep``, an answer that can be kept gets its generation, read in the same
     snapshot; no other request pays for that query.
@@ -108,33 +118,51 @@ def _symbol_rules(
     now = state.clock()
     at = as_of or now
     with state.reading() as conn:
-        rules = history.symbol_as_of(conn, symbol, at, decimals_as_text=decimals_as_text)
-        found = state.evidence(conn, at, now)
+        rules = history.symbol_as_of(
+            conn, symbol, at, market=market, decimals_as_text=decimals_as_text
+        )
+        found = state.evidence(conn, at, now, market)
         generation = None
         if keep and as_of is not None and rules is not None and keepable(found):
-            generation = history.versions_generation(conn, EVIDENCE_STREAM)
+            stream = market_declaration(market).exchange_info
+            generation = history.versions_generation(conn, stream)
     if rules is None:
         if found.observed_before is None:
-            raise _not_observed(at)
-        raise ApiError(404, "symbol_not_listed", f"{symbol} was not listed at {format_instant(at)}")
+            raise _not_observed(at, market)
+        raise ApiError(
+            404,
+            "symbol_not_listed",
+            f"{symbol} was not listed{_on(market)} at {format_instant(at)}",
+        )
     return _Rules(rules, at, found, generation)
+
+
+def _on(market: str) -> str:
+    """`` on usdm`` in a message about another market than spot: spot's read as before."""
+    return "" if market == DEFAULT_MARKET else f" on {market}"
 
 
 @v1.get(
     "/v1/symbols",
     tags=[SYMBOLS],
-    responses={200: SymbolList, 404: ErrorResponse},
+    responses={200: AnySymbolList, 404: ErrorResponse},
 )
 def list_symbols(query: SymbolsQuery) -> Response:
-    """Every symbol in force at as_of (default: the current versions), with its rules"""
+    """Every symbol of the market in force at as_of (default: the current versions), with its
+    rules
+
+    A futures market's answer names its market and its contracts' own fields (pair,
+    contract_type, delivery_date...).
+    """
     state = app_state()
     now = state.clock()
     at = query.as_of or now
     with state.reading() as conn:
-        found = _observed(conn, at, now)
+        found = _observed(conn, at, now, query.market)
         rows = history.rules_rows_as_of(
             conn,
             query.as_of,
+            market=query.market,
             status=query.status,
             base_asset=query.base_asset,
             quote_asset=query.quote_asset,
@@ -146,24 +174,27 @@ def list_symbols(query: SymbolsQuery) -> Response:
 @v1.get(
     "/v1/symbols/<symbol>",
     tags=[SYMBOLS],
-    responses={200: SymbolAsOf, 404: ErrorResponse},
+    responses={200: AnySymbolAsOf, 404: ErrorResponse},
 )
-def get_symbol(path: SymbolPath, query: AsOfQuery) -> Response:
-    """One symbol's rules at as_of, with their validity and the evidence
+def get_symbol(path: SymbolPath, query: MarketAsOfQuery) -> Response:
+    """One symbol's rules on the market at as_of, with their validity and the evidence
 
-    404 `not_observed` if nothing was observed at or before as_of, 404
-    `symbol_not_listed` if the symbol was not listed then.
+    404 `not_observed` if the market's exchangeInfo was not observed at or before as_of,
+    404 `symbol_not_listed` if the symbol was not listed on it then.
     """
     state = app_state()
-    key = (path.symbol, query.as_of)
+    market = query.market
+    key = (market, path.symbol, query.as_of)
+    answers = state.answers
     if query.as_of is not None:
-        body = state.answers.get(key, state.generation())
+        body = answers.get(key, state.generation(market))
         if body is not None:
             return render.json_body(body)
-    read = _symbol_rules(path.symbol, query.as_of, decimals_as_text=True, keep=True)
-    response = render.json_response(render.symbol_as_of(read.rules, read.at, read.found))
+    read = _symbol_rules(path.symbol, query.as_of, market, decimals_as_text=True, keep=True)
+    shape = history.layout(market)
+    response = render.json_response(render.symbol_as_of(read.rules, shape, read.at, read.found))
     if read.generation is not None:
-        state.answers.put(key, read.generation, response.get_data())
+        answers.put(key, read.generation, response.get_data())
     return response
 
 
@@ -173,11 +204,15 @@ def get_symbol(path: SymbolPath, query: AsOfQuery) -> Response:
     responses={200: SymbolHistory, 404: ErrorResponse},
 )
 def get_symbol_history(path: SymbolPath, query: HistoryQuery) -> Response:
-    """The symbol's versions overlapping [from, to), each with the fields that changed
+    """The symbol's versions on the market overlapping [from, to), each with the fields that
+    changed
 
-    At most `limit` per page, oldest first; `next` continues after the last one.
+    At most `limit` per page, oldest first; `next` continues after the last one. A
+    contract's lifecycle (PENDING_TRADING, TRADING, SETTLING..., its delivery date) reads
+    as the changes of `status` and `deliveryDate`.
     """
     state = app_state()
+    market = query.market
     with state.reading() as conn:
         try:
             page = history.symbol_history(
@@ -187,12 +222,15 @@ def get_symbol_history(path: SymbolPath, query: HistoryQuery) -> Response:
                 query.end,
                 limit=query.limit,
                 cursor=query.next_cursor,
+                market=market,
             )
         except CursorError as exc:
             raise ApiError(400, "invalid_cursor", str(exc)) from None
         # An empty window is an answer; a symbol never seen is not.
-        if not page.entries and not history.symbol_seen(conn, path.symbol):
-            raise ApiError(404, "symbol_never_seen", f"{path.symbol} was never observed")
+        if not page.entries and not history.symbol_seen(conn, path.symbol, market=market):
+            raise ApiError(
+                404, "symbol_never_seen", f"{path.symbol} was never observed{_on(market)}"
+            )
     return render.json_response(render.symbol_history(path.symbol, page, query.start, query.end))
 
 
@@ -212,7 +250,7 @@ def check_symbol_order(path: SymbolPath, query: CheckQuery) -> Response:
     nearest valid price and quantity follow the tick and step in force. 404 as for the
     symbol itself.
     """
-    read = _symbol_rules(path.symbol, query.as_of)
+    read = _symbol_rules(path.symbol, query.as_of, query.market)
     order = Order(
         query.side,
         query.type,
@@ -247,14 +285,14 @@ def _account_for_check(at: datetime) -> tuple[dict[str, Any] | None, list[Unchec
     tags=[EXCHANGE],
     responses={200: RateLimitsAsOf, 404: ErrorResponse},
 )
-def get_rate_limits(query: AsOfQuery) -> Response:
-    """The rate limits in force at as_of (default: the current versions)"""
+def get_rate_limits(query: MarketAsOfQuery) -> Response:
+    """The market's rate limits in force at as_of (default: the current versions)"""
     state = app_state()
     now = state.clock()
     at = query.as_of or now
     with state.reading() as conn:
-        found = _observed(conn, at, now)
-        limits = history.rate_limits_as_of(conn, query.as_of)
+        found = _observed(conn, at, now, query.market)
+        limits = history.rate_limits_as_of(conn, query.as_of, market=query.market)
     return render.json_response(render.rate_limits(limits, at, found))
 
 
@@ -263,8 +301,9 @@ def get_rate_limits(query: AsOfQuery) -> Response:
     tags=[EXCHANGE],
     responses={200: EXCHANGE_INFO_RESPONSE, 404: ErrorResponse},
 )
-def get_exchange_info(query: AsOfQuery) -> Response:
-    """The exchangeInfo document of the last successful observation at or before as_of
+def get_exchange_info(query: MarketAsOfQuery) -> Response:
+    """The market's exchangeInfo document of the last successful observation at or before
+    as_of
 
     Served byte for byte as stored, serverTime restored; the observation it came from
     is named in the X-Exmeta-Observation-Id and X-Exmeta-Observed-At headers.
@@ -272,9 +311,9 @@ def get_exchange_info(query: AsOfQuery) -> Response:
     state = app_state()
     at = query.as_of or state.clock()
     with state.reading() as conn:
-        document = history.exchange_info_as_of(conn, at)
+        document = history.exchange_info_as_of(conn, at, market=query.market)
     if document is None:
-        raise _not_observed(at)
+        raise _not_observed(at, query.market)
     return Response(
         document.body,
         mimetype=render.JSON,
@@ -318,14 +357,14 @@ OPTIONAL_TOKEN: list[dict[str, list[str]]] = [{}, {"bearer": []}]
 TOKEN_ERRORS: dict[str | int, Any] = {401: ErrorResponse, 403: ErrorResponse}
 
 
-def _feed_streams(stream: str | None) -> tuple[str, ...]:
-    """The streams the caller asked for and may read.
+def _feed_streams(stream: str | None, market: str | None) -> tuple[str, ...]:
+    """The streams the caller asked for and may read, all of one market (default spot).
 
     Without a stream named, the private ones are included only with the token, so an
     anonymous feed never shows the account; naming a private stream requires it.
     """
     if stream is None:
-        return FEED_STREAMS if authenticated() else PUBLIC_FEED_STREAMS
+        return feed_streams(market or DEFAULT_MARKET, private=authenticated())
     if stream in PRIVATE_STREAMS:
         check_token()
     return (stream,)
@@ -345,7 +384,7 @@ def list_changes(query: ChangesQuery) -> Response:
     The account and commission changes are listed only with the bearer token (`streams`
     says which streams the answer covers); balances are never listed.
     """
-    streams = _feed_streams(query.stream)
+    streams = _feed_streams(query.stream, query.market)
     state = app_state()
     end = query.end or state.clock()
     start = query.start or end - DEFAULT_WINDOW
@@ -374,14 +413,15 @@ def list_changes(query: ChangesQuery) -> Response:
     "/v1/diff",
     tags=[CHANGES],
     security=OPTIONAL_TOKEN,
-    responses={200: StateDiff, 404: ErrorResponse, 409: ErrorResponse, **TOKEN_ERRORS},
+    responses={200: AnyStateDiff, 404: ErrorResponse, 409: ErrorResponse, **TOKEN_ERRORS},
 )
 def get_diff(query: DiffQuery) -> Response:
-    """How the state at to (default now) differs from the state at from
+    """How the market's state at to (default now) differs from its state at from
 
     Symbols, rate limits, exchange filters, system status and delistings added,
     removed, and changed field by field; with the bearer token, the account and its
-    commissions too (else null). Intermediate steps that cancel out are no difference
+    commissions too (else null). A futures market: its contracts, rate limits, exchange
+    filters and (USD-M) assets. Intermediate steps that cancel out are no difference
     (see /v1/changes). 404 `not_observed` if nothing was observed at or before from;
     409 `different_sources` if a stream moved to another source in between (README,
     Source identity): two exchanges' states are not a difference.
@@ -392,13 +432,14 @@ def get_diff(query: DiffQuery) -> Response:
     end = query.end or now
     if query.start >= end:
         raise ApiError(400, "invalid_window", "from must be before to (to defaults to now)")
+    market = query.market
     with state.reading() as conn:
-        before = state.evidence(conn, query.start, now)
+        before = state.evidence(conn, query.start, now, market)
         if before.observed_before is None:
-            raise _not_observed(query.start)
-        after = state.evidence(conn, end, now)
+            raise _not_observed(query.start, market)
+        after = state.evidence(conn, end, now, market)
         try:
-            found = state_diff.state_diff(conn, query.start, end, private=private)
+            found = state_diff.state_diff(conn, query.start, end, private=private, market=market)
         except state_diff.DifferentSourcesError as exc:
             raise ApiError(
                 409,
@@ -406,7 +447,7 @@ def get_diff(query: DiffQuery) -> Response:
                 f"from and to lie in different sources' histories: {exc.stream} moved to"
                 f" another source at {format_instant(exc.at)}; diff within one history",
             ) from None
-    return render.json_response(render.state_diff(found, query.start, end, before, after))
+    return render.json_response(render.state_diff(found, query.start, end, before, after, market))
 
 
 @v1.get(

@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, create_model
+from sqlalchemy import ARRAY, Boolean, DateTime, Integer, Numeric, String
 
+from core.models import VERSIONED_TABLES, typed_columns
 from core.streams import FEED_ENTITIES, STREAMS
 
 Instant = Annotated[
@@ -135,6 +137,91 @@ class SymbolList(Model):
     as_of: Instant
     evidence: Evidence
     symbols: list[SymbolRules]
+
+
+# -- futures contracts: derived from the models (core.models.FuturesSymbolColumns) -------
+#
+# A USD-M or COIN-M contract has its own fields (pair, contract type, delivery date...),
+# so its answers have their own models, built from the table's columns: a column added
+# to the model is documented without a list to edit. Spot's answers keep the shape they
+# had before markets existed; a futures answer names its ``market``, which is also what
+# tells the two shapes apart in the document.
+
+
+def _column_type(column: Any) -> Any:
+    """The JSON shape of one typed column, as api.render serves it."""
+    kind = column.type
+    if isinstance(kind, Numeric):
+        found: Any = DecimalText
+    elif isinstance(kind, DateTime):
+        found = Instant
+    elif isinstance(kind, Boolean):
+        found = bool
+    elif isinstance(kind, Integer):  # SmallInteger and BigInteger too
+        found = int
+    elif isinstance(kind, ARRAY):
+        found = list[str]
+    elif isinstance(kind, String):
+        found = str
+    else:  # jsonb: permissionSets, a list whose shape Binance varies
+        found = list[Any]
+    return found | None if column.nullable else found
+
+
+def _typed_model(name: str, table: str, *, key: bool, optional: bool, **extra: Any) -> Any:
+    columns = VERSIONED_TABLES[table].__table__.c  # type: ignore[attr-defined]
+    typed = set(typed_columns(table, key=key))
+    fields: dict[str, Any] = {
+        c.name: (_column_type(c) | None, None) if optional else (_column_type(c), ...)
+        for c in columns
+        if c.name in typed
+    }
+    return create_model(name, __base__=Model, **fields, **extra)
+
+
+FuturesFilterRules = _typed_model(
+    "FuturesFilterRules",
+    "usdm_symbol_filter_versions",
+    key=False,
+    optional=True,
+    __doc__="One filter of a contract in force; only the typed fields the filter has.",
+    valid_from=(Instant, ...),
+    valid_to=(Instant | None, ...),
+    raw=(dict[str, Any], Field(description="the filter object as Binance sent it")),
+)
+_FILTERS_BY_TYPE = dict[str, FuturesFilterRules]  # type: ignore[valid-type]
+FuturesSymbolRules = _typed_model(
+    "FuturesSymbolRules",
+    "usdm_symbol_versions",
+    key=True,
+    optional=False,
+    __doc__="A USD-M or COIN-M contract's own fields and its filters, in force at one instant.",
+    market=(Literal["usdm", "coinm"], ...),
+    filters=(_FILTERS_BY_TYPE, Field(description="keyed by Binance filterType")),
+    valid_from=(Instant, Field(description="since when this whole rule set has been in force")),
+    valid_to=(Instant | None, Field(description="when any part of it changed next; null: still")),
+    raw=(dict[str, Any], Field(description="the contract object as Binance sent it")),
+)
+
+
+class FuturesSymbolAsOf(FuturesSymbolRules):  # type: ignore[misc,valid-type]
+    as_of: Instant
+    evidence: Evidence
+
+
+class FuturesSymbolList(Model):
+    market: Literal["usdm", "coinm"]
+    as_of: Instant
+    evidence: Evidence
+    symbols: list[FuturesSymbolRules]  # type: ignore[valid-type]
+
+
+class AnySymbolAsOf(RootModel[SymbolAsOf | FuturesSymbolAsOf]):
+    """One symbol's answer: spot's shape, or a futures contract's (it names its market)."""
+
+
+class AnySymbolList(RootModel[SymbolList | FuturesSymbolList]):
+    """Every symbol's answer: spot's shape, or a futures market's (it names its market)."""
 
 
 class FieldChange(Model):
@@ -328,7 +415,8 @@ class ChangeFeed(Model):
     start: Instant = Field(alias="from")
     end: Instant = Field(alias="to")
     streams: list[FeedStream] = Field(
-        description="the streams listed: account and account_commission only with the token"
+        description="the streams listed, all of one market: account and account_commission"
+        " only with the token"
     )
     changes: list[Change]
     next: str | None = Field(description="pass as `next` for the following page; null: no more")
@@ -370,6 +458,28 @@ class StateDiff(Model):
     commissions: EntityDiff | None = Field(
         description="commission rates by symbol; null without the bearer token"
     )
+
+
+class FuturesStateDiff(Model):
+    """A futures market's diff: its contracts, rate limits, exchange filters and assets."""
+
+    market: Literal["usdm", "coinm"]
+    start: Instant = Field(alias="from")
+    end: Instant = Field(alias="to")
+    evidence: DiffEvidence
+    symbols: EntityDiff = Field(description="contracts: own fields and `filters.<type>.<field>`")
+    rate_limits: EntityDiff
+    exchange_filters: EntityDiff
+    assets: EntityDiff | None = Field(
+        None, description="USD-M's margin assets (Multi-Assets mode); absent on coinm"
+    )
+    schema_diff: EntityDiff = Field(
+        alias="schema", description="field paths of the market's documents, `<stream>:<path>`"
+    )
+
+
+class AnyStateDiff(RootModel[StateDiff | FuturesStateDiff]):
+    """Spot's diff, or a futures market's (it names its market)."""
 
 
 class SchemaPath(Model):

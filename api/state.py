@@ -14,9 +14,9 @@ from sqlalchemy import Connection, Engine
 from api.answers import AnswerCache
 from core import history
 from core.config import Settings
+from core.streams import DEFAULT_MARKET, market
 
 EXTENSION = "exmeta"
-EVIDENCE_STREAM = "exchange_info"  # the stream behind symbols, rate limits and exchangeInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +31,14 @@ class AppState:
         # frozen: set once, here; the cache itself is what changes.
         object.__setattr__(self, "answers", AnswerCache(self.settings.api.answer_cache_entries))
 
-    def generation(self) -> int | None:
-        """The evidence stream's current generation of versions (see api.answers)."""
-        return self.answers.generation(self._read_generation)
+    def generation(self, market_name: str = DEFAULT_MARKET) -> int | None:
+        """The current generation of the market's versions (see api.answers)."""
+        stream = market(market_name).exchange_info
+        return self.answers.generation(lambda: self._read_generation(stream), stream)
 
-    def _read_generation(self) -> int | None:
+    def _read_generation(self, stream: str) -> int | None:
         with self.engine.connect() as conn:
-            return history.versions_generation(conn, EVIDENCE_STREAM)
+            return history.versions_generation(conn, stream)
 
     def interval(self, stream: str) -> float:
         return self.settings.stream_intervals()[stream]
@@ -53,8 +54,13 @@ class AppState:
             conn.execution_options(isolation_level="REPEATABLE READ")
             yield conn
 
-    def evidence(self, conn: Connection, at: datetime, now: datetime) -> history.Evidence:
-        return history.evidence(conn, EVIDENCE_STREAM, at, self.interval(EVIDENCE_STREAM), now)
+    def evidence(
+        self, conn: Connection, at: datetime, now: datetime, market_name: str = DEFAULT_MARKET
+    ) -> history.Evidence:
+        """The evidence of an answer about the market's symbols, rate limits or exchangeInfo:
+        the observations of its exchangeInfo stream around ``at``."""
+        stream = market(market_name).exchange_info
+        return history.evidence(conn, stream, at, self.interval(stream), now)
 
 
 def app_state() -> AppState:

@@ -53,7 +53,8 @@ from sqlalchemy import Connection, text
 from core.cursors import decode_position, encode_position
 from core.diff import FieldChange, diff_objects, flatten
 from core.models import SUCCESS_OUTCOMES, VERSIONED_TABLES
-from core.streams import CATALOGUE, PUBLIC_FEED_STREAMS, PUBLIC_STREAMS, STREAMS
+from core.streams import CATALOGUE, STREAMS, feed_streams
+from core.streams import stream as stream_declaration
 
 LISTED = "listed"
 
@@ -132,26 +133,26 @@ class _Table:
         return f'(({parts}) COLLATE "C")'
 
 
-# Every table the feed reads, from the stream catalogue, keyed by table name.
-_FEED_TABLES = {
-    f.table: _Table(
-        s.name, f.entity, f.table, VERSIONED_TABLES[f.table].__key__, f.nested, f.feed_key
-    )
-    for s in CATALOGUE
-    for f in s.feed
-}
-_SYMBOLS = _FEED_TABLES["symbol_versions"]
-_FILTERS = _FEED_TABLES["symbol_filter_versions"]
-# Entities whose object is one version row, in catalogue order.
-_WHOLE_ROW_TABLES = tuple(t for t in _FEED_TABLES.values() if t not in (_SYMBOLS, _FILTERS))
+SYMBOL = "symbol"
 SCHEMA = "schema"
 _SCHEMA = _Table("", SCHEMA, "schema_versions", ("stream", "path"), by_stream=True)
-_STREAM_OF = {t.entity: t.stream for t in (_SYMBOLS, *_WHOLE_ROW_TABLES)}
+# Every table the feed reads, from the stream catalogue, in catalogue order.
+_FEED_TABLES = tuple(
+    _Table(s.name, f.entity, f.table, VERSIONED_TABLES[f.table].__key__, f.nested, f.feed_key)
+    for s in CATALOGUE
+    for f in s.feed
+)
 
 
-def _stream_of(entity: str, key: str) -> str:
-    """The stream a change belongs to: a schema key leads with it (``exchange_info:...``)."""
-    return key.split(":", 1)[0] if entity == SCHEMA else _STREAM_OF[entity]
+def _is_filters(table: _Table) -> bool:
+    """A symbol's filters: versioned apart, reported under the symbol (``filters.<type>.``)."""
+    return table.entity == SYMBOL and "filter_type" in table.key_columns
+
+
+def _stream_of(entity: str, key: str, streams_of: dict[str, str]) -> str:
+    """The stream a change belongs to: a schema key leads with it (``exchange_info:...``);
+    any other entity is one stream's within a market (``streams_of``)."""
+    return key.split(":", 1)[0] if entity == SCHEMA else streams_of[entity]
 
 
 _BOUNDS = ("valid_from", "valid_to")  # a version opens at one and closes at the other
@@ -326,7 +327,7 @@ def _symbol_changes(
             listings[(name, at)] = event
             continue
         for change in diff_objects(event.old.raw, event.new.raw):
-            found.append((at, "symbol", name, change, event.observation_id))
+            found.append((at, SYMBOL, name, change, event.observation_id))
     listed_filters: dict[tuple[str, datetime], list[tuple[str, _Event]]] = defaultdict(list)
     for (key, at), event in filters.items():
         name, ftype = key
@@ -337,7 +338,7 @@ def _symbol_changes(
         old = event.old.raw if event.old is not None else None
         new = event.new.raw if event.new is not None else None
         for change in diff_objects(old, new, prefix=prefix):
-            found.append((at, "symbol", name, change, event.observation_id))
+            found.append((at, SYMBOL, name, change, event.observation_id))
     for (name, at), event in listings.items():
         parts = sorted(listed_filters[(name, at)], key=lambda p: p[0])
         if event.new is not None:
@@ -347,7 +348,7 @@ def _symbol_changes(
             assert event.old is not None
             old = {**event.old.raw, "filters": [e.old.raw for _, e in parts if e.old]}
             change = FieldChange(LISTED, old, None)
-        found.append((at, "symbol", name, change, event.observation_id))
+        found.append((at, SYMBOL, name, change, event.observation_id))
     return found
 
 
@@ -383,7 +384,7 @@ def changes(
     start: datetime,
     end: datetime,
     *,
-    streams: Collection[str] = PUBLIC_FEED_STREAMS,
+    streams: Collection[str] = feed_streams(),
     symbol: str | None = None,
     fields: Sequence[str] = (),
     exclude_fields: Sequence[str] = (),
@@ -393,8 +394,9 @@ def changes(
 ) -> ChangePage:
     """One page of the changes of ``streams`` within ``[start, end)``, after ``cursor``.
 
-    The default ``streams`` are the public ones the feed reports (core.streams
-    .PUBLIC_FEED_STREAMS): the account's need asking for.
+    The default ``streams`` are spot's public ones (core.streams.feed_streams): the
+    account's need asking for. ``streams`` are one market's (each market's symbols are
+    its own entities, under the same names): a ValueError otherwise.
     ``symbol`` keeps only that symbol's changes (its rules, its commission and its
     delisting; the account, rate limits, exchange filters and system status are no
     symbol's); ``fields`` keeps, and ``exclude_fields`` drops, the fields named or under
@@ -403,13 +405,15 @@ def changes(
     unknown = set(streams) - set(STREAMS)
     if unknown:
         raise ValueError(f"unknown streams: {', '.join(sorted(unknown))}")
+    markets = {stream_declaration(s).market for s in streams}
+    if len(markets) > 1:
+        raise ValueError(f"streams of one market at a time, not {', '.join(sorted(markets))}")
     tables = [
         t
-        for t in (_SYMBOLS, _FILTERS, *_WHOLE_ROW_TABLES, _SCHEMA)
+        for t in (*_FEED_TABLES, _SCHEMA)
         if (t.stream in streams or (t.by_stream and schema)) and (symbol is None or t.per_symbol)
     ]
-    # Only public streams have a shape: asked for all of them, no condition is needed.
-    shapes_of = None if set(PUBLIC_STREAMS) <= set(streams) else streams
+    streams_of = {t.entity: t.stream for t in tables if not t.by_stream}
     position = decode_cursor(cursor) if cursor is not None else None
     # The cursor's own change may be followed by more fields of the same entity at the
     # same instant: its event is read again and only the fields after it are kept.
@@ -419,7 +423,7 @@ def changes(
     # cursor's own event comes back first.
     batch = limit + 1 + (position is not None)
     while len(selected) <= limit:
-        positions = _next_events(conn, tables, start, end, symbol, after, batch, shapes_of)
+        positions = _next_events(conn, tables, start, end, symbol, after, batch, streams)
         found = _changes_at(conn, tables, positions)
         selected.extend(
             item
@@ -434,18 +438,20 @@ def changes(
         # Field filters may drop most events: read on in growing batches, not one by one.
         batch *= 2
     page = selected[:limit]
-    before = _observed_before(conn, ((_stream_of(item[1], item[2]), item[0]) for item in page))
+    before = _observed_before(
+        conn, ((_stream_of(item[1], item[2], streams_of), item[0]) for item in page)
+    )
     result = [
         Change(
             at,
-            _stream_of(entity, key),
+            _stream_of(entity, key, streams_of),
             entity,
             key,
             c.field,
             c.old,
             c.new,
             observation_id,
-            before[(_stream_of(entity, key), at)],
+            before[(_stream_of(entity, key, streams_of), at)],
         )
         for at, entity, key, c, observation_id in page
     ]
@@ -458,12 +464,15 @@ def _changes_at(
 ) -> list[tuple[datetime, str, str, FieldChange, int]]:
     """Every change at ``positions``, in the feed's order."""
     found: list[tuple[datetime, str, str, FieldChange, int]] = []
-    if _SYMBOLS in tables:
-        symbol_events = _events_of(conn, _SYMBOLS, positions)
-        filter_events = _events_of(conn, _FILTERS, positions)
+    own = [t for t in tables if t.entity == SYMBOL and not _is_filters(t)]
+    if own:  # one market's: its symbols and their filters
+        [symbols] = own
+        [filters] = [t for t in tables if _is_filters(t)]
+        symbol_events = _events_of(conn, symbols, positions)
+        filter_events = _events_of(conn, filters, positions)
         found.extend(_symbol_changes(symbol_events, filter_events))
     for table in tables:
-        if table in _WHOLE_ROW_TABLES or table is _SCHEMA:
+        if table.entity != SYMBOL:
             found.extend(_raw_changes(table, _events_of(conn, table, positions)))
     moves = _new_histories(conn, {item[4] for item in found if item[3].field == LISTED})
     if moves:

@@ -15,26 +15,92 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cache
 from itertools import pairwise
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Numeric, text
+from sqlalchemy import Connection, DateTime, Numeric, text
 
+from core import streams as catalogue
 from core.bodies import restore_server_time
 from core.cursors import decode_position, encode_position
 from core.diff import FieldChange, diff_objects
 from core.models import SUCCESS_OUTCOMES, VERSIONED_TABLES, typed_columns
+from core.streams import DEFAULT_MARKET, Market
 
 GAP_FACTOR = 3
 
-# Read from the models (a column added to a model is read without a list to edit).
-SYMBOL_FIELDS = typed_columns("symbol_versions")
-FILTER_FIELDS = typed_columns("symbol_filter_versions", key=False)
-_SYMBOL_COLUMNS = ", ".join(SYMBOL_FIELDS)
-_FILTER_COLUMNS = ", ".join(FILTER_FIELDS)
 _VERSION_COLUMNS = "valid_from, valid_to, opened_by, closed_by, raw::text"
 VERSION_FIELDS = ("valid_from", "valid_to", "opened_by", "closed_by", "raw_json")
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where a market's symbols are read from and how their rows are laid out.
+
+    The columns are read from the models (a column added to a model is read without a list
+    to edit): a symbol row is ``symbol_fields`` then the version columns; a filter row is
+    symbol, filter type, ``filter_fields``, then the version columns. Spot's and the
+    futures markets' rows differ only in these lists, so every reader below serves all.
+    """
+
+    market: Market
+    symbol_fields: tuple[str, ...]
+    filter_fields: tuple[str, ...]
+    decimal_filter_fields: frozenset[str]
+    symbol_instants: tuple[str, ...]  # a contract's deliveryDate and onboardDate
+
+    @property
+    def symbols(self) -> str:
+        return self.market.symbols
+
+    @property
+    def filters(self) -> str:
+        return self.market.filters
+
+    @property
+    def symbol_row_version(self) -> int:
+        """Where a symbol row's version columns start."""
+        return len(self.symbol_fields)
+
+    @property
+    def filter_row_version(self) -> int:
+        """Where a filter row's version columns start."""
+        return 2 + len(self.filter_fields)
+
+    def filter_columns(self, decimals_as_text: bool) -> str:
+        """The typed filter columns; numerics as PostgreSQL's exact text if asked.
+
+        PostgreSQL renders a numeric exactly as stored ("0.00000100", never an exponent),
+        so an API that answers in text skips a Decimal per value both ways.
+        """
+        return ", ".join(
+            f"{c}::text" if decimals_as_text and c in self.decimal_filter_fields else c
+            for c in self.filter_fields
+        )
+
+
+@cache
+def layout(name: str = DEFAULT_MARKET) -> Layout:
+    """The layout of market ``name``'s symbols (core.streams.MARKETS); KeyError if unknown."""
+    declared = catalogue.market(name)
+    symbols = VERSIONED_TABLES[declared.symbols].__table__.c  # type: ignore[attr-defined]
+    filters = VERSIONED_TABLES[declared.filters].__table__.c  # type: ignore[attr-defined]
+    symbol_fields = tuple(typed_columns(declared.symbols))
+    return Layout(
+        declared,
+        symbol_fields,
+        tuple(typed_columns(declared.filters, key=False)),
+        frozenset(c.name for c in filters if isinstance(c.type, Numeric)),
+        tuple(c.name for c in symbols if c.name in symbol_fields and isinstance(c.type, DateTime)),
+    )
+
+
+SPOT = layout()
+# Spot's, by the names the API's tests and benches know.
+SYMBOL_FIELDS = SPOT.symbol_fields
+FILTER_FIELDS = SPOT.filter_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,31 +173,11 @@ def _version(row: Sequence[Any], typed: Sequence[str], offset: int = 0) -> Versi
     return Version(dict(zip(typed, row[offset:n], strict=True)), *row[n : n + 5])
 
 
-def _filter_version(row: Sequence[Any]) -> Version:
+def _filter_version(row: Sequence[Any], shape: Layout) -> Version:
     """A filter version with only the typed fields its filter type has (no NULL columns)."""
-    n = FILTER_ROW_VERSION
-    fields = {k: v for k, v in zip(FILTER_FIELDS, row[2:n], strict=True) if v is not None}
+    n = shape.filter_row_version
+    fields = {k: v for k, v in zip(shape.filter_fields, row[2:n], strict=True) if v is not None}
     return Version(fields, *row[n : n + 5])
-
-
-def _filter_columns(decimals_as_text: bool) -> str:
-    """The typed filter columns; numerics as PostgreSQL's exact text if asked.
-
-    PostgreSQL renders a numeric exactly as stored ("0.00000100", never an exponent), so an
-    API that answers in text skips a Decimal per value both ways.
-    """
-    if not decimals_as_text:
-        return _FILTER_COLUMNS
-    return ", ".join(f"{c}::text" if c in _DECIMAL_FILTER_FIELDS else c for c in FILTER_FIELDS)
-
-
-SYMBOL_ROW_VERSION = len(SYMBOL_FIELDS)
-FILTER_ROW_VERSION = 2 + len(FILTER_FIELDS)
-_DECIMAL_FILTER_FIELDS = frozenset(
-    c.name
-    for c in VERSIONED_TABLES["symbol_filter_versions"].__table__.c  # type: ignore[attr-defined]
-    if isinstance(c.type, Numeric)
-)
 
 
 def evidence(
@@ -186,38 +232,59 @@ def _fetch(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any
     return rows
 
 
-def _symbol_rows(conn: Connection, where: str, params: dict[str, Any]) -> list[Version]:
-    sql = f"SELECT {_SYMBOL_COLUMNS}, {_VERSION_COLUMNS} FROM symbol_versions WHERE {where}"
-    return [_version(r, SYMBOL_FIELDS) for r in _fetch(conn, sql, params)]
+def _symbol_sql(shape: Layout, where: str) -> str:
+    return (
+        f"SELECT {', '.join(shape.symbol_fields)}, {_VERSION_COLUMNS} FROM {shape.symbols}"
+        f" WHERE {where}"
+    )
+
+
+def _symbol_rows(
+    conn: Connection, shape: Layout, where: str, params: dict[str, Any]
+) -> list[Version]:
+    sql = _symbol_sql(shape, where)
+    return [_version(r, shape.symbol_fields) for r in _fetch(conn, sql, params)]
 
 
 def _filter_rows(
-    conn: Connection, where: str, params: dict[str, Any], *, decimals_as_text: bool = False
+    conn: Connection,
+    shape: Layout,
+    where: str,
+    params: dict[str, Any],
+    *,
+    decimals_as_text: bool = False,
 ) -> list[tuple[str, str, Version]]:
     """(symbol, filter type, version) of every filter version matching ``where``."""
-    sql = _filter_sql(where, decimals_as_text)
-    return [(r[0], r[1], _filter_version(r)) for r in _fetch(conn, sql, params)]
+    sql = _filter_sql(shape, where, decimals_as_text)
+    return [(r[0], r[1], _filter_version(r, shape)) for r in _fetch(conn, sql, params)]
 
 
-def _filter_sql(where: str, decimals_as_text: bool) -> str:
+def _filter_sql(shape: Layout, where: str, decimals_as_text: bool) -> str:
     return (
-        f"SELECT symbol, filter_type, {_filter_columns(decimals_as_text)}, {_VERSION_COLUMNS}"
-        f" FROM symbol_filter_versions WHERE {where}"
+        f"SELECT symbol, filter_type, {shape.filter_columns(decimals_as_text)},"
+        f" {_VERSION_COLUMNS} FROM {shape.filters} WHERE {where}"
     )
 
 
 def symbol_as_of(
-    conn: Connection, symbol: str, at: datetime, *, decimals_as_text: bool = False
+    conn: Connection,
+    symbol: str,
+    at: datetime,
+    *,
+    market: str = DEFAULT_MARKET,
+    decimals_as_text: bool = False,
 ) -> SymbolRules | None:
-    """The symbol's rules in force at ``at``, or None if it was not listed then.
+    """The symbol's rules on ``market`` in force at ``at``, or None if it was not listed then.
 
     Filter fields are Decimal, or exact text with ``decimals_as_text``.
     """
+    shape = layout(market)
     where = "symbol = :sym AND tstzrange(valid_from, valid_to) @> CAST(:t AS timestamptz)"
-    versions = _symbol_rows(conn, where, {"sym": symbol, "t": at})
+    versions = _symbol_rows(conn, shape, where, {"sym": symbol, "t": at})
     if not versions:
         return None
-    found = _filter_rows(conn, where, {"sym": symbol, "t": at}, decimals_as_text=decimals_as_text)
+    params = {"sym": symbol, "t": at}
+    found = _filter_rows(conn, shape, where, params, decimals_as_text=decimals_as_text)
     filters = {ftype: v for _, ftype, v in found}
     return SymbolRules(versions[0], filters)
 
@@ -228,13 +295,13 @@ class RulesRows:
 
     A whole exchange is ~2,300 symbols and ~20,000 filters: an answer that renders them all
     cannot afford a ``Version`` and a field dict per row on the way (it cost as much as the
-    queries). ``symbols`` rows are ``SYMBOL_FIELDS`` then the version columns, sorted by
-    symbol; ``filters`` rows are symbol, filter type, ``FILTER_FIELDS`` (NULL where the
-    filter lacks the field), then the version columns, in no order. The version columns
-    start at ``SYMBOL_ROW_VERSION`` / ``FILTER_ROW_VERSION`` and are laid out as
-    ``VERSION_FIELDS``.
+    queries). ``symbols`` rows are the layout's symbol fields then the version columns,
+    sorted by symbol; ``filters`` rows are symbol, filter type, its filter fields (NULL
+    where the filter lacks the field), then the version columns, in no order. The version
+    columns are laid out as ``VERSION_FIELDS`` (``Layout`` says where they start).
     """
 
+    shape: Layout
     symbols: list[tuple[Any, ...]]
     filters: list[tuple[Any, ...]]
 
@@ -243,12 +310,15 @@ def rules_rows_as_of(
     conn: Connection,
     at: datetime | None,
     *,
+    market: str = DEFAULT_MARKET,
     status: str | None = None,
     base_asset: str | None = None,
     quote_asset: str | None = None,
     decimals_as_text: bool = False,
 ) -> RulesRows:
-    """Every symbol in force at ``at`` (None: the current versions), with its filters."""
+    """Every symbol of ``market`` in force at ``at`` (None: the current versions), with its
+    filters."""
+    shape = layout(market)
     when = _in_force(at)
     params: dict[str, Any] = {"t": at}
     where = [when]
@@ -260,30 +330,28 @@ def rules_rows_as_of(
         if value is not None:
             where.append(f"{column} = :{column}")
             params[column] = value
-    symbols = _fetch(
-        conn,
-        f"SELECT {_SYMBOL_COLUMNS}, {_VERSION_COLUMNS} FROM symbol_versions"
-        f" WHERE {' AND '.join(where)} ORDER BY symbol",
-        params,
-    )
+    symbols = _fetch(conn, _symbol_sql(shape, f"{' AND '.join(where)} ORDER BY symbol"), params)
     if not symbols:
-        return RulesRows([], [])
+        return RulesRows(shape, [], [])
     filter_where = when
     if len(where) > 1:
         filter_where += " AND symbol = ANY(:names)"
         params["names"] = [row[0] for row in symbols]
-    filters = _fetch(conn, _filter_sql(filter_where, decimals_as_text), params)
-    return RulesRows(symbols, filters)
+    filters = _fetch(conn, _filter_sql(shape, filter_where, decimals_as_text), params)
+    return RulesRows(shape, symbols, filters)
 
 
-def symbols_as_of(conn: Connection, at: datetime | None) -> list[SymbolRules]:
-    """Every symbol in force at ``at`` (None: the current versions), sorted by name, as
-    ``SymbolRules`` (filter fields as Decimal)."""
-    rows = rules_rows_as_of(conn, at)
+def symbols_as_of(
+    conn: Connection, at: datetime | None, *, market: str = DEFAULT_MARKET
+) -> list[SymbolRules]:
+    """Every symbol of ``market`` in force at ``at`` (None: the current versions), sorted by
+    name, as ``SymbolRules`` (filter fields as Decimal)."""
+    rows = rules_rows_as_of(conn, at, market=market)
+    shape = rows.shape
     filters: dict[str, dict[str, Version]] = defaultdict(dict)
     for row in rows.filters:
-        filters[row[0]][row[1]] = _filter_version(row)
-    return [SymbolRules(_version(r, SYMBOL_FIELDS), filters[r[0]]) for r in rows.symbols]
+        filters[row[0]][row[1]] = _filter_version(row, shape)
+    return [SymbolRules(_version(r, shape.symbol_fields), filters[r[0]]) for r in rows.symbols]
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,8 +371,9 @@ def symbol_history(
     *,
     limit: int,
     cursor: str | None = None,
+    market: str = DEFAULT_MARKET,
 ) -> HistoryPage:
-    """The instants at which the symbol's rules changed, overlapping [start, end), with diffs;
+    """The instants at which the symbol's rules on ``market`` changed, overlapping [start, end), with diffs;
     at most ``limit``, after ``cursor`` (the ``next_cursor`` of the previous page).
 
     Each entry is diffed against the rules in force just before it, so a window that
@@ -313,26 +382,27 @@ def symbol_history(
     during its own entries only (found by the key and the range), never the whole history.
     Raises ``core.cursors.CursorError`` for a token this history did not hand out.
     """
+    shape = layout(market)
     if cursor is not None:
         after, _ = decode_position(cursor, 0, "this history")
         base: datetime | None = after  # the previous page's last entry: in force, done
     else:
-        first = _instant_in_force(conn, symbol, start) if start is not None else None
+        first = _instant_in_force(conn, shape, symbol, start) if start is not None else None
         base = first - _JUST_BEFORE if first is not None else start
     params = {"sym": symbol, "base": base, "n": limit + 1}
     # The (limit + 1)th instant a version opens after base bounds the page: with the
     # closings before it, at least limit + 1 instants, which a page needs (the last one
     # ends the page's last entry and says that more follow).
     upper = conn.execute(
-        text(_page_end_sql(after_base=base is not None)), params
+        text(_page_end_sql(shape, after_base=base is not None)), params
     ).scalar_one_or_none()
     where = (
         "symbol = :sym AND tstzrange(valid_from, valid_to)"
         " && tstzrange(CAST(:base AS timestamptz), CAST(:upper AS timestamptz), '[]')"
     )
     window = {"sym": symbol, "base": base, "upper": upper}
-    parts = [("symbol", v) for v in _symbol_rows(conn, where, window)]
-    parts += [(ftype, v) for _, ftype, v in _filter_rows(conn, where, window)]
+    parts = [("symbol", v) for v in _symbol_rows(conn, shape, where, window)]
+    parts += [(ftype, v) for _, ftype, v in _filter_rows(conn, shape, where, window)]
     entries = _entries(parts, base, upper)
     in_window = [e for e in entries if end is None or e.valid_from < end]
     # The entry at upper ends past what was read: it only says that more follow.
@@ -341,17 +411,17 @@ def symbol_history(
     return HistoryPage(page, encode_position(page[-1].valid_from, ()) if more else None)
 
 
-def symbol_seen(conn: Connection, symbol: str) -> bool:
-    """Whether any version of the symbol was ever recorded."""
+def symbol_seen(conn: Connection, symbol: str, *, market: str = DEFAULT_MARKET) -> bool:
+    """Whether any version of the symbol was ever recorded on ``market``."""
     return bool(
         conn.execute(
-            text("SELECT EXISTS (SELECT FROM symbol_versions WHERE symbol = :sym)"),
+            text(f"SELECT EXISTS (SELECT FROM {layout(market).symbols} WHERE symbol = :sym)"),
             {"sym": symbol},
         ).scalar_one()
     )
 
 
-def _page_end_sql(*, after_base: bool) -> str:
+def _page_end_sql(shape: Layout, *, after_base: bool) -> str:
     """The ``:n``th instant after ``:base`` at which a version of ``:sym`` opens.
 
     Read from the primary keys, at most ``:n`` entries per key: the filters' key is
@@ -359,37 +429,41 @@ def _page_end_sql(*, after_base: bool) -> str:
     loose index scan) and each type's openings are a range of its own.
     """
     later = " AND valid_from > :base" if after_base else ""
+    symbols, filters = shape.symbols, shape.filters
     return (
         "WITH RECURSIVE types(t) AS ("
-        "  SELECT min(filter_type) FROM symbol_filter_versions WHERE symbol = :sym"
+        f"  SELECT min(filter_type) FROM {filters} WHERE symbol = :sym"
         "  UNION ALL"
-        "  SELECT (SELECT min(filter_type) FROM symbol_filter_versions"
+        f"  SELECT (SELECT min(filter_type) FROM {filters}"
         "          WHERE symbol = :sym AND filter_type > types.t)"
         "  FROM types WHERE types.t IS NOT NULL"
         ") SELECT at FROM ("
-        f"  (SELECT valid_from AS at FROM symbol_versions WHERE symbol = :sym{later}"
+        f"  (SELECT valid_from AS at FROM {symbols} WHERE symbol = :sym{later}"
         "   ORDER BY valid_from LIMIT :n)"
         "  UNION"
         "  SELECT o.at FROM types CROSS JOIN LATERAL ("
-        "    SELECT valid_from AS at FROM symbol_filter_versions"
+        f"    SELECT valid_from AS at FROM {filters}"
         f"   WHERE symbol = :sym AND filter_type = types.t{later}"
         "    ORDER BY valid_from LIMIT :n) AS o"
         ") AS openings ORDER BY at OFFSET :n - 1 LIMIT 1"
     )
 
 
-def _instant_in_force(conn: Connection, symbol: str, at: datetime) -> datetime | None:
+def _instant_in_force(
+    conn: Connection, shape: Layout, symbol: str, at: datetime
+) -> datetime | None:
     """The last instant at or before ``at`` at which the symbol's rules changed.
 
     The last opening at or before ``at``, unless a version in force then closed after it,
     by ``at``, with no successor (a delisting, a filter removed).
     """
+    symbols, filters = shape.symbols, shape.filters
     opened: datetime | None = conn.execute(
         text(
             "SELECT greatest("
-            " (SELECT max(valid_from) FROM symbol_versions WHERE symbol = :sym"
+            f" (SELECT max(valid_from) FROM {symbols} WHERE symbol = :sym"
             "  AND valid_from <= :t),"
-            " (SELECT max(valid_from) FROM symbol_filter_versions WHERE symbol = :sym"
+            f" (SELECT max(valid_from) FROM {filters} WHERE symbol = :sym"
             "  AND valid_from <= :t))"
         ),
         {"sym": symbol, "t": at},
@@ -399,10 +473,10 @@ def _instant_in_force(conn: Connection, symbol: str, at: datetime) -> datetime |
     closed: datetime | None = conn.execute(
         text(
             "SELECT max(valid_to) FROM ("
-            "  SELECT valid_to FROM symbol_versions WHERE symbol = :sym"
+            f"  SELECT valid_to FROM {symbols} WHERE symbol = :sym"
             "   AND tstzrange(valid_from, valid_to) && tstzrange(:o, :t, '[]') AND valid_to <= :t"
             "  UNION ALL"
-            "  SELECT valid_to FROM symbol_filter_versions WHERE symbol = :sym"
+            f"  SELECT valid_to FROM {filters} WHERE symbol = :sym"
             "   AND tstzrange(valid_from, valid_to) && tstzrange(:o, :t, '[]') AND valid_to <= :t"
             ") AS c"
         ),
@@ -457,10 +531,13 @@ def _rules_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Fie
     return changes
 
 
-def rate_limits_as_of(conn: Connection, at: datetime | None) -> list[Version]:
+def rate_limits_as_of(
+    conn: Connection, at: datetime | None, *, market: str = DEFAULT_MARKET
+) -> list[Version]:
+    """The rate limits of ``market`` in force at ``at`` (None: the current ones)."""
     return _versions_at(
         conn,
-        "rate_limit_versions",
+        catalogue.market(market).rate_limits,
         ("rate_limit_type", "interval", "interval_num", "limit_value"),
         at,
         order="rate_limit_type, interval, interval_num",
@@ -486,17 +563,20 @@ class StoredDocument:
     body: bytes
 
 
-def exchange_info_as_of(conn: Connection, at: datetime) -> StoredDocument | None:
-    """The exact exchangeInfo body of the last successful observation at or before ``at``."""
+def exchange_info_as_of(
+    conn: Connection, at: datetime, *, market: str = DEFAULT_MARKET
+) -> StoredDocument | None:
+    """The exact exchangeInfo body of ``market``'s last successful observation at or before
+    ``at``."""
     row = conn.execute(
         text(
             "SELECT o.id, o.observed_at, b.body, coalesce(o.server_time, o.observed_at)"
             " FROM observations o"
             " JOIN raw_bodies b ON b.sha256 = o.body_sha256"
-            " WHERE o.stream = 'exchange_info' AND o.outcome = ANY(:ok) AND o.observed_at <= :t"
+            " WHERE o.stream = :s AND o.outcome = ANY(:ok) AND o.observed_at <= :t"
             " ORDER BY o.observed_at DESC LIMIT 1"
         ),
-        {"t": at, "ok": list(SUCCESS_OUTCOMES)},
+        {"s": catalogue.market(market).exchange_info, "t": at, "ok": list(SUCCESS_OUTCOMES)},
     ).one_or_none()
     if row is None:
         return None

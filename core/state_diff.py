@@ -30,7 +30,15 @@ from sqlalchemy import Connection, text
 from core.diff import FieldChange, diff_objects, flatten
 from core.history import symbols_as_of
 from core.models import VERSIONED_TABLES
-from core.streams import CATALOGUE, FEED_STREAMS, PRIVATE_STREAMS, SCHEMA_FEED, FeedTable
+from core.streams import (
+    CATALOGUE,
+    DEFAULT_MARKET,
+    PRIVATE_STREAMS,
+    SCHEMA_FEED,
+    FeedTable,
+    feed_streams,
+)
+from core.streams import market as market_declaration
 
 
 class DifferentSourcesError(Exception):
@@ -59,19 +67,20 @@ class EntityDiff:
 
 @dataclass(frozen=True, slots=True)
 class StateDiff:
-    """Each section (core.streams.DIFF_SECTIONS) by name; None: private, not asked for."""
+    """Each section of the market's diff (core.streams.diff_sections) by name; None:
+    private, not asked for."""
 
     sections: dict[str, EntityDiff | None]
 
 
-def _symbol_objects(conn: Connection, at: datetime) -> dict[str, dict[str, Any]]:
-    """Every symbol at ``at`` as ``{own fields..., "filters": {type: filter}}``."""
+def _symbol_objects(conn: Connection, at: datetime, market: str) -> dict[str, dict[str, Any]]:
+    """Every symbol of ``market`` at ``at`` as ``{own fields..., "filters": {type: filter}}``."""
     return {
         rules.symbol.fields["symbol"]: {
             **rules.symbol.raw,
             "filters": {ftype: v.raw for ftype, v in rules.filters.items()},
         }
-        for rules in symbols_as_of(conn, at)
+        for rules in symbols_as_of(conn, at, market=market)
     }
 
 
@@ -131,50 +140,62 @@ def _table_diff(conn: Connection, table: FeedTable, start: datetime, end: dateti
 
 
 def state_diff(
-    conn: Connection, start: datetime, end: datetime, *, private: bool = False
+    conn: Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    private: bool = False,
+    market: str = DEFAULT_MARKET,
 ) -> StateDiff:
-    """How the state as of ``end`` differs from the state as of ``start``.
+    """How the state of ``market`` as of ``end`` differs from its state as of ``start``.
 
     The private streams' sections (the account's) are compared only if ``private``.
     Raises DifferentSourcesError if a stream compared moved to another source in between.
     """
+    compared = feed_streams(market, private=True)
     moved = conn.execute(
         text(
             "SELECT stream, observed_at FROM observations WHERE outcome = 'switched'"
-            " AND observed_at > :start AND observed_at <= :end"
+            " AND observed_at > :start AND observed_at <= :end AND stream = ANY(:compared)"
             " AND (:private OR stream <> ALL(:private_streams)) ORDER BY observed_at LIMIT 1"
         ),
         {
             "start": start,
             "end": end,
+            "compared": list(compared),
             "private": private,
             "private_streams": sorted(PRIVATE_STREAMS),
         },
     ).one_or_none()
     if moved is not None:
         raise DifferentSourcesError(moved.stream, moved.observed_at)
+    symbols = market_declaration(market).symbols
     sections: dict[str, EntityDiff | None] = {}
     for stream in CATALOGUE:
+        if stream.name not in compared:
+            continue
         for table in stream.feed:
             if table.diff is None:
                 continue
             if stream.private and not private:
                 sections[table.diff] = None
-            elif table.table == "symbol_versions":  # with its filters (symbol_filter_versions)
+            elif table.table == symbols:  # with its filters
                 sections[table.diff] = _compare(
-                    _symbol_objects(conn, start), _symbol_objects(conn, end), _symbol_changes
+                    _symbol_objects(conn, start, market),
+                    _symbol_objects(conn, end, market),
+                    _symbol_changes,
                 )
             else:
                 sections[table.diff] = _table_diff(conn, table, start, end)
     shapes = _table_diff(conn, SCHEMA_FEED, start, end)
+
+    def reported(shape_key: str) -> bool:
+        """Whether a shape (``<stream>:<path>``) is of a stream this diff compares."""
+        return shape_key.split(":", 1)[0] in compared
+
     sections["schema"] = EntityDiff(
-        added=[k for k in shapes.added if _reported(k)],
-        removed=[k for k in shapes.removed if _reported(k)],
-        changed=[c for c in shapes.changed if _reported(c.key)],
+        added=[k for k in shapes.added if reported(k)],
+        removed=[k for k in shapes.removed if reported(k)],
+        changed=[c for c in shapes.changed if reported(c.key)],
     )
     return StateDiff(sections)
-
-
-def _reported(shape_key: str) -> bool:
-    """Whether a shape (``<stream>:<path>``) is of a stream the diff reports (FEED_STREAMS)."""
-    return shape_key.split(":", 1)[0] in FEED_STREAMS

@@ -223,9 +223,13 @@ CATALOGUE: tuple[Stream, ...] = (
             "usdm_rate_limit_versions",
             "usdm_exchange_filter_versions",
         ),
-        # Not in the change feed nor the diff until the reads take a market: today they
-        # would mix USD-M's BTCUSDT with spot's under one entity name.
-        feed=(),
+        feed=(
+            FeedTable("symbol", "usdm_symbol_versions", "symbols"),
+            FeedTable("symbol", "usdm_symbol_filter_versions", None, feed_key=("symbol",)),
+            FeedTable("rate_limit", "usdm_rate_limit_versions", "rate_limits"),
+            FeedTable("exchange_filter", "usdm_exchange_filter_versions", "exchange_filters"),
+            FeedTable("asset", "usdm_asset_versions", "assets"),
+        ),
     ),
     Stream(
         name="coinm_exchange_info",
@@ -242,7 +246,12 @@ CATALOGUE: tuple[Stream, ...] = (
             "coinm_rate_limit_versions",
             "coinm_exchange_filter_versions",
         ),
-        feed=(),
+        feed=(
+            FeedTable("symbol", "coinm_symbol_versions", "symbols"),
+            FeedTable("symbol", "coinm_symbol_filter_versions", None, feed_key=("symbol",)),
+            FeedTable("rate_limit", "coinm_rate_limit_versions", "rate_limits"),
+            FeedTable("exchange_filter", "coinm_exchange_filter_versions", "exchange_filters"),
+        ),
     ),
 )
 
@@ -252,11 +261,10 @@ STREAMS = tuple(s.name for s in CATALOGUE)
 # how often) tells when it traded. Only a caller with the API token reads any of it.
 PRIVATE_STREAMS = frozenset(s.name for s in CATALOGUE if s.private)
 PUBLIC_STREAMS = tuple(s.name for s in CATALOGUE if not s.private)
-# The streams the change feed and the diff report: those that declare feed tables. The
-# futures streams declare none until the reads take a market (a USD-M BTCUSDT is not
-# spot's); their shapes are left out with them, and read in /v1/schema meanwhile.
+# The streams the change feed and the diff report: those that declare feed tables. A feed
+# or a diff covers one market at a time (``feed_streams``): each market's symbols are its
+# own entities, reported under the same names (``symbol``, ``rate_limit``...).
 FEED_STREAMS = tuple(s.name for s in CATALOGUE if s.feed)
-PUBLIC_FEED_STREAMS = tuple(s for s in FEED_STREAMS if s not in PRIVATE_STREAMS)
 # Written by a private stream: even a count of its versions is private.
 PRIVATE_TABLES = frozenset(t for s in CATALOGUE if s.private for t in s.tables)
 # The shape of every public stream's documents (core.schema): which field paths and filter
@@ -271,11 +279,22 @@ FEED_ENTITIES = (
     *dict.fromkeys(f.entity for s in CATALOGUE for f in s.feed),
     SCHEMA_FEED.entity,
 )
-# The sections of the whole-state diff, in catalogue order, the shape last.
-DIFF_SECTIONS = (
-    *(f.diff for s in CATALOGUE for f in s.feed if f.diff is not None),
-    "schema",
-)
+
+
+def feed_streams(market: str = DEFAULT_MARKET, *, private: bool = False) -> tuple[str, ...]:
+    """The streams of ``market`` the change feed and the diff report, in catalogue order;
+    the private ones (the account's) only with ``private``."""
+    return tuple(
+        s.name for s in CATALOGUE if s.feed and s.market == market and (private or not s.private)
+    )
+
+
+def diff_sections(market: str = DEFAULT_MARKET) -> tuple[str, ...]:
+    """The sections of ``market``'s whole-state diff, in catalogue order, the shape last."""
+    return (
+        *(f.diff for s in CATALOGUE if s.market == market for f in s.feed if f.diff is not None),
+        "schema",
+    )
 
 
 def stream(name: str) -> Stream:

@@ -31,7 +31,15 @@ from core.ingest import SourceMismatchError, claim_sources
 from core.redact import install as install_redaction
 from core.redact import settings_secrets
 from core.sources import source_of
-from core.streams import CATALOGUE, FEED_STREAMS, PUBLIC_FEED_STREAMS, PUBLIC_STREAMS, STREAMS
+from core.streams import (
+    CATALOGUE,
+    DEFAULT_MARKET,
+    MARKETS,
+    PUBLIC_STREAMS,
+    STREAMS,
+    feed_streams,
+    stream,
+)
 from core.timeparse import TimeParseError, parse_instant
 from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
 from exmeta.supervise import ListenError, Supervisor, listen, probe_address
@@ -374,7 +382,13 @@ def cmd_changes(args: argparse.Namespace) -> int:
     readable = STREAMS if settings.api.token else PUBLIC_STREAMS
     if args.stream is not None and args.stream not in readable:
         raise CliError(f"--stream {args.stream} needs [api] token (EXMETA_API__TOKEN)", 2)
-    reported = FEED_STREAMS if settings.api.token else PUBLIC_FEED_STREAMS
+    if args.stream is not None and stream(args.stream).market != args.market:
+        raise CliError(
+            f"--stream {args.stream} is of market {stream(args.stream).market}, not"
+            f" {args.market} (--market)",
+            2,
+        )
+    reported = feed_streams(args.market, private=bool(settings.api.token))
     streams = reported if args.stream is None else (args.stream,)
     end = _instant(args.to, "--to") if args.to else datetime.now(UTC)
     start = _instant(args.start, "--from") if args.start else end - DEFAULT_WINDOW
@@ -539,7 +553,7 @@ def _symbol_row(rules: dict[str, Any]) -> list[object]:
         lot.get("step_size"),
         lot.get("min_qty"),
         lot.get("max_qty"),
-        notional.get("min_notional"),
+        notional.get("min_notional", notional.get("notional")),  # futures: notional
         rules["valid_from"],
         rules["valid_to"],
     ]
@@ -569,7 +583,7 @@ def cmd_asof(args: argparse.Namespace) -> int:
     from urllib.parse import quote
 
     _instant(args.time, "TIME")  # refused here, in the CLI's own words
-    params = {"as_of": args.time}
+    params = {"as_of": args.time, "market": args.market}
     with _api(args) as get:
         if args.symbols:
             bodies = [get(f"/v1/symbols/{quote(s, safe='')}", params) for s in args.symbols]
@@ -590,7 +604,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """GET /v1/symbols/{symbol}/check's answer; exit 0 if accepted, 1 if not."""
     from urllib.parse import quote
 
-    params = {"side": args.side, "type": args.type}
+    params = {"side": args.side, "type": args.type, "market": args.market}
     if args.at is not None:
         _instant(args.at, "--at")
         params["as_of"] = args.at
@@ -630,7 +644,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     """How the state at --to differs from the state at --from, like GET /v1/diff."""
     _instant(args.start, "--from")
-    params = {"from": args.start}
+    params = {"from": args.start, "market": args.market}
     if args.to is not None:
         _instant(args.to, "--to")
         params["to"] = args.to
@@ -733,9 +747,17 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
         "replicas", parents=[common], help="list the poller replicas, their state and leases"
     ).set_defaults(func=cmd_replicas)
     json_help = "print the API's JSON instead of a table, for scripts"
+    # The market every read command takes, as the API's `market=` does.
+    market = _Parser(add_help=False)
+    market.add_argument(
+        "--market",
+        default=DEFAULT_MARKET,
+        choices=MARKETS,
+        help="spot (default), usdm (USD-M futures) or coinm (COIN-M futures)",
+    )
     asof = sub.add_parser(
         "asof",
-        parents=[common],
+        parents=[common, market],
         help="the symbols' rules at an instant, like GET /v1/symbols?as_of=",
     )
     asof.add_argument("time", metavar="TIME", help="RFC 3339 with an offset or Z, or epoch ms")
@@ -750,7 +772,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     asof.set_defaults(func=cmd_asof)
     check = sub.add_parser(
         "check",
-        parents=[common],
+        parents=[common, market],
         help="would this order have been accepted at --at (exit 0) or not (exit 1)",
     )
     check.add_argument("symbol", help="e.g. BTCUSDT")
@@ -776,7 +798,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     check.set_defaults(func=cmd_check)
     changes = sub.add_parser(
         "changes",
-        parents=[common],
+        parents=[common, market],
         help="the changes in [--from, --to), like GET /v1/changes",
     )
     changes.add_argument(
@@ -808,7 +830,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     changes.set_defaults(func=cmd_changes)
     diff = sub.add_parser(
         "diff",
-        parents=[common],
+        parents=[common, market],
         help="how the state at --to differs from the state at --from, like GET /v1/diff",
     )
     diff.add_argument(

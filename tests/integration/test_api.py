@@ -628,7 +628,7 @@ def test_openapi_document_is_openapi_3_with_every_route(client: FlaskClient) -> 
     operations = [op for item in spec["paths"].values() for op in item.values()]
     assert len({op["operationId"] for op in operations}) == len(operations)
     symbol = spec["paths"]["/v1/symbols/{symbol}"]["get"]
-    assert {p["name"] for p in symbol["parameters"]} == {"symbol", "as_of"}
+    assert {p["name"] for p in symbol["parameters"]} == {"symbol", "as_of", "market"}
     observations = spec["paths"]["/v1/observations"]["get"]
     assert {p["name"] for p in observations["parameters"]} == {
         "stream",

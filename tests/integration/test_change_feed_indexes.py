@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, event, text
 
 from core import changes
-from core.streams import CATALOGUE
+from core.streams import CATALOGUE, feed_streams
 from tests.integration.test_changes import NOW, T0, record_script
 
 # Every version table the feed reads: all but balances, which it leaves out on purpose,
@@ -17,10 +17,11 @@ from tests.integration.test_changes import NOW, T0, record_script
 # planner rightly reads by the primary key).
 # The tables the streams declare to the feed (the shape is read by primary key: small).
 FEED_TABLES = sorted({f.table for s in CATALOGUE for f in s.feed})
+MARKET_OF = {f.table: s.market for s in CATALOGUE for f in s.feed}
 
 
-def feed_plans(engine: Engine, symbol: str | None = None) -> list[str]:
-    """The plans (text) of the statements the feed sent to read the version tables."""
+def feed_plans(engine: Engine, market: str = "spot", symbol: str | None = None) -> list[str]:
+    """The plans (text) of the statements the feed sent to read the market's version tables."""
     sent: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, params: Any, *rest: Any) -> None:
@@ -30,7 +31,8 @@ def feed_plans(engine: Engine, symbol: str | None = None) -> list[str]:
     event.listen(engine, "before_cursor_execute", capture)
     try:
         with engine.connect() as conn:
-            changes.changes(conn, T0, NOW, streams=changes.STREAMS, symbol=symbol, limit=1000)
+            streams = feed_streams(market, private=True)
+            changes.changes(conn, T0, NOW, streams=streams, symbol=symbol, limit=1000)
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     plans = []
@@ -47,18 +49,18 @@ def feed_plans(engine: Engine, symbol: str | None = None) -> list[str]:
     return plans
 
 
-def analysed_plans(engine: Engine) -> list[str]:
+def analysed_plans(engine: Engine, market: str = "spot") -> list[str]:
     record_script(engine)
     with engine.begin() as conn:
         conn.execute(text("ANALYZE"))
-    return feed_plans(engine)
+    return feed_plans(engine, market)
 
 
 @pytest.mark.parametrize("table", FEED_TABLES)
 def test_the_feed_finds_a_pages_events_by_the_open_and_close_indexes(
     engine: Engine, table: str
 ) -> None:
-    events, *_ = analysed_plans(engine)
+    events, *_ = analysed_plans(engine, MARKET_OF[table])
     assert f"ix_{table}_valid_from" in events
     assert f"ix_{table}_valid_to" in events
     assert "Seq Scan" not in events

@@ -119,17 +119,26 @@ def test_an_undeclared_stream_name_is_a_key_error() -> None:
         streams.stream("margin")
 
 
-def test_the_diff_answer_documents_every_section_and_only_private_ones_may_be_null() -> None:
+@pytest.mark.parametrize(
+    ("market", "answer"),
+    [("spot", schemas.StateDiff), ("usdm", schemas.FuturesStateDiff)],
+)
+def test_the_diff_answer_documents_every_section_and_only_private_ones_may_be_null(
+    market: str, answer: type[schemas.Model]
+) -> None:
     # By their names in the answer: `schema` is the alias of `schema_diff` (pydantic's own).
-    documented = {f.alias or n: f for n, f in schemas.StateDiff.model_fields.items()}
-    assert set(documented) - {"from", "to", "evidence"} == set(streams.DIFF_SECTIONS)
-    nullable = {
-        name
-        for name in streams.DIFF_SECTIONS
-        if type(None) in get_args(documented[name].annotation)
-    }
+    documented = {f.alias or n: f for n, f in answer.model_fields.items()}
+    sections = streams.diff_sections(market)
+    assert set(documented) - {"from", "to", "evidence", "market"} == set(sections)
+    nullable = {name for name in sections if type(None) in get_args(documented[name].annotation)}
     private = {f.diff for s in CATALOGUE if s.private for f in s.feed if f.diff is not None}
-    assert nullable == private
+    # A section only one futures market has (USD-M's assets) is absent from the other's.
+    only_some = {"assets"} if market != "spot" else set()
+    assert nullable == (private if market == "spot" else only_some)
+
+
+def test_coinm_diff_sections_are_usdm_s_without_assets() -> None:
+    assert set(streams.diff_sections("usdm")) - set(streams.diff_sections("coinm")) == {"assets"}
 
 
 SIM_DATA = REPO / "binance_sim" / "data"
