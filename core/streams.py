@@ -28,6 +28,8 @@ class Market:
     their filters, its rate limits (its weight budget is sized on its own REQUEST_WEIGHT
     limit), its exchange filters, and its margin assets (USD-M only). A market's symbols
     are its own entities: spot's BTCUSDT and USD-M's are read from different tables.
+    ``status_key``: the field of a symbol's source object that holds its status (COIN-M
+    says ``contractStatus``), for whatever reads that object as Binance sent it.
     """
 
     name: str
@@ -38,6 +40,7 @@ class Market:
     rate_limits: str
     exchange_filters: str
     assets: str | None = None
+    status_key: str = "status"
 
 
 MARKET_DECLARATIONS: tuple[Market, ...] = (
@@ -68,6 +71,7 @@ MARKET_DECLARATIONS: tuple[Market, ...] = (
         "coinm_symbol_filter_versions",
         "coinm_rate_limit_versions",
         "coinm_exchange_filter_versions",
+        status_key="contractStatus",
     ),
 )
 MARKETS = tuple(m.name for m in MARKET_DECLARATIONS)

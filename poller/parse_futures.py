@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from core.ingest import Entity, InvalidPayloadError, KindSnapshot, Snapshot
+from core.streams import market as market_declaration
 from poller.parse import (
     _list_of_objects,
     _put,
@@ -41,15 +42,15 @@ class FuturesMarket:
     """What tells one futures market's exchangeInfo from the other's."""
 
     name: str  # the market's word everywhere: usdm, coinm
-    status_key: str  # the symbol field holding its status
+    status_key: str  # the symbol field holding its status (core.streams declares it)
     has_assets: bool  # USD-M lists margin assets; COIN-M's documented body has no `assets`
 
     def table(self, kind: str) -> str:
         return f"{self.name}_{kind}_versions"
 
 
-USDM: Final = FuturesMarket(name="usdm", status_key="status", has_assets=True)
-COINM: Final = FuturesMarket(name="coinm", status_key="contractStatus", has_assets=False)
+USDM: Final = FuturesMarket("usdm", market_declaration("usdm").status_key, has_assets=True)
+COINM: Final = FuturesMarket("coinm", market_declaration("coinm").status_key, has_assets=False)
 FUTURES_MARKETS: Final = {market.name: market for market in (USDM, COINM)}
 
 # Binance contract field -> typed column of <market>_symbol_versions, and its kind. The
