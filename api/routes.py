@@ -49,7 +49,13 @@ from api.schemas import (
 from api.state import app_state
 from core import changes, history, replicas, state_diff
 from core.cursors import CursorError
-from core.order_check import Order, Unchecked, check_order
+from core.order_check import (
+    Order,
+    Unchecked,
+    UnsupportedOrderError,
+    check_futures_order,
+    check_order,
+)
 from core.streams import DEFAULT_MARKET, PRIVATE_STREAMS, feed_streams
 from core.streams import market as market_declaration
 from core.timeparse import format_instant
@@ -246,9 +252,13 @@ def check_symbol_order(path: SymbolPath, query: CheckQuery) -> Response:
     reference_price, LOT_SIZE, MARKET_LOT_SIZE, ICEBERG_PARTS given iceberg_quantity,
     NOTIONAL and MIN_NOTIONAL, quoteOrderQtyMarketAllowed for a MARKET order sized by
     quote_quantity; with the bearer token, the account's canTrade and
-    permissions too. Rules it could not check are listed apart, never as passed; the
-    nearest valid price and quantity follow the tick and step in force. 404 as for the
-    symbol itself.
+    permissions too. A futures contract (market=usdm|coinm): status, order types,
+    PRICE_FILTER, LOT_SIZE (MARKET_LOT_SIZE for a MARKET order), MIN_NOTIONAL's notional
+    against price * quantity, PERCENT_PRICE against reference_price (the mark price);
+    MAX_NUM_* and POSITION_RISK_CONTROL are listed as not checked, and quote_quantity or
+    iceberg_quantity, which futures orders do not have, are a 400. Rules it could not
+    check are listed apart, never as passed; the nearest valid price and quantity follow
+    the tick and step in force. 404 as for the symbol itself.
     """
     read = _symbol_rules(path.symbol, query.as_of, query.market)
     order = Order(
@@ -260,10 +270,18 @@ def check_symbol_order(path: SymbolPath, query: CheckQuery) -> Response:
         query.iceberg_quantity,
         query.quote_quantity,
     )
-    account, account_unchecked = _account_for_check(read.at)
     filters = {ftype: v.raw for ftype, v in read.rules.filters.items()}
-    verdict = check_order(read.rules.symbol.raw, filters, order, account)
-    verdict = replace(verdict, not_checked=verdict.not_checked + account_unchecked)
+    if query.market == DEFAULT_MARKET:
+        account, account_unchecked = _account_for_check(read.at)
+        verdict = check_order(read.rules.symbol.raw, filters, order, account)
+        verdict = replace(verdict, not_checked=verdict.not_checked + account_unchecked)
+    else:  # the account recorded is the spot one: the check lists it as not checked
+        try:
+            verdict = check_futures_order(
+                read.rules.symbol.raw, filters, order, market=query.market
+            )
+        except UnsupportedOrderError as exc:
+            raise ApiError(400, "invalid_parameter", str(exc)) from None
     return render.json_response(
         render.order_check(path.symbol, order, verdict, read.at, read.found)
     )

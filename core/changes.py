@@ -21,6 +21,10 @@ are listed under it and filtered with it. They are listed only when asked for
 (``schema``): a stream's first observation lists every path it has, and a reader of rule
 changes should not wade through those.
 
+A feed covers one market's streams (core.streams.feed_streams): USD-M's and COIN-M's
+contracts, rate limits, exchange filters and (USD-M) assets are entities of the same names
+as spot's (``symbol``...), told apart by their stream, so one page never mixes markets.
+
 Balances are left out on purpose: they change with every fill, and in incident work
 that churn would bury the permission or commission change that matters; they stay
 readable as of any instant (``/v1/account/balances``, ``balance_versions``). The account

@@ -3,11 +3,8 @@ the real USD-M snapshots replayed through the sim and the poller into their vers
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from itertools import groupby
-from typing import Any
 
 import orjson
 import pytest
@@ -21,14 +18,18 @@ from binance_sim.state import Market, SimState, default_fixture
 from core.config import Settings, base_url, replace_section
 from core.ingest import StreamWriter
 from core.streams import stream
-from poller.job import StreamJob, stream_job
+from poller.job import stream_job
 from poller.retry import SharedBudget
 from poller.runner import build_poller
 from tests.builders import client_for, poller_settings
-from tests.conftest import FIXTURES
+from tests.futures_replay import (
+    USDM_FILES,
+    count_versions,
+    replay,
+    status_history,
+    versions_opened,
+)
 from tests.integration.test_api import ok, ts
-
-USDM_FILES = sorted((FIXTURES / "futures_usdm").glob("*.json"))  # 2021-09-06 .. 2025-10-30
 
 
 def current(engine: Engine, table: str) -> set[str]:
@@ -141,68 +142,6 @@ def test_a_futures_429_pauses_its_own_market_and_not_spot(engine: Engine, sim: S
 # -- the replay of the real USD-M snapshots -------------------------------------------------
 
 
-def entities(doc: Mapping[str, Any]) -> dict[str, dict[tuple[Any, ...], Any]]:
-    """Each table's entities in a USD-M document, by key, as plain JSON values: computed
-    here from the documented shape, not by the product's parser or diff."""
-    symbols = doc["symbols"]
-    return {
-        "usdm_symbol_versions": {
-            (s["symbol"],): {k: v for k, v in s.items() if k != "filters"} for s in symbols
-        },
-        "usdm_symbol_filter_versions": {
-            (s["symbol"], f["filterType"]): f for s in symbols for f in s["filters"]
-        },
-        "usdm_asset_versions": {(a["asset"],): a for a in doc["assets"]},
-        "usdm_rate_limit_versions": {
-            (r["rateLimitType"], r["interval"], r["intervalNum"]): r for r in doc["rateLimits"]
-        },
-        "usdm_exchange_filter_versions": {(f["filterType"],): f for f in doc["exchangeFilters"]},
-    }
-
-
-def versions_opened(docs: list[dict[str, Any]]) -> dict[str, int]:
-    """Per table, one version per entity in the first file, and one per entity new or
-    different in each later file than in the one before."""
-    opened: dict[str, int] = {}
-    before: dict[str, dict[tuple[Any, ...], Any]] = {}
-    for doc in docs:
-        now = entities(doc)
-        for table, found in now.items():
-            old = before.get(table, {})
-            opened[table] = opened.get(table, 0) + sum(
-                1 for key, value in found.items() if old.get(key) != value
-            )
-        before = now
-    return opened
-
-
-def count_versions(engine: Engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        return {
-            table: conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
-            for table in entities(orjson.loads(USDM_FILES[0].read_bytes()))
-        }
-
-
-def replay(engine: Engine, sim: SimServer) -> tuple[list[dict[str, Any]], list[datetime]]:
-    """Serve each file in turn and poll it once: the documents, and for each poll an
-    instant after it ended and before the next file was served."""
-    client = client_for(sim.url, stop=threading.Event(), stream="usdm_exchange_info")
-    job: StreamJob = stream_job(
-        stream("usdm_exchange_info"), client, StreamWriter(engine, "usdm_exchange_info"), "r0"
-    )
-    docs, polled = [], []
-    for path in USDM_FILES:
-        body = path.read_bytes()
-        replaced = requests.put(f"{sim.url}/_sim/markets/usdm/exchange-info", data=body, timeout=30)
-        assert replaced.status_code == 200, replaced.text
-        recorded = job.run()
-        assert recorded.outcome in ("changed", "unchanged")
-        docs.append(orjson.loads(body))
-        polled.append(datetime.now(UTC))
-    return docs, polled
-
-
 def test_replaying_the_real_usdm_snapshots_opens_one_version_per_true_difference(
     engine: Engine, sim: SimServer
 ) -> None:
@@ -217,18 +156,6 @@ def test_replaying_the_real_usdm_snapshots_opens_one_version_per_true_difference
     # The 2024-10-19 -> 10-20 pair differs in serverTime alone: it adds nothing.
     assert versions_opened(docs[:3]) == versions_opened(docs[:2])
     assert sum(versions_opened(docs[:2]).values()) > sum(versions_opened(docs[:1]).values())
-
-
-def status_history(engine: Engine) -> dict[str, list[str]]:
-    """Each contract's statuses, as its versions say them, repeats merged."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT symbol, status FROM usdm_symbol_versions ORDER BY symbol, valid_from")
-        ).all()
-    return {
-        symbol: [status for status, _ in groupby(r.status for r in group)]
-        for symbol, group in groupby(rows, key=lambda r: r.symbol)
-    }
 
 
 def test_settling_and_pending_contracts_read_back_with_their_lifecycle(
@@ -264,7 +191,7 @@ def test_settling_and_pending_contracts_read_back_with_their_lifecycle(
 def test_the_spot_feed_and_diff_do_not_list_futures_contracts(
     engine: Engine, api_engine: Engine, two_sims: tuple[SimServer, SimServer]
 ) -> None:
-    """Until the reads take a market, the futures tables are in neither, nor their
+    """The default market's feed and diff (spot's) list no futures contract nor their
     shapes: a USD-M contract named like a spot symbol would otherwise pass for it."""
     main, usdm = two_sims
     started = datetime.now(UTC)
