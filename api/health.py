@@ -33,9 +33,10 @@ from api.schemas import ErrorResponse, Health, Readiness, operation_id
 from api.state import app_state
 from core import history
 from core.replication import Replication, replication
+from core.streams import DEFAULT_MARKET
 from core.timeparse import format_instant
 from core.verify import streams_ahead
-from core.weight_plan import plan_for
+from core.weight_plan import WeightPlan
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,11 @@ def staleness(
     return reasons
 
 
+def _plan_note(market: str, plan: WeightPlan) -> str:
+    """A starved plan as a reason: spot's as before markets existed, another's named."""
+    return plan.describe() if market == DEFAULT_MARKET else f"{market}: {plan.describe()}"
+
+
 def _not_ready(reason: str) -> Response:
     return json_response({"status": "not_ready", "reasons": [reason], "last_successes": {}}, 503)
 
@@ -84,7 +90,7 @@ def readyz(query: NoQuery) -> Response:
             last = history.last_successes(conn, state.streams)
             ahead = streams_ahead(conn, state.settings.poller.server_time_tolerance())
             database = replication(conn)
-            plan = plan_for(state.settings, state.streams, history.request_weight_limit(conn))
+            plans = state.weight_plans(conn)
     except (OperationalError, PoolTimeoutError):
         log.warning("readiness: the database is not answering", exc_info=True)
         return _not_ready("database unreachable")
@@ -96,7 +102,7 @@ def readyz(query: NoQuery) -> Response:
     reasons += [f"{a.stream}: {a}; run exmeta verify --repair" for a in ahead if a.stream in last]
     # A weight budget too small for the intervals slows polling down but leaves every
     # answer sound: said among the reasons, it does not make the API not ready.
-    notes = [plan.describe()] if plan.starved else []
+    notes = [_plan_note(market, plan) for market, plan in plans.items() if plan.starved]
     body = {
         "status": "not_ready" if reasons else "ready",
         "reasons": reasons + notes,

@@ -21,7 +21,7 @@ the exchange, not the account.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from itertools import accumulate
 
 from flask import Flask, Response
@@ -38,7 +38,7 @@ from api.state import AppState
 from core import history, stats
 from core.models import SUCCESS_OUTCOMES
 from core.streams import PRIVATE_STREAMS, PRIVATE_TABLES
-from core.weight_plan import WeightPlan, plan_for
+from core.weight_plan import WeightPlan
 
 METRICS_URL = "/metrics"
 
@@ -59,7 +59,7 @@ class ObservationCollector(Collector):
             last = history.last_successes(conn, state.streams)
             rejected = stats.server_time_rejections(conn)
             drift = stats.schema_changes(conn)
-            plan = plan_for(state.settings, state.streams, history.request_weight_limit(conn))
+            plans = state.weight_plans(conn)
         now = state.clock()
         yield from _poll_families(counts)
 
@@ -102,7 +102,7 @@ class ObservationCollector(Collector):
             " stopped sending, or whose JSON types changed (entity `schema` of the feed)",
             drift,
         )
-        yield from weight_plan_families(plan)
+        yield from weight_plan_families(plans)
 
 
 def _per_stream_counter(name: str, documentation: str, counts: dict[str, int]) -> Metric:
@@ -181,26 +181,30 @@ def _duration_family(histograms: list[stats.DurationHistogram]) -> Metric:
     return duration
 
 
-def weight_plan_families(plan: WeightPlan) -> Iterator[Metric]:
-    """What the weight budget allows against what the intervals need (core.weight_plan)."""
-    yield GaugeMetricFamily(
+def weight_plan_families(plans: Mapping[str, WeightPlan]) -> Iterator[Metric]:
+    """What each market's weight budget allows against what its streams' intervals need
+    (core.weight_plan): Binance counts weight per API, so each market has its own."""
+    budget = GaugeMetricFamily(
         "exmeta_weight_budget_per_minute",
-        "Request weight per minute the budget allows: weight_budget x the exchange's limit",
-        value=plan.budget_per_minute,
+        "Request weight per minute the market's budget allows: weight_budget x its limit",
+        labels=["market"],
     )
-    yield GaugeMetricFamily(
+    needed = GaugeMetricFamily(
         "exmeta_weight_needed_per_minute",
-        "Request weight per minute the configured intervals need",
-        value=plan.needed_per_minute,
+        "Request weight per minute the configured intervals of the market's streams need",
+        labels=["market"],
     )
     effective = GaugeMetricFamily(
         "exmeta_effective_interval_seconds",
         "Average seconds between polls the budget allows (the configured interval if it suffices)",
         labels=["stream"],
     )
-    for stream, seconds in plan.effective_intervals.items():
-        effective.add_metric([stream], seconds)
-    yield effective
+    for market, plan in plans.items():
+        budget.add_metric([market], plan.budget_per_minute)
+        needed.add_metric([market], plan.needed_per_minute)
+        for stream, seconds in plan.effective_intervals.items():
+            effective.add_metric([stream], seconds)
+    yield from (budget, needed, effective)
 
 
 def register_metrics(app: Flask, state: AppState) -> None:

@@ -14,7 +14,8 @@ from sqlalchemy import Connection, Engine
 from api.answers import AnswerCache
 from core import history
 from core.config import Settings
-from core.streams import DEFAULT_MARKET, market
+from core.streams import DEFAULT_MARKET, MARKETS, RATE_LIMIT_TABLES, market, stream
+from core.weight_plan import WeightPlan, plan_for
 
 EXTENSION = "exmeta"
 
@@ -53,6 +54,21 @@ class AppState:
         with self.engine.connect() as conn:
             conn.execution_options(isolation_level="REPEATABLE READ")
             yield conn
+
+    def weight_plans(self, conn: Connection) -> dict[str, WeightPlan]:
+        """Each market's weight plan (core.weight_plan) for the streams of it this
+        deployment polls, under the market's own REQUEST_WEIGHT limit as versioned."""
+        polled = {stream(s).market for s in self.streams}
+        return {
+            m: plan_for(
+                self.settings,
+                self.streams,
+                history.request_weight_limit(conn, RATE_LIMIT_TABLES[m]),
+                m,
+            )
+            for m in MARKETS
+            if m in polled
+        }
 
     def evidence(
         self, conn: Connection, at: datetime, now: datetime, market_name: str = DEFAULT_MARKET

@@ -110,6 +110,12 @@ def test_a_replica_polls_each_market_on_its_own_base_url_and_weight_budget(
         assert samples[("exmeta_polls_total", labels)] == 1
     versions = ("exmeta_versions_written_total", (("table", "usdm_symbol_versions"),))
     assert samples[versions] == len(usdm_doc["symbols"])
+    # Each market's weight plan on its own limit: USD-M's 2,400/min, 1 weight every 10 s.
+    usdm_market = (("market", "usdm"),)
+    fraction = settings.poller.weight_budget
+    assert samples[("exmeta_weight_budget_per_minute", usdm_market)] == fraction * 2400
+    assert samples[("exmeta_weight_needed_per_minute", usdm_market)] == 6
+    assert samples[("exmeta_weight_budget_per_minute", (("market", "spot"),))] == fraction * 6000
 
 
 def test_a_futures_429_pauses_its_own_market_and_not_spot(engine: Engine, sim: SimServer) -> None:

@@ -78,4 +78,4 @@ def test_readyz_and_metrics_report_the_new_stream(engine: Engine) -> None:
     assert samples[("exmeta_seconds_since_last_success", label)] == float("inf")
     assert samples[("exmeta_effective_interval_seconds", label)] == 30.0
     # 20 every 10 s, 1 and 7 every 30 s: the new stream's weight is counted.
-    assert samples[("exmeta_weight_needed_per_minute", ())] == 120 + 2 + 14
+    assert samples[("exmeta_weight_needed_per_minute", (("market", "spot"),))] == 120 + 2 + 14

@@ -98,8 +98,9 @@ def test_a_starving_budget_is_said_once_at_start_and_once_when_the_limit_changes
         for family in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))
         for s in family.samples
     }
-    assert metrics[("exmeta_weight_budget_per_minute", ())] == 600
-    assert metrics[("exmeta_weight_needed_per_minute", ())] == 1260
+    spot = (("market", "spot"),)
+    assert metrics[("exmeta_weight_budget_per_minute", spot)] == 600
+    assert metrics[("exmeta_weight_needed_per_minute", spot)] == 1260
     assert metrics[("exmeta_effective_interval_seconds", (("stream", "exchange_info"),))] == (
         pytest.approx(2.1)
     )
