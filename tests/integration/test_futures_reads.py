@@ -5,6 +5,7 @@ read commands. What each answer must hold is computed here from the files."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -12,14 +13,19 @@ from typing import Any
 
 import orjson
 import pytest
+import requests
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
 from api import create_app, schemas
 from binance_sim.server import SimServer
 from core.config import Settings
+from core.ingest import StreamWriter
+from core.streams import stream
 from core.timeparse import format_instant
 from exmeta.cli import main
+from poller.job import stream_job
+from tests.builders import client_for
 from tests.futures_replay import replay
 from tests.integration.test_api import ok, ts
 
@@ -265,3 +271,33 @@ def test_the_read_commands_take_the_market(
     assert "is of market spot" in capsys.readouterr().err
     assert main(["diff", "--market", "usdm", "--from", at, "--json"]) == 0
     assert orjson.loads(capsys.readouterr().out)["market"] == "usdm"
+
+
+def test_a_coinm_contract_goes_trading_in_the_feed_and_reads_back(
+    engine: Engine, api_engine: Engine, sim: SimServer
+) -> None:
+    """COIN-M's status is `contractStatus` in its documents: the typed column `status`
+    reads it, and the feed reports Binance's own field."""
+    client = client_for(sim.url, stop=threading.Event(), stream="coinm_exchange_info")
+    writer = StreamWriter(engine, "coinm_exchange_info")
+    job = stream_job(stream("coinm_exchange_info"), client, writer, "r0")
+    assert job.run().outcome == "changed"
+    listed = datetime.now(UTC)
+    opened = requests.patch(
+        f"{sim.url}/_sim/markets/coinm/symbols/ETHUSD_260327", json={"status": "TRADING"}, timeout=5
+    )
+    assert opened.status_code == 200, opened.text
+    assert job.run().outcome == "changed"
+    api = create_app(Settings(), api_engine).test_client()
+    feed = ok(api.get(f"/v1/changes?market=coinm&from={ts(listed)}"), schemas.ChangeFeed)
+    assert [(c["stream"], c["key"], c["field"], c["old"], c["new"]) for c in feed["changes"]] == [
+        ("coinm_exchange_info", "ETHUSD_260327", "contractStatus", "PENDING_TRADING", "TRADING")
+    ]
+    before = ok(
+        api.get(f"/v1/symbols/ETHUSD_260327?market=coinm&as_of={ts(listed)}"),
+        schemas.FuturesSymbolAsOf,
+    )
+    now = ok(api.get("/v1/symbols/ETHUSD_260327?market=coinm"), schemas.FuturesSymbolAsOf)
+    assert (before["status"], now["status"]) == ("PENDING_TRADING", "TRADING")
+    assert now["contract_size"] == str(now["raw"]["contractSize"])
+    assert now["market"] == "coinm"
