@@ -145,6 +145,9 @@ def known_market(value: str) -> str:
     return value
 
 
+FUTURES = [m for m in MARKETS if m != DEFAULT_MARKET]
+
+
 class MarketQuery(Params):
     market: str = Field(
         DEFAULT_MARKET, description=MARKET_DESCRIPTION, json_schema_extra={"enum": list(MARKETS)}
@@ -357,7 +360,10 @@ class CheckQuery(MarketAsOfQuery):
                     "required": ["quote_quantity"],
                     "properties": {"quantity": False, "price": False, "type": _MARKET},
                 },
-            ]
+            ],
+            # Futures orders have no quoteOrderQty nor icebergQty (core.order_check).
+            "if": {"required": ["market"], "properties": {"market": {"enum": FUTURES}}},
+            "then": {"properties": {"quote_quantity": False, "iceberg_quantity": False}},
         }
     )
 

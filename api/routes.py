@@ -154,8 +154,7 @@ def _on(market: str) -> str:
     responses={200: AnySymbolList, 404: ErrorResponse},
 )
 def list_symbols(query: SymbolsQuery) -> Response:
-    """Every symbol of the market in force at as_of (default: the current versions), with its
-    rules
+    """Every symbol of the market in force at as_of (default: the current ones), with its rules
 
     A futures market's answer names its market and its contracts' own fields (pair,
     contract_type, delivery_date...).
@@ -210,10 +209,9 @@ def get_symbol(path: SymbolPath, query: MarketAsOfQuery) -> Response:
     responses={200: SymbolHistory, 404: ErrorResponse},
 )
 def get_symbol_history(path: SymbolPath, query: HistoryQuery) -> Response:
-    """The symbol's versions on the market overlapping [from, to), each with the fields that
-    changed
+    """The symbol's versions overlapping [from, to), each with the fields that changed
 
-    At most `limit` per page, oldest first; `next` continues after the last one. A
+    On the market asked (default spot). At most `limit` per page, oldest first; `next` continues after the last one. A
     contract's lifecycle (PENDING_TRADING, TRADING, SETTLING..., its delivery date) reads
     as the changes of `status` and `deliveryDate`.
     """
@@ -320,8 +318,7 @@ def get_rate_limits(query: MarketAsOfQuery) -> Response:
     responses={200: EXCHANGE_INFO_RESPONSE, 404: ErrorResponse},
 )
 def get_exchange_info(query: MarketAsOfQuery) -> Response:
-    """The market's exchangeInfo document of the last successful observation at or before
-    as_of
+    """The market's exchangeInfo document of the last successful observation by as_of
 
     Served byte for byte as stored, serverTime restored; the observation it came from
     is named in the X-Exmeta-Observation-Id and X-Exmeta-Observed-At headers.
