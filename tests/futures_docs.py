@@ -1,0 +1,173 @@
+"""The futures exchangeInfo documents the tests replay, and what they should leave behind,
+computed from the documents' documented shape alone: never by the product's parser, diff
+or SQL, so that a test comparing the two can fail."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from tests.conftest import FIXTURES
+
+USDM_FILES = sorted((FIXTURES / "futures_usdm").glob("*.json"))  # 2021-09-06 .. 2025-10-30
+
+Entities = dict[tuple[Any, ...], Any]
+
+
+def entities(doc: Mapping[str, Any], market: str = "usdm") -> dict[str, Entities]:
+    """Each table's entities in a futures document of ``market``, by key, as plain JSON
+    values (a contract without its filters); margin assets where the body has them."""
+    symbols = doc["symbols"]
+    tables = {
+        f"{market}_symbol_versions": {
+            (s["symbol"],): {k: v for k, v in s.items() if k != "filters"} for s in symbols
+        },
+        f"{market}_symbol_filter_versions": {
+            (s["symbol"], f["filterType"]): f for s in symbols for f in s["filters"]
+        },
+        f"{market}_rate_limit_versions": {
+            (r["rateLimitType"], r["interval"], r["intervalNum"]): r for r in doc["rateLimits"]
+        },
+        f"{market}_exchange_filter_versions": {
+            (f["filterType"],): f for f in doc["exchangeFilters"]
+        },
+    }
+    if "assets" in doc:
+        tables[f"{market}_asset_versions"] = {(a["asset"],): a for a in doc["assets"]}
+    return tables
+
+
+# (changed_at, entity, key, field, old, new), as the ``changes`` view and the feed list them
+ChangeRow = tuple[datetime, str, str, str, Any, Any]
+# versioned table -> the feed's entity, for the entities whose object is one row
+WHOLE_ROW_ENTITIES = {
+    "rate_limit_versions": "rate_limit",
+    "exchange_filter_versions": "exchange_filter",
+    "asset_versions": "asset",
+}
+
+
+def _fields(
+    at: datetime, entity: str, key: str, old: Mapping[str, Any], new: Mapping[str, Any], prefix: str
+) -> list[ChangeRow]:
+    return [
+        (at, entity, key, prefix + name, old.get(name), new.get(name))
+        for name in sorted(old.keys() | new.keys())
+        if old.get(name) != new.get(name)
+    ]
+
+
+def _contract_changes(
+    at: datetime, market: str, before: dict[str, Entities], now: dict[str, Entities]
+) -> list[ChangeRow]:
+    """A contract listed or delisted is one ``listed`` change holding its filters (in
+    filter type order); otherwise its own fields and ``filters.<TYPE>.<field>``."""
+    symbols, filters = f"{market}_symbol_versions", f"{market}_symbol_filter_versions"
+    old_s, new_s = before.get(symbols, {}), now[symbols]
+    old_f, new_f = before.get(filters, {}), now[filters]
+    rows: list[ChangeRow] = []
+    for (name,) in old_s.keys() | new_s.keys():
+        old, new = old_s.get((name,)), new_s.get((name,))
+        if old is None or new is None:
+            side = new_f if new is not None else old_f
+            whole = {
+                **(new if new is not None else old),
+                "filters": [v for (s, _), v in sorted(side.items()) if s == name],
+            }
+            listed = (None, whole) if new is not None else (whole, None)
+            rows.append((at, "symbol", name, "listed", *listed))
+            continue
+        rows.extend(_fields(at, "symbol", name, old, new, ""))
+        for s, ftype in old_f.keys() | new_f.keys():
+            if s == name:
+                rows.extend(
+                    _fields(
+                        at,
+                        "symbol",
+                        name,
+                        old_f.get((s, ftype)) or {},
+                        new_f.get((s, ftype)) or {},
+                        f"filters.{ftype}.",
+                    )
+                )
+    return rows
+
+
+def expected_changes(
+    docs: Sequence[Mapping[str, Any]], instants: Sequence[datetime], market: str = "usdm"
+) -> list[ChangeRow]:
+    """The changes ``docs`` make, each recorded at its instant, in the feed's order."""
+    rows: list[ChangeRow] = []
+    before: dict[str, Entities] = {}
+    for doc, at in zip(docs, instants, strict=True):
+        now = entities(doc, market)
+        rows.extend(_contract_changes(at, market, before, now))
+        for suffix, entity in WHOLE_ROW_ENTITIES.items():
+            table = f"{market}_{suffix}"
+            if table not in now:
+                continue
+            old_t, new_t = before.get(table, {}), now[table]
+            for key in old_t.keys() | new_t.keys():
+                name = ":".join(str(part) for part in key)
+                old, new = old_t.get(key), new_t.get(key)
+                if old is None or new is None:
+                    rows.append((at, entity, name, "listed", old, new))
+                else:
+                    rows.extend(_fields(at, entity, name, old, new, ""))
+        before = now
+    return sorted(rows, key=lambda r: r[:4])
+
+
+def _decimal(flt: Mapping[str, Any] | None, field: str) -> Decimal | None:
+    value = None if flt is None else flt.get(field)
+    return None if value is None else Decimal(str(value))
+
+
+def pivoted(contract: Mapping[str, Any]) -> tuple[Any, ...]:
+    """(symbol, status, delivery_date, then the filter values futures_symbols_* pivot in)."""
+    by_type = {f["filterType"]: f for f in contract["filters"]}
+    price, lot = by_type.get("PRICE_FILTER"), by_type.get("LOT_SIZE")
+    market_lot, percent = by_type.get("MARKET_LOT_SIZE"), by_type.get("PERCENT_PRICE")
+    decimals = None if percent is None else percent.get("multiplierDecimal")
+    return (
+        contract["symbol"],
+        contract.get("status", contract.get("contractStatus")),
+        datetime.fromtimestamp(contract["deliveryDate"] / 1000, UTC),
+        _decimal(price, "tickSize"),
+        _decimal(price, "minPrice"),
+        _decimal(price, "maxPrice"),
+        _decimal(lot, "minQty"),
+        _decimal(lot, "maxQty"),
+        _decimal(lot, "stepSize"),
+        _decimal(market_lot, "minQty"),
+        _decimal(market_lot, "maxQty"),
+        _decimal(by_type.get("MIN_NOTIONAL"), "notional"),
+        _decimal(percent, "multiplierUp"),
+        _decimal(percent, "multiplierDown"),
+        None if decimals is None else int(decimals),
+    )
+
+
+def row_validity(
+    tables: Sequence[dict[str, Entities]],
+    instants: Sequence[datetime],
+    i: int,
+    name: str,
+    market: str = "usdm",
+) -> tuple[datetime, datetime | None]:
+    """When the contract ``name`` of the ``i``-th document and every one of its filters
+    were last set (the latest of their versions' starts) and first changed after (the
+    earliest end); ``tables``: each document's ``entities``, in the order recorded."""
+    filters = f"{market}_symbol_filter_versions"
+    keys: list[tuple[str, tuple[Any, ...]]] = [(f"{market}_symbol_versions", (name,))] + [
+        (filters, key) for key in tables[i][filters] if key[0] == name
+    ]
+    starts, ends = [], []
+    for table, key in keys:
+        values = [t[table].get(key) for t in tables]
+        starts.append(max(j for j in range(i + 1) if j == 0 or values[j] != values[j - 1]))
+        ends.extend(j for j in range(i + 1, len(tables)) if values[j] != values[i])
+    end = min(ends, default=None)
+    return instants[max(starts)], None if end is None else instants[end]
