@@ -4,14 +4,59 @@ or SQL, so that a test comparing the two can fail."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+from sqlalchemy import Engine
+
+from binance_sim.state import Market, default_fixture
+from tests.builders import at, record_stream
 from tests.conftest import FIXTURES
 
 USDM_FILES = sorted((FIXTURES / "futures_usdm").glob("*.json"))  # 2021-09-06 .. 2025-10-30
+
+# Each file recorded at noon of the day it was captured.
+USDM_AT = [at(f"{path.name[:10]}T12:00:00") for path in USDM_FILES]
+COINM_AT = [at("2025-11-01T00:00:00"), at("2025-11-02T00:00:00")]
+
+
+def record_usdm_replay(engine: Engine) -> list[dict[str, Any]]:
+    """The real USD-M files recorded in turn, each at ``USDM_AT``: the documents."""
+    docs = [orjson.loads(path.read_bytes()) for path in USDM_FILES]
+    for doc, when in zip(docs, USDM_AT, strict=True):
+        record_stream(engine, "usdm_exchange_info", doc, when)
+    return docs
+
+
+def coinm_docs() -> list[dict[str, Any]]:
+    """The sim's COIN-M contracts, then a day later: BTCUSD_250926 delivered (gone),
+    ETHUSD_260327 trading, BTCUSD_PERP's tick size doubled, an exchange filter and a
+    tighter weight limit."""
+    first = orjson.loads(default_fixture(Market.COINM))
+    second = copy.deepcopy(first)
+    second["symbols"] = [s for s in second["symbols"] if s["symbol"] != "BTCUSD_250926"]
+    for contract in second["symbols"]:
+        if contract["symbol"] == "ETHUSD_260327":
+            contract["contractStatus"] = "TRADING"
+        if contract["symbol"] == "BTCUSD_PERP":
+            [price] = [f for f in contract["filters"] if f["filterType"] == "PRICE_FILTER"]
+            price["tickSize"] = str(Decimal(price["tickSize"]) * 2)
+    second["exchangeFilters"] = [{"filterType": "EXCHANGE_MAX_NUM_ORDERS", "maxNumOrders": 1000}]
+    second["rateLimits"][0]["limit"] = 2400
+    return [first, second]
+
+
+def record_coinm(engine: Engine) -> list[dict[str, Any]]:
+    """``coinm_docs`` recorded at ``COINM_AT``: the documents."""
+    docs = coinm_docs()
+    for doc, when in zip(docs, COINM_AT, strict=True):
+        record_stream(engine, "coinm_exchange_info", doc, when)
+    return docs
+
 
 Entities = dict[tuple[Any, ...], Any]
 
@@ -50,17 +95,22 @@ WHOLE_ROW_ENTITIES = {
 
 
 def _fields(
-    at: datetime, entity: str, key: str, old: Mapping[str, Any], new: Mapping[str, Any], prefix: str
+    when: datetime,
+    entity: str,
+    key: str,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    prefix: str,
 ) -> list[ChangeRow]:
     return [
-        (at, entity, key, prefix + name, old.get(name), new.get(name))
+        (when, entity, key, prefix + name, old.get(name), new.get(name))
         for name in sorted(old.keys() | new.keys())
         if old.get(name) != new.get(name)
     ]
 
 
 def _contract_changes(
-    at: datetime, market: str, before: dict[str, Entities], now: dict[str, Entities]
+    when: datetime, market: str, before: dict[str, Entities], now: dict[str, Entities]
 ) -> list[ChangeRow]:
     """A contract listed or delisted is one ``listed`` change holding its filters (in
     filter type order); otherwise its own fields and ``filters.<TYPE>.<field>``."""
@@ -77,14 +127,14 @@ def _contract_changes(
                 "filters": [v for (s, _), v in sorted(side.items()) if s == name],
             }
             listed = (None, whole) if new is not None else (whole, None)
-            rows.append((at, "symbol", name, "listed", *listed))
+            rows.append((when, "symbol", name, "listed", *listed))
             continue
-        rows.extend(_fields(at, "symbol", name, old, new, ""))
+        rows.extend(_fields(when, "symbol", name, old, new, ""))
         for s, ftype in old_f.keys() | new_f.keys():
             if s == name:
                 rows.extend(
                     _fields(
-                        at,
+                        when,
                         "symbol",
                         name,
                         old_f.get((s, ftype)) or {},
@@ -101,9 +151,9 @@ def expected_changes(
     """The changes ``docs`` make, each recorded at its instant, in the feed's order."""
     rows: list[ChangeRow] = []
     before: dict[str, Entities] = {}
-    for doc, at in zip(docs, instants, strict=True):
+    for doc, when in zip(docs, instants, strict=True):
         now = entities(doc, market)
-        rows.extend(_contract_changes(at, market, before, now))
+        rows.extend(_contract_changes(when, market, before, now))
         for suffix, entity in WHOLE_ROW_ENTITIES.items():
             table = f"{market}_{suffix}"
             if table not in now:
@@ -113,9 +163,9 @@ def expected_changes(
                 name = ":".join(str(part) for part in key)
                 old, new = old_t.get(key), new_t.get(key)
                 if old is None or new is None:
-                    rows.append((at, entity, name, "listed", old, new))
+                    rows.append((when, entity, name, "listed", old, new))
                 else:
-                    rows.extend(_fields(at, entity, name, old, new, ""))
+                    rows.extend(_fields(when, entity, name, old, new, ""))
         before = now
     return sorted(rows, key=lambda r: r[:4])
 

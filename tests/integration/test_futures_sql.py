@@ -4,25 +4,29 @@ every answer compared with what the documents say, computed in the tests from th
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import psycopg
 import pytest
 from sqlalchemy import Engine
 
-from binance_sim.state import Market, default_fixture
-from tests.builders import at, exchange_info, record_exchange_info, record_stream, symbol
-from tests.futures_docs import USDM_FILES, entities, expected_changes, pivoted, row_validity
+from tests.builders import exchange_info, record_exchange_info, symbol
+from tests.futures_docs import (
+    COINM_AT,
+    USDM_AT,
+    USDM_FILES,
+    entities,
+    expected_changes,
+    pivoted,
+    record_coinm,
+    record_usdm_replay,
+    row_validity,
+)
 from tests.reader_role import reader_connection
 from tests.reads import rows_scanned
 
-# Each file recorded at noon of the day it was captured.
-USDM_AT = [at(f"{path.name[:10]}T12:00:00") for path in USDM_FILES]
-COINM_AT = [at("2025-11-01T00:00:00"), at("2025-11-02T00:00:00")]
 PIVOTED = (
     "symbol, status, delivery_date, tick_size, min_price, max_price, min_qty, max_qty,"
     " step_size, market_min_qty, market_max_qty, min_notional, multiplier_up,"
@@ -30,38 +34,6 @@ PIVOTED = (
 )
 CHANGE = "changed_at, entity, key, field, old, new"
 FEED_ORDER = 'ORDER BY changed_at, entity, key COLLATE "C", field COLLATE "C"'
-
-
-def record_usdm_replay(engine: Engine) -> list[dict[str, Any]]:
-    docs = [orjson.loads(path.read_bytes()) for path in USDM_FILES]
-    for doc, when in zip(docs, USDM_AT, strict=True):
-        record_stream(engine, "usdm_exchange_info", doc, when)
-    return docs
-
-
-def coinm_docs() -> list[dict[str, Any]]:
-    """The sim's COIN-M contracts, then a day later: BTCUSD_250926 delivered (gone),
-    ETHUSD_260327 trading, BTCUSD_PERP's tick size doubled, an exchange filter and a
-    tighter weight limit."""
-    first = orjson.loads(default_fixture(Market.COINM))
-    second = copy.deepcopy(first)
-    second["symbols"] = [s for s in second["symbols"] if s["symbol"] != "BTCUSD_250926"]
-    for contract in second["symbols"]:
-        if contract["symbol"] == "ETHUSD_260327":
-            contract["contractStatus"] = "TRADING"
-        if contract["symbol"] == "BTCUSD_PERP":
-            [price] = [f for f in contract["filters"] if f["filterType"] == "PRICE_FILTER"]
-            price["tickSize"] = str(Decimal(price["tickSize"]) * 2)
-    second["exchangeFilters"] = [{"filterType": "EXCHANGE_MAX_NUM_ORDERS", "maxNumOrders": 1000}]
-    second["rateLimits"][0]["limit"] = 2400
-    return [first, second]
-
-
-def record_coinm(engine: Engine) -> list[dict[str, Any]]:
-    docs = coinm_docs()
-    for doc, when in zip(docs, COINM_AT, strict=True):
-        record_stream(engine, "coinm_exchange_info", doc, when)
-    return docs
 
 
 def test_futures_symbols_as_of_answers_each_replayed_file(engine: Engine) -> None:
