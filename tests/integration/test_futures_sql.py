@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from tests.builders import exchange_info, record_exchange_info, symbol
 from tests.futures_docs import (
@@ -249,3 +249,41 @@ def test_asking_one_market_reads_no_other_markets_tables(engine: Engine) -> None
         sent = [(statement, when)]
         assert rows_scanned(engine, sent, read) > 0, statement
         assert rows_scanned(engine, sent, unread) == 0, statement
+
+
+def test_each_new_object_is_described_and_granted_to_the_reader_and_the_api(
+    engine: Engine,
+) -> None:
+    views = ("futures_symbols_current", "market_rate_limits_current", "changes")
+    functions = (
+        "futures_symbols_as_of(text, timestamptz)",
+        "futures_symbol_as_of(text, text, timestamptz)",
+        "rate_limits_as_of(text, timestamptz)",
+        "checked_market(text, text[])",
+    )
+    with engine.connect() as conn:
+        for role in ("exmeta_reader", "exmeta_api"):
+            for view in views:
+                granted, described = conn.execute(
+                    text(
+                        "SELECT has_table_privilege(:role, :v, 'SELECT'),"
+                        " obj_description(CAST(:v AS regclass), 'pg_class')"
+                    ),
+                    {"role": role, "v": view},
+                ).one()
+                assert granted, (role, view)
+                assert described, view
+            for function in functions:
+                granted, described = conn.execute(
+                    text(
+                        "SELECT has_function_privilege(:role, :f, 'EXECUTE'),"
+                        " obj_description(CAST(:f AS regprocedure), 'pg_proc')"
+                    ),
+                    {"role": role, "f": function},
+                ).one()
+                assert granted, (role, function)
+                assert described, function
+        [changes_comment] = conn.execute(
+            text("SELECT obj_description('changes'::regclass, 'pg_class')")
+        ).one()
+    assert "market" in changes_comment
