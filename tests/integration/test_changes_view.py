@@ -15,7 +15,7 @@ from core.changes import changes
 from core.config import Settings
 from core.timeparse import format_instant
 from tests.builders import exchange_info, record_exchange_info
-from tests.futures_docs import COINM_AT, USDM_AT, record_coinm, record_usdm_replay
+from tests.futures_replay import COINM_AT, USDM_AT, record_coinm, record_usdm_replay
 from tests.integration.test_api import ok, ts
 from tests.integration.test_changes import BTC, NOW, T0, T1, T2, record_script
 from tests.reader_role import reader_connection

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from tests.builders import exchange_info, record_exchange_info, symbol
-from tests.futures_docs import (
+from tests.futures_replay import (
     COINM_AT,
     USDM_AT,
     USDM_FILES,
