@@ -23,7 +23,7 @@ from poller.parse_account import (
     parse_delist_schedule,
     parse_system_status,
 )
-from poller.parse_futures import parse_usdm_exchange_info
+from poller.parse_futures import parse_coinm_exchange_info, parse_usdm_exchange_info
 from poller.retry import RetryingClient, SharedBudget
 from poller.runner import retrying_client
 
@@ -265,6 +265,7 @@ STREAM_PARSERS: dict[str, Callable[[bytes], Snapshot]] = {
     "system_status": parse_system_status,
     "delistings": parse_delist_schedule,
     "usdm_exchange_info": parse_usdm_exchange_info,
+    "coinm_exchange_info": parse_coinm_exchange_info,
 }
 
 

@@ -50,6 +50,7 @@ def statements(block: str) -> list[str]:
 MIDNIGHT = at("2024-05-01T00:00:00")
 NOON = at("2024-05-01T12:00:00")
 ONE_PM = at("2024-05-01T13:00:00")
+EIGHT_PM = at("2024-05-01T20:00:00")
 DELIST_AT = at("2024-05-02T00:00:00")
 ETH_DELISTING = {"symbol": "ETHUSDT", "delistTime": int(DELIST_AT.timestamp() * 1000)}
 
@@ -77,9 +78,20 @@ def record_story(engine: Engine) -> None:
         NOON,
     )
     record_stream(engine, "system_status", NORMAL, ONE_PM)
-    # The sim's USD-M contracts (OMGUSDT settling), read in SQL until the API takes a market.
-    usdm = orjson.loads((SIM_DATA / "usdm_exchange_info_2025-10-30.json").read_bytes())
+    # The sim's USD-M contracts (OMGUSDT settling); at 20:00 BTCSTUSDT opens for trading.
+    usdm = usdm_document()
     record_stream(engine, "usdm_exchange_info", usdm, MIDNIGHT)
+    for contract in usdm["symbols"]:
+        if contract["symbol"] == "BTCSTUSDT":
+            contract["status"] = "TRADING"
+    record_stream(engine, "usdm_exchange_info", usdm, EIGHT_PM)
+
+
+def usdm_document() -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(
+        (SIM_DATA / "usdm_exchange_info_2025-10-30.json").read_bytes()
+    )
+    return doc
 
 
 @pytest.fixture
@@ -172,6 +184,41 @@ def test_readme_examples_answer_with_the_rules_in_force(
     assert delistings == [("ETHUSDT", DELIST_AT, NOON)]
     [versions] = results["-- every version of one filter: the raw tables hold the whole history"]
     assert [r[2] for r in versions] == [Decimal("0.01000000"), Decimal("0.10000000")]
+    usdm = {s["symbol"]: s for s in usdm_document()["symbols"]}
+    [not_trading] = results[
+        "-- futures contracts not trading now (settling, delivering, not yet open)"
+    ]
+    assert [r[:3] for r in not_trading] == [
+        ("usdm", "OMGUSDT", "SETTLING"),
+        ("usdm", "WAVESUSDT", "SETTLING"),
+    ]
+    [dated] = results["-- every dated USD-M contract at an instant"]
+    assert [(r[0], r[2]) for r in dated] == sorted(
+        (s["symbol"], s["contractType"]) for s in usdm.values() if s["contractType"] != "PERPETUAL"
+    )
+    [[contract]] = results["-- one contract at the instant an order was rejected"]
+    by_type = {f["filterType"]: f for f in usdm["BTCUSDT"]["filters"]}
+    assert contract == (
+        "TRADING",
+        Decimal(by_type["PRICE_FILTER"]["tickSize"]),
+        Decimal(by_type["LOT_SIZE"]["stepSize"]),
+        Decimal(by_type["MARKET_LOT_SIZE"]["maxQty"]),
+        Decimal(by_type["MIN_NOTIONAL"]["notional"]),
+        Decimal(by_type["PERCENT_PRICE"]["multiplierUp"]),
+        Decimal(by_type["PERCENT_PRICE"]["multiplierDown"]),
+    )
+    [usdm_limits] = results["-- a market's rate limits at an instant"]
+    assert [r[1:] for r in usdm_limits] == [
+        ("ORDERS", "MINUTE", 1, 1200),
+        ("ORDERS", "SECOND", 10, 300),
+        ("REQUEST_WEIGHT", "MINUTE", 1, 2400),
+    ]
+    [weights] = results["-- each market's request weight limit now"]
+    assert weights == [("spot", "MINUTE", 1, 6000), ("usdm", "MINUTE", 1, 2400)]
+    [opened] = results[
+        "-- contracts going from PENDING_TRADING to TRADING, or settling, from the change log"
+    ]
+    assert opened == [(EIGHT_PM, "usdm", "BTCSTUSDT", "PENDING_TRADING", "TRADING")]
     [trades] = results["-- your own trades, each with the rules in force when it executed"]
     assert [(r[0], r[2], r[3], r[4], r[5]) for r in trades] == [
         (1, "TRADING", Decimal("0.01000000"), True, True),
@@ -216,6 +263,9 @@ def test_symbol_as_of_has_no_row_before_listing_nor_after_delisting(engine: Engi
         "SELECT count(*) FROM raw_bodies",
         "SELECT count(*) FROM stream_heads",
         "CREATE OR REPLACE VIEW changes AS SELECT 1 AS x",
+        "CREATE OR REPLACE VIEW futures_symbols_current AS SELECT 1 AS x",
+        "DROP FUNCTION checked_market(text, text[])",
+        "DELETE FROM usdm_symbol_versions",
         "CREATE TABLE public.scratch (x int)",
     ],
 )

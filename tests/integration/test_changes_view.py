@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 from sqlalchemy import Engine
 
 from api import create_app, schemas
+from core.changes import changes
 from core.config import Settings
 from core.timeparse import format_instant
 from tests.builders import exchange_info, record_exchange_info
+from tests.futures_replay import COINM_AT, USDM_AT, record_coinm, record_usdm_replay
 from tests.integration.test_api import ok, ts
 from tests.integration.test_changes import BTC, NOW, T0, T1, T2, record_script
+from tests.reader_role import reader_connection
 
 COLUMNS = "changed_at, observed_before, observation_id, stream, entity, key, field, old, new"
 
@@ -63,3 +68,52 @@ def test_the_view_reports_filters_added_and_removed_like_the_feed(
         "filters.ICEBERG_PARTS.filterType",
         "filters.ICEBERG_PARTS.limit",
     ]
+
+
+@pytest.mark.parametrize(
+    ("stream", "market", "record", "instants"),
+    [
+        ("usdm_exchange_info", "usdm", record_usdm_replay, USDM_AT),
+        ("coinm_exchange_info", "coinm", record_coinm, COINM_AT),
+    ],
+)
+def test_the_view_equals_the_feed_over_a_futures_replay(
+    engine: Engine,
+    stream: str,
+    market: str,
+    record: Callable[[Engine], object],
+    instants: list[datetime],
+) -> None:
+    """The real USD-M files (and the COIN-M fixture, changed a day later) as the view and
+    the feed (core.changes, asked for the stream) list them: the same rows, in order."""
+    record(engine)
+    with engine.connect() as conn:
+        page = changes(
+            conn,
+            instants[0],
+            instants[-1] + timedelta(seconds=1),
+            streams=(stream,),
+            limit=100_000,
+        )
+    feed = [
+        (
+            c.changed_at,
+            c.observed_before,
+            c.observation_id,
+            c.stream,
+            c.entity,
+            c.key,
+            c.field,
+            c.old,
+            c.new,
+        )
+        for c in page.changes
+    ]
+    with reader_connection(engine) as conn:
+        view = conn.execute(
+            f"SELECT {COLUMNS} FROM changes WHERE market = %s"
+            ' ORDER BY changed_at, entity, key COLLATE "C", field COLLATE "C"',
+            (market,),
+        ).fetchall()
+    assert len(view) > 10
+    assert view == feed
