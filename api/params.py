@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     PlainValidator,
     WithJsonSchema,
     field_validator,
@@ -145,7 +146,7 @@ def known_market(value: str) -> str:
     return value
 
 
-FUTURES = [m for m in MARKETS if m != DEFAULT_MARKET]
+FUTURES: list[JsonValue] = [m for m in MARKETS if m != DEFAULT_MARKET]
 
 
 class MarketQuery(Params):
