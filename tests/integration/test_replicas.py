@@ -70,11 +70,51 @@ def test_exmeta_replicas_tells_running_stopped_and_silent_apart(
             )
         )
         heartbeat(conn, "host1:10", "0.1.0")
+    assert replica_states(database_url, tmp_path, "--all") == {
+        "host1:10": "running",
+        "host2:20": "stopped",
+        "host3:30": "silent",
+    }
+    # By default the live ones only: a silent replica may be frozen and come back.
+    assert replica_states(database_url, tmp_path) == {"host1:10": "running", "host3:30": "silent"}
+
+
+def test_exmeta_replicas_says_when_every_replica_has_stopped(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    with engine.begin() as conn:
+        for replica_id in ("laptop:1", "laptop:2"):
+            register(conn, replica_id, "0.1.0")
+            mark_stopped(conn, replica_id)
+
+    result = exmeta_replicas(database_url, tmp_path)
+
+    assert result.stdout == "no live replica (2 stopped: exmeta replicas --all)\n"
+
+
+def test_replicas_not_seen_for_a_week_are_pruned_when_another_registers(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for replica_id in ("gone:1", "dead:2", "recent:3"):
+            register(conn, replica_id, "0.1.0")
+        mark_stopped(conn, "gone:1")
+        conn.execute(
+            text(
+                "UPDATE replicas SET last_seen_at = clock_timestamp() - CASE replica_id"
+                " WHEN 'gone:1' THEN interval '8 days' WHEN 'dead:2' THEN interval '7 days 1 minute'"
+                " ELSE interval '6 days' END"
+            )
+        )
+        register(conn, "new:4", "0.1.0")
+
+        assert {r.replica_id for r in list_replicas(conn)} == {"recent:3", "new:4"}
+
+
+def exmeta_replicas(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXMETA_")}
     env.update(EXMETA_DATABASE__URL=database_url, PYTHONPATH=str(REPO))
     result = subprocess.run(
-        [sys.executable, "-m", "exmeta", "replicas"],
-        cwd=tmp_path,
+        [sys.executable, "-m", "exmeta", "replicas", *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -82,5 +122,9 @@ def test_exmeta_replicas_tells_running_stopped_and_silent_apart(
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    states = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:]}
-    assert states == {"host1:10": "running", "host2:20": "stopped", "host3:30": "silent"}
+    return result
+
+
+def replica_states(database_url: str, cwd: Path, *args: str) -> dict[str, str]:
+    result = exmeta_replicas(database_url, cwd, *args)
+    return {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:]}
