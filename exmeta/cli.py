@@ -452,32 +452,35 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_replicas(args: argparse.Namespace) -> int:
     """List the live poller replicas (``--all``: stopped ones too): running, or silent
-    (no heartbeat for 3 beats)."""
-    from core.replicas import list_replicas
+    (no heartbeat for 3 beats). ``--alive ID``: exit 0 if that replica is running, else
+    1, a container's health check."""
+    from core.replicas import ReplicaInfo, list_replicas
 
     settings = _settings(args)
     _configure_logging(settings)
     registered = _read(settings, "replicas", list_replicas)
+    silent_after = 3 * settings.poller.heartbeat_seconds
+
+    def state(r: ReplicaInfo) -> str:
+        if r.stopped_at is not None:
+            return "stopped"
+        return "silent" if r.seconds_since_seen > silent_after else "running"
+
+    if args.alive is not None:
+        states = [state(r) for r in registered if r.replica_id == args.alive]
+        print(f"{args.alive}: {states[0] if states else 'not registered'}")
+        return 0 if states == ["running"] else 1
     found = [r for r in registered if args.all or r.stopped_at is None]
     if not found:
-        stopped = len(registered)
-        if stopped:
-            print(f"no live replica ({stopped} stopped: exmeta replicas --all)")
+        if registered:
+            print(f"no live replica ({len(registered)} stopped: exmeta replicas --all)")
         else:
             print("no replica has registered")
         return 0
-    silent_after = 3 * settings.poller.heartbeat_seconds
     print(f"{'replica':<32} {'state':<8} {'version':<10} {'started':<26} {'last seen':>10}  leases")
     for r in found:
-        state = (
-            "stopped"
-            if r.stopped_at is not None
-            else "silent"
-            if r.seconds_since_seen > silent_after
-            else "running"
-        )
         print(
-            f"{r.replica_id:<32} {state:<8} {r.version:<10}"
+            f"{r.replica_id:<32} {state(r):<8} {r.version:<10}"
             f" {r.started_at.isoformat(timespec='seconds'):<26}"
             f" {r.seconds_since_seen:>8.1f}s  {', '.join(r.leases) or '-'}"
         )
@@ -755,6 +758,12 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     replicas = _command(sub, "replicas", common)
     replicas.add_argument(
         "--all", action="store_true", help="stopped replicas too (until pruned, below)"
+    )
+    replicas.add_argument(
+        "--alive",
+        metavar="ID",
+        default=None,
+        help="exit 0 if replica ID is running (heartbeat within 3 beats), else 1: a health check",
     )
     replicas.set_defaults(func=cmd_replicas)
     json_help = "print the API's JSON instead of a table, for scripts"

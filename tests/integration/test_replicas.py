@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from core.ingest import StreamWriter
 from core.replicas import heartbeat, list_replicas, mark_stopped, register
 from poller.runner import Poller, Replica, ScheduledJob
 from tests.builders import client_for, exchange_info_job
+from tests.e2e.processes import run_exmeta
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,6 +92,33 @@ def test_exmeta_replicas_says_when_every_replica_has_stopped(
     assert result.stdout == "no live replica (2 stopped: exmeta replicas --all)\n"
 
 
+def test_exmeta_replicas_alive_is_a_health_check_of_one_replica(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    with engine.begin() as conn:
+        for replica_id in ("poller-1", "poller-2", "poller-3"):
+            register(conn, replica_id, "0.1.0")
+        mark_stopped(conn, "poller-2")
+        conn.execute(
+            text(
+                "UPDATE replicas SET last_seen_at = last_seen_at - interval '1 hour'"
+                " WHERE replica_id = 'poller-3'"
+            )
+        )
+
+    answers = {
+        replica_id: run_exmeta(clean_env(database_url), tmp_path, "replicas", "--alive", replica_id)
+        for replica_id in ("poller-1", "poller-2", "poller-3", "poller-4")
+    }
+
+    assert {r: (a.returncode, a.stdout) for r, a in answers.items()} == {
+        "poller-1": (0, "poller-1: running\n"),
+        "poller-2": (1, "poller-2: stopped\n"),
+        "poller-3": (1, "poller-3: silent\n"),
+        "poller-4": (1, "poller-4: not registered\n"),
+    }
+
+
 def test_replicas_not_seen_for_a_week_are_pruned_when_another_registers(engine: Engine) -> None:
     with engine.begin() as conn:
         for replica_id in ("gone:1", "dead:2", "recent:3"):
@@ -109,18 +136,13 @@ def test_replicas_not_seen_for_a_week_are_pruned_when_another_registers(engine: 
         assert {r.replica_id for r in list_replicas(conn)} == {"recent:3", "new:4"}
 
 
-def exmeta_replicas(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def clean_env(database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXMETA_")}
-    env.update(EXMETA_DATABASE__URL=database_url, PYTHONPATH=str(REPO))
-    result = subprocess.run(
-        [sys.executable, "-m", "exmeta", "replicas", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return {**env, "EXMETA_DATABASE__URL": database_url, "PYTHONPATH": str(REPO)}
+
+
+def exmeta_replicas(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = run_exmeta(clean_env(database_url), cwd, "replicas", *args)
     assert result.returncode == 0, result.stderr
     return result
 
