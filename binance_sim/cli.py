@@ -15,6 +15,7 @@ from types import FrameType
 
 from binance_sim.server import SimServer
 from binance_sim.state import SimState
+from core.logs import utc_handler
 
 
 def main(argv: list[str] | None = None, prog: str = "binance_sim") -> int:
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None, prog: str = "binance_sim") -> int:
         fixture = " or ".join(given) if given else "the packaged fixtures"
         print(f"binance_sim: cannot load {fixture}: {reason}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, handlers=[utc_handler(sys.stderr)])
     stop = threading.Event()
     with _stop_on_signals(stop):
         try:

@@ -28,6 +28,7 @@ from core import changes as feed
 from core.config import ConfigError, Settings, base_url, load_settings
 from core.db import API_ROLE, create_db_engine, redact_url
 from core.ingest import SourceMismatchError, claim_sources
+from core.logs import utc_handler
 from core.redact import install as install_redaction
 from core.redact import settings_secrets
 from core.sources import source_of
@@ -63,11 +64,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=settings.log.level.upper(), handlers=[utc_handler(sys.stderr)])
     # On the handlers, so records of every library (urllib3 logs signed URLs) pass it.
     install_redaction(logging.getLogger().handlers, settings_secrets(settings))
     # The wheel logs every pg_ctl call with its full output, alembic every plugin it loads.
