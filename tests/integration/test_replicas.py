@@ -1,6 +1,5 @@
 """The replica registry: heartbeats and leases, via `GET /v1/replicas` and `exmeta replicas`."""
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -15,9 +14,7 @@ from core.ingest import StreamWriter
 from core.replicas import heartbeat, list_replicas, mark_stopped, register
 from poller.runner import Poller, Replica, ScheduledJob
 from tests.builders import client_for, exchange_info_job
-from tests.e2e.processes import run_exmeta
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.e2e.processes import cli_env, run_exmeta
 
 
 def poller(engine: Engine, sim: SimServer, replica_id: str) -> Poller:
@@ -107,7 +104,9 @@ def test_exmeta_replicas_alive_is_a_health_check_of_one_replica(
         )
 
     answers = {
-        replica_id: run_exmeta(clean_env(database_url), tmp_path, "replicas", "--alive", replica_id)
+        replica_id: run_exmeta(
+            cli_env(EXMETA_DATABASE__URL=database_url), tmp_path, "replicas", "--alive", replica_id
+        )
         for replica_id in ("poller-1", "poller-2", "poller-3", "poller-4")
     }
 
@@ -136,13 +135,8 @@ def test_replicas_not_seen_for_a_week_are_pruned_when_another_registers(engine: 
         assert {r.replica_id for r in list_replicas(conn)} == {"recent:3", "new:4"}
 
 
-def clean_env(database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXMETA_")}
-    return {**env, "EXMETA_DATABASE__URL": database_url, "PYTHONPATH": str(REPO)}
-
-
 def exmeta_replicas(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = run_exmeta(clean_env(database_url), cwd, "replicas", *args)
+    result = run_exmeta(cli_env(EXMETA_DATABASE__URL=database_url), cwd, "replicas", *args)
     assert result.returncode == 0, result.stderr
     return result
 
