@@ -121,6 +121,7 @@ class StreamJob:
             fetched.error_code,
             fetched.error_message,
             self._what_changed(recorded) if recorded.outcome == "changed" else "",
+            recorded.refusal,
         )
         level = {"error": logging.WARNING, "unchanged": logging.DEBUG}.get(
             recorded.outcome, logging.INFO

@@ -50,6 +50,7 @@ class PollReport:
     error_code: int | None = None
     error_message: str | None = None
     changes: str = ""  # what changed, for a changed poll
+    refusal: str | None = None  # why the writer refused a fetched body (core.ingest)
 
     def line(self) -> str:
         facts = [f"HTTP {self.status}"] if self.status is not None else []
@@ -63,6 +64,8 @@ class PollReport:
     def _tail(self) -> str:
         if self.outcome == "changed":
             return f": {self.changes}" if self.changes else ""
+        if self.refusal is not None:
+            return f": {self.refusal}"
         if self.error_class is None:
             return ""
         if is_geo_block(self.status, self.error_code, self.error_message):

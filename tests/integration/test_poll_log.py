@@ -204,3 +204,16 @@ def test_a_change_names_what_changed_and_unchanged_polls_are_summed_up_once_a_mi
     )
     unchanged = [m for m in said(poll_log, logging.DEBUG) if "poll unchanged" in m]
     assert len(unchanged) == 3  # each still has its line, at DEBUG
+
+
+def test_a_body_the_parser_refuses_says_why(
+    engine: Engine, sim: SimServer, poll_log: pytest.LogCaptureFixture
+) -> None:
+    requests.post(
+        f"{sim.url}/_sim/faults", json={"kind": "invalid_json"}, timeout=5
+    ).raise_for_status()
+
+    assert job_for(engine, sim.url, max_attempts=1).run().outcome == "error"
+
+    [line] = said(poll_log)
+    assert "(HTTP 200, weight used this minute 20): invalid_payload: " in line
