@@ -56,16 +56,8 @@ def test_replicas_heartbeat_and_show_their_leases_until_they_stop(
 def test_exmeta_replicas_tells_running_stopped_and_silent_apart(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
+    running_stopped_silent(engine, "host1:10", "host2:20", "host3:30")
     with engine.begin() as conn:
-        for replica_id in ("host1:10", "host2:20", "host3:30"):
-            register(conn, replica_id, "0.1.0")
-        mark_stopped(conn, "host2:20")
-        conn.execute(
-            text(
-                "UPDATE replicas SET last_seen_at = last_seen_at - interval '1 hour'"
-                " WHERE replica_id = 'host3:30'"
-            )
-        )
         heartbeat(conn, "host1:10", "0.1.0")
     assert replica_states(database_url, tmp_path, "--all") == {
         "host1:10": "running",
@@ -92,16 +84,7 @@ def test_exmeta_replicas_says_when_every_replica_has_stopped(
 def test_exmeta_replicas_alive_is_a_health_check_of_one_replica(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    with engine.begin() as conn:
-        for replica_id in ("poller-1", "poller-2", "poller-3"):
-            register(conn, replica_id, "0.1.0")
-        mark_stopped(conn, "poller-2")
-        conn.execute(
-            text(
-                "UPDATE replicas SET last_seen_at = last_seen_at - interval '1 hour'"
-                " WHERE replica_id = 'poller-3'"
-            )
-        )
+    running_stopped_silent(engine, "poller-1", "poller-2", "poller-3")
 
     answers = {
         replica_id: run_exmeta(
@@ -133,6 +116,21 @@ def test_replicas_not_seen_for_a_week_are_pruned_when_another_registers(engine: 
         register(conn, "new:4", "0.1.0")
 
         assert {r.replica_id for r in list_replicas(conn)} == {"recent:3", "new:4"}
+
+
+def running_stopped_silent(engine: Engine, running: str, stopped: str, silent: str) -> None:
+    """Three registered replicas: one running, one stopped, one silent for an hour."""
+    with engine.begin() as conn:
+        for replica_id in (running, stopped, silent):
+            register(conn, replica_id, "0.1.0")
+        mark_stopped(conn, stopped)
+        conn.execute(
+            text(
+                "UPDATE replicas SET last_seen_at = last_seen_at - interval '1 hour'"
+                " WHERE replica_id = :r"
+            ),
+            {"r": silent},
+        )
 
 
 def exmeta_replicas(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
