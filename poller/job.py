@@ -86,6 +86,7 @@ class StreamJob:
         self.write_lock = threading.Lock()
         self._weight_limit_known = False
         self.summary = PollSummary(stream)
+        self._polled = False
 
     def run(self, lease: Lease | None = None) -> Recorded:
         """Poll once; the write is applied only while ``lease`` (if given) is in force.
@@ -108,7 +109,8 @@ class StreamJob:
         return recorded
 
     def _log(self, recorded: Recorded, response: Response, fetched: Fetched) -> None:
-        """The poll's line: unchanged ones at DEBUG, summed up once a minute at INFO."""
+        """The poll's line: unchanged ones after the first at DEBUG, summed up once a
+        minute at INFO."""
         report = PollReport(
             self.stream,
             recorded.outcome,
@@ -123,10 +125,11 @@ class StreamJob:
             self._what_changed(recorded) if recorded.outcome == "changed" else "",
             recorded.refusal,
         )
-        level = {"error": logging.WARNING, "unchanged": logging.DEBUG}.get(
-            recorded.outcome, logging.INFO
-        )
-        log.log(level, "%s", report.line())
+        # The first poll is news whatever its outcome: the replica works.
+        quiet = recorded.outcome == "unchanged" and self._polled
+        self._polled = True
+        level = logging.WARNING if recorded.outcome == "error" else logging.INFO
+        log.log(logging.DEBUG if quiet else level, "%s", report.line())
         summary = self.summary.add(recorded.outcome, response.used_weight, self.clock())
         if summary is not None:
             log.info("%s", summary)

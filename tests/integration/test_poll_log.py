@@ -217,3 +217,18 @@ def test_a_body_the_parser_refuses_says_why(
 
     [line] = said(poll_log)
     assert "(HTTP 200, weight used this minute 20): invalid_payload: " in line
+
+
+def test_a_replicas_first_poll_is_logged_even_unchanged(
+    engine: Engine, sim: SimServer, poll_log: pytest.LogCaptureFixture
+) -> None:
+    job_for(engine, sim.url).run()
+    restarted = job_for(engine, sim.url)
+
+    assert [restarted.run().outcome, restarted.run().outcome] == ["unchanged", "unchanged"]
+
+    lines = [m for m in said(poll_log) if m.startswith("exchange_info poll")]
+    assert [line.split(" in ")[0] for line in lines] == [
+        "exchange_info poll changed",
+        "exchange_info poll unchanged",
+    ]
