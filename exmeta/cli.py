@@ -121,9 +121,10 @@ def _stop_on_signals(stop: threading.Event, *, announce: bool = True) -> None:
     """SIGTERM and SIGINT set ``stop``; ``announce=False`` under `exmeta up`, which has
     said it already."""
 
-    setting = [False]
+    setting = False
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal setting
         log.log(
             logging.INFO if announce else logging.DEBUG,
             "received %s, stopping",
@@ -132,9 +133,9 @@ def _stop_on_signals(stop: threading.Event, *, announce: bool = True) -> None:
         # A second signal (SIGINT and SIGTERM sent together) runs its handler inside the
         # first one's, possibly inside Event.set, whose lock is not reentrant: setting it
         # again there would wait forever.
-        if setting[0]:
+        if setting:
             return
-        setting[0] = True
+        setting = True
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
@@ -761,9 +762,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     )
     verify.set_defaults(func=cmd_verify)
     replicas = _command(sub, "replicas", common)
-    replicas.add_argument(
-        "--all", action="store_true", help="stopped replicas too (until pruned, below)"
-    )
+    replicas.add_argument("--all", action="store_true", help="stopped replicas too")
     replicas.add_argument(
         "--alive",
         metavar="ID",
