@@ -19,6 +19,7 @@ from core.config import Settings
 from core.ingest import StreamWriter
 from poller.job import StreamJob
 from tests.builders import client_for, exchange_info_job
+from tests.tls_server import SelfSignedServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SIM_HINT = "offline or firewalled? `exmeta sim` serves a Binance look-alike"
@@ -92,6 +93,19 @@ def test_tls_to_a_port_that_speaks_plain_http_is_named_as_a_tls_failure(
 
     [line] = said(poll_log)
     assert f": cannot reach {https}: TLS handshake with 127.0.0.1 failed (" in line
+    assert SIM_HINT in line
+
+
+def test_a_certificate_the_client_does_not_trust_is_named_as_a_tls_failure(
+    engine: Engine, tmp_path: Path, poll_log: pytest.LogCaptureFixture
+) -> None:
+    with SelfSignedServer(tmp_path) as server:
+        job_for(engine, server.url, max_attempts=1).run()
+
+    [line] = said(poll_log)
+    assert f": cannot reach {server.url}: TLS: the certificate of 127.0.0.1 is not trusted (" in (
+        line
+    )
     assert SIM_HINT in line
 
 
