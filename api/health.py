@@ -32,6 +32,7 @@ from api.render import json_response
 from api.schemas import ErrorResponse, Health, Readiness, operation_id
 from api.state import app_state
 from core import history
+from core.failures import Failure, failures_since_success
 from core.replication import Replication, replication
 from core.streams import DEFAULT_MARKET
 from core.timeparse import format_instant
@@ -51,18 +52,26 @@ def staleness(
     last_successes: Mapping[str, datetime | None],
     intervals: Mapping[str, float],
     now: datetime,
+    failures: Mapping[str, Failure] | None = None,
 ) -> list[str]:
-    """Why the data is not fresh: one reason per stream without a recent success."""
+    """Why the data is not fresh: one reason per stream without a recent success, with
+    the stream's newest failed poll since (``failures``), which says why."""
     reasons = []
     for stream, last in last_successes.items():
         limit = timedelta(seconds=history.GAP_FACTOR * intervals[stream])
         if last is None:
-            reasons.append(f"{stream}: no successful observation yet")
+            reason = f"{stream}: no successful observation yet"
         elif now - last > limit:
-            reasons.append(
+            reason = (
                 f"{stream}: last success {format_instant(last)} is older than"
                 f" {limit.total_seconds():g} s"
             )
+        else:
+            continue
+        failure = (failures or {}).get(stream)
+        if failure is not None:
+            reason += f"; last poll {format_instant(failure.observed_at)}: {failure}"
+        reasons.append(reason)
     return reasons
 
 
@@ -88,6 +97,7 @@ def readyz(query: NoQuery) -> Response:
     try:
         with state.engine.connect() as conn:
             last = history.last_successes(conn, state.streams)
+            failures = failures_since_success(conn, last)
             ahead = streams_ahead(conn, state.settings.poller.server_time_tolerance())
             database = replication(conn)
             plans = state.weight_plans(conn)
@@ -97,7 +107,7 @@ def readyz(query: NoQuery) -> Response:
     except SQLAlchemyError as exc:  # e.g. migrations not applied: answering, but not usable
         log.error("readiness: the database answered with an error", exc_info=True)
         return _not_ready(f"database error ({type(exc).__name__})")
-    reasons = staleness(last, state.settings.stream_intervals(), state.clock())
+    reasons = staleness(last, state.settings.stream_intervals(), state.clock(), failures)
     # A success dated ahead looks fresh, yet every poll after it is stale (core.dating).
     reasons += [f"{a.stream}: {a}; run exmeta verify --repair" for a in ahead if a.stream in last]
     # A weight budget too small for the intervals slows polling down but leaves every

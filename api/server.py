@@ -19,7 +19,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from gunicorn import util
+from gunicorn import glogging, util
 from gunicorn.app.base import BaseApplication
 from gunicorn.http import errors
 from gunicorn.workers.gthread import ThreadWorker
@@ -27,6 +27,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from api.errors import error_body
 from core.config import Settings
 from core.db import API_ROLE, create_db_engine
+from core.logs import UtcFormatter
 from core.redact import escape_controls
 
 # Headers the application tried to send are the application's fault, not the client's
@@ -79,6 +80,16 @@ class JsonErrorWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no ty
             self.log.debug("could not send the error answer")
 
 
+class UtcLogger(glogging.Logger):  # type: ignore[misc]  # gunicorn is untyped
+    """gunicorn's own lines (start, workers, errors) in the format of every other exmeta
+    line (core.logs), not in local time."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(UtcFormatter())
+
+
 class GunicornServer(BaseApplication):  # type: ignore[misc]  # gunicorn has no type hints
     """The API under gunicorn, on ``bind`` (e.g. ``fd://N``: a socket already listening)."""
 
@@ -97,6 +108,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]  # gunicorn has no 
             "timeout": 60,
             "graceful_timeout": 5,
             "loglevel": self.settings.log.level.lower(),
+            "logger_class": f"{__name__}.UtcLogger",
         }
         if "control_socket_disable" in self.cfg.settings:
             # gunicorn >= 24 opens a control socket in $HOME; nothing here uses it.

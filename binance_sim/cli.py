@@ -15,14 +15,16 @@ from types import FrameType
 
 from binance_sim.server import SimServer
 from binance_sim.state import SimState
+from core.logs import utc_handler
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Serve until SIGINT or SIGTERM.
+def main(argv: list[str] | None = None, prog: str = "binance_sim") -> int:
+    """Serve until SIGINT or SIGTERM; ``prog`` is the command's name in its usage line
+    (`exmeta sim` when run from there).
 
     Returns 0 on a clean stop, 1 if it cannot listen, 2 if the fixture is unusable.
     """
-    args = _parser().parse_args(argv)
+    args = _parser(prog).parse_args(argv)
     try:
         state = SimState.from_file(
             args.fixture, usdm_path=args.usdm_fixture, coinm_path=args.coinm_fixture
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         fixture = " or ".join(given) if given else "the packaged fixtures"
         print(f"binance_sim: cannot load {fixture}: {reason}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, handlers=[utc_handler(sys.stderr)])
     stop = threading.Event()
     with _stop_on_signals(stop):
         try:
@@ -50,13 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="binance_sim",
-        description="Serve Binance's exchangeInfo, time, ping, the signed account endpoints, "
-        "system status and delist schedule from fixtures, and the futures markets' "
-        "exchangeInfo (USD-M /fapi/v1/exchangeInfo, COIN-M /dapi/v1/exchangeInfo), "
-        "with a control API under /_sim/ (per market: /_sim/markets/{spot,usdm,coinm}/).",
+        prog=prog,
+        epilog=f"example:\n  {prog} --port 9900 &\n"
+        "  EXMETA_BINANCE__BASE_URL=http://127.0.0.1:9900 exmeta up",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve Binance's exchangeInfo, time, ping, the signed account endpoints,\n"
+        "system status and delist schedule from fixtures, and the futures markets'\n"
+        "exchangeInfo (USD-M /fapi/v1/exchangeInfo, COIN-M /dapi/v1/exchangeInfo), with\n"
+        "a control API under /_sim/ (per market: /_sim/markets/{spot,usdm,coinm}/) to\n"
+        "change them and inject faults. Prints its URL; Ctrl-C stops it.",
     )
     parser.add_argument(
         "--fixture",

@@ -17,6 +17,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast, get_type_hints
 
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
 from core import streams as catalogue
 from core.sources import SourceError, source_of
 
@@ -259,6 +262,9 @@ def _validate(settings: Settings) -> None:
             "[poller] server_time_tolerance_seconds must be 0 or more,"
             f" got {settings.poller.server_time_tolerance_seconds}"
         )
+    _validate_database_url("database", "url", settings.database.url)
+    _validate_database_url("api", "database_url", settings.api.database_url)
+    _validate_log(settings.log)
     for key in catalogue.BASE_URL_SETTINGS.values():
         try:
             source_of(getattr(b, key))
@@ -273,6 +279,44 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"[api] answer_cache_entries must be 0 or more, got {settings.api.answer_cache_entries}"
         )
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "postgresql+psycopg"})
+
+
+def postgres_url(url: str) -> URL:
+    """The URLs people paste (``postgres://``, ``postgresql://``), pinned to psycopg 3.
+
+    The message never repeats an unparsable value: it is a secret that may hold a password.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "is not a URL; expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+        ) from None
+    if parsed.drivername not in POSTGRES_SCHEMES:
+        raise ConfigError(
+            f"is not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}"
+            " (expected postgresql://...)"
+        )
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+def _validate_log(log: LogSettings) -> None:
+    # logging.basicConfig would raise on an unknown level, after a command had started.
+    if log.level.upper() not in LOG_LEVELS:
+        raise ConfigError(f"[log] level must be one of {', '.join(LOG_LEVELS)}, got {log.level!r}")
+
+
+def _validate_database_url(section: str, key: str, value: Secret) -> None:
+    if value:
+        try:
+            postgres_url(value.reveal())
+        except ConfigError as exc:
+            env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+            raise ConfigError(f"[{section}] {key} ({env}) {exc}") from None
 
 
 KEY_TYPES = ("hmac", "ed25519")
@@ -299,15 +343,7 @@ def _validate_signing(b: BinanceSettings) -> None:
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read ``path`` (if given) and the environment into validated, immutable settings."""
     env = os.environ if environ is None else environ
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with path.open("rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    data = _read_file(path) if path is not None else {}
 
     section_types = _section_types()
     values: dict[str, dict[str, object]] = {name: {} for name in section_types}
@@ -323,7 +359,10 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
             values[section][key] = _coerce(section, key, hints[key], raw, from_env=False)
 
     for var, raw in env.items():
-        if not var.startswith(ENV_PREFIX) or "__" not in var:
+        if not var.startswith(ENV_PREFIX):
+            continue
+        if "__" not in var:
+            _refuse_single_underscore(var, section_types)
             continue
         section, _, key = var[len(ENV_PREFIX) :].lower().partition("__")
         if section not in section_types:
@@ -338,6 +377,31 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     )
     _validate(settings)
     return settings
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:  # a directory, no permission, ...
+        raise ConfigError(f"config file {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _refuse_single_underscore(var: str, section_types: Mapping[str, type[Any]]) -> None:
+    """``EXMETA_API_TOKEN`` for ``EXMETA_API__TOKEN`` would be silently ignored (the
+    section is separated by two underscores), leaving a secret unset: refuse it by name.
+    Other ``EXMETA_*`` variables (the tests' ``EXMETA_TEST_DATABASE_URL``) name no setting
+    and pass."""
+    name = var[len(ENV_PREFIX) :].lower()
+    for section, kind in section_types.items():
+        key = name.removeprefix(f"{section}_")
+        if key != name and key in get_type_hints(kind):
+            meant = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+            raise ConfigError(f"environment variable {var} is not a setting; did you mean {meant}?")
 
 
 def replace_section(settings: Settings, section: str, **changes: object) -> Settings:

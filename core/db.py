@@ -18,18 +18,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.config import DatabaseSettings
+from core.config import DatabaseSettings, postgres_url
 
 # The role the API acts as (migration 0070): it may read what the API serves, nothing more.
 API_ROLE = "exmeta_api"
-
-
-def normalize_url(url: str) -> URL:
-    """Accept the URLs people paste (``postgres://``, ``postgresql://``) and pin psycopg 3."""
-    parsed = make_url(url)
-    if parsed.drivername in {"postgres", "postgresql", "postgresql+psycopg"}:
-        return parsed.set(drivername="postgresql+psycopg")
-    raise ValueError(f"not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}")
 
 
 def redact_url(url: str | URL) -> str:
@@ -75,7 +67,7 @@ def create_db_engine(
     if read_only_role is not None:
         options += f" -c role={read_only_role} -c default_transaction_read_only=on"
     engine = create_engine(
-        normalize_url(url),
+        postgres_url(url),
         pool_pre_ping=pre_ping,
         pool_size=pool_size,
         max_overflow=pool_size,

@@ -127,6 +127,9 @@ class Recorded:
     opened: dict[str, int] = field(default_factory=dict)
     closed: dict[str, int] = field(default_factory=dict)
     server_time_skew: Skew | None = None  # set when serverTime did not date it
+    # Why the writer refused what was fetched (an invalid body, a lost lease), for the
+    # log: a failure of the fetch itself is the fetch's to tell.
+    refusal: str | None = None
 
 
 def content_hash(canonical: bytes) -> bytes:
@@ -255,11 +258,13 @@ class StreamWriter:
             # what it brought back may predate, or race, that replica's writes.
             lost = _with_error(fetched, "lease_lost", f"lease term {lease.term} is over")
             obs_id = _insert_observation(conn, lost, observed_at, "stale", body_sha)
-            return Recorded(obs_id, "stale", observed_at), None
+            refusal = f"lease_lost: lease term {lease.term} is over, nothing applied"
+            return Recorded(obs_id, "stale", observed_at, refusal=refusal), None
 
         if head.last_applied_at is not None and observed_at <= head.last_applied_at:
             obs_id = _insert_observation(conn, fetched, observed_at, "stale", body_sha)
-            return Recorded(obs_id, "stale", observed_at), None
+            refusal = "a newer poll was applied first, nothing applied"
+            return Recorded(obs_id, "stale", observed_at, refusal=refusal), None
 
         if body_sha == head.last_body_sha256:
             obs_id = _insert_observation(conn, fetched, observed_at, "unchanged", body_sha)
@@ -275,7 +280,8 @@ class StreamWriter:
         except InvalidPayloadError as exc:
             failed = _with_error(fetched, "invalid_payload", str(exc))
             obs_id = _insert_observation(conn, failed, observed_at, "error", body_sha)
-            return Recorded(obs_id, "error", observed_at), None
+            refusal = f"invalid_payload: {failed.error_message}"
+            return Recorded(obs_id, "error", observed_at, refusal=refusal), None
 
         outcome = "changed" if plan.has_changes else "unchanged"
         obs_id = _insert_observation(conn, fetched, observed_at, outcome, body_sha)

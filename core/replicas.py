@@ -25,8 +25,24 @@ class ReplicaInfo:
     leases: tuple[str, ...]  # streams whose unexpired lease it holds now
 
 
+# A replica not seen for this long is gone (stopped, or dead): its row is deleted when
+# another registers, so that `exmeta replicas --all` lists a week, not every run ever.
+PRUNE_AFTER_DAYS = 7
+
+
 def register(conn: Connection, replica_id: str, version: str) -> None:
-    """Start (or restart, same id) this replica's row: started and seen now, not stopped."""
+    """Start (or restart, same id) this replica's row: started and seen now, not stopped.
+
+    Rows of replicas not seen for ``PRUNE_AFTER_DAYS`` go at the same time: a laptop that
+    runs `exmeta up` ten times a day registers a new ``host:pid`` each time.
+    """
+    conn.execute(
+        text(
+            "DELETE FROM replicas"
+            " WHERE last_seen_at < clock_timestamp() - make_interval(days => :days)"
+        ),
+        {"days": PRUNE_AFTER_DAYS},
+    )
     conn.execute(
         text(
             "INSERT INTO replicas (replica_id, version, started_at, last_seen_at)"

@@ -269,6 +269,8 @@ PUBLIC_STREAMS = tuple(s.name for s in CATALOGUE if not s.private)
 # or a diff covers one market at a time (``feed_streams``): each market's symbols are its
 # own entities, reported under the same names (``symbol``, ``rate_limit``...).
 FEED_STREAMS = tuple(s.name for s in CATALOGUE if s.feed)
+# Of every market: those whose changes anyone may read (a poll's log line words them).
+PUBLIC_FEED_STREAMS = tuple(s.name for s in CATALOGUE if s.feed and not s.private)
 # Written by a private stream: even a count of its versions is private.
 PRIVATE_TABLES = frozenset(t for s in CATALOGUE if s.private for t in s.tables)
 # The shape of every public stream's documents (core.schema): which field paths and filter

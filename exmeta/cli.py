@@ -28,6 +28,7 @@ from core import changes as feed
 from core.config import ConfigError, Settings, base_url, load_settings
 from core.db import API_ROLE, create_db_engine, redact_url
 from core.ingest import SourceMismatchError, claim_sources
+from core.logs import utc_handler
 from core.redact import install as install_redaction
 from core.redact import settings_secrets
 from core.sources import source_of
@@ -41,6 +42,7 @@ from core.streams import (
     stream,
 )
 from core.timeparse import TimeParseError, parse_instant
+from exmeta import help_text
 from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
 from exmeta.supervise import ListenError, Supervisor, listen, probe_address
 from exmeta.table import table
@@ -70,11 +72,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=settings.log.level.upper(), handlers=[utc_handler(sys.stderr)])
     # On the handlers, so records of every library (urllib3 logs signed URLs) pass it.
     install_redaction(logging.getLogger().handlers, settings_secrets(settings))
     # The wheel logs every pg_ctl call with its full output, alembic every plugin it loads.
@@ -131,12 +129,21 @@ def _stop_on_signals(stop: threading.Event, *, announce: bool = True) -> None:
     """SIGTERM and SIGINT set ``stop``; ``announce=False`` under `exmeta up`, which has
     said it already."""
 
+    setting = False
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal setting
         log.log(
             logging.INFO if announce else logging.DEBUG,
             "received %s, stopping",
             signal.Signals(signum).name,
         )
+        # A second signal (SIGINT and SIGTERM sent together) runs its handler inside the
+        # first one's, possibly inside Event.set, whose lock is not reentrant: setting it
+        # again there would wait forever.
+        if setting:
+            return
+        setting = True
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
@@ -464,27 +471,36 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_replicas(args: argparse.Namespace) -> int:
-    """List the poller replicas: running, stopped, or silent (no heartbeat for 3 beats)."""
-    from core.replicas import list_replicas
+    """List the live poller replicas (``--all``: stopped ones too): running, or silent
+    (no heartbeat for 3 beats). ``--alive ID``: exit 0 if that replica is running, else
+    1, a container's health check."""
+    from core.replicas import ReplicaInfo, list_replicas
 
     settings = _settings(args)
     _configure_logging(settings)
-    found = _read(settings, "replicas", list_replicas)
-    if not found:
-        print("no replica has registered")
-        return 0
+    registered = _read(settings, "replicas", list_replicas)
     silent_after = 3 * settings.poller.heartbeat_seconds
+
+    def state(r: ReplicaInfo) -> str:
+        if r.stopped_at is not None:
+            return "stopped"
+        return "silent" if r.seconds_since_seen > silent_after else "running"
+
+    if args.alive is not None:
+        states = [state(r) for r in registered if r.replica_id == args.alive]
+        print(f"{args.alive}: {states[0] if states else 'not registered'}")
+        return 0 if states == ["running"] else 1
+    found = [r for r in registered if args.all or r.stopped_at is None]
+    if not found:
+        if registered:
+            print(f"no live replica ({len(registered)} stopped: exmeta replicas --all)")
+        else:
+            print("no replica has registered")
+        return 0
     print(f"{'replica':<32} {'state':<8} {'version':<10} {'started':<26} {'last seen':>10}  leases")
     for r in found:
-        state = (
-            "stopped"
-            if r.stopped_at is not None
-            else "silent"
-            if r.seconds_since_seen > silent_after
-            else "running"
-        )
         print(
-            f"{r.replica_id:<32} {state:<8} {r.version:<10}"
+            f"{r.replica_id:<32} {state(r):<8} {r.version:<10}"
             f" {r.started_at.isoformat(timespec='seconds'):<26}"
             f" {r.seconds_since_seen:>8.1f}s  {', '.join(r.leases) or '-'}"
         )
@@ -678,7 +694,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_sim(args: argparse.Namespace) -> int:
     from binance_sim.cli import main as sim_main
 
-    return sim_main(args.sim_args)
+    return sim_main(args.sim_args, prog="exmeta sim")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -688,25 +704,46 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"exmeta: error: {message} (see {self.prog} --help)\n")
 
 
+def _command(
+    sub: argparse._SubParsersAction[_Parser],
+    name: str,
+    *parents: _Parser,
+) -> argparse.ArgumentParser:
+    """A subcommand with its summary, paragraph and example (exmeta.help_text), taking the
+    options of ``parents``."""
+    text = help_text.COMMANDS[name]
+    return sub.add_parser(
+        name,
+        parents=list(parents),
+        help=text.summary,
+        description=text.description,
+        epilog=text.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per option, all in one place
     config_help = (
         "settings file (default: ./config.toml if present); EXMETA_<SECTION>__<KEY> overrides"
     )
-    parser = _Parser(prog="exmeta", description="Versioned history of Binance spot metadata.")
+    parser = _Parser(
+        prog="exmeta",
+        description=help_text.DESCRIPTION,
+        epilog=help_text.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", type=Path, default=None, help=config_help)
     # Accepted after the subcommand too; SUPPRESS keeps it from resetting the global one.
     common = _Parser(add_help=False)
     common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser(
-        "migrate", parents=[common], help="create or upgrade the database schema"
-    ).set_defaults(func=cmd_migrate)
+    _command(sub, "migrate", common).set_defaults(func=cmd_migrate)
     new_source_help = (
         "a stream whose history is another source's (scheme://host:port of [binance]"
         " base_url) starts a new history at the configured one, after a gap (README,"
         " Source identity); without it such a poller refuses to start (exit 2)"
     )
-    poll = sub.add_parser("poll", parents=[common], help="run one poller replica")
+    poll = _command(sub, "poll", common)
     poll.add_argument("--replica-id", default=None, help="this replica's id (default host:pid)")
     poll.add_argument(
         "--new-source",
@@ -719,7 +756,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
         help="run under `exmeta up`, which announces the stop itself",
     )
     poll.set_defaults(func=cmd_poll)
-    serve = sub.add_parser("serve", parents=[common], help="serve the HTTP API")
+    serve = _command(sub, "serve", common)
     serve.add_argument(
         "--listen-fd",
         type=int,
@@ -729,23 +766,25 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
         " (how `exmeta up` hands over the port it checked)",
     )
     serve.set_defaults(func=cmd_serve)
-    up = sub.add_parser(
-        "up", parents=[common], help="embedded database + migrate + poll + serve, for a laptop"
-    )
+    up = _command(sub, "up", common)
     up.add_argument("--new-source", action="store_true", help=new_source_help)
     up.set_defaults(func=cmd_up)
-    verify = sub.add_parser(
-        "verify", parents=[common], help="check the whole history; exit 0 sound, 1 findings"
-    )
+    verify = _command(sub, "verify", common)
     verify.add_argument(
         "--repair",
         action="store_true",
         help="first undo observations dated ahead of the database clock (README, Operations)",
     )
     verify.set_defaults(func=cmd_verify)
-    sub.add_parser(
-        "replicas", parents=[common], help="list the poller replicas, their state and leases"
-    ).set_defaults(func=cmd_replicas)
+    replicas = _command(sub, "replicas", common)
+    replicas.add_argument("--all", action="store_true", help="stopped replicas too")
+    replicas.add_argument(
+        "--alive",
+        metavar="ID",
+        default=None,
+        help="exit 0 if replica ID is running (heartbeat within 3 beats), else 1: a health check",
+    )
+    replicas.set_defaults(func=cmd_replicas)
     json_help = "print the API's JSON instead of a table, for scripts"
     # The market every read command takes, as the API's `market=` does.
     market = _Parser(add_help=False)
@@ -755,11 +794,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
         choices=MARKETS,
         help="spot (default), usdm (USD-M futures) or coinm (COIN-M futures)",
     )
-    asof = sub.add_parser(
-        "asof",
-        parents=[common, market],
-        help="the symbols' rules at an instant, like GET /v1/symbols?as_of=",
-    )
+    asof = _command(sub, "asof", common, market)
     asof.add_argument("time", metavar="TIME", help="RFC 3339 with an offset or Z, or epoch ms")
     asof.add_argument(
         "symbols", metavar="SYMBOL", nargs="*", help="e.g. BTCUSDT (default: every symbol)"
@@ -770,11 +805,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
         help="JSON: per SYMBOL a line of GET /v1/symbols/{symbol}, else GET /v1/symbols",
     )
     asof.set_defaults(func=cmd_asof)
-    check = sub.add_parser(
-        "check",
-        parents=[common, market],
-        help="would this order have been accepted at --at (exit 0) or not (exit 1)",
-    )
+    check = _command(sub, "check", common, market)
     check.add_argument("symbol", help="e.g. BTCUSDT")
     check.add_argument("--side", required=True, help="BUY or SELL")
     check.add_argument("--type", required=True, help="LIMIT, MARKET, LIMIT_MAKER, ...")
@@ -796,11 +827,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     check.add_argument("--at", default=None, help="RFC 3339 or epoch ms (default: now)")
     check.add_argument("--json", action="store_true", help=json_help)
     check.set_defaults(func=cmd_check)
-    changes = sub.add_parser(
-        "changes",
-        parents=[common, market],
-        help="the changes in [--from, --to), like GET /v1/changes",
-    )
+    changes = _command(sub, "changes", common, market)
     changes.add_argument(
         "--from", dest="start", default=None, help="RFC 3339 or epoch ms (default: --to - 1h)"
     )
@@ -828,11 +855,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     )
     changes.add_argument("--json", action="store_true", help="JSON Lines, one change a line")
     changes.set_defaults(func=cmd_changes)
-    diff = sub.add_parser(
-        "diff",
-        parents=[common, market],
-        help="how the state at --to differs from the state at --from, like GET /v1/diff",
-    )
+    diff = _command(sub, "diff", common, market)
     diff.add_argument(
         "--from", dest="start", required=True, help="RFC 3339 or epoch ms: the earlier state"
     )
@@ -840,9 +863,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     diff.add_argument("--json", action="store_true", help=json_help)
     diff.set_defaults(func=cmd_diff)
     # The sim parses its own options (`exmeta sim --help`); they pass through untouched.
-    sim = sub.add_parser(
-        "sim", add_help=False, help="run the Binance look-alike (see `exmeta sim --help`)"
-    )
+    sim = sub.add_parser("sim", add_help=False, help=help_text.COMMANDS["sim"].summary)
     sim.set_defaults(func=cmd_sim, sim_args=[])
     return parser
 

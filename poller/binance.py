@@ -24,11 +24,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -301,7 +303,9 @@ class BinanceClient:
                 None,
                 elapsed(),
                 error_class=error_class,
-                error_message="body over 64 MB" if error_class == "too_large" else _short(failure),
+                error_message="body over 64 MB"
+                if error_class == "too_large"
+                else failure_cause(failure, self.base_url),
             )
         used = _int_header(headers, USED_WEIGHT_HEADER)
         retry_after = _float_header(headers, "Retry-After")
@@ -352,6 +356,53 @@ def _error_class(exc: Exception) -> str:
         # The body stopped short of its Content-Length: a reset, or a clean close.
         return "connection_reset" if "reset" in str(exc).lower() else "truncated"
     return "request"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and every one behind it: requests wraps urllib3's, which wraps the
+    socket's or the TLS library's, through ``__cause__``, ``__context__``, ``reason``
+    (urllib3's MaxRetryError) and ``args`` (requests' ConnectionError)."""
+    found: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or any(item is f for f in found):
+            continue
+        found.append(item)
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+    return found
+
+
+# How each low-level cause reads, most specific first (a certificate error is a TLS error).
+_CAUSE_WORDS: tuple[tuple[type[BaseException], Callable[[Any, str], str]], ...] = (
+    (socket.gaierror, lambda e, host: f"DNS: cannot resolve {host} ({e.strerror})"),
+    (
+        ssl.SSLCertVerificationError,
+        lambda e, host: f"TLS: the certificate of {host} is not trusted ({e.verify_message})",
+    ),
+    (ssl.SSLError, lambda e, host: f"TLS handshake with {host} failed ({e.reason or e})"),
+    (ConnectionRefusedError, lambda e, host: f"connection to {host} refused"),
+    (
+        requests.ConnectTimeout,
+        lambda e, host: f"no TCP connection to {host} within the connect timeout",
+    ),
+    (ConnectionResetError, lambda e, host: f"connection reset by {host}"),
+)
+
+
+def failure_cause(exc: BaseException, url: str) -> str:
+    """Why a request got no answer, in the words an operator searches for: the DNS, a
+    refused connection, TLS, a timeout; urllib3's own text is a three-line repr."""
+    causes = _causes(exc)
+    host = urlsplit(url).hostname or url
+    for cause in causes:
+        for kind, words in _CAUSE_WORDS:
+            if isinstance(cause, kind):
+                return words(cause, host)
+    for cause in causes:
+        if isinstance(cause, OSError) and cause.strerror:
+            return f"{cause.strerror} ({host})"  # e.g. Network is unreachable
+    return _short(exc)
 
 
 def _read_body(response: requests.Response) -> bytes:

@@ -8,25 +8,31 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 
+from core import changes as feed
 from core.bodies import blank_server_time
 from core.history import request_weight_limit
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
 from core.leases import Lease
 from core.sources import source_of
-from core.streams import RATE_LIMIT_TABLES, Stream
+from core.streams import PUBLIC_FEED_STREAMS, RATE_LIMIT_TABLES, Stream
 from poller.binance import Deadline, Response
 from poller.memory import release_freed_memory
 from poller.parse import ms_to_datetime
+from poller.poll_log import PollReport, PollSummary, describe_changes, describe_versions
 from poller.retry import RetryingClient
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# Changes read back to word a changed poll's line: enough to count a day's churn of a
+# filter, few enough to read in a few milliseconds.
+CHANGES_READ = 200
 
 
 def _utc_now() -> datetime:
@@ -79,6 +85,8 @@ class StreamJob:
         # Held only while recording: a shutdown waits for a write, never for an HTTP read.
         self.write_lock = threading.Lock()
         self._weight_limit_known = False
+        self.summary = PollSummary(stream)
+        self._polled = False
 
     def run(self, lease: Lease | None = None) -> Recorded:
         """Poll once; the write is applied only while ``lease`` (if given) is in force.
@@ -91,29 +99,62 @@ class StreamJob:
         sent = time.monotonic()
         response = self.fetch()
         with self.write_lock:
-            recorded = self.writer.record(
-                self._fetched(requested_at, sent, response), self.parse, lease
-            )
-        level = logging.WARNING if recorded.outcome == "error" else logging.INFO
-        log.log(
-            level,
-            "%s poll %s in %d ms (status %s, weight %s, attempts %d)%s%s",
+            fetched = self._fetched(requested_at, sent, response)
+            recorded = self.writer.record(fetched, self.parse, lease)
+        self._log(recorded, response, fetched)
+        if recorded.outcome == "changed":
+            release_freed_memory()  # the parse's peak would otherwise stay in RSS
+        if not self._weight_limit_known or self.rate_limit_table in recorded.opened:
+            self._learn_weight_limit()
+        return recorded
+
+    def _log(self, recorded: Recorded, response: Response, fetched: Fetched) -> None:
+        """The poll's line: unchanged ones after the first at DEBUG, summed up once a
+        minute at INFO."""
+        report = PollReport(
             self.stream,
             recorded.outcome,
             response.duration_ms,
             response.status,
             response.used_weight,
             response.attempts,
-            f": {response.error_class} {response.error_message}" if response.error_class else "",
-            f", opened {recorded.opened} closed {recorded.closed}"
-            if recorded.opened or recorded.closed
-            else "",
+            self.source,
+            fetched.error_class,
+            fetched.error_code,
+            fetched.error_message,
+            self._what_changed(recorded) if recorded.outcome == "changed" else "",
+            recorded.refusal,
         )
-        if recorded.outcome == "changed":
-            release_freed_memory()  # the parse's peak would otherwise stay in RSS
-        if not self._weight_limit_known or self.rate_limit_table in recorded.opened:
-            self._learn_weight_limit()
-        return recorded
+        # The first poll is news whatever its outcome: the replica works.
+        quiet = recorded.outcome == "unchanged" and self._polled
+        self._polled = True
+        level = logging.WARNING if recorded.outcome == "error" else logging.INFO
+        log.log(logging.DEBUG if quiet else level, "%s", report.line())
+        summary = self.summary.add(recorded.outcome, response.used_weight, self.clock())
+        if summary is not None:
+            log.info("%s", summary)
+
+    def _what_changed(self, recorded: Recorded) -> str:
+        """The change as the feed words it (core.changes), read back once committed; by
+        version counts for streams the feed does not report, or if the read fails (the
+        poll is on record whatever the log says)."""
+        if self.stream in PUBLIC_FEED_STREAMS:
+            at = recorded.observed_at
+            try:
+                with self.writer.engine.connect() as conn:
+                    page = feed.changes(
+                        conn,
+                        at,
+                        at + timedelta(microseconds=1),
+                        streams=(self.stream,),
+                        limit=CHANGES_READ,
+                    )
+            except SQLAlchemyError as exc:
+                log.debug("%s: could not read back the change: %s", self.stream, exc)
+            else:
+                if page.changes:
+                    return describe_changes(page.changes, page.next_cursor is None)
+        return describe_versions(recorded.opened, recorded.closed)
 
     def deadline(self) -> Deadline:
         """A new poll's deadline: its requests, retries included, all end by then."""

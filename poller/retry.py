@@ -355,22 +355,16 @@ class RetryingClient:
             if attempts >= self.policy.max_attempts or not retryable(response):
                 break
             delay = self.policy.backoff(attempts, self._rng)
+            # DEBUG: the poll's own line says how many attempts it took and why it failed.
             if delay >= deadline.left():
-                log.info(
-                    "attempt %d failed (%s %s); no retry: the %g s deadline is too near",
+                log.debug(
+                    "attempt %d failed (%s); no retry: the %g s deadline is too near",
                     attempts,
-                    response.error_class,
-                    response.status,
+                    _why(response),
                     deadline.seconds,
                 )
                 break
-            log.info(
-                "attempt %d failed (%s %s); retrying in %.2f s",
-                attempts,
-                response.error_class,
-                response.status,
-                delay,
-            )
+            log.debug("attempt %d failed (%s); retrying in %.2f s", attempts, _why(response), delay)
             waited += delay
             if self._wait(delay):
                 break
@@ -418,6 +412,10 @@ class RetryingClient:
             " (IP banned)" if banned else "",
         )
         return replace(response, error_class="ip_banned" if banned else "rate_limited")
+
+
+def _why(response: Response) -> str:
+    return response.error_message or f"{response.error_class}, HTTP {response.status}"
 
 
 def _elapsed_ms(started: float) -> int:

@@ -36,6 +36,13 @@ def scalar(engine: Engine, sql: str, **params: object) -> object:
         return conn.execute(text(sql), params).scalar()
 
 
+def cli_env(**variables: str) -> dict[str, str]:
+    """The environment of a one-off ``exmeta`` command: ours minus any EXMETA_*, plus
+    ``variables`` (whole names, e.g. ``EXMETA_DATABASE__URL``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXMETA_")}
+    return {**env, "PYTHONPATH": str(REPO), **variables}
+
+
 def exmeta_env(database_url: str, sim_url: str, interval: float, **settings: str) -> dict[str, str]:
     """The environment of an ``exmeta`` process: ours minus any EXMETA_*, plus ``settings``.
 

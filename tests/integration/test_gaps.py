@@ -126,9 +126,12 @@ def test_readyz_turns_503_during_the_outage_and_200_after(
     assert body is not None
     schemas.Readiness.model_validate(body)
     if status == 503:
-        assert body["reasons"] == [
-            f"exchange_info: last success {ts(OUTAGE_FROM)} is older than 30 s"
-        ]
+        [reason] = body["reasons"]
+        stale, _, why = reason.partition("; ")
+        assert stale == f"exchange_info: last success {ts(OUTAGE_FROM)} is older than 30 s"
+        # The newest failed poll says why.
+        assert why.startswith("last poll ")
+        assert why.endswith(": http_error, HTTP 503: Service Unavailable")
         log = client.get(f"/v1/observations?from={quote(ts(T0))}").json
         assert log is not None
         assert log["gaps"] == [{"stream": "exchange_info", "start": ts(OUTAGE_FROM), "end": None}]

@@ -1,8 +1,6 @@
 """The replica registry: heartbeats and leases, via `GET /v1/replicas` and `exmeta replicas`."""
 
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,8 +14,7 @@ from core.ingest import StreamWriter
 from core.replicas import heartbeat, list_replicas, mark_stopped, register
 from poller.runner import Poller, Replica, ScheduledJob
 from tests.builders import client_for, exchange_info_job
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.e2e.processes import cli_env, run_exmeta
 
 
 def poller(engine: Engine, sim: SimServer, replica_id: str) -> Poller:
@@ -59,28 +56,89 @@ def test_replicas_heartbeat_and_show_their_leases_until_they_stop(
 def test_exmeta_replicas_tells_running_stopped_and_silent_apart(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
+    running_stopped_silent(engine, "host1:10", "host2:20", "host3:30")
     with engine.begin() as conn:
-        for replica_id in ("host1:10", "host2:20", "host3:30"):
+        heartbeat(conn, "host1:10", "0.1.0")
+    assert replica_states(database_url, tmp_path, "--all") == {
+        "host1:10": "running",
+        "host2:20": "stopped",
+        "host3:30": "silent",
+    }
+    # By default the live ones only: a silent replica may be frozen and come back.
+    assert replica_states(database_url, tmp_path) == {"host1:10": "running", "host3:30": "silent"}
+
+
+def test_exmeta_replicas_says_when_every_replica_has_stopped(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    with engine.begin() as conn:
+        for replica_id in ("laptop:1", "laptop:2"):
             register(conn, replica_id, "0.1.0")
-        mark_stopped(conn, "host2:20")
+            mark_stopped(conn, replica_id)
+
+    result = exmeta_replicas(database_url, tmp_path)
+
+    assert result.stdout == "no live replica (2 stopped: exmeta replicas --all)\n"
+
+
+def test_exmeta_replicas_alive_is_a_health_check_of_one_replica(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    running_stopped_silent(engine, "poller-1", "poller-2", "poller-3")
+
+    answers = {
+        replica_id: run_exmeta(
+            cli_env(EXMETA_DATABASE__URL=database_url), tmp_path, "replicas", "--alive", replica_id
+        )
+        for replica_id in ("poller-1", "poller-2", "poller-3", "poller-4")
+    }
+
+    assert {r: (a.returncode, a.stdout) for r, a in answers.items()} == {
+        "poller-1": (0, "poller-1: running\n"),
+        "poller-2": (1, "poller-2: stopped\n"),
+        "poller-3": (1, "poller-3: silent\n"),
+        "poller-4": (1, "poller-4: not registered\n"),
+    }
+
+
+def test_replicas_not_seen_for_a_week_are_pruned_when_another_registers(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for replica_id in ("gone:1", "dead:2", "recent:3"):
+            register(conn, replica_id, "0.1.0")
+        mark_stopped(conn, "gone:1")
+        conn.execute(
+            text(
+                "UPDATE replicas SET last_seen_at = clock_timestamp() - CASE replica_id"
+                " WHEN 'gone:1' THEN interval '8 days' WHEN 'dead:2' THEN interval '7 days 1 minute'"
+                " ELSE interval '6 days' END"
+            )
+        )
+        register(conn, "new:4", "0.1.0")
+
+        assert {r.replica_id for r in list_replicas(conn)} == {"recent:3", "new:4"}
+
+
+def running_stopped_silent(engine: Engine, running: str, stopped: str, silent: str) -> None:
+    """Three registered replicas: one running, one stopped, one silent for an hour."""
+    with engine.begin() as conn:
+        for replica_id in (running, stopped, silent):
+            register(conn, replica_id, "0.1.0")
+        mark_stopped(conn, stopped)
         conn.execute(
             text(
                 "UPDATE replicas SET last_seen_at = last_seen_at - interval '1 hour'"
-                " WHERE replica_id = 'host3:30'"
-            )
+                " WHERE replica_id = :r"
+            ),
+            {"r": silent},
         )
-        heartbeat(conn, "host1:10", "0.1.0")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXMETA_")}
-    env.update(EXMETA_DATABASE__URL=database_url, PYTHONPATH=str(REPO))
-    result = subprocess.run(
-        [sys.executable, "-m", "exmeta", "replicas"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+
+
+def exmeta_replicas(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = run_exmeta(cli_env(EXMETA_DATABASE__URL=database_url), cwd, "replicas", *args)
     assert result.returncode == 0, result.stderr
-    states = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:]}
-    assert states == {"host1:10": "running", "host2:20": "stopped", "host3:30": "silent"}
+    return result
+
+
+def replica_states(database_url: str, cwd: Path, *args: str) -> dict[str, str]:
+    result = exmeta_replicas(database_url, cwd, *args)
+    return {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:]}
