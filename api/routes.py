@@ -58,6 +58,7 @@ from core.order_check import (
 )
 from core.streams import DEFAULT_MARKET, PRIVATE_STREAMS, feed_streams
 from core.streams import market as market_declaration
+from core.suggestions import did_you_mean
 from core.timeparse import format_instant
 
 DEFAULT_WINDOW = timedelta(hours=1)
@@ -482,7 +483,10 @@ def list_observations(query: ObservationsQuery) -> Response:
     intervals = state.settings.stream_intervals()
     if query.stream is not None and query.stream not in intervals:
         raise ApiError(
-            400, "invalid_parameter", f"stream: must be one of {', '.join(sorted(intervals))}"
+            400,
+            "invalid_parameter",
+            f"stream: must be one of {', '.join(sorted(intervals))}"
+            + did_you_mean(query.stream, intervals),
         )
     if query.stream in PRIVATE_STREAMS:
         check_token()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -40,6 +41,7 @@ from core.streams import (
     feed_streams,
     stream,
 )
+from core.suggestions import did_you_mean
 from core.timeparse import TimeParseError, parse_instant
 from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
 from exmeta.supervise import ListenError, Supervisor, listen, probe_address
@@ -375,6 +377,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
     feed's cursor makes the pages add up to the whole list, whatever commits meanwhile.
     """
     from api import render
+    from api.params import binance_spelling
 
     settings = _settings(args)
     _configure_logging(settings)
@@ -408,7 +411,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
                     start,
                     end,
                     streams=streams,
-                    symbol=args.symbol,
+                    symbol=args.symbol and binance_spelling(args.symbol),
                     fields=args.field,
                     exclude_fields=args.exclude_field,
                     schema=args.schema,
@@ -681,10 +684,17 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return sim_main(args.sim_args)
 
 
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage mistakes in one line, exit 2, like every other error of the command."""
 
     def error(self, message: str) -> NoReturn:
+        # argparse names the choices but not the one meant (before Python 3.14).
+        mistyped = _INVALID_CHOICE.search(message)
+        if mistyped:
+            message += did_you_mean(mistyped[1], re.findall(r"'([^']*)'", mistyped[2]))
         self.exit(2, f"exmeta: error: {message} (see {self.prog} --help)\n")
 
 
