@@ -189,3 +189,27 @@ def test_the_cli_suggests_the_close_name(
         main(args)
     assert exited.value.code == 2
     assert f"did you mean {hint}?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "hint"),
+    [
+        (f"/v1/symbols/ETHBTCC?as_of={AT}", "symbol_not_listed", "ETHBTC"),
+        (
+            f"/v1/symbols/btcustd/check?as_of={AT}&side=BUY&type=LIMIT&quantity=1",
+            "symbol_not_listed",
+            "BTCUSDT",
+        ),
+        ("/v1/symbols/ETHBTCC/history", "symbol_never_seen", "ETHBTC"),
+    ],
+)
+def test_a_symbol_close_to_one_listed_gets_it(
+    client: FlaskClient, url: str, code: str, hint: str
+) -> None:
+    assert error(client, url, 404, code).endswith(f"(did you mean {hint}?)")
+
+
+def test_a_symbol_unlike_any_gets_no_suggestion(client: FlaskClient) -> None:
+    assert "did you mean" not in error(
+        client, f"/v1/symbols/ETHUSDT?as_of={AT}", 404, "symbol_not_listed"
+    )
