@@ -690,6 +690,17 @@ _INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
 class _Parser(argparse.ArgumentParser):
     """Usage mistakes in one line, exit 2, like every other error of the command."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The options each command takes, its parents' included: for "did you mean".
+        self.options = [o for p in kwargs.get("parents", []) for o in getattr(p, "options", [])]
+        self.commands: dict[str, _Parser] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.options += action.option_strings
+        return action
+
     def error(self, message: str) -> NoReturn:
         # argparse names the choices but not the one meant (before Python 3.14).
         mistyped = _INVALID_CHOICE.search(message)
@@ -698,7 +709,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"exmeta: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per option, all in one place
+def build_parser() -> _Parser:  # noqa: PLR0915 - one statement per option, all in one place
     config_help = (
         "settings file (default: ./config.toml if present); EXMETA_<SECTION>__<KEY> overrides"
     )
@@ -708,6 +719,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     common = _Parser(add_help=False)
     common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.commands = sub.choices
     sub.add_parser(
         "migrate", parents=[common], help="create or upgrade the database schema"
     ).set_defaults(func=cmd_migrate)
@@ -863,7 +875,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sim":
         args.sim_args = extra
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        options = parser.commands[args.command].options
+        hint = did_you_mean(extra[0], options) if extra[0].startswith("-") else ""
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     try:
         return int(args.func(args))
     except CliError as exc:

@@ -180,6 +180,8 @@ def test_an_unknown_name_gets_the_close_one(
         (["asfo", AT], "asof"),
         (["asof", AT, "--market", "spto"], "spot"),
         (["changes", "--stream", "exchangeinfo"], "exchange_info"),
+        (["check", "ETHBTC", "--side", "BUY", "--type", "LIMIT", "--quantiy", "1"], "--quantity"),
+        (["diff", "--from", AT, "--markte", "spot"], "--market"),
     ],
 )
 def test_the_cli_suggests_the_close_name(
