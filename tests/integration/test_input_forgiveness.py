@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import jsonschema_rs
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
@@ -215,3 +216,24 @@ def test_a_symbol_unlike_any_gets_no_suggestion(client: FlaskClient) -> None:
     assert "did you mean" not in error(
         client, f"/v1/symbols/ETHUSDT?as_of={AT}", 404, "symbol_not_listed"
     )
+
+
+@pytest.mark.parametrize("market", ["spot", "usdm"])
+@pytest.mark.parametrize("order_type", ["LIMIT", "LIMIT_MAKER", "STOP_MARKET", "LIMTI"])
+def test_the_published_order_types_are_exactly_the_accepted_ones(
+    client: FlaskClient, market: str, order_type: str
+) -> None:
+    """The document states each market's types (``if``/``then``/``else`` on market): a
+    client that checks its query against it is refused for no other type."""
+    spec = client.get("/openapi.json").json
+    assert spec is not None
+    (query,) = [
+        p
+        for p in spec["paths"]["/v1/symbols/{symbol}/check"]["get"]["parameters"]
+        if p["in"] == "query"
+    ]
+    instance = {"market": market, "side": "BUY", "type": order_type, "quantity": "1"}
+    published = jsonschema_rs.Draft202012Validator(query["schema"]).is_valid(instance)
+    response = client.get("/v1/symbols/ETHBTC/check", query_string=instance)
+    # A valid query about a symbol usdm never listed is a 404, not a 400.
+    assert (response.status_code != 400) == published, response.data[:300]
