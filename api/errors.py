@@ -11,13 +11,15 @@ import logging
 import re
 from collections.abc import Mapping
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, has_request_context, request
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from api.params import query_model
 from api.render import json_response
+from core.suggestions import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +70,22 @@ def validation_error_response(exc: ValidationError) -> Response:
     for error in errors[:_MAX_MESSAGES]:
         where = ".".join(str(part) for part in error["loc"])
         if error["type"] == "extra_forbidden":
-            messages.append(f"unknown parameter {where}")
+            messages.append(f"unknown parameter {where}{did_you_mean(where, _parameters())}")
         else:
             messages.append(f"{where}: {error['msg']}" if where else error["msg"])
     return error_response(VALIDATION_STATUS, code, "; ".join(messages))
+
+
+def _parameters() -> list[str]:
+    """The query parameters of the route asked, as a caller spells them (none known when a
+    model is validated outside a request)."""
+    if not has_request_context():
+        return []
+    view = current_app.view_functions.get(request.endpoint or "")
+    model = query_model(view) if view is not None else None
+    if model is None:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]
 
 
 def _snake(name: str) -> str:

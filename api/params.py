@@ -30,21 +30,35 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from core.models import OUTCOMES
+from core.order_check import FUTURES_ORDER_TYPES, ORDER_TYPES, SPOT_ORDER_TYPES
 from core.streams import DEFAULT_MARKET, MARKETS, PUBLIC_STREAMS, STREAMS
 from core.streams import stream as stream_declaration
+from core.suggestions import did_you_mean
 from core.timeparse import INSTANT_PATTERN, TimeParseError, parse_instant
 
 MAX_SYMBOL = 64  # Binance symbols are ~20 characters, and non-ASCII ones exist since 2025-12
+# Binance spells its symbols with upper-case ASCII letters (and digits, "_", and since
+# 2025-12 letters of other scripts, which have no case to fold or must keep theirs), and
+# looks them up whatever the case: so do we, by spelling the input as Binance does. Only
+# a-z are folded: str.upper() would also rewrite non-ASCII letters ("ß" -> "SS"), which
+# are Binance's spelling as sent.
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 MAX_TEXT = 64
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 INSTANT_EXAMPLES = ["2024-05-01T12:00:00.000Z", "2024-05-01T14:00:00+02:00", "1714564800000"]
 INSTANT_DESCRIPTION = (
-    "RFC 3339 with an explicit offset or Z, or integer epoch milliseconds (at most 13 digits)"
+    "RFC 3339 with an explicit offset or Z (in a URL, encode its '+' as %2B), or integer"
+    " epoch milliseconds (12 or 13 digits: epoch seconds are refused)"
 )
 # api.intake refuses a NUL byte in any parameter (PostgreSQL's text cannot hold one);
 # the free-text parameters say so in the document, so a client or fuzzer knows it.
 NO_NUL = "^[^\\u0000]*$"
+
+
+def binance_spelling(symbol: str) -> str:
+    """The symbol as Binance spells it, from any case of its ASCII letters."""
+    return symbol.translate(_ASCII_UPPER)
 
 
 def parse_time(value: object) -> datetime:
@@ -117,7 +131,9 @@ def one_of(value: str | None, known: Sequence[str]) -> str | None:
     """``value`` if absent or known, else an ``invalid_parameter`` error naming the choices."""
     if value is not None and value not in known:
         raise PydanticCustomError(
-            "invalid_parameter", "must be one of {known}", {"known": ", ".join(known)}
+            "invalid_parameter",
+            "must be one of {known}{hint}",
+            {"known": ", ".join(known), "hint": did_you_mean(value, known)},
         )
     return value
 
@@ -242,7 +258,8 @@ class ChangesQuery(Window):
         None,
         min_length=1,
         max_length=MAX_SYMBOL,
-        description="only this symbol's changes (its rules, commission and delisting)",
+        description="only this symbol's changes (its rules, commission and delisting); any"
+        " case: ethbtc is ETHBTC",
         json_schema_extra={"pattern": NO_NUL},
     )
     field: list[FieldName] = Field(
@@ -275,6 +292,11 @@ class ChangesQuery(Window):
     @classmethod
     def _known_stream(cls, value: str | None) -> str | None:
         return one_of(value, STREAMS)
+
+    @field_validator("symbol")
+    @classmethod
+    def _spelled_as_binance(cls, value: str | None) -> str | None:
+        return None if value is None else binance_spelling(value)
 
     @field_validator("market")
     @classmethod
@@ -335,6 +357,7 @@ OrderNumber = Annotated[
 
 
 _MARKET: JsonDict = {"const": "MARKET"}
+ANY_ORDER_TYPE: list[JsonValue] = [*sorted({*SPOT_ORDER_TYPES, *FUTURES_ORDER_TYPES})]
 
 
 class CheckQuery(MarketAsOfQuery):
@@ -362,14 +385,28 @@ class CheckQuery(MarketAsOfQuery):
                     "properties": {"quantity": False, "price": False, "type": _MARKET},
                 },
             ],
-            # Futures orders have no quoteOrderQty nor icebergQty (core.order_check).
+            # Futures orders have no quoteOrderQty nor icebergQty, and each market its
+            # own order types (core.order_check).
             "if": {"required": ["market"], "properties": {"market": {"enum": FUTURES}}},
-            "then": {"properties": {"quote_quantity": False, "iceberg_quantity": False}},
+            "then": {
+                "properties": {
+                    "quote_quantity": False,
+                    "iceberg_quantity": False,
+                    "type": {"enum": list(FUTURES_ORDER_TYPES)},
+                }
+            },
+            "else": {"properties": {"type": {"enum": list(SPOT_ORDER_TYPES)}}},
         }
     )
 
     side: Literal["BUY", "SELL"]
-    type: Text = Field(description="order type as Binance names it, e.g. LIMIT, MARKET")
+    type: Text = Field(
+        description="order type as Binance names it: spot "
+        + ", ".join(SPOT_ORDER_TYPES)
+        + "; futures "
+        + ", ".join(FUTURES_ORDER_TYPES),
+        json_schema_extra={"enum": ANY_ORDER_TYPE},
+    )
     quantity: OrderNumber | None = Field(
         None, description="the base quantity; or, for a MARKET order, quote_quantity instead"
     )
@@ -387,6 +424,25 @@ class CheckQuery(MarketAsOfQuery):
     iceberg_quantity: OrderNumber | None = Field(
         None, description="the visible part of an iceberg order (Binance's icebergQty)"
     )
+
+    @model_validator(mode="after")
+    def _known_order_type(self) -> Self:
+        """A type the market does not have is a typo, not an order the symbol refuses."""
+        known = ORDER_TYPES[self.market]
+        if self.type not in known:
+            elsewhere = [m for m, types in ORDER_TYPES.items() if self.type in types]
+            raise PydanticCustomError(
+                "invalid_parameter",
+                "type: {type} is not a {market} order type{elsewhere}; one of {known}{hint}",
+                {
+                    "type": self.type,
+                    "market": self.market,
+                    "elsewhere": f" (it is one of {', '.join(elsewhere)})" if elsewhere else "",
+                    "known": ", ".join(known),
+                    "hint": did_you_mean(self.type, known),
+                },
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_size_and_no_market_price(self) -> Self:
@@ -415,8 +471,14 @@ class SymbolPath(Params):
     symbol: str = Field(
         min_length=1,
         max_length=MAX_SYMBOL,
+        description="as Binance spells it, in any case: ethbtc is ETHBTC",
         json_schema_extra={"example": "BTCUSDT", "pattern": NO_NUL},
     )
+
+    @field_validator("symbol")
+    @classmethod
+    def _spelled_as_binance(cls, value: str) -> str:
+        return binance_spelling(value)
 
 
 class BalancesQuery(AsOfQuery):

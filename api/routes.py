@@ -58,9 +58,13 @@ from core.order_check import (
 )
 from core.streams import DEFAULT_MARKET, PRIVATE_STREAMS, feed_streams
 from core.streams import market as market_declaration
+from core.suggestions import did_you_mean
 from core.timeparse import format_instant
 
 DEFAULT_WINDOW = timedelta(hours=1)
+# Stricter than for other names: symbols are short and alike, and ETHBTC is no typo of
+# ETHUSDT, while ETHBTCC and BTCUSTD are of ETHBTC and BTCUSDT.
+SYMBOL_CUTOFF = 0.8
 
 SYMBOLS = Tag(name="symbols", description="trading rules per symbol, now or as of an instant")
 EXCHANGE = Tag(name="exchange", description="exchange-wide rules and the raw documents")
@@ -132,14 +136,16 @@ def _symbol_rules(
         if keep and as_of is not None and rules is not None and keepable(found):
             stream = market_declaration(market).exchange_info
             generation = history.versions_generation(conn, stream)
-    if rules is None:
-        if found.observed_before is None:
-            raise _not_observed(at, market)
-        raise ApiError(
-            404,
-            "symbol_not_listed",
-            f"{symbol} was not listed{_on(market)} at {format_instant(at)}",
-        )
+        if rules is None:
+            if found.observed_before is None:
+                raise _not_observed(at, market)
+            listed = history.symbol_names(conn, at, market=market)
+            raise ApiError(
+                404,
+                "symbol_not_listed",
+                f"{symbol} was not listed{_on(market)} at {format_instant(at)}"
+                + did_you_mean(symbol, listed, SYMBOL_CUTOFF),
+            )
     return _Rules(rules, at, found, generation)
 
 
@@ -232,8 +238,12 @@ def get_symbol_history(path: SymbolPath, query: HistoryQuery) -> Response:
             raise ApiError(400, "invalid_cursor", str(exc)) from None
         # An empty window is an answer; a symbol never seen is not.
         if not page.entries and not history.symbol_seen(conn, path.symbol, market=market):
+            seen = history.symbol_names(conn, market=market)
             raise ApiError(
-                404, "symbol_never_seen", f"{path.symbol} was never observed{_on(market)}"
+                404,
+                "symbol_never_seen",
+                f"{path.symbol} was never observed{_on(market)}"
+                + did_you_mean(path.symbol, seen, SYMBOL_CUTOFF),
             )
     return render.json_response(render.symbol_history(path.symbol, page, query.start, query.end))
 
@@ -482,7 +492,10 @@ def list_observations(query: ObservationsQuery) -> Response:
     intervals = state.settings.stream_intervals()
     if query.stream is not None and query.stream not in intervals:
         raise ApiError(
-            400, "invalid_parameter", f"stream: must be one of {', '.join(sorted(intervals))}"
+            400,
+            "invalid_parameter",
+            f"stream: must be one of {', '.join(sorted(intervals))}"
+            + did_you_mean(query.stream, intervals),
         )
     if query.stream in PRIVATE_STREAMS:
         check_token()

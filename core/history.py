@@ -421,6 +421,19 @@ def symbol_seen(conn: Connection, symbol: str, *, market: str = DEFAULT_MARKET) 
     )
 
 
+def symbol_names(
+    conn: Connection, at: datetime | None = None, *, market: str = DEFAULT_MARKET
+) -> list[str]:
+    """The names of ``market``'s symbols in force at ``at``, or (None) ever recorded: what
+    a 404 about a mistyped symbol can suggest, read only on that error's path."""
+    table = layout(market).symbols
+    if at is None:
+        sql = f"SELECT DISTINCT symbol FROM {table}"
+    else:
+        sql = f"SELECT symbol FROM {table} WHERE {_in_force(at)}"
+    return list(conn.execute(text(sql), {"t": at}).scalars())
+
+
 def _page_end_sql(shape: Layout, *, after_base: bool) -> str:
     """The ``:n``th instant after ``:base`` at which a version of ``:sym`` opens.
 

@@ -67,6 +67,28 @@ from typing import Any
 from core.streams import market as market_declaration
 
 MARKET = "MARKET"
+# Every order type each market knows (binance-api-notes §3 and §14): a type outside its
+# market's is a mistyped input, not a rule the order breaks; a known type the symbol does
+# not take (its orderTypes) is one.
+SPOT_ORDER_TYPES = (
+    "LIMIT",
+    "LIMIT_MAKER",
+    MARKET,
+    "STOP_LOSS",
+    "STOP_LOSS_LIMIT",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_LIMIT",
+)
+FUTURES_ORDER_TYPES = (
+    "LIMIT",
+    MARKET,
+    "STOP",
+    "STOP_MARKET",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_MARKET",
+    "TRAILING_STOP_MARKET",
+)
+ORDER_TYPES = {"spot": SPOT_ORDER_TYPES, "usdm": FUTURES_ORDER_TYPES, "coinm": FUTURES_ORDER_TYPES}
 PRICED_TYPES = frozenset({"LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"})
 FUTURES_PRICED_TYPES = frozenset({"LIMIT", "STOP", "TAKE_PROFIT"})
 # A conditional futures order's trigger, which Order does not carry (a trailing stop's

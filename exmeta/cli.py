@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -41,6 +42,7 @@ from core.streams import (
     feed_streams,
     stream,
 )
+from core.suggestions import did_you_mean
 from core.timeparse import TimeParseError, parse_instant
 from exmeta import help_text
 from exmeta.embedded import EmbeddedError, EmbeddedPostgres, default_data_dir
@@ -382,6 +384,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
     feed's cursor makes the pages add up to the whole list, whatever commits meanwhile.
     """
     from api import render
+    from api.params import binance_spelling
 
     settings = _settings(args)
     _configure_logging(settings)
@@ -415,7 +418,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
                     start,
                     end,
                     streams=streams,
-                    symbol=args.symbol,
+                    symbol=args.symbol and binance_spelling(args.symbol),
                     fields=args.field,
                     exclude_fields=args.exclude_field,
                     schema=args.schema,
@@ -697,10 +700,28 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return sim_main(args.sim_args, prog="exmeta sim")
 
 
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage mistakes in one line, exit 2, like every other error of the command."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The options each command takes, its parents' included: for "did you mean".
+        self.options = [o for p in kwargs.get("parents", []) for o in getattr(p, "options", [])]
+        self.commands: dict[str, _Parser] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.options += action.option_strings
+        return action
+
     def error(self, message: str) -> NoReturn:
+        # argparse names the choices but not the one meant (before Python 3.14).
+        mistyped = _INVALID_CHOICE.search(message)
+        if mistyped:
+            message += did_you_mean(mistyped[1], re.findall(r"'([^']*)'", mistyped[2]))
         self.exit(2, f"exmeta: error: {message} (see {self.prog} --help)\n")
 
 
@@ -722,7 +743,7 @@ def _command(
     )
 
 
-def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per option, all in one place
+def build_parser() -> _Parser:  # noqa: PLR0915 - one statement per option, all in one place
     config_help = (
         "settings file (default: ./config.toml if present); EXMETA_<SECTION>__<KEY> overrides"
     )
@@ -737,6 +758,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     common = _Parser(add_help=False)
     common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.commands = sub.choices
     _command(sub, "migrate", common).set_defaults(func=cmd_migrate)
     new_source_help = (
         "a stream whose history is another source's (scheme://host:port of [binance]"
@@ -874,7 +896,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sim":
         args.sim_args = extra
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        options = parser.commands[args.command].options
+        hint = did_you_mean(extra[0], options) if extra[0].startswith("-") else ""
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     try:
         return int(args.func(args))
     except CliError as exc:

@@ -15,10 +15,10 @@ from core.timeparse import INSTANT_PATTERN, TimeParseError, format_instant, pars
         ("2022-11-28T03:05:44.331+02:00", datetime(2022, 11, 28, 1, 5, 44, 331000, tzinfo=UTC)),
         ("2022-11-28t01:05:44z", datetime(2022, 11, 28, 1, 5, 44, tzinfo=UTC)),
         ("1669597544331", datetime(2022, 11, 28, 1, 5, 44, 331000, tzinfo=UTC)),
-        ("0", datetime(1970, 1, 1, tzinfo=UTC)),
+        ("100000000000", datetime(1973, 3, 3, 9, 46, 40, tzinfo=UTC)),  # 12 digits: the first
+        ("9999999999999", datetime(2286, 11, 20, 17, 46, 39, 999000, tzinfo=UTC)),
         ("2022-11-28T01:05:44.123456789Z", datetime(2022, 11, 28, 1, 5, 44, 123456, tzinfo=UTC)),
         ("2022-11-28 01:05:44Z", datetime(2022, 11, 28, 1, 5, 44, tzinfo=UTC)),
-        ("-1000", datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC)),
         ("2000-02-29T00:00:00Z", datetime(2000, 2, 29, tzinfo=UTC)),
         ("2024-02-29T00:00:00Z", datetime(2024, 2, 29, tzinfo=UTC)),
         ("0001-01-01T00:00:00-01:00", datetime(1, 1, 1, 1, tzinfo=UTC)),
@@ -56,6 +56,11 @@ def test_accepted_instants(text: str, expected: datetime) -> None:
         "1669597544331\n",
         "+1669597544331",
         "12345678901234",  # 14 digits: past 2286
+        "0",  # January 1970 as milliseconds: not an instant anyone means
+        "-1000",
+        "99999999999",  # 11 digits
+        "012345678901",  # a leading zero
+        "1796275095",  # epoch seconds
         "1900-02-29T00:00:00Z",  # divisible by 100, not by 400: no leap day
         "2023-02-29T00:00:00Z",
         "2023-04-31T00:00:00Z",
@@ -70,6 +75,31 @@ def test_accepted_instants(text: str, expected: datetime) -> None:
 def test_rejected_instants(text: str) -> None:
     with pytest.raises(TimeParseError):
         parse_instant(text)
+
+
+@pytest.mark.parametrize("seconds", ["1796275095", "1700000000", "999999999", "9999999999"])
+def test_epoch_seconds_are_refused_with_a_message_that_says_so(seconds: str) -> None:
+    with pytest.raises(TimeParseError) as refused:
+        parse_instant(seconds)
+    message = str(refused.value)
+    assert "looks like epoch seconds" in message
+    assert f"{seconds}000" in message
+    assert format_instant(parse_instant(f"{seconds}000")) in message
+
+
+def test_an_offset_whose_plus_arrived_as_a_space_is_refused_with_the_encoding() -> None:
+    with pytest.raises(TimeParseError) as refused:
+        parse_instant("2026-11-24T11:00:00 01:00")  # "+01:00" in a URL, unencoded
+    assert "%2B" in str(refused.value)
+    assert parse_instant("2026-11-24T11:00:00+01:00") == datetime(2026, 11, 24, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("text", ["2026-11-24T11:00:00", "2026-11-24 11:00", "1.5", "-1000"])
+def test_other_refusals_do_not_mention_the_encoding(text: str) -> None:
+    with pytest.raises(TimeParseError) as refused:
+        parse_instant(text)
+    assert "%2B" not in str(refused.value)
+    assert "epoch seconds" not in str(refused.value)
 
 
 def test_format_is_utc_with_milliseconds() -> None:
