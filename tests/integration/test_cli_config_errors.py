@@ -41,7 +41,9 @@ def test_a_bad_setting_is_one_line_and_exit_2(
     assert done.stdout == ""
 
 
-@pytest.mark.parametrize("command", ["migrate", "poll", "serve", "up", "verify", "diff --from 0"])
+@pytest.mark.parametrize(
+    "command", ["migrate", "poll", "serve", "up", "verify", "diff --from 2024-01-01T00:00:00Z"]
+)
 def test_every_command_refuses_a_database_url_that_is_not_postgresql(
     tmp_path: Path, command: str
 ) -> None:
