@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -117,8 +118,7 @@ def main() -> None:
         parse = resolve_parser(declared.parser)
         writer_only = []
         for _ in range(args.runs):
-            fetched_now = fetched(raw, tick(), STREAM)
-            writer_only.append(timed(lambda: writer.record(fetched_now, parse)))
+            writer_only.append(timed(partial(writer.record, fetched(raw, tick(), STREAM), parse)))
 
     def ms(values: list[float]) -> float:
         return statistics.median(values) * 1000
