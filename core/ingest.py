@@ -216,7 +216,7 @@ class StreamWriter:
                     [SourceMismatch(self.stream, head.source, fetched.source)]
                 )
             _set_head_source(conn, self.stream, fetched.source)
-        observed_at, skew = self._date(conn, fetched)
+        observed_at, skew = self._date(head, fetched)
         body_sha = hashlib.sha256(fetched.body).digest() if fetched.body is not None else None
         if body_sha is not None and body_sha != head.last_body_sha256:
             # The head's body is stored already: an unchanged poll sends no body.
@@ -285,12 +285,12 @@ class StreamWriter:
         new_state = CurrentState(state_id, {k.table: plan.hashes[k.table] for k in snapshot})
         return Recorded(obs_id, outcome, observed_at, opened, closed), new_state
 
-    def _date(self, conn: Connection, fetched: Fetched) -> tuple[datetime, Skew | None]:
+    def _date(self, head: _Head, fetched: Fetched) -> tuple[datetime, Skew | None]:
         if fetched.server_time is None:
-            return conn.execute(text("SELECT now()")).scalar_one(), None
+            return head.transaction_start, None
         if fetched.sent_monotonic is None:
             return fetched.server_time, None
-        window = _request_window(conn, fetched.sent_monotonic)
+        window = _request_window(head, fetched.sent_monotonic)
         return date_observation(fetched.server_time, window, self.server_time_tolerance)
 
     def _current(self, conn: Connection, state_id: int | None, snapshot: Snapshot) -> CurrentState:
@@ -414,6 +414,12 @@ class _Head:
     last_body_sha256: bytes | None
     state_id: int | None
     source: str | None
+    # The database clock read with the head, so that dating an observation costs no
+    # round trip of its own: now() (the transaction's start) and clock_timestamp(), and
+    # time.monotonic() once that answer was in.
+    transaction_start: datetime
+    database_now: datetime
+    read_monotonic: float
 
 
 @dataclass
@@ -427,15 +433,15 @@ class _Plan:
         return any(self.close.values()) or any(self.insert.values())
 
 
-def _request_window(conn: Connection, sent_monotonic: float) -> RequestWindow:
+def _request_window(head: _Head, sent_monotonic: float) -> RequestWindow:
     """The poll's send/receive window on the database clock (never a replica's clock).
 
-    The elapsed time is measured after the database answered, so the window can only
-    come out wider than the real one, and its end is no earlier than the receipt.
+    The head was read after the response was received, and the elapsed time is measured
+    after the database answered, so the window can only come out wider than the real
+    one, and its end is no earlier than the receipt.
     """
-    database_now: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
-    elapsed = timedelta(seconds=max(0.0, time.monotonic() - sent_monotonic))
-    return RequestWindow(database_now - elapsed, database_now)
+    elapsed = timedelta(seconds=max(0.0, head.read_monotonic - sent_monotonic))
+    return RequestWindow(head.database_now - elapsed, head.database_now)
 
 
 def _with_error(fetched: Fetched, error_class: str, message: str) -> Fetched:
@@ -443,18 +449,23 @@ def _with_error(fetched: Fetched, error_class: str, message: str) -> Fetched:
 
 
 def _lock_head(conn: Connection, stream: str) -> _Head:
-    conn.execute(
-        text("INSERT INTO stream_heads (stream) VALUES (:s) ON CONFLICT (stream) DO NOTHING"),
-        {"s": stream},
+    """The stream's head, locked until the transaction ends; created on its first write.
+
+    Read first and created only when missing: a stream's every poll after its first
+    takes one round trip here.
+    """
+    lock = text(
+        "SELECT last_applied_at, last_body_sha256, state_observation_id, source,"
+        " now(), clock_timestamp() FROM stream_heads WHERE stream = :s FOR UPDATE"
     )
-    row = conn.execute(
-        text(
-            "SELECT last_applied_at, last_body_sha256, state_observation_id, source"
-            " FROM stream_heads WHERE stream = :s FOR UPDATE"
-        ),
-        {"s": stream},
-    ).one()
-    return _Head(row[0], row[1], row[2], row[3])
+    row = conn.execute(lock, {"s": stream}).one_or_none()
+    if row is None:
+        conn.execute(
+            text("INSERT INTO stream_heads (stream) VALUES (:s) ON CONFLICT (stream) DO NOTHING"),
+            {"s": stream},
+        )
+        row = conn.execute(lock, {"s": stream}).one()
+    return _Head(row[0], row[1], row[2], row[3], row[4], row[5], time.monotonic())
 
 
 def _store_body(conn: Connection, sha: bytes, body: bytes) -> None:
@@ -470,35 +481,23 @@ def _store_body(conn: Connection, sha: bytes, body: bytes) -> None:
 def _insert_observation(
     conn: Connection, f: Fetched, observed_at: datetime, outcome: str, body_sha: bytes | None
 ) -> int:
-    """Log the observation and count it in ``poll_totals`` (what /metrics reads)."""
+    """Log the observation and count it in ``poll_totals`` (what /metrics reads), in one
+    statement: one round trip on every poll."""
     # Observations from before attempts were recorded count as one request, no retry.
     attempts = 1 if f.attempts is None else f.attempts
-    conn.execute(
-        text(
-            "INSERT INTO poll_totals AS t (stream, outcome, error_class, duration_bucket, polls,"
-            " requests, retries, backoff_ms, duration_ms) VALUES (:stream, :outcome,"
-            " :error_class, :bucket, 1, :requests, :retries, :backoff_ms, :duration_ms)"
-            " ON CONFLICT (stream, outcome, error_class, duration_bucket) DO UPDATE SET"
-            " polls = t.polls + 1, requests = t.requests + excluded.requests,"
-            " retries = t.retries + excluded.retries,"
-            " backoff_ms = t.backoff_ms + excluded.backoff_ms,"
-            " duration_ms = t.duration_ms + excluded.duration_ms"
-        ),
-        {
-            "stream": f.stream,
-            "outcome": outcome,
-            "error_class": f.error_class or "",
-            "bucket": duration_bucket(f.duration_ms),
-            "requests": attempts,
-            "retries": max(attempts - 1, 0),
-            "backoff_ms": f.backoff_ms or 0,
-            "duration_ms": f.duration_ms,
-        },
-    )
     return int(
         conn.execute(
             text(
-                "INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
+                "WITH counted AS (INSERT INTO poll_totals AS t (stream, outcome, error_class,"
+                " duration_bucket, polls, requests, retries, backoff_ms, duration_ms) VALUES"
+                " (:stream, :outcome, :total_error_class, :bucket, 1, :requests, :retries,"
+                " :total_backoff_ms, :duration_ms)"
+                " ON CONFLICT (stream, outcome, error_class, duration_bucket) DO UPDATE SET"
+                " polls = t.polls + 1, requests = t.requests + excluded.requests,"
+                " retries = t.retries + excluded.retries,"
+                " backoff_ms = t.backoff_ms + excluded.backoff_ms,"
+                " duration_ms = t.duration_ms + excluded.duration_ms)"
+                " INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
                 " duration_ms, outcome, http_status, used_weight, error_class, error_code,"
                 " error_message, body_sha256, attempts, backoff_ms, server_time, source) VALUES"
                 " (:stream, :replica, :observed_at, :requested_at, :duration_ms, :outcome,"
@@ -523,6 +522,11 @@ def _insert_observation(
                 # Kept only when it is not the observation's time: it did not date it.
                 "server_time": f.server_time if f.server_time != observed_at else None,
                 "source": f.source,
+                "total_error_class": f.error_class or "",
+                "bucket": duration_bucket(f.duration_ms),
+                "requests": attempts,
+                "retries": max(attempts - 1, 0),
+                "total_backoff_ms": f.backoff_ms or 0,
             },
         ).scalar_one()
     )

@@ -43,24 +43,22 @@ def acquire(
     lease lasts until ``lease_seconds`` past the next slot, so the holder keeps it across
     its own polls, and a holder that dies is replaced that long after the slot it missed.
     """
-    conn.execute(
-        text(
-            "INSERT INTO stream_leases (stream, holder, term, expires_at, next_due_at)"
-            " VALUES (:s, '', 0, '-infinity', '-infinity') ON CONFLICT (stream) DO NOTHING"
-        ),
-        {"s": stream},
-    )
+    # One statement, one round trip on every slot: a stream's first lease is inserted
+    # as the update below would leave a blank row (term 1, due and expiring from now).
     term = conn.execute(
         text(
-            "UPDATE stream_leases SET"
-            " term = CASE WHEN holder = :h AND expires_at > clock_timestamp()"
-            "  THEN term ELSE term + 1 END,"
+            "INSERT INTO stream_leases AS l (stream, holder, term, expires_at, next_due_at)"
+            " VALUES (:s, :h, 1,"
+            " clock_timestamp() + make_interval(secs => :interval + :lease),"
+            " clock_timestamp() + make_interval(secs => :interval))"
+            " ON CONFLICT (stream) DO UPDATE SET"
+            " term = CASE WHEN l.holder = :h AND l.expires_at > clock_timestamp()"
+            "  THEN l.term ELSE l.term + 1 END,"
             " holder = :h,"
             " next_due_at = clock_timestamp() + make_interval(secs => :interval),"
             " expires_at = clock_timestamp() + make_interval(secs => :interval + :lease)"
-            " WHERE stream = :s"
-            " AND (holder = :h OR expires_at <= clock_timestamp())"
-            " AND next_due_at <= clock_timestamp() + make_interval(secs => :early)"
+            " WHERE (l.holder = :h OR l.expires_at <= clock_timestamp())"
+            " AND l.next_due_at <= clock_timestamp() + make_interval(secs => :early)"
             " RETURNING term"
         ),
         {
