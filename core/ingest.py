@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from core.config import PollerSettings
 from core.dating import RequestWindow, Skew, date_observation
-from core.leases import Lease, still_held
+from core.leases import Lease, held
 from core.models import VERSIONED_TABLES
 from core.schema import SCHEMA_TABLE, document_shape, schema_object, schema_row
 from core.stats import duration_bucket
@@ -208,7 +208,7 @@ class StreamWriter:
         parse: Callable[[bytes], Snapshot] | None,
         lease: Lease | None,
     ) -> tuple[Recorded, CurrentState | None]:
-        head = _lock_head(conn, self.stream)
+        head = _lock_head(conn, self.stream, lease)
         if fetched.source is not None and fetched.source != head.source:
             if head.source is not None:
                 # Another replica moved the history while this one polled the old source.
@@ -250,7 +250,7 @@ class StreamWriter:
             obs_id = _insert_observation(conn, fetched, observed_at, "error", body_sha)
             return Recorded(obs_id, "error", observed_at), None
 
-        if lease is not None and not still_held(conn, lease):
+        if lease is not None and not head.lease_held:
             # Another replica's term began (or ours lapsed) while this poll was in flight:
             # what it brought back may predate, or race, that replica's writes.
             lost = _with_error(fetched, "lease_lost", f"lease term {lease.term} is over")
@@ -420,6 +420,9 @@ class _Head:
     transaction_start: datetime
     database_now: datetime
     read_monotonic: float
+    # Whether the lease the write was polled under is still in force (held so until the
+    # transaction ends); None when it names no lease.
+    lease_held: bool | None
 
 
 @dataclass
@@ -448,24 +451,27 @@ def _with_error(fetched: Fetched, error_class: str, message: str) -> Fetched:
     return replace(fetched, error_class=error_class, error_message=message[:2000])
 
 
-def _lock_head(conn: Connection, stream: str) -> _Head:
+def _lock_head(conn: Connection, stream: str, lease: Lease | None = None) -> _Head:
     """The stream's head, locked until the transaction ends; created on its first write.
 
-    Read first and created only when missing: a stream's every poll after its first
-    takes one round trip here.
+    Read first and created only when missing, with the database clock and whether
+    ``lease`` is in force: a stream's every poll after its first takes one round trip here.
     """
+    lease_sql, params = held(lease) if lease is not None else ("NULL", {})
     lock = text(
         "SELECT last_applied_at, last_body_sha256, state_observation_id, source,"
-        " now(), clock_timestamp() FROM stream_heads WHERE stream = :s FOR UPDATE"
+        f" now(), clock_timestamp(), {lease_sql} FROM stream_heads WHERE stream = :s"
+        " FOR UPDATE OF stream_heads"
     )
-    row = conn.execute(lock, {"s": stream}).one_or_none()
+    params = {**params, "s": stream}
+    row = conn.execute(lock, params).one_or_none()
     if row is None:
         conn.execute(
             text("INSERT INTO stream_heads (stream) VALUES (:s) ON CONFLICT (stream) DO NOTHING"),
             {"s": stream},
         )
-        row = conn.execute(lock, {"s": stream}).one()
-    return _Head(row[0], row[1], row[2], row[3], row[4], row[5], time.monotonic())
+        row = conn.execute(lock, params).one()
+    return _Head(row[0], row[1], row[2], row[3], row[4], row[5], time.monotonic(), row[6])
 
 
 def _store_body(conn: Connection, sha: bytes, body: bytes) -> None:

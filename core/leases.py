@@ -86,15 +86,13 @@ def release(conn: Connection, streams: Sequence[str], holder: str) -> int:
     ).rowcount
 
 
-def still_held(conn: Connection, lease: Lease) -> bool:
-    """Whether ``lease`` is still in force; holds it so until the transaction ends."""
+def held(lease: Lease) -> tuple[str, dict[str, object]]:
+    """SQL that is true while ``lease`` is in force, and holds it so until the transaction
+    ends (its row FOR SHARE), with its parameters: the writer reads it with the stream's
+    head, in the statement that locks it, so that the check costs no round trip."""
     return (
-        conn.execute(
-            text(
-                "SELECT 1 FROM stream_leases WHERE stream = :s AND holder = :h AND term = :t"
-                " AND expires_at > clock_timestamp() FOR SHARE"
-            ),
-            {"s": lease.stream, "h": lease.holder, "t": lease.term},
-        ).first()
-        is not None
+        "EXISTS (SELECT 1 FROM stream_leases WHERE stream = :lease_stream"
+        " AND holder = :lease_holder AND term = :lease_term"
+        " AND expires_at > clock_timestamp() FOR SHARE)",
+        {"lease_stream": lease.stream, "lease_holder": lease.holder, "lease_term": lease.term},
     )
