@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from core.config import PollerSettings
 from core.dating import RequestWindow, Skew, date_observation
-from core.leases import Lease, held
+from core.leases import HELD, Lease, held_params
 from core.models import VERSIONED_TABLES
 from core.schema import SCHEMA_TABLE, document_shape, schema_object, schema_row
 from core.stats import duration_bucket
@@ -451,19 +451,27 @@ def _with_error(fetched: Fetched, error_class: str, message: str) -> Fetched:
     return replace(fetched, error_class=error_class, error_message=message[:2000])
 
 
+# The statements of every poll, built once: parsing a statement's text for its bind
+# parameters costs a no-change poll about as much CPU as its hash of the body.
+_HEAD_SQL = (
+    "SELECT last_applied_at, last_body_sha256, state_observation_id, source,"
+    " now(), clock_timestamp(), {held} FROM stream_heads WHERE stream = :s"
+    " FOR UPDATE OF stream_heads"
+)
+_LOCK_HEAD = text(_HEAD_SQL.format(held="NULL"))
+_LOCK_HEAD_UNDER_LEASE = text(_HEAD_SQL.format(held=HELD))
+
+
 def _lock_head(conn: Connection, stream: str, lease: Lease | None = None) -> _Head:
     """The stream's head, locked until the transaction ends; created on its first write.
 
     Read first and created only when missing, with the database clock and whether
     ``lease`` is in force: a stream's every poll after its first takes one round trip here.
     """
-    lease_sql, params = held(lease) if lease is not None else ("NULL", {})
-    lock = text(
-        "SELECT last_applied_at, last_body_sha256, state_observation_id, source,"
-        f" now(), clock_timestamp(), {lease_sql} FROM stream_heads WHERE stream = :s"
-        " FOR UPDATE OF stream_heads"
-    )
-    params = {**params, "s": stream}
+    lock = _LOCK_HEAD if lease is None else _LOCK_HEAD_UNDER_LEASE
+    params: dict[str, object] = {"s": stream}
+    if lease is not None:
+        params.update(held_params(lease))
     row = conn.execute(lock, params).one_or_none()
     if row is None:
         conn.execute(
@@ -484,6 +492,25 @@ def _store_body(conn: Connection, sha: bytes, body: bytes) -> None:
     )
 
 
+_INSERT_OBSERVATION = text(
+    "WITH counted AS (INSERT INTO poll_totals AS t (stream, outcome, error_class,"
+    " duration_bucket, polls, requests, retries, backoff_ms, duration_ms) VALUES"
+    " (:stream, :outcome, :total_error_class, :bucket, 1, :requests, :retries,"
+    " :total_backoff_ms, :duration_ms)"
+    " ON CONFLICT (stream, outcome, error_class, duration_bucket) DO UPDATE SET"
+    " polls = t.polls + 1, requests = t.requests + excluded.requests,"
+    " retries = t.retries + excluded.retries,"
+    " backoff_ms = t.backoff_ms + excluded.backoff_ms,"
+    " duration_ms = t.duration_ms + excluded.duration_ms)"
+    " INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
+    " duration_ms, outcome, http_status, used_weight, error_class, error_code,"
+    " error_message, body_sha256, attempts, backoff_ms, server_time, source) VALUES"
+    " (:stream, :replica, :observed_at, :requested_at, :duration_ms, :outcome,"
+    " :http_status, :used_weight, :error_class, :error_code, :error_message,"
+    " :body_sha, :attempts, :backoff_ms, :server_time, :source) RETURNING id"
+)
+
+
 def _insert_observation(
     conn: Connection, f: Fetched, observed_at: datetime, outcome: str, body_sha: bytes | None
 ) -> int:
@@ -493,23 +520,7 @@ def _insert_observation(
     attempts = 1 if f.attempts is None else f.attempts
     return int(
         conn.execute(
-            text(
-                "WITH counted AS (INSERT INTO poll_totals AS t (stream, outcome, error_class,"
-                " duration_bucket, polls, requests, retries, backoff_ms, duration_ms) VALUES"
-                " (:stream, :outcome, :total_error_class, :bucket, 1, :requests, :retries,"
-                " :total_backoff_ms, :duration_ms)"
-                " ON CONFLICT (stream, outcome, error_class, duration_bucket) DO UPDATE SET"
-                " polls = t.polls + 1, requests = t.requests + excluded.requests,"
-                " retries = t.retries + excluded.retries,"
-                " backoff_ms = t.backoff_ms + excluded.backoff_ms,"
-                " duration_ms = t.duration_ms + excluded.duration_ms)"
-                " INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
-                " duration_ms, outcome, http_status, used_weight, error_class, error_code,"
-                " error_message, body_sha256, attempts, backoff_ms, server_time, source) VALUES"
-                " (:stream, :replica, :observed_at, :requested_at, :duration_ms, :outcome,"
-                " :http_status, :used_weight, :error_class, :error_code, :error_message,"
-                " :body_sha, :attempts, :backoff_ms, :server_time, :source) RETURNING id"
-            ),
+            _INSERT_OBSERVATION,
             {
                 "stream": f.stream,
                 "replica": f.replica_id,
@@ -538,6 +549,12 @@ def _insert_observation(
     )
 
 
+_ADVANCE_HEAD = text(
+    "UPDATE stream_heads SET last_applied_at = :at, last_observation_id = :obs,"
+    " last_body_sha256 = :sha, state_observation_id = :state WHERE stream = :s"
+)
+
+
 def _advance_head(
     conn: Connection,
     stream: str,
@@ -547,10 +564,7 @@ def _advance_head(
     state_id: int | None,
 ) -> None:
     conn.execute(
-        text(
-            "UPDATE stream_heads SET last_applied_at = :at, last_observation_id = :obs,"
-            " last_body_sha256 = :sha, state_observation_id = :state WHERE stream = :s"
-        ),
+        _ADVANCE_HEAD,
         {"at": observed_at, "obs": obs_id, "sha": body_sha, "state": state_id, "s": stream},
     )
 
