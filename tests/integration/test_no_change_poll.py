@@ -33,12 +33,13 @@ def written(engine: Engine) -> dict[str, Any]:
 
 
 @contextmanager
-def statements(engine: Engine) -> Iterator[list[str]]:
-    """The SQL statements sent to ``engine`` inside the block, in order."""
-    sent: list[str] = []
+def statements(engine: Engine) -> Iterator[list[tuple[str, bool]]]:
+    """The SQL statements sent to ``engine`` inside the block, in order, each with whether
+    it went alone (autocommit: no BEGIN and COMMIT round trips around it)."""
+    sent: list[tuple[str, bool]] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        sent.append(" ".join(statement.split())[:70])
+    def record(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append((" ".join(statement.split())[:70], cursor.connection.autocommit))
 
     event.listen(engine, "before_cursor_execute", record)
     try:
@@ -83,5 +84,8 @@ def test_a_no_change_usdm_poll_writes_one_unchanged_observation_in_few_statement
     assert head == (True, True)  # the head moved on; its state is still the first poll's
     # The lease (1), the shared weight budget around the request (1), the write: lock and
     # read the stream head with the database clock and whether the lease is still in
-    # force (1), the observation and its count (1), advance the head (1).
-    assert len(sent) <= 5, "\n".join(sent)
+    # force (1), the observation and its count (1), advance the head (1). The first two
+    # go alone; the write's three are one transaction.
+    listed = "\n".join(f"{alone!s:5} {statement}" for statement, alone in sent)
+    assert [alone for _, alone in sent] == [True, True, False, False, False], listed
+    assert "stream_leases" in sent[0][0], listed
