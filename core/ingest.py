@@ -262,8 +262,9 @@ class StreamWriter:
             return Recorded(obs_id, "stale", observed_at), None
 
         if body_sha == head.last_body_sha256:
-            obs_id = _insert_observation(conn, fetched, observed_at, "unchanged", body_sha)
-            _advance_head(conn, self.stream, observed_at, obs_id, body_sha, head.state_id)
+            obs_id = _insert_unchanged(
+                conn, fetched, observed_at, body_sha, self.stream, head.state_id
+            )
             return Recorded(obs_id, "unchanged", observed_at), None
 
         try:
@@ -492,8 +493,9 @@ def _store_body(conn: Connection, sha: bytes, body: bytes) -> None:
     )
 
 
-_INSERT_OBSERVATION = text(
-    "WITH counted AS (INSERT INTO poll_totals AS t (stream, outcome, error_class,"
+# An observation and its count in ``poll_totals``: one statement.
+_COUNTED = (
+    "counted AS (INSERT INTO poll_totals AS t (stream, outcome, error_class,"
     " duration_bucket, polls, requests, retries, backoff_ms, duration_ms) VALUES"
     " (:stream, :outcome, :total_error_class, :bucket, 1, :requests, :retries,"
     " :total_backoff_ms, :duration_ms)"
@@ -502,57 +504,81 @@ _INSERT_OBSERVATION = text(
     " retries = t.retries + excluded.retries,"
     " backoff_ms = t.backoff_ms + excluded.backoff_ms,"
     " duration_ms = t.duration_ms + excluded.duration_ms)"
-    " INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
+)
+_OBSERVED = (
+    "INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
     " duration_ms, outcome, http_status, used_weight, error_class, error_code,"
     " error_message, body_sha256, attempts, backoff_ms, server_time, source) VALUES"
     " (:stream, :replica, :observed_at, :requested_at, :duration_ms, :outcome,"
     " :http_status, :used_weight, :error_class, :error_code, :error_message,"
     " :body_sha, :attempts, :backoff_ms, :server_time, :source) RETURNING id"
 )
+_ADVANCE = (
+    "UPDATE stream_heads SET last_applied_at = :at, last_observation_id = {obs},"
+    " last_body_sha256 = :sha, state_observation_id = :state WHERE stream = :s"
+)
+_INSERT_OBSERVATION = text(f"WITH {_COUNTED} {_OBSERVED}")
+# The same with the stream's head advanced to it, for an observation that changes nothing.
+_INSERT_UNCHANGED = text(
+    f"WITH {_COUNTED}, observed AS ({_OBSERVED}),"
+    f" advanced AS ({_ADVANCE.format(obs='(SELECT id FROM observed)')})"
+    " SELECT id FROM observed"
+)
+_ADVANCE_HEAD = text(_ADVANCE.format(obs=":obs"))
+
+
+def _observation_params(
+    f: Fetched, observed_at: datetime, outcome: str, body_sha: bytes | None
+) -> dict[str, Any]:
+    # Observations from before attempts were recorded count as one request, no retry.
+    attempts = 1 if f.attempts is None else f.attempts
+    return {
+        "stream": f.stream,
+        "replica": f.replica_id,
+        "observed_at": observed_at,
+        "requested_at": f.requested_at,
+        "duration_ms": f.duration_ms,
+        "outcome": outcome,
+        "http_status": f.http_status,
+        "used_weight": f.used_weight,
+        "error_class": f.error_class,
+        "error_code": f.error_code,
+        "error_message": f.error_message,
+        "body_sha": body_sha,
+        "attempts": f.attempts,
+        "backoff_ms": f.backoff_ms,
+        # Kept only when it is not the observation's time: it did not date it.
+        "server_time": f.server_time if f.server_time != observed_at else None,
+        "source": f.source,
+        "total_error_class": f.error_class or "",
+        "bucket": duration_bucket(f.duration_ms),
+        "requests": attempts,
+        "retries": max(attempts - 1, 0),
+        "total_backoff_ms": f.backoff_ms or 0,
+    }
 
 
 def _insert_observation(
     conn: Connection, f: Fetched, observed_at: datetime, outcome: str, body_sha: bytes | None
 ) -> int:
-    """Log the observation and count it in ``poll_totals`` (what /metrics reads), in one
-    statement: one round trip on every poll."""
-    # Observations from before attempts were recorded count as one request, no retry.
-    attempts = 1 if f.attempts is None else f.attempts
-    return int(
-        conn.execute(
-            _INSERT_OBSERVATION,
-            {
-                "stream": f.stream,
-                "replica": f.replica_id,
-                "observed_at": observed_at,
-                "requested_at": f.requested_at,
-                "duration_ms": f.duration_ms,
-                "outcome": outcome,
-                "http_status": f.http_status,
-                "used_weight": f.used_weight,
-                "error_class": f.error_class,
-                "error_code": f.error_code,
-                "error_message": f.error_message,
-                "body_sha": body_sha,
-                "attempts": f.attempts,
-                "backoff_ms": f.backoff_ms,
-                # Kept only when it is not the observation's time: it did not date it.
-                "server_time": f.server_time if f.server_time != observed_at else None,
-                "source": f.source,
-                "total_error_class": f.error_class or "",
-                "bucket": duration_bucket(f.duration_ms),
-                "requests": attempts,
-                "retries": max(attempts - 1, 0),
-                "total_backoff_ms": f.backoff_ms or 0,
-            },
-        ).scalar_one()
-    )
+    """Log the observation and count it in ``poll_totals`` (what /metrics reads)."""
+    params = _observation_params(f, observed_at, outcome, body_sha)
+    return int(conn.execute(_INSERT_OBSERVATION, params).scalar_one())
 
 
-_ADVANCE_HEAD = text(
-    "UPDATE stream_heads SET last_applied_at = :at, last_observation_id = :obs,"
-    " last_body_sha256 = :sha, state_observation_id = :state WHERE stream = :s"
-)
+def _insert_unchanged(
+    conn: Connection,
+    f: Fetched,
+    observed_at: datetime,
+    body_sha: bytes | None,
+    stream: str,
+    state_id: int | None,
+) -> int:
+    """An ``unchanged`` observation as ``_insert_observation`` logs it, with the stream's
+    head advanced to it as ``_advance_head`` does, in one statement."""
+    params = _observation_params(f, observed_at, "unchanged", body_sha)
+    params.update(at=observed_at, sha=body_sha, state=state_id, s=stream)
+    return int(conn.execute(_INSERT_UNCHANGED, params).scalar_one())
 
 
 def _advance_head(

@@ -82,10 +82,10 @@ def test_a_no_change_usdm_poll_writes_one_unchanged_observation_in_few_statement
             {"s": USDM.exchange_info},
         ).one()
     assert head == (True, True)  # the head moved on; its state is still the first poll's
-    # The lease (1), the shared weight budget around the request (1), the write: lock and
-    # read the stream head with the database clock and whether the lease is still in
-    # force (1), the observation and its count (1), advance the head (1). The first two
-    # go alone; the write's three are one transaction.
+    # The lease (1), the shared weight budget around the request (1), then the write: lock
+    # and read the stream head with the database clock and whether the lease is still in
+    # force (1), the observation with its count and the head advanced to it (1). The
+    # first two go alone; the write's two are one transaction.
     listed = "\n".join(f"{alone!s:5} {statement}" for statement, alone in sent)
-    assert [alone for _, alone in sent] == [True, True, False, False, False], listed
+    assert [alone for _, alone in sent] == [True, True, False, False], listed
     assert "stream_leases" in sent[0][0], listed
