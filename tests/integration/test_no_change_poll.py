@@ -74,14 +74,21 @@ def test_a_no_change_usdm_poll_writes_one_unchanged_observation_in_few_statement
     with engine.connect() as conn:
         head = conn.execute(
             text(
-                "SELECT h.last_observation_id = max(o.id), h.state_observation_id = min(o.id)"
+                "SELECT h.last_observation_id = max(o.id), h.state_observation_id = min(o.id),"
+                " h.last_applied_at = max(o.observed_at)"
                 " FROM stream_heads h JOIN observations o USING (stream)"
                 " WHERE h.stream = :s GROUP BY h.stream, h.last_observation_id,"
-                " h.state_observation_id"
+                " h.state_observation_id, h.last_applied_at"
             ),
             {"s": USDM.exchange_info},
         ).one()
-    assert head == (True, True)  # the head moved on; its state is still the first poll's
+        counted = conn.execute(
+            text("SELECT sum(polls) FROM poll_totals WHERE stream = :s AND outcome = 'unchanged'"),
+            {"s": USDM.exchange_info},
+        ).scalar_one()
+    # The head moved on to the last poll; its state is still the first poll's.
+    assert tuple(head) == (True, True, True)
+    assert counted == 2  # what /metrics reads
     # The lease (1), the shared weight budget around the request (1), then the write: lock
     # and read the stream head with the database clock and whether the lease is still in
     # force (1), the observation with its count and the head advanced to it (1). The
