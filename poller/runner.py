@@ -68,16 +68,16 @@ class Replica:
         version: str = "",
     ) -> None:
         self.engine = engine
-        # Autocommit: taking a lease is one statement, so one round trip with no BEGIN and
-        # COMMIT around it, at every slot of every stream.
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.replica_id = replica_id
         self.lease_seconds = lease_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.version = version or _installed_version()
 
     def acquire(self, stream: str, interval: float) -> Lease | None:
-        with self._autocommit.connect() as conn:
+        with self.engine.connect() as conn:
+            # Autocommit: taking a lease is one statement, so one round trip with no BEGIN
+            # and COMMIT around it, at every slot of every stream.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
             return leases.acquire(conn, stream, self.replica_id, interval, self.lease_seconds)
 
     def register(self) -> None:
