@@ -105,11 +105,16 @@ def main() -> None:
     print()
     print(
         f"one replica, spot ({SNAPSHOT}) + USD-M ({USDM_SNAPSHOT.name}) + COIN-M (packaged),"
-        f" default intervals, {args.seconds} s"
+        f" default intervals, {args.seconds} s; load average {os.getloadavg()[0]:.2f}"
+        f" on {os.cpu_count()} cores"
     )
     for stream, outcome, count, avg_ms in polls:
         print(f"  {stream:22} {outcome:10} {count:4} polls, mean {avg_ms} ms")
     print(f"CPU share, steady state (last {steady_seconds} s): {share:.1%} of one core")
+    print(
+        f"CPU seconds in all: {cpu[-1]:.2f} ({cpu[-1] / args.seconds:.1%} of one core over the"
+        f" {args.seconds} s sampled, start-up and first polls included)"
+    )
     print(f"CPU seconds, warm-up (first {args.warmup} s): {cpu[args.warmup - 1]:.2f}")
     print(f"RSS steady state median {statistics.median(steady):.1f} MB, max {max(steady):.1f} MB")
 

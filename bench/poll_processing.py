@@ -43,9 +43,9 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def fetched(raw: bytes, when: datetime) -> Fetched:
+def fetched(raw: bytes, when: datetime, stream: str = "exchange_info") -> Fetched:
     body, _ = blank_server_time(raw)
-    return Fetched("exchange_info", "bench", when, 0, 200, 20, body, when)
+    return Fetched(stream, "bench", when, 0, 200, 20, body, when)
 
 
 def empty(engine: Engine) -> None:

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from core.config import PollerSettings
 from core.dating import RequestWindow, Skew, date_observation
-from core.leases import Lease, still_held
+from core.leases import HELD, Lease, held_params
 from core.models import VERSIONED_TABLES
 from core.schema import SCHEMA_TABLE, document_shape, schema_object, schema_row
 from core.stats import duration_bucket
@@ -211,7 +211,7 @@ class StreamWriter:
         parse: Callable[[bytes], Snapshot] | None,
         lease: Lease | None,
     ) -> tuple[Recorded, CurrentState | None]:
-        head = _lock_head(conn, self.stream)
+        head = _lock_head(conn, self.stream, lease)
         if fetched.source is not None and fetched.source != head.source:
             if head.source is not None:
                 # Another replica moved the history while this one polled the old source.
@@ -219,7 +219,7 @@ class StreamWriter:
                     [SourceMismatch(self.stream, head.source, fetched.source)]
                 )
             _set_head_source(conn, self.stream, fetched.source)
-        observed_at, skew = self._date(conn, fetched)
+        observed_at, skew = self._date(head, fetched)
         body_sha = hashlib.sha256(fetched.body).digest() if fetched.body is not None else None
         if body_sha is not None and body_sha != head.last_body_sha256:
             # The head's body is stored already: an unchanged poll sends no body.
@@ -253,7 +253,7 @@ class StreamWriter:
             obs_id = _insert_observation(conn, fetched, observed_at, "error", body_sha)
             return Recorded(obs_id, "error", observed_at), None
 
-        if lease is not None and not still_held(conn, lease):
+        if lease is not None and not head.lease_held:
             # Another replica's term began (or ours lapsed) while this poll was in flight:
             # what it brought back may predate, or race, that replica's writes.
             lost = _with_error(fetched, "lease_lost", f"lease term {lease.term} is over")
@@ -267,8 +267,9 @@ class StreamWriter:
             return Recorded(obs_id, "stale", observed_at, refusal=refusal), None
 
         if body_sha == head.last_body_sha256:
-            obs_id = _insert_observation(conn, fetched, observed_at, "unchanged", body_sha)
-            _advance_head(conn, self.stream, observed_at, obs_id, body_sha, head.state_id)
+            obs_id = _insert_unchanged(
+                conn, fetched, observed_at, body_sha, self.stream, head.state_id
+            )
             return Recorded(obs_id, "unchanged", observed_at), None
 
         try:
@@ -291,12 +292,12 @@ class StreamWriter:
         new_state = CurrentState(state_id, {k.table: plan.hashes[k.table] for k in snapshot})
         return Recorded(obs_id, outcome, observed_at, opened, closed), new_state
 
-    def _date(self, conn: Connection, fetched: Fetched) -> tuple[datetime, Skew | None]:
+    def _date(self, head: _Head, fetched: Fetched) -> tuple[datetime, Skew | None]:
         if fetched.server_time is None:
-            return conn.execute(text("SELECT now()")).scalar_one(), None
+            return head.transaction_start, None
         if fetched.sent_monotonic is None:
             return fetched.server_time, None
-        window = _request_window(conn, fetched.sent_monotonic)
+        window = _request_window(head, fetched.sent_monotonic)
         return date_observation(fetched.server_time, window, self.server_time_tolerance)
 
     def _current(self, conn: Connection, state_id: int | None, snapshot: Snapshot) -> CurrentState:
@@ -420,6 +421,15 @@ class _Head:
     last_body_sha256: bytes | None
     state_id: int | None
     source: str | None
+    # The database clock read with the head, so that dating an observation costs no
+    # round trip of its own: now() (the transaction's start) and clock_timestamp(), and
+    # time.monotonic() once that answer was in.
+    transaction_start: datetime
+    database_now: datetime
+    read_monotonic: float
+    # Whether the lease the write was polled under is still in force (held so until the
+    # transaction ends); None when it names no lease.
+    lease_held: bool | None
 
 
 @dataclass
@@ -433,34 +443,50 @@ class _Plan:
         return any(self.close.values()) or any(self.insert.values())
 
 
-def _request_window(conn: Connection, sent_monotonic: float) -> RequestWindow:
+def _request_window(head: _Head, sent_monotonic: float) -> RequestWindow:
     """The poll's send/receive window on the database clock (never a replica's clock).
 
-    The elapsed time is measured after the database answered, so the window can only
-    come out wider than the real one, and its end is no earlier than the receipt.
+    The head was read after the response was received, and the elapsed time is measured
+    after the database answered, so the window can only come out wider than the real
+    one, and its end is no earlier than the receipt.
     """
-    database_now: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
-    elapsed = timedelta(seconds=max(0.0, time.monotonic() - sent_monotonic))
-    return RequestWindow(database_now - elapsed, database_now)
+    elapsed = timedelta(seconds=max(0.0, head.read_monotonic - sent_monotonic))
+    return RequestWindow(head.database_now - elapsed, head.database_now)
 
 
 def _with_error(fetched: Fetched, error_class: str, message: str) -> Fetched:
     return replace(fetched, error_class=error_class, error_message=message[:2000])
 
 
-def _lock_head(conn: Connection, stream: str) -> _Head:
-    conn.execute(
-        text("INSERT INTO stream_heads (stream) VALUES (:s) ON CONFLICT (stream) DO NOTHING"),
-        {"s": stream},
-    )
-    row = conn.execute(
-        text(
-            "SELECT last_applied_at, last_body_sha256, state_observation_id, source"
-            " FROM stream_heads WHERE stream = :s FOR UPDATE"
-        ),
-        {"s": stream},
-    ).one()
-    return _Head(row[0], row[1], row[2], row[3])
+# The statements of every poll, built once: parsing a statement's text for its bind
+# parameters costs a no-change poll about as much CPU as its hash of the body.
+_HEAD_SQL = (
+    "SELECT last_applied_at, last_body_sha256, state_observation_id, source,"
+    " now(), clock_timestamp(), {held} FROM stream_heads WHERE stream = :s"
+    " FOR UPDATE OF stream_heads"
+)
+_LOCK_HEAD = text(_HEAD_SQL.format(held="NULL"))
+_LOCK_HEAD_UNDER_LEASE = text(_HEAD_SQL.format(held=HELD))
+
+
+def _lock_head(conn: Connection, stream: str, lease: Lease | None = None) -> _Head:
+    """The stream's head, locked until the transaction ends; created on its first write.
+
+    Read first and created only when missing, with the database clock and whether
+    ``lease`` is in force: a stream's every poll after its first takes one round trip here.
+    """
+    lock = _LOCK_HEAD if lease is None else _LOCK_HEAD_UNDER_LEASE
+    params: dict[str, object] = {"s": stream}
+    if lease is not None:
+        params.update(held_params(lease))
+    row = conn.execute(lock, params).one_or_none()
+    if row is None:
+        conn.execute(
+            text("INSERT INTO stream_heads (stream) VALUES (:s) ON CONFLICT (stream) DO NOTHING"),
+            {"s": stream},
+        )
+        row = conn.execute(lock, params).one()
+    return _Head(row[0], row[1], row[2], row[3], row[4], row[5], time.monotonic(), row[6])
 
 
 def _store_body(conn: Connection, sha: bytes, body: bytes) -> None:
@@ -473,65 +499,92 @@ def _store_body(conn: Connection, sha: bytes, body: bytes) -> None:
     )
 
 
+# An observation and its count in ``poll_totals``: one statement.
+_COUNTED = (
+    "counted AS (INSERT INTO poll_totals AS t (stream, outcome, error_class,"
+    " duration_bucket, polls, requests, retries, backoff_ms, duration_ms) VALUES"
+    " (:stream, :outcome, :total_error_class, :bucket, 1, :requests, :retries,"
+    " :total_backoff_ms, :duration_ms)"
+    " ON CONFLICT (stream, outcome, error_class, duration_bucket) DO UPDATE SET"
+    " polls = t.polls + 1, requests = t.requests + excluded.requests,"
+    " retries = t.retries + excluded.retries,"
+    " backoff_ms = t.backoff_ms + excluded.backoff_ms,"
+    " duration_ms = t.duration_ms + excluded.duration_ms)"
+)
+_OBSERVED = (
+    "INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
+    " duration_ms, outcome, http_status, used_weight, error_class, error_code,"
+    " error_message, body_sha256, attempts, backoff_ms, server_time, source) VALUES"
+    " (:stream, :replica, :observed_at, :requested_at, :duration_ms, :outcome,"
+    " :http_status, :used_weight, :error_class, :error_code, :error_message,"
+    " :body_sha, :attempts, :backoff_ms, :server_time, :source) RETURNING id"
+)
+_ADVANCE = (
+    "UPDATE stream_heads SET last_applied_at = :at, last_observation_id = {obs},"
+    " last_body_sha256 = :sha, state_observation_id = :state WHERE stream = :s"
+)
+_INSERT_OBSERVATION = text(f"WITH {_COUNTED} {_OBSERVED}")
+# The same with the stream's head advanced to it, for an observation that changes nothing.
+_INSERT_UNCHANGED = text(
+    f"WITH {_COUNTED}, observed AS ({_OBSERVED}),"
+    f" advanced AS ({_ADVANCE.format(obs='(SELECT id FROM observed)')})"
+    " SELECT id FROM observed"
+)
+_ADVANCE_HEAD = text(_ADVANCE.format(obs=":obs"))
+
+
+def _observation_params(
+    f: Fetched, observed_at: datetime, outcome: str, body_sha: bytes | None
+) -> dict[str, Any]:
+    # Observations from before attempts were recorded count as one request, no retry.
+    attempts = 1 if f.attempts is None else f.attempts
+    return {
+        "stream": f.stream,
+        "replica": f.replica_id,
+        "observed_at": observed_at,
+        "requested_at": f.requested_at,
+        "duration_ms": f.duration_ms,
+        "outcome": outcome,
+        "http_status": f.http_status,
+        "used_weight": f.used_weight,
+        "error_class": f.error_class,
+        "error_code": f.error_code,
+        "error_message": f.error_message,
+        "body_sha": body_sha,
+        "attempts": f.attempts,
+        "backoff_ms": f.backoff_ms,
+        # Kept only when it is not the observation's time: it did not date it.
+        "server_time": f.server_time if f.server_time != observed_at else None,
+        "source": f.source,
+        "total_error_class": f.error_class or "",
+        "bucket": duration_bucket(f.duration_ms),
+        "requests": attempts,
+        "retries": max(attempts - 1, 0),
+        "total_backoff_ms": f.backoff_ms or 0,
+    }
+
+
 def _insert_observation(
     conn: Connection, f: Fetched, observed_at: datetime, outcome: str, body_sha: bytes | None
 ) -> int:
     """Log the observation and count it in ``poll_totals`` (what /metrics reads)."""
-    # Observations from before attempts were recorded count as one request, no retry.
-    attempts = 1 if f.attempts is None else f.attempts
-    conn.execute(
-        text(
-            "INSERT INTO poll_totals AS t (stream, outcome, error_class, duration_bucket, polls,"
-            " requests, retries, backoff_ms, duration_ms) VALUES (:stream, :outcome,"
-            " :error_class, :bucket, 1, :requests, :retries, :backoff_ms, :duration_ms)"
-            " ON CONFLICT (stream, outcome, error_class, duration_bucket) DO UPDATE SET"
-            " polls = t.polls + 1, requests = t.requests + excluded.requests,"
-            " retries = t.retries + excluded.retries,"
-            " backoff_ms = t.backoff_ms + excluded.backoff_ms,"
-            " duration_ms = t.duration_ms + excluded.duration_ms"
-        ),
-        {
-            "stream": f.stream,
-            "outcome": outcome,
-            "error_class": f.error_class or "",
-            "bucket": duration_bucket(f.duration_ms),
-            "requests": attempts,
-            "retries": max(attempts - 1, 0),
-            "backoff_ms": f.backoff_ms or 0,
-            "duration_ms": f.duration_ms,
-        },
-    )
-    return int(
-        conn.execute(
-            text(
-                "INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
-                " duration_ms, outcome, http_status, used_weight, error_class, error_code,"
-                " error_message, body_sha256, attempts, backoff_ms, server_time, source) VALUES"
-                " (:stream, :replica, :observed_at, :requested_at, :duration_ms, :outcome,"
-                " :http_status, :used_weight, :error_class, :error_code, :error_message,"
-                " :body_sha, :attempts, :backoff_ms, :server_time, :source) RETURNING id"
-            ),
-            {
-                "stream": f.stream,
-                "replica": f.replica_id,
-                "observed_at": observed_at,
-                "requested_at": f.requested_at,
-                "duration_ms": f.duration_ms,
-                "outcome": outcome,
-                "http_status": f.http_status,
-                "used_weight": f.used_weight,
-                "error_class": f.error_class,
-                "error_code": f.error_code,
-                "error_message": f.error_message,
-                "body_sha": body_sha,
-                "attempts": f.attempts,
-                "backoff_ms": f.backoff_ms,
-                # Kept only when it is not the observation's time: it did not date it.
-                "server_time": f.server_time if f.server_time != observed_at else None,
-                "source": f.source,
-            },
-        ).scalar_one()
-    )
+    params = _observation_params(f, observed_at, outcome, body_sha)
+    return int(conn.execute(_INSERT_OBSERVATION, params).scalar_one())
+
+
+def _insert_unchanged(
+    conn: Connection,
+    f: Fetched,
+    observed_at: datetime,
+    body_sha: bytes | None,
+    stream: str,
+    state_id: int | None,
+) -> int:
+    """An ``unchanged`` observation as ``_insert_observation`` logs it, with the stream's
+    head advanced to it as ``_advance_head`` does, in one statement."""
+    params = _observation_params(f, observed_at, "unchanged", body_sha)
+    params.update(at=observed_at, sha=body_sha, state=state_id, s=stream)
+    return int(conn.execute(_INSERT_UNCHANGED, params).scalar_one())
 
 
 def _advance_head(
@@ -543,10 +596,7 @@ def _advance_head(
     state_id: int | None,
 ) -> None:
     conn.execute(
-        text(
-            "UPDATE stream_heads SET last_applied_at = :at, last_observation_id = :obs,"
-            " last_body_sha256 = :sha, state_observation_id = :state WHERE stream = :s"
-        ),
+        _ADVANCE_HEAD,
         {"at": observed_at, "obs": obs_id, "sha": body_sha, "state": state_id, "s": stream},
     )
 

@@ -74,7 +74,10 @@ class Replica:
         self.version = version or _installed_version()
 
     def acquire(self, stream: str, interval: float) -> Lease | None:
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
+            # Autocommit: taking a lease is one statement, so one round trip with no BEGIN
+            # and COMMIT around it, at every slot of every stream.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
             return leases.acquire(conn, stream, self.replica_id, interval, self.lease_seconds)
 
     def register(self) -> None:
