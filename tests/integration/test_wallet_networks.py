@@ -27,6 +27,7 @@ from core.config import Settings
 from core.ingest import Recorded
 from core.timeparse import format_instant
 from core.wallet import without_balances
+from exmeta.cli import main
 from poller.job import StreamJob
 from poller.runner import build_poller
 from tests.builders import exchange_info_poll
@@ -84,7 +85,12 @@ def patch_network(sim: SimServer, body: dict[str, Any]) -> None:
 
 
 def test_a_suspension_its_resumption_and_a_fee_change_are_one_version_each(
-    engine: Engine, api_engine: Engine, sim: SimServer, wallet: tuple[Settings, StreamJob]
+    engine: Engine,
+    api_engine: Engine,
+    sim: SimServer,
+    wallet: tuple[Settings, StreamJob],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings, job = wallet
     exchange_info_poll(engine, sim.url).run()  # the diff's evidence is spot's exchangeInfo
@@ -174,6 +180,15 @@ def test_a_suspension_its_resumption_and_a_fee_change_are_one_version_each(
     ]
     default_feed = ok(client.get(f"/v1/changes?{window}"), schemas.ChangeFeed)
     assert [c for c in default_feed["changes"] if c["stream"] == STREAM] == feed["changes"]
+    monkeypatch.setenv("EXMETA_DATABASE__URL", engine.url.render_as_string(hide_password=False))
+    span = [
+        "--from",
+        format_instant(first.observed_at + ms),
+        "--to",
+        format_instant(fee.observed_at + ms),
+    ]
+    assert main(["changes", "--stream", STREAM, *span, "--json"]) == 0
+    assert [orjson.loads(line) for line in capsys.readouterr().out.splitlines()] == feed["changes"]
 
     history = ok(client.get("/v1/wallet/networks/USDT/TRX/history"), schemas.WalletNetworkHistory)
     assert [v["valid_from"] for v in history["versions"]] == [
@@ -401,3 +416,60 @@ def test_the_wallet_poll_is_charged_weight_10_in_the_shared_budget(
     assert used == [before + 10, before + 20]
     # Reported to the other replicas with the next request, as every weight is.
     assert shared == used[0]
+
+
+def test_the_sim_serves_the_wallet_signed_and_refuses_bad_control_input(
+    sim: SimServer, wallet: tuple[Settings, StreamJob]
+) -> None:
+    unsigned = requests.get(f"{sim.url}/sapi/v1/capital/config/getall", timeout=5)
+    assert (unsigned.status_code, unsigned.json()["code"]) == (401, -2014)
+    served = requests.get(f"{sim.url}/_sim/capital-config", timeout=5).json()
+    assert served == capture(CAPTURE_2026)  # balances and all, as Binance sends them
+    for body, message in [
+        ({"withdraw": "no"}, "withdraw must be true or false"),
+        ({"withdraw_fee": 1.5}, "withdraw_fee must be a decimal"),
+        ({"suspend": True}, "unknown keys"),
+    ]:
+        response = requests.patch(f"{sim.url}/_sim/capital-config/USDT/TRX", json=body, timeout=5)
+        assert response.status_code == 400
+        assert message in response.json()["error"]
+    missing = requests.patch(
+        f"{sim.url}/_sim/capital-config/USDT/NOWHERE", json={"busy": True}, timeout=5
+    )
+    assert missing.status_code == 400
+    not_coins = requests.put(f"{sim.url}/_sim/capital-config", json={"coins": []}, timeout=5)
+    assert not_coins.status_code == 400
+    busy = requests.patch(
+        f"{sim.url}/_sim/capital-config/USDT/TRX",
+        json={"busy": True, "deposit": False, "deposit_desc": "wallet maintenance"},
+        timeout=5,
+    ).json()
+    assert (busy["busy"], busy["depositEnable"], busy["depositDesc"]) == (
+        True,
+        False,
+        "wallet maintenance",
+    )
+
+
+def test_a_body_that_is_not_json_keeps_nothing_of_it(
+    engine: Engine, sim: SimServer, wallet: tuple[Settings, StreamJob]
+) -> None:
+    """A 200 that does not parse (cut by a proxy: the first coins' balances and then
+    nothing) cannot be cleaned, so none of it is kept."""
+    _, job = wallet
+    control(
+        sim,
+        "POST",
+        "/faults",
+        {"kind": "invalid_json", "endpoint": "/sapi/v1/capital/config/getall"},
+    )
+    recorded = job.run()
+    assert recorded.outcome == "error"
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT body_sha256, error_class, http_status FROM observations WHERE id = :i"),
+            {"i": recorded.observation_id},
+        ).one()
+        stored = conn.execute(text("SELECT count(*) FROM raw_bodies")).scalar_one()
+    assert (row.body_sha256, row.error_class, row.http_status) == (None, "invalid_payload", 200)
+    assert stored == 0
