@@ -672,8 +672,8 @@ class WalletSwitch(Model):
         " one before, see the history)"
     )
     since_first_seen: bool = Field(
-        description="true: the run reaches back to the first answer recorded for this network,"
-        " so it may have been so for longer"
+        description="true: the run reaches back to the first answer recorded for this network"
+        " (its listing, or exmeta's first poll): what it was before is not known"
     )
 
 

@@ -846,7 +846,7 @@ def wallet_network_versions(
 class Since:
     """Since when a field has held its value at an instant: the ``valid_from`` of the first
     of the unbroken run of versions holding it; ``first_seen`` when that run reaches back to
-    the first version ever recorded (it may have held it before anyone looked)."""
+    the key's first version ever recorded (before it, nothing is known)."""
 
     at: datetime
     first_seen: bool
