@@ -1,8 +1,9 @@
-"""The /v1 routes over the account, commission, system-status and delistings streams.
+"""The /v1 routes over the account, commission, system-status, delistings and wallet streams.
 
 Account answers (commissions, permissions, balances) need the bearer token
-(``api.auth``); the exchange's system status and its announced delistings are public
-facts, like the symbols. Each answer carries the evidence of its own stream: the account
+(``api.auth``); the exchange's system status, its announced delistings and the wallet's
+deposit and withdrawal switches are public facts, like the symbols (the wallet's tables
+hold no balance: core.wallet). Each answer carries the evidence of its own stream: the account
 may have been polled a minute ago while exchangeInfo was polled a second ago.
 """
 
@@ -20,7 +21,15 @@ from sqlalchemy import Connection
 from api import render
 from api.auth import require_token
 from api.errors import ApiError
-from api.params import AsOfQuery, BalancesQuery, SymbolPath
+from api.params import (
+    AsOfQuery,
+    BalancesQuery,
+    CoinPath,
+    NetworkPath,
+    PagedWindow,
+    SymbolPath,
+    WalletNetworksQuery,
+)
 from api.schemas import (
     AccountAsOf,
     BalancesAsOf,
@@ -28,10 +37,14 @@ from api.schemas import (
     DelistingsAsOf,
     ErrorResponse,
     SystemStatusAsOf,
+    WalletCoinAsOf,
+    WalletNetworkHistory,
+    WalletNetworksAsOf,
     operation_id,
 )
 from api.state import app_state
 from core import history
+from core.cursors import CursorError
 from core.history import Version
 from core.timeparse import format_instant
 
@@ -39,6 +52,10 @@ T = TypeVar("T")
 
 ACCOUNT = Tag(name="account", description="commissions, permissions, balances (bearer token)")
 EXCHANGE = Tag(name="exchange", description="exchange-wide rules and the raw documents")
+WALLET = Tag(
+    name="wallet", description="could a coin be deposited or withdrawn, by which network, at t"
+)
+WALLET_STREAM = "wallet_networks"
 SECURED: list[dict[str, list[str]]] = [{"bearer": []}]
 
 account_v1 = APIBlueprint(
@@ -156,3 +173,82 @@ def list_delistings(query: AsOfQuery) -> Response:
         history.delistings_as_of,
         lambda versions, at, found: render.versions_as_of("delistings", versions, at, found),
     )
+
+
+@account_v1.get(
+    "/v1/wallet/networks",
+    tags=[WALLET],
+    responses={200: WalletNetworksAsOf},
+)
+def list_wallet_networks(query: WalletNetworksQuery) -> Response:
+    """Every coin's networks in force at as_of: deposit and withdrawal switches, messages, fees
+
+    A suspension reads `withdraw_enable: false` with Binance's reason in `withdraw_desc`.
+    404 `not_observed` if the wallet was not polled successfully at or before as_of.
+    """
+    return _as_of(
+        WALLET_STREAM,
+        query.as_of,
+        lambda conn, at: history.wallet_networks_as_of(conn, at, query.coin, query.network),
+        lambda versions, at, found: render.versions_as_of("networks", versions, at, found),
+    )
+
+
+@account_v1.get(
+    "/v1/wallet/networks/<coin>/<network>/history",
+    tags=[WALLET],
+    responses={200: WalletNetworkHistory},
+)
+def get_wallet_network_history(path: NetworkPath, query: PagedWindow) -> Response:
+    """The network's versions overlapping [from, to), each with the fields that changed
+
+    A withdrawal suspended and resumed is two versions: `withdrawEnable` true → false with
+    its `withdrawDesc`, and back. At most `limit` per page, oldest first; `next` continues
+    after the last one. 404 `network_never_seen` for a network never recorded.
+    """
+    with app_state().reading() as conn:
+        try:
+            page = history.wallet_network_history(
+                conn,
+                path.coin,
+                path.network,
+                query.start,
+                query.end,
+                limit=query.limit,
+                cursor=query.next_cursor,
+            )
+        except CursorError as exc:
+            raise ApiError(400, "invalid_cursor", str(exc)) from None
+        if not page.entries and not history.wallet_network_versions(conn, path.coin, path.network):
+            raise ApiError(
+                404,
+                "network_never_seen",
+                f"network {path.network} of {path.coin} was never observed",
+            )
+    return render.json_response(
+        render.wallet_network_history(path.coin, path.network, page, query.start, query.end)
+    )
+
+
+@account_v1.get(
+    "/v1/wallet/<coin>",
+    tags=[WALLET],
+    responses={200: WalletCoinAsOf},
+)
+def get_wallet_coin(path: CoinPath, query: AsOfQuery) -> Response:
+    """By which networks the coin could be deposited and withdrawn at as_of, at what fees
+
+    Each network's deposit and withdrawal switch says since when it had been in that
+    position. 404 `not_observed` if the wallet was not polled successfully at or before
+    as_of, 404 `coin_not_listed` if Binance's answer then had no such coin.
+    """
+
+    def read(conn: Connection, at: datetime) -> history.WalletCoin:
+        found = history.wallet_coin_at(conn, path.coin, at)
+        if found is None:
+            raise ApiError(
+                404, "coin_not_listed", f"{path.coin} was not in the wallet at {format_instant(at)}"
+            )
+        return found
+
+    return _as_of(WALLET_STREAM, query.as_of, read, render.wallet_coin)

@@ -202,7 +202,7 @@ class Window(Params):
 MAX_HISTORY = 1000
 
 
-class HistoryQuery(MarketQuery, Window):
+class PagedWindow(Window):
     """Both ends are optional: without them, the whole history."""
 
     limit: int = Field(MAX_HISTORY, ge=1, le=MAX_HISTORY)
@@ -213,6 +213,10 @@ class HistoryQuery(MarketQuery, Window):
         max_length=2000,
         description="the `next` of the previous page: continue after its last version",
     )
+
+
+class HistoryQuery(MarketQuery, PagedWindow):
+    """A symbol's history on one market."""
 
 
 class ObservationsQuery(Window):
@@ -483,6 +487,25 @@ class SymbolPath(Params):
 
 class BalancesQuery(AsOfQuery):
     asset: Text | None = Field(None, description="only this asset, e.g. BTC")
+
+
+class CoinPath(Params):
+    coin: str = Field(
+        min_length=1,
+        max_length=MAX_SYMBOL,
+        json_schema_extra={"example": "USDT", "pattern": NO_NUL},
+    )
+
+
+class NetworkPath(CoinPath):
+    network: str = Field(
+        min_length=1, max_length=MAX_SYMBOL, json_schema_extra={"example": "TRX", "pattern": NO_NUL}
+    )
+
+
+class WalletNetworksQuery(AsOfQuery):
+    coin: Text | None = Field(None, description="only this coin's networks, e.g. USDT")
+    network: Text | None = Field(None, description="only networks of this name, e.g. TRX")
 
 
 class SchemaQuery(AsOfQuery):

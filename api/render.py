@@ -29,8 +29,10 @@ from core.history import (
     Layout,
     ObservationRow,
     RulesRows,
+    Since,
     SymbolRules,
     Version,
+    WalletCoin,
 )
 from core.order_check import Order, Verdict
 from core.replicas import ReplicaInfo
@@ -164,11 +166,8 @@ def symbol_list(rows: RulesRows, at: datetime, found: Evidence) -> dict[str, Any
     return {**head, "as_of": format_instant(at), "evidence": evidence(found), "symbols": symbols}
 
 
-def symbol_history(
-    symbol: str, page: HistoryPage, start: datetime | None, end: datetime | None
-) -> dict[str, Any]:
+def _history(page: HistoryPage, start: datetime | None, end: datetime | None) -> dict[str, Any]:
     return {
-        "symbol": symbol,
         "from": format_instant(start),
         "to": format_instant(end),
         "versions": [
@@ -183,6 +182,12 @@ def symbol_history(
         ],
         "next": page.next_cursor,
     }
+
+
+def symbol_history(
+    symbol: str, page: HistoryPage, start: datetime | None, end: datetime | None
+) -> dict[str, Any]:
+    return {"symbol": symbol, **_history(page, start, end)}
 
 
 def rate_limits(versions: Iterable[Version], at: datetime, found: Evidence) -> dict[str, Any]:
@@ -272,6 +277,63 @@ def versions_as_of(
         "evidence": evidence(found),
         name: [version(v, raw=False) for v in versions],
     }
+
+
+def wallet_network_history(
+    coin: str, network: str, page: HistoryPage, start: datetime | None, end: datetime | None
+) -> dict[str, Any]:
+    return {"coin": coin, "network": network, **_history(page, start, end)}
+
+
+def _switch(enabled: bool, message: str | None, since: Since) -> dict[str, Any]:
+    return {
+        "enabled": enabled,
+        "message": message,
+        "since": _instant(since.at),
+        "since_first_seen": since.first_seen,
+    }
+
+
+# The network's fields /v1/wallet/{coin} answers besides its two switches.
+WALLET_COIN_NETWORK_FIELDS = (
+    "network",
+    "name",
+    "is_default",
+    "busy",
+    "withdraw_fee",
+    "withdraw_min",
+    "withdraw_max",
+    "withdraw_integer_multiple",
+    "withdraw_internal_min",
+    "min_confirm",
+    "unlock_confirm",
+    "estimated_arrival_time",
+)
+
+
+def wallet_coin(wallet: WalletCoin, at: datetime, found: Evidence) -> dict[str, Any]:
+    """The coin's switches at ``at``, each network with since when its deposit and its
+    withdrawal switch had been in the position it was in."""
+    listed = []
+    for n in wallet.networks:
+        network, deposit_since, withdraw_since = n.version, n.deposit_since, n.withdraw_since
+        f = network.fields
+        listed.append(
+            {
+                **{name: _field(f[name]) for name in WALLET_COIN_NETWORK_FIELDS},
+                "deposit": _switch(f["deposit_enable"], f["deposit_desc"], deposit_since),
+                "withdraw": _switch(f["withdraw_enable"], f["withdraw_desc"], withdraw_since),
+                "valid_from": _instant(network.valid_from),
+                "valid_to": _instant(network.valid_to),
+            }
+        )
+    out = version(wallet.coin, raw=False)
+    out["deposit_networks"] = [n["network"] for n in listed if n["deposit"]["enabled"]]
+    out["withdraw_networks"] = [n["network"] for n in listed if n["withdraw"]["enabled"]]
+    out["networks"] = listed
+    out["as_of"] = format_instant(at)
+    out["evidence"] = evidence(found)
+    return out
 
 
 def replica_list(found: Iterable[ReplicaInfo]) -> dict[str, Any]:

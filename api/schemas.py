@@ -447,6 +447,13 @@ class StateDiff(Model):
     exchange_filters: EntityDiff
     system_status: EntityDiff = Field(description="key `binance`: fields `status`, `msg`")
     delistings: EntityDiff = Field(description="announced delistings, by symbol: `delistTime`")
+    wallet_coins: EntityDiff = Field(
+        description="each coin's wallet-wide switches, by coin: `withdrawAllEnable`..."
+    )
+    wallet_networks: EntityDiff = Field(
+        description="each coin's networks, keyed `COIN:NETWORK`: `withdrawEnable`,"
+        " `withdrawDesc`, `withdrawFee`..."
+    )
     schema_diff: EntityDiff = Field(
         alias="schema",
         description="field paths of the public streams' documents, keyed `<stream>:<path>`"
@@ -633,3 +640,86 @@ class DelistingsAsOf(Model):
     as_of: Instant
     evidence: Evidence
     delistings: list[Delisting]
+
+
+# -- the wallet: coins and their networks (no balance is ever stored, core.wallet) -------
+
+WalletNetwork = _typed_model(
+    "WalletNetwork",
+    "wallet_network_versions",
+    key=True,
+    optional=False,
+    __doc__="One coin's network as in force: its deposit and withdrawal switches, their"
+    " messages (`withdraw_desc`: why a withdrawal is suspended), fees and minimums. Columns"
+    " an era of Binance's answer lacks (2021: busy, same_address...) are null.",
+    valid_from=(Instant, Field(description="since when this whole answer has been in force")),
+    valid_to=(Instant | None, Field(description="when any of it changed next; null: still")),
+)
+
+
+class WalletNetworksAsOf(Model):
+    as_of: Instant
+    evidence: Evidence
+    networks: list[WalletNetwork]  # type: ignore[valid-type]
+
+
+class WalletSwitch(Model):
+    enabled: bool
+    message: str | None = Field(description="Binance's depositDesc / withdrawDesc then")
+    since: Instant = Field(
+        description="since when it has been in this position: the first observation of the"
+        " unbroken run of answers that said so (it changed between that observation and the"
+        " one before, see the history)"
+    )
+    since_first_seen: bool = Field(
+        description="true: the run reaches back to the first answer recorded for this network"
+        " (its listing, or exmeta's first poll): what it was before is not known"
+    )
+
+
+class WalletCoinNetwork(Model):
+    network: str
+    name: str | None
+    is_default: bool | None
+    deposit: WalletSwitch
+    withdraw: WalletSwitch
+    busy: bool | None
+    withdraw_fee: DecimalText | None
+    withdraw_min: DecimalText | None
+    withdraw_max: DecimalText | None
+    withdraw_integer_multiple: DecimalText | None
+    withdraw_internal_min: DecimalText | None
+    min_confirm: int | None
+    unlock_confirm: int | None
+    estimated_arrival_time: int | None
+    valid_from: Instant
+    valid_to: Instant | None
+
+
+class WalletCoinAsOf(Model):
+    """By which networks the coin could be deposited and withdrawn at as_of."""
+
+    coin: str
+    name: str | None
+    deposit_all_enable: bool | None
+    withdraw_all_enable: bool | None
+    trading: bool | None
+    is_legal_money: bool | None
+    deposit_networks: list[str] = Field(description="networks whose deposits were enabled")
+    withdraw_networks: list[str] = Field(description="networks whose withdrawals were enabled")
+    networks: list[WalletCoinNetwork]
+    valid_from: Instant = Field(description="since when the coin's own switches were in force")
+    valid_to: Instant | None
+    as_of: Instant
+    evidence: Evidence
+
+
+class WalletNetworkHistory(Model):
+    coin: str
+    network: str
+    start: Instant | None = Field(alias="from")
+    end: Instant | None = Field(alias="to")
+    versions: list[HistoryVersion] = Field(
+        description="`listed` false: the network was gone from Binance's answer from then"
+    )
+    next: str | None = Field(description="pass as `next` for the following page; null: no more")

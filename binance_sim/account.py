@@ -1,4 +1,5 @@
-"""The simulated account, API keys, system status and delist schedule, and the signature check.
+"""The simulated account, API keys, system status, delist schedule and wallet (capital
+config), and the signature check.
 
 Signed requests are verified the way Binance does it (binance-api-notes §7): the API key
 from ``X-MBX-APIKEY``, the signature over the query string exactly as received (everything
@@ -93,9 +94,45 @@ class ApiKey:
         return True
 
 
-def _packaged(name: str) -> JSONObject:
-    loaded: JSONObject = orjson.loads((resources.files("binance_sim") / "data" / name).read_bytes())
-    return loaded
+def _packaged(name: str) -> Any:
+    return orjson.loads((resources.files("binance_sim") / "data" / name).read_bytes())
+
+
+# The real capture served by default (tests/fixtures/wallet_capital_config/README.md):
+# 667 coins, 1,100 networks, and the capturing account's balances, as Binance sends them.
+CAPITAL_CONFIG_FIXTURE: Final = "capital_config_getall_2026-01-20.json"
+# Control keys of a network patch -> the Binance field each sets.
+NETWORK_SWITCHES: Final[Mapping[str, str]] = {
+    "deposit": "depositEnable",
+    "withdraw": "withdrawEnable",
+    "busy": "busy",
+}
+NETWORK_TEXTS: Final[Mapping[str, str]] = {
+    "deposit_desc": "depositDesc",
+    "withdraw_desc": "withdrawDesc",
+}
+NETWORK_DECIMALS: Final[Mapping[str, str]] = {
+    "withdraw_fee": "withdrawFee",
+    "withdraw_min": "withdrawMin",
+    "withdraw_max": "withdrawMax",
+}
+NETWORK_PATCH_KEYS: Final = frozenset(
+    {*NETWORK_SWITCHES, *NETWORK_TEXTS, *NETWORK_DECIMALS, "fields"}
+)
+_DECIMAL_TEXT: Final = re.compile(r"\d+(\.\d+)?")
+
+
+def _check_capital_config(doc: Any) -> None:
+    if not isinstance(doc, list) or not all(
+        isinstance(c, dict)
+        and isinstance(c.get("coin"), str)
+        and isinstance(c.get("networkList"), list)
+        and all(isinstance(n, dict) and isinstance(n.get("network"), str) for n in c["networkList"])
+        for c in doc
+    ):
+        raise AccountInputError(
+            "the document must be a list of coins, each {coin, networkList: [{network, ...}]}"
+        )
 
 
 class AccountState:
@@ -104,11 +141,12 @@ class AccountState:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._keys: dict[str, ApiKey] = {}
-        self._account = _packaged("account.json")
-        self._default_commission = _packaged("account_commission.json")
+        self._account: JSONObject = _packaged("account.json")
+        self._default_commission: JSONObject = _packaged("account_commission.json")
         self._commissions: dict[str, JSONObject] = {}
         self._system_status: JSONObject = {"status": 0, "msg": "normal"}
         self._delist_schedule: list[JSONObject] = []
+        self._capital_config: list[JSONObject] = _packaged(CAPITAL_CONFIG_FIXTURE)
 
     # -- keys and the signature check ----------------------------------------------------
 
@@ -235,6 +273,68 @@ class AccountState:
                 raise AccountInputError("each entry must be {delistTime: ms, symbols: [...]}")
         with self._lock:
             self._delist_schedule = orjson.loads(orjson.dumps(schedule))
+
+    def capital_config(self) -> orjson.Fragment:
+        """Every coin with its networks and the account's balances, as Binance answers;
+        serialised under the lock, since a control call may be changing a network."""
+        with self._lock:
+            return orjson.Fragment(orjson.dumps(self._capital_config))
+
+    def set_capital_config(self, doc: Any) -> None:
+        _check_capital_config(doc)
+        with self._lock:
+            self._capital_config = orjson.loads(orjson.dumps(doc))
+
+    def patch_network(self, coin: str, network: str, changes: Mapping[str, Any]) -> JSONObject:
+        """Switch a network's deposit or withdrawal (with its message), mark it busy, set
+        its fees or any field; answers the network as served from now on.
+
+        Resuming (``deposit``/``withdraw`` true) without a message clears the old one, as
+        Binance's answers carry ``""`` on a working network.
+        """
+        update = _network_update(changes)
+        with self._lock:
+            for entry in self._capital_config:
+                if entry["coin"] != coin:
+                    continue
+                for item in entry["networkList"]:
+                    if item["network"] == network:
+                        item.update(orjson.loads(orjson.dumps(update)))
+                        return dict(item)
+        raise AccountInputError(f"no network {network} of coin {coin}")
+
+
+def _network_update(changes: Mapping[str, Any]) -> JSONObject:
+    """The Binance fields a network patch sets (``AccountState.patch_network``)."""
+    unknown = sorted(set(changes) - NETWORK_PATCH_KEYS)
+    if unknown:
+        raise AccountInputError(
+            f"unknown keys {unknown}; expected some of {sorted(NETWORK_PATCH_KEYS)}"
+        )
+    update: JSONObject = {}
+    for key, field_name in NETWORK_SWITCHES.items():
+        if key in changes:
+            if not isinstance(changes[key], bool):
+                raise AccountInputError(f"{key} must be true or false")
+            update[field_name] = changes[key]
+    for key, field_name in NETWORK_TEXTS.items():
+        if key in changes:
+            if not isinstance(changes[key], str):
+                raise AccountInputError(f"{key} must be a string")
+            update[field_name] = changes[key]
+        elif changes.get(key.removesuffix("_desc")) is True:
+            update[field_name] = ""
+    for key, field_name in NETWORK_DECIMALS.items():
+        if key in changes:
+            value = changes[key]
+            if not isinstance(value, str) or not _DECIMAL_TEXT.fullmatch(value):
+                raise AccountInputError(f"{key} must be a decimal in a string")
+            update[field_name] = value
+    fields = changes.get("fields", {})
+    if not isinstance(fields, dict):
+        raise AccountInputError("fields must be a JSON object")
+    update.update(fields)
+    return update
 
 
 def _check_time(params: Mapping[str, str], server_time_ms: int) -> None:

@@ -1,4 +1,5 @@
-"""The account, key-restriction, system-status and delist-schedule endpoints, and their controls.
+"""The account, key-restriction, system-status, delist-schedule and capital-config endpoints,
+and their controls.
 
 Every signed route goes through ``_signed``: the key, the signature and the timestamp are
 checked before anything is served, and a refusal is Binance's own ``{"code", "msg"}`` with
@@ -16,6 +17,7 @@ from binance_sim.app import _binance_error, _binance_response, _json, _json_obje
 from binance_sim.state import (
     ACCOUNT_PATH,
     API_RESTRICTIONS_PATH,
+    CAPITAL_CONFIG_PATH,
     COMMISSION_PATH,
     DELIST_SCHEDULE_PATH,
     SYSTEM_STATUS_PATH,
@@ -77,6 +79,12 @@ def api_restrictions() -> Response:
 @signed_binance.get(DELIST_SCHEDULE_PATH)
 def delist_schedule() -> Response:
     return _signed(lambda state, _key, _params: state.account.delist_schedule())
+
+
+@signed_binance.get(CAPITAL_CONFIG_PATH)
+def capital_config() -> Response:
+    """Signed (USER_DATA), like Binance's: the coins' switches and the key's balances."""
+    return _signed(lambda state, _key, _params: state.account.capital_config())
 
 
 @signed_binance.get(SYSTEM_STATUS_PATH)
@@ -168,6 +176,31 @@ def put_delist_schedule() -> Response:
         raise SimInputError("'schedule' must be a list")
     _account_input(lambda: _state().account.set_delist_schedule(schedule))
     return _json({"schedule": schedule})
+
+
+@signed_control.get("/capital-config")
+def get_capital_config() -> Response:
+    return Response(orjson.dumps(_state().account.capital_config()), mimetype="application/json")
+
+
+@signed_control.put("/capital-config")
+def put_capital_config() -> Response:
+    """A whole ``capital/config/getall`` document (a list of coins), served from now on."""
+    try:
+        doc = orjson.loads(request.get_data(cache=False))
+    except orjson.JSONDecodeError as exc:
+        raise SimInputError(f"the request body is not valid JSON: {exc}") from exc
+    _account_input(lambda: _state().account.set_capital_config(doc))
+    return _json({"coins": len(doc)})
+
+
+@signed_control.patch("/capital-config/<coin>/<network>")
+def patch_network(coin: str, network: str) -> Response:
+    """``{"withdraw": false, "withdraw_desc": "...", "deposit": ..., "deposit_desc": ...,
+    "busy": ..., "withdraw_fee": "...", "withdraw_min": "...", "withdraw_max": "...",
+    "fields": {...}}``; answers the network as served from now on."""
+    body = _json_object()
+    return _json(_account_input(lambda: _state().account.patch_network(coin, network, body)))
 
 
 @signed_control.put("/clock")

@@ -40,6 +40,7 @@ COMMISSION_PATH: Final = "/api/v3/account/commission"
 API_RESTRICTIONS_PATH: Final = "/sapi/v1/account/apiRestrictions"
 SYSTEM_STATUS_PATH: Final = "/sapi/v1/system/status"
 DELIST_SCHEDULE_PATH: Final = "/sapi/v1/spot/delist-schedule"
+CAPITAL_CONFIG_PATH: Final = "/sapi/v1/capital/config/getall"
 ANY_ENDPOINT: Final = "*"
 
 # Request weights of the endpoints the sim serves (binance-api-notes.md §2).
@@ -52,6 +53,7 @@ ENDPOINT_WEIGHTS: Final[Mapping[str, int]] = {
     API_RESTRICTIONS_PATH: 1,
     SYSTEM_STATUS_PATH: 1,
     DELIST_SCHEDULE_PATH: 100,
+    CAPITAL_CONFIG_PATH: 10,
     # Futures: weight 1 each, counted by the futures hosts apart from spot (notes §14).
     USDM_EXCHANGE_INFO_PATH: 1,
     "/fapi/v1/time": 1,

@@ -83,7 +83,7 @@ class BinanceSettings:
     backoff_cap_seconds: float = 8.0
 
     def has_key(self) -> bool:
-        """Whether signed endpoints (account, delistings) can be polled at all."""
+        """Whether signed endpoints (account, delistings, wallet networks) can be polled at all."""
         if not self.api_key:
             return False
         return bool(self.api_secret) if self.key_type == "hmac" else bool(self.private_key_path)
@@ -97,6 +97,7 @@ class PollerSettings:
     account_interval: float = 10.0
     system_status_interval: float = 30.0
     delistings_interval: float = 300.0
+    wallet_networks_interval: float = 60.0
     commission_symbols: tuple[str, ...] = ()
     replica_id: str = ""
     shutdown_grace_seconds: float = 5.0

@@ -803,3 +803,147 @@ def schema_as_of(conn: Connection, stream: str, at: datetime | None) -> list[Ver
     return _versions_at(
         conn, "schema_versions", SCHEMA_FIELDS, at, "stream = :stream", {"stream": stream}, "path"
     )
+
+
+# --- the wallet: coins and their networks (core.wallet: no balance is ever stored) ------
+
+WALLET_COIN_FIELDS = typed_columns("wallet_coin_versions")
+WALLET_NETWORK_FIELDS = typed_columns("wallet_network_versions")
+
+
+def wallet_networks_as_of(
+    conn: Connection, at: datetime | None, coin: str | None = None, network: str | None = None
+) -> list[Version]:
+    """Every network (of ``coin``, named ``network``, if given) in force at ``at``."""
+    conditions = [f"{name} = :{name}" for name, v in (("coin", coin), ("network", network)) if v]
+    return _versions_at(
+        conn,
+        "wallet_network_versions",
+        WALLET_NETWORK_FIELDS,
+        at,
+        " AND ".join(conditions) or "TRUE",
+        {"coin": coin, "network": network},
+        "coin, network",
+    )
+
+
+def wallet_coin_as_of(conn: Connection, coin: str, at: datetime | None) -> Version | None:
+    found = _versions_at(
+        conn, "wallet_coin_versions", WALLET_COIN_FIELDS, at, "coin = :coin", {"coin": coin}
+    )
+    return found[0] if found else None
+
+
+def wallet_network_versions(
+    conn: Connection, coin: str, network: str | None = None, until: datetime | None = None
+) -> list[Version]:
+    """Every version of the coin's networks (or of one) opened by ``until`` (None: all),
+    by network and time: a network's history is a few versions a year, read whole."""
+    conditions = ["coin = :coin"]
+    if network is not None:
+        conditions.append("network = :network")
+    if until is not None:
+        conditions.append("valid_from <= :until")
+    rows = conn.execute(
+        text(
+            f"SELECT {', '.join(WALLET_NETWORK_FIELDS)}, {_VERSION_COLUMNS}"
+            f" FROM wallet_network_versions WHERE {' AND '.join(conditions)}"
+            " ORDER BY network, valid_from"
+        ),
+        {"coin": coin, "network": network, "until": until},
+    ).all()
+    return [_version(r, WALLET_NETWORK_FIELDS) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Since:
+    """Since when a field has held its value at an instant: the ``valid_from`` of the first
+    of the unbroken run of versions holding it; ``first_seen`` when that run reaches back to
+    the key's first version ever recorded (before it, nothing is known)."""
+
+    at: datetime
+    first_seen: bool
+
+
+def held_since(versions: Sequence[Version], field_name: str) -> Since:
+    """Since when the last of ``versions`` (one key's, in time order) has held its
+    ``field_name``: a version that opened where another closed continues its run; a gap
+    (the network gone from the answers meanwhile) starts a new one."""
+    current = versions[-1]
+    start = len(versions) - 1
+    while start > 0:
+        before = versions[start - 1]
+        if before.valid_to != versions[start].valid_from:
+            break
+        if before.fields[field_name] != current.fields[field_name]:
+            break
+        start -= 1
+    return Since(versions[start].valid_from, start == 0)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkInForce:
+    version: Version
+    deposit_since: Since
+    withdraw_since: Since
+
+
+@dataclass(frozen=True, slots=True)
+class WalletCoin:
+    """A coin's own switches at an instant and its networks in force then."""
+
+    coin: Version
+    networks: list[NetworkInForce]
+
+
+def wallet_coin_at(conn: Connection, coin: str, at: datetime) -> WalletCoin | None:
+    """The coin and each of its networks in force at ``at``, with since when its deposit and
+    withdrawal switches had been in their positions; None if the coin was not listed."""
+    found = wallet_coin_as_of(conn, coin, at)
+    if found is None:
+        return None
+    by_network: dict[str, list[Version]] = defaultdict(list)
+    for v in wallet_network_versions(conn, coin, until=at):
+        by_network[v.fields["network"]].append(v)
+    return WalletCoin(
+        found,
+        [
+            NetworkInForce(
+                runs[-1],
+                held_since(runs, "deposit_enable"),
+                held_since(runs, "withdraw_enable"),
+            )
+            for runs in by_network.values()
+            if runs[-1].valid_to is None or runs[-1].valid_to > at
+        ],
+    )
+
+
+def wallet_network_history(
+    conn: Connection,
+    coin: str,
+    network: str,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    limit: int,
+    cursor: str | None = None,
+) -> HistoryPage:
+    """The instants at which the network's answer changed, overlapping [start, end), each
+    with the fields that changed (a network gone from the answers: ``listed`` false); at
+    most ``limit``, after ``cursor``. Raises ``core.cursors.CursorError`` for a token this
+    history did not hand out."""
+    after = decode_position(cursor, 0, "this history")[0] if cursor is not None else None
+    versions = wallet_network_versions(conn, coin, network)
+    # _entries reads an entity's own object under the name "symbol" (a symbol's filters
+    # under their types): a network is one object, so all its versions go there.
+    entries = [
+        e
+        for e in _entries([("symbol", v) for v in versions], None, None)
+        if (end is None or e.valid_from < end)
+        and (start is None or e.valid_to is None or e.valid_to > start)
+        and (after is None or e.valid_from > after)
+    ]
+    page = entries[:limit]
+    more = len(entries) > limit
+    return HistoryPage(page, encode_position(page[-1].valid_from, ()) if more else None)

@@ -34,7 +34,7 @@ from core.leases import HELD, Lease, held_params
 from core.models import VERSIONED_TABLES
 from core.schema import SCHEMA_TABLE, document_shape, schema_object, schema_row
 from core.stats import duration_bucket
-from core.streams import PRIVATE_STREAMS
+from core.streams import BODY_REDACTIONS, PRIVATE_STREAMS
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,7 @@ class StreamWriter:
         A poller always passes the lease it polled under (fencing, core.leases); None is
         for one-off writers that are not in a race with replicas (tests, imports).
         """
+        fetched = self._redacted(fetched)
         try:
             with self.engine.begin() as conn:
                 recorded, new_state = self._record(conn, fetched, parse, lease)
@@ -203,6 +204,26 @@ class StreamWriter:
                 recorded.outcome,
             )
         return recorded
+
+    def _redacted(self, fetched: Fetched) -> Fetched:
+        """``fetched`` with its body as the stream keeps bodies (core.streams.Stream.redact).
+
+        Done here, before the body is hashed, stored or parsed, rather than by the poller,
+        so that no writer of the stream (a poller, an import, a test) can keep more.
+        """
+        redact = BODY_REDACTIONS.get(self.stream)
+        if redact is None or fetched.body is None:
+            return fetched
+        try:
+            return replace(fetched, body=redact(fetched.body))
+        except ValueError as exc:
+            # What cannot be read cannot be cleaned: none of it is kept.
+            return replace(
+                fetched,
+                body=None,
+                error_class=fetched.error_class or "invalid_payload",
+                error_message=fetched.error_message or str(exc)[:2000],
+            )
 
     def _record(
         self,

@@ -595,6 +595,62 @@ class DelistingVersion(VersionMixin, Base):
     raw: Mapped[dict[str, Any]]
 
 
+class WalletCoinVersion(VersionMixin, Base):
+    """A coin's wallet-wide switches (``GET /sapi/v1/capital/config/getall``).
+
+    ``raw`` is the coin object without its ``networkList`` (each network is versioned
+    apart) and without the account's balances, which are never kept (core.wallet).
+    """
+
+    __tablename__ = "wallet_coin_versions"
+    __key__ = ("coin",)
+
+    coin: Mapped[str] = mapped_column(Text, sort_order=-2)
+    name: Mapped[str | None] = mapped_column(Text)
+    deposit_all_enable: Mapped[bool | None] = mapped_column(Boolean)
+    withdraw_all_enable: Mapped[bool | None] = mapped_column(Boolean)
+    trading: Mapped[bool | None] = mapped_column(Boolean)
+    is_legal_money: Mapped[bool | None] = mapped_column(Boolean)
+    raw: Mapped[dict[str, Any]]
+
+
+class WalletNetworkVersion(VersionMixin, Base):
+    """Whether a coin could be deposited and withdrawn by one network, at what fees.
+
+    A suspension is ``withdraw_enable`` (or ``deposit_enable``) going false, usually with
+    its reason in ``withdraw_desc``. Columns a capture era lacks (2021's bodies have no
+    ``busy``, ``sameAddress``, ``withdrawInternalMin``...) are NULL; ``raw`` is the network
+    object as Binance sent it.
+    """
+
+    __tablename__ = "wallet_network_versions"
+    __key__ = ("coin", "network")
+
+    coin: Mapped[str] = mapped_column(Text, sort_order=-2)
+    network: Mapped[str] = mapped_column(Text, sort_order=-2)
+    name: Mapped[str | None] = mapped_column(Text)
+    is_default: Mapped[bool | None] = mapped_column(Boolean)
+    deposit_enable: Mapped[bool] = mapped_column(Boolean)
+    withdraw_enable: Mapped[bool] = mapped_column(Boolean)
+    withdraw_fee: Mapped[Decimal | None]
+    withdraw_min: Mapped[Decimal | None]
+    withdraw_max: Mapped[Decimal | None]
+    withdraw_integer_multiple: Mapped[Decimal | None]
+    withdraw_internal_min: Mapped[Decimal | None]
+    deposit_dust: Mapped[Decimal | None]
+    min_confirm: Mapped[int | None] = mapped_column(Integer)
+    unlock_confirm: Mapped[int | None] = mapped_column(Integer)
+    busy: Mapped[bool | None] = mapped_column(Boolean)
+    deposit_desc: Mapped[str | None] = mapped_column(Text)
+    withdraw_desc: Mapped[str | None] = mapped_column(Text)
+    special_tips: Mapped[str | None] = mapped_column(Text)
+    special_withdraw_tips: Mapped[str | None] = mapped_column(Text)
+    estimated_arrival_time: Mapped[int | None] = mapped_column(Integer)
+    same_address: Mapped[bool | None] = mapped_column(Boolean)
+    contract_address: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]]
+
+
 class SchemaVersion(VersionMixin, Base):
     """A field path of a stream's documents and the JSON types it held (core.schema).
 
@@ -633,6 +689,8 @@ VERSIONED_TABLES: dict[str, type[VersionMixin]] = {
         CommissionVersion,
         SystemStatusVersion,
         DelistingVersion,
+        WalletCoinVersion,
+        WalletNetworkVersion,
         SchemaVersion,
     )
 }

@@ -13,7 +13,10 @@ resolves every declared one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from core.wallet import without_balances
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,10 @@ class Stream:
     it writes; ``feed`` those the change feed reports (balances are left out, see
     core.changes). ``per_commission_symbol``: one call per symbol of ``[poller]
     commission_symbols``, so the stream is off without any and costs ``weight`` each.
+    ``redact``: what the writer applies to every body of the stream before it hashes,
+    stores or parses it (core.ingest), for a public stream whose endpoint also answers
+    with private data (the wallet's balances, core.wallet). A ValueError from it means the
+    body cannot be cleaned: none of it is kept. core's own function, so held, not named.
     """
 
     name: str
@@ -135,6 +142,7 @@ class Stream:
     feed: tuple[FeedTable, ...]
     params: tuple[tuple[str, str], ...] = ()
     per_commission_symbol: bool = False
+    redact: Callable[[bytes], bytes] | None = None
 
 
 # In this order the API lists the streams (the feed's `streams`, the OpenAPI enums).
@@ -212,6 +220,24 @@ CATALOGUE: tuple[Stream, ...] = (
         feed=(FeedTable("delisting", "delisting_versions", "delistings"),),
     ),
     Stream(
+        name="wallet_networks",
+        market="spot",
+        path="/sapi/v1/capital/config/getall",
+        weight=10,
+        signed=True,
+        # Public: the switches are the same for every account, and the balances the
+        # endpoint also sends are taken out before anything is kept (core.wallet).
+        private=False,
+        interval_setting="wallet_networks_interval",
+        parser="poller.parse_wallet:parse_capital_config",
+        tables=("wallet_coin_versions", "wallet_network_versions"),
+        feed=(
+            FeedTable("wallet_coin", "wallet_coin_versions", "wallet_coins"),
+            FeedTable("wallet_network", "wallet_network_versions", "wallet_networks"),
+        ),
+        redact=without_balances,
+    ),
+    Stream(
         name="usdm_exchange_info",
         market="usdm",
         path="/fapi/v1/exchangeInfo",
@@ -273,6 +299,8 @@ FEED_STREAMS = tuple(s.name for s in CATALOGUE if s.feed)
 PUBLIC_FEED_STREAMS = tuple(s.name for s in CATALOGUE if s.feed and not s.private)
 # Written by a private stream: even a count of its versions is private.
 PRIVATE_TABLES = frozenset(t for s in CATALOGUE if s.private for t in s.tables)
+# What the writer does to each body before anything else sees it (Stream.redact).
+BODY_REDACTIONS = {s.name: s.redact for s in CATALOGUE if s.redact is not None}
 # The shape of every public stream's documents (core.schema): which field paths and filter
 # types Binance sends. One table for all streams, keyed (stream, path), written by the
 # writer after any public stream's parser rather than declared by one stream; the feed

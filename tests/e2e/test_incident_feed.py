@@ -128,6 +128,15 @@ def delisting_announced(sim: SimServer) -> list[Expected]:
     return [("delistings", "delisting", "BNBBTC", "listed", None, announced)]
 
 
+def withdrawal_suspended(sim: SimServer) -> list[Expected]:
+    message = "USDT withdrawals on TRX are suspended for wallet maintenance."
+    control(sim, "PATCH", "/capital-config/USDT/TRX", {"withdraw": False, "withdraw_desc": message})
+    return [
+        ("wallet_networks", "wallet_network", "USDT:TRX", "withdrawDesc", "", message),
+        ("wallet_networks", "wallet_network", "USDT:TRX", "withdrawEnable", True, False),
+    ]
+
+
 def balance_moves(sim: SimServer) -> list[Expected]:
     """A fill: balances are not in the feed, so nothing is expected."""
     control(sim, "PATCH", "/account", {"balances": {"BTC": {"free": "0.5", "locked": "0"}}})
@@ -144,6 +153,7 @@ STEPS: list[tuple[str, Callable[[SimServer], list[Expected]]]] = [
     ("account", account_loses_can_trade),
     ("system_status", maintenance_ends),
     ("delistings", delisting_announced),
+    ("wallet_networks", withdrawal_suspended),
     ("exchange_info", delisting),
     ("exchange_info", rate_limit_change),
     ("account_commission", commission_change),
@@ -221,7 +231,7 @@ def test_a_scripted_incident_comes_back_from_the_feed_complete_in_order_once_eac
         (c["changed_at"], c["stream"], c["entity"], c["key"], c["field"], c["old"], c["new"])
         for c in whole
     ] == expected
-    assert len(whole) == 12
+    assert len(whole) == 14
     for limit in (1, 2, 5):
         assert feed_pages(client, window, limit) == whole
     in_view = [r for r in view_rows(engine) if r["changed_at"] >= window["from"]]

@@ -185,5 +185,6 @@ def test_enabled_streams_follow_the_key(engine: Engine, sim: SimServer) -> None:
         "account_commission",
         "system_status",
         "delistings",
+        "wallet_networks",
         *futures,
     )

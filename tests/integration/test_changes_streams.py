@@ -159,6 +159,7 @@ def test_with_the_token_every_stream_comes_back_once_in_order(client: FlaskClien
         "account_commission",
         "system_status",
         "delistings",
+        "wallet_networks",
     ]
     assert body["next"] is None
 
@@ -190,7 +191,7 @@ def test_each_change_is_dated_by_the_polls_of_its_own_stream(
 def test_without_the_token_the_account_is_left_out(client: FlaskClient) -> None:
     body = feed(client, **WINDOW)
     assert summary(body["changes"]) == expected(PUBLIC_EXPECTED)
-    assert body["streams"] == ["exchange_info", "system_status", "delistings"]
+    assert body["streams"] == ["exchange_info", "system_status", "delistings", "wallet_networks"]
     assert not {c["entity"] for c in body["changes"]} & set(PRIVATE_ENTITIES)
 
 

@@ -231,7 +231,7 @@ def test_the_spot_feed_and_diff_do_not_list_futures_contracts(
 
     # From before the first polls, shapes included: spot's streams only, as before.
     feed = ok(client.get(f"/v1/changes?from={ts(started)}&schema=true"), schemas.ChangeFeed)
-    assert feed["streams"] == ["exchange_info", "system_status", "delistings"]
+    assert feed["streams"] == ["exchange_info", "system_status", "delistings", "wallet_networks"]
     assert {c["stream"] for c in feed["changes"]} == {"exchange_info", "system_status"}
     with engine.connect() as conn:  # the futures shapes are recorded all the same
         closed = conn.execute(

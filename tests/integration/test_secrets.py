@@ -32,6 +32,8 @@ API_ROUTES = [
     "/v1/account/commission/BTCUSDT",
     "/v1/system-status",
     "/v1/delistings",
+    "/v1/wallet/networks",
+    "/v1/wallet/USDT",
     "/v1/observations?limit=10000",
     "/v1/observations?outcome=error",
     "/readyz",

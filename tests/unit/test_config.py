@@ -119,6 +119,7 @@ def test_signed_streams_are_enabled_only_with_a_whole_key() -> None:
         "account",
         "system_status",
         "delistings",
+        "wallet_networks",
         *FUTURES,
     )
 

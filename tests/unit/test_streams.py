@@ -159,6 +159,7 @@ SAMPLE_BODIES = {
     "account_commission": b"[" + (SIM_DATA / "account_commission.json").read_bytes() + b"]",
     "system_status": b'{"status": 0, "msg": "normal"}',
     "delistings": b'[{"delistTime": 1767225600000, "symbols": ["ETHBTC"]}]',
+    "wallet_networks": (SIM_DATA / "capital_config_getall_2026-01-20.json").read_bytes(),
 }
 
 

@@ -61,15 +61,16 @@ def test_the_plan_of_settings_counts_each_commission_symbol_and_the_default_limi
             account_interval=60,
             system_status_interval=60,
             delistings_interval=300,
+            wallet_networks_interval=60,
             commission_symbols=("BTCUSDT", "ETHUSDT"),
         ),
     )
 
     plan = plan_for(settings, settings.enabled_streams(), None)
 
-    # Per minute: exchangeInfo 20, system status 1, account 20, delistings 100 / 5, and
-    # the commission of two symbols at 20 each.
-    assert plan.needed_per_minute == 20 + 1 + 20 + 20 + 40
+    # Per minute: exchangeInfo 20, system status 1, account 20, delistings 100 / 5, the
+    # wallet's networks 10, and the commission of two symbols at 20 each.
+    assert plan.needed_per_minute == 20 + 1 + 20 + 20 + 10 + 40
     assert plan.limit == DEFAULT_WEIGHT_LIMIT
     assert plan.intervals.keys() == set(settings.enabled_streams()) - set(FUTURES)
 
