@@ -16,6 +16,7 @@ from api.docs import register_docs
 from api.errors import VALIDATION_STATUS, register_error_handlers, validation_error_response
 from api.health import probes
 from api.intake import register_intake
+from api.margin import margin_v1
 from api.metrics import register_metrics
 from api.routes import v1
 from api.schemas import ErrorResponse
@@ -59,6 +60,7 @@ def create_app(
     register_intake(app)
     app.register_api(v1)
     app.register_api(account_v1)
+    app.register_api(margin_v1)
     app.register_api(probes)
     register_docs(app)
     register_metrics(app, state)

@@ -508,6 +508,32 @@ class WalletNetworksQuery(AsOfQuery):
     network: Text | None = Field(None, description="only networks of this name, e.g. TRX")
 
 
+MARGIN_PAIR_TYPES = ("cross", "isolated")
+
+
+class MarginTypeQuery(Params):
+    type: str = Field(
+        "cross",
+        description="cross (GET /sapi/v1/margin/allPairs) or isolated"
+        " (GET /sapi/v1/margin/isolated/allPairs) margin pairs",
+        json_schema_extra={"enum": list(MARGIN_PAIR_TYPES)},
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        one_of(value, MARGIN_PAIR_TYPES)
+        return value
+
+
+class MarginPairsQuery(MarginTypeQuery, AsOfQuery):
+    pass
+
+
+class MarginHistoryQuery(MarginTypeQuery, PagedWindow):
+    pass
+
+
 class SchemaQuery(AsOfQuery):
     stream: str = Field(
         "exchange_info",

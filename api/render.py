@@ -285,6 +285,12 @@ def wallet_network_history(
     return {"coin": coin, "network": network, **_history(page, start, end)}
 
 
+def margin_pair_history(
+    symbol: str, kind: str, page: HistoryPage, start: datetime | None, end: datetime | None
+) -> dict[str, Any]:
+    return {"symbol": symbol, "type": kind, **_history(page, start, end)}
+
+
 def _switch(enabled: bool, message: str | None, since: Since) -> dict[str, Any]:
     return {
         "enabled": enabled,

@@ -454,6 +454,16 @@ class StateDiff(Model):
         description="each coin's networks, keyed `COIN:NETWORK`: `withdrawEnable`,"
         " `withdrawDesc`, `withdrawFee`..."
     )
+    margin_pairs: EntityDiff = Field(
+        description="cross margin pairs, by symbol: `isBuyAllowed`, `isSellAllowed`, `delistTime`..."
+    )
+    margin_isolated_pairs: EntityDiff = Field(
+        description="isolated margin pairs, by symbol: `isBuyAllowed`, `isSellAllowed`..."
+    )
+    margin_delistings: EntityDiff = Field(
+        description="announced margin delistings, keyed `cross:ASSET` or `isolated:SYMBOL`:"
+        " `delistTime`"
+    )
     schema_diff: EntityDiff = Field(
         alias="schema",
         description="field paths of the public streams' documents, keyed `<stream>:<path>`"
@@ -723,3 +733,53 @@ class WalletNetworkHistory(Model):
         description="`listed` false: the network was gone from Binance's answer from then"
     )
     next: str | None = Field(description="pass as `next` for the following page; null: no more")
+
+
+# -- margin: pairs and the margin delist schedule ---------------------------------------
+
+MarginPair = _typed_model(
+    "MarginPair",
+    "margin_pair_versions",
+    key=True,
+    optional=False,
+    __doc__="A margin pair as in force: could it be margined (`is_margin_trade`), bought,"
+    " sold, and its announced delisting (`delist_time`, null: none). `pair_id` is Binance's"
+    " `id` (cross pairs only).",
+    valid_from=(Instant, Field(description="since when this whole answer has been in force")),
+    valid_to=(Instant | None, Field(description="when any of it changed next; null: still")),
+    raw=(dict[str, Any], Field(description="the pair object as Binance sent it")),
+)
+
+
+class MarginPairsAsOf(Model):
+    type: Literal["cross", "isolated"]
+    as_of: Instant
+    evidence: Evidence
+    pairs: list[MarginPair]  # type: ignore[valid-type]
+
+
+class MarginPairHistory(Model):
+    symbol: str
+    type: Literal["cross", "isolated"]
+    start: Instant | None = Field(alias="from")
+    end: Instant | None = Field(alias="to")
+    versions: list[HistoryVersion] = Field(
+        description="`listed` false: the pair was gone from Binance's answer from then"
+    )
+    next: str | None = Field(description="pass as `next` for the following page; null: no more")
+
+
+class MarginDelisting(Model):
+    type: Literal["cross", "isolated"] = Field(
+        description="`cross`: a cross margin asset; `isolated`: an isolated margin symbol"
+    )
+    name: str = Field(description="the asset (cross) or the symbol (isolated)")
+    delist_time: Instant = Field(description="when the delisting takes effect (B)")
+    valid_from: Instant = Field(description="when this announcement was first observed (A)")
+    valid_to: Instant | None = Field(description="when it left the schedule; null: still there")
+
+
+class MarginDelistingsAsOf(Model):
+    as_of: Instant
+    evidence: Evidence
+    delistings: list[MarginDelisting]

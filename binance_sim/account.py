@@ -184,16 +184,22 @@ class AccountState:
             key.restrictions.update(changes)
             return dict(key.restrictions)
 
-    def authenticate(
-        self, api_key: str | None, raw_query: str, server_time_ms: int
-    ) -> tuple[ApiKey, dict[str, str]]:
-        """The key and the parameters of a valid signed request, else SignedRequestError."""
+    def known_key(self, api_key: str | None) -> ApiKey:
+        """The key of a request that must name one (signed, or MARKET_DATA), else
+        SignedRequestError, as Binance refuses a missing or unknown key."""
         if not api_key or not _API_KEY_FORMAT.fullmatch(api_key):
             raise SignedRequestError(401, -2014, "API-key format invalid.")
         with self._lock:
             key = self._keys.get(api_key)
         if key is None:
             raise SignedRequestError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        return key
+
+    def authenticate(
+        self, api_key: str | None, raw_query: str, server_time_ms: int
+    ) -> tuple[ApiKey, dict[str, str]]:
+        """The key and the parameters of a valid signed request, else SignedRequestError."""
+        key = self.known_key(api_key)
         payload, found, raw_signature = raw_query.rpartition("&signature=")
         if not found or not raw_signature or "&" in raw_signature:
             raise _missing("signature")

@@ -99,10 +99,13 @@ def create_app(state: SimState) -> Flask:
     app.register_blueprint(binance)
     app.register_blueprint(control)
     # Imported here: the signed routes reuse this module's helpers (_serve and friends).
+    from binance_sim.margin_routes import margin_binance, margin_control
     from binance_sim.signed import signed_binance, signed_control
 
     app.register_blueprint(signed_binance)
     app.register_blueprint(signed_control)
+    app.register_blueprint(margin_binance)
+    app.register_blueprint(margin_control)
     app.register_error_handler(SimInputError, _bad_input)
     app.register_error_handler(UnknownSymbolError, _unknown_symbol)
     app.register_error_handler(HTTPException, _http_error)

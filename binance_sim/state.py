@@ -31,6 +31,7 @@ from typing import Any, Final, TypeAlias
 import orjson
 
 from binance_sim.account import AccountState
+from binance_sim.margin import MarginState
 
 EXCHANGE_INFO_PATH: Final = "/api/v3/exchangeInfo"
 USDM_EXCHANGE_INFO_PATH: Final = "/fapi/v1/exchangeInfo"
@@ -41,6 +42,9 @@ API_RESTRICTIONS_PATH: Final = "/sapi/v1/account/apiRestrictions"
 SYSTEM_STATUS_PATH: Final = "/sapi/v1/system/status"
 DELIST_SCHEDULE_PATH: Final = "/sapi/v1/spot/delist-schedule"
 CAPITAL_CONFIG_PATH: Final = "/sapi/v1/capital/config/getall"
+MARGIN_PAIRS_PATH: Final = "/sapi/v1/margin/allPairs"
+MARGIN_ISOLATED_PAIRS_PATH: Final = "/sapi/v1/margin/isolated/allPairs"
+MARGIN_DELIST_SCHEDULE_PATH: Final = "/sapi/v1/margin/delist-schedule"
 ANY_ENDPOINT: Final = "*"
 
 # Request weights of the endpoints the sim serves (binance-api-notes.md §2).
@@ -54,6 +58,10 @@ ENDPOINT_WEIGHTS: Final[Mapping[str, int]] = {
     SYSTEM_STATUS_PATH: 1,
     DELIST_SCHEDULE_PATH: 100,
     CAPITAL_CONFIG_PATH: 10,
+    # Margin metadata (notes §16).
+    MARGIN_PAIRS_PATH: 1,
+    MARGIN_ISOLATED_PAIRS_PATH: 10,
+    MARGIN_DELIST_SCHEDULE_PATH: 100,
     # Futures: weight 1 each, counted by the futures hosts apart from spot (notes §14).
     USDM_EXCHANGE_INFO_PATH: 1,
     "/fapi/v1/time": 1,
@@ -525,6 +533,7 @@ class SimState:
         self._requests: deque[RequestRecord] = deque(maxlen=request_log_size)
         self._clock_offset_ms = 0
         self.account = AccountState()
+        self.margin = MarginState()
 
     @classmethod
     def from_file(

@@ -98,6 +98,9 @@ class PollerSettings:
     system_status_interval: float = 30.0
     delistings_interval: float = 300.0
     wallet_networks_interval: float = 60.0
+    margin_pairs_interval: float = 60.0
+    margin_isolated_pairs_interval: float = 60.0
+    margin_delistings_interval: float = 300.0
     commission_symbols: tuple[str, ...] = ()
     replica_id: str = ""
     shutdown_grace_seconds: float = 5.0
@@ -157,11 +160,11 @@ class Settings:
         }
 
     def enabled_streams(self) -> tuple[str, ...]:
-        """The streams a poller with these settings polls (signed ones need a key)."""
+        """The streams a poller with these settings polls (signed or keyed ones need a key)."""
         return tuple(
             s.name
             for s in catalogue.CATALOGUE
-            if (not s.signed or self.binance.has_key())
+            if (not s.needs_key or self.binance.has_key())
             and (not s.per_commission_symbol or self.poller.commission_symbols)
         )
 

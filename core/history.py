@@ -933,10 +933,22 @@ def wallet_network_history(
     with the fields that changed (a network gone from the answers: ``listed`` false); at
     most ``limit``, after ``cursor``. Raises ``core.cursors.CursorError`` for a token this
     history did not hand out."""
+    return _object_history(wallet_network_versions(conn, coin, network), start, end, limit, cursor)
+
+
+def _object_history(
+    versions: Sequence[Version],
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> HistoryPage:
+    """A page of the history of one entity that is one object (a network, a margin pair):
+    its versions, oldest first, each with the fields that changed. Raises
+    ``core.cursors.CursorError`` for a token this history did not hand out."""
     after = decode_position(cursor, 0, "this history")[0] if cursor is not None else None
-    versions = wallet_network_versions(conn, coin, network)
     # _entries reads an entity's own object under the name "symbol" (a symbol's filters
-    # under their types): a network is one object, so all its versions go there.
+    # under their types): such an entity is one object, so all its versions go there.
     entries = [
         e
         for e in _entries([("symbol", v) for v in versions], None, None)
@@ -947,3 +959,54 @@ def wallet_network_history(
     page = entries[:limit]
     more = len(entries) > limit
     return HistoryPage(page, encode_position(page[-1].valid_from, ()) if more else None)
+
+
+# --- margin: cross and isolated pairs, the margin delist schedule -----------------------
+
+# Both pair tables have one shape (core.models.MarginPairColumns).
+MARGIN_PAIR_FIELDS = typed_columns("margin_pair_versions")
+MARGIN_DELISTING_FIELDS = typed_columns("margin_delisting_versions")
+
+
+def margin_pairs_as_of(conn: Connection, table: str, at: datetime | None) -> list[Version]:
+    """Every pair of ``table`` (cross or isolated) in force at ``at``, by symbol."""
+    return _versions_at(conn, table, MARGIN_PAIR_FIELDS, at, order="symbol")
+
+
+def margin_pair_versions(conn: Connection, table: str, symbol: str) -> list[Version]:
+    """Every version of one pair, oldest first: a few a year, read whole."""
+    rows = conn.execute(
+        text(
+            f"SELECT {', '.join(MARGIN_PAIR_FIELDS)}, {_VERSION_COLUMNS} FROM {table}"
+            " WHERE symbol = :symbol ORDER BY valid_from"
+        ),
+        {"symbol": symbol},
+    ).all()
+    return [_version(r, MARGIN_PAIR_FIELDS) for r in rows]
+
+
+def margin_pair_history(
+    conn: Connection,
+    table: str,
+    symbol: str,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    limit: int,
+    cursor: str | None = None,
+) -> HistoryPage:
+    """The instants at which the pair's answer changed, overlapping [start, end), each
+    with the fields that changed (gone from the answers: ``listed`` false)."""
+    return _object_history(margin_pair_versions(conn, table, symbol), start, end, limit, cursor)
+
+
+def margin_delistings_as_of(conn: Connection, at: datetime | None) -> list[Version]:
+    """Margin delistings announced and still scheduled at ``at``; ``valid_from`` is when
+    first seen."""
+    return _versions_at(
+        conn,
+        "margin_delisting_versions",
+        MARGIN_DELISTING_FIELDS,
+        at,
+        order="delist_time, type, name",
+    )

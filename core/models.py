@@ -651,6 +651,63 @@ class WalletNetworkVersion(VersionMixin, Base):
     raw: Mapped[dict[str, Any]]
 
 
+class MarginPairColumns:
+    """What Binance says of a margin pair, cross (``GET /sapi/v1/margin/allPairs``) or
+    isolated (``GET /sapi/v1/margin/isolated/allPairs``): the same object, the isolated one
+    without ``id``.
+
+    ``delist_time`` is the pair's announced delisting, read from either unit Binance has
+    documented (poller.parse_margin.delist_instant: its docs' example is in seconds, every
+    other time of the API in milliseconds); ``raw`` keeps the number as sent.
+    """
+
+    symbol: Mapped[str] = mapped_column(Text, sort_order=-2)
+    pair_id: Mapped[int | None] = mapped_column(BigInteger)
+    base: Mapped[str | None] = mapped_column(Text)
+    quote: Mapped[str | None] = mapped_column(Text)
+    is_margin_trade: Mapped[bool] = mapped_column(Boolean)
+    is_buy_allowed: Mapped[bool] = mapped_column(Boolean)
+    is_sell_allowed: Mapped[bool] = mapped_column(Boolean)
+    delist_time: Mapped[datetime | None]
+    raw: Mapped[dict[str, Any]]
+
+
+class MarginPairVersion(MarginPairColumns, VersionMixin, Base):
+    """A cross-margin pair: could it be margined, bought, sold, and its delist time.
+
+    Cross and isolated pairs are two tables, not one keyed by type: each is written by its
+    own stream (its own call), and a snapshot closes what its answer lacks in its tables,
+    so a table shared by two streams would have each close the other's pairs.
+    """
+
+    __tablename__ = "margin_pair_versions"
+    __key__ = ("symbol",)
+
+
+class MarginIsolatedPairVersion(MarginPairColumns, VersionMixin, Base):
+    """An isolated-margin pair (``pair_id`` NULL: Binance gives these no id)."""
+
+    __tablename__ = "margin_isolated_pair_versions"
+    __key__ = ("symbol",)
+
+
+class MarginDelistingVersion(VersionMixin, Base):
+    """An announced margin delisting (``GET /sapi/v1/margin/delist-schedule``): a cross
+    margin asset (``type`` ``cross``, ``name`` the asset) or an isolated margin symbol
+    (``isolated``, the symbol). As with the spot schedule, ``valid_from`` is when the
+    announcement was first observed and ``delist_time`` when it takes effect; a
+    postponement is a new version, and the version closes when the entry leaves the
+    schedule."""
+
+    __tablename__ = "margin_delisting_versions"
+    __key__ = ("type", "name")
+
+    type: Mapped[str] = mapped_column(Text, sort_order=-2)
+    name: Mapped[str] = mapped_column(Text, sort_order=-2)
+    delist_time: Mapped[datetime]
+    raw: Mapped[dict[str, Any]]
+
+
 class SchemaVersion(VersionMixin, Base):
     """A field path of a stream's documents and the JSON types it held (core.schema).
 
@@ -691,6 +748,9 @@ VERSIONED_TABLES: dict[str, type[VersionMixin]] = {
         DelistingVersion,
         WalletCoinVersion,
         WalletNetworkVersion,
+        MarginPairVersion,
+        MarginIsolatedPairVersion,
+        MarginDelistingVersion,
         SchemaVersion,
     )
 }

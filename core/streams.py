@@ -128,6 +128,9 @@ class Stream:
     stores or parses it (core.ingest), for a public stream whose endpoint also answers
     with private data (the wallet's balances, core.wallet). A ValueError from it means the
     body cannot be cleaned: none of it is kept. core's own function, so held, not named.
+    ``api_key``: sent with the ``X-MBX-APIKEY`` header but not signed (Binance's security
+    type MARKET_DATA, notes §16): public data, but Binance wants to know whose key asks,
+    so the stream needs a key like a signed one (``needs_key``).
     """
 
     name: str
@@ -143,6 +146,12 @@ class Stream:
     params: tuple[tuple[str, str], ...] = ()
     per_commission_symbol: bool = False
     redact: Callable[[bytes], bytes] | None = None
+    api_key: bool = False
+
+    @property
+    def needs_key(self) -> bool:
+        """Off without a configured key: signed, or sent with the key header."""
+        return self.signed or self.api_key
 
 
 # In this order the API lists the streams (the feed's `streams`, the OpenAPI enums).
@@ -236,6 +245,51 @@ CATALOGUE: tuple[Stream, ...] = (
             FeedTable("wallet_network", "wallet_network_versions", "wallet_networks"),
         ),
         redact=without_balances,
+    ),
+    # Margin metadata: MARKET_DATA today (key header, no signature; notes §16), though
+    # Binance's 2024 docs had the isolated pairs and the delist schedule signed.
+    Stream(
+        name="margin_pairs",
+        market="spot",
+        path="/sapi/v1/margin/allPairs",
+        weight=1,
+        signed=False,
+        private=False,
+        interval_setting="margin_pairs_interval",
+        parser="poller.parse_margin:parse_cross_pairs",
+        tables=("margin_pair_versions",),
+        feed=(FeedTable("margin_pair", "margin_pair_versions", "margin_pairs"),),
+        api_key=True,
+    ),
+    Stream(
+        name="margin_isolated_pairs",
+        market="spot",
+        path="/sapi/v1/margin/isolated/allPairs",
+        weight=10,
+        signed=False,
+        private=False,
+        interval_setting="margin_isolated_pairs_interval",
+        parser="poller.parse_margin:parse_isolated_pairs",
+        tables=("margin_isolated_pair_versions",),
+        feed=(
+            FeedTable(
+                "margin_isolated_pair", "margin_isolated_pair_versions", "margin_isolated_pairs"
+            ),
+        ),
+        api_key=True,
+    ),
+    Stream(
+        name="margin_delistings",
+        market="spot",
+        path="/sapi/v1/margin/delist-schedule",
+        weight=100,
+        signed=False,
+        private=False,
+        interval_setting="margin_delistings_interval",
+        parser="poller.parse_margin:parse_margin_delist_schedule",
+        tables=("margin_delisting_versions",),
+        feed=(FeedTable("margin_delisting", "margin_delisting_versions", "margin_delistings"),),
+        api_key=True,
     ),
     Stream(
         name="usdm_exchange_info",

@@ -22,6 +22,7 @@ from core.ingest import Snapshot, StreamWriter
 from core.streams import Stream
 from poller.binance import Response, deadline_seconds
 from poller.job import Clock, StreamJob, _utc_now, binance_error, resolve_parser
+from poller.keyed import KeyedStreamJob
 from poller.retry import RetryingClient
 from poller.signed import SignedClient
 from poller.signing import Params, signer_from_settings
@@ -169,6 +170,15 @@ def _signed_job(
     replica_id: str,
     deadline_seconds: float,
 ) -> StreamJob:
+    if not declared.signed:
+        return KeyedStreamJob(
+            declared,
+            signed.retrying,
+            settings.binance.api_key,
+            writer,
+            replica_id,
+            deadline_seconds,
+        )
     if declared.per_commission_symbol:
         return CommissionJob(
             declared,
@@ -208,7 +218,7 @@ def signed_jobs(
         off = [
             s.name
             for s in catalogue.CATALOGUE
-            if s.signed and (not s.per_commission_symbol or settings.poller.commission_symbols)
+            if s.needs_key and (not s.per_commission_symbol or settings.poller.commission_symbols)
         ]
         log.info(
             "%s streams are off: no API key configured"
@@ -236,5 +246,5 @@ def signed_jobs(
             intervals[declared.name],
         )
         for declared in catalogue.CATALOGUE
-        if declared.signed and declared.name in enabled
+        if declared.needs_key and declared.name in enabled
     ]

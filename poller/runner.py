@@ -513,7 +513,7 @@ def build_poller(
             intervals[declared.name],
         )
         for declared in catalogue.CATALOGUE
-        if declared.name in enabled and not declared.signed
+        if declared.name in enabled and not declared.needs_key
     ]
     jobs += [
         ScheduledJob(job, interval)

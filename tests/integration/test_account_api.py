@@ -18,6 +18,7 @@ from core.config import Secret, Settings, replace_section
 from core.ingest import Recorded
 from core.timeparse import format_instant
 from tests.builders import sim_urls
+from tests.margin_sim import MARGIN_STREAMS
 from tests.signed_sim import API_TOKEN, control, jobs_by_stream, register_key, sim_settings
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -186,5 +187,6 @@ def test_enabled_streams_follow_the_key(engine: Engine, sim: SimServer) -> None:
         "system_status",
         "delistings",
         "wallet_networks",
+        *MARGIN_STREAMS,
         *futures,
     )

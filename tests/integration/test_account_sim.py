@@ -311,7 +311,8 @@ def test_without_a_key_the_signed_streams_are_off_with_one_log_line(
     assert jobs == []
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
-        "account, delistings and wallet_networks streams are off: no API key configured"
+        "account, delistings, wallet_networks, margin_pairs, margin_isolated_pairs and"
+        " margin_delistings streams are off: no API key configured"
         " (set EXMETA_BINANCE__API_KEY and EXMETA_BINANCE__API_SECRET)"
     ]
     assert logged_requests(sim) == []  # not even the key check

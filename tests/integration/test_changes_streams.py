@@ -37,6 +37,7 @@ from tests.integration.test_changes import (
 )
 from tests.integration.test_changes_view import view_rows
 from tests.integration.test_diff import expected_diff, expected_entities, field_diff
+from tests.margin_sim import MARGIN_STREAMS
 from tests.signed_sim import API_TOKEN
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -160,6 +161,7 @@ def test_with_the_token_every_stream_comes_back_once_in_order(client: FlaskClien
         "system_status",
         "delistings",
         "wallet_networks",
+        *MARGIN_STREAMS,
     ]
     assert body["next"] is None
 
@@ -191,7 +193,13 @@ def test_each_change_is_dated_by_the_polls_of_its_own_stream(
 def test_without_the_token_the_account_is_left_out(client: FlaskClient) -> None:
     body = feed(client, **WINDOW)
     assert summary(body["changes"]) == expected(PUBLIC_EXPECTED)
-    assert body["streams"] == ["exchange_info", "system_status", "delistings", "wallet_networks"]
+    assert body["streams"] == [
+        "exchange_info",
+        "system_status",
+        "delistings",
+        "wallet_networks",
+        *MARGIN_STREAMS,
+    ]
     assert not {c["entity"] for c in body["changes"]} & set(PRIVATE_ENTITIES)
 
 

@@ -30,6 +30,7 @@ from tests.futures_replay import (
     versions_opened,
 )
 from tests.integration.test_api import ok, ts
+from tests.margin_sim import MARGIN_STREAMS
 
 
 def current(engine: Engine, table: str) -> set[str]:
@@ -231,7 +232,13 @@ def test_the_spot_feed_and_diff_do_not_list_futures_contracts(
 
     # From before the first polls, shapes included: spot's streams only, as before.
     feed = ok(client.get(f"/v1/changes?from={ts(started)}&schema=true"), schemas.ChangeFeed)
-    assert feed["streams"] == ["exchange_info", "system_status", "delistings", "wallet_networks"]
+    assert feed["streams"] == [
+        "exchange_info",
+        "system_status",
+        "delistings",
+        "wallet_networks",
+        *MARGIN_STREAMS,
+    ]
     assert {c["stream"] for c in feed["changes"]} == {"exchange_info", "system_status"}
     with engine.connect() as conn:  # the futures shapes are recorded all the same
         closed = conn.execute(

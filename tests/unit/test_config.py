@@ -120,6 +120,9 @@ def test_signed_streams_are_enabled_only_with_a_whole_key() -> None:
         "system_status",
         "delistings",
         "wallet_networks",
+        "margin_pairs",  # unsigned, but sent with the key (MARKET_DATA): off without one
+        "margin_isolated_pairs",
+        "margin_delistings",
         *FUTURES,
     )
 

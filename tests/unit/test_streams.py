@@ -160,6 +160,9 @@ SAMPLE_BODIES = {
     "system_status": b'{"status": 0, "msg": "normal"}',
     "delistings": b'[{"delistTime": 1767225600000, "symbols": ["ETHBTC"]}]',
     "wallet_networks": (SIM_DATA / "capital_config_getall_2026-01-20.json").read_bytes(),
+    "margin_pairs": (SIM_DATA / "margin_all_pairs_from_docs.json").read_bytes(),
+    "margin_isolated_pairs": (SIM_DATA / "margin_isolated_all_pairs_from_docs.json").read_bytes(),
+    "margin_delistings": (SIM_DATA / "margin_delist_schedule_from_docs.json").read_bytes(),
 }
 
 

@@ -62,6 +62,9 @@ def test_the_plan_of_settings_counts_each_commission_symbol_and_the_default_limi
             system_status_interval=60,
             delistings_interval=300,
             wallet_networks_interval=60,
+            margin_pairs_interval=60,
+            margin_isolated_pairs_interval=60,
+            margin_delistings_interval=300,
             commission_symbols=("BTCUSDT", "ETHUSDT"),
         ),
     )
@@ -69,8 +72,9 @@ def test_the_plan_of_settings_counts_each_commission_symbol_and_the_default_limi
     plan = plan_for(settings, settings.enabled_streams(), None)
 
     # Per minute: exchangeInfo 20, system status 1, account 20, delistings 100 / 5, the
-    # wallet's networks 10, and the commission of two symbols at 20 each.
-    assert plan.needed_per_minute == 20 + 1 + 20 + 20 + 10 + 40
+    # wallet's networks 10, the margin pairs 1 (cross) and 10 (isolated), the margin
+    # delist schedule 100 / 5, and the commission of two symbols at 20 each.
+    assert plan.needed_per_minute == 20 + 1 + 20 + 20 + 10 + 1 + 10 + 20 + 40
     assert plan.limit == DEFAULT_WEIGHT_LIMIT
     assert plan.intervals.keys() == set(settings.enabled_streams()) - set(FUTURES)
 
