@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 import pytest
 import requests
 from flask.testing import FlaskClient
@@ -25,6 +26,7 @@ from binance_sim.server import SimServer
 from core.config import Settings
 from core.ingest import Recorded
 from core.timeparse import format_instant
+from exmeta.cli import main
 from poller.job import StreamJob
 from poller.runner import build_poller
 from tests.builders import exchange_info_poll
@@ -98,6 +100,8 @@ def test_buy_switched_off_and_on_and_a_delist_time_are_one_version_each(
     api_engine: Engine,
     sim: SimServer,
     margin: tuple[Settings, dict[str, StreamJob]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings, jobs = margin
     job = jobs["margin_pairs"]
@@ -164,6 +168,16 @@ def test_buy_switched_off_and_on_and_a_delist_time_are_one_version_each(
     ]
     default_feed = ok(client.get(f"/v1/changes?{window}"), schemas.ChangeFeed)
     assert [c for c in default_feed["changes"] if c["stream"] == "margin_pairs"] == feed["changes"]
+
+    monkeypatch.setenv("EXMETA_DATABASE__URL", engine.url.render_as_string(hide_password=False))
+    span = [
+        "--from",
+        format_instant(first.observed_at + MS),
+        "--to",
+        format_instant(delist.observed_at + MS),
+    ]
+    assert main(["changes", "--stream", "margin_pairs", *span, "--json"]) == 0
+    assert [orjson.loads(line) for line in capsys.readouterr().out.splitlines()] == feed["changes"]
 
     history = ok(client.get("/v1/margin/pairs/BNBBTC/history"), schemas.MarginPairHistory)
     assert [v["valid_from"] for v in history["versions"]] == [
