@@ -28,7 +28,6 @@ from core import history
 from core import streams as catalogue
 from core.cursors import CursorError
 from core.history import Version
-from core.timeparse import format_instant
 
 MARGIN = Tag(name="margin", description="could a pair be margined, bought, sold, at t")
 # The stream each pair type is polled by; its one table is the catalogue's.
@@ -63,12 +62,7 @@ def list_margin_pairs(query: MarginPairsQuery) -> Response:
         PAIR_STREAMS[query.type],
         query.as_of,
         read,
-        lambda versions, at, found: {
-            "type": query.type,
-            "as_of": format_instant(at),
-            "evidence": render.evidence(found),
-            "pairs": [render.version(v) for v in versions],
-        },
+        lambda versions, at, found: render.margin_pairs(query.type, versions, at, found),
     )
 
 

@@ -285,6 +285,19 @@ def wallet_network_history(
     return {"coin": coin, "network": network, **_history(page, start, end)}
 
 
+def margin_pairs(
+    kind: str, versions: Iterable[Version], at: datetime, found: Evidence
+) -> dict[str, Any]:
+    """The pairs of one type with their raw objects (small, and the unit of their
+    ``delistTime`` is only known from what Binance sent)."""
+    return {
+        "type": kind,
+        "as_of": format_instant(at),
+        "evidence": evidence(found),
+        "pairs": [version(v) for v in versions],
+    }
+
+
 def margin_pair_history(
     symbol: str, kind: str, page: HistoryPage, start: datetime | None, end: datetime | None
 ) -> dict[str, Any]:

@@ -207,8 +207,8 @@ def _listed(names: list[str]) -> str:
 def signed_jobs(
     settings: Settings, engine: Engine, client: RetryingClient, replica_id: str
 ) -> list[tuple[StreamJob, float]]:
-    """The enabled signed streams' jobs with their intervals, after the key passed the
-    safety check.
+    """The enabled jobs of the streams that need the key (signed, or sent with the key
+    header: poller.keyed) with their intervals, after the key passed the safety check.
 
     Raises SigningKeyError (unusable private key) or UnsafeKeyError; with no key
     configured, says so once and returns no jobs.
