@@ -24,6 +24,7 @@ from poller.parse_account import (
     parse_system_status,
 )
 from poller.parse_futures import parse_coinm_exchange_info, parse_usdm_exchange_info
+from poller.parse_margin import parse_cross_pairs
 from poller.retry import RetryingClient, SharedBudget
 from poller.runner import retrying_client
 
@@ -264,6 +265,7 @@ STREAM_PARSERS: dict[str, Callable[[bytes], Snapshot]] = {
     "account_commission": parse_commissions,
     "system_status": parse_system_status,
     "delistings": parse_delist_schedule,
+    "margin_pairs": parse_cross_pairs,
     "usdm_exchange_info": parse_usdm_exchange_info,
     "coinm_exchange_info": parse_coinm_exchange_info,
 }

@@ -53,6 +53,20 @@ ONE_PM = at("2024-05-01T13:00:00")
 EIGHT_PM = at("2024-05-01T20:00:00")
 DELIST_AT = at("2024-05-02T00:00:00")
 ETH_DELISTING = {"symbol": "ETHUSDT", "delistTime": int(DELIST_AT.timestamp() * 1000)}
+MARGIN_DELIST_SECONDS = int(DELIST_AT.timestamp())  # seconds, as allPairs' docs example
+
+
+def margin_pair(symbol: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": 1,
+        "symbol": symbol,
+        "base": symbol[:3],
+        "quote": symbol[3:],
+        "isMarginTrade": True,
+        "isBuyAllowed": True,
+        "isSellAllowed": True,
+        **fields,
+    }
 
 
 def record_story(engine: Engine) -> None:
@@ -63,6 +77,9 @@ def record_story(engine: Engine) -> None:
     record_stream(engine, "account_commission", [commission_document()], MIDNIGHT)
     record_stream(engine, "system_status", NORMAL, MIDNIGHT)
     record_stream(engine, "delistings", [], MIDNIGHT)
+    record_stream(
+        engine, "margin_pairs", [margin_pair("BTCUSDT"), margin_pair("ETHUSDT")], MIDNIGHT
+    )
     record_exchange_info(
         engine,
         exchange_info(symbol("BTCUSDT", tick_size="0.10000000"), symbol("ETHUSDT", status="BREAK")),
@@ -75,6 +92,15 @@ def record_story(engine: Engine) -> None:
         engine,
         "delistings",
         [{"delistTime": ETH_DELISTING["delistTime"], "symbols": ["ETHUSDT"]}],
+        NOON,
+    )
+    record_stream(
+        engine,
+        "margin_pairs",
+        [
+            margin_pair("BTCUSDT"),
+            margin_pair("ETHUSDT", isBuyAllowed=False, delistTime=MARGIN_DELIST_SECONDS),
+        ],
         NOON,
     )
     record_stream(engine, "system_status", NORMAL, ONE_PM)
@@ -159,6 +185,8 @@ def test_readme_examples_answer_with_the_rules_in_force(
         (noon, "account", "spot", "canTrade", True, False),
         (noon, "commission", "BTCUSDT", "standardCommission.taker", "0.00100000", "0.00200000"),
         (noon, "delisting", "ETHUSDT", "listed", None, ETH_DELISTING),
+        (noon, "margin_pair", "ETHUSDT", "delistTime", None, MARGIN_DELIST_SECONDS),
+        (noon, "margin_pair", "ETHUSDT", "isBuyAllowed", True, False),
         (noon, "symbol", "BTCUSDT", "filters.PRICE_FILTER.tickSize", "0.01000000", "0.10000000"),
         (noon, "symbol", "ETHUSDT", "status", "TRADING", "BREAK"),
         (noon, "system_status", "binance", "msg", "normal", "system_maintenance"),
@@ -182,6 +210,10 @@ def test_readme_examples_answer_with_the_rules_in_force(
     assert status == (1, "system_maintenance", NOON, ONE_PM)
     [delistings] = results["-- delistings announced by an instant, and when each takes effect"]
     assert delistings == [("ETHUSDT", DELIST_AT, NOON)]
+    [margin] = results[
+        "-- margin pairs that could not be bought or sold at an instant, or were to be delisted"
+    ]
+    assert margin == [("cross", "ETHUSDT", False, True, DELIST_AT, NOON)]
     [versions] = results["-- every version of one filter: the raw tables hold the whole history"]
     assert [r[2] for r in versions] == [Decimal("0.01000000"), Decimal("0.10000000")]
     usdm = {s["symbol"]: s for s in usdm_document()["symbols"]}
