@@ -15,11 +15,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 
 import orjson
 
 JSONObject = dict[str, Any]
+T = TypeVar("T")
 
 PAIR_TYPES: Final = ("cross", "isolated")
 PACKAGED: Final[Mapping[str, str]] = {
@@ -45,8 +46,9 @@ def _packaged(name: str) -> Any:
     return orjson.loads((resources.files("binance_sim") / "data" / name).read_bytes())
 
 
-def _copy(value: Any) -> Any:
-    return orjson.loads(orjson.dumps(value))
+def _copy(value: T) -> T:
+    """A deep copy, as JSON: what the sim keeps and serves is never shared with a caller."""
+    return cast(T, orjson.loads(orjson.dumps(value)))
 
 
 def _pair_type(kind: str) -> str:
@@ -96,7 +98,7 @@ class MarginState:
 
     def pairs(self, kind: str) -> list[JSONObject]:
         with self._lock:
-            return _copy(list(self._pairs[_pair_type(kind)].values()))  # type: ignore[no-any-return]
+            return _copy(list(self._pairs[_pair_type(kind)].values()))
 
     def patch_pair(self, kind: str, symbol: str, changes: Mapping[str, Any]) -> JSONObject:
         """Switch the pair's flags, set (served as given: seconds or milliseconds) or clear
@@ -109,7 +111,7 @@ class MarginState:
             pair.update(_copy(update))
             if clear:
                 pair.pop("delistTime", None)
-            return _copy(pair)  # type: ignore[no-any-return]
+            return _copy(pair)
 
     def put_pair(self, kind: str, symbol: str, pair: Any) -> None:
         if not isinstance(pair, dict) or pair.get("symbol") != symbol:
@@ -124,7 +126,7 @@ class MarginState:
 
     def schedule(self) -> list[JSONObject]:
         with self._lock:
-            return _copy(self._schedule)  # type: ignore[no-any-return]
+            return _copy(self._schedule)
 
     def set_schedule(self, schedule: Any) -> None:
         if not isinstance(schedule, list) or not all(

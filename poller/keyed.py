@@ -9,6 +9,8 @@ these jobs are built with the signed ones, once the key passed its safety check
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from core.config import Secret
 from core.ingest import StreamWriter
 from core.streams import RATE_LIMIT_TABLES, Stream
@@ -42,11 +44,14 @@ class KeyedStreamJob(StreamJob):
             rate_limit_table=RATE_LIMIT_TABLES[declared.market],
         )
         self._api_key = api_key
+        self.target = (
+            f"{declared.path}?{urlencode(declared.params)}" if declared.params else declared.path
+        )
 
     def fetch(self) -> Response:
         return self.client.fetch(
             lambda d: self.client.client.get(
-                self.path, {API_KEY_HEADER: self._api_key.reveal()}, deadline=d
+                self.target, {API_KEY_HEADER: self._api_key.reveal()}, deadline=d
             ),
             self.deadline(),
         )

@@ -8,7 +8,9 @@ shared budget; and the key header sent without a signature.
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -24,11 +26,13 @@ from werkzeug.test import TestResponse
 from api import create_app, schemas
 from binance_sim.server import SimServer
 from core.config import Settings
-from core.ingest import Recorded
+from core.ingest import Recorded, StreamWriter
+from core.streams import stream
 from core.timeparse import format_instant
 from exmeta.cli import main
 from poller.job import StreamJob
-from poller.runner import build_poller
+from poller.keyed import KeyedStreamJob
+from poller.runner import build_poller, retrying_client
 from tests.builders import exchange_info_poll
 from tests.margin_sim import patch_pair
 from tests.reader_role import reader_connection
@@ -397,3 +401,23 @@ def test_the_sim_refuses_bad_margin_control_input(sim: SimServer) -> None:
         assert message in response.json()["error"], (path, response.text)
     cleared = patch_pair(sim, "cross", "TRXBTC", {"delist_time": None})
     assert "delistTime" not in cleared
+
+
+def test_a_keyed_stream_sends_its_declared_parameters_unsigned(
+    engine: Engine, sim: SimServer
+) -> None:
+    """allPairs takes an optional ``symbol`` (notes §16): a declaration that names one gets
+    it in the query, still without timestamp or signature."""
+    register_key(sim)
+    settings = sim_settings(sim)
+    declared = replace(stream("margin_pairs"), params=(("symbol", "BNBBTC"),))
+    job = KeyedStreamJob(
+        declared,
+        retrying_client(settings, threading.Event()),
+        settings.binance.api_key,
+        StreamWriter(engine, declared.name),
+        "test",
+    )
+    assert job.run().outcome == "changed"
+    [served] = logged_requests(sim, "/sapi/v1/margin/allPairs")
+    assert (served["status"], served["query"]) == (200, "symbol=BNBBTC")
