@@ -67,7 +67,7 @@ account_v1 = APIBlueprint(
 TOKEN_RESPONSES: dict[str | int, Any] = {401: ErrorResponse, 403: ErrorResponse}
 
 
-def _as_of(
+def stream_as_of(
     stream: str,
     as_of: datetime | None,
     read: Callable[[Connection, datetime], T | None],
@@ -98,7 +98,7 @@ def _as_of(
 @require_token
 def get_account(query: AsOfQuery) -> Response:
     """The account's commissions, permissions and flags in force at as_of"""
-    return _as_of("account", query.as_of, history.account_as_of, render.version_as_of)
+    return stream_as_of("account", query.as_of, history.account_as_of, render.version_as_of)
 
 
 @account_v1.get(
@@ -110,7 +110,7 @@ def get_account(query: AsOfQuery) -> Response:
 @require_token
 def get_balances(query: BalancesQuery) -> Response:
     """Non-zero balances at as_of (an asset that is not listed held zero)"""
-    return _as_of(
+    return stream_as_of(
         "account",
         query.as_of,
         lambda conn, at: history.balances_as_of(conn, at, query.asset),
@@ -143,7 +143,7 @@ def get_commission(path: SymbolPath, query: AsOfQuery) -> Response:
             )
         return found
 
-    return _as_of("account_commission", query.as_of, read, render.version_as_of)
+    return stream_as_of("account_commission", query.as_of, read, render.version_as_of)
 
 
 @account_v1.get(
@@ -153,7 +153,9 @@ def get_commission(path: SymbolPath, query: AsOfQuery) -> Response:
 )
 def get_system_status(query: AsOfQuery) -> Response:
     """Binance's system status at as_of: 0 normal, 1 system maintenance"""
-    return _as_of("system_status", query.as_of, history.system_status_as_of, render.version_as_of)
+    return stream_as_of(
+        "system_status", query.as_of, history.system_status_as_of, render.version_as_of
+    )
 
 
 @account_v1.get(
@@ -167,7 +169,7 @@ def list_delistings(query: AsOfQuery) -> Response:
     valid_from is when the announcement was first observed, delist_time when it takes
     effect: compare them with the symbol's status history (/v1/symbols/{symbol}/history).
     """
-    return _as_of(
+    return stream_as_of(
         "delistings",
         query.as_of,
         history.delistings_as_of,
@@ -186,7 +188,7 @@ def list_wallet_networks(query: WalletNetworksQuery) -> Response:
     A suspension reads `withdraw_enable: false` with Binance's reason in `withdraw_desc`.
     404 `not_observed` if the wallet was not polled successfully at or before as_of.
     """
-    return _as_of(
+    return stream_as_of(
         WALLET_STREAM,
         query.as_of,
         lambda conn, at: history.wallet_networks_as_of(conn, at, query.coin, query.network),
@@ -251,4 +253,4 @@ def get_wallet_coin(path: CoinPath, query: AsOfQuery) -> Response:
             )
         return found
 
-    return _as_of(WALLET_STREAM, query.as_of, read, render.wallet_coin)
+    return stream_as_of(WALLET_STREAM, query.as_of, read, render.wallet_coin)

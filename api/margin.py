@@ -13,7 +13,7 @@ from flask_openapi3.models.tag import Tag
 from sqlalchemy import Connection
 
 from api import render
-from api.account import _as_of
+from api.account import stream_as_of
 from api.errors import ApiError
 from api.params import AsOfQuery, MarginHistoryQuery, MarginPairsQuery, SymbolPath
 from api.schemas import (
@@ -58,7 +58,7 @@ def list_margin_pairs(query: MarginPairsQuery) -> Response:
     def read(conn: Connection, at: datetime) -> list[Version]:
         return history.margin_pairs_as_of(conn, _table(query.type), at)
 
-    return _as_of(
+    return stream_as_of(
         PAIR_STREAMS[query.type],
         query.as_of,
         read,
@@ -106,7 +106,7 @@ def list_margin_delistings(query: AsOfQuery) -> Response:
     Cross margin assets (`type` cross) and isolated margin symbols (`isolated`), each with
     when it takes effect (`delist_time`) and when it was first seen (`valid_from`).
     """
-    return _as_of(
+    return stream_as_of(
         DELISTINGS_STREAM,
         query.as_of,
         history.margin_delistings_as_of,
