@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 
 from api import create_app
 from core.config import Settings
-from exmeta.cli import SYMBOL_HEADERS, main
+from exmeta.cli import main
+from exmeta.reads import SYMBOL_HEADERS
 from tests.integration.test_api import ts
 from tests.integration.test_changes import T0, T1, T2, T4, record_script
 
