@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import orjson
 
+from core.config import Settings
 from exmeta.database import api_database, api_engine
 from exmeta.errors import CliError
-from exmeta.settings import configured
 
-ApiGet = Callable[[str, dict[str, str]], str]
+ApiGet = Callable[[str, Mapping[str, str] | Sequence[tuple[str, str]]], str]
 
 
 @contextmanager
-def api_client(args: argparse.Namespace) -> Iterator[ApiGet]:
+def api_client(settings: Settings) -> Iterator[ApiGet]:
     """GETs to the API application, run in process on the database: each returns the body
     of a successful answer.
 
@@ -29,7 +28,6 @@ def api_client(args: argparse.Namespace) -> Iterator[ApiGet]:
 
     from api import create_app
 
-    settings = configured(args)
     with api_database(settings) as url, api_engine(settings, url, "read") as engine:
         # The operator holds the configuration: answers include what the token unlocks
         # (the account's part of an order check).
@@ -37,7 +35,7 @@ def api_client(args: argparse.Namespace) -> Iterator[ApiGet]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         client = create_app(settings, engine).test_client()
 
-        def get(path: str, params: dict[str, str]) -> str:
+        def get(path: str, params: Mapping[str, str] | Sequence[tuple[str, str]]) -> str:
             response = client.get(f"{path}?{urlencode(params)}", headers=headers)
             body = response.get_data(as_text=True)
             if response.status_code != 200:

@@ -12,11 +12,9 @@ from urllib.parse import quote
 
 import orjson
 
-from core import changes as feed
-from core.streams import PUBLIC_STREAMS, STREAMS, feed_streams, stream
-from core.timeparse import TimeParseError, parse_instant
+from core.streams import PRIVATE_STREAMS
+from core.timeparse import TimeParseError, format_instant, parse_instant
 from exmeta.api_client import api_client
-from exmeta.database import api_database, api_engine
 from exmeta.errors import CliError
 from exmeta.settings import configured
 from exmeta.table import table
@@ -33,62 +31,43 @@ def _instant(value: str, name: str) -> datetime:
 
 
 def changes(args: argparse.Namespace) -> int:
-    """Print the change feed, every page: a table, or with ``--json`` JSON Lines of the
-    objects /v1/changes answers.
+    """Print the change feed of GET /v1/changes, every page: a table, or with ``--json``
+    JSON Lines of the change objects it answers.
 
-    The objects are built by the API's own renderer from the same core query, so the
-    command and the route cannot disagree; each page is read in one snapshot and the
-    feed's cursor makes the pages add up to the whole list, whatever commits meanwhile.
+    The window is fixed before the first page (``--to`` defaults to now once, not per
+    page), and the route's ``next`` cursor makes the pages add up to the whole list,
+    whatever commits meanwhile.
     """
-    from api import render
-    from api.params import binance_spelling
-
-    settings = configured(args)
-    # As for the API's caller with the token: the operator holds the configuration.
-    readable = STREAMS if settings.api.token else PUBLIC_STREAMS
-    if args.stream is not None and args.stream not in readable:
-        raise CliError(f"--stream {args.stream} needs [api] token (EXMETA_API__TOKEN)", 2)
-    if args.stream is not None and stream(args.stream).market != args.market:
-        raise CliError(
-            f"--stream {args.stream} is of market {stream(args.stream).market}, not"
-            f" {args.market} (--market)",
-            2,
-        )
-    reported = feed_streams(args.market, private=bool(settings.api.token))
-    streams = reported if args.stream is None else (args.stream,)
     end = _instant(args.to, "--to") if args.to else datetime.now(UTC)
     start = _instant(args.start, "--from") if args.start else end - DEFAULT_WINDOW
     if start >= end:
         raise CliError("--from must be before --to (--to defaults to now)", 2)
-    cursor: str | None = None
+    settings = configured(args)
+    # As for the API's caller with the token: the operator holds the configuration.
+    if args.stream in PRIVATE_STREAMS and not settings.api.token:
+        raise CliError(f"--stream {args.stream} needs [api] token (EXMETA_API__TOKEN)", 2)
+    # The window as typed (the route reads it as the CLI did), and now fixed once.
+    query = [("to", args.to or format_instant(end)), ("market", args.market)]
+    query += [("from", args.start)] * (args.start is not None)
+    query += [("limit", str(CHANGES_PAGE))]
+    query += [("stream", args.stream)] * (args.stream is not None)
+    query += [("symbol", args.symbol)] * (args.symbol is not None)
+    query += [("field", f) for f in args.field]
+    query += [("exclude_field", f) for f in args.exclude_field]
+    query += [("schema", "true")] * args.schema
     rows: list[list[object]] = []
-    with (
-        api_database(settings) as url,
-        api_engine(settings, url, "changes") as engine,
-    ):
+    with api_client(settings) as get:
+        cursor: list[tuple[str, str]] = []
         while True:
-            with engine.connect() as conn:
-                conn.execution_options(isolation_level="REPEATABLE READ")
-                page = feed.changes(
-                    conn,
-                    start,
-                    end,
-                    streams=streams,
-                    symbol=args.symbol and binance_spelling(args.symbol),
-                    fields=args.field,
-                    exclude_fields=args.exclude_field,
-                    schema=args.schema,
-                    limit=CHANGES_PAGE,
-                    cursor=cursor,
-                )
-            for change in render.change_feed(page, start, end, streams)["changes"]:
+            page = orjson.loads(get("/v1/changes", query + cursor))
+            for change in page["changes"]:
                 if args.json:
                     sys.stdout.write(orjson.dumps(change).decode() + "\n")
                 else:
                     rows.append([change[h] for h in CHANGE_HEADERS])
-            if page.next_cursor is None:
+            if page["next"] is None:
                 break
-            cursor = page.next_cursor
+            cursor = [("next", page["next"])]
     if not args.json:
         print(table(CHANGE_HEADERS, rows) if rows else "no change in the window")
     return 0
@@ -148,7 +127,7 @@ def asof(args: argparse.Namespace) -> int:
     """
     _instant(args.time, "TIME")  # refused here, in the CLI's own words
     params = {"as_of": args.time, "market": args.market}
-    with api_client(args) as get:
+    with api_client(configured(args)) as get:
         if args.symbols:
             bodies = [get(f"/v1/symbols/{quote(s, safe='')}", params) for s in args.symbols]
         else:
@@ -173,7 +152,7 @@ def check(args: argparse.Namespace) -> int:
     for name in ("quantity", "quote_quantity", "price", "reference_price", "iceberg_quantity"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
-    with api_client(args) as get:
+    with api_client(configured(args)) as get:
         body = get(f"/v1/symbols/{quote(args.symbol, safe='')}/check", params)
     answer = orjson.loads(body)
     if args.json:
@@ -210,7 +189,7 @@ def diff(args: argparse.Namespace) -> int:
     if args.to is not None:
         _instant(args.to, "--to")
         params["to"] = args.to
-    with api_client(args) as get:
+    with api_client(configured(args)) as get:
         body = get("/v1/diff", params)
     if args.json:
         print(body)
