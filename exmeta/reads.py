@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
+from core.clock import utc_now
 from core.streams import PRIVATE_STREAMS
 from core.timeparse import TimeParseError, format_instant, parse_instant
 from exmeta.api_client import api_client
@@ -38,7 +39,7 @@ def changes(args: argparse.Namespace) -> int:
     page), and the route's ``next`` cursor makes the pages add up to the whole list,
     whatever commits meanwhile.
     """
-    end = _instant(args.to, "--to") if args.to else datetime.now(UTC)
+    end = _instant(args.to, "--to") if args.to else utc_now()
     start = _instant(args.start, "--from") if args.start else end - DEFAULT_WINDOW
     if start >= end:
         raise CliError("--from must be before --to (--to defaults to now)", 2)

@@ -17,11 +17,12 @@ import orjson
 from sqlalchemy import Engine
 
 from core import streams as catalogue
+from core.clock import Clock, utc_now
 from core.config import Settings
 from core.ingest import Snapshot, StreamWriter
 from core.streams import Stream
 from poller.binance import Response, deadline_seconds
-from poller.job import Clock, StreamJob, _utc_now, binance_error, resolve_parser
+from poller.job import StreamJob, binance_error, resolve_parser
 from poller.retry import RetryingClient
 from poller.signed import SignedClient
 from poller.signing import Params, signer_from_settings
@@ -52,7 +53,7 @@ class SignedStreamJob(StreamJob):
         signed: SignedClient,
         writer: StreamWriter,
         replica_id: str,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         deadline_seconds: float | None = None,
     ) -> None:
         super().__init__(
@@ -81,7 +82,7 @@ class CommissionJob(SignedStreamJob):
         signed: SignedClient,
         writer: StreamWriter,
         replica_id: str,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         deadline_seconds: float | None = None,
     ) -> None:
         super().__init__(

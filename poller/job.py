@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core import changes as feed
 from core.bodies import blank_server_time
+from core.clock import Clock, utc_now
 from core.history import request_weight_limit
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
 from core.leases import Lease
@@ -29,14 +30,9 @@ from poller.retry import RetryingClient
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 # Changes read back to word a changed poll's line: enough to count a day's churn of a
 # filter, few enough to read in a few milliseconds.
 CHANGES_READ = 200
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def binance_error(body: bytes | None) -> tuple[int | None, str | None]:
@@ -64,7 +60,7 @@ class StreamJob:
         client: RetryingClient,
         writer: StreamWriter,
         replica_id: str,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         deadline_seconds: float | None = None,
         rate_limit_table: str = "rate_limit_versions",
     ) -> None:
@@ -232,7 +228,7 @@ def stream_job(
     client: RetryingClient,
     writer: StreamWriter,
     replica_id: str,
-    clock: Clock = _utc_now,
+    clock: Clock = utc_now,
     deadline_seconds: float | None = None,
 ) -> StreamJob:
     """The job of an unsigned stream, as the catalogue declares it."""
