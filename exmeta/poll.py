@@ -24,8 +24,8 @@ SIGNAL_CHECK_SECONDS = 0.5
 
 def poll(args: argparse.Namespace) -> int:
     """Poll until a signal; exit 1 if the poll loop crashed, 2 if a source is refused."""
-    from poller.account_jobs import UnsafeKeyError
     from poller.runner import build_poller, default_replica_id
+    from poller.signed_jobs import UnsafeKeyError
     from poller.signing import SigningKeyError
 
     settings = configured(args)

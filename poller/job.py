@@ -11,7 +11,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import changes as feed
@@ -22,7 +21,7 @@ from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
 from core.leases import Lease
 from core.sources import source_of
 from core.streams import PUBLIC_FEED_STREAMS, RATE_LIMIT_TABLES, Stream
-from poller.binance import Deadline, Response
+from poller.binance import Deadline, Response, binance_error
 from poller.memory import release_freed_memory
 from poller.parse import ms_to_datetime
 from poller.poll_log import PollReport, PollSummary, describe_changes, describe_versions
@@ -33,20 +32,6 @@ log = logging.getLogger(__name__)
 # Changes read back to word a changed poll's line: enough to count a day's churn of a
 # filter, few enough to read in a few milliseconds.
 CHANGES_READ = 200
-
-
-def binance_error(body: bytes | None) -> tuple[int | None, str | None]:
-    """Binance's ``{"code": ..., "msg": ...}`` from a small body, if that is what it is."""
-    if not body or len(body) > 64 * 1024:
-        return None, None
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None, None
-    if isinstance(doc, dict) and isinstance(doc.get("code"), int) and "symbols" not in doc:
-        msg = doc.get("msg")
-        return doc["code"], str(msg)[:500] if msg is not None else None
-    return None, None
 
 
 class StreamJob:

@@ -21,10 +21,10 @@ from core.clock import Clock, utc_now
 from core.config import Settings
 from core.ingest import Snapshot, StreamWriter
 from core.streams import Stream
-from poller.binance import Response, deadline_seconds
-from poller.job import StreamJob, binance_error, resolve_parser
+from poller.binance import Response, binance_error, deadline_seconds
+from poller.job import StreamJob, resolve_parser
 from poller.retry import RetryingClient
-from poller.signed import SignedClient
+from poller.signed_client import SignedClient
 from poller.signing import Params, signer_from_settings
 
 log = logging.getLogger(__name__)
