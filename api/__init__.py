@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 
 from flask import Flask
 from flask_openapi3.models.info import Info
@@ -21,6 +20,7 @@ from api.metrics import register_metrics
 from api.routes import v1
 from api.schemas import ErrorResponse
 from api.state import EXTENSION, AppState
+from core.clock import Clock, utc_now
 from core.config import Settings
 
 __all__ = ["create_app"]
@@ -31,15 +31,11 @@ API_DESCRIPTION = (
 )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def create_app(
     settings: Settings,
     engine: Engine,
     *,
-    clock: Callable[[], datetime] | None = None,
+    clock: Clock | None = None,
     streams: Sequence[str] = ("exchange_info",),
 ) -> Flask:
     """The API application over ``engine``; ``streams`` are the polled ones readyz checks."""
@@ -55,7 +51,7 @@ def create_app(
         validation_error_callback=validation_error_response,
         doc_ui=False,
     )
-    state = AppState(settings, engine, clock or _utc_now, tuple(streams))
+    state = AppState(settings, engine, clock or utc_now, tuple(streams))
     app.extensions[EXTENSION] = state
     register_intake(app)
     app.register_api(v1)

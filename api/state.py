@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine
 
 from api.answers import AnswerCache
 from core import history
+from core.clock import Clock
 from core.config import Settings
 from core.streams import DEFAULT_MARKET, MARKETS, RATE_LIMIT_TABLES, market, stream
 from core.weight_plan import WeightPlan, plan_for
@@ -24,7 +25,7 @@ EXTENSION = "exmeta"
 class AppState:
     settings: Settings
     engine: Engine
-    clock: Callable[[], datetime]
+    clock: Clock
     streams: tuple[str, ...]
     answers: AnswerCache = field(init=False)
 

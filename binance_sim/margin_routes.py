@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, request
 
+from binance_sim import responses
 from binance_sim.account import SignedRequestError
-from binance_sim.app import _binance_error, _binance_response, _json, _json_object, _serve, _state
 from binance_sim.margin import MarginInputError, MarginState
 from binance_sim.state import (
     MARGIN_DELIST_SCHEDULE_PATH,
@@ -24,7 +24,7 @@ margin_control = Blueprint("margin_control", __name__, url_prefix="/_sim/margin"
 
 def _margin_input(call: Callable[[MarginState], Any]) -> Any:
     try:
-        return call(_state().margin)
+        return call(responses.current_state().margin)
     except MarginInputError as exc:
         raise SimInputError(str(exc)) from exc
 
@@ -36,10 +36,10 @@ def _keyed(render: Callable[[MarginState], Any]) -> Response:
         try:
             state.account.known_key(request.headers.get("X-MBX-APIKEY"))
         except SignedRequestError as exc:
-            return _binance_error(exc.status, exc.code, exc.msg)
-        return _binance_response(200, orjson.dumps(render(state.margin)))
+            return responses.binance_error(exc.status, exc.code, exc.msg)
+        return responses.binance_response(200, orjson.dumps(render(state.margin)))
 
-    return _serve(respond)
+    return responses.serve(respond)
 
 
 @margin_binance.get(MARGIN_PAIRS_PATH)
@@ -59,35 +59,37 @@ def delist_schedule() -> Response:
 
 @margin_control.get("/pairs/<kind>")
 def get_pairs(kind: str) -> Response:
-    return _json(_margin_input(lambda margin: margin.pairs(kind)))
+    return responses.json_response(_margin_input(lambda margin: margin.pairs(kind)))
 
 
 @margin_control.patch("/pairs/<kind>/<symbol>")
 def patch_pair(kind: str, symbol: str) -> Response:
     """``{"buy": false, "sell": true, "margin_trade": true, "delist_time": 1704973040 | null,
     "fields": {...}}``; answers the pair as served from now on."""
-    body = _json_object()
-    return _json(_margin_input(lambda margin: margin.patch_pair(kind, symbol, body)))
+    body = responses.json_object()
+    return responses.json_response(
+        _margin_input(lambda margin: margin.patch_pair(kind, symbol, body))
+    )
 
 
 @margin_control.put("/pairs/<kind>/<symbol>")
 def put_pair(kind: str, symbol: str) -> Response:
     """A whole pair object: listed (or replaced) from now on."""
-    pair = _json_object()
+    pair = responses.json_object()
     _margin_input(lambda margin: margin.put_pair(kind, symbol, pair))
-    return _json(pair, status=201)
+    return responses.json_response(pair, status=201)
 
 
 @margin_control.delete("/pairs/<kind>/<symbol>")
 def delete_pair(kind: str, symbol: str) -> Response:
     _margin_input(lambda margin: margin.delete_pair(kind, symbol))
-    return _json({"deleted": symbol})
+    return responses.json_response({"deleted": symbol})
 
 
 @margin_control.put("/delist-schedule")
 def put_delist_schedule() -> Response:
     """``{"schedule": [{"delistTime": ms, "crossMarginAssets": [...],
     "isolatedMarginSymbols": [...]}]}``, served from now on."""
-    schedule = _json_object().get("schedule")
+    schedule = responses.json_object().get("schedule")
     _margin_input(lambda margin: margin.set_schedule(schedule))
-    return _json({"schedule": schedule})
+    return responses.json_response({"schedule": schedule})

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, request
 
+from binance_sim import responses
 from binance_sim.account import AccountInputError, ApiKey, SignedRequestError
-from binance_sim.app import _binance_error, _binance_response, _json, _json_object, _serve, _state
 from binance_sim.state import (
     ACCOUNT_PATH,
     API_RESTRICTIONS_PATH,
@@ -39,11 +39,11 @@ def _signed(render: Render) -> Response:
                 request.query_string.decode("utf-8", "replace"),
                 state.server_time_ms(),
             )
-            return _binance_response(200, orjson.dumps(render(state, key, params)))
+            return responses.binance_response(200, orjson.dumps(render(state, key, params)))
         except SignedRequestError as exc:
-            return _binance_error(exc.status, exc.code, exc.msg)
+            return responses.binance_error(exc.status, exc.code, exc.msg)
 
-    return _serve(respond)
+    return responses.serve(respond)
 
 
 @signed_binance.get(ACCOUNT_PATH)
@@ -90,7 +90,9 @@ def capital_config() -> Response:
 @signed_binance.get(SYSTEM_STATUS_PATH)
 def system_status() -> Response:
     """Unsigned (security type NONE), like Binance's."""
-    return _serve(lambda state: _binance_response(200, orjson.dumps(state.account.system_status())))
+    return responses.serve(
+        lambda state: responses.binance_response(200, orjson.dumps(state.account.system_status()))
+    )
 
 
 # -- control API -----------------------------------------------------------------------------
@@ -120,30 +122,32 @@ def _account_input(call: Callable[[], Any]) -> Any:
 @signed_control.put("/keys/<api_key>")
 def put_key(api_key: str) -> Response:
     """Accept ``api_key`` with ``hmac_secret`` or ``ed25519_public_key`` (PEM); 201."""
-    body = _json_object()
+    body = responses.json_object()
     _account_input(
-        lambda: _state().account.put_key(
+        lambda: responses.current_state().account.put_key(
             api_key,
             hmac_secret=_string(body, "hmac_secret"),
             ed25519_public_key_pem=_string(body, "ed25519_public_key"),
             restrictions=_object(body, "restrictions"),
         )
     )
-    return _json({"key": api_key}, status=201)
+    return responses.json_response({"key": api_key}, status=201)
 
 
 @signed_control.patch("/keys/<api_key>/restrictions")
 def patch_restrictions(api_key: str) -> Response:
-    body = _json_object()
-    return _json(_account_input(lambda: _state().account.patch_restrictions(api_key, body)))
+    body = responses.json_object()
+    return responses.json_response(
+        _account_input(lambda: responses.current_state().account.patch_restrictions(api_key, body))
+    )
 
 
 @signed_control.patch("/account")
 def patch_account() -> Response:
     """``{"fields": {...}, "balances": {"BTC": {"free": "1", "locked": "0"}}}``."""
-    body = _json_object()
-    state = _state()
-    return _json(
+    body = responses.json_object()
+    state = responses.current_state()
+    return responses.json_response(
         _account_input(
             lambda: state.account.patch_account(
                 _object(body, "fields"), _object(body, "balances"), state.server_time_ms()
@@ -154,33 +158,36 @@ def patch_account() -> Response:
 
 @signed_control.put("/commission/<symbol>")
 def put_commission(symbol: str) -> Response:
-    _state().account.put_commission(symbol, _json_object())
-    return _json(_state().account.commission(symbol))
+    responses.current_state().account.put_commission(symbol, responses.json_object())
+    return responses.json_response(responses.current_state().account.commission(symbol))
 
 
 @signed_control.put("/system-status")
 def put_system_status() -> Response:
-    body = _json_object()
+    body = responses.json_object()
     status, msg = body.get("status"), body.get("msg")
     if status not in (0, 1) or not isinstance(msg, str):
         raise SimInputError('the body must be {"status": 0 | 1, "msg": "..."}')
-    _state().account.set_system_status(status, msg)
-    return _json(_state().account.system_status())
+    responses.current_state().account.set_system_status(status, msg)
+    return responses.json_response(responses.current_state().account.system_status())
 
 
 @signed_control.put("/delist-schedule")
 def put_delist_schedule() -> Response:
     """``{"schedule": [{"delistTime": ms, "symbols": [...]}]}``, served from now on."""
-    schedule = _json_object().get("schedule")
+    schedule = responses.json_object().get("schedule")
     if not isinstance(schedule, list):
         raise SimInputError("'schedule' must be a list")
-    _account_input(lambda: _state().account.set_delist_schedule(schedule))
-    return _json({"schedule": schedule})
+    _account_input(lambda: responses.current_state().account.set_delist_schedule(schedule))
+    return responses.json_response({"schedule": schedule})
 
 
 @signed_control.get("/capital-config")
 def get_capital_config() -> Response:
-    return Response(orjson.dumps(_state().account.capital_config()), mimetype="application/json")
+    return Response(
+        orjson.dumps(responses.current_state().account.capital_config()),
+        mimetype="application/json",
+    )
 
 
 @signed_control.put("/capital-config")
@@ -190,8 +197,8 @@ def put_capital_config() -> Response:
         doc = orjson.loads(request.get_data(cache=False))
     except orjson.JSONDecodeError as exc:
         raise SimInputError(f"the request body is not valid JSON: {exc}") from exc
-    _account_input(lambda: _state().account.set_capital_config(doc))
-    return _json({"coins": len(doc)})
+    _account_input(lambda: responses.current_state().account.set_capital_config(doc))
+    return responses.json_response({"coins": len(doc)})
 
 
 @signed_control.patch("/capital-config/<coin>/<network>")
@@ -199,15 +206,19 @@ def patch_network(coin: str, network: str) -> Response:
     """``{"withdraw": false, "withdraw_desc": "...", "deposit": ..., "deposit_desc": ...,
     "busy": ..., "withdraw_fee": "...", "withdraw_min": "...", "withdraw_max": "...",
     "fields": {...}}``; answers the network as served from now on."""
-    body = _json_object()
-    return _json(_account_input(lambda: _state().account.patch_network(coin, network, body)))
+    body = responses.json_object()
+    return responses.json_response(
+        _account_input(lambda: responses.current_state().account.patch_network(coin, network, body))
+    )
 
 
 @signed_control.put("/clock")
 def put_clock() -> Response:
     """``{"offset_ms": N}``: the sim's clock runs N ms ahead of the host's (negative: behind)."""
-    offset = _json_object().get("offset_ms")
+    offset = responses.json_object().get("offset_ms")
     if not isinstance(offset, int) or isinstance(offset, bool):
         raise SimInputError("offset_ms must be an integer")
-    _state().set_clock_offset_ms(offset)
-    return _json({"offset_ms": offset, "server_time": _state().server_time_ms()})
+    responses.current_state().set_clock_offset_ms(offset)
+    return responses.json_response(
+        {"offset_ms": offset, "server_time": responses.current_state().server_time_ms()}
+    )

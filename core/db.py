@@ -16,7 +16,6 @@ from psycopg.types.json import set_json_loads
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import DatabaseSettings, postgres_url
 
@@ -151,7 +150,3 @@ def database_error(exc: SQLAlchemyError) -> str:
 def _use_orjson(dbapi_connection: Any, _record: Any) -> None:
     """Decode jsonb with orjson: a whole-exchange answer carries ~20,000 ``raw`` objects."""
     set_json_loads(orjson.loads, dbapi_connection)
-
-
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)

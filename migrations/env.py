@@ -1,13 +1,14 @@
-"""Alembic environment: runs online against the engine the caller hands over."""
+"""Alembic environment: runs online against the engine the caller hands over (`exmeta
+migrate`), or, for a bare `alembic upgrade`, an engine built from the settings that every
+command reads (core.config.load_settings: the environment, EXMETA_DATABASE__URL).
+"""
 
 from __future__ import annotations
-
-import os
 
 from alembic import context
 from sqlalchemy import Engine
 
-from core.config import DatabaseSettings
+from core.config import ConfigError, load_settings
 from core.db import create_db_engine, without_time_limits
 from core.models import Base
 
@@ -19,10 +20,14 @@ def _engine() -> Engine:
     engine = config.attributes.get("engine")
     if engine is not None:
         return engine  # type: ignore[no-any-return]
-    url = os.environ.get("EXMETA_DATABASE__URL", "")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise SystemExit(f"configuration: {exc}") from None
+    url = settings.database.url.reveal()
     if not url:
         raise SystemExit("set EXMETA_DATABASE__URL, or run `exmeta migrate`")
-    return create_db_engine(url, DatabaseSettings())
+    return create_db_engine(url, settings.database)
 
 
 def run_migrations_online() -> None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
@@ -420,3 +421,17 @@ def _short(exc: BaseException) -> str:
     """The exception's text without the URL's query string (it may carry a signature)."""
     message = str(exc)
     return message.split("?", 1)[0][:500] if "?" in message else message[:500]
+
+
+def binance_error(body: bytes | None) -> tuple[int | None, str | None]:
+    """Binance's ``{"code": ..., "msg": ...}`` from a small body, if that is what it is."""
+    if not body or len(body) > 64 * 1024:
+        return None, None
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, None
+    if isinstance(doc, dict) and isinstance(doc.get("code"), int) and "symbols" not in doc:
+        msg = doc.get("msg")
+        return doc["code"], str(msg)[:500] if msg is not None else None
+    return None, None

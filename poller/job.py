@@ -11,17 +11,17 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import changes as feed
 from core.bodies import blank_server_time
+from core.clock import Clock, utc_now
 from core.history import request_weight_limit
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
 from core.leases import Lease
 from core.sources import source_of
 from core.streams import PUBLIC_FEED_STREAMS, RATE_LIMIT_TABLES, Stream
-from poller.binance import Deadline, Response
+from poller.binance import Deadline, Response, binance_error
 from poller.memory import release_freed_memory
 from poller.parse import ms_to_datetime
 from poller.poll_log import PollReport, PollSummary, describe_changes, describe_versions
@@ -29,28 +29,9 @@ from poller.retry import RetryingClient
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 # Changes read back to word a changed poll's line: enough to count a day's churn of a
 # filter, few enough to read in a few milliseconds.
 CHANGES_READ = 200
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def binance_error(body: bytes | None) -> tuple[int | None, str | None]:
-    """Binance's ``{"code": ..., "msg": ...}`` from a small body, if that is what it is."""
-    if not body or len(body) > 64 * 1024:
-        return None, None
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None, None
-    if isinstance(doc, dict) and isinstance(doc.get("code"), int) and "symbols" not in doc:
-        msg = doc.get("msg")
-        return doc["code"], str(msg)[:500] if msg is not None else None
-    return None, None
 
 
 class StreamJob:
@@ -64,7 +45,7 @@ class StreamJob:
         client: RetryingClient,
         writer: StreamWriter,
         replica_id: str,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         deadline_seconds: float | None = None,
         rate_limit_table: str = "rate_limit_versions",
     ) -> None:
@@ -232,7 +213,7 @@ def stream_job(
     client: RetryingClient,
     writer: StreamWriter,
     replica_id: str,
-    clock: Clock = _utc_now,
+    clock: Clock = utc_now,
     deadline_seconds: float | None = None,
 ) -> StreamJob:
     """The job of an unsigned stream, as the catalogue declares it."""

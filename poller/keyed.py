@@ -4,7 +4,7 @@ Binance serves some public data (the margin pairs and delist schedule, notes §1
 caller that names its key, without asking it to sign: no timestamp, no recvWindow, so
 neither the server clock nor the signer is involved. The key is still the operator's, so
 these jobs are built with the signed ones, once the key passed its safety check
-(poller.account_jobs).
+(poller.signed_jobs).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from core.streams import RATE_LIMIT_TABLES, Stream
 from poller.binance import Response
 from poller.job import StreamJob, resolve_parser
 from poller.retry import RetryingClient
-from poller.signed import API_KEY_HEADER
+from poller.signed_client import API_KEY_HEADER
 
 
 class KeyedStreamJob(StreamJob):

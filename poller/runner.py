@@ -38,10 +38,10 @@ from core.db import database_error
 from core.ingest import SourceMismatchError, StreamWriter, claim_sources
 from core.leases import Lease
 from core.weight_plan import plan_for
-from poller.account_jobs import signed_jobs
 from poller.binance import BinanceClient, deadline_seconds
 from poller.job import StreamJob, stream_job
 from poller.retry import RateGate, RetryingClient, RetryPolicy, SharedBudget, WeightBudget
+from poller.signed_jobs import signed_jobs
 
 log = logging.getLogger(__name__)
 
@@ -487,7 +487,7 @@ def build_poller(
     The streams' sources are claimed first, before any request is sent (core.ingest);
     ``new_source`` moves a history held by another source to the configured one. Raises
     SourceMismatchError (core.ingest) when a stream's history is another source's, and
-    SigningKeyError or UnsafeKeyError (poller.signing, poller.account_jobs) when the
+    SigningKeyError or UnsafeKeyError (poller.signing, poller.signed_jobs) when the
     configured key cannot or must not be used.
     """
     claim_sources(engine, settings.stream_sources(), replica_id, new_source=new_source)

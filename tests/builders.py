@@ -12,10 +12,11 @@ import orjson
 from sqlalchemy import Engine
 
 from core.bodies import blank_server_time
+from core.clock import Clock, utc_now
 from core.config import Settings, replace_section
 from core.ingest import Fetched, Recorded, Snapshot, StreamWriter
 from core.streams import BASE_URL_SETTINGS, stream
-from poller.job import Clock, StreamJob, stream_job
+from poller.job import StreamJob, stream_job
 from poller.parse import parse_exchange_info
 from poller.parse_account import (
     parse_account,
@@ -65,15 +66,11 @@ def client_for(
     return retrying_client(settings, stop or threading.Event(), shared, stream)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def exchange_info_job(
     client: RetryingClient,
     writer: StreamWriter,
     replica_id: str,
-    clock: Clock = _utc_now,
+    clock: Clock = utc_now,
     deadline_seconds: float | None = None,
 ) -> StreamJob:
     """The spot exchangeInfo job alone, as the tests of one poller path build it."""

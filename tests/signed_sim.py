@@ -13,9 +13,9 @@ import requests
 from binance_sim.server import SimServer
 from core.config import ApiSettings, BinanceSettings, PollerSettings, Secret, Settings
 from core.ingest import StreamWriter
-from poller.account_jobs import signed_jobs
 from poller.job import StreamJob
 from poller.runner import build_poller, retrying_client
+from poller.signed_jobs import signed_jobs
 from tests.builders import sim_urls, system_status_job
 
 SIGNING = Path(__file__).parent / "fixtures" / "signing"

@@ -1,9 +1,12 @@
-"""A requests client bound to a running binance_sim, and a clock the sim can be given."""
+"""A requests client bound to a running binance_sim, its fault and request-log controls,
+and a clock the sim (or any clocked code under test) can be given."""
 
 from typing import Any
 
 import orjson
 import requests
+
+from binance_sim.server import SimServer
 
 TIMEOUT = 10
 
@@ -45,3 +48,17 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def add_fault(sim: SimServer, **fault: object) -> None:
+    """Queue a fault (POST /_sim/faults) on ``sim``."""
+    response = requests.post(f"{sim.url}/_sim/faults", json=fault, timeout=TIMEOUT)
+    assert response.status_code == 201, response.text
+
+
+def sim_log(sim: SimServer) -> list[dict[str, Any]]:
+    """The requests ``sim`` received, oldest first."""
+    records: list[dict[str, Any]] = requests.get(
+        f"{sim.url}/_sim/requests", timeout=TIMEOUT
+    ).json()["requests"]
+    return records

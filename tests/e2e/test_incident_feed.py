@@ -28,11 +28,10 @@ from core.ingest import Recorded, StreamWriter
 from core.timeparse import format_instant
 from exmeta.cli import main
 from poller.job import StreamJob
+from tests.api_client import AUTH, ok
 from tests.builders import client_for, exchange_info_job, symbol
-from tests.integration.test_api import ok
-from tests.integration.test_changes import listed_object
-from tests.integration.test_changes_streams import AUTH, MAINTENANCE, NORMAL
-from tests.integration.test_changes_view import view_rows
+from tests.reader_role import view_rows
+from tests.scripts import MAINTENANCE, NORMAL, listed_object
 from tests.signed_sim import API_TOKEN, control, jobs_by_stream, register_key, sim_settings
 
 DELIST_AT = 1767225600000  # 2026-01-01T00:00Z

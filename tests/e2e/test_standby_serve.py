@@ -12,12 +12,13 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.builders import exchange_info, record_exchange_info, symbol
+from tests.api_client import ts
+from tests.builders import at, exchange_info, record_exchange_info, symbol
 from tests.e2e.processes import ApiServer
-from tests.integration.test_api import T0, ts
 from tests.standby import Replicated, replicated
 
 TOKEN = "standby-test-token"
+T0 = at("2024-01-01T00:00:00")
 T1 = T0 + timedelta(seconds=10)
 T2 = T0 + timedelta(seconds=20)
 

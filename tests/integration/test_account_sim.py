@@ -16,10 +16,10 @@ from binance_sim.server import SimServer
 from core import history
 from core.config import Settings, replace_section
 from core.ingest import StreamWriter
-from poller.account_jobs import signed_jobs
 from poller.binance import BinanceClient
 from poller.runner import retrying_client
-from poller.signed import ServerClock
+from poller.signed_client import ServerClock
+from poller.signed_jobs import signed_jobs
 from tests.builders import sim_urls, system_status_job
 from tests.signed_sim import (
     ED25519_VECTORS,

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from api import schemas
 from core.timeparse import format_instant
+from tests.api_client import AUTH, app_client, ok, ts
 from tests.builders import (
     account_document,
     at,
@@ -30,8 +31,7 @@ from tests.builders import (
     record_stream,
     symbol,
 )
-from tests.integration.test_api import ok, ts
-from tests.integration.test_changes_streams import AUTH, MAINTENANCE, NORMAL, app_client
+from tests.scripts import MAINTENANCE, NORMAL
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SIM_DATA = README.parent / "binance_sim" / "data"

@@ -6,16 +6,13 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.parse import quote, urljoin
 
 import orjson
 import pytest
 from flask import Blueprint, Flask
 from flask.testing import FlaskClient
-from pydantic import BaseModel
 from sqlalchemy import Engine, inspect, text
-from werkzeug.test import TestResponse
 
 from api import create_app, render, schemas
 from api.auth import require_token
@@ -25,6 +22,7 @@ from core.config import DatabaseSettings, Secret, Settings, replace_section
 from core.db import create_db_engine
 from core.history import FILTER_FIELDS, SYMBOL_FIELDS
 from core.timeparse import format_instant
+from tests.api_client import PRIMARY, error, ok, q, ts
 from tests.builders import at, exchange_info, record_exchange_info, record_failure, symbol
 from tests.conftest import FIXTURES, DatabaseServer
 
@@ -35,37 +33,6 @@ NOW = T0 + timedelta(seconds=25)
 INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 MakeClient = Callable[..., FlaskClient]
-
-
-def ts(value: datetime) -> str:
-    return format_instant(value) or ""
-
-
-def q(value: datetime) -> str:
-    return quote(ts(value))
-
-
-def ok(response: TestResponse, model: type[BaseModel]) -> dict[str, Any]:
-    """The JSON of a 200 answer, checked against the response model the spec documents."""
-    assert response.status_code == 200, response.data[:500]
-    assert response.mimetype == "application/json"
-    body = response.json
-    assert isinstance(body, dict)
-    model.model_validate(body)
-    return body
-
-
-def error(response: TestResponse, status: int, code: str) -> str:
-    """The message of a JSON error answer with this status and code."""
-    assert response.status_code == status, response.data[:500]
-    assert response.mimetype == "application/json"
-    body = response.json
-    assert body is not None
-    schemas.ErrorResponse.model_validate(body)
-    assert body["error"]["code"] == code, body
-    message: str = body["error"]["message"]
-    assert "Traceback" not in message
-    return message
 
 
 @pytest.fixture
@@ -515,15 +482,6 @@ def test_observations_of_a_stream_never_polled_is_one_open_gap(make_client: Make
 
 
 # --- health --------------------------------------------------------------------------
-
-# What /readyz says of the test server (a standby is in tests/integration/test_standby.py).
-PRIMARY = {
-    "role": "primary",
-    "replay_lag_seconds": None,
-    "replay_pending_bytes": None,
-    "last_replayed_at": None,
-    "replay_paused": None,
-}
 
 
 @pytest.mark.usefixtures("halted")

@@ -18,9 +18,9 @@ from api import create_app
 from core.config import DatabaseSettings, Settings
 from core.db import API_ROLE, create_db_engine
 from exmeta.cli import main
+from tests.api_client import ts
 from tests.conftest import postgres_under_test
-from tests.integration.test_api import ts
-from tests.integration.test_changes import NOW, T1, record_script
+from tests.scripts import NOW, T1, record_script
 
 WRITES = [
     "INSERT INTO observations (stream, replica_id, observed_at, outcome)"

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, event, text
 
 from core import changes
 from core.streams import CATALOGUE, feed_streams
-from tests.integration.test_changes import NOW, T0, record_script
+from tests.scripts import NOW, T0, record_script
 
 # Every version table the feed reads: all but balances, which it leaves out on purpose,
 # and the documents' shape, a table of a few hundred rows per stream that grows only when

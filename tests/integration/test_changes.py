@@ -12,62 +12,23 @@ from sqlalchemy import Engine, text
 
 from api import create_app, schemas
 from core.config import Settings
-from tests.builders import at, exchange_info, record_exchange_info, symbol
-from tests.integration.test_api import error, ok, ts
-
-T0 = at("2024-05-01T00:00:00")
-T_QUIET = T0 + timedelta(seconds=5)  # an unchanged poll: the evidence before T1
-T1 = T0 + timedelta(seconds=10)
-T2 = T0 + timedelta(seconds=20)
-T3 = T0 + timedelta(seconds=30)
-T4 = T0 + timedelta(seconds=40)
-T5 = T0 + timedelta(seconds=50)
-NOW = T0 + timedelta(minutes=1)
-
-BTC = symbol("BTCUSDT")
-ETH = symbol("ETHUSDT")
-BNB = symbol("BNBUSDT")
-
-
-BTC_TICK = symbol("BTCUSDT", tick_size="0.10000000")
-ETH_BREAK = symbol("ETHUSDT", status="BREAK")
-BTC_MARKET = symbol("BTCUSDT", tick_size="0.10000000", market_max_qty="2000.00000000")
-SCRIPT = [
-    (T0, exchange_info(BTC, ETH)),
-    (T_QUIET, exchange_info(BTC, ETH)),
-    (T1, exchange_info(BTC_TICK, ETH)),
-    (T2, exchange_info(BTC_TICK, ETH_BREAK)),
-    (T3, exchange_info(BTC_TICK, ETH_BREAK, BNB)),
-    (T4, exchange_info(BTC_TICK, BNB)),
-    (T5, exchange_info(BTC_MARKET, BNB, weight_limit=5000)),
-]
-
-
-def record_script(engine: Engine) -> None:
-    """A tick size change, a status flip, a listing, a delisting, a rate-limit change."""
-    for when, document in SCRIPT:
-        record_exchange_info(engine, document, when)
-
-
-def listed_object(sym: dict[str, Any]) -> dict[str, Any]:
-    return {**sym, "filters": sorted(sym["filters"], key=lambda f: f["filterType"])}
-
-
-EXPECTED = [
-    (T1, "symbol", "BTCUSDT", "filters.PRICE_FILTER.tickSize", "0.01000000", "0.10000000"),
-    (T2, "symbol", "ETHUSDT", "status", "TRADING", "BREAK"),
-    (T3, "symbol", "BNBUSDT", "listed", None, listed_object(BNB)),
-    (T4, "symbol", "ETHUSDT", "listed", listed_object(symbol("ETHUSDT", status="BREAK")), None),
-    (T5, "rate_limit", "REQUEST_WEIGHT:MINUTE:1", "limit", 6000, 5000),
-    (
-        T5,
-        "symbol",
-        "BTCUSDT",
-        "filters.MARKET_LOT_SIZE.maxQty",
-        "1000.00000000",
-        "2000.00000000",
-    ),
-]
+from tests.api_client import error, ok, ts
+from tests.builders import exchange_info, record_exchange_info
+from tests.scripts import (
+    BTC,
+    EXPECTED,
+    NOW,
+    T0,
+    T1,
+    T2,
+    T3,
+    T4,
+    T_QUIET,
+    expected,
+    listed_object,
+    record_script,
+    summary,
+)
 
 
 @pytest.fixture
@@ -79,16 +40,6 @@ def client(engine: Engine, api_engine: Engine) -> FlaskClient:
 def feed(client: FlaskClient, **params: Any) -> dict[str, Any]:
     response = client.get(f"/v1/changes?{urlencode(params, doseq=True)}")
     return ok(response, schemas.ChangeFeed)
-
-
-def summary(changes: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [
-        (c["changed_at"], c["entity"], c["key"], c["field"], c["old"], c["new"]) for c in changes
-    ]
-
-
-def expected(*rows: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    return [(ts(r[0]), *r[1:]) for r in rows]
 
 
 def test_every_change_comes_back_once_in_order_with_old_and_new(client: FlaskClient) -> None:

@@ -19,28 +19,29 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
-from api import create_app, schemas
-from core.config import ApiSettings, Secret, Settings
+from api import schemas
 from core.diff import flatten
+from tests.api_client import AUTH, app_client, error, ok, ts
 from tests.builders import account_document, commission_document, record_stream
-from tests.integration.test_api import error, ok, ts
-from tests.integration.test_changes import (
+from tests.margin_sim import MARGIN_STREAMS
+from tests.reader_role import view_rows
+from tests.scripts import (
     EXPECTED,
+    MAINTENANCE,
+    NORMAL,
     NOW,
     T0,
     T1,
     T2,
     T3,
     T4,
+    expected_diff,
+    expected_entities,
+    field_diff,
     record_script,
     summary,
 )
-from tests.integration.test_changes_view import view_rows
-from tests.integration.test_diff import expected_diff, expected_entities, field_diff
-from tests.margin_sim import MARGIN_STREAMS
-from tests.signed_sim import API_TOKEN
 
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 A0 = T0 + timedelta(seconds=2)
 A1 = T0 + timedelta(seconds=12)
 A2 = T0 + timedelta(seconds=15)
@@ -55,8 +56,6 @@ D1 = 1714608000000  # 2024-05-02T00:00Z, the announced delisting
 D2 = 1714694400000  # a day later: postponed
 
 
-NORMAL = {"status": 0, "msg": "normal"}
-MAINTENANCE = {"status": 1, "msg": "system_maintenance"}
 STREAM_SCRIPT: list[tuple[datetime, str, Any]] = [
     (A0, "account", account_document()),
     (A0, "account_commission", [commission_document()]),
@@ -133,11 +132,6 @@ WINDOW = {"from": ts(T0 + timedelta(seconds=1)), "to": ts(NOW)}
 
 def expected(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [(ts(r[0]), *r[1:]) for r in rows]
-
-
-def app_client(engine: Engine, token: str | None = API_TOKEN) -> FlaskClient:
-    settings = Settings(api=ApiSettings(token=Secret(token or "")))
-    return create_app(settings, engine, clock=lambda: NOW).test_client()
 
 
 @pytest.fixture

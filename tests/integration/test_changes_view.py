@@ -6,38 +6,17 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import Engine
 
 from api import create_app, schemas
 from core.changes import changes
 from core.config import Settings
-from core.timeparse import format_instant
+from tests.api_client import ok, ts
 from tests.builders import exchange_info, record_exchange_info
 from tests.futures_replay import COINM_AT, USDM_AT, record_coinm, record_usdm_replay
-from tests.integration.test_api import ok, ts
-from tests.integration.test_changes import BTC, NOW, T0, T1, T2, record_script
-from tests.reader_role import reader_connection
-
-COLUMNS = "changed_at, observed_before, observation_id, stream, entity, key, field, old, new"
-
-
-def view_rows(engine: Engine) -> list[dict[str, Any]]:
-    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(url) as conn:
-        conn.execute("SET ROLE exmeta_reader")
-        rows = conn.execute(
-            f"SELECT {COLUMNS} FROM changes ORDER BY changed_at, entity, key, field"
-        ).fetchall()
-    names = [c.strip() for c in COLUMNS.split(",")]
-    return [
-        {
-            n: format_instant(v) if isinstance(v, datetime) else v
-            for n, v in zip(names, r, strict=True)
-        }
-        for r in rows
-    ]
+from tests.reader_role import CHANGES_COLUMNS, reader_connection, view_rows
+from tests.scripts import BTC, NOW, T0, T1, T2, record_script
 
 
 def api_rows(engine: Engine) -> list[dict[str, Any]]:
@@ -111,7 +90,7 @@ def test_the_view_equals_the_feed_over_a_futures_replay(
     ]
     with reader_connection(engine) as conn:
         view = conn.execute(
-            f"SELECT {COLUMNS} FROM changes WHERE market = %s"
+            f"SELECT {CHANGES_COLUMNS} FROM changes WHERE market = %s"
             ' ORDER BY changed_at, entity, key COLLATE "C", field COLLATE "C"',
             (market,),
         ).fetchall()

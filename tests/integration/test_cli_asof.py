@@ -11,9 +11,11 @@ from sqlalchemy import Engine
 
 from api import create_app
 from core.config import Settings
-from exmeta.cli import SYMBOL_HEADERS, main
-from tests.integration.test_api import ts
-from tests.integration.test_changes import T0, T1, T2, T4, record_script
+from exmeta.cli import main
+from exmeta.reads import SYMBOL_HEADERS
+from tests.api_client import ts
+from tests.cli_output import fails_in_one_line
+from tests.scripts import T0, T1, T2, T4, record_script
 
 
 @pytest.fixture
@@ -72,17 +74,6 @@ def test_asof_errors_are_one_line(
     code: str,
 ) -> None:
     fails_in_one_line(capsys, ["asof", *args], status, code)
-
-
-def fails_in_one_line(
-    capsys: pytest.CaptureFixture[str], args: list[str], status: int, start: str
-) -> None:
-    """``exmeta ARGS`` prints nothing, exits ``status`` and says why in one line."""
-    assert main(args) == status
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err.startswith(f"exmeta: error: {start}")
-    assert len(captured.err.strip().splitlines()) == 1
 
 
 def test_check_prints_the_api_answer_and_exits_1_when_refused(

@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 from api import create_app, schemas
 from core.config import Settings
 from exmeta.cli import main
-from tests.integration.test_api import ok, ts
-from tests.integration.test_changes import NOW, T0, T1, record_script
+from tests.api_client import ok, ts
+from tests.scripts import NOW, T0, T1, record_script
 
 
 @pytest.fixture

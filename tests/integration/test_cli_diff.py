@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 from api import create_app
 from core.config import Settings
 from exmeta.cli import main
-from tests.integration.test_api import ts
-from tests.integration.test_changes import NOW, SCRIPT, T0, T1, T2, T5, record_script
-from tests.integration.test_cli_asof import fails_in_one_line
+from tests.api_client import ts
+from tests.cli_output import fails_in_one_line
+from tests.scripts import NOW, SCRIPT, T0, T1, T2, T5, record_script
 
 
 @pytest.fixture

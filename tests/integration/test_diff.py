@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from itertools import combinations
-from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -12,9 +11,9 @@ from sqlalchemy import Engine
 
 from api import create_app, schemas
 from core.config import Settings
+from tests.api_client import error, ok, ts
 from tests.builders import exchange_info, record_exchange_info, symbol
-from tests.integration.test_api import error, ok, ts
-from tests.integration.test_changes import NOW, SCRIPT, T0, T1, T2, T3, record_script
+from tests.scripts import NOW, SCRIPT, T0, T1, T2, T3, expected_diff, record_script
 
 INSTANTS = [
     T0,
@@ -27,68 +26,6 @@ INSTANTS = [
     SCRIPT[-1][0],
     NOW,
 ]
-
-
-def document_at(when: datetime) -> dict[str, Any]:
-    """The recorded document in force at ``when``: the last one at or before it."""
-    return [doc for at, doc in SCRIPT if at <= when][-1]
-
-
-def field_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:
-    return [
-        {"field": prefix + name, "old": old.get(name), "new": new.get(name)}
-        for name in sorted(set(old) | set(new))
-        if old.get(name) != new.get(name)
-    ]
-
-
-def expected_entities(
-    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], differ: Any
-) -> dict[str, Any]:
-    common = sorted(set(before) & set(after))
-    changed = [{"key": k, "changes": differ(before[k], after[k])} for k in common]
-    return {
-        "added": sorted(set(after) - set(before)),
-        "removed": sorted(set(before) - set(after)),
-        "changed": [c for c in changed if c["changes"]],
-    }
-
-
-def symbol_diff(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
-    own = field_diff(
-        {k: v for k, v in old.items() if k != "filters"},
-        {k: v for k, v in new.items() if k != "filters"},
-    )
-    old_filters = {f["filterType"]: f for f in old["filters"]}
-    new_filters = {f["filterType"]: f for f in new["filters"]}
-    for ftype in sorted(set(old_filters) | set(new_filters)):
-        own += field_diff(
-            old_filters.get(ftype, {}), new_filters.get(ftype, {}), prefix=f"filters.{ftype}."
-        )
-    return own
-
-
-def expected_diff(start: datetime, end: datetime) -> dict[str, Any]:
-    a, b = document_at(start), document_at(end)
-
-    def limits(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        return {
-            f"{r['rateLimitType']}:{r['interval']}:{r['intervalNum']}": r for r in doc["rateLimits"]
-        }
-
-    return {
-        "symbols": expected_entities(
-            {s["symbol"]: s for s in a["symbols"]},
-            {s["symbol"]: s for s in b["symbols"]},
-            symbol_diff,
-        ),
-        "rate_limits": expected_entities(limits(a), limits(b), field_diff),
-        "exchange_filters": expected_entities(
-            {f["filterType"]: f for f in a["exchangeFilters"]},
-            {f["filterType"]: f for f in b["exchangeFilters"]},
-            field_diff,
-        ),
-    }
 
 
 @pytest.fixture

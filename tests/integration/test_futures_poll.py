@@ -21,6 +21,7 @@ from core.streams import stream
 from poller.job import stream_job
 from poller.retry import SharedBudget
 from poller.runner import build_poller
+from tests.api_client import ok, ts
 from tests.builders import client_for, poller_settings
 from tests.futures_replay import (
     USDM_FILES,
@@ -29,7 +30,6 @@ from tests.futures_replay import (
     status_history,
     versions_opened,
 )
-from tests.integration.test_api import ok, ts
 from tests.margin_sim import MARGIN_STREAMS
 
 

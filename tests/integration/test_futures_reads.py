@@ -25,9 +25,9 @@ from core.streams import stream
 from core.timeparse import format_instant
 from exmeta.cli import main
 from poller.job import stream_job
+from tests.api_client import ok, ts
 from tests.builders import client_for
 from tests.futures_replay import replay
-from tests.integration.test_api import ok, ts
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from binance_sim.server import SimServer
 from core.config import Secret
-from poller.account_jobs import UnsafeKeyError, unsafe_permissions
+from poller.signed_jobs import UnsafeKeyError, unsafe_permissions
 from poller.signing import Signer, signed_query
 from tests.builders import sim_env
 from tests.signed_sim import API_KEY, API_SECRET, jobs_by_stream, register_key, sim_settings

@@ -14,7 +14,7 @@ from poller.job import StreamJob
 from poller.runner import Poller, Replica, ScheduledJob
 from tests.builders import client_for, exchange_info_job
 from tests.e2e.processes import wait_for
-from tests.integration.test_poller_sim import add_fault
+from tests.sim_client import add_fault
 
 STREAM = "exchange_info"
 

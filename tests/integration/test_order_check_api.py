@@ -16,9 +16,9 @@ from core.config import Settings
 from core.ingest import StreamWriter
 from core.order_check import NEEDS_REFERENCE
 from poller.job import StreamJob
+from tests.api_client import error, ok, ts
 from tests.builders import client_for, exchange_info_job
-from tests.integration.test_api import error, ok, ts
-from tests.integration.test_changes import NOW, T0, T1, T2, T4, record_script
+from tests.scripts import NOW, T0, T1, T2, T4, record_script
 from tests.signed_sim import API_TOKEN, control, jobs_by_stream, register_key, sim_settings
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}

@@ -17,6 +17,7 @@ from poller.job import StreamJob
 from poller.retry import RateGate, RetryingClient, RetryPolicy, WeightBudget
 from poller.runner import Poller, ScheduledJob
 from tests.builders import client_for, exchange_info_job, poller_settings
+from tests.sim_client import add_fault, sim_log
 from tests.slow_http import SlowHeadServer
 
 VERSION_TABLES = (
@@ -31,18 +32,6 @@ def job_for(engine: Engine, sim: SimServer, **binance: Any) -> StreamJob:
     return exchange_info_job(
         client_for(sim.url, **binance), StreamWriter(engine, "exchange_info"), "test"
     )
-
-
-def add_fault(sim: SimServer, **fault: object) -> None:
-    response = requests.post(f"{sim.url}/_sim/faults", json=fault, timeout=5)
-    assert response.status_code == 201, response.text
-
-
-def sim_log(sim: SimServer) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = requests.get(f"{sim.url}/_sim/requests", timeout=5).json()[
-        "requests"
-    ]
-    return records
 
 
 def clear_log(sim: SimServer) -> None:

@@ -14,6 +14,7 @@ from core.ingest import StreamWriter
 from poller.job import StreamJob
 from poller.runner import Poller, ScheduledJob
 from tests.builders import client_for, exchange_info_job
+from tests.sim_client import add_fault
 
 
 def job_for(engine: Engine, base_url: str, timeout: float = 5, max_attempts: int = 1) -> StreamJob:
@@ -28,10 +29,6 @@ def current_statuses(engine: Engine) -> dict[str, str]:
                 text("SELECT symbol, status FROM symbol_versions WHERE valid_to IS NULL")
             ).all()
         )
-
-
-def add_fault(sim: SimServer, **fault: object) -> None:
-    assert requests.post(f"{sim.url}/_sim/faults", json=fault, timeout=5).status_code in (200, 201)
 
 
 @pytest.mark.parametrize(

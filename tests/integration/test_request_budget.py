@@ -3,7 +3,7 @@
 from sqlalchemy import Engine, text
 
 from core.request_budget import OPEN, Report, Standing, standing
-from tests.integration.test_shared_budget import start_well_inside_a_minute
+from tests.weight_minutes import start_well_inside_a_minute
 
 BUDGET = 100.0
 

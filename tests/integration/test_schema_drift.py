@@ -22,6 +22,7 @@ from core.config import DatabaseSettings, Settings
 from core.db import create_db_engine
 from core.ingest import canonical_entity
 from exmeta.cli import main
+from tests.api_client import error, ok, ts
 from tests.builders import (
     account_document,
     at,
@@ -32,7 +33,6 @@ from tests.builders import (
     symbol,
 )
 from tests.conftest import DatabaseServer
-from tests.integration.test_api import error, ok, ts
 from tests.schema_paths import paths_of
 
 DRIFT = Path(__file__).parent.parent / "fixtures" / "drift"

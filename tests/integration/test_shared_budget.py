@@ -24,7 +24,8 @@ from poller.binance import BinanceClient
 from poller.retry import RateGate, RetryingClient, RetryPolicy, SharedBudget, WeightBudget
 from tests.builders import client_for, poller_settings, system_status_job
 from tests.conftest import DatabaseServer
-from tests.integration.test_poller_faults import add_fault, sim_log
+from tests.sim_client import add_fault, sim_log
+from tests.weight_minutes import seconds_to_next_minute, start_well_inside_a_minute
 
 
 def replica(engine: Engine, sim: SimServer, name: str) -> RetryingClient:
@@ -115,25 +116,6 @@ class AgeingWait:
                 text("UPDATE request_budget SET weight_window = weight_window - interval '1 min'")
             )
         return False
-
-
-def seconds_to_next_minute(engine: Engine) -> float:
-    with engine.connect() as conn:
-        return float(
-            conn.execute(
-                text(
-                    "SELECT extract(epoch FROM date_trunc('minute', clock_timestamp())"
-                    " + interval '1 minute' - clock_timestamp())"
-                )
-            ).scalar_one()
-        )
-
-
-def start_well_inside_a_minute(engine: Engine) -> None:
-    """The sim and the row count weight per minute: keep a test's requests in one."""
-    left = seconds_to_next_minute(engine)
-    if left < 5:
-        time.sleep(left + 0.1)
 
 
 def test_used_weight_above_the_budget_seen_by_one_replica_makes_the_others_wait_a_window(

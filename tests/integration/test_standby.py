@@ -21,10 +21,11 @@ from api import create_app, schemas
 from api.answers import RECHECK_SECONDS
 from core.config import DatabaseSettings, Settings
 from core.db import API_ROLE, create_db_engine
-from tests.builders import exchange_info, record_exchange_info, symbol
-from tests.integration.test_api import T0, ok, ts
+from tests.api_client import ok, ts
+from tests.builders import at, exchange_info, record_exchange_info, symbol
 from tests.standby import Replicated, replicated
 
+T0 = at("2024-01-01T00:00:00")
 CHANGED_AT = T0 + timedelta(seconds=20)
 SEEN_AGAIN_AT = T0 + timedelta(seconds=30)
 ASKED = f"/v1/symbols/BTCUSDT?as_of={ts(T0 + timedelta(seconds=25))}"

@@ -18,8 +18,8 @@ from sqlalchemy import Engine
 from api import create_app, schemas
 from core import history
 from core.config import Settings
+from tests.api_client import error, ok, ts
 from tests.builders import at, exchange_info, record_exchange_info, symbol
-from tests.integration.test_api import error, ok, ts
 from tests.reads import rows_read
 
 T0 = at("2024-07-01T00:00:00")

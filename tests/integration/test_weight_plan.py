@@ -20,10 +20,10 @@ from binance_sim.server import SimServer
 from binance_sim.state import SimState
 from core.config import replace_section
 from poller.runner import build_poller
+from tests.api_client import PRIMARY
 from tests.builders import poller_settings, sim_urls
 from tests.conftest import FIXTURES
 from tests.e2e.processes import scalar, wait_for
-from tests.integration.test_api import PRIMARY
 
 STARVED_2022 = (
     "weight budget 300/min (25% of the exchange's 1,200/min) < 1,260/min needed by the"

@@ -4,7 +4,8 @@ import argparse
 
 import pytest
 
-from exmeta.cli import build_parser, main
+from exmeta.cli import main
+from exmeta.parser import build_parser
 
 COMMANDS = sorted(
     next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from poller.runner import DatabaseBackoff
-from tests.unit.test_retry import Clock
+from tests.sim_client import FakeClock
 
 REFUSED = OperationalError(
     "SELECT 1",
@@ -16,7 +16,7 @@ REFUSED = OperationalError(
 
 
 def test_each_failure_doubles_the_wait_up_to_the_cap_and_a_success_resets_it() -> None:
-    clock = Clock(100.0)
+    clock = FakeClock(100.0)
     backoff = DatabaseBackoff(base=0.5, cap=3.0, clock=clock)
     waits = []
     for _ in range(5):
@@ -37,7 +37,7 @@ def test_a_failure_is_one_warning_line_with_the_drivers_message(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="poller.runner")
-    backoff = DatabaseBackoff(base=1.0, cap=4.0, clock=Clock(0.0))
+    backoff = DatabaseBackoff(base=1.0, cap=4.0, clock=FakeClock(0.0))
     backoff.failed("exchange_info poll", REFUSED)
     backoff.succeeded()
 

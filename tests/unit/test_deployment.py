@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from core.config import Settings
-from exmeta.cli import build_parser
+from exmeta.parser import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())

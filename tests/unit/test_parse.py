@@ -7,7 +7,7 @@ import pytest
 from core.bodies import blank_server_time, restore_server_time
 from core.diff import FieldChange, diff_objects
 from core.ingest import InvalidPayloadError, KindSnapshot
-from poller.job import binance_error
+from poller.binance import binance_error
 from poller.parse import filter_row, parse_exchange_info, symbol_row
 from tests.builders import exchange_info, symbol
 from tests.conftest import FIXTURES

@@ -8,14 +8,7 @@ from core.config import Settings
 from core.request_budget import Report
 from poller.binance import Response, deadline_seconds
 from poller.retry import RateGate, RetryPolicy, WeightBudget, retryable, unreported
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.sim_client import FakeClock
 
 
 @pytest.mark.parametrize("seed", range(50))
@@ -61,7 +54,7 @@ def test_only_server_errors_timeouts_and_cut_bodies_are_retried(
 
 
 def test_rate_gate_stays_closed_for_the_longest_pause_asked() -> None:
-    clock = Clock(100.0)
+    clock = FakeClock(100.0)
     gate = RateGate(clock)
     assert gate.remaining() == 0
 
@@ -76,7 +69,7 @@ def test_rate_gate_stays_closed_for_the_longest_pause_asked() -> None:
 
 
 def test_weight_budget_waits_for_the_next_minute_only_when_over_budget() -> None:
-    clock = Clock(60 * 1000 + 20.0)  # 20 s into a minute
+    clock = FakeClock(60 * 1000 + 20.0)  # 20 s into a minute
     budget = WeightBudget(0.25, limit=1200, clock=clock)  # 300 per minute
 
     budget.note(300)

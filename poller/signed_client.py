@@ -17,8 +17,7 @@ from collections.abc import Callable
 import orjson
 
 from core.config import BinanceSettings, Secret
-from poller.binance import BinanceClient, Deadline, Response
-from poller.job import binance_error
+from poller.binance import BinanceClient, Deadline, Response, binance_error
 from poller.retry import RetryingClient
 from poller.signing import Params, Signer, signed_query
 

@@ -17,14 +17,15 @@ import orjson
 from sqlalchemy import Engine
 
 from core import streams as catalogue
+from core.clock import Clock, utc_now
 from core.config import Settings
 from core.ingest import Snapshot, StreamWriter
 from core.streams import Stream
-from poller.binance import Response, deadline_seconds
-from poller.job import Clock, StreamJob, _utc_now, binance_error, resolve_parser
+from poller.binance import Response, binance_error, deadline_seconds
+from poller.job import StreamJob, resolve_parser
 from poller.keyed import KeyedStreamJob
 from poller.retry import RetryingClient
-from poller.signed import SignedClient
+from poller.signed_client import SignedClient
 from poller.signing import Params, signer_from_settings
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class SignedStreamJob(StreamJob):
         signed: SignedClient,
         writer: StreamWriter,
         replica_id: str,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         deadline_seconds: float | None = None,
     ) -> None:
         super().__init__(
@@ -82,7 +83,7 @@ class CommissionJob(SignedStreamJob):
         signed: SignedClient,
         writer: StreamWriter,
         replica_id: str,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         deadline_seconds: float | None = None,
     ) -> None:
         super().__init__(

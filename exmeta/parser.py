@@ -1,0 +1,216 @@
+"""The `exmeta` command line: its options, and the help (exmeta.help_text) around them.
+
+Usage mistakes are one line and exit 2, like every other error of the command. Each
+command's options are declared once, here; the command that runs them is picked by name
+in exmeta.cli.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any, NoReturn
+
+from core.streams import DEFAULT_MARKET, MARKETS, STREAMS
+from core.suggestions import did_you_mean
+from exmeta import help_text
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
+
+CONFIG_HELP = "settings file (default: ./config.toml if present); EXMETA_<SECTION>__<KEY> overrides"
+NEW_SOURCE_HELP = (
+    "a stream whose history is another source's (scheme://host:port of [binance]"
+    " base_url) starts a new history at the configured one, after a gap (README,"
+    " Source identity); without it such a poller refuses to start (exit 2)"
+)
+JSON_HELP = "print the API's JSON instead of a table, for scripts"
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line, exit 2, like every other error of the command."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The options each command takes, its parents' included: for "did you mean".
+        self.options = [o for p in kwargs.get("parents", []) for o in getattr(p, "options", [])]
+        self.commands: dict[str, Parser] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.options += action.option_strings
+        return action
+
+    def error(self, message: str) -> NoReturn:
+        # argparse names the choices but not the one meant (before Python 3.14).
+        mistyped = _INVALID_CHOICE.search(message)
+        if mistyped:
+            message += did_you_mean(mistyped[1], re.findall(r"'([^']*)'", mistyped[2]))
+        self.exit(2, f"exmeta: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> Parser:
+    """Every command, in the order the help lists them."""
+    parser = Parser(
+        prog="exmeta",
+        description=help_text.DESCRIPTION,
+        epilog=help_text.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, default=None, help=CONFIG_HELP)
+    # Accepted after the subcommand too; SUPPRESS keeps it from resetting the global one.
+    common = Parser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=CONFIG_HELP)
+    # The market every read command takes, as the API's `market=` does.
+    market = Parser(add_help=False)
+    market.add_argument(
+        "--market",
+        default=DEFAULT_MARKET,
+        choices=MARKETS,
+        help="spot (default), usdm (USD-M futures) or coinm (COIN-M futures)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.commands = sub.choices
+    _command(sub, "migrate", common)
+    _poll_options(_command(sub, "poll", common))
+    _serve_options(_command(sub, "serve", common))
+    _command(sub, "up", common).add_argument(
+        "--new-source", action="store_true", help=NEW_SOURCE_HELP
+    )
+    _operator_options(sub, common)
+    _asof_options(_command(sub, "asof", common, market))
+    _check_options(_command(sub, "check", common, market))
+    _changes_options(_command(sub, "changes", common, market))
+    _diff_options(_command(sub, "diff", common, market))
+    # The sim parses its own options (`exmeta sim --help`); they pass through untouched.
+    sim = sub.add_parser("sim", add_help=False, help=help_text.COMMANDS["sim"].summary)
+    sim.set_defaults(sim_args=[])
+    return parser
+
+
+def _command(
+    sub: argparse._SubParsersAction[Parser],
+    name: str,
+    *parents: Parser,
+) -> argparse.ArgumentParser:
+    """A subcommand with its summary, paragraph and example (exmeta.help_text), taking the
+    options of ``parents``."""
+    text = help_text.COMMANDS[name]
+    return sub.add_parser(
+        name,
+        parents=list(parents),
+        help=text.summary,
+        description=text.description,
+        epilog=text.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _poll_options(poll: argparse.ArgumentParser) -> None:
+    poll.add_argument("--replica-id", default=None, help="this replica's id (default host:pid)")
+    poll.add_argument("--new-source", action="store_true", help=NEW_SOURCE_HELP)
+    poll.add_argument(
+        "--supervised",
+        action="store_true",
+        help="run under `exmeta up`, which announces the stop itself",
+    )
+
+
+def _serve_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--listen-fd",
+        type=int,
+        default=None,
+        metavar="FD",
+        help="serve on this inherited listening socket instead of binding [api] host:port"
+        " (how `exmeta up` hands over the port it checked)",
+    )
+
+
+def _operator_options(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
+    verify = _command(sub, "verify", common)
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="first undo observations dated ahead of the database clock (README, Operations)",
+    )
+    replicas = _command(sub, "replicas", common)
+    replicas.add_argument("--all", action="store_true", help="stopped replicas too")
+    replicas.add_argument(
+        "--alive",
+        metavar="ID",
+        default=None,
+        help="exit 0 if replica ID is running (heartbeat within 3 beats), else 1: a health check",
+    )
+
+
+def _asof_options(asof: argparse.ArgumentParser) -> None:
+    asof.add_argument("time", metavar="TIME", help="RFC 3339 with an offset or Z, or epoch ms")
+    asof.add_argument(
+        "symbols", metavar="SYMBOL", nargs="*", help="e.g. BTCUSDT (default: every symbol)"
+    )
+    asof.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON: per SYMBOL a line of GET /v1/symbols/{symbol}, else GET /v1/symbols",
+    )
+
+
+def _check_options(check: argparse.ArgumentParser) -> None:
+    check.add_argument("symbol", help="e.g. BTCUSDT")
+    check.add_argument("--side", required=True, help="BUY or SELL")
+    check.add_argument("--type", required=True, help="LIMIT, MARKET, LIMIT_MAKER, ...")
+    check.add_argument("--quantity", default=None, help="the base quantity")
+    check.add_argument(
+        "--quote-quantity",
+        default=None,
+        help="a MARKET order sized in the quote asset (quoteOrderQty), instead of --quantity",
+    )
+    check.add_argument("--price", default=None, help="the limit price (MARKET orders have none)")
+    check.add_argument(
+        "--reference-price",
+        default=None,
+        help="Binance's average price then: checks PERCENT_PRICE* and a MARKET order's notional",
+    )
+    check.add_argument(
+        "--iceberg-quantity", default=None, help="an iceberg's visible part: checks ICEBERG_PARTS"
+    )
+    check.add_argument("--at", default=None, help="RFC 3339 or epoch ms (default: now)")
+    check.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+def _changes_options(changes: argparse.ArgumentParser) -> None:
+    changes.add_argument(
+        "--from", dest="start", default=None, help="RFC 3339 or epoch ms (default: --to - 1h)"
+    )
+    changes.add_argument("--to", default=None, help="RFC 3339 or epoch ms (default: now)")
+    changes.add_argument("--symbol", default=None, help="only this symbol's changes")
+    changes.add_argument(
+        "--stream",
+        default=None,
+        choices=STREAMS,
+        help="only this stream's changes (account ones need [api] token configured)",
+    )
+    changes.add_argument(
+        "--field", action="append", default=[], help="only this field or those under it (repeat)"
+    )
+    changes.add_argument(
+        "--exclude-field",
+        action="append",
+        default=[],
+        help="leave out this field or those under it (repeat)",
+    )
+    changes.add_argument(
+        "--schema",
+        action="store_true",
+        help="also the changes of the documents' shape (entity schema), like ?schema=true",
+    )
+    changes.add_argument("--json", action="store_true", help="JSON Lines, one change a line")
+
+
+def _diff_options(diff: argparse.ArgumentParser) -> None:
+    diff.add_argument(
+        "--from", dest="start", required=True, help="RFC 3339 or epoch ms: the earlier state"
+    )
+    diff.add_argument("--to", default=None, help="RFC 3339 or epoch ms (default: now)")
+    diff.add_argument("--json", action="store_true", help=JSON_HELP)

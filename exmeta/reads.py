@@ -1,0 +1,217 @@
+"""The read commands: `asof`, `check`, `diff` and `changes`, each a client of the API's
+routes run in process (exmeta.api_client), printing a table or, with ``--json``, what
+the route answers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from core.clock import utc_now
+from core.streams import PRIVATE_STREAMS
+from core.timeparse import TimeParseError, format_instant, parse_instant
+from exmeta.api_client import api_client
+from exmeta.errors import CliError
+from exmeta.settings import configured
+from exmeta.table import table
+
+CHANGES_PAGE = 1000
+DEFAULT_WINDOW = timedelta(hours=1)
+
+
+def _instant(value: str, name: str) -> datetime:
+    try:
+        return parse_instant(value)
+    except TimeParseError as exc:
+        raise CliError(f"{name}: {exc}", 2) from None
+
+
+def changes(args: argparse.Namespace) -> int:
+    """Print the change feed of GET /v1/changes, every page: a table, or with ``--json``
+    JSON Lines of the change objects it answers.
+
+    The window is fixed before the first page (``--to`` defaults to now once, not per
+    page), and the route's ``next`` cursor makes the pages add up to the whole list,
+    whatever commits meanwhile.
+    """
+    end = _instant(args.to, "--to") if args.to else utc_now()
+    start = _instant(args.start, "--from") if args.start else end - DEFAULT_WINDOW
+    if start >= end:
+        raise CliError("--from must be before --to (--to defaults to now)", 2)
+    settings = configured(args)
+    # As for the API's caller with the token: the operator holds the configuration.
+    if args.stream in PRIVATE_STREAMS and not settings.api.token:
+        raise CliError(f"--stream {args.stream} needs [api] token (EXMETA_API__TOKEN)", 2)
+    # The window as typed (the route reads it as the CLI did), and now fixed once.
+    query = [("to", args.to or format_instant(end)), ("market", args.market)]
+    query += [("from", args.start)] * (args.start is not None)
+    query += [("limit", str(CHANGES_PAGE))]
+    query += [("stream", args.stream)] * (args.stream is not None)
+    query += [("symbol", args.symbol)] * (args.symbol is not None)
+    query += [("field", f) for f in args.field]
+    query += [("exclude_field", f) for f in args.exclude_field]
+    query += [("schema", "true")] * args.schema
+    rows: list[list[object]] = []
+    with api_client(settings) as get:
+        cursor: list[tuple[str, str]] = []
+        while True:
+            page = orjson.loads(get("/v1/changes", query + cursor))
+            for change in page["changes"]:
+                if args.json:
+                    sys.stdout.write(orjson.dumps(change).decode() + "\n")
+                else:
+                    rows.append([change[h] for h in CHANGE_HEADERS])
+            if page["next"] is None:
+                break
+            cursor = [("next", page["next"])]
+    if not args.json:
+        print(table(CHANGE_HEADERS, rows) if rows else "no change in the window")
+    return 0
+
+
+CHANGE_HEADERS = ("changed_at", "entity", "key", "field", "old", "new")
+
+
+def _evidence_line(label: str, found: dict[str, Any]) -> str:
+    gap = f", in a gap since {found['gap_from']}" if found["gap"] else ""
+    return (
+        f"{label}: last poll before {found['observed_before']},"
+        f" first after {found['observed_after'] or '-'}{gap}"
+    )
+
+
+def _symbol_row(rules: dict[str, Any]) -> list[object]:
+    filters = rules["filters"]
+    price = filters.get("PRICE_FILTER", {})
+    lot = filters.get("LOT_SIZE", {})
+    notional = filters.get("NOTIONAL", filters.get("MIN_NOTIONAL", {}))
+    return [
+        rules["symbol"],
+        rules["status"],
+        price.get("tick_size"),
+        price.get("min_price"),
+        price.get("max_price"),
+        lot.get("step_size"),
+        lot.get("min_qty"),
+        lot.get("max_qty"),
+        notional.get("min_notional", notional.get("notional")),  # futures: notional
+        rules["valid_from"],
+        rules["valid_to"],
+    ]
+
+
+SYMBOL_HEADERS = (
+    "symbol",
+    "status",
+    "tick_size",
+    "min_price",
+    "max_price",
+    "step_size",
+    "min_qty",
+    "max_qty",
+    "min_notional",
+    "valid_from",
+    "valid_to",
+)
+
+
+def asof(args: argparse.Namespace) -> int:
+    """The symbols' rules at an instant (every symbol if none is named), as a table.
+
+    ``--json``: with symbols, one line per symbol, the JSON GET /v1/symbols/{symbol}
+    answers; without, the JSON of GET /v1/symbols.
+    """
+    _instant(args.time, "TIME")  # refused here, in the CLI's own words
+    params = {"as_of": args.time, "market": args.market}
+    with api_client(configured(args)) as get:
+        if args.symbols:
+            bodies = [get(f"/v1/symbols/{quote(s, safe='')}", params) for s in args.symbols]
+        else:
+            bodies = [get("/v1/symbols", params)]
+    if args.json:
+        print("\n".join(bodies))
+        return 0
+    answers = [orjson.loads(b) for b in bodies]
+    rules = answers[0]["symbols"] if not args.symbols else answers
+    print(f"as of {answers[0]['as_of']}: {len(rules)} symbol(s)")
+    print(_evidence_line("evidence", answers[0]["evidence"]))
+    print(table(SYMBOL_HEADERS, [_symbol_row(r) for r in rules]))
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    """GET /v1/symbols/{symbol}/check's answer; exit 0 if accepted, 1 if not."""
+    params = {"side": args.side, "type": args.type, "market": args.market}
+    if args.at is not None:
+        _instant(args.at, "--at")
+        params["as_of"] = args.at
+    for name in ("quantity", "quote_quantity", "price", "reference_price", "iceberg_quantity"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    with api_client(configured(args)) as get:
+        body = get(f"/v1/symbols/{quote(args.symbol, safe='')}/check", params)
+    answer = orjson.loads(body)
+    if args.json:
+        print(body)
+    else:
+        order = answer["order"]
+        print(
+            f"{answer['symbol']} as of {answer['as_of']}: {order['side']} {order['type']}"
+            + (f" {order['quantity']}" if order["quantity"] else "")
+            + (f" for {order['quote_quantity']} quote" if order["quote_quantity"] else "")
+            + (f" at {order['price']}" if order["price"] else "")
+        )
+        print(_evidence_line("evidence", answer["evidence"]))
+        verdict = "ACCEPTED" if answer["accepted"] else "REJECTED"
+        unchecked = f", {len(answer['not_checked'])} rule(s) not checked" * bool(
+            answer["not_checked"]
+        )
+        print(f"{verdict}: {len(answer['violations'])} rule(s) broken{unchecked}")
+        rows = [["broken", v["rule"], v["message"]] for v in answer["violations"]]
+        rows += [["not checked", u["rule"], u["reason"]] for u in answer["not_checked"]]
+        if rows:
+            print(table(("verdict", "rule", "why"), rows))
+        nearest = answer["nearest"]
+        print(
+            f"nearest valid: price {nearest['price'] or '-'}, quantity {nearest['quantity'] or '-'}"
+        )
+    return 0 if answer["accepted"] else 1
+
+
+def diff(args: argparse.Namespace) -> int:
+    """How the state at --to differs from the state at --from, like GET /v1/diff."""
+    _instant(args.start, "--from")
+    params = {"from": args.start, "market": args.market}
+    if args.to is not None:
+        _instant(args.to, "--to")
+        params["to"] = args.to
+    with api_client(configured(args)) as get:
+        body = get("/v1/diff", params)
+    if args.json:
+        print(body)
+        return 0
+    answer = orjson.loads(body)
+    print(f"from {answer['from']} to {answer['to']}")
+    print(_evidence_line("evidence at from", answer["evidence"]["from"]))
+    print(_evidence_line("evidence at to", answer["evidence"]["to"]))
+    rows: list[list[object]] = []
+    for entity, found in answer.items():
+        if not isinstance(found, dict) or "changed" not in found:
+            continue  # from, to, evidence
+        rows += [[entity, "added", key, "-", None, None] for key in found["added"]]
+        rows += [[entity, "removed", key, "-", None, None] for key in found["removed"]]
+        rows += [
+            [entity, "changed", c["key"], f["field"], f["old"], f["new"]]
+            for c in found["changed"]
+            for f in c["changes"]
+        ]
+    if not rows:
+        print("no difference")
+        return 0
+    print(table(("entity", "change", "key", "field", "old", "new"), rows))
+    return 0

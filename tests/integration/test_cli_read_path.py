@@ -1,0 +1,40 @@
+"""Every read command takes one path to the data: the API's routes, run in process. So
+`exmeta changes` refuses what GET /v1/changes refuses, in the route's own words."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine
+
+from api import create_app
+from core.config import Settings
+from exmeta.cli import main
+
+
+@pytest.fixture
+def configured(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    monkeypatch.setenv("EXMETA_DATABASE__URL", engine.url.render_as_string(hide_password=False))
+    return engine
+
+
+@pytest.mark.parametrize(
+    ("args", "query"),
+    [
+        (["--field", ""], "field="),
+        (["--symbol", "X" * 65], "symbol=" + "X" * 65),
+    ],
+)
+def test_changes_refuses_what_the_route_refuses_in_its_words(
+    configured: Engine,
+    api_engine: Engine,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    query: str,
+) -> None:
+    answer = create_app(Settings(), api_engine).test_client().get(f"/v1/changes?{query}")
+    assert answer.status_code == 400
+    error = answer.json["error"] if answer.json else {}
+
+    assert main(["changes", *args]) == 2
+
+    assert capsys.readouterr().err == f"exmeta: error: {error['code']}: {error['message']}\n"
