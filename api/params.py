@@ -493,19 +493,38 @@ class CoinPath(Params):
     coin: str = Field(
         min_length=1,
         max_length=MAX_SYMBOL,
+        description="as Binance spells it, in any case: usdt is USDT",
         json_schema_extra={"example": "USDT", "pattern": NO_NUL},
     )
+
+    @field_validator("coin")
+    @classmethod
+    def _spelled_as_binance(cls, value: str) -> str:
+        return binance_spelling(value)
 
 
 class NetworkPath(CoinPath):
     network: str = Field(
-        min_length=1, max_length=MAX_SYMBOL, json_schema_extra={"example": "TRX", "pattern": NO_NUL}
+        min_length=1,
+        max_length=MAX_SYMBOL,
+        description="as Binance spells it, in any case: trx is TRX",
+        json_schema_extra={"example": "TRX", "pattern": NO_NUL},
     )
+
+    @field_validator("network")
+    @classmethod
+    def _network_as_binance(cls, value: str) -> str:
+        return binance_spelling(value)
 
 
 class WalletNetworksQuery(AsOfQuery):
     coin: Text | None = Field(None, description="only this coin's networks, e.g. USDT")
     network: Text | None = Field(None, description="only networks of this name, e.g. TRX")
+
+    @field_validator("coin", "network")
+    @classmethod
+    def _spelled_as_binance(cls, value: str | None) -> str | None:
+        return None if value is None else binance_spelling(value)
 
 
 MARGIN_PAIR_TYPES = ("cross", "isolated")

@@ -97,7 +97,9 @@ Replicas not seen for {PRUNE_AFTER_DAYS} days are deleted when another replica s
         """\
 Print the rules in force at TIME of the symbols named (every symbol if none): status,
 tick size, price bounds, step size, quantity bounds, min notional and validity, under
-the evidence of the polls around TIME. Not listed or not observed then: exit 1.""",
+the evidence of the polls around TIME. Not listed or not observed then: exit 1.
+--wallet: the names are coins, and each is shown with the networks it could be deposited
+and withdrawn by at TIME; --margin cross|isolated: the margin pairs then.""",
         "exmeta asof 2026-11-24T10:00:00Z BTCUSDT ETHBTC",
     ),
     "check": CommandHelp(

@@ -154,6 +154,20 @@ def _asof_options(asof: argparse.ArgumentParser) -> None:
         action="store_true",
         help="JSON: per SYMBOL a line of GET /v1/symbols/{symbol}, else GET /v1/symbols",
     )
+    what = asof.add_mutually_exclusive_group()
+    what.add_argument(
+        "--wallet",
+        action="store_true",
+        help="the names are coins: by which networks each could be deposited and withdrawn"
+        " at TIME, with fees and since when (GET /v1/wallet/{coin})",
+    )
+    what.add_argument(
+        "--margin",
+        choices=("cross", "isolated"),
+        default=None,
+        help="the margin pairs of that type at TIME, only those named if any"
+        " (GET /v1/margin/pairs)",
+    )
 
 
 def _check_options(check: argparse.ArgumentParser) -> None:

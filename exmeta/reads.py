@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import orjson
 
+from api.params import binance_spelling
 from core.clock import utc_now
 from core.streams import PRIVATE_STREAMS
 from core.timeparse import TimeParseError, format_instant, parse_instant
@@ -127,6 +128,8 @@ def asof(args: argparse.Namespace) -> int:
     answers; without, the JSON of GET /v1/symbols.
     """
     _instant(args.time, "TIME")  # refused here, in the CLI's own words
+    if args.wallet or args.margin:
+        return _spot_metadata_as_of(args)
     params = {"as_of": args.time, "market": args.market}
     with api_client(configured(args)) as get:
         if args.symbols:
@@ -142,6 +145,79 @@ def asof(args: argparse.Namespace) -> int:
     print(_evidence_line("evidence", answers[0]["evidence"]))
     print(table(SYMBOL_HEADERS, [_symbol_row(r) for r in rules]))
     return 0
+
+
+def _spot_metadata_as_of(args: argparse.Namespace) -> int:
+    """``asof --wallet COIN...`` or ``asof --margin TYPE [SYMBOL...]``: the wallet's or the
+    margin pairs' answer at TIME, as the API gives it (spot's, whatever --market says)."""
+    if args.market != "spot":
+        raise CliError("--wallet and --margin are spot's: leave out --market", 2)
+    if args.wallet and not args.symbols:
+        raise CliError("--wallet needs at least one COIN, e.g. exmeta asof TIME USDT --wallet", 2)
+    with api_client(configured(args)) as get:
+        if args.wallet:
+            bodies = [
+                get(f"/v1/wallet/{quote(c, safe='')}", {"as_of": args.time}) for c in args.symbols
+            ]
+        else:
+            bodies = [get("/v1/margin/pairs", {"as_of": args.time, "type": args.margin})]
+    answers = [orjson.loads(b) for b in bodies]
+    if args.margin and args.symbols:
+        named = {binance_spelling(s) for s in args.symbols}
+        answers[0]["pairs"] = [p for p in answers[0]["pairs"] if p["symbol"] in named]
+    if args.json:
+        print("\n".join(orjson.dumps(a).decode() for a in answers))
+        return 0
+    for answer in answers:
+        print(_wallet_table(answer) if args.wallet else _margin_table(answer))
+    return 0
+
+
+def _wallet_table(answer: dict[str, Any]) -> str:
+    head = (
+        f"{answer['coin']} as of {answer['as_of']}: deposit by"
+        f" {', '.join(answer['deposit_networks']) or 'no network'}, withdraw by"
+        f" {', '.join(answer['withdraw_networks']) or 'no network'}"
+    )
+    rows = [
+        [
+            n["network"],
+            _switch(n["deposit"]),
+            _switch(n["withdraw"]),
+            n["withdraw_fee"],
+            n["withdraw_min"],
+            n["busy"],
+        ]
+        for n in answer["networks"]
+    ]
+    headers = ("network", "deposit", "withdraw", "withdraw_fee", "withdraw_min", "busy")
+    evidence = _evidence_line("evidence", answer["evidence"])
+    return f"{head}\n{evidence}\n{table(headers, rows)}"
+
+
+def _switch(switch: dict[str, Any]) -> str:
+    """``on since T`` / ``off since T: message``."""
+    state = "on" if switch["enabled"] else "off"
+    message = f": {switch['message']}" if switch["message"] else ""
+    return f"{state} since {switch['since']}{message}"
+
+
+def _margin_table(answer: dict[str, Any]) -> str:
+    head = f"{answer['type']} margin pairs as of {answer['as_of']}: {len(answer['pairs'])}"
+    headers = ("symbol", "margin", "buy", "sell", "delist_time", "valid_from")
+    rows = [
+        [
+            p["symbol"],
+            p["is_margin_trade"],
+            p["is_buy_allowed"],
+            p["is_sell_allowed"],
+            p["delist_time"],
+            p["valid_from"],
+        ]
+        for p in answer["pairs"]
+    ]
+    evidence = _evidence_line("evidence", answer["evidence"])
+    return f"{head}\n{evidence}\n{table(headers, rows)}"
 
 
 def check(args: argparse.Namespace) -> int:

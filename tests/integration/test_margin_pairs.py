@@ -182,6 +182,13 @@ def test_buy_switched_off_and_on_and_a_delist_time_are_one_version_each(
     ]
     assert main(["changes", "--stream", "margin_pairs", *span, "--json"]) == 0
     assert [orjson.loads(line) for line in capsys.readouterr().out.splitlines()] == feed["changes"]
+    at = format_instant(between(off, on))
+    assert main(["asof", at, "bnbbtc", "--margin", "cross", "--json"]) == 0
+    printed = orjson.loads(capsys.readouterr().out)
+    assert printed["pairs"] == [pair_of(during, "BNBBTC")]
+    assert main(["asof", at, "--margin", "cross"]) == 0
+    assert f"cross margin pairs as of {at}: {len(during['pairs'])}" in capsys.readouterr().out
+    assert main(["asof", at, "--margin", "cross", "--market", "usdm"]) == 2
 
     history = ok(client.get("/v1/margin/pairs/BNBBTC/history"), schemas.MarginPairHistory)
     assert [v["valid_from"] for v in history["versions"]] == [

@@ -189,6 +189,14 @@ def test_a_suspension_its_resumption_and_a_fee_change_are_one_version_each(
     ]
     assert main(["changes", "--stream", STREAM, *span, "--json"]) == 0
     assert [orjson.loads(line) for line in capsys.readouterr().out.splitlines()] == feed["changes"]
+    at = format_instant(between(suspended, resumed))
+    assert main(["asof", at, "usdt", "--wallet", "--json"]) == 0
+    assert orjson.loads(capsys.readouterr().out) == during  # the route's answer, any case
+    assert main(["asof", at, "USDT", "--wallet"]) == 0
+    printed = capsys.readouterr().out
+    assert f"off since {format_instant(suspended.observed_at)}: Withdrawals" in printed
+    assert main(["asof", at, "--wallet"]) == 2  # which coin?
+    assert "needs at least one COIN" in capsys.readouterr().err
 
     history = ok(client.get("/v1/wallet/networks/USDT/TRX/history"), schemas.WalletNetworkHistory)
     assert [v["valid_from"] for v in history["versions"]] == [
