@@ -126,6 +126,16 @@ and the state at --to (default now). A change undone in between is no difference
 steps are in `exmeta changes`. Nothing observed by --from: exit 1.""",
         "exmeta diff --from 2026-11-24T00:00:00Z",
     ),
+    "export": CommandHelp(
+        "write a market's rule history to Parquet or CSV files, for backtests",
+        """\
+Write three files into --out: {market}_symbols (one row per stretch of unchanged rules of
+a symbol, valid_from to valid_to, with its typed columns and tick size, price, lot and
+notional limits), {market}_filters (every filter version) and {market}_changes (the
+change feed of the window). Rows are the versions in force at some instant of [--from,
+--to), with their whole validity ranges. README, Exporting for backtests.""",
+        "exmeta export --market spot --out ./rules --from 2026-01-01T00:00:00Z --symbols BTCUSDT",
+    ),
     "sim": CommandHelp(
         "run the Binance look-alike (see `exmeta sim --help`)",
         """\

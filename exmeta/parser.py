@@ -82,6 +82,7 @@ def build_parser() -> Parser:
     _check_options(_command(sub, "check", common, market))
     _changes_options(_command(sub, "changes", common, market))
     _diff_options(_command(sub, "diff", common, market))
+    _export_options(_command(sub, "export", common, market))
     # The sim parses its own options (`exmeta sim --help`); they pass through untouched.
     sim = sub.add_parser("sim", add_help=False, help=help_text.COMMANDS["sim"].summary)
     sim.set_defaults(sim_args=[])
@@ -228,3 +229,26 @@ def _diff_options(diff: argparse.ArgumentParser) -> None:
     )
     diff.add_argument("--to", default=None, help="RFC 3339 or epoch ms (default: now)")
     diff.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+def _export_options(export: argparse.ArgumentParser) -> None:
+    export.add_argument(
+        "--format", choices=("parquet", "csv"), default="parquet", help="parquet (default) or csv"
+    )
+    export.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="the directory to write into"
+    )
+    export.add_argument(
+        "--from",
+        dest="start",
+        default=None,
+        help="RFC 3339 or epoch ms: versions in force from then on (default: all history)",
+    )
+    export.add_argument(
+        "--to",
+        default=None,
+        help="RFC 3339 or epoch ms: versions in force before then (default: now)",
+    )
+    export.add_argument(
+        "--symbols", default=None, metavar="S,...", help="only these symbols (default: every one)"
+    )

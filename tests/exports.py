@@ -1,0 +1,99 @@
+"""Checking `exmeta export`'s files against the API: random (symbol, instant) pairs, what
+GET /v1/symbols/{symbol}?as_of= answers for each (the expected values are read from the
+answer's filters by the names Binance documents, not by the export's pivot), and the as-of
+join of the exported rows a backtester would run."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from flask.testing import FlaskClient
+
+from tests.api_client import q
+
+# exported column -> (filter type, field) of the API's answer; spot's notional first from
+# NOTIONAL, else MIN_NOTIONAL; a contract's from MIN_NOTIONAL's notional.
+SPOT_FIELDS = {
+    "tick_size": [("PRICE_FILTER", "tick_size")],
+    "min_price": [("PRICE_FILTER", "min_price")],
+    "max_price": [("PRICE_FILTER", "max_price")],
+    "step_size": [("LOT_SIZE", "step_size")],
+    "min_qty": [("LOT_SIZE", "min_qty")],
+    "max_qty": [("LOT_SIZE", "max_qty")],
+    "market_min_qty": [("MARKET_LOT_SIZE", "min_qty")],
+    "market_max_qty": [("MARKET_LOT_SIZE", "max_qty")],
+    "min_notional": [("NOTIONAL", "min_notional"), ("MIN_NOTIONAL", "min_notional")],
+    "max_notional": [("NOTIONAL", "max_notional")],
+}
+FUTURES_FIELDS = {
+    **{k: v for k, v in SPOT_FIELDS.items() if k not in ("min_notional", "max_notional")},
+    "min_notional": [("MIN_NOTIONAL", "notional")],
+}
+
+Rules = dict[str, Any]  # status and the exported filter values, as Decimals
+
+
+def fields_of(market: str) -> dict[str, list[tuple[str, str]]]:
+    return SPOT_FIELDS if market == "spot" else FUTURES_FIELDS
+
+
+def random_pairs(
+    symbols: list[str], start: datetime, end: datetime, n: int, seed: int = 15
+) -> list[tuple[str, datetime]]:
+    """``n`` (symbol, instant) pairs, instants to the millisecond within ``[start, end)``."""
+    rng = random.Random(seed)
+    span_ms = int((end - start).total_seconds() * 1000)
+    return [
+        (rng.choice(symbols), start + timedelta(milliseconds=rng.randrange(span_ms)))
+        for _ in range(n)
+    ]
+
+
+def api_rules(client: FlaskClient, symbol: str, at: datetime, market: str) -> Rules | None:
+    """What the API says of ``symbol`` at ``at``: None if it was not listed then."""
+    response = client.get(f"/v1/symbols/{symbol}?as_of={q(at)}&market={market}")
+    if response.status_code == 404:
+        return None
+    assert response.status_code == 200, response.data[:300]
+    answer = response.json
+    assert answer is not None
+    filters = answer["filters"]
+    rules: Rules = {"status": answer["status"]}
+    for column, sources in fields_of(market).items():
+        values = [filters[t][f] for t, f in sources if f in filters.get(t, {})]
+        rules[column] = Decimal(values[0]) if values else None
+    return rules
+
+
+def read_rules(out: Path, market: str) -> pd.DataFrame:
+    return pd.read_parquet(out / f"{market}_symbols.parquet")
+
+
+def joined_rules(
+    rules: pd.DataFrame, pairs: list[tuple[str, datetime]], market: str
+) -> list[Rules | None]:
+    """The pandas as-of join of the exported rows onto ``pairs`` (README's recipe): the
+    last row starting at or before each instant, kept if the instant is before its end."""
+    trades = pd.DataFrame(
+        {"symbol": [s for s, _ in pairs], "at": pd.to_datetime([t for _, t in pairs], utc=True)}
+    )
+    trades["n"] = range(len(trades))
+    joined = pd.merge_asof(
+        trades.sort_values("at"),
+        rules.sort_values("valid_from"),
+        left_on="at",
+        right_on="valid_from",
+        by="symbol",
+    ).sort_values("n")
+    found = joined["valid_from"].notna()
+    in_force = found & (joined["valid_to"].isna() | (joined["at"] < joined["valid_to"]))
+    columns = ["status", *fields_of(market)]
+    return [
+        {c: (None if pd.isna(row[c]) else row[c]) for c in columns} if ok else None
+        for (_, row), ok in zip(joined.iterrows(), in_force, strict=True)
+    ]

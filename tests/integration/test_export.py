@@ -1,0 +1,142 @@
+"""`exmeta export`: the rule history of a market as Parquet and CSV files whose as-of join
+answers what the API answers, for random (symbol, instant) pairs; bad input is one line
+and exit 2."""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import Engine
+
+from api import create_app
+from core.config import Settings
+from exmeta.cli import main
+from tests.api_client import ts
+from tests.cli_output import fails_in_one_line
+from tests.exports import api_rules, joined_rules, random_pairs, read_rules
+from tests.futures_replay import USDM_AT, record_usdm_replay
+from tests.scripts import T0, T1, T3, T5, record_script
+
+PAIRS = 1000
+
+
+@pytest.fixture
+def database_env(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    monkeypatch.setenv("EXMETA_DATABASE__URL", engine.url.render_as_string(hide_password=False))
+    return engine
+
+
+def test_usdm_export_joins_as_the_api_answers(database_env: Engine, tmp_path: Path) -> None:
+    docs = record_usdm_replay(database_env)
+    assert main(["export", "--market", "usdm", "--out", str(tmp_path)]) == 0
+    rules = read_rules(tmp_path, "usdm")
+    symbols = sorted({s["symbol"] for doc in docs for s in doc["symbols"]} | {"NOSUCHUSDT"})
+    pairs = random_pairs(
+        symbols, USDM_AT[0] - timedelta(days=30), USDM_AT[-1] + timedelta(days=30), PAIRS
+    )
+    client = create_app(Settings(), database_env).test_client()
+    expected = [api_rules(client, s, t, "usdm") for s, t in pairs]
+    assert sum(e is not None for e in expected) > PAIRS // 4  # the pairs hit listed contracts
+    assert joined_rules(rules, pairs, "usdm") == expected
+
+
+def test_spot_export_joins_as_the_api_answers(database_env: Engine, tmp_path: Path) -> None:
+    record_script(database_env)
+    assert main(["export", "--out", str(tmp_path)]) == 0
+    rules = read_rules(tmp_path, "spot")
+    pairs = random_pairs(
+        ["BTCUSDT", "ETHUSDT", "BNBUSDT", "XRPUSDT"],
+        T0 - timedelta(seconds=5),
+        T5 + timedelta(seconds=20),
+        PAIRS,
+    )
+    client = create_app(Settings(), database_env).test_client()
+    expected = [api_rules(client, s, t, "spot") for s, t in pairs]
+    assert joined_rules(rules, pairs, "spot") == expected
+
+
+def test_window_and_symbols_keep_the_versions_in_force_then(
+    database_env: Engine, tmp_path: Path
+) -> None:
+    record_script(database_env)
+    args = [
+        "export",
+        "--out",
+        str(tmp_path),
+        "--from",
+        ts(T1 + timedelta(seconds=1)),
+        "--to",
+        ts(T3),
+        "--symbols",
+        "btcusdt,ETHUSDT",
+    ]
+    assert main(args) == 0
+    rules = pq.read_table(tmp_path / "spot_symbols.parquet").to_pylist()
+    # BTC's version from T1 (begun before --from, whole range kept), ETH's before and after its flip.
+    assert [(r["symbol"], r["status"], r["valid_from"], r["valid_to"]) for r in rules] == [
+        ("BTCUSDT", "TRADING", T1, T5),
+        ("ETHUSDT", "TRADING", T0, T0 + timedelta(seconds=20)),
+        ("ETHUSDT", "BREAK", T0 + timedelta(seconds=20), T0 + timedelta(seconds=40)),
+    ]
+    feed = pq.read_table(tmp_path / "spot_changes.parquet").to_pylist()
+    assert [(c["changed_at"], c["key"], c["field"]) for c in feed] == [
+        (T0 + timedelta(seconds=20), "ETHUSDT", "status")
+    ]
+    filters = pq.read_table(tmp_path / "spot_filters.parquet").to_pylist()
+    assert {r["symbol"] for r in filters} == {"BTCUSDT", "ETHUSDT"}
+
+
+def test_csv_holds_the_parquet_rows(database_env: Engine, tmp_path: Path) -> None:
+    record_script(database_env)
+    assert main(["export", "--out", str(tmp_path / "p")]) == 0
+    assert main(["export", "--format", "csv", "--out", str(tmp_path / "c")]) == 0
+    for name in ("spot_symbols", "spot_filters", "spot_changes"):
+        parquet = pq.read_table(tmp_path / "p" / f"{name}.parquet")
+        with (tmp_path / "c" / f"{name}.csv").open(newline="") as file:
+            rows = list(csv.DictReader(file))
+        assert len(rows) == parquet.num_rows > 0
+        assert list(rows[0]) == parquet.column_names
+    with (tmp_path / "c" / "spot_symbols.csv").open(newline="") as file:
+        btc = [r for r in csv.DictReader(file) if r["symbol"] == "BTCUSDT"]
+    assert [r["tick_size"] for r in btc] == ["0.01000000", "0.10000000", "0.10000000"]
+    assert btc[-1]["valid_to"] == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--from", "yesterday"], "--from: "),
+        (
+            ["--from", "2024-05-01T00:00:10Z", "--to", "2024-05-01T00:00:00Z"],
+            "--from must be before --to",
+        ),
+        (["--symbols", "BTCUSDT,,ETH"], "--symbols: a comma-separated list"),
+        (["--symbols", "BTCUSDT,nosuch"], "--symbols: never listed on spot: NOSUCH"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    database_env: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    says: str,
+) -> None:
+    record_script(database_env)
+    fails_in_one_line(capsys, ["export", "--out", str(tmp_path), *args], 2, says)
+    assert not list(tmp_path.glob("*.parquet"))
+
+
+def test_out_that_is_a_file_is_refused(
+    database_env: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "f").write_text("")
+    fails_in_one_line(
+        capsys,
+        ["export", "--out", str(tmp_path / "f")],
+        2,
+        f"--out {tmp_path / 'f'}: not a directory",
+    )
