@@ -5,16 +5,21 @@ join of the exported rows a backtester would run."""
 
 from __future__ import annotations
 
+import os
 import random
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from flask.testing import FlaskClient
 
 from tests.api_client import q
+from tests.e2e.processes import REPO
 
 # exported column -> (filter type, field) of the API's answer; spot's notional first from
 # NOTIONAL, else MIN_NOTIONAL; a contract's from MIN_NOTIONAL's notional.
@@ -97,3 +102,50 @@ def joined_rules(
         {c: (None if pd.isna(row[c]) else row[c]) for c in columns} if ok else None
         for (_, row), ok in zip(joined.iterrows(), in_force, strict=True)
     ]
+
+
+RECIPE = re.compile(r"<!-- recipe: (\w+) -->\n```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def readme_recipes() -> dict[str, str]:
+    """README's export recipes by name (Exporting for backtests), to run as written."""
+    return dict(RECIPE.findall((REPO / "README.md").read_text(encoding="utf-8")))
+
+
+def run_recipe(code: str, where: Path) -> dict[str, Any]:
+    """The variables a recipe leaves, run in ``where`` (its relative paths are there)."""
+    namespace: dict[str, Any] = {}
+    previous = Path.cwd()
+    os.chdir(where)
+    try:
+        exec(compile(code, "README.md", "exec"), namespace)
+    finally:
+        os.chdir(previous)
+    return namespace
+
+
+def write_trades(path: Path, pairs: list[tuple[str, datetime]]) -> None:
+    """The user's own trades: an id, the symbol and when each executed (UTC)."""
+    trades = pa.table(
+        {
+            "trade_id": pa.array(range(len(pairs)), pa.int64()),
+            "symbol": pa.array([s for s, _ in pairs], pa.string()),
+            "executed_at": pa.array([t for _, t in pairs], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    pq.write_table(trades, path)
+
+
+def by_trade(records: list[dict[str, Any]], market: str, n: int) -> list[Rules | None]:
+    """A recipe's joined rows as ``api_rules`` answers: None for a trade it dropped."""
+    columns = ["status", *fields_of(market)]
+    found = {r["trade_id"]: {c: r[c] for c in columns} for r in records}
+    assert len(found) == len(records)
+    return [found.get(i) for i in range(n)]
+
+
+def decimals(value: Decimal) -> int:
+    """The digits after the point of a decimal written out, trailing zeros left out."""
+    text = format(value, "f")
+    fraction = text.split(".")[1].rstrip("0") if "." in text else ""
+    return len(fraction)
