@@ -130,15 +130,20 @@ def _write_parquet(path: Path, table: Exported) -> None:
         export.TEXT: pa.string(),
         export.INTEGER: pa.int64(),
         export.BOOLEAN: pa.bool_(),
-        export.DECIMAL: pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE),
+        export.DECIMAL: pa.string(),  # PostgreSQL's exact text, cast below
         export.INSTANT: pa.timestamp("us", tz="UTC"),
         export.TEXTS: pa.list_(pa.string()),
         export.JSON: pa.string(),
     }
+    decimal = pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE)
     columns = list(zip(*table.rows, strict=True)) or [() for _ in table.columns]
     arrays = [
         pa.array(_json_texts(values) if kind == export.JSON else values, type=types[kind])
         for (_, kind), values in zip(table.columns, columns, strict=True)
+    ]
+    arrays = [
+        a.cast(decimal) if kind == export.DECIMAL else a
+        for a, (_, kind) in zip(arrays, table.columns, strict=True)
     ]
     partial = _replace(path)
     pq.write_table(pa.table(arrays, names=[name for name, _ in table.columns]), partial)
