@@ -94,10 +94,12 @@ def main() -> None:
             print(f"{name}: {rows:,} rows read in {took:.2f} s ({took / baseline:.1f}x baseline)")
         for fmt in ("parquet", "csv"):
             with tempfile.TemporaryDirectory(prefix="exmeta-export-") as out:
-                took, _ = seconds(
+                took, status = seconds(
                     lambda out=out, fmt=fmt: exmeta(["export", "--format", fmt, "--out", out]),
                     args.runs,
                 )
+                if status != 0:
+                    raise SystemExit(f"exmeta export --format {fmt} failed: exit {status}")
                 size = sum(p.stat().st_size for p in Path(out).iterdir())
             print(
                 f"exmeta export --format {fmt}: {took:.2f} s ({took / baseline:.1f}x baseline),"

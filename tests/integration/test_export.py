@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,10 +17,11 @@ from api import create_app
 from core.config import Settings
 from exmeta.cli import main
 from tests.api_client import ts
+from tests.builders import exchange_info, record_exchange_info, symbol
 from tests.cli_output import fails_in_one_line
 from tests.exports import api_rules, joined_rules, random_pairs, read_rules
 from tests.futures_replay import USDM_AT, record_usdm_replay
-from tests.scripts import T0, T1, T3, T5, record_script
+from tests.scripts import T0, T1, T2, T3, T5, record_script
 
 PAIRS = 1000
 
@@ -140,3 +142,42 @@ def test_out_that_is_a_file_is_refused(
         2,
         f"--out {tmp_path / 'f'}: not a directory",
     )
+
+
+def test_filters_added_and_removed_start_and_end_what_they_rule(
+    database_env: Engine, tmp_path: Path
+) -> None:
+    """MIN_NOTIONAL replaced by NOTIONAL at T1, MARKET_LOT_SIZE gone at T2: each row has
+    the filters in force over its whole range, as the API answers inside it."""
+    legacy = symbol("BTCUSDT")
+    legacy["filters"] = [f for f in legacy["filters"] if f["filterType"] != "NOTIONAL"] + [
+        {
+            "filterType": "MIN_NOTIONAL",
+            "minNotional": "10.00000000",
+            "applyToMarket": True,
+            "avgPriceMins": 5,
+        }
+    ]
+    without_market_lot = symbol("BTCUSDT")
+    without_market_lot["filters"] = [
+        f for f in without_market_lot["filters"] if f["filterType"] != "MARKET_LOT_SIZE"
+    ]
+    steps = [(T0, legacy), (T1, symbol("BTCUSDT")), (T2, without_market_lot)]
+    for when, sym in steps:
+        record_exchange_info(database_env, exchange_info(sym), when)
+    assert main(["export", "--out", str(tmp_path)]) == 0
+    rules = pq.read_table(tmp_path / "spot_symbols.parquet").to_pylist()
+    assert [
+        (r["valid_from"], r["valid_to"], r["min_notional"], r["max_notional"], r["market_max_qty"])
+        for r in rules
+    ] == [
+        (T0, T1, Decimal("10"), None, Decimal("1000")),
+        (T1, T2, Decimal("5"), Decimal("9000000"), Decimal("1000")),
+        (T2, None, Decimal("5"), Decimal("9000000"), None),
+    ]
+    client = create_app(Settings(), database_env).test_client()
+    instants = [T0, T1 - timedelta(milliseconds=1), T1, T2, T2 + timedelta(seconds=5)]
+    pairs = [("BTCUSDT", t) for t in instants]
+    assert joined_rules(read_rules(tmp_path, "spot"), pairs, "spot") == [
+        api_rules(client, s, t, "spot") for s, t in pairs
+    ]
