@@ -242,11 +242,13 @@ def _export_options(export: argparse.ArgumentParser) -> None:
         "--from",
         dest="start",
         default=None,
+        metavar="T",
         help="RFC 3339 or epoch ms: versions in force from then on (default: all history)",
     )
     export.add_argument(
         "--to",
         default=None,
+        metavar="T",
         help="RFC 3339 or epoch ms: versions in force before then (default: now)",
     )
     export.add_argument(
