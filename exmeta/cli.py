@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from core.suggestions import did_you_mean
 from exmeta import operations, reads
 from exmeta.errors import CliError
+from exmeta.importing import import_archive
 from exmeta.parser import build_parser
 from exmeta.poll import poll
 from exmeta.serve import serve
@@ -40,6 +41,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": reads.check,
     "changes": reads.changes,
     "diff": reads.diff,
+    "import": import_archive,
     "sim": sim,
 }
 

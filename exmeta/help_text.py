@@ -126,6 +126,17 @@ and the state at --to (default now). A change undone in between is no difference
 steps are in `exmeta changes`. Nothing observed by --from: exit 1.""",
         "exmeta diff --from 2026-11-24T00:00:00Z",
     ),
+    "import": CommandHelp(
+        "write archived responses into a stream's history, before its first poll",
+        """\
+Read archived responses (JSON, optionally gzipped: files, or every *.json and *.json.gz
+of a directory), date each by its serverTime (else --at, for one file), and record them
+oldest first as the poller would have, each observation marked with its file. Documents
+already on record are skipped, so importing twice changes nothing. An archive that
+reaches the stream's live polls or its newest observation is refused (exit 2); error
+bodies become error observations that close nothing. Ends with one summary line.""",
+        "exmeta import --stream exchange_info ./archive/",
+    ),
     "sim": CommandHelp(
         "run the Binance look-alike (see `exmeta sim --help`)",
         """\
