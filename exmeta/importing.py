@@ -8,6 +8,7 @@ poller's writer under a progress bar, and one summary line says what the import 
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 
 from rich.console import Console
 from rich.progress import track
@@ -21,7 +22,9 @@ from exmeta.errors import CliError
 from exmeta.settings import configured
 from poller.archive import (
     ArchiveError,
+    Document,
     Summary,
+    git_documents,
     is_valid,
     plan_import,
     read_documents,
@@ -36,7 +39,7 @@ def import_archive(args: argparse.Namespace) -> int:
     try:
         at = parse_instant(args.at) if args.at is not None else None
         source = source_of(args.source or base_url(settings, args.stream))
-        documents = read_documents(args.paths, at)
+        documents = _documents(args, at)
     except TimeParseError as exc:
         raise CliError(f"--at: {exc}", 2) from None
     except SourceError as exc:
@@ -62,3 +65,16 @@ def import_archive(args: argparse.Namespace) -> int:
                 summary.add(recorded)
     print(summary.line(args.stream, source, dry_run=args.dry_run))
     return 0
+
+
+def _documents(args: argparse.Namespace, at: datetime | None) -> list[Document]:
+    """The archive the options name: files and directories, or one file's git history."""
+    if args.git is None:
+        if args.path is not None:
+            raise ArchiveError("--path names the file in --git REPO's history")
+        if not args.paths:
+            raise ArchiveError("give the PATHs of the archive, or --git REPO --path FILE")
+        return read_documents(args.paths, at)
+    if args.paths or at is not None or args.path is None:
+        raise ArchiveError("--git REPO takes --path FILE, and neither PATHs nor --at")
+    return git_documents(args.git, args.path)

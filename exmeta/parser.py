@@ -233,8 +233,17 @@ def _diff_options(diff: argparse.ArgumentParser) -> None:
 
 def _import_options(imp: argparse.ArgumentParser) -> None:
     imp.add_argument(
-        "paths", metavar="PATH", nargs="+", type=Path, help="JSON files (.gz too) or directories"
+        "paths", metavar="PATH", nargs="*", type=Path, help="JSON files (.gz too) or directories"
     )
+    imp.add_argument(
+        "--git",
+        type=Path,
+        default=None,
+        metavar="REPO",
+        help="instead of PATHs: every commit of this repository (a clone or bare) that"
+        " touched --path, each dated by its serverTime, else its committer time",
+    )
+    imp.add_argument("--path", default=None, metavar="FILE", help="the file in --git's history")
     imp.add_argument(
         "--stream",
         default="exchange_info",

@@ -12,9 +12,10 @@ observation on record, or while the stream has live polls, is refused before a w
 from __future__ import annotations
 
 import gzip
+import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
@@ -26,6 +27,7 @@ from poller.job import Parser, server_time_of
 
 IMPORT_REPLICA = "import"  # the replica_id of imported observations
 _GZIP_MAGIC = b"\x1f\x8b"
+GIT_TIMEOUT_SECONDS = 60  # one git call over a local repository
 
 
 class ArchiveError(ValueError):
@@ -38,7 +40,7 @@ class Document:
 
     at: datetime
     origin: str
-    body: bytes
+    body: bytes | None  # None: the archive had no document there (a file deleted in git)
     server_time: datetime | None
 
 
@@ -103,19 +105,18 @@ def archive_files(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def read_document(path: Path, at: datetime | None) -> Document:
-    """The document in ``path`` (gzip or not), dated by its ``serverTime``, else ``at``."""
+def _document(raw: bytes, origin: str, at: datetime | None) -> Document:
+    """``raw`` (gzip or not) dated by its ``serverTime``, else ``at``."""
     try:
-        raw = path.read_bytes()
         body = gzip.decompress(raw) if raw.startswith(_GZIP_MAGIC) else raw
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise ArchiveError(f"{path}: cannot read: {exc}") from None
+    except (EOFError, gzip.BadGzipFile) as exc:
+        raise ArchiveError(f"{origin}: cannot read: {exc}") from None
     blanked, server_ms = blank_server_time(body)
     server_time = server_time_of(server_ms) if server_ms is not None else None
     instant = server_time or at
     if instant is None:
-        raise ArchiveError(f"{path}: the document has no serverTime; give its instant with --at")
-    return Document(instant, str(path.resolve()), blanked, server_time)
+        raise ArchiveError(f"{origin}: the document has no serverTime; give its instant with --at")
+    return Document(instant, origin, blanked, server_time)
 
 
 def read_documents(paths: Sequence[Path], at: datetime | None) -> list[Document]:
@@ -123,7 +124,58 @@ def read_documents(paths: Sequence[Path], at: datetime | None) -> list[Document]
     files = archive_files(paths)
     if at is not None and len(files) != 1:
         raise ArchiveError(f"--at dates one file, and {len(files)} were given")
-    return sorted((read_document(f, at) for f in files), key=lambda d: (d.at, d.origin))
+    documents = []
+    for path in files:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ArchiveError(f"{path}: cannot read: {exc.strerror}") from None
+        documents.append(_document(raw, str(path.resolve()), at))
+    # Stable: documents of one instant keep the order they were given in.
+    return sorted(documents, key=lambda d: d.at)
+
+
+def git_documents(repo: Path, path: str) -> list[Document]:
+    """Every version of ``path`` in the history of ``repo``'s HEAD, oldest first.
+
+    Each commit that touched the file is a document dated by its serverTime, else by the
+    commit's *committer* time (when it entered the history, which a rebase moves, rather
+    than when it was first written); its origin names the commit. A commit that deleted
+    the file is a document without a body: an error observation, as a failed poll is.
+    """
+    log = _git(repo, "log", "--reverse", "--format=%H %ct", "HEAD", "--", path).decode()
+    commits = [line.split() for line in log.splitlines() if line]
+    if not commits:
+        raise ArchiveError(f"{repo}: no commit touched {path}")
+    documents = []
+    for commit, seconds in commits:
+        at = datetime.fromtimestamp(int(seconds), UTC)
+        origin = f"git:{repo.resolve()}@{commit}:{path}"
+        listed = _git(repo, "ls-tree", "--format=%(objectname)", commit, "--", path)
+        if not listed.strip():
+            documents.append(Document(at, origin, None, None))
+            continue
+        documents.append(
+            _document(_git(repo, "cat-file", "blob", listed.decode().strip()), origin, at)
+        )
+    return sorted(documents, key=lambda d: d.at)
+
+
+def _git(repo: Path, *args: str) -> bytes:
+    """What ``git -C repo ARGS`` prints; ArchiveError, with git's own words, if it fails."""
+    try:
+        done = subprocess.run(  # noqa: S603 (arguments, never a shell; git from PATH)
+            ["git", "-C", str(repo), *args],  # noqa: S607
+            capture_output=True,
+            check=False,
+            timeout=GIT_TIMEOUT_SECONDS,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ArchiveError(f"cannot run git: {exc}") from None
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()
+        raise ArchiveError(f"{repo}: git {args[0]}: {reason[0] if reason else done.returncode}")
+    return done.stdout
 
 
 def fetched_of(document: Document, stream: str, source: str) -> Fetched:
@@ -142,6 +194,10 @@ def fetched_of(document: Document, stream: str, source: str) -> Fetched:
         observed_at=document.at,
         origin=document.origin,
     )
+    if document.body is None:
+        return replace(
+            fetched, error_class="missing_document", error_message=f"{document.origin}: deleted"
+        )
     code, message = binance_error(document.body)
     if code is None:
         return fetched
@@ -151,7 +207,7 @@ def fetched_of(document: Document, stream: str, source: str) -> Fetched:
 def is_valid(document: Document, stream: str, parse: Parser) -> bool:
     """Whether the writer would apply ``document`` rather than record it as an error
     (what a dry run counts, without writing)."""
-    if fetched_of(document, stream, "").error_class is not None:
+    if document.body is None or fetched_of(document, stream, "").error_class is not None:
         return False
     try:
         parse(document.body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ from core.config import Settings
 from core.ingest import StreamWriter
 from core.sources import source_of
 from exmeta.cli import main
-from poller.job import server_time_of
 from tests.api_client import ts
 from tests.builders import client_for, exchange_info_job
 from tests.conftest import FIXTURES
+from tests.git_archive import commit_file, new_repository
 
 ARCHIVE = FIXTURES / "archive"
 # Out of order on purpose: a later day first, the directory's five, then the earlier day.
@@ -40,6 +40,14 @@ ARCHIVE_FILES = [
 ]
 
 
+def instant_of(epoch_ms: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=epoch_ms)
+
+
+def epoch_ms(at: datetime) -> int:
+    return (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
 def load(path: Path) -> dict[str, Any]:
     raw = path.read_bytes()
     doc: dict[str, Any] = orjson.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
@@ -49,7 +57,7 @@ def load(path: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def documents() -> list[tuple[datetime, dict[str, Any]]]:
     """The archive as the test reads it, oldest first: each file's instant and symbols."""
-    docs = [(server_time_of(d["serverTime"]), d) for d in map(load, ARCHIVE_FILES)]
+    docs = [(instant_of(d["serverTime"]), d) for d in map(load, ARCHIVE_FILES)]
     return sorted(docs, key=lambda d: d[0])
 
 
@@ -180,7 +188,7 @@ def test_error_bodies_are_error_observations_that_close_nothing(
     day = FIXTURES / "2022-11-28_2124.json"
     assert main(["import", str(day)]) == 0
     listed = open_symbols(configured)
-    at = server_time_of(load(day)["serverTime"])
+    at = instant_of(load(day)["serverTime"])
     geo_block = FIXTURES / "restricted_location_2022-12-07.json"
     truncated = tmp_path / "bad_gateway.json.gz"
     truncated.write_bytes(gzip.compress(b"<html><h1>502 Bad Gateway</h1>"))
@@ -237,3 +245,90 @@ def test_an_import_into_an_older_gap_of_imported_history_is_refused(
     err = capsys.readouterr().err
     assert "is not newer than the exchange_info stream's newest observation" in err
     assert counts(configured) == written
+
+
+def test_a_git_history_of_one_file_is_imported_commit_by_commit(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = new_repository(tmp_path / "archive")
+    day = timedelta(days=1)
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    drift = FIXTURES / "drift"
+    undated = [
+        {k: v for k, v in load(drift / f).items() if k != "serverTime"}
+        for f in ("spot_2022-11-28_2124.json", "spot_2022-12-28_2137.json")
+    ]
+    # The last one says when it was built: that, not the commit, dates it.
+    built_at = t0 + 4 * day + timedelta(seconds=30)
+    dated = {**load(drift / "spot_2023-04-14_2187.json"), "serverTime": epoch_ms(built_at)}
+    geo_block = (FIXTURES / "restricted_location_2022-12-07.json").read_bytes()
+    commits = [
+        commit_file(repo, "exchangeInfo.json", orjson.dumps(undated[0]), t0),
+        commit_file(repo, "exchangeInfo.json", geo_block, t0 + day),
+        commit_file(repo, "exchangeInfo.json", orjson.dumps(undated[1]), t0 + 2 * day),
+        commit_file(repo, "exchangeInfo.json", None, t0 + 3 * day),
+        commit_file(repo, "exchangeInfo.json", orjson.dumps(dated), t0 + 4 * day),
+    ]
+    argv = ["import", "--git", str(repo), "--path", "exchangeInfo.json"]
+    assert main(argv) == 0
+    assert "imported 5 of 5 document(s)" in capsys.readouterr().out
+    log = observation_log(configured)
+    origins = [f"git:{repo.resolve()}@{c}:exchangeInfo.json" for c in commits]
+    assert log == [
+        (t0, "changed", None, origins[0], "import"),
+        (t0 + day, "error", "binance_error", origins[1], "import"),
+        (t0 + 2 * day, "changed", None, origins[2], "import"),
+        (t0 + 3 * day, "error", "missing_document", origins[3], "import"),
+        (built_at, "changed", None, origins[4], "import"),
+    ]
+    assert main(argv) == 0  # twice: nothing new
+    assert observation_log(configured) == log
+
+    client = create_app(Settings(), configured).test_client()
+    # Through the error (day 1) and the deletion (day 3), the last good snapshot holds.
+    for at, doc, before, after in [
+        (t0 + 1.5 * day, undated[0], t0, t0 + 2 * day),
+        (t0 + 3.5 * day, undated[1], t0 + 2 * day, built_at),
+        (built_at + day, dated, built_at, None),
+    ]:
+        expected = {s["symbol"]: s for s in doc["symbols"]}
+        for name in ("ETHBTC", "DASHBNB", "BTCUPUSDT", "XRPBTC"):
+            answer = client.get(f"/v1/symbols/{name}?as_of={ts(at)}")
+            if name not in expected:
+                assert answer.status_code == 404, (name, at)
+                continue
+            body = answer.get_json()
+            assert_rules_are(body, expected[name], at)
+            assert body["evidence"]["observed_before"] == ts(before)
+            assert body["evidence"]["observed_after"] == (ts(after) if after else None)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--git", "{tmp}", "--path", "exchangeInfo.json"], "git log: fatal: not a git repository"),
+        (["--git", "{repo}", "--path", "other.json"], "no commit touched other.json"),
+        (["--git", "{repo}"], "--git REPO takes --path FILE"),
+        (["--git", "{repo}", "--path", "x", "{tmp}"], "--git REPO takes --path FILE"),
+        (["--path", "exchangeInfo.json"], "--path names the file in --git REPO's history"),
+        ([], "give the PATHs of the archive, or --git REPO --path FILE"),
+    ],
+)
+def test_a_git_archive_asked_for_wrongly_is_refused_in_one_line(
+    configured: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    repo = new_repository(tmp_path / "archive")
+    body = (FIXTURES / "drift" / "spot_2022-11-28_2124.json").read_bytes()
+    commit_file(repo, "exchangeInfo.json", body, datetime(2024, 1, 1, tzinfo=UTC))
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    argv = [a.format(tmp=plain, repo=repo) for a in args]
+    assert main(["import", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert message in err
+    assert counts(configured) == (0, 0, 0)
