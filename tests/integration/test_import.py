@@ -143,10 +143,12 @@ def test_imported_archive_answers_as_its_files_and_live_polling_continues_it(
         answer = client.get(f"/v1/symbols/{name}?as_of={ts(just_before)}").get_json()
         assert_rules_are(answer, symbol, just_before)
         assert answer["evidence"]["observed_after"] == ts(polled.observed_at)
+        assert answer["evidence"]["imported"] is True
     served = orjson.loads(requests.get(f"{sim.url}/api/v3/exchangeInfo", timeout=5).content)
     for symbol in served["symbols"]:
         answer = client.get(f"/v1/symbols/{symbol['symbol']}").get_json()
         assert_rules_are(answer, symbol, polled.observed_at)
+        assert answer["evidence"]["imported"] is False
 
     # History is prepended, never rewritten: once polled live, an import is refused.
     assert main(["import", *ARCHIVE_ARGS]) == 0  # all on record already: nothing to do
@@ -301,6 +303,10 @@ def test_a_git_history_of_one_file_is_imported_commit_by_commit(
             assert_rules_are(body, expected[name], at)
             assert body["evidence"]["observed_before"] == ts(before)
             assert body["evidence"]["observed_after"] == (ts(after) if after else None)
+            assert body["evidence"]["imported"] is True
+            # A day between snapshots is a gap in a stream polled every 10 s: the
+            # archive's real spacing shows.
+            assert body["evidence"]["gap"] is True
 
 
 @pytest.mark.parametrize(
