@@ -338,3 +338,26 @@ def test_a_git_archive_asked_for_wrongly_is_refused_in_one_line(
     assert err.count("\n") == 1
     assert message in err
     assert counts(configured) == (0, 0, 0)
+
+
+def test_a_futures_archive_goes_into_its_markets_stream(
+    configured: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    usdm = FIXTURES / "futures_usdm"
+    assert main(["import", "--stream", "usdm_exchange_info", str(usdm)]) == 0
+    assert "imported 4 of 4 document(s) into usdm_exchange_info" in capsys.readouterr().out
+    files = sorted(
+        ((instant_of(d["serverTime"]), d) for d in map(load, usdm.glob("*.json"))),
+        key=lambda d: d[0],
+    )
+    client = create_app(Settings(), configured).test_client()
+    for at, doc in windows(files):
+        for symbol in doc["symbols"][::25]:
+            answer = client.get(f"/v1/symbols/{symbol['symbol']}?market=usdm&as_of={ts(at)}")
+            assert answer.status_code == 200, (symbol["symbol"], at)
+            assert answer.get_json()["raw"] == {k: v for k, v in symbol.items() if k != "filters"}
+        spot = client.get(f"/v1/symbols/{doc['symbols'][0]['symbol']}?as_of={ts(at)}")
+        assert spot.status_code == 404  # spot's history is untouched
+    with configured.connect() as conn:
+        sources = conn.execute(text("SELECT DISTINCT stream, source FROM observations")).all()
+    assert [tuple(s) for s in sources] == [("usdm_exchange_info", "https://fapi.binance.com:443")]
