@@ -131,9 +131,10 @@ steps are in `exmeta changes`. Nothing observed by --from: exit 1.""",
         """\
 Read archived responses (JSON, optionally gzipped: files, or every *.json and *.json.gz
 of a directory; or with --git REPO --path FILE every commit that touched FILE, dated by
-its committer time), date each by its serverTime (else --at, for one file), and record them
-oldest first as the poller would have, each observation marked with its file. Documents
-already on record are skipped, so importing twice changes nothing. An archive that
+its committer time), date each by its serverTime (else --manifest, or --at for one file),
+and record them oldest first as the poller would have, each observation marked with its
+file. Documents already on record are skipped, so importing twice changes nothing. An
+archive that
 reaches the stream's live polls or its newest observation is refused (exit 2); error
 bodies become error observations that close nothing. Ends with one summary line.""",
         "exmeta import --stream exchange_info ./archive/",

@@ -28,6 +28,7 @@ from poller.archive import (
     is_valid,
     plan_import,
     read_documents,
+    read_manifest,
     write_documents,
 )
 from poller.job import resolve_parser
@@ -72,9 +73,12 @@ def _documents(args: argparse.Namespace, at: datetime | None) -> list[Document]:
     if args.git is None:
         if args.path is not None:
             raise ArchiveError("--path names the file in --git REPO's history")
-        if not args.paths:
-            raise ArchiveError("give the PATHs of the archive, or --git REPO --path FILE")
-        return read_documents(args.paths, at)
-    if args.paths or at is not None or args.path is None:
-        raise ArchiveError("--git REPO takes --path FILE, and neither PATHs nor --at")
+        if not args.paths and args.manifest is None:
+            raise ArchiveError(
+                "give the PATHs of the archive, a --manifest, or --git REPO --path FILE"
+            )
+        manifest = read_manifest(args.manifest) if args.manifest is not None else None
+        return read_documents(args.paths, at, manifest)
+    if args.paths or at is not None or args.manifest is not None or args.path is None:
+        raise ArchiveError("--git REPO takes --path FILE, and no PATHs, --at or --manifest")
     return git_documents(args.git, args.path)

@@ -263,5 +263,13 @@ def _import_options(imp: argparse.ArgumentParser) -> None:
         help="the instant of a single file without serverTime (RFC 3339 or epoch ms)",
     )
     imp.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the instants of files without serverTime: CSV lines path,instant or a JSON"
+        " object {path: instant}, paths relative to FILE; its files are imported too",
+    )
+    imp.add_argument(
         "--dry-run", action="store_true", help="read and check everything, write nothing"
     )

@@ -11,9 +11,12 @@ observation on record, or while the stream has live polls, is refused before a w
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
+import json
 import subprocess
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +25,7 @@ from sqlalchemy import Connection, Engine, text
 
 from core.bodies import blank_server_time
 from core.ingest import Fetched, InvalidPayloadError, Recorded, StreamWriter
+from core.timeparse import TimeParseError, parse_instant
 from poller.binance import binance_error
 from poller.job import Parser, server_time_of
 
@@ -115,13 +119,45 @@ def _document(raw: bytes, origin: str, at: datetime | None) -> Document:
     server_time = server_time_of(server_ms) if server_ms is not None else None
     instant = server_time or at
     if instant is None:
-        raise ArchiveError(f"{origin}: the document has no serverTime; give its instant with --at")
+        raise ArchiveError(
+            f"{origin}: the document has no serverTime; give its instant with --at or --manifest"
+        )
     return Document(instant, origin, blanked, server_time)
 
 
-def read_documents(paths: Sequence[Path], at: datetime | None) -> list[Document]:
-    """Every document of ``paths``, oldest first; ``at`` dates a single file only."""
+def read_manifest(manifest: Path) -> dict[Path, datetime]:
+    """The instants a manifest gives its files: CSV lines ``path,instant`` or a JSON object
+    ``{path: instant}``, paths relative to the manifest, instants as ``--at`` takes them."""
+    try:
+        text_ = manifest.read_text()
+    except OSError as exc:
+        raise ArchiveError(f"{manifest}: cannot read: {exc.strerror}") from None
+    if manifest.suffix == ".json":
+        try:
+            pairs = list(json.loads(text_).items())
+        except (ValueError, AttributeError):
+            raise ArchiveError(f"{manifest}: not a JSON object of path: instant") from None
+    else:
+        pairs = [tuple(row) for row in csv.reader(io.StringIO(text_)) if row]
+    instants: dict[Path, datetime] = {}
+    for n, pair in enumerate(pairs, 1):
+        if len(pair) != 2 or not all(isinstance(v, str) for v in pair):
+            raise ArchiveError(f"{manifest}: entry {n} is not a path and an instant")
+        try:
+            instants[(manifest.parent / pair[0]).resolve()] = parse_instant(pair[1])
+        except TimeParseError as exc:
+            raise ArchiveError(f"{manifest}: entry {n}: {exc}") from None
+    return instants
+
+
+def read_documents(
+    paths: Sequence[Path], at: datetime | None, manifest: Mapping[Path, datetime] | None = None
+) -> list[Document]:
+    """Every document of ``paths`` and of ``manifest``, oldest first, each dated by its
+    serverTime, else by the manifest, else by ``at`` (which dates a single file only)."""
+    instants = manifest or {}
     files = archive_files(paths)
+    files += [p for p in instants if p not in {f.resolve() for f in files}]
     if at is not None and len(files) != 1:
         raise ArchiveError(f"--at dates one file, and {len(files)} were given")
     documents = []
@@ -130,7 +166,8 @@ def read_documents(paths: Sequence[Path], at: datetime | None) -> list[Document]
             raw = path.read_bytes()
         except OSError as exc:
             raise ArchiveError(f"{path}: cannot read: {exc.strerror}") from None
-        documents.append(_document(raw, str(path.resolve()), at))
+        origin = path.resolve()
+        documents.append(_document(raw, str(origin), instants.get(origin, at)))
     # Stable: documents of one instant keep the order they were given in.
     return sorted(documents, key=lambda d: d.at)
 

@@ -317,7 +317,7 @@ def test_a_git_history_of_one_file_is_imported_commit_by_commit(
         (["--git", "{repo}"], "--git REPO takes --path FILE"),
         (["--git", "{repo}", "--path", "x", "{tmp}"], "--git REPO takes --path FILE"),
         (["--path", "exchangeInfo.json"], "--path names the file in --git REPO's history"),
-        ([], "give the PATHs of the archive, or --git REPO --path FILE"),
+        ([], "give the PATHs of the archive, a --manifest, or --git REPO --path FILE"),
     ],
 )
 def test_a_git_archive_asked_for_wrongly_is_refused_in_one_line(
@@ -361,3 +361,48 @@ def test_a_futures_archive_goes_into_its_markets_stream(
     with configured.connect() as conn:
         sources = conn.execute(text("SELECT DISTINCT stream, source FROM observations")).all()
     assert [tuple(s) for s in sources] == [("usdm_exchange_info", "https://fapi.binance.com:443")]
+
+
+@pytest.mark.parametrize("kind", ["csv", "json"])
+def test_a_manifest_dates_the_files_without_server_time(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    t0 = datetime(2024, 3, 1, tzinfo=UTC)
+    drift = FIXTURES / "drift"
+    names = {}
+    for n, fixture in enumerate(["spot_2022-11-28_2124.json", "spot_2022-12-28_2137.json"]):
+        doc = {k: v for k, v in load(drift / fixture).items() if k != "serverTime"}
+        (tmp_path / "saved").mkdir(exist_ok=True)
+        (tmp_path / "saved" / f"{n}.json").write_bytes(orjson.dumps(doc))
+        names[f"saved/{n}.json"] = t0 + timedelta(hours=n)
+    (tmp_path / "saved" / "blocked.json").write_bytes(
+        (FIXTURES / "restricted_location_2022-12-07.json").read_bytes()
+    )
+    names["saved/blocked.json"] = t0 + timedelta(minutes=30)
+    manifest = tmp_path / f"manifest.{kind}"
+    if kind == "json":
+        manifest.write_bytes(orjson.dumps({p: ts(at) for p, at in names.items()}))
+    else:
+        manifest.write_text("".join(f"{p},{ts(at)}\n" for p, at in names.items()))
+    assert main(["import", "--manifest", str(manifest)]) == 0
+    assert "imported 3 of 3 document(s)" in capsys.readouterr().out
+    log = observation_log(configured)
+    assert [(o[0], o[1], o[3]) for o in log] == [
+        (t0, "changed", str(tmp_path / "saved" / "0.json")),
+        (t0 + timedelta(minutes=30), "error", str(tmp_path / "saved" / "blocked.json")),
+        (t0 + timedelta(hours=1), "changed", str(tmp_path / "saved" / "1.json")),
+    ]
+    # The same files by directory and manifest: already on record.
+    assert main(["import", str(tmp_path / "saved"), "--manifest", str(manifest)]) == 0
+    assert observation_log(configured) == log
+
+
+def test_a_manifest_entry_without_an_instant_is_refused(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("a.json,2024-03-01T00:00:00Z\nb.json,yesterday\n")
+    assert main(["import", "--manifest", str(manifest)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "manifest.csv: entry 2: " in err
