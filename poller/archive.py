@@ -261,9 +261,15 @@ class _History:
     source: str | None  # the source the stream's history belongs to
 
 
-def _history(conn: Connection, stream: str) -> _History:
-    instants = conn.execute(
-        text("SELECT observed_at FROM observations WHERE stream = :s"), {"s": stream}
+def _history(conn: Connection, stream: str, instants: Sequence[datetime]) -> _History:
+    """The stream's history as far as an archive of documents at ``instants`` needs it:
+    only those instants are looked up, not a live stream's millions of polls."""
+    on_record = conn.execute(
+        text(
+            "SELECT observed_at FROM observations WHERE stream = :s"
+            " AND observed_at = ANY(CAST(:at AS timestamptz[]))"
+        ),
+        {"s": stream, "at": list(instants)},
     ).scalars()
     first_live = conn.execute(
         text("SELECT min(observed_at) FROM observations WHERE stream = :s AND origin IS NULL"),
@@ -273,7 +279,7 @@ def _history(conn: Connection, stream: str) -> _History:
         text("SELECT last_applied_at, source FROM stream_heads WHERE stream = :s"), {"s": stream}
     ).one_or_none()
     newest, source = (head[0], head[1]) if head is not None else (None, None)
-    return _History(frozenset(instants), newest, first_live, source)
+    return _History(frozenset(on_record), newest, first_live, source)
 
 
 def plan_import(
@@ -285,7 +291,7 @@ def plan_import(
     first live poll, is not newer than its newest observation (the writer would record
     it stale, never insert it into the history), or the history is another source's.
     """
-    history = _history(conn, stream)
+    history = _history(conn, stream, [d.at for d in documents])
     new: list[Document] = []
     seen: set[datetime] = set()
     for doc in documents:
