@@ -78,6 +78,7 @@ def evidence(found: Evidence) -> dict[str, Any]:
         "gap": found.gap,
         "gap_from": format_instant(found.gap_from),
         "gap_to": format_instant(found.gap_to),
+        "imported": found.imported,
     }
 
 

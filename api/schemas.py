@@ -64,6 +64,9 @@ class Evidence(Model):
     gap: bool = Field(description="true if no success was seen for over 3 intervals around it")
     gap_from: Instant | None
     gap_to: Instant | None
+    imported: bool = Field(
+        description="true if observed_before was read from an archive (exmeta import), not polled"
+    )
 
 
 class FilterRules(Model):

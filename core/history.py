@@ -110,6 +110,8 @@ class Evidence:
     gap: bool
     gap_from: datetime | None = None
     gap_to: datetime | None = None
+    # Whether ``observed_before`` was read from an archive (`exmeta import`), not polled.
+    imported: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,21 +191,22 @@ def evidence(
         text(
             "SELECT b.at, a.at, EXISTS (SELECT FROM observations WHERE stream = :s"
             "        AND outcome = 'switched' AND observed_at > b.at"
-            "        AND observed_at <= coalesce(a.at, :horizon))"
-            " FROM (SELECT max(observed_at) AS at FROM observations WHERE stream = :s"
-            "       AND outcome = ANY(:ok) AND observed_at <= :t) AS b,"
-            "      (SELECT min(observed_at) AS at FROM observations WHERE stream = :s"
+            "        AND observed_at <= coalesce(a.at, :horizon)), b.origin IS NOT NULL"
+            " FROM (SELECT min(observed_at) AS at FROM observations WHERE stream = :s"
             "       AND outcome = ANY(:ok) AND observed_at > :t) AS a"
+            " LEFT JOIN LATERAL (SELECT observed_at AS at, origin FROM observations"
+            "       WHERE stream = :s AND outcome = ANY(:ok) AND observed_at <= :t"
+            "       ORDER BY observed_at DESC LIMIT 1) AS b ON true"
         ),
         {"s": stream, "t": at, "ok": list(SUCCESS_OUTCOMES), "horizon": max(now, at)},
     ).one()
-    before, after, switched = row[0], row[1], row[2]
+    before, after, switched, imported = row[0], row[1], row[2], bool(row[3])
     limit = timedelta(seconds=GAP_FACTOR * interval_seconds)
     end = after if after is not None else max(now, at)
     in_gap = before is None or end - before > limit or switched
     if not in_gap:
-        return Evidence(before, after, False)
-    return Evidence(before, after, True, gap_from=before, gap_to=after)
+        return Evidence(before, after, False, imported=imported)
+    return Evidence(before, after, True, gap_from=before, gap_to=after, imported=imported)
 
 
 def versions_generation(conn: Connection, stream: str) -> int | None:

@@ -117,6 +117,10 @@ class Fetched:
     sent_monotonic: float | None = None
     # Where it was polled from (core.sources); None for one-off writers that name none.
     source: str | None = None
+    # An archive's document is dated by its own instant, not by when it is written: set by
+    # imports (with ``origin``, where it came from); the writer then takes it as is.
+    observed_at: datetime | None = None
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +318,8 @@ class StreamWriter:
         return Recorded(obs_id, outcome, observed_at, opened, closed), new_state
 
     def _date(self, head: _Head, fetched: Fetched) -> tuple[datetime, Skew | None]:
+        if fetched.observed_at is not None:
+            return fetched.observed_at, None
         if fetched.server_time is None:
             return head.transaction_start, None
         if fetched.sent_monotonic is None:
@@ -535,10 +541,10 @@ _COUNTED = (
 _OBSERVED = (
     "INSERT INTO observations (stream, replica_id, observed_at, requested_at,"
     " duration_ms, outcome, http_status, used_weight, error_class, error_code,"
-    " error_message, body_sha256, attempts, backoff_ms, server_time, source) VALUES"
+    " error_message, body_sha256, attempts, backoff_ms, server_time, source, origin) VALUES"
     " (:stream, :replica, :observed_at, :requested_at, :duration_ms, :outcome,"
     " :http_status, :used_weight, :error_class, :error_code, :error_message,"
-    " :body_sha, :attempts, :backoff_ms, :server_time, :source) RETURNING id"
+    " :body_sha, :attempts, :backoff_ms, :server_time, :source, :origin) RETURNING id"
 )
 _ADVANCE = (
     "UPDATE stream_heads SET last_applied_at = :at, last_observation_id = {obs},"
@@ -577,6 +583,7 @@ def _observation_params(
         # Kept only when it is not the observation's time: it did not date it.
         "server_time": f.server_time if f.server_time != observed_at else None,
         "source": f.source,
+        "origin": f.origin,
         "total_error_class": f.error_class or "",
         "bucket": duration_bucket(f.duration_ms),
         "requests": attempts,

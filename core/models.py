@@ -115,6 +115,9 @@ class Observation(Base):
     # NULL on observations recorded before sources were (migration 0140) and on one-off
     # writes that name none (tests, imports).
     source: Mapped[str | None] = mapped_column(Text)
+    # Where an imported observation was read from (a file's path; `exmeta import`); NULL
+    # on live polls. The first observation with none is where an import must stop.
+    origin: Mapped[str | None] = mapped_column(Text)
 
 
 class StreamHead(Base):

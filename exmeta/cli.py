@@ -17,6 +17,7 @@ from core.suggestions import did_you_mean
 from exmeta import operations, reads
 from exmeta.errors import CliError
 from exmeta.export import export_history
+from exmeta.importing import import_archive
 from exmeta.parser import build_parser
 from exmeta.poll import poll
 from exmeta.serve import serve
@@ -42,6 +43,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "changes": reads.changes,
     "diff": reads.diff,
     "export": export_history,
+    "import": import_archive,
     "sim": sim,
 }
 

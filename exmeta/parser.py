@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, NoReturn
 
-from core.streams import DEFAULT_MARKET, MARKETS, STREAMS
+from core.streams import DEFAULT_MARKET, MARKETS, PUBLIC_STREAMS, STREAMS
 from core.suggestions import did_you_mean
 from exmeta import help_text
 
@@ -83,6 +83,7 @@ def build_parser() -> Parser:
     _changes_options(_command(sub, "changes", common, market))
     _diff_options(_command(sub, "diff", common, market))
     _export_options(_command(sub, "export", common, market))
+    _import_options(_command(sub, "import", common))
     # The sim parses its own options (`exmeta sim --help`); they pass through untouched.
     sim = sub.add_parser("sim", add_help=False, help=help_text.COMMANDS["sim"].summary)
     sim.set_defaults(sim_args=[])
@@ -253,4 +254,48 @@ def _export_options(export: argparse.ArgumentParser) -> None:
     )
     export.add_argument(
         "--symbols", default=None, metavar="S,...", help="only these symbols (default: every one)"
+    )
+
+
+def _import_options(imp: argparse.ArgumentParser) -> None:
+    imp.add_argument(
+        "paths", metavar="PATH", nargs="*", type=Path, help="JSON files (.gz too) or directories"
+    )
+    imp.add_argument(
+        "--git",
+        type=Path,
+        default=None,
+        metavar="REPO",
+        help="instead of PATHs: every commit of this repository (a clone or bare) that"
+        " touched --path, each dated by its serverTime, else its committer time",
+    )
+    imp.add_argument("--path", default=None, metavar="FILE", help="the file in --git's history")
+    imp.add_argument(
+        "--stream",
+        default="exchange_info",
+        choices=PUBLIC_STREAMS,
+        help="the stream the documents are responses of (default: exchange_info, spot)",
+    )
+    imp.add_argument(
+        "--source",
+        default=None,
+        metavar="URL",
+        help="the base URL the archive was fetched from (default: the stream's configured"
+        " [binance] base URL, so that polling continues the imported history)",
+    )
+    imp.add_argument(
+        "--at",
+        default=None,
+        help="the instant of a single file without serverTime (RFC 3339 or epoch ms)",
+    )
+    imp.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the instants of files without serverTime: CSV lines path,instant or a JSON"
+        " object {path: instant}, paths relative to FILE; its files are imported too",
+    )
+    imp.add_argument(
+        "--dry-run", action="store_true", help="read and check everything, write nothing"
     )

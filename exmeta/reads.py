@@ -81,7 +81,8 @@ CHANGE_HEADERS = ("changed_at", "entity", "key", "field", "old", "new")
 def _evidence_line(label: str, found: dict[str, Any]) -> str:
     gap = f", in a gap since {found['gap_from']}" if found["gap"] else ""
     return (
-        f"{label}: last poll before {found['observed_before']},"
+        f"{label}: last {'imported' if found.get('imported') else 'poll'} before"
+        f" {found['observed_before']},"
         f" first after {found['observed_after'] or '-'}{gap}"
     )
 

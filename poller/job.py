@@ -182,14 +182,14 @@ class StreamJob:
             return replace(fetched, error_class="binance_error", error_code=code, error_message=msg)
         assert response.body is not None
         body, server_ms = blank_server_time(response.body)
-        server_time = _server_time(server_ms) if server_ms is not None else None
+        server_time = server_time_of(server_ms) if server_ms is not None else None
         return replace(fetched, body=body, server_time=server_time)
 
 
 _LATEST = datetime.max.replace(tzinfo=UTC)
 
 
-def _server_time(ms: int) -> datetime:
+def server_time_of(ms: int) -> datetime:
     """serverTime as a datetime; past year 9999 (e.g. microseconds sent for milliseconds)
     it is the latest one, which the writer rejects as ahead of the request anyway."""
     try:

@@ -88,6 +88,7 @@ def test_serve_on_a_standby_answers_as_of_with_the_primary_down(
             "gap": False,
             "gap_from": None,
             "gap_to": None,
+            "imported": False,
         }
         after = get(f"/v1/symbols/BTCUSDT?as_of={instant(timedelta(seconds=15))}")
         assert (after.status_code, after.json()["status"]) == (200, "HALT")

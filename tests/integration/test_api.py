@@ -88,6 +88,7 @@ def test_symbol_as_of_before_the_change_is_trading_with_its_range(client: FlaskC
         "gap": False,
         "gap_from": None,
         "gap_to": None,
+        "imported": False,
     }
 
 
@@ -236,6 +237,7 @@ def test_evidence_reports_a_gap_after_the_last_observation(
         "gap": True,
         "gap_from": ts(T0),
         "gap_to": None,
+        "imported": False,
     }
     stale_latest = ok(client.get("/v1/symbols"), schemas.SymbolList)
     assert stale_latest["evidence"]["gap"] is True

@@ -62,6 +62,7 @@ def test_as_of_inside_the_outage_is_a_gap_with_its_bounds(api_engine: Engine, of
         "gap": True,
         "gap_from": ts(OUTAGE_FROM),
         "gap_to": ts(OUTAGE_TO),
+        "imported": False,
     }
 
 

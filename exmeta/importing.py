@@ -1,0 +1,84 @@
+"""`exmeta import`: archived responses into a stream's history (poller.archive).
+
+The documents are read and checked against the history before anything is written, so
+a conflict is one line and exit 2 with nothing changed; then each is written through the
+poller's writer under a progress bar, and one summary line says what the import did.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from rich.console import Console
+from rich.progress import track
+
+from core.config import base_url
+from core.sources import SourceError, source_of
+from core.streams import stream as declared_stream
+from core.timeparse import TimeParseError, parse_instant
+from exmeta.database import database, engine
+from exmeta.errors import CliError
+from exmeta.settings import configured
+from poller.archive import (
+    ArchiveError,
+    Document,
+    Summary,
+    git_documents,
+    is_valid,
+    plan_import,
+    read_documents,
+    read_manifest,
+    write_documents,
+)
+from poller.job import resolve_parser
+
+
+def import_archive(args: argparse.Namespace) -> int:
+    """Import the documents of ``args.paths`` into ``args.stream``; exit 2 on a conflict."""
+    settings = configured(args)
+    try:
+        at = parse_instant(args.at) if args.at is not None else None
+        source = source_of(args.source or base_url(settings, args.stream))
+        documents = _documents(args, at)
+    except TimeParseError as exc:
+        raise CliError(f"--at: {exc}", 2) from None
+    except SourceError as exc:
+        raise CliError(f"--source {exc}", 2) from None
+    except ArchiveError as exc:
+        raise CliError(str(exc), 2) from None
+    parse = resolve_parser(declared_stream(args.stream).parser)
+    summary = Summary(documents=len(documents))
+    with database(settings) as url, engine(settings, url, "import") as built:
+        with built.connect() as conn:
+            try:
+                new, summary.skipped = plan_import(conn, args.stream, source, documents)
+            except ArchiveError as exc:
+                raise CliError(f"refusing to import: {exc}", 2) from None
+        if new:
+            summary.first, summary.last = new[0].at, new[-1].at
+        if args.dry_run:
+            summary.errors = sum(not is_valid(doc, args.stream, parse) for doc in new)
+        else:
+            console = Console(stderr=True)
+            progress = track(new, description="importing", console=console)
+            for recorded in write_documents(built, args.stream, parse, source, progress):
+                summary.add(recorded)
+    print(summary.line(args.stream, source, dry_run=args.dry_run))
+    return 0
+
+
+def _documents(args: argparse.Namespace, at: datetime | None) -> list[Document]:
+    """The archive the options name: files and directories, or one file's git history."""
+    if args.git is None:
+        if args.path is not None:
+            raise ArchiveError("--path names the file in --git REPO's history")
+        if not args.paths and args.manifest is None:
+            raise ArchiveError(
+                "give the PATHs of the archive, a --manifest, or --git REPO --path FILE"
+            )
+        manifest = read_manifest(args.manifest) if args.manifest is not None else None
+        return read_documents(args.paths, at, manifest)
+    if args.paths or at is not None or args.manifest is not None or args.path is None:
+        raise ArchiveError("--git REPO takes --path FILE, and no PATHs, --at or --manifest")
+    return git_documents(args.git, args.path)

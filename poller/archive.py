@@ -1,0 +1,335 @@
+"""Archived responses written into a stream's history as if polled then (`exmeta import`).
+
+An archive document goes through the poller's own writer (core.ingest.StreamWriter), so
+versioning has one implementation: each document is dated by its own instant (its
+``serverTime``, else the one the caller gives) and recorded with where it was read from.
+History is only ever prepended: the writer applies observations in time order and never
+rewrites one, so an archive is written oldest first, documents already on record are
+skipped (importing twice changes nothing), and anything at or after the stream's newest
+observation on record, or while the stream has live polls, is refused before a write.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, text
+
+from core.bodies import blank_server_time
+from core.ingest import Fetched, InvalidPayloadError, Recorded, StreamWriter
+from core.timeparse import TimeParseError, parse_instant
+from poller.binance import binance_error
+from poller.job import Parser, server_time_of
+
+IMPORT_REPLICA = "import"  # the replica_id of imported observations
+_GZIP_MAGIC = b"\x1f\x8b"
+GIT_TIMEOUT_SECONDS = 60  # one git call over a local repository
+
+
+class ArchiveError(ValueError):
+    """The archive cannot be imported as asked; the message names the file or conflict."""
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One archived response: its instant, where it was read from, and its body."""
+
+    at: datetime
+    origin: str
+    body: bytes | None  # None: the archive had no document there (a file deleted in git)
+    server_time: datetime | None
+
+
+@dataclass
+class Summary:
+    """What an import did (or, dry, would read): the figures its last line reports."""
+
+    documents: int = 0
+    skipped: int = 0  # already on record: an earlier import of the same archive
+    changed: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    opened: int = 0
+    closed: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def add(self, recorded: Recorded) -> None:
+        if recorded.outcome == "changed":
+            self.changed += 1
+        elif recorded.outcome == "error":
+            self.errors += 1
+        else:
+            self.unchanged += 1
+        self.opened += sum(recorded.opened.values())
+        self.closed += sum(recorded.closed.values())
+
+    def line(self, stream: str, source: str, *, dry_run: bool) -> str:
+        """The import's last line: what it did, or (dry) what it read and would write."""
+        written = self.documents - self.skipped
+        span = (
+            f" from {self.first.isoformat()} to {self.last.isoformat()}"
+            if self.first is not None and self.last is not None
+            else ""
+        )
+        if dry_run:
+            return (
+                f"dry run, nothing written: {self.documents} document(s) for {stream} as"
+                f" {source}, {self.skipped} already on record, {written} to write"
+                f" ({self.errors} of them errors){span}"
+            )
+        return (
+            f"imported {written} of {self.documents} document(s) into {stream} as {source}"
+            f" ({self.skipped} already on record): {self.changed} changed,"
+            f" {self.unchanged} unchanged, {self.errors} error(s); {self.opened} version(s)"
+            f" opened, {self.closed} closed{span}"
+        )
+
+
+def archive_files(paths: Sequence[Path]) -> list[Path]:
+    """The files ``paths`` name: each file, and every ``*.json``/``*.json.gz`` of a directory."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(
+                p for p in path.iterdir() if p.is_file() and p.name.endswith((".json", ".json.gz"))
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ArchiveError(f"{path}: no such file or directory")
+    return found
+
+
+def _document(raw: bytes, origin: str, at: datetime | None) -> Document:
+    """``raw`` (gzip or not) dated by its ``serverTime``, else ``at``."""
+    try:
+        body = gzip.decompress(raw) if raw.startswith(_GZIP_MAGIC) else raw
+    except (EOFError, gzip.BadGzipFile) as exc:
+        raise ArchiveError(f"{origin}: cannot read: {exc}") from None
+    blanked, server_ms = blank_server_time(body)
+    server_time = server_time_of(server_ms) if server_ms is not None else None
+    instant = server_time or at
+    if instant is None:
+        raise ArchiveError(
+            f"{origin}: the document has no serverTime; give its instant with --at or --manifest"
+        )
+    return Document(instant, origin, blanked, server_time)
+
+
+def read_manifest(manifest: Path) -> dict[Path, datetime]:
+    """The instants a manifest gives its files: CSV lines ``path,instant`` or a JSON object
+    ``{path: instant}``, paths relative to the manifest, instants as ``--at`` takes them."""
+    try:
+        text_ = manifest.read_text()
+    except OSError as exc:
+        raise ArchiveError(f"{manifest}: cannot read: {exc.strerror}") from None
+    if manifest.suffix == ".json":
+        try:
+            pairs = list(json.loads(text_).items())
+        except (ValueError, AttributeError):
+            raise ArchiveError(f"{manifest}: not a JSON object of path: instant") from None
+    else:
+        pairs = [tuple(row) for row in csv.reader(io.StringIO(text_)) if row]
+    instants: dict[Path, datetime] = {}
+    for n, pair in enumerate(pairs, 1):
+        if len(pair) != 2 or not all(isinstance(v, str) for v in pair):
+            raise ArchiveError(f"{manifest}: entry {n} is not a path and an instant")
+        try:
+            instants[(manifest.parent / pair[0]).resolve()] = parse_instant(pair[1])
+        except TimeParseError as exc:
+            raise ArchiveError(f"{manifest}: entry {n}: {exc}") from None
+    return instants
+
+
+def read_documents(
+    paths: Sequence[Path], at: datetime | None, manifest: Mapping[Path, datetime] | None = None
+) -> list[Document]:
+    """Every document of ``paths`` and of ``manifest``, oldest first, each dated by its
+    serverTime, else by the manifest, else by ``at`` (which dates a single file only)."""
+    instants = manifest or {}
+    files = archive_files(paths)
+    files += [p for p in instants if p not in {f.resolve() for f in files}]
+    if at is not None and len(files) != 1:
+        raise ArchiveError(f"--at dates one file, and {len(files)} were given")
+    documents = []
+    for path in files:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ArchiveError(f"{path}: cannot read: {exc.strerror}") from None
+        origin = path.resolve()
+        documents.append(_document(raw, str(origin), instants.get(origin, at)))
+    # Stable: documents of one instant keep the order they were given in.
+    return sorted(documents, key=lambda d: d.at)
+
+
+def git_documents(repo: Path, path: str) -> list[Document]:
+    """Every version of ``path`` in the history of ``repo``'s HEAD, oldest first.
+
+    Each commit that touched the file is a document dated by its serverTime, else by the
+    commit's *committer* time (when it entered the history, which a rebase moves, rather
+    than when it was first written); its origin names the commit. A commit that deleted
+    the file is a document without a body: an error observation, as a failed poll is.
+    """
+    log = _git(repo, "log", "--reverse", "--format=%H %ct", "HEAD", "--", path).decode()
+    commits = [line.split() for line in log.splitlines() if line]
+    if not commits:
+        raise ArchiveError(f"{repo}: no commit touched {path}")
+    documents = []
+    for commit, seconds in commits:
+        at = datetime.fromtimestamp(int(seconds), UTC)
+        origin = f"git:{repo.resolve()}@{commit}:{path}"
+        listed = _git(repo, "ls-tree", "--format=%(objectname)", commit, "--", path)
+        if not listed.strip():
+            documents.append(Document(at, origin, None, None))
+            continue
+        documents.append(
+            _document(_git(repo, "cat-file", "blob", listed.decode().strip()), origin, at)
+        )
+    return sorted(documents, key=lambda d: d.at)
+
+
+def _git(repo: Path, *args: str) -> bytes:
+    """What ``git -C repo ARGS`` prints; ArchiveError, with git's own words, if it fails."""
+    try:
+        done = subprocess.run(  # noqa: S603 (arguments, never a shell; git from PATH)
+            ["git", "-C", str(repo), *args],  # noqa: S607
+            capture_output=True,
+            check=False,
+            timeout=GIT_TIMEOUT_SECONDS,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ArchiveError(f"cannot run git: {exc}") from None
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()
+        raise ArchiveError(f"{repo}: git {args[0]}: {reason[0] if reason else done.returncode}")
+    return done.stdout
+
+
+def fetched_of(document: Document, stream: str, source: str) -> Fetched:
+    """The document as a poll of ``stream`` would have brought it back: an error body
+    (Binance's ``{"code", "msg"}``, a geo-block notice) is an error, as in polling."""
+    fetched = Fetched(
+        stream=stream,
+        replica_id=IMPORT_REPLICA,
+        requested_at=document.at,
+        duration_ms=0,
+        http_status=None,
+        body=document.body,
+        server_time=document.server_time,
+        attempts=0,
+        source=source,
+        observed_at=document.at,
+        origin=document.origin,
+    )
+    if document.body is None:
+        return replace(
+            fetched, error_class="missing_document", error_message=f"{document.origin}: deleted"
+        )
+    code, message = binance_error(document.body)
+    if code is None:
+        return fetched
+    return replace(fetched, error_class="binance_error", error_code=code, error_message=message)
+
+
+def is_valid(document: Document, stream: str, parse: Parser) -> bool:
+    """Whether the writer would apply ``document`` rather than record it as an error
+    (what a dry run counts, without writing)."""
+    if document.body is None or fetched_of(document, stream, "").error_class is not None:
+        return False
+    try:
+        parse(document.body)
+    except InvalidPayloadError:
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class _History:
+    on_record: frozenset[datetime]  # instants the stream has an observation at
+    newest: datetime | None  # the newest applied observation
+    first_live: datetime | None  # the first observation no import wrote
+    source: str | None  # the source the stream's history belongs to
+
+
+def _history(conn: Connection, stream: str, instants: Sequence[datetime]) -> _History:
+    """The stream's history as far as an archive of documents at ``instants`` needs it:
+    only those instants are looked up, not a live stream's millions of polls."""
+    on_record = conn.execute(
+        text(
+            "SELECT observed_at FROM observations WHERE stream = :s"
+            " AND observed_at = ANY(CAST(:at AS timestamptz[]))"
+        ),
+        {"s": stream, "at": list(instants)},
+    ).scalars()
+    first_live = conn.execute(
+        text("SELECT min(observed_at) FROM observations WHERE stream = :s AND origin IS NULL"),
+        {"s": stream},
+    ).scalar_one()
+    head = conn.execute(
+        text("SELECT last_applied_at, source FROM stream_heads WHERE stream = :s"), {"s": stream}
+    ).one_or_none()
+    newest, source = (head[0], head[1]) if head is not None else (None, None)
+    return _History(frozenset(on_record), newest, first_live, source)
+
+
+def plan_import(
+    conn: Connection, stream: str, source: str, documents: Sequence[Document]
+) -> tuple[list[Document], int]:
+    """The documents still to write, oldest first, and how many are already on record.
+
+    Raises ArchiveError naming the conflict when any is not strictly before the stream's
+    first live poll, is not newer than its newest observation (the writer would record
+    it stale, never insert it into the history), or the history is another source's.
+    """
+    history = _history(conn, stream, [d.at for d in documents])
+    new: list[Document] = []
+    seen: set[datetime] = set()
+    for doc in documents:
+        if doc.at in history.on_record or doc.at in seen:
+            continue
+        seen.add(doc.at)
+        new.append(doc)
+    if not new:
+        return new, len(documents)
+    if history.first_live is not None:
+        raise ArchiveError(
+            f"the {stream} stream has been polled live since"
+            f" {history.first_live.isoformat()}: imported history must precede the first live"
+            f" observation and be imported before it; {len(new)} document(s) from"
+            f" {new[0].at.isoformat()} to {new[-1].at.isoformat()} are not on record"
+        )
+    if history.newest is not None and new[0].at <= history.newest:
+        raise ArchiveError(
+            f"{new[0].origin} ({new[0].at.isoformat()}) is not newer than the {stream}"
+            f" stream's newest observation ({history.newest.isoformat()}): history is"
+            " appended in time order, never rewritten"
+        )
+    if history.source is not None and history.source != source:
+        raise ArchiveError(
+            f"the {stream} history is {history.source}'s, the archive is imported as"
+            f" {source}: give --source {history.source}"
+        )
+    return new, len(documents) - len(new)
+
+
+def write_documents(
+    engine: Engine,
+    stream: str,
+    parse: Parser,
+    source: str,
+    documents: Iterable[Document],
+) -> Iterator[Recorded]:
+    """Record each document (oldest first) through the stream's writer, one transaction each."""
+    writer = StreamWriter(engine, stream)
+    for doc in documents:
+        yield writer.record(fetched_of(doc, stream, source), parse)

@@ -1,0 +1,408 @@
+"""`exmeta import`: archived exchangeInfo documents written into the history the poller
+keeps, answering as the files say, continued by live polling and never rewritten."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import requests
+from sqlalchemy import Engine, text
+
+from api import create_app
+from binance_sim.server import SimServer
+from core.config import Settings
+from core.ingest import StreamWriter
+from core.sources import source_of
+from exmeta.cli import main
+from tests.api_client import ts
+from tests.builders import client_for, exchange_info_job
+from tests.conftest import FIXTURES
+from tests.git_archive import commit_file, new_repository
+
+ARCHIVE = FIXTURES / "archive"
+# Out of order on purpose: a later day first, the directory's five, then the earlier day.
+ARCHIVE_ARGS = [
+    str(FIXTURES / "2022-11-29_2124.json"),
+    str(ARCHIVE),
+    str(FIXTURES / "2022-11-28_2124.json"),
+]
+DAY_MS = 86_400_000
+ARCHIVE_FILES = [
+    *sorted(ARCHIVE.glob("*.json.gz")),
+    FIXTURES / "2022-11-28_2124.json",
+    FIXTURES / "2022-11-29_2124.json",
+]
+
+
+def instant_of(epoch_ms: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=epoch_ms)
+
+
+def epoch_ms(at: datetime) -> int:
+    return (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def load(path: Path) -> dict[str, Any]:
+    raw = path.read_bytes()
+    doc: dict[str, Any] = orjson.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def documents() -> list[tuple[datetime, dict[str, Any]]]:
+    """The archive as the test reads it, oldest first: each file's instant and symbols."""
+    docs = [(instant_of(d["serverTime"]), d) for d in map(load, ARCHIVE_FILES)]
+    return sorted(docs, key=lambda d: d[0])
+
+
+@pytest.fixture
+def configured(engine: Engine, sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The command's settings: the test database, and the sim as spot's base URL."""
+    monkeypatch.setenv("EXMETA_DATABASE__URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("EXMETA_BINANCE__BASE_URL", sim.url)
+    return engine
+
+
+def counts(engine: Engine) -> tuple[int, ...]:
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("observations", "symbol_versions", "symbol_filter_versions")
+        )
+
+
+def assert_rules_are(answer: dict[str, Any], symbol: dict[str, Any], at: datetime) -> None:
+    """The API's answer for ``symbol`` at ``at`` holds the file's symbol object."""
+    assert answer["symbol"] == symbol["symbol"]
+    assert answer["status"] == symbol["status"]
+    assert answer["raw"] == {k: v for k, v in symbol.items() if k != "filters"}
+    filters = {f["filterType"]: f for f in symbol["filters"]}
+    assert {k: v["raw"] for k, v in answer["filters"].items()} == filters
+    assert answer["valid_from"] <= ts(at)
+    assert answer["valid_to"] is None or ts(at) < answer["valid_to"]
+
+
+def windows(
+    documents: list[tuple[datetime, dict[str, Any]]],
+) -> Iterator[tuple[datetime, dict[str, Any]]]:
+    """An instant inside each document's window (to the next one), with the document."""
+    for (at, doc), (after, _) in zip(
+        documents, [*documents[1:], (documents[-1][0] + timedelta(seconds=2), None)], strict=True
+    ):
+        yield at + (after - at) / 2, doc
+
+
+def test_imported_archive_answers_as_its_files_and_live_polling_continues_it(
+    configured: Engine,
+    sim: SimServer,
+    documents: list[tuple[datetime, dict[str, Any]]],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    assert main(["import", *ARCHIVE_ARGS]) == 0
+    first = capsys.readouterr().out
+    assert "imported 7 of 7 document(s)" in first
+    written = counts(configured)
+    assert main(["import", *ARCHIVE_ARGS]) == 0
+    assert "imported 0 of 7 document(s)" in capsys.readouterr().out
+    assert counts(configured) == written  # importing twice changes nothing
+
+    client = create_app(Settings(), configured).test_client()
+    every = {s["symbol"] for _, doc in documents for s in doc["symbols"]}
+    for at, doc in windows(documents):
+        expected = {s["symbol"]: s for s in doc["symbols"]}
+        for name in sorted(every):
+            answer = client.get(f"/v1/symbols/{name}?as_of={ts(at)}")
+            if name not in expected:
+                assert answer.status_code == 404, (name, at)
+                continue
+            assert answer.status_code == 200, (name, at)
+            assert_rules_are(answer.get_json(), expected[name], at)
+
+    # Live polling of the configured source (the sim) continues the imported history.
+    job = exchange_info_job(
+        client_for(sim.url), StreamWriter(configured, "exchange_info"), "replica-a"
+    )
+    polled = job.run()
+    assert polled.outcome == "changed"
+    last_doc = documents[-1][1]
+    with configured.connect() as conn:
+        outcomes = conn.execute(text("SELECT DISTINCT outcome FROM observations")).scalars()
+        assert set(outcomes) == {"changed"}  # no switch to a new history, no stale poll
+        sources = conn.execute(text("SELECT DISTINCT source FROM observations")).scalars()
+        assert list(sources) == [source_of(sim.url)]
+    # The last file still answers up to the poll, and the poll's answer follows it.
+    just_before = polled.observed_at - timedelta(microseconds=1)
+    for name, symbol in {s["symbol"]: s for s in last_doc["symbols"]}.items():
+        answer = client.get(f"/v1/symbols/{name}?as_of={ts(just_before)}").get_json()
+        assert_rules_are(answer, symbol, just_before)
+        assert answer["evidence"]["observed_after"] == ts(polled.observed_at)
+        assert answer["evidence"]["imported"] is True
+    served = orjson.loads(requests.get(f"{sim.url}/api/v3/exchangeInfo", timeout=5).content)
+    for symbol in served["symbols"]:
+        answer = client.get(f"/v1/symbols/{symbol['symbol']}").get_json()
+        assert_rules_are(answer, symbol, polled.observed_at)
+        assert answer["evidence"]["imported"] is False
+
+    # History is prepended, never rewritten: once polled live, an import is refused.
+    assert main(["import", *ARCHIVE_ARGS]) == 0  # all on record already: nothing to do
+    capsys.readouterr()
+    later = tmp_path / "a_day_later.json"
+    later.write_bytes(orjson.dumps({**last_doc, "serverTime": last_doc["serverTime"] + DAY_MS}))
+    assert main(["import", str(later)]) == 2
+    refusal = capsys.readouterr().err
+    assert refusal.count("\n") == 1
+    assert f"polled live since {polled.observed_at.isoformat()}" in refusal
+    assert counts(configured)[0] == written[0] + 1  # the live poll, nothing imported
+
+
+def observation_log(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT observed_at, outcome, error_class, origin, replica_id"
+                    " FROM observations ORDER BY observed_at"
+                )
+            )
+        ]
+
+
+def open_symbols(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM symbol_versions WHERE valid_to IS NULL")
+            ).scalar_one()
+        )
+
+
+def test_error_bodies_are_error_observations_that_close_nothing(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = FIXTURES / "2022-11-28_2124.json"
+    assert main(["import", str(day)]) == 0
+    listed = open_symbols(configured)
+    at = instant_of(load(day)["serverTime"])
+    geo_block = FIXTURES / "restricted_location_2022-12-07.json"
+    truncated = tmp_path / "bad_gateway.json.gz"
+    truncated.write_bytes(gzip.compress(b"<html><h1>502 Bad Gateway</h1>"))
+    assert main(["import", str(geo_block), "--at", ts(at + timedelta(hours=1))]) == 0
+    assert main(["import", str(truncated), "--at", ts(at + timedelta(hours=2))]) == 0
+    assert "1 error(s)" in capsys.readouterr().out
+    assert open_symbols(configured) == listed
+    log = observation_log(configured)
+    assert [(o[1], o[2], o[3], o[4]) for o in log] == [
+        ("changed", None, str(day.resolve()), "import"),
+        ("error", "binance_error", str(geo_block.resolve()), "import"),
+        ("error", "invalid_payload", str(truncated.resolve()), "import"),
+    ]
+    assert [o[0] for o in log] == [at, at + timedelta(hours=1), at + timedelta(hours=2)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["restricted_location_2022-12-07.json"], "has no serverTime; give its instant with --at"),
+        (["archive", "--at", "2022-01-01T00:00:00Z"], "--at dates one file, and 5 were given"),
+        (["2022-11-28_2124.json", "--at", "yesterday"], "--at: "),
+        (["missing.json"], "missing.json: no such file or directory"),
+        (["2022-11-28_2124.json", "--source", "ftp://archive"], "--source must start with"),
+    ],
+)
+def test_an_archive_that_cannot_be_dated_or_read_is_refused_in_one_line(
+    configured: Engine, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    argv = [str(FIXTURES / a) if a.endswith(".json") or a == "archive" else a for a in args]
+    assert main(["import", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert message in err
+    assert counts(configured) == (0, 0, 0)
+
+
+def test_a_dry_run_writes_nothing_and_says_so(
+    configured: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["import", "--dry-run", *ARCHIVE_ARGS]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("dry run, nothing written: 7 document(s)")
+    assert "7 to write (0 of them errors)" in said
+    assert counts(configured) == (0, 0, 0)
+
+
+def test_an_import_into_an_older_gap_of_imported_history_is_refused(
+    configured: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["import", str(FIXTURES / "2022-11-29_2124.json")]) == 0
+    written = counts(configured)
+    assert main(["import", str(FIXTURES / "2022-11-28_2124.json")]) == 2
+    err = capsys.readouterr().err
+    assert "is not newer than the exchange_info stream's newest observation" in err
+    assert counts(configured) == written
+
+
+def test_a_git_history_of_one_file_is_imported_commit_by_commit(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = new_repository(tmp_path / "archive")
+    day = timedelta(days=1)
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    drift = FIXTURES / "drift"
+    undated = [
+        {k: v for k, v in load(drift / f).items() if k != "serverTime"}
+        for f in ("spot_2022-11-28_2124.json", "spot_2022-12-28_2137.json")
+    ]
+    # The last one says when it was built: that, not the commit, dates it.
+    built_at = t0 + 4 * day + timedelta(seconds=30)
+    dated = {**load(drift / "spot_2023-04-14_2187.json"), "serverTime": epoch_ms(built_at)}
+    geo_block = (FIXTURES / "restricted_location_2022-12-07.json").read_bytes()
+    commits = [
+        commit_file(repo, "exchangeInfo.json", orjson.dumps(undated[0]), t0),
+        commit_file(repo, "exchangeInfo.json", geo_block, t0 + day),
+        commit_file(repo, "exchangeInfo.json", orjson.dumps(undated[1]), t0 + 2 * day),
+        commit_file(repo, "exchangeInfo.json", None, t0 + 3 * day),
+        commit_file(repo, "exchangeInfo.json", orjson.dumps(dated), t0 + 4 * day),
+    ]
+    argv = ["import", "--git", str(repo), "--path", "exchangeInfo.json"]
+    assert main(argv) == 0
+    assert "imported 5 of 5 document(s)" in capsys.readouterr().out
+    log = observation_log(configured)
+    origins = [f"git:{repo.resolve()}@{c}:exchangeInfo.json" for c in commits]
+    assert log == [
+        (t0, "changed", None, origins[0], "import"),
+        (t0 + day, "error", "binance_error", origins[1], "import"),
+        (t0 + 2 * day, "changed", None, origins[2], "import"),
+        (t0 + 3 * day, "error", "missing_document", origins[3], "import"),
+        (built_at, "changed", None, origins[4], "import"),
+    ]
+    assert main(argv) == 0  # twice: nothing new
+    assert observation_log(configured) == log
+
+    client = create_app(Settings(), configured).test_client()
+    # Through the error (day 1) and the deletion (day 3), the last good snapshot holds.
+    for at, doc, before, after in [
+        (t0 + 1.5 * day, undated[0], t0, t0 + 2 * day),
+        (t0 + 3.5 * day, undated[1], t0 + 2 * day, built_at),
+        (built_at + day, dated, built_at, None),
+    ]:
+        expected = {s["symbol"]: s for s in doc["symbols"]}
+        for name in ("ETHBTC", "DASHBNB", "BTCUPUSDT", "XRPBTC"):
+            answer = client.get(f"/v1/symbols/{name}?as_of={ts(at)}")
+            if name not in expected:
+                assert answer.status_code == 404, (name, at)
+                continue
+            body = answer.get_json()
+            assert_rules_are(body, expected[name], at)
+            assert body["evidence"]["observed_before"] == ts(before)
+            assert body["evidence"]["observed_after"] == (ts(after) if after else None)
+            assert body["evidence"]["imported"] is True
+            # A day between snapshots is a gap in a stream polled every 10 s: the
+            # archive's real spacing shows.
+            assert body["evidence"]["gap"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--git", "{tmp}", "--path", "exchangeInfo.json"], "git log: fatal: not a git repository"),
+        (["--git", "{repo}", "--path", "other.json"], "no commit touched other.json"),
+        (["--git", "{repo}"], "--git REPO takes --path FILE"),
+        (["--git", "{repo}", "--path", "x", "{tmp}"], "--git REPO takes --path FILE"),
+        (["--path", "exchangeInfo.json"], "--path names the file in --git REPO's history"),
+        ([], "give the PATHs of the archive, a --manifest, or --git REPO --path FILE"),
+    ],
+)
+def test_a_git_archive_asked_for_wrongly_is_refused_in_one_line(
+    configured: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    repo = new_repository(tmp_path / "archive")
+    body = (FIXTURES / "drift" / "spot_2022-11-28_2124.json").read_bytes()
+    commit_file(repo, "exchangeInfo.json", body, datetime(2024, 1, 1, tzinfo=UTC))
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    argv = [a.format(tmp=plain, repo=repo) for a in args]
+    assert main(["import", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert message in err
+    assert counts(configured) == (0, 0, 0)
+
+
+def test_a_futures_archive_goes_into_its_markets_stream(
+    configured: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    usdm = FIXTURES / "futures_usdm"
+    assert main(["import", "--stream", "usdm_exchange_info", str(usdm)]) == 0
+    assert "imported 4 of 4 document(s) into usdm_exchange_info" in capsys.readouterr().out
+    files = sorted(
+        ((instant_of(d["serverTime"]), d) for d in map(load, usdm.glob("*.json"))),
+        key=lambda d: d[0],
+    )
+    client = create_app(Settings(), configured).test_client()
+    for at, doc in windows(files):
+        for symbol in doc["symbols"][::25]:
+            answer = client.get(f"/v1/symbols/{symbol['symbol']}?market=usdm&as_of={ts(at)}")
+            assert answer.status_code == 200, (symbol["symbol"], at)
+            assert answer.get_json()["raw"] == {k: v for k, v in symbol.items() if k != "filters"}
+        spot = client.get(f"/v1/symbols/{doc['symbols'][0]['symbol']}?as_of={ts(at)}")
+        assert spot.status_code == 404  # spot's history is untouched
+    with configured.connect() as conn:
+        sources = conn.execute(text("SELECT DISTINCT stream, source FROM observations")).all()
+    assert [tuple(s) for s in sources] == [("usdm_exchange_info", "https://fapi.binance.com:443")]
+
+
+@pytest.mark.parametrize("kind", ["csv", "json"])
+def test_a_manifest_dates_the_files_without_server_time(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    t0 = datetime(2024, 3, 1, tzinfo=UTC)
+    drift = FIXTURES / "drift"
+    names = {}
+    for n, fixture in enumerate(["spot_2022-11-28_2124.json", "spot_2022-12-28_2137.json"]):
+        doc = {k: v for k, v in load(drift / fixture).items() if k != "serverTime"}
+        (tmp_path / "saved").mkdir(exist_ok=True)
+        (tmp_path / "saved" / f"{n}.json").write_bytes(orjson.dumps(doc))
+        names[f"saved/{n}.json"] = t0 + timedelta(hours=n)
+    (tmp_path / "saved" / "blocked.json").write_bytes(
+        (FIXTURES / "restricted_location_2022-12-07.json").read_bytes()
+    )
+    names["saved/blocked.json"] = t0 + timedelta(minutes=30)
+    manifest = tmp_path / f"manifest.{kind}"
+    if kind == "json":
+        manifest.write_bytes(orjson.dumps({p: ts(at) for p, at in names.items()}))
+    else:
+        manifest.write_text("".join(f"{p},{ts(at)}\n" for p, at in names.items()))
+    assert main(["import", "--manifest", str(manifest)]) == 0
+    assert "imported 3 of 3 document(s)" in capsys.readouterr().out
+    log = observation_log(configured)
+    assert [(o[0], o[1], o[3]) for o in log] == [
+        (t0, "changed", str(tmp_path / "saved" / "0.json")),
+        (t0 + timedelta(minutes=30), "error", str(tmp_path / "saved" / "blocked.json")),
+        (t0 + timedelta(hours=1), "changed", str(tmp_path / "saved" / "1.json")),
+    ]
+    # The same files by directory and manifest: already on record.
+    assert main(["import", str(tmp_path / "saved"), "--manifest", str(manifest)]) == 0
+    assert observation_log(configured) == log
+
+
+def test_a_manifest_entry_without_an_instant_is_refused(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("a.json,2024-03-01T00:00:00Z\nb.json,yesterday\n")
+    assert main(["import", "--manifest", str(manifest)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "manifest.csv: entry 2: " in err
