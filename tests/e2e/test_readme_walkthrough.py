@@ -100,7 +100,9 @@ def test_the_readme_walkthrough_works_as_pasted(
                     return False
 
             assert wait_for(polled, 60), log_path.read_text()[-3000:]
-            assert UP_LINE in log_path.read_text()
+            # `up` says so once its own probe of the API answered, which may come a moment
+            # after this test's first answer.
+            assert wait_for(lambda: UP_LINE in log_path.read_text(), 30), log_path.read_text()
             asked = subprocess.run(
                 ["bash", "-c", pasted(blocks["ask"])],
                 env=env,
