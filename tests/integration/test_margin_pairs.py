@@ -9,7 +9,6 @@ shared budget; and the key header sent without a signature.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,6 +43,7 @@ from tests.signed_sim import (
     register_key,
     sim_settings,
 )
+from tests.weight_minutes import start_well_inside_a_minute
 
 TABLES = ("margin_pair_versions", "margin_isolated_pair_versions", "margin_delisting_versions")
 DELIST_SECONDS = 1796275095  # 2026-12-03T07:58:15Z, in seconds as allPairs' docs example
@@ -350,15 +350,7 @@ def test_each_margin_poll_is_charged_its_weight_in_the_shared_budget(
     register_key(sim)
     settings = sim_settings(sim)
     jobs = {s.job.stream: s.job for s in build_poller(settings, engine, "test").jobs}
-    with engine.connect() as conn:  # the sim counts weight per minute: stay inside one
-        left = conn.execute(
-            text(
-                "SELECT 60 - extract(epoch FROM clock_timestamp()"
-                " - date_trunc('minute', clock_timestamp()))"
-            )
-        ).scalar_one()
-    if left < 5:
-        time.sleep(float(left) + 0.1)
+    start_well_inside_a_minute(engine)  # the sim counts weight per minute: stay inside one
     before = requests.get(f"{sim.url}/_sim/weight", timeout=5).json()["this_minute"]
     polls = [jobs[s].run() for s in ("margin_pairs", "margin_isolated_pairs", "margin_delistings")]
     with engine.connect() as conn:

@@ -8,7 +8,6 @@ captures is readable anywhere without the token.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +39,7 @@ from tests.wallet_captures import (
     capture,
     nonzero_balances,
 )
+from tests.weight_minutes import start_well_inside_a_minute
 
 STREAM = "wallet_networks"
 TABLES = ("wallet_coin_versions", "wallet_network_versions")
@@ -400,14 +400,7 @@ def test_the_wallet_poll_is_charged_weight_10_in_the_shared_budget(
     register_key(sim)
     settings = sim_settings(sim)
     [job] = [s.job for s in build_poller(settings, engine, "test").jobs if s.job.stream == STREAM]
-    with engine.connect() as conn:  # the sim counts weight per minute: stay inside one
-        left = conn.execute(
-            text(
-                "SELECT 60 - extract(epoch FROM clock_timestamp() - date_trunc('minute', clock_timestamp()))"
-            )
-        ).scalar_one()
-    if left < 5:
-        time.sleep(float(left) + 0.1)
+    start_well_inside_a_minute(engine)  # the sim counts weight per minute: stay inside one
     before = requests.get(f"{sim.url}/_sim/weight", timeout=5).json()["this_minute"]
     first, second = job.run(), job.run()
     with engine.connect() as conn:
