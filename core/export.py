@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import ARRAY, Boolean, Connection, DateTime, Integer, Numeric, text
 from sqlalchemy.dialects.postgresql import JSONB
 
-from core.changes import changes
+from core.changes import window_changes
 from core.history import layout
 from core.models import VERSIONED_TABLES
 from core.streams import feed_streams
@@ -38,8 +38,6 @@ TEXT, INTEGER, BOOLEAN, DECIMAL, INSTANT, TEXTS, JSON = (
 )
 
 Column = tuple[str, str]  # (name, kind)
-
-CHANGES_PAGE = 10_000
 
 # pivoted column -> the filter types to take it from, in order of preference, and field.
 # Spot's minimum notional is NOTIONAL's, or MIN_NOTIONAL's on symbols from before
@@ -249,34 +247,21 @@ def filter_rows(conn: Connection, market: str, window: Window) -> list[Sequence[
 
 def change_rows(
     conn: Connection, market: str, start: datetime, end: datetime, symbols: Sequence[str] | None
-) -> Iterator[tuple[Any, ...]]:
+) -> list[tuple[Any, ...]]:
     """The change feed of ``market``'s public streams in ``[start, end)``, laid out as
     ``CHANGE_COLUMNS`` (old and new as Python values), in the feed's order; with
-    ``symbols``, only those symbols' changes, each symbol's in the feed's order."""
-    for symbol in symbols if symbols is not None else (None,):
-        cursor: str | None = None
-        while True:
-            page = changes(
-                conn,
-                start,
-                end,
-                streams=feed_streams(market),
-                symbol=symbol,
-                limit=CHANGES_PAGE,
-                cursor=cursor,
-            )
-            for c in page.changes:
-                yield (
-                    c.changed_at,
-                    c.stream,
-                    c.entity,
-                    c.key,
-                    c.field,
-                    c.old,
-                    c.new,
-                    c.observation_id,
-                    c.observed_before,
-                )
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
+    ``symbols``, only those symbols' changes."""
+    return [
+        (
+            c.changed_at,
+            c.stream,
+            c.entity,
+            c.key,
+            c.field,
+            c.old,
+            c.new,
+            c.observation_id,
+            c.observed_before,
+        )
+        for c in window_changes(conn, start, end, streams=feed_streams(market), symbols=symbols)
+    ]

@@ -98,7 +98,7 @@ def export_history(args: argparse.Namespace) -> int:
                     export.filter_columns(market),
                     export.filter_rows(conn, market, window),
                 ),
-                Exported(f"{market}_changes", export.CHANGE_COLUMNS, list(feed)),
+                Exported(f"{market}_changes", export.CHANGE_COLUMNS, feed),
             ]
 
     tables = read(configured(args), "export", query)
