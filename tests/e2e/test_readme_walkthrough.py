@@ -96,8 +96,8 @@ def test_the_readme_walkthrough_works_as_pasted(
                 url = f"http://127.0.0.1:{api_port}/v1/symbols/ETHBTC"
                 try:
                     return requests.get(url, timeout=5).status_code == 200
-                except requests.ConnectionError:
-                    return False
+                except (requests.ConnectionError, requests.Timeout):
+                    return False  # not listening yet, or a first answer slow on a busy machine
 
             assert wait_for(polled, 60), log_path.read_text()[-3000:]
             # `up` says so once its own probe of the API answered, which may come a moment
