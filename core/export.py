@@ -12,6 +12,7 @@ the row in force at ``--from`` starts before it, and an as-of join needs that ro
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -169,7 +170,7 @@ def rules_rows(conn: Connection, market: str, window: Window) -> list[tuple[Any,
         ),
         window.params,
     ).all()
-    filters: dict[str, list[Sequence[Any]]] = {}
+    filters: dict[str, list[Sequence[Any]]] = defaultdict(list)
     for row in conn.execute(
         text(
             f"SELECT f.symbol, f.filter_type, f.valid_from, f.valid_to,"
@@ -177,8 +178,8 @@ def rules_rows(conn: Connection, market: str, window: Window) -> list[tuple[Any,
             f" WHERE f.symbol IN ({listed}) ORDER BY f.symbol, f.valid_from"
         ),
         window.params,
-    ):
-        filters.setdefault(row[0], []).append(row)
+    ).all():
+        filters[row[0]].append(row)
     where = {name: [(t, 4 + fields.index(field)) for t in types] for name, types, field in wanted}
     rows: list[tuple[Any, ...]] = []
     for symbol, versions in groupby(symbols, key=lambda r: r[0]):
@@ -193,44 +194,39 @@ def _stretches(
     window: Window,
 ) -> Iterator[tuple[Any, ...]]:
     """One symbol's stretches: ``versions`` are its own (typed fields, valid_from,
-    valid_to), ``filters`` (symbol, type, valid_from, valid_to, fields...) in time order."""
-    bounds = sorted(
-        {v[-2] for v in versions}
-        | {f[2] for f in filters}
-        | {f[3] for f in filters if f[3] is not None}
-    )
-    by_type: dict[str, list[Sequence[Any]]] = {}
+    valid_to), ``filters`` (symbol, type, valid_from, valid_to, fields...) in time order.
+
+    A walk over the instants at which anything opens or closes, keeping what is in force
+    by kind (the symbol's own version under ``""``, each filter type under its name): a
+    stretch costs the versions that change at its start, not a look at every kind."""
+    opened: dict[datetime, list[tuple[str, Sequence[Any]]]] = defaultdict(list)
+    closed: dict[datetime, list[str]] = defaultdict(list)
+    for v in versions:
+        opened[v[-2]].append(("", v))
+        if v[-1] is not None:
+            closed[v[-1]].append("")
     for f in filters:
-        by_type.setdefault(f[1], []).append(f)
-    at = dict.fromkeys(by_type, 0)  # each type's first version not closed yet
-    current = 0
+        opened[f[2]].append((f[1], f))
+        if f[3] is not None:
+            closed[f[3]].append(f[1])
+    bounds = sorted(opened.keys() | closed.keys())
+    current: dict[str, Sequence[Any]] = {}
     for i, start in enumerate(bounds):
-        while current < len(versions) and _closed(versions[current][-1], start):
-            current += 1
-        if current == len(versions) or versions[current][-2] > start:
+        for kind in closed.get(start, ()):  # a successor opening at the same instant wins
+            del current[kind]
+        for kind, row in opened.get(start, ()):
+            current[kind] = row
+        own = current.get("")
+        if own is None:
             continue  # not listed then
-        own = versions[current]
-        following = bounds[i + 1] if i + 1 < len(bounds) else None
-        end = own[-1] if following is None else min(following, own[-1] or following)
+        end = bounds[i + 1] if i + 1 < len(bounds) else None
         if not window.holds(start, end):
             continue
-        in_force: dict[str, Sequence[Any]] = {}
-        for kind, found in by_type.items():
-            j = at[kind]
-            while j < len(found) and _closed(found[j][3], start):
-                j += 1
-            at[kind] = j
-            if j < len(found) and found[j][2] <= start:
-                in_force[kind] = found[j]
         values = [
-            next((in_force[t][n] for t, n in sources if t in in_force and in_force[t][n]), None)
+            next((current[t][n] for t, n in sources if t in current and current[t][n]), None)
             for sources in where.values()
         ]
         yield (*own[:-2], *values, start, end)
-
-
-def _closed(valid_to: datetime | None, at: datetime) -> bool:
-    return valid_to is not None and valid_to <= at
 
 
 def filter_rows(conn: Connection, market: str, window: Window) -> list[Sequence[Any]]:
