@@ -27,7 +27,8 @@ from core.verify import verify_history
 from exmeta.embedded import EmbeddedPostgres
 
 FIXTURES = Path(__file__).parent / "fixtures"
-FIGURES = pytest.StashKey[list[str]]()
+FIGURE = "exmeta-figure"  # the user property a measured figure travels in
+FIGURES_SEEN: list[str] = []
 TABLES = (
     "symbol_filter_versions, symbol_versions, rate_limit_versions, exchange_filter_versions,"
     " account_versions, balance_versions, commission_versions, system_status_versions,"
@@ -149,18 +150,26 @@ def sim() -> Iterator[SimServer]:
 
 @pytest.fixture
 def report_figure(request: pytest.FixtureRequest) -> Callable[[str], None]:
-    """Print a measured figure (a takeover time) in the summary of every pytest run."""
+    """Print a measured figure (a takeover time) in the summary of every pytest run.
+
+    Figures travel as the test's user properties, which reach the process that prints the
+    summary whether the test ran there or in a worker of ``pytest -n`` (pytest-xdist)."""
 
     def report(line: str) -> None:
-        request.config.stash.setdefault(FIGURES, []).append(line)
+        request.node.user_properties.append((FIGURE, line))
 
     return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":  # the last report of a test holds all its properties
+        FIGURES_SEEN.extend(str(v) for k, v in report.user_properties if k == FIGURE)
 
 
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    figures = config.stash.get(FIGURES, [])
+    figures = FIGURES_SEEN
     if figures:
         terminalreporter.section("measured figures")
         for line in figures:
