@@ -40,13 +40,15 @@ def browser_missing() -> str | None:
 
 
 def require_browser() -> None:
-    """Skip (or, with EXMETA_REQUIRE_BROWSER set, fail) when Chromium is not installed."""
+    """Skip the calling test module (or, with EXMETA_REQUIRE_BROWSER set, fail its
+    collection) when Chromium is not installed: called at the module's top, the skip is
+    one line of the summary, not one per test."""
     reason = browser_missing()
     if reason is None:
         return
     if os.environ.get(REQUIRE):
         pytest.fail(f"{REQUIRE} is set and {reason}", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)
 
 
 def screenshot_dir() -> Path:

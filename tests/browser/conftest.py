@@ -15,7 +15,7 @@ from binance_sim.server import SimServer
 from core.config import DatabaseSettings
 from core.db import create_db_engine
 from core.verify import verify_history
-from tests.browser_driver import chromium, require_browser
+from tests.browser_driver import chromium
 from tests.conftest import DatabaseServer
 from tests.console_story import EXCHANGE_INFO_INTERVAL, Story, play_story
 from tests.e2e.processes import ApiServer
@@ -30,7 +30,6 @@ class Console:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    require_browser()
     yield from chromium(tmp_path_factory.mktemp("chromium") / "chromedriver.log")
 
 
@@ -38,7 +37,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
 def console(
     browser: webdriver.Chrome, pg_server: DatabaseServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Console]:
-    """The browser first: without one, nothing else is started."""
     database_url = pg_server.create_database("exmeta_console")
     engine = create_db_engine(database_url, DatabaseSettings(), application_name="exmeta-console")
     try:
