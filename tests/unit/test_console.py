@@ -77,7 +77,8 @@ def test_every_asset_the_page_names_is_served_from_ui(client: FlaskClient) -> No
     assert "console.js" in assets
     assert any(r.startswith("vendor/uplot") for r in assets)
     for reference in assets:
-        assert "//" not in reference and not reference.startswith("/"), reference
+        assert "//" not in reference, reference
+        assert not reference.startswith("/"), reference
         response = client.get(f"/ui/{reference}")
         assert response.status_code == 200, reference
         assert response.headers["Content-Security-Policy"] == POLICY
@@ -101,7 +102,9 @@ def test_every_asset_is_package_data() -> None:
         # setuptools' "*" stops at a "/": a pattern matches one depth of folders.
         assert any(
             len(Path(p).parts) == len(file.parts)
-            and all(fnmatch(part, glob) for part, glob in zip(file.parts, Path(p).parts, strict=True))
+            and all(
+                fnmatch(part, glob) for part, glob in zip(file.parts, Path(p).parts, strict=True)
+            )
             for p in patterns
         ), file
 
