@@ -141,3 +141,43 @@ def rendered(driver: webdriver.Chrome) -> None:
         lambda d: d.execute_script("return document.body.dataset.ready") == "true",
         "the console never finished drawing",
     )
+
+
+# WCAG 2's contrast ratio of every element's own text against the first opaque background
+# behind it; the elements below 4.5:1 (3:1 for large text), as [text, ratio].
+LOW_CONTRAST_JS = """
+const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+const luminance = ([r, g, b]) => {
+  const [R, G, B] = [r, g, b].map((v) => {
+    const c = v / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * R + 0.7152 * G + 0.0722 * B;
+};
+const background = (node) => {
+  for (let n = node; n; n = n.parentElement) {
+    const c = rgb(getComputedStyle(n).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+  }
+  return [255, 255, 255];
+};
+const low = [];
+for (const node of document.querySelectorAll("body *")) {
+  const own = [...node.childNodes].some((c) => c.nodeType === 3 && c.textContent.trim());
+  if (!own || !node.getClientRects().length) continue;
+  const style = getComputedStyle(node);
+  const [a, b] = [luminance(rgb(style.color)), luminance(background(node))];
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  const size = parseFloat(style.fontSize);
+  const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+  if (ratio < (large ? 3 : 4.5)) low.push([node.textContent.trim().slice(0, 40), ratio]);
+}
+return low;
+"""
+
+# Every form control without a label (its own <label>, or aria-label).
+UNLABELLED_JS = """
+return [...document.querySelectorAll("input, select, textarea")]
+  .filter((c) => c.type !== "hidden" && !c.labels.length && !c.getAttribute("aria-label"))
+  .map((c) => c.outerHTML);
+"""

@@ -431,6 +431,9 @@ async function runCheck(params, asOf, marketName) {
   const symbol = params.get("symbol") || $("check-symbol").value;
   const query = { as_of: asOf, market: marketName };
   for (const name of ["side", "type", "quantity", "quote_quantity", "price", "reference_price"]) query[name] = params.get(name);
+  // A link may name only the numbers: the side and type are then the form's (BUY, LIMIT).
+  query.side = query.side || $("check-side").value;
+  query.type = query.type || $("check-type").value;
   const found = await maybe(`/v1/symbols/${encodeURIComponent(symbol)}/check`, query);
   if (found.error) {
     fill("check-result", notFound(found));

@@ -23,6 +23,8 @@ from selenium.webdriver.support.ui import Select
 from core.timeparse import format_instant
 from tests.browser.conftest import Console
 from tests.browser_driver import (
+    LOW_CONTRAST_JS,
+    UNLABELLED_JS,
     console_errors,
     foreign,
     rendered,
@@ -306,3 +308,44 @@ def test_every_view_asks_only_the_api(
     paths = {urlsplit(url).path for url in watched}
     assert {"/ui/", "/ui/console.js", "/v1/symbols", f"/v1/symbols/{SYMBOL}/history"} <= paths
     assert any(path.startswith("/ui/vendor/uplot") for path in paths)
+
+
+def test_every_view_has_labels_keyboard_focus_and_contrast(
+    browser: webdriver.Chrome, console: Console
+) -> None:
+    story = console.story
+    views = {
+        "instant": {"at": at(story.halted), "symbols": SYMBOL, "quantity": "0.1", "price": "1"},
+        "timeline": {"symbol": SYMBOL},
+        "activity": {},
+    }
+    for view, params in views.items():
+        open_view(browser, console, view=view, **params)
+        assert browser.execute_script(UNLABELLED_JS) == [], view
+        assert browser.execute_script(LOW_CONTRAST_JS) == [], view
+
+    # The keyboard: the first Tab reaches the skip link, Enter moves to the content, and
+    # the next Tab lands on a control whose focus is drawn.
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    focused = browser.switch_to.active_element
+    assert focused.text == "Skip to content"
+    focused.send_keys(Keys.ENTER)
+    assert browser.switch_to.active_element.get_attribute("id") == "main"
+    browser.switch_to.active_element.send_keys(Keys.TAB)
+    focused = browser.switch_to.active_element
+    assert focused.tag_name in ("input", "select", "button", "a")
+    assert focused.value_of_css_property("outline-style") == "solid"
+
+
+def test_a_futures_contract_has_its_timeline(browser: webdriver.Chrome, console: Console) -> None:
+    listed = requests.get(f"{console.url}/v1/symbols", params={"market": "coinm"}, timeout=10)
+    contract = listed.json()["symbols"][0]
+    open_view(browser, console, view="timeline", market="coinm", symbol=contract["symbol"])
+    bands = browser.find_elements(By.CSS_SELECTOR, ".band")
+    assert [b.get_attribute("data-status") for b in bands] == [
+        contract.get("status") or contract["contract_status"]
+    ]
+    assert browser.find_elements(
+        By.CSS_SELECTOR, '.chart[data-rule="filters.PRICE_FILTER.tickSize"]'
+    )
