@@ -141,7 +141,9 @@ async function api(path, params) {
   const headers = { Accept: "application/json" };
   if (token()) headers.Authorization = `Bearer ${token()}`;
   const text = query.toString();
-  const response = await fetch(text ? `${path}?${text}` : path, { headers });
+  // Relative to /ui/, so the console also works where a proxy mounts exmeta under a prefix.
+  const url = `..${path}`;
+  const response = await fetch(text ? `${url}?${text}` : url, { headers });
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     const error = body && body.error ? body.error : { code: "http_error", message: response.statusText };
@@ -218,11 +220,11 @@ function setForm(form, params) {
 function evidence(found, stream) {
   if (!found) return note("no evidence");
   const gap = found.gap
-    ? el("span", { class: "bad" }, "yes: no successful poll from ", when(found.gap_from), " to ", when(found.gap_to))
+    ? el("span", { class: "bad" }, "yes: no successful poll from ", when(found.gap_from), " to ", found.gap_to ? when(found.gap_to) : "now")
     : el("span", { class: "good", text: "no" });
   return el("div", { class: "evidence", "data-stream": stream },
+    el("h4", { text: `Evidence: the ${stream} polls around that instant` }),
     facts([
-      ["stream", stream],
       ["last poll at or before", when(found.observed_before)],
       ["first poll after", found.observed_after ? when(found.observed_after) : el("span", { class: "warn", text: "none yet" })],
       ["in a gap", gap],
