@@ -3,7 +3,8 @@ polled, with a HALT, a tick-size change, a delisting announcement and a gap in i
 
 Every stream is polled once first (every market, the wallet, margin and the account), so
 each part of the console has something to show; then BTCUSDT's story is played one step
-at a time, each step seen by the next poll of its stream. The instants are the polls'
+at a time, each step seen by the next poll of its stream (and ETHBTC's MARKET_LOT_SIZE
+churns once). The instants are the polls'
 own (``Recorded.observed_at``), so the tests ask the console about the very instants the
 database holds.
 """
@@ -22,6 +23,7 @@ from poller.runner import build_poller
 from tests.signed_sim import control, register_key, sim_settings
 
 SYMBOL = "BTCUSDT"
+CHURNING = "ETHBTC"
 OLD_TICK = "0.01000000"
 NEW_TICK = "0.10000000"
 DELIST_AT = 1924992000000  # 2031-01-01T00:00Z: an announcement still scheduled
@@ -73,6 +75,18 @@ def play_story(sim: SimServer, engine: Engine) -> Story:
         sim, "PATCH", f"/symbols/{SYMBOL}", {"filters": [{**price_filter, "tickSize": NEW_TICK}]}
     )
     tick_changed = _seen(exchange_info.run())
+
+    # The daily churn the activity view leaves out by default: another symbol's
+    # MARKET_LOT_SIZE.maxQty, which Binance moves with the market's volume.
+    [market_lot] = [
+        f
+        for f in control(sim, "GET", f"/symbols/{CHURNING}", None)["filters"]
+        if f["filterType"] == "MARKET_LOT_SIZE"
+    ]
+    churned = {**market_lot, "maxQty": "5000.00000000"}
+    assert churned != market_lot
+    control(sim, "PATCH", f"/symbols/{CHURNING}", {"filters": [churned]})
+    _seen(exchange_info.run())
 
     control(sim, "PATCH", f"/symbols/{SYMBOL}", {"fields": {"status": "HALT"}})
     halted = _seen(exchange_info.run())

@@ -33,7 +33,7 @@ from tests.browser_driver import (
     screenshot,
     wait_until,
 )
-from tests.console_story import NEW_TICK, OLD_TICK, SYMBOL
+from tests.console_story import CHURNING, NEW_TICK, OLD_TICK, SYMBOL
 from tests.signed_sim import API_TOKEN
 
 require_browser()
@@ -78,6 +78,13 @@ def evidence_times(browser: webdriver.Chrome, container: str) -> list[str]:
         str(t.get_attribute("datetime"))
         for t in browser.find_elements(By.CSS_SELECTOR, f"#{container} .evidence time")
     ]
+
+
+def changes_counted(summary: str) -> int:
+    """N of the activity view's "N changes from ..." line."""
+    count, _, rest = summary.partition(" changes from ")
+    assert rest, summary
+    return int(count)
 
 
 def submit(browser: webdriver.Chrome, form: str, **values: str) -> None:
@@ -275,15 +282,21 @@ def test_exchange_activity_counts_changes_and_coverage(
     assert int(polls) >= 6
     assert errors == "0"
     assert int(gaps) >= 1
-    without_churn = browser.find_element(By.ID, "activity-summary").text
-    assert "left out" in without_churn
+    summary = browser.find_element(By.ID, "activity-summary").text
+    assert "left out" in summary
+    assert "MARKET_LOT_SIZE" not in feed
     screenshot(browser, "activity")
 
     browser.find_element(By.ID, "activity-churn").click()
     browser.find_element(By.CSS_SELECTOR, '#activity-form button[type="submit"]').click()
     rendered(browser)
     assert "churn=on" in browser.current_url
-    assert "included" in browser.find_element(By.ID, "activity-summary").text
+    with_churn = browser.find_element(By.ID, "activity-summary").text
+    assert "included" in with_churn
+    assert changes_counted(with_churn) == changes_counted(summary) + 1
+    churn = browser.find_element(By.ID, "activity-feed").text
+    assert f"symbol {CHURNING}" in churn
+    assert "filters.MARKET_LOT_SIZE.maxQty" in churn
 
 
 def test_the_token_adds_the_account(browser: webdriver.Chrome, console: Console) -> None:
