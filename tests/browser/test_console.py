@@ -226,7 +226,12 @@ def test_timeline_marks_the_halt_at_its_instant(
     ]
     screenshot(browser, "timeline")
 
-    # Click the middle of the HALT band: the rules and the document in force then.
+    # Click the middle of the HALT band: the rules and the document in force then. The
+    # window is the story's own (from the URL), so the band is wide however long ago it was.
+    window = {"from": at(story.first_poll), "to": at(story.last_poll + timedelta(seconds=1))}
+    open_view(browser, console, view="timeline", symbol=SYMBOL, **window)
+    [halt] = browser.find_elements(By.CSS_SELECTOR, '.band[data-status="HALT"]')
+    assert halt.size["width"] > 100
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", halt)
     overlay = browser.find_element(By.CSS_SELECTOR, '.chart[data-rule="status"] .u-over')
     offset = halt.location["x"] + halt.size["width"] / 2 - overlay.location["x"]
