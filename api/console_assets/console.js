@@ -536,7 +536,14 @@ async function timelineView(params) {
 }
 
 function buildMarks(steps, delistings, gaps) {
-  const bands = steps.map((s) => ({ kind: "band", from: s.from, to: s.to, status: s.listed ? s.state.status || s.state.contractStatus || "?" : "unlisted" }));
+  // One band per status run: a rule change does not split it.
+  const bands = [];
+  for (const s of steps) {
+    const status = s.listed ? s.state.status || s.state.contractStatus || "?" : "unlisted";
+    const last = bands[bands.length - 1];
+    if (last && last.status === status && last.to === s.from) last.to = s.to;
+    else bands.push({ kind: "band", from: s.from, to: s.to, status });
+  }
   const changes = steps.slice(1).map((s) => ({ kind: "change", at: s.from, fields: s.version.changes.map((c) => c.field), version: s.version }));
   const delisting = delistings.map((c) => ({ kind: "delisting", at: Date.parse(c.changed_at), text: delistingText(c) }));
   return { bands, changes, delisting, gaps };
