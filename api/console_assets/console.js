@@ -34,6 +34,8 @@ const COLUMNS = [
   ["max qty", "LOT_SIZE", "max_qty"],
   ["min notional", ["NOTIONAL", "MIN_NOTIONAL"], ["min_notional", "notional"]],
 ];
+// The change feed's entities keyed by a symbol (README, HTTP API: /v1/changes).
+const SYMBOL_ENTITIES = ["symbol", "commission", "delisting", "margin_pair", "margin_isolated_pair"];
 const SPOT_ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"];
 const FUTURES_ORDER_TYPES = ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"];
 
@@ -412,12 +414,11 @@ async function instantAccount(asOf, symbols) {
 }
 
 async function instantChanges(instant, marketName, symbols) {
-  const window = (from, to) => {
-    const params = { from: iso(from), to: iso(to), market: marketName, symbol: symbols.length === 1 ? symbols[0] : null };
-    return allPages("/v1/changes", params, "changes");
-  };
+  const window = (from, to) => allPages("/v1/changes", { from: iso(from), to: iso(to), market: marketName }, "changes");
   const [before, after] = await Promise.all([window(instant - HOUR, instant + 1), window(instant + 1, instant + HOUR)]);
-  const keep = (c) => symbols.length < 2 || c.entity !== "symbol" || symbols.includes(c.key);
+  // With symbols named, other symbols' changes are left out; the exchange's (system
+  // status, rate limits, wallet, account...) stay, whatever the symbols.
+  const keep = (c) => !symbols.length || !SYMBOL_ENTITIES.includes(c.entity) || symbols.includes(c.key);
   fill("instant-before", changeTable(before.items.filter(keep).reverse(), before.cut));
   fill("instant-after", changeTable(after.items.filter(keep), after.cut));
 }

@@ -112,6 +112,7 @@ def test_instant_view_shows_the_rules_in_force_at_the_chosen_instant(
     after = browser.find_element(By.ID, "instant-after").text
     assert "filters.PRICE_FILTER.tickSize" in after
     assert NEW_TICK in after
+    assert f"symbol {CHURNING}" not in after  # another symbol's change, left out
 
     # Another instant typed into the form: the HALT and the new tick size, the delisting
     # announced by then, and the poll that saw the HALT as the evidence.
