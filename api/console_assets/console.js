@@ -334,12 +334,13 @@ async function instantView(params) {
 }
 
 async function instantExchange(asOf, marketName) {
-  const [status, delistings, limits, wallet, margin, marginDelistings] = await Promise.all([
+  const [status, delistings, limits, wallet, cross, isolated, marginDelistings] = await Promise.all([
     maybe("/v1/system-status", { as_of: asOf }),
     maybe("/v1/delistings", { as_of: asOf }),
     maybe("/v1/rate-limits", { as_of: asOf, market: marketName }),
     maybe("/v1/wallet/networks", { as_of: asOf }),
     maybe("/v1/margin/pairs", { as_of: asOf, type: "cross" }),
+    maybe("/v1/margin/pairs", { as_of: asOf, type: "isolated" }),
     maybe("/v1/margin/delistings", { as_of: asOf }),
   ]);
   const left = [];
@@ -369,13 +370,17 @@ async function instantExchange(asOf, marketName) {
       closed.length ? table(["coin", "network", "deposit", "withdraw", "why"],
         closed.slice(0, 50).map((n) => [n.coin, n.network, n.deposit_enable ? "on" : "off", n.withdraw_enable ? "on" : "off", n.withdraw_desc || n.deposit_desc || ""])) : null);
   } else parts.push(notFound(wallet));
-  if (margin.body) {
+  for (const [kind, margin] of [["cross", cross], ["isolated", isolated]]) {
+    if (!margin.body) {
+      parts.push(notFound(margin));
+      continue;
+    }
     const pairs = margin.body.pairs;
     const limited = pairs.filter((p) => !p.is_buy_allowed || !p.is_sell_allowed || !p.is_margin_trade || p.delist_time);
-    parts.push(el("h4", { text: "Margin" }), note(`${pairs.length} cross pairs, ${limited.length} restricted or delisting`),
+    parts.push(el("h4", { text: `Margin, ${kind}` }), note(`${pairs.length} ${kind} pairs, ${limited.length} restricted or delisting`),
       limited.length ? table(["pair", "margin", "buy", "sell", "delists"],
         limited.slice(0, 50).map((p) => [p.symbol, show(p.is_margin_trade), show(p.is_buy_allowed), show(p.is_sell_allowed), p.delist_time ? when(p.delist_time) : "—"])) : null);
-  } else parts.push(notFound(margin));
+  }
   if (marginDelistings.body && marginDelistings.body.delistings.length) {
     parts.push(note("Margin delistings scheduled"), table(["type", "name", "takes effect"],
       marginDelistings.body.delistings.map((d) => [d.type, d.name, when(d.delist_time)])));

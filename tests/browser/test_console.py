@@ -123,6 +123,9 @@ def test_instant_view_shows_the_rules_in_force_at_the_chosen_instant(
     delistings = browser.find_element(By.ID, "delistings").text
     assert SYMBOL in delistings
     assert "normal" in browser.find_element(By.ID, "system-status").text
+    exchange = browser.find_element(By.ID, "instant-exchange").text
+    for part in ("Rate limits (spot)", "Wallet", "Margin, cross", "Margin, isolated"):
+        assert part in exchange
     assert not browser.find_element(By.ID, "instant-account-section").is_displayed()
     assert parse_qs(urlsplit(browser.current_url).query)["at"] == [
         at(story.delisting_announced + MS)
