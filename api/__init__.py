@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from api.account import account_v1
 from api.auth import BEARER_SCHEME
+from api.console import console
 from api.docs import register_docs
 from api.errors import VALIDATION_STATUS, register_error_handlers, validation_error_response
 from api.health import probes
@@ -59,6 +60,7 @@ def create_app(
     app.register_api(margin_v1)
     app.register_api(probes)
     register_docs(app)
+    app.register_blueprint(console)
     register_metrics(app, state)
     register_error_handlers(app)
     return app
