@@ -1,0 +1,147 @@
+"""Folding old unchanged polls into runs (core.obslog): every answer stays as it was."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from sqlalchemy import Engine, text
+
+from core import obslog
+from tests.poll_runs import answers, changes_view, client, folded_ids, log, record_story
+
+FOLD_ALL = timedelta(hours=1)  # the story is in 2025: every poll is older than that
+DETAIL = ("requested_at", "duration_ms", "used_weight", "attempts", "backoff_ms")
+
+
+def test_every_answer_about_poll_instants_is_the_same_after_folding(
+    engine: Engine, api_engine: Engine
+) -> None:
+    story = record_story(engine)
+    api = client(api_engine)
+    before = answers(api, story)
+    view_before = changes_view(engine)
+
+    folded = obslog.compact(engine, FOLD_ALL)
+
+    assert folded["exchange_info"] > 50  # most of the story's polls are unchanged ones
+    after = answers(api, story)
+    assert [k for k in before if before[k] != after[k]] == []
+    assert changes_view(engine) == view_before
+
+
+def test_the_log_lists_every_folded_poll_without_its_detail(
+    engine: Engine, api_engine: Engine
+) -> None:
+    record_story(engine)
+    api = client(api_engine)
+    before = log(api)
+
+    obslog.compact(engine, FOLD_ALL)
+
+    after = log(api)
+    folded = folded_ids(engine)
+    assert folded
+    expected = [
+        {**row, **dict.fromkeys(DETAIL)} if row["id"] in folded else row
+        for row in before["observations"]
+    ]
+    assert after["observations"] == expected
+    assert after["gaps"] == before["gaps"]
+
+
+def test_the_log_filters_folded_polls_like_detail_rows(engine: Engine, api_engine: Engine) -> None:
+    record_story(engine)
+    api = client(api_engine)
+    queries = (
+        {"stream": "exchange_info"},
+        {"stream": "system_status", "limit": "3"},
+        {"outcome": "unchanged"},
+        {"outcome": "error"},
+        {"limit": "7"},
+    )
+    before = [[r["id"] for r in log(api, **q)["observations"]] for q in queries]
+
+    obslog.compact(engine, FOLD_ALL)
+
+    assert [[r["id"] for r in log(api, **q)["observations"]] for q in queries] == before
+
+
+def test_polls_within_the_detail_window_keep_their_detail(engine: Engine) -> None:
+    record_story(engine)
+
+    assert obslog.compact(engine, timedelta(days=365 * 100)) == {}
+
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM observation_runs")).scalar_one() == 0
+
+
+def test_what_folding_keeps_out_of_runs(engine: Engine) -> None:
+    """Changed polls, errors and each stream's head observation stay detail rows."""
+    record_story(engine)
+
+    obslog.compact(engine, FOLD_ALL)
+
+    with engine.connect() as conn:
+        left = conn.execute(
+            text(
+                "SELECT o.outcome, o.id = h.last_observation_id FROM observations o"
+                " JOIN stream_heads h USING (stream) ORDER BY o.id"
+            )
+        ).all()
+    assert {(outcome, head) for outcome, head in left if outcome == "unchanged"} == {
+        ("unchanged", True)
+    }
+    assert {outcome for outcome, _ in left} == {"changed", "unchanged", "error"}
+
+
+def test_folding_again_folds_nothing_new(engine: Engine, api_engine: Engine) -> None:
+    story = record_story(engine)
+    obslog.compact(engine, FOLD_ALL)
+    with engine.connect() as conn:
+        runs = conn.execute(text("SELECT * FROM observation_runs ORDER BY 1, 2")).all()
+    answered = answers(client(api_engine), story)
+
+    assert obslog.compact(engine, FOLD_ALL) == {}
+
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT * FROM observation_runs ORDER BY 1, 2")).all() == runs
+    assert answers(client(api_engine), story) == answered
+
+
+def test_two_replicas_folding_at_once_fold_each_poll_once(
+    engine: Engine, api_engine: Engine
+) -> None:
+    story = record_story(engine)
+    expected = answers(client(api_engine), story)
+    with engine.connect() as conn:
+        unchanged = conn.execute(
+            text("SELECT count(*) FROM observations WHERE outcome = 'unchanged'")
+        ).scalar_one()
+    start = threading.Barrier(2)
+    results: list[dict[str, int]] = []
+
+    def replica() -> None:
+        start.wait()
+        results.append(obslog.compact(engine, FOLD_ALL))
+
+    threads = [threading.Thread(target=replica) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    with engine.connect() as conn:
+        in_runs = conn.execute(text("SELECT sum(polls) FROM observation_runs")).scalar_one()
+        overlaps = conn.execute(
+            text(
+                "SELECT count(*) FROM observation_runs a JOIN observation_runs b"
+                " ON a.stream = b.stream AND a.first_at < b.first_at AND b.first_at <= a.last_at"
+            )
+        ).scalar_one()
+        left = conn.execute(
+            text("SELECT count(*) FROM observations WHERE outcome = 'unchanged'")
+        ).scalar_one()
+    assert sum(sum(r.values()) for r in results) == in_runs == unchanged - left
+    assert overlaps == 0
+    assert answers(client(api_engine), story) == expected
