@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import timedelta
 
 from sqlalchemy import Engine, text
 
 from core import obslog
+from core.config import Settings
+from poller.runner import build_poller
 from tests.poll_runs import answers, changes_view, client, folded_ids, log, record_story
 
 FOLD_ALL = timedelta(hours=1)  # the story is in 2025: every poll is older than that
@@ -145,3 +148,25 @@ def test_two_replicas_folding_at_once_fold_each_poll_once(
     assert sum(sum(r.values()) for r in results) == in_runs == unchanged - left
     assert overlaps == 0
     assert answers(client(api_engine), story) == expected
+
+
+def test_a_poller_folds_on_its_schedule_from_one_interval_after_it_starts(engine: Engine) -> None:
+    record_story(engine)
+    poller = build_poller(Settings(), engine, "r0")
+    assert poller.compaction is not None
+    assert poller.compaction.interval == Settings().poller.compaction_interval_seconds
+
+    poller.compaction()  # the replica's start: nothing folded yet
+    assert folded_ids(engine) == set()
+    poller.compaction()  # one interval later: the story is older than the 48 h window
+
+    assert folded_ids(engine)
+
+
+def test_a_poller_told_to_keep_every_polls_detail_never_folds(engine: Engine) -> None:
+    settings = Settings()
+    keep_all = dataclasses.replace(
+        settings, poller=dataclasses.replace(settings.poller, observation_detail_hours=0)
+    )
+
+    assert build_poller(keep_all, engine, "r0").compaction is None
