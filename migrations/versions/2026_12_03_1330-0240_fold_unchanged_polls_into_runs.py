@@ -44,7 +44,7 @@ def _revision_module(rev: str) -> ModuleType:
 
 
 R0151 = _revision_module("0151")
-R0180 = _revision_module("0180")
+R0210 = _revision_module("0210")  # the newest changes view
 
 # Window sums over the steps: a run is at most core.obslog.RUN_POLLS long, so unpacking
 # one costs a few thousand additions, and only the runs around an instant are unpacked.
@@ -121,14 +121,14 @@ def upgrade() -> None:
     )
     op.execute(RUN_POLLS)
     op.execute(LAST_SUCCESS_BEFORE)
-    op.execute(_on_runs(R0180.VIEW))
+    op.execute(_on_runs(R0210.VIEW))
     op.execute(_on_runs(R0151.CHANGES))
     op.execute(f"GRANT SELECT ON observation_runs TO {ROLE}")
     op.execute(f"GRANT EXECUTE ON FUNCTION {FUNCTIONS} TO {ROLE}")
 
 
 def downgrade() -> None:
-    op.execute(R0180.VIEW)
+    op.execute(R0210.VIEW)
     op.execute(R0151.CHANGES.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1))
     op.execute(f"DROP FUNCTION {FUNCTIONS}")
     op.drop_table("observation_runs")
