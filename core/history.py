@@ -739,14 +739,11 @@ def gaps(
     return found
 
 
-_NEWEST = "'infinity'::timestamptz"
-
-
 def last_successes(conn: Connection, streams: Iterable[str]) -> dict[str, datetime | None]:
     result: dict[str, datetime | None] = {}
     for stream in streams:
         result[stream] = conn.execute(
-            text(f"SELECT observed_at FROM {obslog.last_success(':s', _NEWEST)} AS b"),
+            text(f"SELECT observed_at FROM {obslog.last_success(':s', obslog.NEWEST)} AS b"),
             {"s": stream},
         ).scalar_one_or_none()
     return result

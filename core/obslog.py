@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 RUN_POLLS = 3600
 _INT4 = 2**31 - 1
 _OK = ", ".join(f"'{o}'" for o in SUCCESS_OUTCOMES)
+NEWEST = "'infinity'::timestamptz"  # the ``at`` of last_success for a stream's newest
 _UNPACK = "observation_run_polls(r.first_id, r.first_at, r.id_steps, r.gaps_us)"
 
 

@@ -126,12 +126,20 @@ def changes_view(engine: Engine) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in rows]
 
 
-def folded_ids(engine: Engine) -> set[int]:
+def _folded(engine: Engine, column: str) -> set[Any]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT p.id FROM observation_runs r CROSS JOIN LATERAL"
+                f"SELECT p.{column} FROM observation_runs r CROSS JOIN LATERAL"
                 " observation_run_polls(r.first_id, r.first_at, r.id_steps, r.gaps_us) p"
             )
         ).scalars()
         return set(rows)
+
+
+def folded_ids(engine: Engine) -> set[int]:
+    return _folded(engine, "id")
+
+
+def folded_instants(engine: Engine) -> set[datetime]:
+    return _folded(engine, "observed_at")

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, text
 
 from core import obslog
 from core.config import Settings
+from core.repair import repair_streams_ahead
 from poller.runner import build_poller
-from tests.poll_runs import answers, changes_view, client, folded_ids, log, record_story
+from tests.builders import exchange_info, record_exchange_info, symbol
+from tests.poll_runs import (
+    answers,
+    changes_view,
+    client,
+    folded_ids,
+    folded_instants,
+    log,
+    record_story,
+)
 
 FOLD_ALL = timedelta(hours=1)  # the story is in 2025: every poll is older than that
 DETAIL = ("requested_at", "duration_ms", "used_weight", "attempts", "backoff_ms")
@@ -170,3 +180,22 @@ def test_a_poller_told_to_keep_every_polls_detail_never_folds(engine: Engine) ->
     )
 
     assert build_poller(keep_all, engine, "r0").compaction is None
+
+
+def test_repair_goes_back_to_the_last_sound_poll_when_it_was_folded(engine: Engine) -> None:
+    story = record_story(engine)
+    ahead = datetime.now(UTC) + timedelta(days=3650)
+    retick = exchange_info(symbol("BTCUSDT", tick_size="0.10000000"))
+    record_exchange_info(engine, retick, ahead)  # dated by a glitching serverTime, as of old
+    obslog.compact(engine, FOLD_ALL)  # the story's last poll is no longer the head's: folded
+    assert story.successes[-1] in folded_instants(engine)
+
+    with engine.begin() as conn:
+        [repaired] = repair_streams_ahead(conn, timedelta(seconds=5))
+
+    assert repaired.head_at == story.successes[-1]
+    with engine.connect() as conn:
+        head = conn.execute(
+            text("SELECT last_applied_at FROM stream_heads WHERE stream = 'exchange_info'")
+        ).scalar_one()
+    assert head == story.successes[-1]
