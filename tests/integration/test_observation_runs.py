@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 
@@ -13,6 +14,7 @@ from core.config import Settings
 from core.repair import repair_streams_ahead
 from poller.runner import build_poller
 from tests.builders import exchange_info, record_exchange_info, symbol
+from tests.e2e.processes import exmeta_env, run_exmeta
 from tests.poll_runs import (
     answers,
     changes_view,
@@ -199,3 +201,33 @@ def test_repair_goes_back_to_the_last_sound_poll_when_it_was_folded(engine: Engi
             text("SELECT last_applied_at FROM stream_heads WHERE stream = 'exchange_info'")
         ).scalar_one()
     assert head == story.successes[-1]
+
+
+def test_exmeta_compact_folds_now_and_then_finds_nothing_left(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    record_story(engine)
+    env = exmeta_env(database_url, "http://127.0.0.1:9", 10)
+    with engine.connect() as conn:
+        unchanged = conn.execute(
+            text(
+                "SELECT count(*) FROM observations WHERE outcome = 'unchanged'"
+                " AND stream = 'exchange_info'"
+            )
+        ).scalar_one()
+
+    first = run_exmeta(env, tmp_path, "compact")  # the story is older than 48 h
+    again = run_exmeta(env, tmp_path, "compact")
+    refused = run_exmeta(env, tmp_path, "compact", "--older-than-hours", "-1")
+
+    assert first.returncode == 0, first.stderr
+    # All but the head's own: the stream's newest poll keeps its row.
+    assert f"folded {unchanged - 1} unchanged polls of exchange_info\n" in first.stdout
+    assert (again.returncode, again.stdout) == (
+        0,
+        "nothing to fold: no unchanged poll older than 48 h keeps its detail\n",
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "exmeta: error: --older-than-hours must be 0 or more, got -1"
+    ]
