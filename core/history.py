@@ -631,31 +631,31 @@ def observations(
 ) -> list[ObservationRow]:
     """The poll log within [start, end), without the ``hidden`` streams' polls."""
     params: dict[str, Any] = {"start": start, "end": end, "limit": limit}
-    # Folded polls (core.obslog) are unchanged successes of the runs around the window.
     where = ["observed_at >= :start", "observed_at < :end"]
-    folded = ["p.observed_at >= :start", "p.observed_at < :end"]
-    folded += ["r.last_at >= :start", "r.first_at < :end"]
+    # Folded polls (core.obslog) are unchanged successes of the runs around the window.
+    runs = ["r.last_at >= :start", "r.first_at < :end"]
     if hidden:
         where.append("stream <> ALL(:hidden)")
-        folded.append("r.stream <> ALL(:hidden)")
+        runs.append("r.stream <> ALL(:hidden)")
         params["hidden"] = sorted(hidden)
     if stream is not None:
         where.append("stream = :stream")
-        folded.append("r.stream = :stream")
+        runs.append("r.stream = :stream")
         params["stream"] = stream
     if outcome is not None:
         where.append("outcome = :outcome")
-        folded.append("'unchanged' = :outcome")
+        runs.append("'unchanged' = :outcome")
         params["outcome"] = outcome
+    folded = obslog.folded_polls(
+        " AND ".join(runs), "p.observed_at >= :start AND p.observed_at < :end", ":limit"
+    )
     rows = conn.execute(
         text(
             "(SELECT id, stream, replica_id, observed_at, requested_at, duration_ms, outcome,"
             " http_status, used_weight, error_class, error_code, error_message, attempts,"
             " backoff_ms, source FROM observations"
             f" WHERE {' AND '.join(where)} ORDER BY observed_at, id LIMIT :limit)"
-            f" UNION ALL ({obslog.FOLDED_ROWS} WHERE {' AND '.join(folded)}"
-            " ORDER BY p.observed_at, p.id LIMIT :limit)"
-            " ORDER BY observed_at, id LIMIT :limit"
+            f" UNION ALL ({folded}) ORDER BY observed_at, id LIMIT :limit"
         ),
         params,
     )

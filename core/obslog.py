@@ -264,12 +264,24 @@ def successes_within(stream: str, start: str, end: str) -> str:
     ).replace("{s}", stream)
 
 
-# The columns of core.history.ObservationRow, for a folded poll: what folding gave up is
-# NULL, what every poll of its run shared is the run's.
-FOLDED_ROWS = (
-    "SELECT p.id, r.stream, r.replica_id, p.observed_at, NULL::timestamptz AS requested_at,"
-    " NULL::integer AS duration_ms, 'unchanged'::text AS outcome, r.http_status,"
-    " NULL::integer AS used_weight, NULL::text AS error_class, NULL::integer AS error_code,"
-    " NULL::text AS error_message, NULL::smallint AS attempts, NULL::integer AS backoff_ms,"
-    f" r.source FROM observation_runs r CROSS JOIN LATERAL {_UNPACK} p"
-)
+def folded_polls(runs: str, polls: str, limit: str) -> str:
+    """SQL: the first ``limit`` folded polls (by instant, id) of the runs matching
+    ``runs`` (conditions on ``r``) that match ``polls`` (on ``p.observed_at``), as rows of
+    core.history.ObservationRow: what folding gave up is NULL, what all polls of a run
+    share is the run's.
+
+    Only the runs that can hold those polls are unpacked, not every run of a long window:
+    taken by ``first_at``, every run but one per stream (the one already running at the
+    window's start) has its first poll in the window, so the first ``limit`` polls lie in
+    the first ``limit`` runs plus one per stream (ties on ``first_at`` broken by id, as
+    polls are).
+    """
+    return (
+        "SELECT p.id, r.stream, r.replica_id, p.observed_at, NULL::timestamptz,"
+        " NULL::integer, 'unchanged'::text, r.http_status, NULL::integer, NULL::text,"
+        " NULL::integer, NULL::text, NULL::smallint, NULL::integer, r.source"
+        f" FROM (SELECT * FROM observation_runs r WHERE {runs} ORDER BY r.first_at, r.first_id"
+        f"  LIMIT {limit} + (SELECT count(*) FROM stream_heads)) AS r"
+        f" CROSS JOIN LATERAL {_UNPACK} p WHERE {polls}"
+        f" ORDER BY p.observed_at, p.id LIMIT {limit}"
+    )

@@ -84,7 +84,7 @@ def client(engine: Engine) -> FlaskClient:
     return app.test_client()
 
 
-def _q(value: datetime) -> str:
+def q(value: datetime) -> str:
     return quote(format_instant(value) or "")
 
 
@@ -92,8 +92,8 @@ def answers(api: FlaskClient, story: Story) -> dict[str, Any]:
     """Every answer that reads poll instants: evidence, documents, log, gaps, feed, metrics."""
     found: dict[str, Any] = {}
     for t in probes(story):
-        symbol_answer = api.get(f"/v1/symbols/BTCUSDT?as_of={_q(t)}")
-        document = api.get(f"/v1/exchange-info?as_of={_q(t)}")
+        symbol_answer = api.get(f"/v1/symbols/BTCUSDT?as_of={q(t)}")
+        document = api.get(f"/v1/exchange-info?as_of={q(t)}")
         found[f"symbol {t}"] = (symbol_answer.status_code, symbol_answer.json)
         found[f"document {t}"] = (
             document.status_code,
@@ -101,7 +101,7 @@ def answers(api: FlaskClient, story: Story) -> dict[str, Any]:
             document.headers.get("X-Exmeta-Observed-At"),
             document.data,
         )
-    window = f"from={_q(T0 - timedelta(minutes=1))}&to={_q(NOW)}"
+    window = f"from={q(T0 - timedelta(minutes=1))}&to={q(NOW)}"
     found["changes"] = api.get(f"/v1/changes?{window}").json
     found["metrics"] = api.get("/metrics").data
     found["readyz"] = api.get("/readyz").json
@@ -109,10 +109,8 @@ def answers(api: FlaskClient, story: Story) -> dict[str, Any]:
 
 
 def log(api: FlaskClient, **query: str) -> dict[str, Any]:
-    query = {"limit": "1000", **query}
-    window = f"from={_q(T0 - timedelta(minutes=1))}&to={_q(NOW)}"
-    extra = "".join(f"&{k}={v}" for k, v in query.items())
-    response = api.get(f"/v1/observations?{window}{extra}")
+    asked = {"from": q(T0 - timedelta(minutes=1)), "to": q(NOW), "limit": "1000", **query}
+    response = api.get("/v1/observations?" + "&".join(f"{k}={v}" for k, v in asked.items()))
     assert response.status_code == 200, response.json
     assert response.json is not None
     return dict(response.json)

@@ -16,12 +16,14 @@ from poller.runner import build_poller
 from tests.builders import exchange_info, record_exchange_info, symbol
 from tests.e2e.processes import exmeta_env, run_exmeta
 from tests.poll_runs import (
+    T0,
     answers,
     changes_view,
     client,
     folded_ids,
     folded_instants,
     log,
+    q,
     record_story,
 )
 
@@ -74,6 +76,9 @@ def test_the_log_filters_folded_polls_like_detail_rows(engine: Engine, api_engin
         {"outcome": "unchanged"},
         {"outcome": "error"},
         {"limit": "7"},
+        # From inside a run of each stream: the runs already running count too.
+        {"from": q(T0 + timedelta(seconds=30.5)), "limit": "4"},
+        {"from": q(T0 + timedelta(seconds=30.5)), "to": q(T0 + timedelta(seconds=50))},
     )
     before = [[r["id"] for r in log(api, **q)["observations"]] for q in queries]
 
