@@ -319,6 +319,15 @@ class VersionMixin:
                 postgresql_where=text("valid_to IS NOT NULL"),
                 postgresql_ops=byte_order,
             ),
+            # Folding old polls deletes observations (core.obslog), and each delete looks
+            # for a version that references it in every version table: without these,
+            # each look reads a whole table.
+            Index(f"ix_{name}_opened_by", "opened_by"),
+            Index(
+                f"ix_{name}_closed_by",
+                "closed_by",
+                postgresql_where=text("closed_by IS NOT NULL"),
+            ),
             *(
                 [Index(f"ix_{name}_range", _RANGE, postgresql_using="gist")]
                 if cls.__read_whole_as_of__
