@@ -35,6 +35,7 @@ reads ``observation_runs``.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -192,16 +193,22 @@ def _fold_one(
     return run.last.observed_at, len(run.polls)
 
 
-def compact(engine: Engine, detail: timedelta) -> dict[str, int]:
+def compact(
+    engine: Engine, detail: timedelta, stop: threading.Event | None = None
+) -> dict[str, int]:
     """Fold every stream's unchanged polls older than ``detail`` (database clock); the
-    polls folded per stream. Idempotent, and safe with any number of replicas at once."""
+    polls folded per stream. Idempotent, and safe with any number of replicas at once.
+
+    ``stop`` ends it between two runs: a first fold of a year of detail takes a while,
+    and a replica asked to stop should not wait for it (what is folded stays folded).
+    """
     with engine.connect() as conn:
         cutoff = conn.execute(text("SELECT now() - :d"), {"d": detail}).scalar_one()
         streams = list(conn.execute(text("SELECT stream FROM stream_heads ORDER BY 1")).scalars())
     folded: dict[str, int] = {}
     for stream in streams:
         after: datetime | None = None
-        while True:
+        while stop is None or not stop.is_set():
             with engine.begin() as conn:
                 after, polls = _fold_one(conn, stream, after, cutoff)
             if polls:

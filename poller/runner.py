@@ -108,15 +108,18 @@ class Compaction:
     Several replicas may fold at once: each run is folded under its stream's head lock.
     """
 
-    def __init__(self, engine: Engine, detail: timedelta, interval: float) -> None:
+    def __init__(
+        self, engine: Engine, detail: timedelta, interval: float, stop: threading.Event
+    ) -> None:
         self.engine = engine
         self.detail = detail
         self.interval = interval
+        self.stop = stop
         self._due = False
 
     def __call__(self) -> None:
         if self._due:
-            obslog.compact(self.engine, self.detail)
+            obslog.compact(self.engine, self.detail, self.stop)
         self._due = True
 
 
@@ -553,5 +556,6 @@ def build_poller(
     detail = settings.poller.observation_detail()
     compaction = None
     if detail is not None:
-        compaction = Compaction(engine, detail, settings.poller.compaction_interval_seconds)
+        interval = settings.poller.compaction_interval_seconds
+        compaction = Compaction(engine, detail, interval, stop)
     return Poller(jobs, stop, replica, compaction)

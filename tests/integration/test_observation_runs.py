@@ -236,3 +236,12 @@ def test_exmeta_compact_folds_now_and_then_finds_nothing_left(
     assert refused.stderr.strip().splitlines() == [
         "exmeta: error: --older-than-hours must be 0 or more, got -1"
     ]
+
+
+def test_a_replica_asked_to_stop_folds_no_further(engine: Engine) -> None:
+    record_story(engine)
+    stop = threading.Event()
+    stop.set()
+
+    assert obslog.compact(engine, FOLD_ALL, stop) == {}
+    assert folded_ids(engine) == set()
