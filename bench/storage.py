@@ -6,8 +6,8 @@ the poller's writer, over --polls polls: first as detail rows (what every poll c
 while it is younger than ``[poller] observation_detail_hours``), then folded into runs
 (core.obslog), measured in the steady state: a round of polls written and folded after a
 round already folded and vacuumed, so the space freed by folding is there to be reused,
-as it is in a running database (two rounds before: B-tree pages emptied by folding are
-reused from the second VACUUM after). Sizes after VACUUM (dead tuples reclaimed).
+as it is in a running database (three rounds before: B-tree pages emptied by folding
+are reused only a VACUUM or two later). Sizes after VACUUM (dead tuples reclaimed).
 P5: one year of daily real-rate changes (bench/synthetic_history.py, hourly observations
 there, their versions and indexes), extrapolated from --days, with the share of
 MARKET_LOT_SIZE rows; plus the raw bodies such a year stores (one distinct body per day,
@@ -56,7 +56,8 @@ TABLES = (
 )
 DETAIL_HOURS = PollerSettings().observation_detail_hours
 TARGET_P4 = 16  # bytes per unchanged poll
-FOLD_ALL = timedelta(0)  # every poll of the bench is dated long before now
+FOLD_ALL = timedelta(0)
+WARM_UP_ROUNDS = 3  # every poll of the bench is dated long before now
 
 
 def total_bytes(engine: Engine) -> dict[str, int]:
@@ -118,13 +119,15 @@ def p4(polls: int) -> PerPoll:
         poll_round()
         vacuum(engine)
         detailed = total_bytes(engine)
-        # Two rounds folded first: the index pages folding empties are reused only from
-        # the second VACUUM after it (PostgreSQL's B-tree page recycling).
+        # Rounds folded before the measured one: B-tree pages that folding empties are
+        # reused only a VACUUM or two later (PostgreSQL's page recycling); measured, the
+        # indexes stop growing from the third round.
         obslog.compact(engine, FOLD_ALL)
         vacuum(engine)
-        poll_round()
-        obslog.compact(engine, FOLD_ALL)
-        vacuum(engine)
+        for _ in range(WARM_UP_ROUNDS - 1):
+            poll_round()
+            obslog.compact(engine, FOLD_ALL)
+            vacuum(engine)
         warm = total_bytes(engine)
         poll_round()
         folded = obslog.compact(engine, FOLD_ALL)
@@ -186,8 +189,10 @@ def observation_log_day(engine: Engine, day: int, start_id: int) -> int:
 
 
 def observation_log_year(sample_days: int) -> float:
-    """Bytes a year of 1 s polls adds to the observation log once folded, from a measured
-    sample of days: the last day's growth, written and folded after the others were."""
+    """Bytes a year of 1 s polls adds once folded, from a measured sample of days: the
+    last day's growth of ``observation_runs`` (heap, TOAST, indexes), written and folded
+    after the others were. ``observations`` itself is the detail window, a fixed size
+    counted apart (its heap is reused or truncated by VACUUM as days are folded)."""
     next_id = 1
     with bench_engine() as engine:
         for day in range(sample_days - 1):
@@ -200,10 +205,11 @@ def observation_log_year(sample_days: int) -> float:
         vacuum(engine)
         after = total_bytes(engine)
     growth = grown(before, after)
-    per_day = sum(growth.values())
+    per_day = growth.get("observation_runs", 0)
     print(
         f"   a sampled day of 86,400 polls, folded (day {sample_days} of {sample_days}):"
-        f" {per_day / 1e6:.2f} MB ({_shown(growth)}), {per_day / 86400:.1f} bytes a poll"
+        f" observation_runs {per_day / 1e6:.3f} MB, {per_day / 86400:.2f} bytes a poll"
+        f" (all tables: {_shown(growth)})"
     )
     return per_day * 365
 
