@@ -15,7 +15,11 @@ is ~213 bytes a poll, ~7 GB a year, nearly all of it unchanged polls that only v
   ``/v1/exchange-info`` document is answered as before; ``/v1/observations`` still lists
   every poll, with null requested_at, duration_ms, used_weight, attempts and backoff_ms
   for folded ones. ``/metrics`` counters come from ``poll_totals``, which folding leaves
-  alone. A detail window of 0 keeps every detail row forever (nothing is folded).
+  alone. ``observation_detail_hours = 0`` keeps every detail row forever: no replica
+  folds (``exmeta compact --older-than-hours`` still can, when asked).
+- Deleting an observation makes PostgreSQL look for a version that references it, in
+  each version table's ``opened_by`` and ``closed_by``; they are indexed for that
+  (migration 0245), else folding one run would read every version table 7,200 times.
 - What is never folded: changed polls, errors, stale and switched observations, a poll
   whose serverTime did not date it, and the stream head's own observations (the newest
   applied one and the one that last changed its versions). A run never spans another
@@ -28,8 +32,9 @@ is ~213 bytes a poll, ~7 GB a year, nearly all of it unchanged polls that only v
   nothing left to fold, and a poll waits for at most one run's fold.
 
 Readers reach folded polls through the SQL below (and the database's
-``observation_run_polls`` and ``last_success_before``, migration 0240): nothing else
-reads ``observation_runs``.
+``observation_run_polls`` and ``last_success_before``, migration 0240); no other reader
+of poll instants reads ``observation_runs`` itself (core.verify checks that runs stand
+alone in their spans, which the lookups here rely on).
 """
 
 from __future__ import annotations
