@@ -269,8 +269,11 @@ class Observation(Model):
     stream: str
     replica_id: str
     observed_at: Instant
-    requested_at: Instant
-    duration_ms: int
+    requested_at: Instant | None = Field(
+        description="null on a poll folded into a run (README, The observation log),"
+        " as are duration_ms, used_weight, attempts and backoff_ms"
+    )
+    duration_ms: int | None
     outcome: str
     http_status: int | None
     used_weight: int | None

@@ -56,7 +56,7 @@ from sqlalchemy import Connection, text
 
 from core.cursors import decode_position, encode_position
 from core.diff import FieldChange, diff_objects, flatten
-from core.models import SUCCESS_OUTCOMES, VERSIONED_TABLES
+from core.models import VERSIONED_TABLES
 from core.streams import CATALOGUE, STREAMS, feed_streams
 from core.streams import stream as stream_declaration
 
@@ -397,12 +397,12 @@ def _observed_before(
         return {}
     rows = conn.execute(
         text(
-            "SELECT s, t, (SELECT max(observed_at) FROM observations WHERE stream = s"
-            "              AND outcome = ANY(:ok) AND observed_at < t)"
+            # The database's function, over detail rows and folded runs (core.obslog): the
+            # analysts' changes view reads the same.
+            "SELECT s, t, last_success_before(s, t)"
             " FROM unnest(CAST(:streams AS text[]), CAST(:times AS timestamptz[])) AS u(s, t)"
         ),
         {
-            "ok": list(SUCCESS_OUTCOMES),
             "streams": [p[0] for p in pairs],
             "times": [p[1] for p in pairs],
         },
@@ -567,11 +567,12 @@ def _new_histories(conn: Connection, observation_ids: Collection[int]) -> set[in
     rows = conn.execute(
         text(
             "SELECT o.id FROM observations o WHERE o.id = ANY(:ids) AND (o.outcome = 'switched'"
-            " OR (SELECT p.outcome FROM observations p WHERE p.stream = o.stream"
-            "     AND (p.outcome = ANY(:ok) OR p.outcome = 'switched')"
-            "     AND p.observed_at < o.observed_at ORDER BY p.observed_at DESC LIMIT 1)"
-            "    = 'switched')"
+            # The stream's last switch before o is later than its last success before
+            # o, folded ones included (core.obslog): nothing succeeded in between.
+            " OR (SELECT max(p.observed_at) FROM observations p WHERE p.stream = o.stream"
+            "     AND p.outcome = 'switched' AND p.observed_at < o.observed_at)"
+            "    > coalesce(last_success_before(o.stream, o.observed_at), '-infinity'))"
         ),
-        {"ids": sorted(observation_ids), "ok": list(SUCCESS_OUTCOMES)},
+        {"ids": sorted(observation_ids)},
     ).scalars()
     return set(rows)

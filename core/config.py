@@ -108,6 +108,14 @@ class PollerSettings:
     lease_seconds: float = 15.0
     heartbeat_seconds: float = 5.0
     server_time_tolerance_seconds: float = 5.0
+    observation_detail_hours: float = 48.0
+    compaction_interval_seconds: float = 3600.0
+
+    def observation_detail(self) -> timedelta | None:
+        """How long an unchanged poll keeps its detail row (core.obslog); None: forever."""
+        if self.observation_detail_hours == 0:
+            return None
+        return timedelta(hours=self.observation_detail_hours)
 
     def server_time_tolerance(self) -> timedelta:
         """How far Binance's serverTime may lie outside its request's window (core.dating)."""
@@ -266,6 +274,7 @@ def _validate(settings: Settings) -> None:
             "[poller] server_time_tolerance_seconds must be 0 or more,"
             f" got {settings.poller.server_time_tolerance_seconds}"
         )
+    _validate_compaction(settings.poller)
     _validate_database_url("database", "url", settings.database.url)
     _validate_database_url("api", "database_url", settings.api.database_url)
     _validate_log(settings.log)
@@ -306,6 +315,18 @@ def postgres_url(url: str) -> URL:
             " (expected postgresql://...)"
         )
     return parsed.set(drivername="postgresql+psycopg")
+
+
+def _validate_compaction(p: PollerSettings) -> None:
+    if p.observation_detail_hours < 0:
+        raise ConfigError(
+            "[poller] observation_detail_hours must be 0 (keep all) or more,"
+            f" got {p.observation_detail_hours}"
+        )
+    if p.compaction_interval_seconds <= 0:
+        raise ConfigError(
+            f"[poller] compaction_interval_seconds must be positive, got {p.compaction_interval_seconds}"
+        )
 
 
 def _validate_log(log: LogSettings) -> None:

@@ -22,11 +22,12 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, DateTime, Numeric, text
 
+from core import obslog
 from core import streams as catalogue
 from core.bodies import restore_server_time
 from core.cursors import decode_position, encode_position
 from core.diff import FieldChange, diff_objects
-from core.models import SUCCESS_OUTCOMES, VERSIONED_TABLES, typed_columns
+from core.models import VERSIONED_TABLES, typed_columns
 from core.streams import DEFAULT_MARKET, Market
 
 GAP_FACTOR = 3
@@ -189,16 +190,15 @@ def evidence(
     # are the API's hot path.
     row = conn.execute(
         text(
-            "SELECT b.at, a.at, EXISTS (SELECT FROM observations WHERE stream = :s"
-            "        AND outcome = 'switched' AND observed_at > b.at"
-            "        AND observed_at <= coalesce(a.at, :horizon)), b.origin IS NOT NULL"
-            " FROM (SELECT min(observed_at) AS at FROM observations WHERE stream = :s"
-            "       AND outcome = ANY(:ok) AND observed_at > :t) AS a"
-            " LEFT JOIN LATERAL (SELECT observed_at AS at, origin FROM observations"
-            "       WHERE stream = :s AND outcome = ANY(:ok) AND observed_at <= :t"
-            "       ORDER BY observed_at DESC LIMIT 1) AS b ON true"
+            "SELECT b.observed_at, a.observed_at, EXISTS (SELECT FROM observations"
+            "        WHERE stream = :s AND outcome = 'switched' AND observed_at > b.observed_at"
+            "        AND observed_at <= coalesce(a.observed_at, :horizon)),"
+            " b.origin IS NOT NULL"
+            f" FROM (SELECT 1) AS one LEFT JOIN LATERAL {obslog.first_success_after(':s', ':t')}"
+            " AS a ON true"
+            f" LEFT JOIN LATERAL {obslog.last_success(':s', ':t')} AS b ON true"
         ),
-        {"s": stream, "t": at, "ok": list(SUCCESS_OUTCOMES), "horizon": max(now, at)},
+        {"s": stream, "t": at, "horizon": max(now, at)},
     ).one()
     before, after, switched, imported = row[0], row[1], row[2], bool(row[3])
     limit = timedelta(seconds=GAP_FACTOR * interval_seconds)
@@ -587,12 +587,10 @@ def exchange_info_as_of(
     row = conn.execute(
         text(
             "SELECT o.id, o.observed_at, b.body, coalesce(o.server_time, o.observed_at)"
-            " FROM observations o"
+            f" FROM {obslog.last_success(':s', ':t')} AS o"
             " JOIN raw_bodies b ON b.sha256 = o.body_sha256"
-            " WHERE o.stream = :s AND o.outcome = ANY(:ok) AND o.observed_at <= :t"
-            " ORDER BY o.observed_at DESC LIMIT 1"
         ),
-        {"s": catalogue.market(market).exchange_info, "t": at, "ok": list(SUCCESS_OUTCOMES)},
+        {"s": catalogue.market(market).exchange_info, "t": at},
     ).one_or_none()
     if row is None:
         return None
@@ -607,8 +605,9 @@ class ObservationRow:
     stream: str
     replica_id: str
     observed_at: datetime
-    requested_at: datetime
-    duration_ms: int
+    # None on a folded poll (core.obslog), as are used_weight, attempts and backoff_ms.
+    requested_at: datetime | None
+    duration_ms: int | None
     outcome: str
     http_status: int | None
     used_weight: int | None
@@ -631,23 +630,32 @@ def observations(
     hidden: Collection[str] = (),
 ) -> list[ObservationRow]:
     """The poll log within [start, end), without the ``hidden`` streams' polls."""
-    where = ["observed_at >= :start", "observed_at < :end"]
     params: dict[str, Any] = {"start": start, "end": end, "limit": limit}
+    where = ["observed_at >= :start", "observed_at < :end"]
+    # Folded polls (core.obslog) are unchanged successes of the runs around the window.
+    runs = ["r.last_at >= :start", "r.first_at < :end"]
     if hidden:
         where.append("stream <> ALL(:hidden)")
+        runs.append("r.stream <> ALL(:hidden)")
         params["hidden"] = sorted(hidden)
     if stream is not None:
         where.append("stream = :stream")
+        runs.append("r.stream = :stream")
         params["stream"] = stream
     if outcome is not None:
         where.append("outcome = :outcome")
+        runs.append("'unchanged' = :outcome")
         params["outcome"] = outcome
+    folded = obslog.folded_polls(
+        " AND ".join(runs), "p.observed_at >= :start AND p.observed_at < :end", ":limit"
+    )
     rows = conn.execute(
         text(
-            "SELECT id, stream, replica_id, observed_at, requested_at, duration_ms, outcome,"
+            "(SELECT id, stream, replica_id, observed_at, requested_at, duration_ms, outcome,"
             " http_status, used_weight, error_class, error_code, error_message, attempts,"
             " backoff_ms, source FROM observations"
-            f" WHERE {' AND '.join(where)} ORDER BY observed_at, id LIMIT :limit"
+            f" WHERE {' AND '.join(where)} ORDER BY observed_at, id LIMIT :limit)"
+            f" UNION ALL ({folded}) ORDER BY observed_at, id LIMIT :limit"
         ),
         params,
     )
@@ -663,7 +671,13 @@ def _switches(conn: Connection, stream: str, start: datetime, end: datetime) -> 
                 " AND outcome = 'switched' AND observed_at > :start AND observed_at <= :end"
                 " ORDER BY observed_at"
             ),
-            {"s": stream, "start": start, "end": end},
+            # Instants are whole microseconds: after the one before ``end`` is at or after it.
+            {
+                "s": stream,
+                "start": start,
+                "end": end,
+                "just_before_end": end - timedelta(microseconds=1),
+            },
         ).scalars()
     )
 
@@ -689,17 +703,20 @@ def gaps(
     rows = conn.execute(
         text(
             "SELECT observed_at FROM ("
-            "  (SELECT observed_at FROM observations WHERE stream = :s AND outcome = ANY(:ok)"
-            "   AND observed_at < :start ORDER BY observed_at DESC LIMIT 1)"
+            f"  SELECT observed_at FROM {obslog.last_success(':s', ':start', strictly=True)} b"
             "  UNION ALL"
-            "  (SELECT observed_at FROM observations WHERE stream = :s AND outcome = ANY(:ok)"
-            "   AND observed_at >= :start AND observed_at < :end)"
+            f"  SELECT observed_at FROM {obslog.successes_within(':s', ':start', ':end')} w"
             "  UNION ALL"
-            "  (SELECT observed_at FROM observations WHERE stream = :s AND outcome = ANY(:ok)"
-            "   AND observed_at >= :end ORDER BY observed_at LIMIT 1)"
+            f"  SELECT observed_at FROM {obslog.first_success_after(':s', ':just_before_end')} a"
             ") AS s ORDER BY observed_at"
         ),
-        {"s": stream, "ok": list(SUCCESS_OUTCOMES), "start": start, "end": end},
+        # Instants are whole microseconds: after the one before ``end`` is at or after it.
+        {
+            "s": stream,
+            "start": start,
+            "end": end,
+            "just_before_end": end - timedelta(microseconds=1),
+        },
     ).scalars()
     times: list[datetime] = list(rows)
     found: list[Gap] = []
@@ -726,11 +743,9 @@ def last_successes(conn: Connection, streams: Iterable[str]) -> dict[str, dateti
     result: dict[str, datetime | None] = {}
     for stream in streams:
         result[stream] = conn.execute(
-            text(
-                "SELECT max(observed_at) FROM observations WHERE stream = :s AND outcome = ANY(:ok)"
-            ),
-            {"s": stream, "ok": list(SUCCESS_OUTCOMES)},
-        ).scalar_one()
+            text(f"SELECT observed_at FROM {obslog.last_success(':s', obslog.NEWEST)} AS b"),
+            {"s": stream},
+        ).scalar_one_or_none()
     return result
 
 

@@ -120,6 +120,41 @@ class Observation(Base):
     origin: Mapped[str | None] = mapped_column(Text)
 
 
+class ObservationRun(Base):
+    """Consecutive unchanged successful polls of one stream, folded from ``observations``.
+
+    Each poll keeps its identity and its instant exactly (``first_id``/``first_at`` then
+    one step per later poll: id and microseconds since the previous poll), so every
+    evidence question is answered as it was; its per-poll detail (requested_at, duration,
+    used weight, attempts, back-off) is what folding gives up (core.obslog). A run never
+    spans another success or a move of its stream, and runs of a stream never overlap.
+    """
+
+    __tablename__ = "observation_runs"
+    __table_args__ = (
+        CheckConstraint(
+            "cardinality(gaps_us) = polls - 1 AND cardinality(id_steps) = polls - 1"
+            " AND 0 < ALL(gaps_us) AND last_at >= first_at",
+            name="steps",
+        ),
+        Index(None, "stream", "last_at"),
+    )
+
+    stream: Mapped[str] = mapped_column(Text, primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(primary_key=True)
+    last_at: Mapped[datetime]
+    polls: Mapped[int] = mapped_column(Integer)
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    id_steps: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    gaps_us: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    # What every poll of the run shares; a change of any of them starts another run.
+    replica_id: Mapped[str] = mapped_column(Text)
+    http_status: Mapped[int | None] = mapped_column(SmallInteger)
+    body_sha256: Mapped[bytes | None] = mapped_column(ForeignKey("raw_bodies.sha256"))
+    source: Mapped[str | None] = mapped_column(Text)
+    origin: Mapped[str | None] = mapped_column(Text)
+
+
 class StreamHead(Base):
     """Per-stream write lock and the newest applied state (DESIGN §6).
 
@@ -283,6 +318,15 @@ class VersionMixin:
                 *feed_order,
                 postgresql_where=text("valid_to IS NOT NULL"),
                 postgresql_ops=byte_order,
+            ),
+            # Folding old polls deletes observations (core.obslog), and each delete looks
+            # for a version that references it in every version table: without these,
+            # each look reads a whole table.
+            Index(f"ix_{name}_opened_by", "opened_by"),
+            Index(
+                f"ix_{name}_closed_by",
+                "closed_by",
+                postgresql_where=text("closed_by IS NOT NULL"),
             ),
             *(
                 [Index(f"ix_{name}_range", _RANGE, postgresql_using="gist")]

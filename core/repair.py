@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, text
 
+from core import obslog
 from core.models import SUCCESS_OUTCOMES, VERSIONED_TABLES
 from core.verify import streams_ahead
 
@@ -94,12 +95,14 @@ def _repair(conn: Connection, stream: str, tolerance: timedelta) -> Repaired:
             ),
             {"error_class": ERROR_CLASS, "message": MESSAGE, "ids": ids},
         )
+    # The newest success left, folded ones included (core.obslog): a stream frozen for
+    # longer than the detail window has its last sound poll in a run.
     sound = conn.execute(
         text(
-            "SELECT id, observed_at, body_sha256 FROM observations"
-            " WHERE stream = :s AND outcome = ANY(:ok) ORDER BY id DESC LIMIT 1"
+            "SELECT id, observed_at, body_sha256 FROM"
+            f" {obslog.last_success(':s', obslog.NEWEST)} AS b"
         ),
-        {"s": stream, "ok": ok},
+        {"s": stream},
     ).one_or_none()
     conn.execute(
         text(

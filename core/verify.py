@@ -58,6 +58,7 @@ def verify_history(
         findings += _unbacked_versions(conn, table, key)
         findings += _versions_across_switches(conn, table, key)
     findings += _observations_out_of_order(conn)
+    findings += _runs_not_alone(conn)
     findings += [
         Finding(
             "ahead of the clock",
@@ -277,6 +278,34 @@ def _versions_across_switches(conn: Connection, table: str, key: Sequence[str]) 
             _key_text(r, key),
             f"{_version(r)} is in force at {_fmt(r.switched_at)}, when observation"
             f" {r.switch_id} moved its stream to another source",
+        )
+        for r in rows
+    ]
+
+
+def _runs_not_alone(conn: Connection) -> list[Finding]:
+    """Folded runs (core.obslog) that share their span with another success or switch of
+    their stream, or with another run: readers find "the run at t" with one probe."""
+    rows = conn.execute(
+        text(
+            "SELECT r.stream, r.first_at, r.last_at, 'observation ' || o.id AS other,"
+            " o.observed_at AS other_at"
+            " FROM observation_runs r JOIN observations o ON o.stream = r.stream"
+            " AND o.observed_at BETWEEN r.first_at AND r.last_at"
+            " AND o.outcome IN ('changed', 'unchanged', 'switched')"
+            " UNION ALL"
+            " SELECT r.stream, r.first_at, r.last_at, 'the run from ' || n.first_at, n.first_at"
+            " FROM observation_runs r JOIN observation_runs n ON n.stream = r.stream"
+            " AND n.first_at > r.first_at AND n.first_at <= r.last_at"
+            " ORDER BY 1, 2, 5"
+        )
+    )
+    return [
+        Finding(
+            "run not alone in its span",
+            "observation_runs",
+            f"stream={r.stream}",
+            f"the run of {_fmt(r.first_at)} to {_fmt(r.last_at)} spans {r.other}",
         )
         for r in rows
     ]

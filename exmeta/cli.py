@@ -37,6 +37,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": serve,
     "up": up,
     "verify": operations.verify,
+    "compact": operations.compact,
     "replicas": operations.replicas,
     "asof": reads.asof,
     "check": reads.check,

@@ -83,6 +83,17 @@ line each), 2 when the check cannot run (configuration, unreachable or unmigrate
 database).""",
         "EXMETA_DATABASE__STATEMENT_TIMEOUT_SECONDS=600 exmeta verify",
     ),
+    "compact": CommandHelp(
+        "fold old unchanged polls into runs now (the pollers do it every hour)",
+        """\
+Fold each stream's unchanged successful polls older than [poller]
+observation_detail_hours (or --older-than-hours) into runs that keep every poll's id
+and instant, so every as-of answer's evidence stays exact, and drop their detail
+(requested_at, duration, used weight, attempts, back-off). Safe while pollers run and
+with other replicas folding; running it again folds nothing new. Exit 0 done, 2 when it
+cannot run (configuration, unreachable or unmigrated database).""",
+        "exmeta compact --older-than-hours 24",
+    ),
     "replicas": CommandHelp(
         "list the live poller replicas (--all: stopped ones too)",
         f"""\

@@ -1,8 +1,8 @@
-"""The operator's commands: `migrate`, `verify` and `replicas`.
+"""The operator's commands: `migrate`, `verify`, `compact` and `replicas`.
 
 Unlike the read commands (exmeta.reads), these do not go through the API: they act with
 the operator's database login, which the API's read-only role is not. `migrate` changes
-the schema and `verify --repair` writes; `verify` reads every version of every table, an
+the schema, `verify --repair` and `compact` write; `verify` reads every version of every table, an
 operator's job that no route offers; `replicas --alive` is the poller container's health
 check, run where only the poller's login is configured, and that login need not be able
 to act as the API's role (GET /v1/replicas answers the same list to API clients).
@@ -11,8 +11,10 @@ to act as the API's role (GET /v1/replicas answers the same list to API clients)
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 
 from exmeta.database import database, engine, migrate, read
+from exmeta.errors import CliError
 from exmeta.settings import configured
 
 
@@ -54,6 +56,27 @@ def verify(args: argparse.Namespace) -> int:
     for finding in findings:
         print(f"  {finding}")
     return 1
+
+
+def compact(args: argparse.Namespace) -> int:
+    """Fold unchanged polls older than the detail window into runs now (core.obslog), as
+    every poller does each ``compaction_interval_seconds``; 0 done, 2 cannot."""
+    from core.obslog import compact as fold_old_polls
+
+    settings = configured(args)
+    hours = settings.poller.observation_detail_hours if args.hours is None else args.hours
+    if hours < 0:
+        raise CliError(f"--older-than-hours must be 0 or more, got {hours:g}", 2)
+    if hours == 0 and args.hours is None:
+        print("[poller] observation_detail_hours is 0: every poll keeps its detail, none folded")
+        return 0
+    with database(settings) as url, engine(settings, url, "compact") as built:
+        folded = fold_old_polls(built, timedelta(hours=hours))
+    for stream, polls in folded.items():
+        print(f"folded {polls} unchanged polls of {stream}")
+    if not folded:
+        print(f"nothing to fold: no unchanged poll older than {hours:g} h keeps its detail")
+    return 0
 
 
 def replicas(args: argparse.Namespace) -> int:

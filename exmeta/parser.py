@@ -136,6 +136,15 @@ def _operator_options(sub: argparse._SubParsersAction[Parser], common: Parser) -
         action="store_true",
         help="first undo observations dated ahead of the database clock (README, Operations)",
     )
+    compact = _command(sub, "compact", common)
+    compact.add_argument(
+        "--older-than-hours",
+        dest="hours",
+        type=float,
+        default=None,
+        metavar="H",
+        help="fold unchanged polls older than H hours (default: [poller] observation_detail_hours)",
+    )
     replicas = _command(sub, "replicas", common)
     replicas.add_argument("--all", action="store_true", help="stopped replicas too")
     replicas.add_argument(

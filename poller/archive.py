@@ -18,11 +18,12 @@ import json
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
+from core import obslog
 from core.bodies import blank_server_time
 from core.ingest import Fetched, InvalidPayloadError, Recorded, StreamWriter
 from core.timeparse import TimeParseError, parse_instant
@@ -268,11 +269,22 @@ def _history(conn: Connection, stream: str, instants: Sequence[datetime]) -> _Hi
         text(
             "SELECT observed_at FROM observations WHERE stream = :s"
             " AND observed_at = ANY(CAST(:at AS timestamptz[]))"
+            f" UNION ALL SELECT observed_at FROM {obslog.successes_within(':s', ':lo', ':hi')} f"
+            " WHERE observed_at = ANY(CAST(:at AS timestamptz[]))"
         ),
-        {"s": stream, "at": list(instants)},
+        {
+            "s": stream,
+            "at": list(instants),
+            "lo": min(instants, default=None),
+            "hi": max(instants) + timedelta(microseconds=1) if instants else None,
+        },
     ).scalars()
     first_live = conn.execute(
-        text("SELECT min(observed_at) FROM observations WHERE stream = :s AND origin IS NULL"),
+        text(
+            "SELECT least((SELECT min(observed_at) FROM observations"
+            "  WHERE stream = :s AND origin IS NULL),"
+            " (SELECT min(first_at) FROM observation_runs WHERE stream = :s AND origin IS NULL))"
+        ),
         {"s": stream},
     ).scalar_one()
     head = conn.execute(

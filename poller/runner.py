@@ -31,7 +31,7 @@ import schedule
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import leases, replicas
+from core import leases, obslog, replicas
 from core import streams as catalogue
 from core.config import PollerSettings, Settings, base_url
 from core.db import database_error
@@ -98,6 +98,29 @@ class Replica:
             log.warning("could not release leases (%s); they expire on their own", exc)
             return
         log.info("released %d lease(s) of replica %s", released, self.replica_id)
+
+
+class Compaction:
+    """Folds old unchanged polls into runs (core.obslog) every ``interval`` seconds.
+
+    The first fold waits one interval: a starting replica has its streams to claim and
+    poll first, and one that lives only minutes (a test, a demo) never rewrites the log.
+    Several replicas may fold at once: each run is folded under its stream's head lock.
+    """
+
+    def __init__(
+        self, engine: Engine, detail: timedelta, interval: float, stop: threading.Event
+    ) -> None:
+        self.engine = engine
+        self.detail = detail
+        self.interval = interval
+        self.stop = stop
+        self._due = False
+
+    def __call__(self) -> None:
+        if self._due:
+            obslog.compact(self.engine, self.detail, self.stop)
+        self._due = True
 
 
 class DatabaseBackoff:
@@ -281,8 +304,10 @@ class Poller:
         jobs: Sequence[ScheduledJob],
         stop: threading.Event | None = None,
         replica: Replica | None = None,
+        compaction: Compaction | None = None,
     ) -> None:
         self.jobs = list(jobs)
+        self.compaction = compaction
         self.stop = stop or threading.Event()
         self.replica = replica
         lease = replica.lease_seconds if replica is not None else PollerSettings().lease_seconds
@@ -333,7 +358,7 @@ class Poller:
         return run
 
     def _bookkeeping(self, action: Callable[[], None], what: str) -> None:
-        """Register or heartbeat, unless the database is being left alone for now."""
+        """Register, heartbeat or fold, unless the database is being left alone for now."""
         if not self.database.ready():
             return
         try:
@@ -378,6 +403,9 @@ class Poller:
             self._bookkeeping(replica.register, "registering the replica")
             heartbeat = partial(self._bookkeeping, replica.heartbeat, "heartbeat")
             tasks.append(("heartbeat", replica.heartbeat_seconds, heartbeat, None, None))
+        if self.compaction is not None:
+            fold = partial(self._bookkeeping, self.compaction, "folding old polls")
+            tasks.append(("compaction", self.compaction.interval, fold, None, None))
         scheduler = schedule.Scheduler()
         slots = []
         for name, interval, task, write_lock, slot in tasks:
@@ -525,4 +553,9 @@ def build_poller(
         settings.poller.lease_seconds,
         settings.poller.heartbeat_seconds,
     )
-    return Poller(jobs, stop, replica)
+    detail = settings.poller.observation_detail()
+    compaction = None
+    if detail is not None:
+        interval = settings.poller.compaction_interval_seconds
+        compaction = Compaction(engine, detail, interval, stop)
+    return Poller(jobs, stop, replica, compaction)

@@ -32,7 +32,7 @@ FIGURES_SEEN: list[str] = []
 TABLES = (
     "symbol_filter_versions, symbol_versions, rate_limit_versions, exchange_filter_versions,"
     " account_versions, balance_versions, commission_versions, system_status_versions,"
-    " delisting_versions, schema_versions, observations, raw_bodies, stream_heads, stream_leases, replicas,"
+    " delisting_versions, schema_versions, observations, observation_runs, raw_bodies, stream_heads, stream_leases, replicas,"
     " request_budget, poll_totals, version_totals,"
     " usdm_symbol_versions, usdm_symbol_filter_versions, usdm_asset_versions,"
     " usdm_rate_limit_versions, usdm_exchange_filter_versions, coinm_symbol_versions,"

@@ -254,3 +254,26 @@ def test_versions_left_open_across_a_source_switch_are_reported(forgeable: Engin
         "rate_limit_versions",
         "schema_versions",  # the stream's shape belongs to its history too
     }
+
+
+def test_a_folded_run_spanning_other_polls_is_reported(forgeable: Engine) -> None:
+    forge(
+        forgeable,
+        "INSERT INTO observation_runs (stream, first_at, last_at, polls, first_id, id_steps,"
+        " gaps_us, replica_id) VALUES ('exchange_info', '2020-01-01Z', '2030-01-01Z', 2,"
+        " 1000, '{1}', '{1}', 'forged')",
+    )
+    with forgeable.connect() as conn:
+        spanned = conn.execute(
+            text(
+                "SELECT id FROM observations WHERE stream = 'exchange_info'"
+                " AND outcome IN ('changed', 'unchanged', 'switched') ORDER BY observed_at"
+            )
+        ).scalars()
+        expected = [f"observation {i}" for i in spanned]
+
+    found = [f for f in findings(forgeable) if f.check == "run not alone in its span"]
+
+    assert expected
+    assert [f.rows.rsplit(" spans ", 1)[1] for f in found] == expected
+    assert {(f.table, f.key) for f in found} == {("observation_runs", "stream=exchange_info")}

@@ -1,3 +1,4 @@
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,16 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ("[poller]\nweight_budget = 1.5\n", {}, "weight_budget must be in (0, 1]"),
         ("[api]\nanswer_cache_entries = -1\n", {}, "answer_cache_entries must be 0 or more"),
         ("[api\n", {}, "not valid TOML"),
+        (
+            "[poller]\nobservation_detail_hours = -1\n",
+            {},
+            "observation_detail_hours must be 0 (keep all) or more",
+        ),
+        (
+            "[poller]\ncompaction_interval_seconds = 0\n",
+            {},
+            "compaction_interval_seconds must be positive",
+        ),
         ("[binance]\nkey_type = 'rsa'\n", {}, "key_type must be hmac or ed25519"),
         ("[binance]\nrecv_window_ms = 60001\n", {}, "recv_window_ms must be 1..60000"),
         ("[poller]\ncommission_symbols = 'BTCUSDT'\n", {}, "must be a list of strings"),
@@ -151,3 +162,11 @@ def test_each_market_is_polled_on_its_own_base_url_each_overridable() -> None:
 def test_a_futures_base_url_that_is_not_http_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match="coinm_base_url must start with"):
         load_settings(None, {"EXMETA_BINANCE__COINM_BASE_URL": "dapi.binance.com"})
+
+
+def test_a_detail_window_of_zero_keeps_every_polls_detail(tmp_path: Path) -> None:
+    keep_all = load_settings(write(tmp_path, "[poller]\nobservation_detail_hours = 0\n"), {})
+    default = load_settings(write(tmp_path, ""), {})
+
+    assert keep_all.poller.observation_detail() is None
+    assert default.poller.observation_detail() == timedelta(hours=48)
