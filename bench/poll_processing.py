@@ -71,10 +71,10 @@ def bare_copy(engine: Engine, raw: bytes) -> float:
     body, _ = blank_server_time(raw)
     tables: dict[str, tuple[list[str], list[list[object]]]] = {}
     for kind in parse_exchange_info(body):
-        if not kind.entities:
+        if not kind.every_entity():
             continue
         rows = []
-        for key, entity in kind.entities.items():
+        for key, entity in kind.every_entity().items():
             typed = kind.to_row(entity.source)
             values = [
                 json.dumps(v) if isinstance(v, list) and v and isinstance(v[0], list) else v
@@ -133,7 +133,7 @@ def database_floor(engine: Engine, before: bytes, after: bytes, runs: int) -> fl
     is left out too): a floor below what any processing of this change can cost while
     versions are closed in place."""
     old = {
-        kind.table: {key: e.content_hash for key, e in kind.entities.items()}
+        kind.table: {key: e.content_hash for key, e in kind.every_entity().items()}
         for kind in parse_exchange_info(blank_server_time(before)[0])
     }
     plan = _plan(parse_exchange_info(blank_server_time(after)[0]), CurrentState(None, old))
