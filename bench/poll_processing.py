@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import Engine, text
 
+from bench._cpu import backends, measured
 from bench._db import bench_engine, fixture
 from bench._procs import run
 from core.bodies import blank_server_time
@@ -43,12 +44,13 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def parse_alone(body: bytes) -> float:
-    """``json.loads`` of ``body``: the parse alone, its tree freed after the clock stops."""
+def parse_alone(body: bytes) -> tuple[float, float]:
+    """``json.loads`` of ``body``, wall and CPU time: the parse alone, its tree freed after
+    the clocks stop."""
     gc.collect()
-    started = time.perf_counter()
+    cpu, started = time.process_time(), time.perf_counter()
     tree = json.loads(body)
-    took = time.perf_counter() - started
+    took = time.perf_counter() - started, time.process_time() - cpu
     del tree
     return took
 
@@ -178,20 +180,25 @@ def main() -> None:
         writer.record(fetched(day1, tick()), parse_exchange_info)
 
         unchanged, loads1, changed, loads2 = [], [], [], []
+        changed_cpu, loads2_cpu = [], []
+        pids = backends(engine)
         for _ in range(args.runs):
             unchanged.append(
                 timed(lambda: writer.record(fetched(day1, tick()), parse_exchange_info))
             )
-            loads1.append(parse_alone(day1))
+            loads1.append(parse_alone(day1)[0])
         for n in range(args.runs):
             # A body never stored before, as every real change's is: its raw-body write
             # (compression included) is paid on every run, not on the first alone. Trailing
             # blanks change the body's hash and nothing it holds.
             body = day2 + b" " * (n + 1)
-            changed.append(
-                timed(lambda body=body: writer.record(fetched(body, tick()), parse_exchange_info))
+            wall, cpu = measured(
+                lambda body=body: writer.record(fetched(body, tick()), parse_exchange_info), pids
             )
-            loads2.append(parse_alone(day2))
+            changed.append(wall)
+            changed_cpu.append(cpu)
+            loads2.append(parse_alone(day2)[0])
+            loads2_cpu.append(parse_alone(day2)[1])
             writer.record(fetched(day1, tick()), parse_exchange_info)  # back to day 1, untimed
         floor = database_floor(engine, day1, day2, args.runs)
 
@@ -210,6 +217,10 @@ def main() -> None:
             f"{name:<40} {value:8.1f} ms   json.loads {base:6.1f} ms   ratio {ratio:5.2f}x"
             f"   target <= {target}x: {verdict}"
         )
+    print(
+        f"{'P2 CPU, bench process + database backend':<40} {ms(changed_cpu):8.1f} ms"
+        f"   json.loads CPU {ms(loads2_cpu):6.1f} ms   ratio {ms(changed_cpu) / ms(loads2_cpu):5.2f}x"
+    )
     base = ms(loads2)
     print(
         f"{'P2 floor: its database statements':<40} {floor * 1000:8.1f} ms   json.loads {base:6.1f} ms"
