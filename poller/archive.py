@@ -248,7 +248,8 @@ def is_valid(document: Document, stream: str, parse: Parser) -> bool:
     if document.body is None or fetched_of(document, stream, "").error_class is not None:
         return False
     try:
-        parse(document.body)
+        for kind in parse(document.body):
+            kind.every_entity()  # a symbol's checks run when it is built (core.ingest.Group)
     except InvalidPayloadError:
         return False
     return True

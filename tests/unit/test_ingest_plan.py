@@ -3,10 +3,20 @@
 from dataclasses import replace
 
 import orjson
+import pytest
 
-from core.ingest import CurrentState, Entity, Key, KindSnapshot, Snapshot, _plan
+from core.ingest import (
+    CurrentState,
+    Entity,
+    InvalidPayloadError,
+    Key,
+    KindSnapshot,
+    Snapshot,
+    _plan,
+)
+from poller.archive import Document, is_valid
 from poller.parse import parse_exchange_info
-from tests.builders import exchange_info, symbol
+from tests.builders import at, exchange_info, symbol
 
 BEFORE = exchange_info(symbol("BTCUSDT"), symbol("ETHUSDT"))
 AFTER = exchange_info(symbol("BTCUSDT", market_max_qty="9.00000000"), symbol("ETHUSDT"))
@@ -50,3 +60,24 @@ def test_without_the_digests_of_its_state_every_symbol_is_built() -> None:
 
     assert plan.close["symbol_filter_versions"] == [("BTCUSDT", "MARKET_LOT_SIZE")]
     assert plan.close["symbol_versions"] == []
+
+
+def test_a_changed_symbol_is_checked_when_built_and_refuses_the_whole_body() -> None:
+    broken = exchange_info(symbol("BTCUSDT"), symbol("ETHUSDT"))
+    del broken["symbols"][1]["baseAsset"]
+    first = _plan(parse_exchange_info(orjson.dumps(BEFORE)), CurrentState())
+    state = CurrentState(1, first.hashes, first.digests)
+
+    with pytest.raises(InvalidPayloadError, match="ETHUSDT"):
+        _plan(parse_exchange_info(orjson.dumps(broken)), state)
+
+
+def test_a_dry_run_counts_a_body_with_an_invalid_symbol_as_an_error() -> None:
+    broken = exchange_info(symbol("BTCUSDT"))
+    broken["symbols"][0]["status"] = 1
+    document = Document(at("2024-01-01T00:00:00"), "broken.json", orjson.dumps(broken), None)
+
+    assert not is_valid(document, "exchange_info", parse_exchange_info)
+    assert is_valid(
+        replace(document, body=orjson.dumps(BEFORE)), "exchange_info", parse_exchange_info
+    )
