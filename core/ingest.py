@@ -418,7 +418,10 @@ class _CollectorPause:
     else alive, an import's batch included) again and again, and found nothing, since a
     decoded document holds no cycles. Measured: more than half of an import's time and a
     decode 10 to 20 times slower than alone. Counted, so that writers of several streams
-    in threads pause it together; the collector resumes when the last one is done.
+    in threads pause it together; the collector resumes when the last one is done. Held
+    for the whole transaction (its waits on the database included), so that the document
+    is freed, by reference counting, before the collector looks again: resumed right
+    after the plan, its first collection would scan every object of it once more.
     """
 
     def __init__(self) -> None:
