@@ -23,21 +23,19 @@ timed in the same loop on the same bytes.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import Engine, text
 
+from bench._cpu import backends, measured
 from bench._db import TEST_FIXTURES, bench_engine
 from bench._procs import BenchError, run
 from bench.poll_processing import fetched
@@ -67,36 +65,6 @@ def now_stamped(raw: bytes) -> Response:
     """``raw`` as Binance would send it now: serverTime the current time."""
     body = restore_server_time(raw, int(time.time() * 1000))
     return Response(status=200, body=body, duration_ms=40, used_weight=1)
-
-
-def backends(engine: Engine) -> list[int]:
-    """The database's backend processes, if they run on this host (the pool's connections:
-    one, in this single-threaded loop)."""
-    with engine.connect() as conn:
-        pids = conn.execute(
-            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-        ).scalars()
-        return [pid for pid in pids if Path(f"/proc/{pid}/sched").exists()]
-
-
-def backend_cpu(pids: list[int]) -> float:
-    """CPU seconds the processes ``pids`` have used: se.sum_exec_runtime (milliseconds, to
-    the nanosecond) of /proc/<pid>/sched; /proc/<pid>/stat counts 10 ms ticks."""
-    total = 0.0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/sched").read_text().splitlines():
-            if line.startswith("se.sum_exec_runtime"):
-                total += float(line.split(":")[1]) / 1000
-    return total
-
-
-def measured(fn: Callable[[], object], pids: list[int]) -> tuple[float, float]:
-    """Wall time of ``fn`` and the CPU time it took here and in the database's backends."""
-    gc.collect()
-    cpu, backend, started = time.process_time(), backend_cpu(pids), time.perf_counter()
-    fn()
-    wall = time.perf_counter() - started
-    return wall, time.process_time() - cpu + backend_cpu(pids) - backend
 
 
 def main() -> None:

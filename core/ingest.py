@@ -16,10 +16,14 @@ rows are built only for entities that changed, and written with ``COPY``.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -76,19 +80,37 @@ class Entity:
 
 
 @dataclass(frozen=True, slots=True)
+class Group:
+    """The entities of a table that one object of the body holds (a symbol's own fields, or
+    its filters), built only when the object's ``digest`` is not the one it had in the
+    current state: a day's change leaves most symbols as they were, and building an
+    entity (canonical JSON and its hash) is most of a changed poll's Python time."""
+
+    digest: bytes  # of the object's JSON text
+    build: Callable[[], dict[Key, Entity]]  # raises InvalidPayloadError as a parser would
+
+
+@dataclass(frozen=True, slots=True)
 class KindSnapshot:
     """Every entity of one versioned table in a complete response.
 
     ``to_row`` turns a source object into the table's typed columns (all but the key,
     ``raw`` and the bookkeeping); it is called only for entities that changed. ``keeps``,
     if given, names the current keys absent from ``entities`` that the response holds no
-    evidence about: they stay as they are, neither closed nor reopened.
+    evidence about: they stay as they are, neither closed nor reopened. ``groups`` holds
+    entities not yet built, by group key, and ``group_of`` names the group of an entity key.
     """
 
     table: str
     entities: dict[Key, Entity]
     to_row: Callable[[Mapping[str, Any]], dict[str, Any]]
     keeps: Callable[[Key], bool] | None = None
+    groups: dict[Key, Group] = field(default_factory=dict)
+    group_of: Callable[[Key], Key] | None = None
+
+    def every_entity(self) -> dict[Key, Entity]:
+        """Every entity, each group built: for readers of a whole snapshot (tests, tools)."""
+        return _built(self, {})[0]
 
 
 Snapshot = list[KindSnapshot]
@@ -140,6 +162,12 @@ def content_hash(canonical: bytes) -> bytes:
     return hashlib.blake2b(canonical, digest_size=16).digest()
 
 
+def object_digest(obj: Any) -> bytes:
+    """A group's digest (Group): the hash of the object's JSON text, keys in the order the
+    body gave them (no sorting: an object that Binance reorders is only built again)."""
+    return content_hash(orjson.dumps(obj))
+
+
 def canonical_entity(obj: Mapping[str, Any]) -> Entity:
     # orjson's bytes keep their over-allocated buffer (~4.5 KB for a ~150 byte filter):
     # held for 23,000 entities that was ~100 MB, so keep an exact-size copy instead.
@@ -149,10 +177,12 @@ def canonical_entity(obj: Mapping[str, Any]) -> Entity:
 
 @dataclass
 class CurrentState:
-    """The current versions' hashes as of ``observation_id`` (None: not loaded)."""
+    """The current versions' hashes as of ``observation_id`` (None: not loaded), and the
+    digests of the groups (Group) they were built from, when this process built them."""
 
     observation_id: int | None = None
     hashes: dict[str, dict[Key, bytes]] = field(default_factory=dict)
+    digests: dict[str, dict[Key, bytes]] = field(default_factory=dict)
 
 
 class StreamWriter:
@@ -185,29 +215,55 @@ class StreamWriter:
         A poller always passes the lease it polled under (fencing, core.leases); None is
         for one-off writers that are not in a race with replicas (tests, imports).
         """
-        fetched = self._redacted(fetched)
+        return self._write([fetched], parse, lease)[0]
+
+    def record_many(
+        self, fetched: Sequence[Fetched], parse: Callable[[bytes], Snapshot]
+    ) -> list[Recorded]:
+        """Record ``fetched`` in its order, in one transaction, as ``record`` would one by one.
+
+        For writers that hold many documents at once (imports): a version that one of them
+        opens and a later one closes is inserted already closed, never updated (_Versions),
+        and the batch pays one commit. No lease: nothing races an import (poller.archive).
+        """
+        return self._write(fetched, parse, None)
+
+    def _write(
+        self,
+        batch: Sequence[Fetched],
+        parse: Callable[[bytes], Snapshot] | None,
+        lease: Lease | None,
+    ) -> list[Recorded]:
+        batch = [self._redacted(f) for f in batch]
+        state = self._state
+        written: list[Recorded] = []
         try:
-            with self.engine.begin() as conn:
-                recorded, new_state = self._record(conn, fetched, parse, lease)
+            with _collector_paused(), self.engine.begin() as conn:
+                versions = _Versions()
+                for fetched in batch:
+                    recorded, new_state = self._record(conn, fetched, parse, lease, state, versions)
+                    written.append(recorded)
+                    state = state if new_state is None else new_state
+                versions.write(conn)
         except BaseException:
             self._state = CurrentState()  # what we hold may not match what committed
             raise
-        if new_state is not None:
-            self._state = new_state
-        if recorded.server_time_skew is not None:
-            # Logged once committed, like every outcome: a write that rolled back is no news.
-            log.warning(
-                "%s: serverTime %s is %s the request's window by more than %g s;"
-                " observation %d dated %s by the database clock (%s)",
-                self.stream,
-                fetched.server_time.isoformat() if fetched.server_time else None,
-                "ahead of" if recorded.server_time_skew is Skew.AHEAD else "behind",
-                self.server_time_tolerance.total_seconds(),
-                recorded.observation_id,
-                recorded.observed_at.isoformat(),
-                recorded.outcome,
-            )
-        return recorded
+        self._state = state
+        for fetched, recorded in zip(batch, written, strict=True):
+            if recorded.server_time_skew is not None:
+                # Logged once committed, like every outcome: a write that rolled back is no news.
+                log.warning(
+                    "%s: serverTime %s is %s the request's window by more than %g s;"
+                    " observation %d dated %s by the database clock (%s)",
+                    self.stream,
+                    fetched.server_time.isoformat() if fetched.server_time else None,
+                    "ahead of" if recorded.server_time_skew is Skew.AHEAD else "behind",
+                    self.server_time_tolerance.total_seconds(),
+                    recorded.observation_id,
+                    recorded.observed_at.isoformat(),
+                    recorded.outcome,
+                )
+        return written
 
     def _redacted(self, fetched: Fetched) -> Fetched:
         """``fetched`` with its body as the stream keeps bodies (core.streams.Stream.redact).
@@ -235,6 +291,8 @@ class StreamWriter:
         fetched: Fetched,
         parse: Callable[[bytes], Snapshot] | None,
         lease: Lease | None,
+        state: CurrentState,
+        versions: _Versions,
     ) -> tuple[Recorded, CurrentState | None]:
         head = _lock_head(conn, self.stream, lease)
         if fetched.source is not None and fetched.source != head.source:
@@ -249,8 +307,9 @@ class StreamWriter:
         if body_sha is not None and body_sha != head.last_body_sha256:
             # The head's body is stored already: an unchanged poll sends no body.
             _store_body(conn, body_sha, fetched.body or b"")
+        dated = (fetched, observed_at, body_sha, head)
         if skew is None:
-            return self._apply_dated(conn, fetched, observed_at, body_sha, head, parse, lease)
+            return self._apply_dated(conn, *dated, parse, lease, state, versions)
         conn.execute(
             text(
                 "UPDATE stream_heads SET server_time_rejections = server_time_rejections + 1"
@@ -258,9 +317,7 @@ class StreamWriter:
             ),
             {"s": self.stream},
         )
-        recorded, new_state = self._apply_dated(
-            conn, fetched, observed_at, body_sha, head, parse, lease
-        )
+        recorded, new_state = self._apply_dated(conn, *dated, parse, lease, state, versions)
         return replace(recorded, server_time_skew=skew), new_state
 
     def _apply_dated(
@@ -272,6 +329,8 @@ class StreamWriter:
         head: _Head,
         parse: Callable[[bytes], Snapshot] | None,
         lease: Lease | None,
+        known: CurrentState,
+        versions: _Versions,
     ) -> tuple[Recorded, CurrentState | None]:
         """Record an observation whose time is settled: the stream's usual rules."""
         if fetched.error_class is not None or fetched.body is None or parse is None:
@@ -301,7 +360,7 @@ class StreamWriter:
             snapshot = parse(fetched.body)
             if self.stream not in PRIVATE_STREAMS:
                 snapshot = [*snapshot, _schema_kind(self.stream, fetched.body)]
-            state = self._current(conn, head.state_id, snapshot)
+            state = self._current(conn, head.state_id, snapshot, known, versions)
             plan = _plan(snapshot, state)
         except InvalidPayloadError as exc:
             failed = _with_error(fetched, "invalid_payload", str(exc))
@@ -311,10 +370,14 @@ class StreamWriter:
 
         outcome = "changed" if plan.has_changes else "unchanged"
         obs_id = _insert_observation(conn, fetched, observed_at, outcome, body_sha)
-        opened, closed = _apply(conn, plan, observed_at, obs_id)
+        opened, closed = versions.add(plan, observed_at, obs_id)
         state_id = obs_id if plan.has_changes else head.state_id
         _advance_head(conn, self.stream, observed_at, obs_id, body_sha, state_id)
-        new_state = CurrentState(state_id, {k.table: plan.hashes[k.table] for k in snapshot})
+        new_state = CurrentState(
+            state_id,
+            {k.table: plan.hashes[k.table] for k in snapshot},
+            {k.table: plan.digests[k.table] for k in snapshot},
+        )
         return Recorded(obs_id, outcome, observed_at, opened, closed), new_state
 
     def _date(self, head: _Head, fetched: Fetched) -> tuple[datetime, Skew | None]:
@@ -327,14 +390,62 @@ class StreamWriter:
         window = _request_window(head, fetched.sent_monotonic)
         return date_observation(fetched.server_time, window, self.server_time_tolerance)
 
-    def _current(self, conn: Connection, state_id: int | None, snapshot: Snapshot) -> CurrentState:
+    def _current(
+        self,
+        conn: Connection,
+        state_id: int | None,
+        snapshot: Snapshot,
+        known: CurrentState,
+        versions: _Versions,
+    ) -> CurrentState:
         tables = {k.table for k in snapshot}
-        if self._state.observation_id == state_id and tables <= self._state.hashes.keys():
-            return self._state
+        if known.observation_id == state_id and tables <= known.hashes.keys():
+            return known
+        if versions.pending:
+            # The database lacks this transaction's versions yet: what it holds is not current.
+            raise RuntimeError(f"{self.stream}: current state lost within a transaction")
         log.debug("loading current versions of %s from the database", self.stream)
         return CurrentState(
             state_id, {t: _load_current_hashes(conn, t, self.stream) for t in tables}
         )
+
+
+class _CollectorPause:
+    """Python's cycle collector held off while any writer parses and plans a snapshot.
+
+    A whole-exchange body decodes into ~300,000 dicts and lists that live until its plan
+    is written: the collector, triggered by their allocation, scans them (and everything
+    else alive, an import's batch included) again and again, and found nothing, since a
+    decoded document holds no cycles. Measured: more than half of an import's time and a
+    decode 10 to 20 times slower than alone. Counted, so that writers of several streams
+    in threads pause it together; the collector resumes when the last one is done. Held
+    for the whole transaction (its waits on the database included), so that the document
+    is freed, by reference counting, before the collector looks again: resumed right
+    after the plan, its first collection would scan every object of it once more.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._writers = 0
+        self._resume = False
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._writers == 0:
+                self._resume = gc.isenabled()
+                gc.disable()
+            self._writers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._writers -= 1
+                if self._writers == 0 and self._resume:
+                    gc.enable()
+
+
+_collector_paused = _CollectorPause()
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,6 +575,7 @@ class _Plan:
     hashes: dict[str, dict[Key, bytes]]
     close: dict[str, list[Key]]
     insert: dict[str, list[tuple[Key, Entity, dict[str, Any]]]]
+    digests: dict[str, dict[Key, bytes]] = field(default_factory=dict)
 
     @property
     def has_changes(self) -> bool:
@@ -660,11 +772,28 @@ def _schema_kind(stream: str, body: bytes) -> KindSnapshot:
     return KindSnapshot(SCHEMA_TABLE, entities, schema_row, lambda key: not shape.observed(key[1]))
 
 
+def _built(kind: KindSnapshot, known: Mapping[Key, bytes]) -> tuple[dict[Key, Entity], set[Key]]:
+    """``kind``'s entities with those of its changed groups built, and its unchanged groups."""
+    entities = dict(kind.entities)
+    same: set[Key] = set()
+    for key, group in kind.groups.items():
+        if known.get(key) == group.digest:
+            same.add(key)
+        else:
+            entities.update(group.build())
+    return entities, same
+
+
 def _plan(snapshot: Snapshot, state: CurrentState) -> _Plan:
     plan = _Plan({}, {}, {})
     for kind in snapshot:
         current = state.hashes.get(kind.table, {})
-        new_hashes = {key: e.content_hash for key, e in kind.entities.items()}
+        entities, same = _built(kind, state.digests.get(kind.table, {}))
+        new_hashes = {key: e.content_hash for key, e in entities.items()}
+        if same:
+            assert kind.group_of is not None
+            group_of = kind.group_of
+            new_hashes.update((k, h) for k, h in current.items() if group_of(k) in same)
         if kind.keeps is not None:
             kept = {k: h for k, h in current.items() if k not in new_hashes and kind.keeps(k)}
             new_hashes.update(kept)
@@ -672,59 +801,116 @@ def _plan(snapshot: Snapshot, state: CurrentState) -> _Plan:
         plan.hashes[kind.table] = new_hashes
         plan.close[kind.table] = [k for k in current if new_hashes.get(k) != current[k]]
         plan.insert[kind.table] = [
-            (key, kind.entities[key], kind.to_row(kind.entities[key].source)) for key in changed
+            (key, entities[key], kind.to_row(entities[key].source)) for key in changed
         ]
+        plan.digests[kind.table] = {key: group.digest for key, group in kind.groups.items()}
     return plan
 
 
-def _apply(
-    conn: Connection, plan: _Plan, observed_at: datetime, obs_id: int
-) -> tuple[dict[str, int], dict[str, int]]:
-    opened: dict[str, int] = {}
-    closed: dict[str, int] = {}
-    for table, keys in plan.close.items():
-        if keys:
-            closed[table] = _close_versions(conn, table, keys, observed_at, obs_id)
-    for table, rows in plan.insert.items():
-        if rows:
-            _copy_versions(conn, table, rows, observed_at, obs_id)
-            opened[table] = len(rows)
-    if opened:
-        conn.execute(
-            text(
-                "INSERT INTO version_totals AS t (table_name, versions)"
-                " SELECT * FROM unnest(CAST(:tables AS text[]), CAST(:counts AS bigint[]))"
-                " ON CONFLICT (table_name) DO UPDATE SET versions = t.versions + excluded.versions"
-            ),
-            {"tables": list(opened), "counts": list(opened.values())},
-        )
-    return opened, closed
+@dataclass(slots=True)
+class _Version:
+    """A version written by this transaction; ``valid_to`` set if a later one closed it."""
+
+    key: Key
+    entity: Entity
+    values: dict[str, Any]
+    valid_from: datetime
+    opened_by: int
+    valid_to: datetime | None = None
+    closed_by: int | None = None
+
+
+class _Versions:
+    """The version writes of one transaction, sent once all its observations are planned.
+
+    A version that an observation of the transaction opens and a later one closes (an
+    import's batch) is inserted with its end, never inserted and then updated: an update
+    writes the row again, into every index, the no-overlap GiST among them. The versions
+    current before the transaction are closed first, then the new ones inserted, so the
+    database checks every range against the others exactly as for a single poll.
+    """
+
+    def __init__(self) -> None:
+        self.closing: dict[str, dict[Key, tuple[datetime, int]]] = defaultdict(dict)
+        self.open: dict[str, dict[Key, _Version]] = defaultdict(dict)
+        self.ended: dict[str, list[_Version]] = defaultdict(list)
+
+    @property
+    def pending(self) -> bool:
+        return any(self.closing.values()) or any(self.open.values()) or any(self.ended.values())
+
+    def add(self, plan: _Plan, at: datetime, obs_id: int) -> tuple[dict[str, int], dict[str, int]]:
+        """Take ``plan``'s closes and opens at ``at``; what it opens and closes, per table."""
+        opened: dict[str, int] = {}
+        closed: dict[str, int] = {}
+        for table, keys in plan.close.items():
+            if keys:
+                closed[table] = len(keys)
+            for key in keys:
+                version = self.open[table].pop(key, None)
+                if version is None:
+                    self.closing[table][key] = (at, obs_id)
+                else:
+                    version.valid_to, version.closed_by = at, obs_id
+                    self.ended[table].append(version)
+        for table, rows in plan.insert.items():
+            if rows:
+                opened[table] = len(rows)
+            for key, entity, values in rows:
+                self.open[table][key] = _Version(key, entity, values, at, obs_id)
+        return opened, closed
+
+    def write(self, conn: Connection) -> None:
+        for table, closing in self.closing.items():
+            if closing:
+                _close_versions(conn, table, closing)
+        written: dict[str, int] = {}
+        for table in [*self.open, *(t for t in self.ended if t not in self.open)]:
+            rows = [*self.ended[table], *self.open[table].values()]
+            if rows:
+                _copy_versions(conn, table, rows)
+                written[table] = len(rows)
+        if written:
+            conn.execute(
+                text(
+                    "INSERT INTO version_totals AS t (table_name, versions)"
+                    " SELECT * FROM unnest(CAST(:tables AS text[]), CAST(:counts AS bigint[]))"
+                    " ON CONFLICT (table_name) DO UPDATE"
+                    " SET versions = t.versions + excluded.versions"
+                ),
+                {"tables": list(written), "counts": list(written.values())},
+            )
 
 
 def _close_versions(
-    conn: Connection, table: str, keys: list[Key], at: datetime, obs_id: int
+    conn: Connection, table: str, closing: Mapping[Key, tuple[datetime, int]]
 ) -> int:
+    """End the current versions of ``closing``'s keys, each at its instant and observation."""
     key_cols = _key_columns(table)
     model_cols = VERSIONED_TABLES[table].__table__.c  # type: ignore[attr-defined]
     arrays = []
-    params: dict[str, Any] = {"at": at, "obs": obs_id}
+    params: dict[str, Any] = {
+        "at": [at for at, _ in closing.values()],
+        "obs": [obs for _, obs in closing.values()],
+    }
     for i, col in enumerate(key_cols):
         sql_type = "int[]" if isinstance(model_cols[col].type, Integer) else "text[]"
         arrays.append(f"CAST(:k{i} AS {sql_type})")
-        params[f"k{i}"] = [k[i] for k in keys]
+        params[f"k{i}"] = [k[i] for k in closing]
     match = " AND ".join(f"t.{c} = k.c{i}" for i, c in enumerate(key_cols))
     names = ", ".join(f"c{i}" for i in range(len(key_cols)))
     result = conn.execute(
         text(
-            f"UPDATE {table} AS t SET valid_to = :at, closed_by = :obs"
-            f" FROM unnest({', '.join(arrays)}) AS k({names})"
+            f"UPDATE {table} AS t SET valid_to = k.at, closed_by = k.obs"
+            f" FROM unnest({', '.join(arrays)}, CAST(:at AS timestamptz[]),"
+            f" CAST(:obs AS bigint[])) AS k({names}, at, obs)"
             f" WHERE t.valid_to IS NULL AND {match}"
         ),
         params,
     )
-    if result.rowcount != len(keys):
-        raise RuntimeError(f"closed {result.rowcount} of {len(keys)} current rows of {table}")
-    return len(keys)
+    if result.rowcount != len(closing):
+        raise RuntimeError(f"closed {result.rowcount} of {len(closing)} current rows of {table}")
+    return len(closing)
 
 
 def _jsonb_columns(table: str) -> set[str]:
@@ -732,28 +918,40 @@ def _jsonb_columns(table: str) -> set[str]:
     return {c.name for c in cols if isinstance(c.type, JSONB)}
 
 
-def _copy_versions(
-    conn: Connection,
-    table: str,
-    rows: list[tuple[Key, Entity, dict[str, Any]]],
-    at: datetime,
-    obs_id: int,
-) -> None:
+def _copy_versions(conn: Connection, table: str, rows: list[_Version]) -> None:
     key_cols = _key_columns(table)
-    value_cols = sorted(rows[0][2])
+    value_cols = sorted(rows[0].values)
     jsonb = _jsonb_columns(table)
-    columns = [*key_cols, "valid_from", "content_hash", "opened_by", "raw", *value_cols]
+    columns = [
+        *key_cols,
+        "valid_from",
+        "valid_to",
+        "content_hash",
+        "opened_by",
+        "closed_by",
+        "raw",
+        *value_cols,
+    ]
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     with dbapi.cursor() as cur, cur.copy(statement) as copy:
-        for key, entity, values in rows:
+        for v in rows:
             typed = [
-                orjson.dumps(values[c]).decode()
-                if c in jsonb and values[c] is not None
-                else values[c]
+                orjson.dumps(v.values[c]).decode()
+                if c in jsonb and v.values[c] is not None
+                else v.values[c]
                 for c in value_cols
             ]
             copy.write_row(
-                (*key, at, entity.content_hash, obs_id, entity.canonical.decode(), *typed)
+                (
+                    *v.key,
+                    v.valid_from,
+                    v.valid_to,
+                    v.entity.content_hash,
+                    v.opened_by,
+                    v.closed_by,
+                    v.entity.canonical.decode(),
+                    *typed,
+                )
             )

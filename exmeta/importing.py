@@ -61,8 +61,9 @@ def import_archive(args: argparse.Namespace) -> int:
             summary.errors = sum(not is_valid(doc, args.stream, parse) for doc in new)
         else:
             console = Console(stderr=True)
-            progress = track(new, description="importing", console=console)
-            for recorded in write_documents(built, args.stream, parse, source, progress):
+            # Counted as the writer commits them (in batches), not as they are read.
+            written = write_documents(built, args.stream, parse, source, new)
+            for recorded in track(written, "importing", total=len(new), console=console):
                 summary.add(recorded)
     print(summary.line(args.stream, source, dry_run=args.dry_run))
     return 0

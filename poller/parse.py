@@ -11,11 +11,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
 
-from core.ingest import Entity, InvalidPayloadError, KindSnapshot, Snapshot, canonical_entity
+from core.ingest import (
+    Entity,
+    Group,
+    InvalidPayloadError,
+    KindSnapshot,
+    Snapshot,
+    canonical_entity,
+    object_digest,
+)
 from core.models import typed_columns
 
 _DECIMAL = re.compile(r"-?\d+(\.\d+)?")
@@ -155,25 +164,44 @@ def exchange_info_document(body: bytes) -> dict[str, Any]:
     return doc
 
 
+def _symbol_of(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return key[:1]
+
+
+def _symbol_entities(name: str, sym: dict[str, Any]) -> dict[tuple[Any, ...], Entity]:
+    for required in REQUIRED_SYMBOL_FIELDS:
+        check_field(sym.get(required), "str", f"symbol {name!r} {required}")
+    _list_of_objects(sym, "filters")
+    return {(name,): canonical_entity({k: v for k, v in sym.items() if k != "filters"})}
+
+
+def _filter_entities(name: str, sym: dict[str, Any]) -> dict[tuple[Any, ...], Entity]:
+    filters: dict[tuple[Any, ...], Entity] = {}
+    for flt in _list_of_objects(sym, "filters"):
+        ftype = flt.get("filterType")
+        if not isinstance(ftype, str):
+            raise InvalidPayloadError(f"symbol {name!r} has a filter without filterType")
+        _put(filters, (name, ftype), flt)
+    return filters
+
+
 def parse_exchange_info(body: bytes) -> Snapshot:
     """Split a complete exchangeInfo body into symbols, filters, rate limits, exchange filters."""
     doc = exchange_info_document(body)
 
-    symbols: dict[tuple[Any, ...], Entity] = {}
-    filters: dict[tuple[Any, ...], Entity] = {}
+    # A symbol's own fields and its filters are built (and checked) only when its object's
+    # digest differs from the current state's (core.ingest.Group); a new name always is.
+    symbols: dict[tuple[Any, ...], Group] = {}
+    filters: dict[tuple[Any, ...], Group] = {}
     for sym in _list_of_objects(doc, "symbols"):
         name = sym.get("symbol")
         if not isinstance(name, str) or not name:
             raise InvalidPayloadError(f"symbol without a name: {sym!r:.120}")
-        for required in REQUIRED_SYMBOL_FIELDS:
-            check_field(sym.get(required), "str", f"symbol {name!r} {required}")
-        sym_filters = _list_of_objects(sym, "filters")
-        for flt in sym_filters:
-            ftype = flt.get("filterType")
-            if not isinstance(ftype, str):
-                raise InvalidPayloadError(f"symbol {name!r} has a filter without filterType")
-            _put(filters, (name, ftype), flt)
-        _put(symbols, (name,), {k: v for k, v in sym.items() if k != "filters"})
+        if (name,) in symbols:
+            raise InvalidPayloadError(f"duplicate entity {(name,)!r}")
+        digest = object_digest(sym)
+        symbols[(name,)] = Group(digest, partial(_symbol_entities, name, sym))
+        filters[(name,)] = Group(digest, partial(_filter_entities, name, sym))
 
     rate_limits: dict[tuple[Any, ...], Entity] = {}
     for limit in _list_of_objects(doc, "rateLimits"):
@@ -193,8 +221,8 @@ def parse_exchange_info(body: bytes) -> Snapshot:
         )
 
     return [
-        KindSnapshot("symbol_versions", symbols, symbol_row),
-        KindSnapshot("symbol_filter_versions", filters, filter_row),
+        KindSnapshot("symbol_versions", {}, symbol_row, groups=symbols, group_of=_symbol_of),
+        KindSnapshot("symbol_filter_versions", {}, filter_row, groups=filters, group_of=_symbol_of),
         KindSnapshot("rate_limit_versions", rate_limits, rate_limit_row),
         KindSnapshot("exchange_filter_versions", exchange_filters, exchange_filter_row),
     ]

@@ -199,7 +199,20 @@ def record_body(
     With ``sent_monotonic`` (a request sent then), as a poller records it: ``when`` dates
     it only if it agrees with the database clock (core.dating).
     """
-    fetched = Fetched(
+    fetched = answered(stream, body, when, replica_id=replica_id, sent_monotonic=sent_monotonic)
+    return (writer or StreamWriter(engine, stream)).record(fetched, parse)
+
+
+def answered(
+    stream: str,
+    body: bytes,
+    when: datetime,
+    *,
+    replica_id: str = "test",
+    sent_monotonic: float | None = None,
+) -> Fetched:
+    """``body`` as the successful answer ``stream`` got at ``when`` (see record_body)."""
+    return Fetched(
         stream=stream,
         replica_id=replica_id,
         requested_at=when,
@@ -210,7 +223,12 @@ def record_body(
         server_time=when,  # pins observed_at to the test's timeline (else the database clock)
         sent_monotonic=sent_monotonic,
     )
-    return (writer or StreamWriter(engine, stream)).record(fetched, parse)
+
+
+def exchange_info_answered(document: dict[str, Any], when: datetime) -> Fetched:
+    """``document`` as the exchangeInfo answer of ``when``, volatile serverTime blanked."""
+    raw = orjson.dumps({**document, "serverTime": int(when.timestamp() * 1000)})
+    return answered("exchange_info", blank_server_time(raw)[0], when)
 
 
 def record_exchange_info(

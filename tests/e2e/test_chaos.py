@@ -166,5 +166,6 @@ def test_a_compressed_bad_day_at_binance(
     assert successes_since(engine, marker) >= 2
     served = parse_exchange_info(sim.state.exchange_info_body())
     assert current_hashes(engine, [kind.table for kind in served]) == {
-        kind.table: {key: e.content_hash for key, e in kind.entities.items()} for kind in served
+        kind.table: {key: e.content_hash for key, e in kind.every_entity().items()}
+        for kind in served
     }

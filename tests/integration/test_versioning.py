@@ -7,7 +7,16 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from core.ingest import StreamWriter
-from tests.builders import at, exchange_info, record_exchange_info, record_failure, symbol
+from poller.parse import parse_exchange_info
+from tests.builders import (
+    at,
+    exchange_info,
+    exchange_info_answered,
+    record_exchange_info,
+    record_failure,
+    symbol,
+)
+from tests.reads import statements_sent
 
 T0 = at("2024-01-01T00:00:00")
 
@@ -154,3 +163,60 @@ def test_empty_validity_range_is_refused(engine: Engine) -> None:
     )
     with pytest.raises(IntegrityError, match="nonempty"), engine.begin() as conn:
         conn.execute(empty, {"f": T0 - timedelta(hours=1), "o": recorded.observation_id})
+
+
+def test_a_batch_writes_the_history_one_by_one_would_and_updates_no_version_it_opened(
+    engine: Engine,
+) -> None:
+    """An import's batch (StreamWriter.record_many): the outcomes and versions of writing
+    each document alone, but a version opened and closed within the batch is inserted
+    closed; only the versions current before it are closed by an UPDATE."""
+    eth = symbol("ETHUSDT")
+    record_exchange_info(engine, exchange_info(symbol("BTCUSDT", market_max_qty="1.0"), eth), T0)
+    t1, t2, t3 = (T0 + timedelta(minutes=n) for n in (1, 2, 3))
+    batch = [
+        exchange_info_answered(exchange_info(symbol("BTCUSDT", market_max_qty="2.0"), eth), t1),
+        exchange_info_answered(exchange_info(symbol("BTCUSDT", market_max_qty="3.0"), eth), t2),
+        exchange_info_answered(exchange_info(symbol("BTCUSDT", market_max_qty="3.0")), t3),
+    ]
+    with statements_sent(engine) as sent:
+        recorded = StreamWriter(engine, "exchange_info").record_many(batch, parse_exchange_info)
+
+    assert [(r.outcome, r.opened, r.closed) for r in recorded] == [
+        ("changed", {"symbol_filter_versions": 1}, {"symbol_filter_versions": 1}),
+        ("changed", {"symbol_filter_versions": 1}, {"symbol_filter_versions": 1}),
+        ("changed", {}, {"symbol_versions": 1, "symbol_filter_versions": 4}),
+    ]
+    with engine.connect() as conn:
+        market_lot = conn.execute(
+            text(
+                "SELECT valid_from, valid_to, max_qty::text, opened_by, closed_by"
+                " FROM symbol_filter_versions"
+                " WHERE symbol = 'BTCUSDT' AND filter_type = 'MARKET_LOT_SIZE' ORDER BY valid_from"
+            )
+        ).all()
+        eth_ends = conn.execute(
+            text(
+                "SELECT DISTINCT valid_to FROM symbol_filter_versions WHERE symbol = 'ETHUSDT'"
+                " UNION SELECT valid_to FROM symbol_versions WHERE symbol = 'ETHUSDT'"
+            )
+        ).scalars()
+    ids = [r.observation_id for r in recorded]
+    assert [tuple(r)[:3] for r in market_lot] == [
+        (T0, t1, "1.0"),
+        (t1, t2, "2.0"),
+        (t2, None, "3.0"),
+    ]
+    assert [tuple(r)[3:] for r in market_lot][1:] == [(ids[0], ids[1]), (ids[1], None)]
+    assert set(eth_ends) == {t3}
+    closed_by_update = [
+        key
+        for statement, params in sent
+        if statement.startswith("UPDATE symbol_filter_versions")
+        for key in zip(params["k0"], params["k1"], strict=True)
+    ]
+    # BTCUSDT's 1.0 and ETHUSDT's four filters were current before the batch; the 2.0
+    # version was opened and closed within it.
+    assert sorted(closed_by_update) == sorted(
+        [("BTCUSDT", "MARKET_LOT_SIZE")] + [("ETHUSDT", f["filterType"]) for f in eth["filters"]]
+    )

@@ -19,10 +19,10 @@ def kinds(doc: dict[str, Any]) -> dict[str, KindSnapshot]:
 
 def test_symbols_filters_and_rate_limits_are_split_into_keyed_entities() -> None:
     parsed = kinds(exchange_info(symbol("BTCUSDT"), symbol("ETHUSDT")))
-    assert set(parsed["symbol_versions"].entities) == {("BTCUSDT",), ("ETHUSDT",)}
-    assert ("BTCUSDT", "MARKET_LOT_SIZE") in parsed["symbol_filter_versions"].entities
-    assert ("REQUEST_WEIGHT", "MINUTE", 1) in parsed["rate_limit_versions"].entities
-    assert "filters" not in parsed["symbol_versions"].entities[("BTCUSDT",)].source
+    assert set(parsed["symbol_versions"].every_entity()) == {("BTCUSDT",), ("ETHUSDT",)}
+    assert ("BTCUSDT", "MARKET_LOT_SIZE") in parsed["symbol_filter_versions"].every_entity()
+    assert ("REQUEST_WEIGHT", "MINUTE", 1) in parsed["rate_limit_versions"].every_entity()
+    assert "filters" not in parsed["symbol_versions"].every_entity()[("BTCUSDT",)].source
 
 
 def test_reordered_filters_hash_alike_and_a_changed_filter_does_not() -> None:
@@ -30,14 +30,16 @@ def test_reordered_filters_hash_alike_and_a_changed_filter_does_not() -> None:
     b = copy.deepcopy(a)
     b["filters"].reverse()
     c = symbol("BTCUSDT", market_max_qty="999.00000000")
-    ha, hb, hc = (kinds(exchange_info(s))["symbol_filter_versions"].entities for s in (a, b, c))
+    ha, hb, hc = (
+        kinds(exchange_info(s))["symbol_filter_versions"].every_entity() for s in (a, b, c)
+    )
     assert ha == hb
     assert ha[("BTCUSDT", "PRICE_FILTER")] == hc[("BTCUSDT", "PRICE_FILTER")]
     assert ha[("BTCUSDT", "MARKET_LOT_SIZE")] != hc[("BTCUSDT", "MARKET_LOT_SIZE")]
     # ...and the symbol's own hash ignores its filters entirely.
     assert (
-        kinds(exchange_info(a))["symbol_versions"].entities
-        == kinds(exchange_info(c))["symbol_versions"].entities
+        kinds(exchange_info(a))["symbol_versions"].every_entity()
+        == kinds(exchange_info(c))["symbol_versions"].every_entity()
     )
 
 

@@ -177,7 +177,7 @@ def test_a_parser_writes_its_declared_tables_and_each_row_is_its_models_columns(
     snapshot = resolve_parser(declared.parser)(SAMPLE_BODIES[declared.name])
     assert sorted(kind.table for kind in snapshot) == sorted(declared.tables)
     for kind in snapshot:
-        assert kind.entities, kind.table
+        assert kind.every_entity(), kind.table
         columns = set(typed_columns(kind.table, key=False))
-        for entity in kind.entities.values():
+        for entity in kind.every_entity().values():
             assert set(kind.to_row(entity.source)) == columns, kind.table

@@ -1,0 +1,44 @@
+"""CPU time of a piece of bench code, here and in the database's backends on this host.
+
+On the shared machine wall time measures the load as much as the code; CPU time of the
+bench process plus the PostgreSQL backends serving it measures the code.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+
+def backends(engine: Engine) -> list[int]:
+    """The database's backend processes, if they run on this host (the pool's connections:
+    one, in this single-threaded loop)."""
+    with engine.connect() as conn:
+        pids = conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        ).scalars()
+        return [pid for pid in pids if Path(f"/proc/{pid}/sched").exists()]
+
+
+def backend_cpu(pids: list[int]) -> float:
+    """CPU seconds the processes ``pids`` have used: se.sum_exec_runtime (milliseconds, to
+    the nanosecond) of /proc/<pid>/sched; /proc/<pid>/stat counts 10 ms ticks."""
+    total = 0.0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/sched").read_text().splitlines():
+            if line.startswith("se.sum_exec_runtime"):
+                total += float(line.split(":")[1]) / 1000
+    return total
+
+
+def measured(fn: Callable[[], object], pids: list[int]) -> tuple[float, float]:
+    """Wall time of ``fn`` and the CPU time it took here and in the database's backends."""
+    gc.collect()
+    cpu, backend, started = time.process_time(), backend_cpu(pids), time.perf_counter()
+    fn()
+    wall = time.perf_counter() - started
+    return wall, time.process_time() - cpu + backend_cpu(pids) - backend

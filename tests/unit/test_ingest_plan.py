@@ -1,0 +1,83 @@
+"""What a changed body's plan builds: only the symbols whose objects changed."""
+
+from dataclasses import replace
+
+import orjson
+import pytest
+
+from core.ingest import (
+    CurrentState,
+    Entity,
+    InvalidPayloadError,
+    Key,
+    KindSnapshot,
+    Snapshot,
+    _plan,
+)
+from poller.archive import Document, is_valid
+from poller.parse import parse_exchange_info
+from tests.builders import at, exchange_info, symbol
+
+BEFORE = exchange_info(symbol("BTCUSDT"), symbol("ETHUSDT"))
+AFTER = exchange_info(symbol("BTCUSDT", market_max_qty="9.00000000"), symbol("ETHUSDT"))
+
+
+def refusing(snapshot: Snapshot, name: str) -> Snapshot:
+    """``snapshot`` with every group of symbol ``name`` failing the test if it is built."""
+
+    def refuse() -> dict[Key, Entity]:
+        raise AssertionError(f"{name} was built again")
+
+    def refused(kind: KindSnapshot) -> KindSnapshot:
+        if (name,) not in kind.groups:
+            return kind
+        groups = {**kind.groups, (name,): replace(kind.groups[(name,)], build=refuse)}
+        return replace(kind, groups=groups)
+
+    return [refused(kind) for kind in snapshot]
+
+
+def test_a_symbol_whose_object_is_unchanged_is_not_built_and_keeps_its_versions() -> None:
+    first = _plan(parse_exchange_info(orjson.dumps(BEFORE)), CurrentState())
+    state = CurrentState(1, first.hashes, first.digests)
+
+    plan = _plan(refusing(parse_exchange_info(orjson.dumps(AFTER)), "ETHUSDT"), state)
+
+    assert plan.close["symbol_versions"] == []
+    assert plan.close["symbol_filter_versions"] == [("BTCUSDT", "MARKET_LOT_SIZE")]
+    assert [key for key, _, _ in plan.insert["symbol_filter_versions"]] == [
+        ("BTCUSDT", "MARKET_LOT_SIZE")
+    ]
+    # ...and the state it leaves is the one a plan building everything would.
+    assert plan.hashes == _plan(parse_exchange_info(orjson.dumps(AFTER)), CurrentState()).hashes
+
+
+def test_without_the_digests_of_its_state_every_symbol_is_built() -> None:
+    first = _plan(parse_exchange_info(orjson.dumps(BEFORE)), CurrentState())
+    loaded = CurrentState(1, first.hashes)  # as read from the database: hashes alone
+
+    plan = _plan(parse_exchange_info(orjson.dumps(AFTER)), loaded)
+
+    assert plan.close["symbol_filter_versions"] == [("BTCUSDT", "MARKET_LOT_SIZE")]
+    assert plan.close["symbol_versions"] == []
+
+
+def test_a_changed_symbol_is_checked_when_built_and_refuses_the_whole_body() -> None:
+    broken = exchange_info(symbol("BTCUSDT"), symbol("ETHUSDT"))
+    del broken["symbols"][1]["baseAsset"]
+    first = _plan(parse_exchange_info(orjson.dumps(BEFORE)), CurrentState())
+    state = CurrentState(1, first.hashes, first.digests)
+
+    with pytest.raises(InvalidPayloadError, match="ETHUSDT"):
+        _plan(parse_exchange_info(orjson.dumps(broken)), state)
+
+
+def test_a_dry_run_counts_a_body_with_an_invalid_symbol_as_an_error() -> None:
+    broken = exchange_info(symbol("BTCUSDT"))
+    broken["symbols"][0]["status"] = 1
+    document = Document(at("2024-01-01T00:00:00"), "broken.json", orjson.dumps(broken), None)
+
+    assert not is_valid(document, "exchange_info", parse_exchange_info)
+    assert is_valid(
+        replace(document, body=orjson.dumps(BEFORE)), "exchange_info", parse_exchange_info
+    )
