@@ -1,0 +1,296 @@
+"""Binance's WebSocket market streams over a SimState, on a port of their own.
+
+Binance pushes what the realtime listeners react to (notes §11, §17): spot market data
+(``<symbol>@trade``, ``!miniTicker@arr``), which stops for a symbol in BREAK and goes on in
+HALT, and the futures markets' ``!contractInfo``, an event whenever a contract's status or
+dates change. The sim derives all of it from the books, so a test steers one thing (a
+status through the control API) and sees both the document and the streams change.
+
+Each market is served under its own path prefix (``/spot``, ``/usdm``, ``/coinm``), since
+Binance serves them from different hosts: ``<prefix>/ws/<stream>`` is a raw stream,
+``<prefix>/stream?streams=a/b`` a combined one (``{"stream", "data"}``). The connection
+faults (a dropped socket, ``serverShutdown``, silence) and the lifetime after which
+Binance closes a connection are ordered through the state's ``StreamControls``.
+
+One feed thread decides every event (a trade when a symbol's cadence is due, a
+miniTicker array every second, a contractInfo when a contract changed), and each
+connection's own thread (websockets' synchronous server) sends what was queued for it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Final, Self
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import Server, ServerConnection, serve
+
+from binance_sim.state import (
+    STATUS_KEYS,
+    ConnectionFault,
+    ConnectionOrder,
+    Market,
+    SimState,
+)
+
+log = logging.getLogger(__name__)
+
+# Notes §11: BREAK stops a symbol's market data; HALT does not (the book stays open).
+SILENT_STATUSES: Final = frozenset({"BREAK"})
+MINI_TICKER_STREAM: Final = "!miniTicker@arr"
+CONTRACT_INFO_STREAM: Final = "!contractInfo"
+MINI_TICKER_PERIOD_SECONDS: Final = 1.0
+# The feed's resolution: a cadence is kept to within this.
+_TICK_SECONDS: Final = 0.01
+# How often an idle connection's thread looks for orders, its lifetime and the stop.
+_IDLE_SECONDS: Final = 0.05
+# What a contractInfo event carries (notes §17), from the exchangeInfo keys it mirrors.
+_CONTRACT_KEYS: Final = ("pair", "contractType", "deliveryDate", "onboardDate")
+
+
+def _contract_keys(market: Market) -> tuple[str, ...]:
+    return (*_CONTRACT_KEYS, STATUS_KEYS[market])
+
+
+class _Subscriber:
+    """One open connection: the streams it asked for and the texts waiting to be sent."""
+
+    def __init__(self, market: Market, streams: frozenset[str], combined: bool) -> None:
+        self.market = market
+        self.streams = streams
+        self.combined = combined
+        self.outbox: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def push(self, stream: str, event: Any) -> None:
+        if stream not in self.streams:
+            return
+        payload = {"stream": stream, "data": event} if self.combined else event
+        self.outbox.put(orjson.dumps(payload).decode())
+
+
+class StreamServer:
+    """The sim's WebSocket streams on ``host:port`` (0 = any free port), in the background."""
+
+    def __init__(self, state: SimState, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = state
+        self._host = host
+        self._port = port
+        self._server: Server | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._subscribers: set[_Subscriber] = set()
+        self._trade_ids = itertools.count(1)
+
+    def url(self, market: Market) -> str:
+        """Where ``market``'s streams are served, e.g. ``ws://127.0.0.1:54321/usdm``."""
+        if self._server is None:
+            raise RuntimeError("the stream server is not running")
+        port = self._server.socket.getsockname()[1]
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"ws://{host}:{port}/{market.value}"
+
+    def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("the stream server is already running")
+        self._stop.clear()
+        server = serve(self._serve, self._host, self._port, compression=None)
+        self._server = server
+        self._threads = [
+            threading.Thread(target=server.serve_forever, name="binance_sim ws", daemon=True),
+            threading.Thread(target=self._feed, name="binance_sim feed", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Close every connection and the socket and wait for the threads; idempotent."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stop.set()
+        server.shutdown()
+        for thread in self._threads:
+            thread.join()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- one connection --------------------------------------------------------------------
+
+    def _serve(self, connection: ServerConnection) -> None:
+        request = connection.request
+        parsed = _parse_path("" if request is None else request.path)
+        if parsed is None:
+            connection.close(1008, "unknown stream path")
+            return
+        subscriber = _Subscriber(*parsed)
+        seen = self.state.streams.last_seq()
+        opened = time.monotonic()
+        with self._lock:
+            self._subscribers.add(subscriber)
+        try:
+            while not self._stop.is_set():
+                orders = self.state.streams.orders_after(seen, subscriber.market)
+                seen = self.state.streams.last_seq()
+                if orders:
+                    self._obey(connection, subscriber, orders[0])
+                    return
+                lifetime = self.state.streams.lifetime
+                if lifetime is not None and time.monotonic() - opened >= lifetime:
+                    connection.close(1000, "connection lifetime reached")
+                    return
+                try:
+                    text = subscriber.outbox.get(timeout=_IDLE_SECONDS)
+                except queue.Empty:
+                    continue
+                connection.send(text)
+        except ConnectionClosed:
+            return
+        finally:
+            with self._lock:
+                self._subscribers.discard(subscriber)
+
+    def _obey(
+        self, connection: ServerConnection, subscriber: _Subscriber, order: ConnectionOrder
+    ) -> None:
+        if order.fault is ConnectionFault.DROP:
+            # No close frame: the peer learns it from TCP, as after a network failure.
+            connection.socket.shutdown(socket.SHUT_RDWR)
+        elif order.fault is ConnectionFault.SHUTDOWN:
+            event = {"e": "serverShutdown", "E": self.state.server_time_ms()}
+            payload = {"stream": "!serverShutdown", "data": event} if subscriber.combined else event
+            connection.send(orjson.dumps(payload).decode())
+            connection.close(1001, "server shutdown")
+        else:
+            # Holding the protocol's lock keeps websockets' reader from answering pings
+            # (or sending anything): from outside, the server has gone silent.
+            with connection.protocol_mutex:
+                self._stop.wait(order.seconds)
+            connection.socket.shutdown(socket.SHUT_RDWR)
+
+    # -- the feed --------------------------------------------------------------------------
+
+    def _publish(self, market: Market, stream: str, event: Any) -> None:
+        with self._lock:
+            subscribers = [s for s in self._subscribers if s.market is market]
+        for subscriber in subscribers:
+            subscriber.push(stream, event)
+
+    def _feed(self) -> None:
+        last_trade: dict[str, float] = {}
+        ticked: dict[str, str] = {}
+        next_mini = time.monotonic() + MINI_TICKER_PERIOD_SECONDS
+        contracts = {
+            market: self.state.book(market).symbol_fields(_contract_keys(market))
+            for market in (Market.USDM, Market.COINM)
+        }
+        while not self._stop.wait(_TICK_SECONDS):
+            now = time.monotonic()
+            self._trades(now, last_trade, ticked)
+            if now >= next_mini:
+                next_mini = now + MINI_TICKER_PERIOD_SECONDS
+                self._mini_tickers(ticked)
+                ticked.clear()
+            for market, before in contracts.items():
+                contracts[market] = self._contract_changes(market, before)
+
+    def _trades(self, now: float, last_trade: dict[str, float], ticked: dict[str, str]) -> None:
+        """A trade for each trading symbol whose cadence is due (counted from its last
+        trade, so a new cadence applies at once); none in BREAK, and a symbol back from
+        BREAK trades at once."""
+        statuses = self.state.book(Market.SPOT).symbol_fields(("status",))
+        for symbol, (status,) in statuses.items():
+            if status in SILENT_STATUSES:
+                last_trade.pop(symbol, None)
+                continue
+            last = last_trade.get(symbol)
+            if last is not None and now < last + self.state.streams.cadence(symbol):
+                continue
+            last_trade[symbol] = now
+            at = self.state.server_time_ms()
+            price = f"{1 + (next(self._trade_ids) % 100) / 100:.8f}"
+            ticked[symbol] = price
+            trade = {
+                "e": "trade",
+                "E": at,
+                "s": symbol,
+                "t": next(self._trade_ids),
+                "p": price,
+                "q": "1.00000000",
+                "T": at,
+                "m": False,
+                "M": True,
+            }
+            self._publish(Market.SPOT, f"{symbol.lower()}@trade", trade)
+
+    def _mini_tickers(self, ticked: Mapping[str, str]) -> None:
+        """Binance's array carries only the symbols that changed in the last second."""
+        if not ticked:
+            return
+        at = self.state.server_time_ms()
+        tickers = [
+            {"e": "24hrMiniTicker", "E": at, "s": symbol, "c": price, "o": price, "h": price}
+            | {"l": price, "v": "1.00000000", "q": price}
+            for symbol, price in ticked.items()
+        ]
+        self._publish(Market.SPOT, MINI_TICKER_STREAM, tickers)
+
+    def _contract_changes(
+        self, market: Market, before: dict[str, tuple[Any, ...]]
+    ) -> dict[str, tuple[Any, ...]]:
+        """A contractInfo event for each contract listed or changed since ``before``."""
+        now = self.state.book(market).symbol_fields(_contract_keys(market))
+        for symbol, values in now.items():
+            if before.get(symbol) == values:
+                continue
+            pair, contract_type, delivery, onboard, status = values
+            event = {
+                "e": "contractInfo",
+                "E": self.state.server_time_ms(),
+                "s": symbol,
+                "ps": pair,
+                "ct": contract_type,
+                "dt": delivery,
+                "ot": onboard,
+                "cs": status,
+                "bks": [],
+            }
+            self._publish(market, CONTRACT_INFO_STREAM, event)
+        return now
+
+
+def _parse_path(path: str) -> tuple[Market, frozenset[str], bool] | None:
+    """(market, streams, combined) of ``/<market>/ws/<stream>`` or
+    ``/<market>/stream?streams=a/b``; None for any other path."""
+    parts = urlsplit(path)
+    segments = parts.path.strip("/").split("/", 2)
+    try:
+        market = Market(segments[0])
+    except ValueError:
+        return None
+    if len(segments) == 3 and segments[1] == "ws" and segments[2]:
+        return market, frozenset({segments[2]}), False
+    if len(segments) == 2 and segments[1] == "stream":
+        names = parse_qs(parts.query).get("streams", [""])[0]
+        streams = frozenset(n for n in names.split("/") if n)
+        return (market, streams, True) if streams else None
+    return None
