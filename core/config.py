@@ -126,6 +126,27 @@ class ApiSettings:
 
 
 @dataclass(frozen=True)
+class RealtimeSettings:
+    enabled: bool = False
+    spot_stream_url: str = "wss://stream.binance.com:9443"
+    usdm_stream_url: str = "wss://fstream.binance.com/market"
+    coinm_stream_url: str = "wss://dstream.binance.com"
+    spot_symbols: tuple[str, ...] = ()
+    silence_factor: float = 5.0
+    min_silence_seconds: float = 0.5
+    suspicion_weight_share: float = 0.2
+    ping_interval_seconds: float = 20.0
+    ping_timeout_seconds: float = 20.0
+    reconnect_base_seconds: float = 0.5
+    reconnect_cap_seconds: float = 30.0
+
+    def stream_url(self, market: str) -> str:
+        """Where ``market``'s WebSocket streams are, without a trailing slash."""
+        url: str = getattr(self, f"{market}_stream_url")
+        return url.rstrip("/")
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "INFO"
 
@@ -137,6 +158,7 @@ class Settings:
     poller: PollerSettings = field(default_factory=PollerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
 
     def stream_intervals(self) -> dict[str, float]:
         """Seconds between polls of each declared stream (core.streams), as the gap rule
@@ -266,6 +288,7 @@ def _validate(settings: Settings) -> None:
             "[poller] server_time_tolerance_seconds must be 0 or more,"
             f" got {settings.poller.server_time_tolerance_seconds}"
         )
+    _validate_realtime(settings.realtime)
     _validate_database_url("database", "url", settings.database.url)
     _validate_database_url("api", "database_url", settings.api.database_url)
     _validate_log(settings.log)
@@ -306,6 +329,29 @@ def postgres_url(url: str) -> URL:
             " (expected postgresql://...)"
         )
     return parsed.set(drivername="postgresql+psycopg")
+
+
+def _validate_realtime(r: RealtimeSettings) -> None:
+    for market in catalogue.MARKETS:
+        url = r.stream_url(market)
+        if not url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"[realtime] {market}_stream_url must be a ws:// or wss:// URL")
+    if r.silence_factor <= 1 or r.min_silence_seconds <= 0:
+        raise ConfigError(
+            "[realtime] silence_factor must be above 1 and min_silence_seconds positive"
+        )
+    if not 0 <= r.suspicion_weight_share <= 1:
+        raise ConfigError(
+            f"[realtime] suspicion_weight_share must be in [0, 1], got {r.suspicion_weight_share}"
+        )
+    if r.ping_interval_seconds <= 0 or r.ping_timeout_seconds <= 0:
+        raise ConfigError(
+            "[realtime] ping_interval_seconds and ping_timeout_seconds must be positive"
+        )
+    if not 0 < r.reconnect_base_seconds <= r.reconnect_cap_seconds:
+        raise ConfigError(
+            "[realtime] reconnect_base_seconds must be positive and at most reconnect_cap_seconds"
+        )
 
 
 def _validate_log(log: LogSettings) -> None:

@@ -1,0 +1,176 @@
+"""What the realtime listeners saw (``stream_signals``) and their health (``stream_listeners``).
+
+A signal only ever asks for a poll; the poll writes the versions. Once that poll is
+recorded, ``settle`` ties the signal to it and says whether it confirmed the change: a
+version of the signal's subject (a symbol, an asset) opened after the signal's own time
+and by that poll's instant. Evidence then reads the signal back (``signal_for``) to say
+when a change began as well as when a poll saw it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import Connection, text
+
+from core.models import VERSIONED_TABLES
+
+# The versioned table holding the subject (symbol or asset) a stream's signals name.
+SUBJECT_TABLES: Final = {
+    "exchange_info": "symbol_versions",
+    "usdm_exchange_info": "usdm_symbol_versions",
+    "coinm_exchange_info": "coinm_symbol_versions",
+    "account": "balance_versions",
+}
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A settled signal, as evidence shows it."""
+
+    kind: str
+    event_at: datetime | None
+    received_at: datetime
+    observed_at: datetime
+
+
+def record(
+    conn: Connection,
+    stream: str,
+    replica_id: str,
+    kind: str,
+    *,
+    symbol: str | None,
+    event_at: datetime | None,
+    polled: bool,
+) -> int:
+    """Keep what a listener saw; its id, for ``settle``."""
+    signal_id: int = conn.execute(
+        text(
+            "INSERT INTO stream_signals (stream, replica_id, kind, symbol, event_at, polled)"
+            " VALUES (:stream, :replica, :kind, :symbol, :event_at, :polled) RETURNING id"
+        ),
+        {
+            "stream": stream,
+            "replica": replica_id,
+            "kind": kind,
+            "symbol": symbol,
+            "event_at": event_at,
+            "polled": polled,
+        },
+    ).scalar_one()
+    return signal_id
+
+
+def settle(
+    conn: Connection,
+    stream: str,
+    up_to_id: int,
+    observation_id: int,
+    observed_at: datetime,
+    changed: bool,
+) -> int:
+    """Tie the polled, unsettled signals of ``stream`` up to ``up_to_id`` to the poll that
+    answered them; returns how many.
+
+    A signal naming a subject is confirmed when a version of it opened after the signal's
+    time (its event's, else when it came) and by the poll's instant: a slot poll that saw
+    the change just before the triggered one confirms it too. One naming none (a
+    reconnection) is confirmed when the poll changed anything.
+    """
+    table = SUBJECT_TABLES[stream]
+    key = VERSIONED_TABLES[table].__key__[0]
+    # The table and column names come from the models, never from input.
+    found = (
+        f"EXISTS (SELECT 1 FROM {table} v WHERE v.{key} = s.symbol"  # noqa: S608
+        " AND v.valid_from >= coalesce(s.event_at, s.received_at) AND v.valid_from <= :at)"
+    )
+    return conn.execute(
+        text(
+            "UPDATE stream_signals s SET observation_id = :obs, observed_at = :at,"  # noqa: S608
+            f" confirmed = CASE WHEN s.symbol IS NULL THEN :changed ELSE {found} END"
+            " WHERE s.stream = :stream AND s.id <= :up_to AND s.polled"
+            " AND s.observation_id IS NULL"
+        ),
+        {"obs": observation_id, "at": observed_at, "changed": changed, "stream": stream}
+        | {"up_to": up_to_id},
+    ).rowcount
+
+
+def signal_for(conn: Connection, stream: str, subject: str, valid_from: datetime) -> Signal | None:
+    """The confirmed signal behind the version of ``subject`` that opened at
+    ``valid_from``, if a listener saw it coming: the earliest, whose time is the change's
+    earliest known one."""
+    row = conn.execute(
+        text(
+            "SELECT kind, event_at, received_at, observed_at FROM stream_signals"
+            " WHERE stream = :stream AND symbol = :subject AND confirmed"
+            " AND coalesce(event_at, received_at) <= :valid_from"
+            " AND observed_at >= :valid_from"
+            " ORDER BY coalesce(event_at, received_at) LIMIT 1"
+        ),
+        {"stream": stream, "subject": subject, "valid_from": valid_from},
+    ).one_or_none()
+    return None if row is None else Signal(*row)
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A replica's listener of one market as last written, ages on the database clock."""
+
+    replica_id: str
+    market: str
+    connected: bool
+    silent_seconds: float | None  # since its last message (None: never had one)
+    reconnects: int
+
+
+def beat(
+    conn: Connection,
+    replica_id: str,
+    market: str,
+    *,
+    connected: bool,
+    connected_ago: float | None,
+    message_ago: float | None,
+    reconnects: int,
+) -> None:
+    """Write a listener's state; its times are given as ages, so that the row holds the
+    database clock's times, never the replica's."""
+    conn.execute(
+        text(
+            "INSERT INTO stream_listeners AS l (replica_id, market, connected, connected_at,"
+            " last_message_at, reconnects, updated_at) VALUES (:replica, :market, :connected,"
+            " clock_timestamp() - make_interval(secs => :connected_ago),"
+            " clock_timestamp() - make_interval(secs => :message_ago),"
+            " :reconnects, clock_timestamp())"
+            " ON CONFLICT (replica_id, market) DO UPDATE SET connected = excluded.connected,"
+            " connected_at = excluded.connected_at, last_message_at = excluded.last_message_at,"
+            " reconnects = excluded.reconnects, updated_at = excluded.updated_at"
+        ),
+        {
+            "replica": replica_id,
+            "market": market,
+            "connected": connected,
+            "connected_ago": connected_ago,
+            "message_ago": message_ago,
+            "reconnects": reconnects,
+        },
+    )
+
+
+def listeners(conn: Connection, fresh_seconds: float) -> list[Listener]:
+    """The listeners written within ``fresh_seconds`` (a stopped replica's are not)."""
+    rows = conn.execute(
+        text(
+            "SELECT replica_id, market, connected,"
+            " extract(epoch FROM clock_timestamp() - last_message_at)::float8, reconnects"
+            " FROM stream_listeners"
+            " WHERE updated_at > clock_timestamp() - make_interval(secs => :fresh)"
+            " ORDER BY market, replica_id"
+        ),
+        {"fresh": fresh_seconds},
+    ).all()
+    return [Listener(*row) for row in rows]

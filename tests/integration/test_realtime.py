@@ -1,0 +1,140 @@
+"""The realtime listeners against the sim over real sockets: a pushed contract change
+reaches the API within a second or so with slow polling, and dropped, shut-down or silent
+connections lose no change and duplicate no version."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any
+
+import requests
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+
+from api import create_app
+from binance_sim.server import SimServer
+from core.config import Settings
+from tests.sim_streams import (
+    TIMEOUT,
+    listener_connected,
+    polling,
+    realtime_settings,
+    set_cadence,
+    stream_fault,
+    wait_until,
+)
+
+INTERVAL = 30.0  # no slot poll comes during a test: a prompt change is the listener's
+
+
+def api(settings: Settings, engine: Engine) -> FlaskClient:
+    return create_app(settings, engine).test_client()
+
+
+def status(client: FlaskClient, market: str, symbol: str) -> str | None:
+    answer = client.get(f"/v1/symbols/{symbol}?market={market}")
+    return answer.json["status"] if answer.status_code == 200 and answer.json else None
+
+
+def shows(client: FlaskClient, symbol: str, expected: str) -> bool:
+    return status(client, "usdm", symbol) == expected
+
+
+def patch_status(sim: SimServer, market: str, symbol: str, new: str) -> None:
+    response = requests.patch(
+        f"{sim.url}/_sim/markets/{market}/symbols/{symbol}", json={"status": new}, timeout=TIMEOUT
+    )
+    assert response.status_code == 200, response.text
+
+
+def versions(engine: Engine, table: str, symbol: str) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(f"SELECT status FROM {table} WHERE symbol = :s ORDER BY valid_from"),
+                {"s": symbol},
+            ).scalars()
+        )
+
+
+def signal_rows(engine: Engine, stream: str) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT kind, symbol, event_at, polled, observed_at, confirmed"
+                " FROM stream_signals WHERE stream = :s ORDER BY id"
+            ),
+            {"s": stream},
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def test_a_contract_change_is_in_the_api_within_a_second_and_a_half_of_its_event(
+    engine: Engine, sim: SimServer
+) -> None:
+    settings = realtime_settings(sim, INTERVAL)
+    client = api(settings, engine)
+    with polling(settings, engine):
+        wait_until(lambda: status(client, "usdm", "BTCUSDT") == "TRADING")
+        wait_until(lambda: listener_connected(engine, "usdm"))
+        patch_status(sim, "usdm", "BTCUSDT", "SETTLING")
+        seen_after = wait_until(lambda: status(client, "usdm", "BTCUSDT") == "SETTLING", 5)
+    assert seen_after <= 1.5
+    assert versions(engine, "usdm_symbol_versions", "BTCUSDT") == ["TRADING", "SETTLING"]
+    [signal] = [s for s in signal_rows(engine, "usdm_exchange_info") if s["symbol"] == "BTCUSDT"]
+    assert signal["kind"] == "contract_info"
+    assert signal["polled"]
+    assert signal["confirmed"]
+    assert signal["event_at"] is not None
+    assert signal["observed_at"] is not None
+    assert signal["event_at"] <= signal["observed_at"]
+
+
+def test_dropped_shut_down_and_silent_connections_lose_no_change_and_duplicate_no_version(
+    engine: Engine, sim: SimServer
+) -> None:
+    # Our pings every 0.2 s, dead after 0.5 s without a pong: the stall is noticed quickly.
+    settings = realtime_settings(sim, INTERVAL, ping_interval_seconds=0.2, ping_timeout_seconds=0.5)
+    client = api(settings, engine)
+    expected = ["TRADING"]
+    with polling(settings, engine):
+        wait_until(lambda: status(client, "usdm", "ETHUSDT") == "TRADING")
+        wait_until(lambda: listener_connected(engine, "usdm"))
+        for reconnects, (fault, new) in enumerate(
+            [("drop", "SETTLING"), ("shutdown", "TRADING"), ("stall", "CLOSE")], start=1
+        ):
+            # The change comes as the connection goes: its event is lost with it, and
+            # only the poll that follows a reconnection can see it.
+            stream_fault(sim, fault, market="usdm", seconds=2)
+            patch_status(sim, "usdm", "ETHUSDT", new)
+            expected.append(new)
+            wait_until(partial(shows, client, "ETHUSDT", new), INTERVAL / 3)
+            wait_until(partial(listener_connected, engine, "usdm", reconnects))
+    assert versions(engine, "usdm_symbol_versions", "ETHUSDT") == expected
+    reconnections = [
+        s for s in signal_rows(engine, "usdm_exchange_info") if s["kind"] == "reconnected"
+    ]
+    assert len(reconnections) == 3
+    assert all(s["confirmed"] for s in reconnections)
+    assert not [s for s in signal_rows(engine, "usdm_exchange_info") if s["symbol"] == "ETHUSDT"]
+
+
+def test_a_spot_symbol_gone_silent_is_polled_at_once_and_the_suspicion_confirmed(
+    engine: Engine, sim: SimServer
+) -> None:
+    set_cadence(sim, "ETHBTC", 0.05)
+    settings = realtime_settings(sim, INTERVAL, spot_symbols=("ETHBTC",))
+    client = api(settings, engine)
+    with polling(settings, engine):
+        wait_until(lambda: status(client, "spot", "ETHBTC") == "TRADING")
+        wait_until(lambda: listener_connected(engine, "spot"))
+        time.sleep(0.5)  # its cadence learnt
+        requests.patch(
+            f"{sim.url}/_sim/symbols/ETHBTC", json={"fields": {"status": "BREAK"}}, timeout=TIMEOUT
+        ).raise_for_status()
+        seen_after = wait_until(lambda: status(client, "spot", "ETHBTC") == "BREAK", 5)
+    assert seen_after <= 1.5
+    assert versions(engine, "symbol_versions", "ETHBTC") == ["TRADING", "BREAK"]
+    suspicions = [s for s in signal_rows(engine, "exchange_info") if s["kind"] == "silence"]
+    assert [(s["symbol"], s["confirmed"]) for s in suspicions] == [("ETHBTC", True)]
