@@ -149,8 +149,13 @@ class StreamServer:
             self._subscribers.add(subscriber)
         try:
             while not self._stop.is_set():
+                try:
+                    text: str | None = subscriber.outbox.get(timeout=_IDLE_SECONDS)
+                except queue.Empty:
+                    text = None
+                # Looked at between taking a message and sending it: whatever was queued
+                # after a fault was ordered is lost with the connection, as on Binance.
                 orders = self.state.streams.orders_after(seen, subscriber.market)
-                seen = self.state.streams.last_seq()
                 if orders:
                     self._obey(connection, subscriber, orders[0])
                     return
@@ -158,11 +163,8 @@ class StreamServer:
                 if lifetime is not None and time.monotonic() - opened >= lifetime:
                     connection.close(1000, "connection lifetime reached")
                     return
-                try:
-                    text = subscriber.outbox.get(timeout=_IDLE_SECONDS)
-                except queue.Empty:
-                    continue
-                connection.send(text)
+                if text is not None:
+                    connection.send(text)
         except ConnectionClosed:
             return
         finally:
