@@ -174,3 +174,43 @@ def listeners(conn: Connection, fresh_seconds: float) -> list[Listener]:
         {"fresh": fresh_seconds},
     ).all()
     return [Listener(*row) for row in rows]
+
+
+# A listener row older than this many of its replica's heartbeats is a stopped replica's.
+LISTENER_FRESH_HEARTBEATS: Final = 3
+
+
+@dataclass(frozen=True)
+class SignalCount:
+    stream: str
+    kind: str
+    outcome: str  # confirmed, unconfirmed, pending (poll asked, not settled), unpolled
+    signals: int
+
+
+def signal_counts(conn: Connection) -> list[SignalCount]:
+    """Signals by stream, kind and what their polls found, for /metrics."""
+    rows = conn.execute(
+        text(
+            "SELECT stream, kind, CASE WHEN NOT polled THEN 'unpolled'"
+            " WHEN observation_id IS NULL THEN 'pending'"
+            " WHEN confirmed THEN 'confirmed' ELSE 'unconfirmed' END AS outcome, count(*)"
+            " FROM stream_signals GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        )
+    ).all()
+    return [SignalCount(*row) for row in rows]
+
+
+def listener_notes(listening: list[Listener], enabled: bool) -> list[str]:
+    """Why the realtime listeners do not help right now, for /readyz: notes, not reasons
+    to be unready, since the slot polls keep the data as fresh as without them."""
+    if not enabled:
+        return []
+    if not listening:
+        return ["realtime: no listener has reported (is a poller with [realtime] enabled running?)"]
+    return [
+        f"realtime: the {lsn.market} listener of {lsn.replica_id} is not connected"
+        f" ({lsn.reconnects} reconnection(s) so far); changes wait for the slot polls"
+        for lsn in listening
+        if not lsn.connected
+    ]

@@ -84,7 +84,7 @@ def realtime_settings(sim: SimServer, interval: float = 30.0, **realtime: Any) -
         system_status_interval=interval,
     )
     urls = {f"{m.value}_stream_url": sim.stream_url(m) for m in Market}
-    return replace_section(settings, "realtime", enabled=True, **urls, **realtime)
+    return replace_section(settings, "realtime", enabled=True, **{**urls, **realtime})
 
 
 @contextmanager

@@ -5,6 +5,9 @@ a market stream that looks like a status change, or a reconnection: each asks fo
 immediate poll, and the row keeps the event's own time and that poll's outcome, so that
 evidence can say when a change began as well as when a poll confirmed it.
 
+Readable by the API's role only (like ``stream_heads``), not by the analysts' reader: the
+account's signals would date its balance moves.
+
 Revision ID: 0230
 Revises: 0220
 Create Date: 2026-12-03 13:30:00+00:00
@@ -54,6 +57,7 @@ def upgrade() -> None:
         ["stream", "received_at"],
         unique=False,
     )
+    op.execute("GRANT SELECT ON stream_signals TO exmeta_api")
 
 
 def downgrade() -> None:

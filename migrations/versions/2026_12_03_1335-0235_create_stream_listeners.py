@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("updated_at", postgresql.TIMESTAMP(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("replica_id", "market", name=op.f("pk_stream_listeners")),
     )
+    op.execute("GRANT SELECT ON stream_listeners TO exmeta_api")
 
 
 def downgrade() -> None:

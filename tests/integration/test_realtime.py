@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 
 from api import create_app
@@ -35,6 +36,15 @@ def api(settings: Settings, engine: Engine) -> FlaskClient:
 def status(client: FlaskClient, market: str, symbol: str) -> str | None:
     answer = client.get(f"/v1/symbols/{symbol}?market={market}")
     return answer.json["status"] if answer.status_code == 200 and answer.json else None
+
+
+def metric_samples(client: FlaskClient) -> dict[tuple[str, tuple[str, ...]], float]:
+    """Each sample of /metrics by name and label values (in their names' order)."""
+    return {
+        (sample.name, tuple(v for _, v in sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for sample in family.samples
+    }
 
 
 def shows(client: FlaskClient, symbol: str, expected: str) -> bool:
@@ -73,14 +83,32 @@ def signal_rows(engine: Engine, stream: str) -> list[dict[str, Any]]:
 def test_a_contract_change_is_in_the_api_within_a_second_and_a_half_of_its_event(
     engine: Engine, sim: SimServer
 ) -> None:
-    settings = realtime_settings(sim, INTERVAL)
+    # COIN-M's streams are nowhere to be reached: its listener's health says so.
+    settings = realtime_settings(sim, INTERVAL, coinm_stream_url="ws://127.0.0.1:9/coinm")
     client = api(settings, engine)
     with polling(settings, engine):
         wait_until(lambda: status(client, "usdm", "BTCUSDT") == "TRADING")
         wait_until(lambda: listener_connected(engine, "usdm"))
         patch_status(sim, "usdm", "BTCUSDT", "SETTLING")
         seen_after = wait_until(lambda: status(client, "usdm", "BTCUSDT") == "SETTLING", 5)
+        ready = client.get("/readyz")
+        # The signal is settled just after the poll's own commit.
+        signalled = (
+            "exmeta_stream_signals_total",
+            ("contract_info", "confirmed", "usdm_exchange_info"),  # kind, outcome, stream
+        )
+        wait_until(lambda: metric_samples(client).get(signalled) == 1)
+        metrics = metric_samples(client)
     assert seen_after <= 1.5
+    assert ready.status_code == 200
+    assert ready.json is not None
+    assert [r for r in ready.json["reasons"] if r.startswith("realtime")] == [
+        "realtime: the coinm listener of r0 is not connected (0 reconnection(s) so far);"
+        " changes wait for the slot polls"
+    ]
+    assert metrics[("exmeta_stream_listener_connected", ("usdm", "r0"))] == 1
+    assert metrics[("exmeta_stream_listener_connected", ("coinm", "r0"))] == 0
+
     assert versions(engine, "usdm_symbol_versions", "BTCUSDT") == ["TRADING", "SETTLING"]
     [signal] = [s for s in signal_rows(engine, "usdm_exchange_info") if s["symbol"] == "BTCUSDT"]
     assert signal["kind"] == "contract_info"
