@@ -222,7 +222,8 @@ class StreamSignal(Base):
     __tablename__ = "stream_signals"
     __table_args__ = (
         CheckConstraint(f"kind IN {SIGNAL_KINDS!r}", name="kind"),
-        Index(None, "stream", "received_at"),
+        # Evidence looks up the signal behind a subject's version (core.signals).
+        Index(None, "stream", "symbol", "observed_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)

@@ -3,8 +3,8 @@
 A signal only ever asks for a poll; the poll writes the versions. Once that poll is
 recorded, ``settle`` ties the signal to it and says whether it confirmed the change: a
 version of the signal's subject (a symbol, an asset) opened after the signal's own time
-and by that poll's instant. Evidence then reads the signal back (``signal_for``) to say
-when a change began as well as when a poll saw it.
+and by that poll's instant. Evidence then reads the signal back (``change_window``) to
+say when a change began as well as when a poll saw it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Final
 
 from sqlalchemy import Connection, text
 
+from core.history import ChangeWindow
 from core.models import VERSIONED_TABLES
 
 # The versioned table holding the subject (symbol or asset) a stream's signals name.
@@ -24,16 +25,6 @@ SUBJECT_TABLES: Final = {
     "coinm_exchange_info": "coinm_symbol_versions",
     "account": "balance_versions",
 }
-
-
-@dataclass(frozen=True)
-class Signal:
-    """A settled signal, as evidence shows it."""
-
-    kind: str
-    event_at: datetime | None
-    received_at: datetime
-    observed_at: datetime
 
 
 def record(
@@ -99,21 +90,21 @@ def settle(
     ).rowcount
 
 
-def signal_for(conn: Connection, stream: str, subject: str, valid_from: datetime) -> Signal | None:
-    """The confirmed signal behind the version of ``subject`` that opened at
-    ``valid_from``, if a listener saw it coming: the earliest, whose time is the change's
-    earliest known one."""
+def change_window(
+    conn: Connection, stream: str, subject: str, valid_from: datetime
+) -> ChangeWindow | None:
+    """When the change that opened ``subject``'s version at ``valid_from`` began, if a
+    listener saw it coming: the earliest confirmed signal's time, up to that version."""
     row = conn.execute(
         text(
-            "SELECT kind, event_at, received_at, observed_at FROM stream_signals"
-            " WHERE stream = :stream AND symbol = :subject AND confirmed"
-            " AND coalesce(event_at, received_at) <= :valid_from"
-            " AND observed_at >= :valid_from"
-            " ORDER BY coalesce(event_at, received_at) LIMIT 1"
+            "SELECT kind, coalesce(event_at, received_at) FROM stream_signals"
+            " WHERE stream = :stream AND symbol = :subject AND observed_at >= :valid_from"
+            " AND confirmed AND coalesce(event_at, received_at) <= :valid_from"
+            " ORDER BY 2 LIMIT 1"
         ),
         {"stream": stream, "subject": subject, "valid_from": valid_from},
     ).one_or_none()
-    return None if row is None else Signal(*row)
+    return None if row is None else ChangeWindow(row[1], valid_from, row[0])
 
 
 @dataclass(frozen=True)

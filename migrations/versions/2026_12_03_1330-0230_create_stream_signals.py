@@ -52,9 +52,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stream_signals")),
     )
     op.create_index(
-        op.f("ix_stream_signals_stream_received_at"),
+        op.f("ix_stream_signals_stream_symbol_observed_at"),
         "stream_signals",
-        ["stream", "received_at"],
+        ["stream", "symbol", "observed_at"],
         unique=False,
     )
     op.execute("GRANT SELECT ON stream_signals TO exmeta_api")

@@ -13,9 +13,10 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 
-from api import create_app
+from api import create_app, schemas
 from binance_sim.server import SimServer
 from core.config import Settings
+from tests.api_client import ok, q, ts
 from tests.sim_streams import (
     TIMEOUT,
     listener_connected,
@@ -166,3 +167,21 @@ def test_a_spot_symbol_gone_silent_is_polled_at_once_and_the_suspicion_confirmed
     assert versions(engine, "symbol_versions", "ETHBTC") == ["TRADING", "BREAK"]
     suspicions = [s for s in signal_rows(engine, "exchange_info") if s["kind"] == "silence"]
     assert [(s["symbol"], s["confirmed"]) for s in suspicions] == [("ETHBTC", True)]
+    # The answer's evidence says when the change began as well as when a poll saw it.
+    answer = ok(client.get("/v1/symbols/ETHBTC"), schemas.SymbolAsOf)
+    change = answer["evidence"]["change"]
+    assert change["signal"] == "silence"
+    assert change["seen_at"] == answer["valid_from"]
+    assert change["since"] == ts(suspicions[0]["event_at"])
+    assert change["since"] < change["seen_at"]
+    assert change["says"] == (
+        f"changed between {change['since']} and {change['seen_at']} (market stream went"
+        f" silent at {change['since']}, poll confirmed at {change['seen_at']})"
+    )
+    # Other symbols' answers, and the same symbol before the change, have none.
+    assert "change" not in ok(client.get("/v1/symbols/LTCBTC"), schemas.SymbolAsOf)["evidence"]
+    before = client.get(f"/v1/symbols/ETHBTC?as_of={q(suspicions[0]['event_at'])}")
+    evidence_before = ok(before, schemas.SymbolAsOf)["evidence"]
+    assert "change" not in evidence_before
+    # Tighter than the polls: the last one before the change came well before the silence.
+    assert evidence_before["observed_before"] < change["since"]
