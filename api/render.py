@@ -89,6 +89,7 @@ def evidence(found: Evidence) -> dict[str, Any]:
 # How each kind of signal (core.signals) puts the start of a change in words.
 _SIGNAL_WORDS = {
     "silence": "market stream went silent",
+    "resumed": "market stream resumed",
     "contract_info": "contractInfo event",
     "account_update": "account event",
     "balance_update": "balance event",

@@ -62,7 +62,7 @@ class ChangeWindow(Model):
         " time, or the last market data before the symbol went silent"
     )
     seen_at: Instant = Field(description="the instant of the poll that saw it (valid_from)")
-    signal: Literal["contract_info", "silence", "account_update", "balance_update"]
+    signal: Literal["contract_info", "silence", "resumed", "account_update", "balance_update"]
     says: str = Field(
         examples=[
             "changed between 2026-12-03T14:03:07.200Z and 2026-12-03T14:03:07.900Z (market"

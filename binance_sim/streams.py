@@ -35,6 +35,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
 from binance_sim.state import (
+    DEFAULT_CADENCE_SECONDS,
     STATUS_KEYS,
     ConnectionFault,
     ConnectionOrder,
@@ -90,6 +91,10 @@ class StreamServer:
         self._lock = threading.Lock()
         self._subscribers: set[_Subscriber] = set()
         self._trade_ids = itertools.count(1)
+        # Each market's symbol fields as of a document version: read again only once the
+        # document changed, since a real snapshot has thousands of symbols and the feed
+        # looks a hundred times a second.
+        self._fields: dict[Market, tuple[int, dict[str, tuple[Any, ...]]]] = {}
 
     def url(self, market: Market) -> str:
         """Where ``market``'s streams are served, e.g. ``ws://127.0.0.1:54321/usdm``."""
@@ -191,6 +196,15 @@ class StreamServer:
 
     # -- the feed --------------------------------------------------------------------------
 
+    def _symbol_fields(self, market: Market, keys: tuple[str, ...]) -> dict[str, tuple[Any, ...]]:
+        book = self.state.book(market)
+        version = book.version
+        cached = self._fields.get(market)
+        if cached is None or cached[0] != version:
+            cached = (version, book.symbol_fields(keys))
+            self._fields[market] = cached
+        return cached[1]
+
     def _publish(self, market: Market, stream: str, event: Any) -> None:
         with self._lock:
             subscribers = [s for s in self._subscribers if s.market is market]
@@ -202,7 +216,7 @@ class StreamServer:
         ticked: dict[str, str] = {}
         next_mini = time.monotonic() + MINI_TICKER_PERIOD_SECONDS
         contracts = {
-            market: self.state.book(market).symbol_fields(_contract_keys(market))
+            market: self._symbol_fields(market, _contract_keys(market))
             for market in (Market.USDM, Market.COINM)
         }
         while not self._stop.wait(_TICK_SECONDS):
@@ -219,13 +233,14 @@ class StreamServer:
         """A trade for each trading symbol whose cadence is due (counted from its last
         trade, so a new cadence applies at once); none in BREAK, and a symbol back from
         BREAK trades at once."""
-        statuses = self.state.book(Market.SPOT).symbol_fields(("status",))
+        statuses = self._symbol_fields(Market.SPOT, ("status",))
+        cadences = self.state.streams.cadences()
         for symbol, (status,) in statuses.items():
             if status in SILENT_STATUSES:
                 last_trade.pop(symbol, None)
                 continue
             last = last_trade.get(symbol)
-            if last is not None and now < last + self.state.streams.cadence(symbol):
+            if last is not None and now < last + cadences.get(symbol, DEFAULT_CADENCE_SECONDS):
                 continue
             last_trade[symbol] = now
             at = self.state.server_time_ms()
@@ -260,7 +275,9 @@ class StreamServer:
         self, market: Market, before: dict[str, tuple[Any, ...]]
     ) -> dict[str, tuple[Any, ...]]:
         """A contractInfo event for each contract listed or changed since ``before``."""
-        now = self.state.book(market).symbol_fields(_contract_keys(market))
+        now = self._symbol_fields(market, _contract_keys(market))
+        if now is before:
+            return now
         for symbol, values in now.items():
             if before.get(symbol) == values:
                 continue

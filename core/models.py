@@ -207,7 +207,14 @@ class Replica(Base):
 
 # What a realtime listener saw (core.signals): a push from Binance, a silence that looks
 # like a status change, or a reconnection after which events may have been missed.
-SIGNAL_KINDS = ("contract_info", "silence", "reconnected", "account_update", "balance_update")
+SIGNAL_KINDS = (
+    "contract_info",
+    "silence",
+    "resumed",
+    "reconnected",
+    "account_update",
+    "balance_update",
+)
 
 
 class StreamSignal(Base):

@@ -161,7 +161,8 @@ class SpotSilences:
 
     ``<symbol>@trade`` for the symbols named, ``!miniTicker@arr`` (at most once a second)
     for the rest; a symbol followed by trade ignores its miniTicker entries, whose cadence
-    is another. One suspicion per silence; the symbol's next message ends it.
+    is another. One suspicion per silence; the symbol's next message ends it, and is a
+    signal too (``resumed``): a symbol back from BREAK trades again.
     """
 
     def __init__(
@@ -211,7 +212,9 @@ class SpotSilences:
             track.gaps += 1
         track.last = now
         track.last_event_ms = event_ms if isinstance(event_ms, int) else None
-        track.suspected = False
+        if track.suspected:
+            track.suspected = False
+            self.sink.signal(self.stream, "resumed", symbol, track.last_event_ms)
 
     def tick(self, now: float) -> None:
         for symbol, track in self.tracks.items():

@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("observed_at", postgresql.TIMESTAMP(timezone=True), nullable=True),
         sa.Column("confirmed", sa.Boolean(), nullable=True),
         sa.CheckConstraint(
-            "kind IN ('contract_info', 'silence', 'reconnected', 'account_update',"
+            "kind IN ('contract_info', 'silence', 'resumed', 'reconnected', 'account_update',"
             " 'balance_update')",
             name=op.f("ck_stream_signals_kind"),
         ),

@@ -163,12 +163,21 @@ def test_a_spot_symbol_gone_silent_is_polled_at_once_and_the_suspicion_confirmed
             f"{sim.url}/_sim/symbols/ETHBTC", json={"fields": {"status": "BREAK"}}, timeout=TIMEOUT
         ).raise_for_status()
         seen_after = wait_until(lambda: status(client, "spot", "ETHBTC") == "BREAK", 5)
+        wait_until(lambda: bool(signal_rows(engine, "exchange_info")[-1]["observed_at"]))
+        answer = ok(client.get("/v1/symbols/ETHBTC"), schemas.SymbolAsOf)
+        requests.patch(
+            f"{sim.url}/_sim/symbols/ETHBTC",
+            json={"fields": {"status": "TRADING"}},
+            timeout=TIMEOUT,
+        ).raise_for_status()
+        back_after = wait_until(lambda: status(client, "spot", "ETHBTC") == "TRADING", 5)
     assert seen_after <= 1.5
-    assert versions(engine, "symbol_versions", "ETHBTC") == ["TRADING", "BREAK"]
+    assert back_after <= 1.5  # its trades resumed: a signal too
+    assert versions(engine, "symbol_versions", "ETHBTC") == ["TRADING", "BREAK", "TRADING"]
+    seen = [(s["kind"], s["symbol"], s["confirmed"]) for s in signal_rows(engine, "exchange_info")]
+    assert seen == [("silence", "ETHBTC", True), ("resumed", "ETHBTC", True)]
     suspicions = [s for s in signal_rows(engine, "exchange_info") if s["kind"] == "silence"]
-    assert [(s["symbol"], s["confirmed"]) for s in suspicions] == [("ETHBTC", True)]
     # The answer's evidence says when the change began as well as when a poll saw it.
-    answer = ok(client.get("/v1/symbols/ETHBTC"), schemas.SymbolAsOf)
     change = answer["evidence"]["change"]
     assert change["signal"] == "silence"
     assert change["seen_at"] == answer["valid_from"]

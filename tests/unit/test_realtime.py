@@ -45,10 +45,12 @@ def test_a_symbol_silent_well_beyond_its_cadence_is_suspected_once_with_its_last
     silences.tick(last + 0.55)
     silences.tick(last + 5.0)
     assert sink.signals == [("exchange_info", "silence", "ETHBTC", int(last * 1000))]
-    # Its next trade ends the silence; the next silence is a new suspicion.
-    last = feed(silences, "ETHBTC", 0.1, 2, last + 6.0)
-    silences.tick(last + 0.6)
-    assert len(sink.signals) == 2
+    # Its next trade ends the silence, and says so (a symbol back from BREAK trades again);
+    # the next silence is a new suspicion.
+    back = feed(silences, "ETHBTC", 0.1, 2, last + 6.0)
+    assert sink.signals[1] == ("exchange_info", "resumed", "ETHBTC", int((last + 6.0) * 1000))
+    silences.tick(back + 0.6)
+    assert [s[1] for s in sink.signals] == ["silence", "resumed", "silence"]
 
 
 def test_a_quiet_but_regular_symbol_is_never_suspected() -> None:
