@@ -18,6 +18,7 @@ counted over the whole flipping phase, slot polls and immediate ones together.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import math
 import random
@@ -119,28 +120,28 @@ def time_flips(
     """Flip the symbols in turn into BREAK and back, timing each until the API shows it."""
     pauses = random.Random(args.seed)
     probe = args.probe_ms / 1000
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    status = {s: api_status(conn, s) for s in SYMBOLS}
+    with contextlib.closing(http.client.HTTPConnection("127.0.0.1", port, timeout=10)) as conn:
+        status = {s: api_status(conn, s) for s in SYMBOLS}
     if None in status.values():
         raise BenchError(f"the API does not answer for every symbol: {status}")
     print(f"timing {args.flips} flips at a {INTERVAL_SECONDS:g} s interval, listener on ...")
-    try:
-        for flip in range(args.flips):
-            symbol = SYMBOLS[(flip // 2) % len(SYMBOLS)]
-            new = "BREAK" if status[symbol] == "TRADING" else "TRADING"
+    for flip in range(args.flips):
+        symbol = SYMBOLS[(flip // 2) % len(SYMBOLS)]
+        new = "BREAK" if status[symbol] == "TRADING" else "TRADING"
+        # A connection of its own per flip: the server closes one idle for the pause.
+        with contextlib.closing(http.client.HTTPConnection("127.0.0.1", port, timeout=10)) as conn:
+            api_status(conn, symbol)  # connected before the clock starts
             code, answer = request(
                 "PATCH", f"{sim}/_sim/symbols/{symbol}", {"fields": {"status": new}}
             )
             if code != 200:
                 raise BenchError(f"sim refused the flip of {symbol} ({code}): {answer}")
             latencies[new].append(wait_for(conn, symbol, new, probe, time.monotonic()))
-            status[symbol] = new
-            if flip % 10 == 9:
-                print(f"  {flip + 1} flips done")
-            children.check()
-            time.sleep(pauses.uniform(args.min_pause, args.max_pause))
-    finally:
-        conn.close()
+        status[symbol] = new
+        if flip % 10 == 9:
+            print(f"  {flip + 1} flips done")
+        children.check()
+        time.sleep(pauses.uniform(args.min_pause, args.max_pause))
 
 
 def main() -> None:
