@@ -61,12 +61,17 @@ class SimServer:
         """Where ``market``'s WebSocket streams are served; known once started."""
         return self.streams.url(market)
 
+    def ws_api_url(self) -> str:
+        """Where spot's WebSocket API (the user data stream) is served; known once started."""
+        return self.streams.ws_api_url()
+
     def start(self) -> None:
         """Bind the sockets and start serving; raises OSError if a port cannot be bound."""
         if self._server is not None:
             raise RuntimeError("the sim server is already running")
         self.streams.start()
         self.state.streams.urls = {market.value: self.streams.url(market) for market in Market}
+        self.state.streams.urls["ws_api"] = self.streams.ws_api_url()
         try:
             server = make_server(
                 self._host,

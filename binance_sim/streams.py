@@ -8,7 +8,10 @@ status through the control API) and sees both the document and the streams chang
 
 Each market is served under its own path prefix (``/spot``, ``/usdm``, ``/coinm``), since
 Binance serves them from different hosts: ``<prefix>/ws/<stream>`` is a raw stream,
-``<prefix>/stream?streams=a/b`` a combined one (``{"stream", "data"}``). The connection
+``<prefix>/stream?streams=a/b`` a combined one (``{"stream", "data"}``). ``/ws-api/v3`` is
+spot's WebSocket API, of which the sim knows the one request that subscribes to the user
+data stream (``userDataStream.subscribe.signature``, notes §17): after it, every change of
+the account's balances through the control API is an ``outboundAccountPosition`` event. The connection
 faults (a dropped socket, ``serverShutdown``, silence) and the lifetime after which
 Binance closes a connection are ordered through the state's ``StreamControls``.
 
@@ -34,6 +37,7 @@ import orjson
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
+from binance_sim.account import SignedRequestError
 from binance_sim.state import (
     DEFAULT_CADENCE_SECONDS,
     STATUS_KEYS,
@@ -54,6 +58,9 @@ MINI_TICKER_PERIOD_SECONDS: Final = 1.0
 _TICK_SECONDS: Final = 0.01
 # How often an idle connection's thread looks for orders, its lifetime and the stop.
 _IDLE_SECONDS: Final = 0.05
+WS_API_PATH: Final = "/ws-api/v3"
+SUBSCRIBE_METHOD: Final = "userDataStream.subscribe.signature"
+_USER_DATA: Final = "userData"
 # What a contractInfo event carries (notes §17), from the exchangeInfo keys it mirrors.
 _CONTRACT_KEYS: Final = ("pair", "contractType", "deliveryDate", "onboardDate")
 
@@ -104,6 +111,10 @@ class StreamServer:
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"ws://{host}:{port}/{market.value}"
 
+    def ws_api_url(self) -> str:
+        """Where spot's WebSocket API (the user data stream's subscription) is served."""
+        return self.url(Market.SPOT).rsplit("/", 1)[0] + WS_API_PATH
+
     def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("the stream server is already running")
@@ -143,6 +154,9 @@ class StreamServer:
 
     def _serve(self, connection: ServerConnection) -> None:
         request = connection.request
+        if request is not None and request.path == WS_API_PATH:
+            self._serve_ws_api(connection)
+            return
         parsed = _parse_path("" if request is None else request.path)
         if parsed is None:
             connection.close(1008, "unknown stream path")
@@ -175,6 +189,64 @@ class StreamServer:
         finally:
             with self._lock:
                 self._subscribers.discard(subscriber)
+
+    def _serve_ws_api(self, connection: ServerConnection) -> None:
+        """Answer subscription requests; once subscribed, send the account's events."""
+        subscriber: _Subscriber | None = None
+        seen = self.state.streams.last_seq()
+        try:
+            while not self._stop.is_set():
+                try:
+                    raw = connection.recv(timeout=_IDLE_SECONDS)
+                except TimeoutError:
+                    raw = None
+                if raw is not None:
+                    answer, subscribed = self._ws_api_request(raw)
+                    connection.send(orjson.dumps(answer).decode())
+                    if subscribed and subscriber is None:
+                        subscriber = _Subscriber(Market.SPOT, frozenset({_USER_DATA}), False)
+                        with self._lock:
+                            self._subscribers.add(subscriber)
+                orders = self.state.streams.orders_after(seen, Market.SPOT)
+                if orders:
+                    self._obey(
+                        connection,
+                        subscriber or _Subscriber(Market.SPOT, frozenset(), False),
+                        orders[0],
+                    )
+                    return
+                while subscriber is not None and not subscriber.outbox.empty():
+                    connection.send(subscriber.outbox.get())
+        except ConnectionClosed:
+            return
+        finally:
+            if subscriber is not None:
+                with self._lock:
+                    self._subscribers.discard(subscriber)
+
+    def _ws_api_request(self, raw: str | bytes) -> tuple[dict[str, Any], bool]:
+        """The answer to one WebSocket API request, and whether it subscribed."""
+        try:
+            message = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return _ws_api_error(None, 400, -1100, "Malformed request."), False
+        request_id = message.get("id") if isinstance(message, dict) else None
+        if not isinstance(message, dict) or message.get("method") != SUBSCRIBE_METHOD:
+            return _ws_api_error(request_id, 400, -1100, "Unknown method."), False
+        params = message.get("params")
+        if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+            return _ws_api_error(request_id, 400, -1100, "Malformed params."), False
+        # Binance signs every parameter but the signature, sorted by name (notes §17).
+        payload = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "signature")
+        try:
+            self.state.account.authenticate(
+                params.get("apiKey"),
+                f"{payload}&signature={params.get('signature', '')}",
+                self.state.server_time_ms(),
+            )
+        except SignedRequestError as exc:
+            return _ws_api_error(request_id, exc.status, exc.code, exc.msg), False
+        return {"id": request_id, "status": 200, "result": {"subscriptionId": 0}}, True
 
     def _obey(
         self, connection: ServerConnection, subscriber: _Subscriber, order: ConnectionOrder
@@ -219,8 +291,10 @@ class StreamServer:
             market: self._symbol_fields(market, _contract_keys(market))
             for market in (Market.USDM, Market.COINM)
         }
+        balances = self.state.account.balances()
         while not self._stop.wait(_TICK_SECONDS):
             now = time.monotonic()
+            balances = self._balance_changes(balances)
             self._trades(now, last_trade, ticked)
             if now >= next_mini:
                 next_mini = now + MINI_TICKER_PERIOD_SECONDS
@@ -271,6 +345,25 @@ class StreamServer:
         ]
         self._publish(Market.SPOT, MINI_TICKER_STREAM, tickers)
 
+    def _balance_changes(self, before: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+        """An ``outboundAccountPosition`` with the assets whose balance changed."""
+        now = self.state.account.balances()
+        changed = [
+            {"a": asset, "f": free, "l": locked}
+            for asset, (free, locked) in now.items()
+            if before.get(asset) != (free, locked)
+        ]
+        if changed:
+            at = self.state.server_time_ms()
+            event = {
+                "e": "outboundAccountPosition",
+                "E": at,
+                "u": self.state.account.update_time() or at,
+                "B": changed,
+            }
+            self._publish(Market.SPOT, _USER_DATA, {"subscriptionId": 0, "event": event})
+        return now
+
     def _contract_changes(
         self, market: Market, before: dict[str, tuple[Any, ...]]
     ) -> dict[str, tuple[Any, ...]]:
@@ -295,6 +388,10 @@ class StreamServer:
             }
             self._publish(market, CONTRACT_INFO_STREAM, event)
         return now
+
+
+def _ws_api_error(request_id: Any, status: int, code: int, msg: str) -> dict[str, Any]:
+    return {"id": request_id, "status": status, "error": {"code": code, "msg": msg}}
 
 
 def _parse_path(path: str) -> tuple[Market, frozenset[str], bool] | None:

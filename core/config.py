@@ -131,6 +131,7 @@ class RealtimeSettings:
     spot_stream_url: str = "wss://stream.binance.com:9443"
     usdm_stream_url: str = "wss://fstream.binance.com/market"
     coinm_stream_url: str = "wss://dstream.binance.com"
+    spot_api_url: str = "wss://ws-api.binance.com:443/ws-api/v3"
     spot_symbols: tuple[str, ...] = ()
     silence_factor: float = 5.0
     min_silence_seconds: float = 0.5
@@ -332,10 +333,10 @@ def postgres_url(url: str) -> URL:
 
 
 def _validate_realtime(r: RealtimeSettings) -> None:
-    for market in catalogue.MARKETS:
-        url = r.stream_url(market)
+    urls = {f"{market}_stream_url": r.stream_url(market) for market in catalogue.MARKETS}
+    for key, url in {**urls, "spot_api_url": r.spot_api_url}.items():
         if not url.startswith(("ws://", "wss://")):
-            raise ConfigError(f"[realtime] {market}_stream_url must be a ws:// or wss:// URL")
+            raise ConfigError(f"[realtime] {key} must be a ws:// or wss:// URL")
     if r.silence_factor <= 1 or r.min_silence_seconds <= 0:
         raise ConfigError(
             "[realtime] silence_factor must be above 1 and min_silence_seconds positive"

@@ -29,8 +29,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
 from core import signals
-from core.config import RealtimeSettings
+from core.config import RealtimeSettings, Settings
 from poller.parse import ms_to_datetime
+from poller.signing import Signer, signer_from_settings
 from poller.triggers import ImmediatePolls
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,9 @@ class Handler(Protocol):
 
     streams: tuple[str, ...]  # Binance's stream names to subscribe to
 
+    def opened(self, connection: ClientConnection) -> None:
+        """Anything to send once connected (a subscription request)."""
+
     def connected(self, first: bool, now: float) -> None: ...
 
     def event(self, event: dict[str, Any], now: float) -> None: ...
@@ -119,6 +123,9 @@ class ContractInfo:
         self.stream = stream
         self.sink = sink
         self.streams: tuple[str, ...] = ("!contractInfo",)
+
+    def opened(self, connection: ClientConnection) -> None:
+        """Market streams are subscribed to by their URL."""
 
     def connected(self, first: bool, now: float) -> None:
         if not first:
@@ -181,6 +188,9 @@ class SpotSilences:
         self.streams = ("!miniTicker@arr", *(f"{s.lower()}@trade" for s in trade_symbols))
         self.tracks: dict[str, _Track] = {}
 
+    def opened(self, connection: ClientConnection) -> None:
+        """Market streams are subscribed to by their URL."""
+
     def connected(self, first: bool, now: float) -> None:
         # The time without a connection is no silence of the symbols'.
         for track in self.tracks.values():
@@ -225,6 +235,62 @@ class SpotSilences:
                 self.sink.signal(self.stream, "silence", symbol, track.last_event_ms)
 
 
+# The user data stream's events (notes §17) and the signal each is.
+_ACCOUNT_EVENTS: Final = {
+    "outboundAccountPosition": "account_update",
+    "balanceUpdate": "balance_update",
+}
+
+
+class AccountEvents:
+    """The user data stream (spot's WebSocket API, notes §17): each balance event asks for an
+    immediate account poll, and its time tightens the evidence of the balances it moved.
+
+    Subscribed with ``userDataStream.subscribe.signature`` (the listenKey flow is gone
+    since 2026-02-20): the key and a signature over the request's parameters, as a signed
+    REST request is signed.
+    """
+
+    def __init__(
+        self, sink: SignalSink, api_key: str, signer: Signer, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.sink = sink
+        self.api_key = api_key
+        self.signer = signer
+        self.clock = clock
+        self.streams: tuple[str, ...] = ()
+
+    def opened(self, connection: ClientConnection) -> None:
+        params = {"apiKey": self.api_key, "timestamp": str(int(self.clock() * 1000))}
+        payload = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+        params["signature"] = self.signer.sign(payload)
+        request = {"id": "exmeta-user-data", "method": SUBSCRIBE_METHOD, "params": params}
+        connection.send(orjson.dumps(request).decode())
+
+    def connected(self, first: bool, now: float) -> None:
+        if not first:
+            self.sink.signal("account", "reconnected")
+
+    def event(self, event: dict[str, Any], now: float) -> None:
+        kind = _ACCOUNT_EVENTS.get(str(event.get("e")))
+        event_ms = event.get("E") if isinstance(event.get("E"), int) else None
+        if kind is None:
+            if event.get("status") not in (None, 200):
+                log.warning("user data stream refused: %s", event.get("error"))
+            return
+        moved = event.get("B") if kind == "account_update" else [{"a": event.get("a")}]
+        for balance in moved if isinstance(moved, list) else []:
+            if isinstance(balance, dict) and isinstance(balance.get("a"), str):
+                self.sink.signal("account", kind, balance["a"], event_ms)
+
+    def tick(self, now: float) -> None:
+        """Nothing to infer: balance events are pushed."""
+
+
+# Binance's WebSocket API method that subscribes a signed session to the user data stream.
+SUBSCRIBE_METHOD: Final = "userDataStream.subscribe.signature"
+
+
 def backoff_seconds(failures: int, base: float, cap: float, rng: random.Random) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2^failures)], so that many replicas
     cut off together do not all come back in step."""
@@ -250,6 +316,7 @@ class MarketListener:
         stop: threading.Event,
         heartbeat_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        url: str | None = None,
     ) -> None:
         self.market = market
         self.handler = handler
@@ -259,7 +326,7 @@ class MarketListener:
         self.stop = stop
         self.heartbeat_seconds = heartbeat_seconds
         self.clock = clock
-        self.url = settings.stream_url(market) + stream_path(handler.streams)
+        self.url = url or settings.stream_url(market) + stream_path(handler.streams)
         self.reconnects = 0
         self._connected_at: float | None = None
         self._last_message: float | None = None
@@ -290,6 +357,7 @@ class MarketListener:
                     max_size=None,
                 ) as connection:
                     failures = 0
+                    self.handler.opened(connection)
                     self._opened(first)
                     first = False
                     clean = self._read(connection)
@@ -352,6 +420,8 @@ class MarketListener:
             log.warning("%s stream: a message that is not JSON", self.market)
             return False
         data = message.get("data", message) if isinstance(message, dict) else message
+        if isinstance(data, dict) and "event" in data:  # the WebSocket API's envelope
+            data = data["event"]
         events = data if isinstance(data, list) else [data]
         for event in events:
             if not isinstance(event, dict):
@@ -383,16 +453,18 @@ class MarketListener:
 
 
 def build_listeners(
-    settings: RealtimeSettings,
-    enabled_streams: tuple[str, ...],
+    all_settings: Settings,
     engine: Engine,
     replica_id: str,
     immediate: ImmediatePolls,
     stop: threading.Event,
-    heartbeat_seconds: float,
 ) -> list[MarketListener]:
-    """A listener for each market whose exchangeInfo is polled: spot infers, the futures
-    markets hear ``!contractInfo``."""
+    """A listener for each market whose exchangeInfo is polled (spot infers, the futures
+    markets hear ``!contractInfo``), and one on the user data stream when the account is
+    polled."""
+    settings = all_settings.realtime
+    enabled_streams = all_settings.enabled_streams()
+    heartbeat_seconds = all_settings.poller.heartbeat_seconds
     sink = Signals(engine, replica_id, immediate)
     handlers: dict[str, Handler] = {}
     if "exchange_info" in enabled_streams:
@@ -407,7 +479,26 @@ def build_listeners(
         stream = f"{market}_exchange_info"
         if stream in enabled_streams:
             handlers[market] = ContractInfo(stream, sink)
-    return [
+    listeners = [
         MarketListener(market, handler, settings, engine, replica_id, stop, heartbeat_seconds)
         for market, handler in handlers.items()
     ]
+    if "account" in enabled_streams:
+        account = AccountEvents(
+            sink,
+            all_settings.binance.api_key.reveal(),
+            signer_from_settings(all_settings.binance),
+        )
+        listeners.append(
+            MarketListener(
+                "account",
+                account,
+                settings,
+                engine,
+                replica_id,
+                stop,
+                heartbeat_seconds,
+                url=settings.spot_api_url,
+            )
+        )
+    return listeners

@@ -579,15 +579,7 @@ def build_poller(
             declared.name, declared.market, declared.weight, scheduled.job.client.budget
         )
     listeners = (
-        build_listeners(
-            settings.realtime,
-            enabled,
-            engine,
-            replica_id,
-            immediate,
-            stop,
-            settings.poller.heartbeat_seconds,
-        )
+        build_listeners(settings, engine, replica_id, immediate, stop)
         if settings.realtime.enabled
         else []
     )

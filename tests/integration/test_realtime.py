@@ -15,8 +15,10 @@ from sqlalchemy import Engine, text
 
 from api import create_app, schemas
 from binance_sim.server import SimServer
-from core.config import Settings
-from tests.api_client import ok, q, ts
+from core.config import Settings, replace_section
+from tests.api_client import AUTH, ok, q, ts
+from tests.signed_sim import control as signed_control
+from tests.signed_sim import register_key, sim_settings
 from tests.sim_streams import (
     TIMEOUT,
     listener_connected,
@@ -67,6 +69,16 @@ def versions(engine: Engine, table: str, symbol: str) -> list[str]:
                 {"s": symbol},
             ).scalars()
         )
+
+
+def balance(engine: Engine, asset: str) -> str | None:
+    """The asset's free balance now, as versioned (None: not held)."""
+    with engine.connect() as conn:
+        free = conn.execute(
+            text("SELECT free FROM balance_versions WHERE asset = :a AND valid_to IS NULL"),
+            {"a": asset},
+        ).scalar_one_or_none()
+    return None if free is None else format(free.normalize(), "f")
 
 
 def signal_rows(engine: Engine, stream: str) -> list[dict[str, Any]]:
@@ -201,3 +213,43 @@ def test_a_spot_symbol_gone_silent_is_polled_at_once_and_the_suspicion_confirmed
     assert "change" not in evidence_before
     # Tighter than the polls: the last one before the change came well before the silence.
     assert evidence_before["observed_before"] < change["since"]
+
+
+def test_a_balance_event_polls_the_account_at_once_and_dates_the_balance_change(
+    engine: Engine, sim: SimServer
+) -> None:
+    register_key(sim)
+    keyed = sim_settings(sim)
+    settings = replace_section(
+        realtime_settings(sim, INTERVAL, spot_api_url=sim.ws_api_url()),
+        "binance",
+        api_key=keyed.binance.api_key,
+        api_secret=keyed.binance.api_secret,
+    )
+    settings = replace_section(settings, "poller", account_interval=INTERVAL)
+    settings = replace_section(settings, "api", token=keyed.api.token)
+    with polling(settings, engine):
+        wait_until(lambda: balance(engine, "BTC") is not None)
+        wait_until(lambda: listener_connected(engine, "account"))
+        signed_control(
+            sim, "PATCH", "/account", {"balances": {"BTC": {"free": "7.5", "locked": "0"}}}
+        )
+        seen_after = wait_until(lambda: balance(engine, "BTC") == "7.5", 5)
+        wait_until(lambda: bool(signal_rows(engine, "account")[-1]["observed_at"]))
+    assert seen_after <= 1.5
+    [signal] = signal_rows(engine, "account")
+    assert (signal["kind"], signal["symbol"], signal["confirmed"]) == (
+        "account_update",
+        "BTC",
+        True,
+    )
+    assert signal["event_at"] <= signal["observed_at"]
+    # The balance's evidence says when it began to move, from the event's own time.
+    client = api(settings, engine)
+    answer = client.get("/v1/account/balances?asset=BTC", headers=AUTH)
+    body = ok(answer, schemas.BalancesAsOf)
+    change = body["evidence"]["change"]
+    assert change["signal"] == "account_update"
+    assert change["since"] == ts(signal["event_at"])
+    assert change["seen_at"] == body["balances"][0]["valid_from"]
+    assert "(account event at " in change["says"]

@@ -2,13 +2,19 @@
 contract changes, and the connection faults the listeners must survive."""
 
 import time
+from typing import Any
 
+import orjson
 import pytest
 import requests
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from binance_sim.server import SimServer
 from binance_sim.state import Market
+from binance_sim.streams import SUBSCRIBE_METHOD
+from poller.signing import hmac_signature
+from tests.signed_sim import API_KEY, API_SECRET, register_key
+from tests.signed_sim import control as signed_control
 from tests.sim_streams import TIMEOUT, closing, first, messages, set_cadence, stream_fault
 
 
@@ -121,3 +127,40 @@ def test_bad_stream_controls_are_a_400(sim: SimServer, path: str, body: object) 
 def test_the_control_api_says_where_the_streams_are(sim: SimServer) -> None:
     answer = requests.get(f"{sim.url}/_sim/streams", timeout=TIMEOUT).json()
     assert answer["urls"]["usdm"] == sim.stream_url(Market.USDM)
+
+
+def subscribe(ws: ClientConnection, secret: str = API_SECRET) -> dict[str, Any]:
+    params = {"apiKey": API_KEY, "timestamp": str(int(time.time() * 1000))}
+    payload = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+    params["signature"] = hmac_signature(secret, payload)
+    ws.send(orjson.dumps({"id": 1, "method": SUBSCRIBE_METHOD, "params": params}).decode())
+    answer: dict[str, Any] = orjson.loads(ws.recv(timeout=TIMEOUT))
+    return answer
+
+
+def test_a_balance_change_is_pushed_on_the_user_data_stream(sim: SimServer) -> None:
+    register_key(sim)
+    with connect(sim.ws_api_url()) as ws:
+        assert subscribe(ws) == {"id": 1, "status": 200, "result": {"subscriptionId": 0}}
+        before = sim.state.server_time_ms()
+        signed_control(
+            sim, "PATCH", "/account", {"balances": {"BTC": {"free": "7.5", "locked": "0.5"}}}
+        )
+        message = orjson.loads(ws.recv(timeout=TIMEOUT))
+    assert message["subscriptionId"] == 0
+    event = message["event"]
+    assert event["e"] == "outboundAccountPosition"
+    assert event["E"] >= before
+    assert event["B"] == [{"a": "BTC", "f": "7.5", "l": "0.5"}]
+
+
+def test_a_badly_signed_subscription_is_refused_and_gets_no_event(sim: SimServer) -> None:
+    register_key(sim)
+    with connect(sim.ws_api_url()) as ws:
+        answer = subscribe(ws, secret="not-the-secret")
+        signed_control(
+            sim, "PATCH", "/account", {"balances": {"BTC": {"free": "1", "locked": "0"}}}
+        )
+        assert messages(ws, 0.3) == []
+    assert answer["status"] == 400
+    assert answer["error"]["code"] == -1022

@@ -166,6 +166,7 @@ def test_an_immediate_poll_asked_during_a_poll_runs_right_after_it(again: bool, 
     ("key", "value"),
     [
         ("USDM_STREAM_URL", "https://fstream.binance.com"),
+        ("SPOT_API_URL", "https://ws-api.binance.com"),
         ("SILENCE_FACTOR", "1"),
         ("SUSPICION_WEIGHT_SHARE", "1.5"),
         ("RECONNECT_BASE_SECONDS", "60"),
