@@ -323,9 +323,11 @@ class Poller:
                     self.database.succeeded()
                     if lease is None:
                         log.debug("%s slot not due or held by another replica", job.stream)
+                        self._unanswered(job.stream, signal_id)
                         return
             except SQLAlchemyError as exc:
                 self.database.failed(f"{job.stream} lease", exc)
+                self._unanswered(job.stream, signal_id)
                 return
             slot.at = _schedule_clock()
             try:
@@ -351,11 +353,16 @@ class Poller:
 
         return run
 
+    def _unanswered(self, stream: str, signal_id: int | None) -> None:
+        """Signals a poll did not answer (no lease, a failed fetch) wait for the next."""
+        if signal_id is not None:
+            self.immediate.unanswered(stream, signal_id)
+
     def _settle(self, job: StreamJob, signal_id: int, recorded: Recorded) -> None:
         """Tie the signals this poll answered to it (core.signals); a failed poll leaves
         them to the next one."""
         if recorded.outcome == "error":
-            self.immediate.unanswered(job.stream, signal_id)
+            self._unanswered(job.stream, signal_id)
             return
         with job.writer.engine.begin() as conn:
             signals.settle(
