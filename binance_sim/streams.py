@@ -22,6 +22,7 @@ connection's own thread (websockets' synchronous server) sends what was queued f
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 import queue
@@ -83,6 +84,52 @@ class _Subscriber:
             return
         payload = {"stream": stream, "data": event} if self.combined else event
         self.outbox.put(orjson.dumps(payload).decode())
+
+
+class _TradeSchedule:
+    """When each trading symbol trades next, in a heap: a real snapshot has thousands of
+    symbols and the feed looks a hundred times a second, so a look costs only the trades
+    that are due. Every symbol is planned again when a status or a cadence changes (a new
+    cadence counts from the symbol's last trade)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, str]] = []
+        self._next: dict[str, float] = {}
+        self._last: dict[str, float] = {}
+        self._statuses: dict[str, tuple[Any, ...]] | None = None
+        self._cadences: dict[str, float] = {}
+
+    def due(
+        self, now: float, statuses: dict[str, tuple[Any, ...]], cadences: dict[str, float]
+    ) -> list[str]:
+        if statuses is not self._statuses or cadences != self._cadences:
+            self._plan(now, statuses, cadences)
+        trading: list[str] = []
+        while self._heap and self._heap[0][0] <= now:
+            at, symbol = heapq.heappop(self._heap)
+            if self._next.get(symbol) != at:
+                continue  # planned again since
+            trading.append(symbol)
+            self._last[symbol] = now
+            self._put(symbol, now + cadences.get(symbol, DEFAULT_CADENCE_SECONDS))
+        return trading
+
+    def _plan(
+        self, now: float, statuses: dict[str, tuple[Any, ...]], cadences: dict[str, float]
+    ) -> None:
+        self._statuses, self._cadences = statuses, cadences
+        for symbol, (status,) in statuses.items():
+            if status in SILENT_STATUSES:
+                self._next.pop(symbol, None)
+                continue
+            last = self._last.get(symbol)
+            at = now if last is None else last + cadences.get(symbol, DEFAULT_CADENCE_SECONDS)
+            if self._next.get(symbol) != at:
+                self._put(symbol, at)
+
+    def _put(self, symbol: str, at: float) -> None:
+        self._next[symbol] = at
+        heapq.heappush(self._heap, (at, symbol))
 
 
 class StreamServer:
@@ -284,7 +331,7 @@ class StreamServer:
             subscriber.push(stream, event)
 
     def _feed(self) -> None:
-        last_trade: dict[str, float] = {}
+        schedule = _TradeSchedule()
         ticked: dict[str, str] = {}
         next_mini = time.monotonic() + MINI_TICKER_PERIOD_SECONDS
         contracts = {
@@ -295,7 +342,7 @@ class StreamServer:
         while not self._stop.wait(_TICK_SECONDS):
             now = time.monotonic()
             balances = self._balance_changes(balances)
-            self._trades(now, last_trade, ticked)
+            self._trades(now, schedule, ticked)
             if now >= next_mini:
                 next_mini = now + MINI_TICKER_PERIOD_SECONDS
                 self._mini_tickers(ticked)
@@ -303,20 +350,11 @@ class StreamServer:
             for market, before in contracts.items():
                 contracts[market] = self._contract_changes(market, before)
 
-    def _trades(self, now: float, last_trade: dict[str, float], ticked: dict[str, str]) -> None:
-        """A trade for each trading symbol whose cadence is due (counted from its last
-        trade, so a new cadence applies at once); none in BREAK, and a symbol back from
-        BREAK trades at once."""
+    def _trades(self, now: float, schedule: _TradeSchedule, ticked: dict[str, str]) -> None:
+        """A trade for each trading symbol whose cadence is due; none in BREAK, and a
+        symbol back from BREAK trades at once."""
         statuses = self._symbol_fields(Market.SPOT, ("status",))
-        cadences = self.state.streams.cadences()
-        for symbol, (status,) in statuses.items():
-            if status in SILENT_STATUSES:
-                last_trade.pop(symbol, None)
-                continue
-            last = last_trade.get(symbol)
-            if last is not None and now < last + cadences.get(symbol, DEFAULT_CADENCE_SECONDS):
-                continue
-            last_trade[symbol] = now
+        for symbol in schedule.due(now, statuses, self.state.streams.cadences()):
             at = self.state.server_time_ms()
             price = f"{1 + (next(self._trade_ids) % 100) / 100:.8f}"
             ticked[symbol] = price

@@ -13,6 +13,7 @@ while no connection was open are lost, so each reconnection asks for a poll too.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import random
 import threading
@@ -155,6 +156,8 @@ class _Track:
     cadence: float | None = None
     gaps: int = 0
     suspected: bool = False
+    # When its silence becomes a suspicion (None: cadence not learnt yet).
+    deadline: float | None = None
 
 
 def silence_limit(cadence: float, factor: float, floor: float) -> float:
@@ -170,6 +173,10 @@ class SpotSilences:
     for the rest; a symbol followed by trade ignores its miniTicker entries, whose cadence
     is another. One suspicion per silence; the symbol's next message ends it, and is a
     signal too (``resumed``): a symbol back from BREAK trades again.
+
+    Deadlines wait in a heap, so that a tick costs only the silences that are due: the
+    listener ticks every few dozen milliseconds, spot has thousands of symbols, and this
+    thread shares the interpreter with the polls it asks for.
     """
 
     def __init__(
@@ -187,15 +194,18 @@ class SpotSilences:
         self._traded = frozenset(trade_symbols)
         self.streams = ("!miniTicker@arr", *(f"{s.lower()}@trade" for s in trade_symbols))
         self.tracks: dict[str, _Track] = {}
+        self._deadlines: list[tuple[float, str]] = []
 
     def opened(self, connection: ClientConnection) -> None:
         """Market streams are subscribed to by their URL."""
 
     def connected(self, first: bool, now: float) -> None:
         # The time without a connection is no silence of the symbols'.
-        for track in self.tracks.values():
+        self._deadlines.clear()
+        for symbol, track in self.tracks.items():
             track.last = now
             track.suspected = False
+            self._schedule(symbol, track)
         if not first:
             self.sink.signal(self.stream, "reconnected")
 
@@ -222,17 +232,26 @@ class SpotSilences:
             track.gaps += 1
         track.last = now
         track.last_event_ms = event_ms if isinstance(event_ms, int) else None
+        self._schedule(symbol, track)
         if track.suspected:
             track.suspected = False
             self.sink.signal(self.stream, "resumed", symbol, track.last_event_ms)
 
+    def _schedule(self, symbol: str, track: _Track) -> None:
+        if track.gaps < MIN_GAPS or track.cadence is None:
+            track.deadline = None
+            return
+        track.deadline = track.last + silence_limit(track.cadence, self.factor, self.floor)
+        heapq.heappush(self._deadlines, (track.deadline, symbol))
+
     def tick(self, now: float) -> None:
-        for symbol, track in self.tracks.items():
-            if track.suspected or track.gaps < MIN_GAPS or track.cadence is None:
-                continue
-            if now - track.last > silence_limit(track.cadence, self.factor, self.floor):
-                track.suspected = True
-                self.sink.signal(self.stream, "silence", symbol, track.last_event_ms)
+        while self._deadlines and self._deadlines[0][0] < now:
+            deadline, symbol = heapq.heappop(self._deadlines)
+            track = self.tracks[symbol]
+            if track.deadline != deadline or track.suspected:
+                continue  # it spoke since: a later deadline is in the heap
+            track.suspected = True
+            self.sink.signal(self.stream, "silence", symbol, track.last_event_ms)
 
 
 # The user data stream's events (notes §17) and the signal each is.
