@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
 from websockets.sync.server import Server, ServerConnection, serve
 
 from binance_sim.account import SignedRequestError
@@ -144,6 +145,7 @@ class StreamServer:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._subscribers: set[_Subscriber] = set()
+        self._handshake_seq: dict[int, int] = {}
         self._trade_ids = itertools.count(1)
         # Each market's symbol fields as of a document version: read again only once the
         # document changed, since a real snapshot has thousands of symbols and the feed
@@ -166,7 +168,13 @@ class StreamServer:
         if self._server is not None:
             raise RuntimeError("the stream server is already running")
         self._stop.clear()
-        server = serve(self._serve, self._host, self._port, compression=None)
+        server = serve(
+            self._serve,
+            self._host,
+            self._port,
+            compression=None,
+            process_request=self._handshaking,
+        )
         self._server = server
         self._threads = [
             threading.Thread(target=server.serve_forever, name="binance_sim ws", daemon=True),
@@ -199,6 +207,16 @@ class StreamServer:
 
     # -- one connection --------------------------------------------------------------------
 
+    def _handshaking(self, connection: ServerConnection, _request: Request) -> None:
+        """Note which connection faults were ordered before this one opened: the client
+        may order one as soon as its handshake is answered, before our handler runs."""
+        with self._lock:
+            self._handshake_seq[id(connection)] = self.state.streams.last_seq()
+
+    def _seen_at_handshake(self, connection: ServerConnection) -> int:
+        with self._lock:
+            return self._handshake_seq.pop(id(connection), self.state.streams.last_seq())
+
     def _serve(self, connection: ServerConnection) -> None:
         request = connection.request
         if request is not None and request.path == WS_API_PATH:
@@ -209,7 +227,7 @@ class StreamServer:
             connection.close(1008, "unknown stream path")
             return
         subscriber = _Subscriber(*parsed)
-        seen = self.state.streams.last_seq()
+        seen = self._seen_at_handshake(connection)
         opened = time.monotonic()
         with self._lock:
             self._subscribers.add(subscriber)
@@ -240,7 +258,7 @@ class StreamServer:
     def _serve_ws_api(self, connection: ServerConnection) -> None:
         """Answer subscription requests; once subscribed, send the account's events."""
         subscriber: _Subscriber | None = None
-        seen = self.state.streams.last_seq()
+        seen = self._seen_at_handshake(connection)
         try:
             while not self._stop.is_set():
                 try:
