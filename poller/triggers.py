@@ -64,10 +64,6 @@ class ImmediatePolls:
             self._streams[stream] = _Stream(market, weight, budget)
             self._spent.setdefault(market, _Spent())
 
-    def streams(self) -> frozenset[str]:
-        with self._lock:
-            return frozenset(self._streams)
-
     def allow(self, stream: str) -> bool:
         """Whether an immediate poll of ``stream`` fits its market's share now; if it
         does, its weight is counted as spent. One already asked for and not yet started
