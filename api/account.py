@@ -10,6 +10,7 @@ may have been polled a minute ago while exchangeInfo was polled a second ago.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -43,9 +44,9 @@ from api.schemas import (
     operation_id,
 )
 from api.state import app_state
-from core import history
+from core import history, signals
 from core.cursors import CursorError
-from core.history import Version
+from core.history import ChangeWindow, Version
 from core.timeparse import format_instant
 
 T = TypeVar("T")
@@ -109,13 +110,26 @@ def get_account(query: AsOfQuery) -> Response:
 )
 @require_token
 def get_balances(query: BalancesQuery) -> Response:
-    """Non-zero balances at as_of (an asset that is not listed held zero)"""
-    return stream_as_of(
-        "account",
-        query.as_of,
-        lambda conn, at: history.balances_as_of(conn, at, query.asset),
-        lambda versions, at, found: render.versions_as_of("balances", versions, at, found),
-    )
+    """Non-zero balances at as_of (an asset that is not listed held zero)
+
+    With `asset`, the evidence has `change` when the user data stream's event dated the
+    start of that balance's change.
+    """
+
+    def read(conn: Connection, at: datetime) -> tuple[list[Version], ChangeWindow | None]:
+        versions = history.balances_as_of(conn, at, query.asset)
+        change = None
+        if query.asset is not None and len(versions) == 1:
+            change = signals.change_window(conn, "account", query.asset, versions[0].valid_from)
+        return versions, change
+
+    def respond(
+        answer: tuple[list[Version], ChangeWindow | None], at: datetime, found: history.Evidence
+    ) -> dict[str, object]:
+        versions, change = answer
+        return render.versions_as_of("balances", versions, at, replace(found, change=change))
+
+    return stream_as_of("account", query.as_of, read, respond)
 
 
 @account_v1.get(

@@ -12,7 +12,8 @@ as a primary: when it lags, or the primary is down, its answers about the past s
 but "now" is older than the gap rule allows, which is what not ready means.
 
 A weight budget that starves the intervals is also a reason, but one that leaves the API
-ready (200).
+ready (200); so is a realtime listener that is not connected (core.signals): the slot
+polls still keep the data fresh, only later.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from api.params import NoQuery
 from api.render import json_response
 from api.schemas import ErrorResponse, Health, Readiness, operation_id
 from api.state import app_state
-from core import history
+from core import history, signals
+from core.config import Settings
 from core.failures import Failure, failures_since_success
 from core.replication import Replication, replication
 from core.streams import DEFAULT_MARKET
@@ -101,6 +103,7 @@ def readyz(query: NoQuery) -> Response:
             ahead = streams_ahead(conn, state.settings.poller.server_time_tolerance())
             database = replication(conn)
             plans = state.weight_plans(conn)
+            listening = signals.listeners(conn, _listener_freshness(state.settings))
     except (OperationalError, PoolTimeoutError):
         log.warning("readiness: the database is not answering", exc_info=True)
         return _not_ready("database unreachable")
@@ -113,6 +116,7 @@ def readyz(query: NoQuery) -> Response:
     # A weight budget too small for the intervals slows polling down but leaves every
     # answer sound: said among the reasons, it does not make the API not ready.
     notes = [_plan_note(market, plan) for market, plan in plans.items() if plan.starved]
+    notes += signals.listener_notes(listening, state.settings.realtime.enabled)
     body = {
         "status": "not_ready" if reasons else "ready",
         "reasons": reasons + notes,
@@ -120,6 +124,10 @@ def readyz(query: NoQuery) -> Response:
         "database": _database(database),
     }
     return json_response(body, 503 if reasons else 200)
+
+
+def _listener_freshness(settings: Settings) -> float:
+    return signals.LISTENER_FRESH_HEARTBEATS * settings.poller.heartbeat_seconds
 
 
 def _database(found: Replication) -> dict[str, object]:

@@ -35,7 +35,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from api.state import AppState
-from core import history, stats
+from core import history, signals, stats
 from core.models import SUCCESS_OUTCOMES
 from core.streams import PRIVATE_STREAMS, PRIVATE_TABLES
 from core.weight_plan import WeightPlan
@@ -60,6 +60,9 @@ class ObservationCollector(Collector):
             rejected = stats.server_time_rejections(conn)
             drift = stats.schema_changes(conn)
             plans = state.weight_plans(conn)
+            fresh = signals.LISTENER_FRESH_HEARTBEATS * state.settings.poller.heartbeat_seconds
+            listening = signals.listeners(conn, fresh)
+            signalled = signals.signal_counts(conn)
         now = state.clock()
         yield from _poll_families(counts)
 
@@ -103,6 +106,44 @@ class ObservationCollector(Collector):
             drift,
         )
         yield from weight_plan_families(plans)
+        yield from listener_families(listening, signalled)
+
+
+def listener_families(
+    listening: list[signals.Listener], signalled: list[signals.SignalCount]
+) -> Iterator[Metric]:
+    """The realtime listeners' health and what they set off (core.signals); the account's
+    signals are left out, since when its balances move is when the account trades."""
+    connected = GaugeMetricFamily(
+        "exmeta_stream_listener_connected",
+        "1 while the replica's WebSocket listener of the market is connected",
+        labels=["market", "replica"],
+    )
+    silent = GaugeMetricFamily(
+        "exmeta_stream_listener_silence_seconds",
+        "Seconds since the listener's last message from Binance (+Inf: none yet)",
+        labels=["market", "replica"],
+    )
+    reconnects = CounterMetricFamily(
+        "exmeta_stream_listener_reconnects",
+        "Times the listener connected again after losing its connection",
+        labels=["market", "replica"],
+    )
+    for lsn in listening:
+        labels = [lsn.market, lsn.replica_id]
+        connected.add_metric(labels, 1 if lsn.connected else 0)
+        silent.add_metric(labels, math.inf if lsn.silent_seconds is None else lsn.silent_seconds)
+        reconnects.add_metric(labels, lsn.reconnects)
+    counted = CounterMetricFamily(
+        "exmeta_stream_signals",
+        "Pushed events, suspicions and reconnections, by what the poll they asked for found"
+        " (unpolled: over [realtime] suspicion_weight_share)",
+        labels=["stream", "kind", "outcome"],
+    )
+    for c in signalled:
+        if c.stream not in PRIVATE_STREAMS:
+            counted.add_metric([c.stream, c.kind, c.outcome], c.signals)
+    yield from (connected, silent, reconnects, counted)
 
 
 def _per_stream_counter(name: str, documentation: str, counts: dict[str, int]) -> Metric:

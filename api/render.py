@@ -23,6 +23,7 @@ from core.changes import ChangePage
 from core.history import (
     SPOT,
     VERSION_FIELDS,
+    ChangeWindow,
     Evidence,
     Gap,
     HistoryPage,
@@ -72,13 +73,39 @@ def decimal_text(value: Decimal) -> str:
 
 
 def evidence(found: Evidence) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "observed_before": format_instant(found.observed_before),
         "observed_after": format_instant(found.observed_after),
         "gap": found.gap,
         "gap_from": format_instant(found.gap_from),
         "gap_to": format_instant(found.gap_to),
         "imported": found.imported,
+    }
+    if found.change is not None:
+        out["change"] = change_window(found.change)
+    return out
+
+
+# How each kind of signal (core.signals) puts the start of a change in words.
+_SIGNAL_WORDS = {
+    "silence": "market stream went silent",
+    "resumed": "market stream resumed",
+    "contract_info": "contractInfo event",
+    "account_update": "account event",
+    "balance_update": "balance event",
+}
+
+
+def change_window(change: ChangeWindow) -> dict[str, Any]:
+    """The realtime window of a change, with a sentence an incident review can quote."""
+    since, seen = format_instant(change.since), format_instant(change.seen_at)
+    words = _SIGNAL_WORDS.get(change.signal, change.signal)
+    return {
+        "since": since,
+        "seen_at": seen,
+        "signal": change.signal,
+        "says": f"changed between {since} and {seen} ({words} at {since},"
+        f" poll confirmed at {seen})",
     }
 
 

@@ -47,7 +47,7 @@ from api.schemas import (
     operation_id,
 )
 from api.state import app_state
-from core import changes, history, replicas, state_diff
+from core import changes, history, replicas, signals, state_diff
 from core.cursors import CursorError
 from core.order_check import (
     Order,
@@ -132,9 +132,12 @@ def _symbol_rules(
             conn, symbol, at, market=market, decimals_as_text=decimals_as_text
         )
         found = state.evidence(conn, at, now, market)
+        stream = market_declaration(market).exchange_info
+        if rules is not None:
+            change = signals.change_window(conn, stream, symbol, rules.symbol.valid_from)
+            found = replace(found, change=change)
         generation = None
         if keep and as_of is not None and rules is not None and keepable(found):
-            stream = market_declaration(market).exchange_info
             generation = history.versions_generation(conn, stream)
         if rules is None:
             if found.observed_before is None:

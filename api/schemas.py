@@ -54,6 +54,24 @@ class ErrorResponse(Model):
     error: ErrorDetail
 
 
+class ChangeWindow(Model):
+    """When the version's change began, as a realtime listener saw it coming."""
+
+    since: Instant = Field(
+        description="the earliest time Binance's side puts on the change: a pushed event's"
+        " time, or the last market data before the symbol went silent"
+    )
+    seen_at: Instant = Field(description="the instant of the poll that saw it (valid_from)")
+    signal: Literal["contract_info", "silence", "resumed", "account_update", "balance_update"]
+    says: str = Field(
+        examples=[
+            "changed between 2026-12-03T14:03:07.200Z and 2026-12-03T14:03:07.900Z (market"
+            " stream went silent at 2026-12-03T14:03:07.200Z, poll confirmed at"
+            " 2026-12-03T14:03:07.900Z)"
+        ]
+    )
+
+
 class Evidence(Model):
     """How sure the answer is: the successful observations around the instant."""
 
@@ -66,6 +84,11 @@ class Evidence(Model):
     gap_to: Instant | None
     imported: bool = Field(
         description="true if observed_before was read from an archive (exmeta import), not polled"
+    )
+    change: ChangeWindow | None = Field(
+        default=None,
+        description="single-symbol answers: present when a realtime listener saw the change"
+        " of the version in force coming, a tighter window than the polls around it",
     )
 
 

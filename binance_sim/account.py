@@ -221,6 +221,16 @@ class AccountState:
             ]
         return account
 
+    def balances(self) -> dict[str, tuple[str, str]]:
+        """Each asset's (free, locked), for the user data stream's events."""
+        with self._lock:
+            return {b["asset"]: (b["free"], b["locked"]) for b in self._account["balances"]}
+
+    def update_time(self) -> int | None:
+        with self._lock:
+            updated = self._account.get("updateTime")
+        return updated if isinstance(updated, int) else None
+
     def patch_account(
         self,
         fields: Mapping[str, Any],

@@ -34,6 +34,7 @@ from binance_sim.state import (
     EXCHANGE_INFO_PATH,
     EXCHANGE_INFO_PATHS,
     Chaos,
+    ConnectionFault,
     Fault,
     FaultKind,
     Market,
@@ -297,6 +298,60 @@ def weight(market: str) -> Response:
 @control.delete(f"{_MARKET}/weight")
 def clear_weight(market: str) -> Response:
     return json_response({"cleared": _book(market).clear_weight_total()})
+
+
+# -- WebSocket streams (binance_sim.streams) --------------------------------------------------
+
+_STREAM_FAULT_KEYS: Final = frozenset({"kind", "market", "seconds"})
+
+
+@control.get("/streams")
+def stream_settings() -> Response:
+    """Where each market's streams are served, the cadences set and the connection lifetime."""
+    streams = current_state().streams
+    return json_response(
+        {"urls": streams.urls, "cadences": streams.cadences(), "lifetime": streams.lifetime}
+    )
+
+
+@control.put("/streams/cadences/<symbol>")
+def set_cadence(symbol: str) -> Response:
+    """``{"seconds": s}``: the spot symbol trades every ``s`` seconds while not in BREAK."""
+    body = json_object()
+    _reject_unknown_keys(body, frozenset({"seconds"}))
+    current_state().streams.set_cadence(symbol, body.get("seconds"))
+    return json_response({"symbol": symbol, "seconds": current_state().streams.cadence(symbol)})
+
+
+@control.put("/streams/lifetime")
+def set_lifetime() -> Response:
+    """``{"seconds": s}``: connections close after ``s`` seconds, as Binance's do after 24 h
+    (null: never)."""
+    body = json_object()
+    _reject_unknown_keys(body, frozenset({"seconds"}))
+    current_state().streams.set_lifetime(body.get("seconds"))
+    return json_response({"lifetime": current_state().streams.lifetime})
+
+
+@control.post("/streams/faults")
+def add_stream_fault() -> Response:
+    """``{"kind": "drop"|"shutdown"|"stall", "market"?, "seconds"?}``: done to every
+    connection (of the market) open now; a stall lasts ``seconds`` (default 30)."""
+    body = json_object()
+    _reject_unknown_keys(body, _STREAM_FAULT_KEYS)
+    kind = body.get("kind")
+    if not isinstance(kind, str) or kind not in set(ConnectionFault):
+        raise SimInputError(f"kind must be one of {', '.join(ConnectionFault)}; got {kind!r}")
+    market = body.get("market")
+    if market is not None and (not isinstance(market, str) or market not in set(Market)):
+        raise SimInputError(f"market must be one of {', '.join(Market)}; got {market!r}")
+    seconds = body.get("seconds", 30)
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
+        raise SimInputError(f"seconds must be a positive number; got {seconds!r}")
+    order = current_state().streams.order(
+        ConnectionFault(kind), None if market is None else Market(market), float(seconds)
+    )
+    return json_response(order, status=201)
 
 
 def _summary(book: MarketBook) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""Run the sim on a real socket in a background thread.
+"""Run the sim on real sockets in background threads: its HTTP API, and its WebSocket
+streams (binance_sim.streams) on a second port.
 
 Tests, demos and the `exmeta sim` command all need a Binance that speaks HTTP on a port,
 starts in milliseconds and stops cleanly; werkzeug's threaded server does that without
@@ -12,7 +13,8 @@ from typing import Final, Self
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from binance_sim.app import create_app
-from binance_sim.state import SimState
+from binance_sim.state import Market, SimState
+from binance_sim.streams import StreamServer
 
 # How often the serving loop checks for a stop request: bounds how long stop() takes.
 _SHUTDOWN_POLL_SECONDS: Final = 0.05
@@ -45,6 +47,7 @@ class SimServer:
         self._access_log = access_log
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self.streams = StreamServer(self.state, host=host)
 
     @property
     def url(self) -> str:
@@ -54,17 +57,32 @@ class SimServer:
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{self._server.server_port}"
 
+    def stream_url(self, market: Market = Market.SPOT) -> str:
+        """Where ``market``'s WebSocket streams are served; known once started."""
+        return self.streams.url(market)
+
+    def ws_api_url(self) -> str:
+        """Where spot's WebSocket API (the user data stream) is served; known once started."""
+        return self.streams.ws_api_url()
+
     def start(self) -> None:
-        """Bind the socket and start serving; raises OSError if the port cannot be bound."""
+        """Bind the sockets and start serving; raises OSError if a port cannot be bound."""
         if self._server is not None:
             raise RuntimeError("the sim server is already running")
-        server = make_server(
-            self._host,
-            self._port,
-            create_app(self.state),
-            threaded=True,
-            request_handler=None if self._access_log else _QuietRequestHandler,
-        )
+        self.streams.start()
+        self.state.streams.urls = {market.value: self.streams.url(market) for market in Market}
+        self.state.streams.urls["ws_api"] = self.streams.ws_api_url()
+        try:
+            server = make_server(
+                self._host,
+                self._port,
+                create_app(self.state),
+                threaded=True,
+                request_handler=None if self._access_log else _QuietRequestHandler,
+            )
+        except BaseException:
+            self.streams.stop()
+            raise
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -82,6 +100,7 @@ class SimServer:
             return
         server.shutdown()
         thread.join()
+        self.streams.stop()
 
     def __enter__(self) -> Self:
         self.start()

@@ -449,6 +449,14 @@ class MarketBook:
             del self._symbols()[self._index_of(symbol)]
             self._commit()
 
+    def symbol_fields(self, keys: Iterable[str]) -> dict[str, tuple[Any, ...]]:
+        """Each listed symbol's values of ``keys`` (None where absent), read under one lock:
+        what the stream feeds compare from one tick to the next, without a copy of the
+        whole document."""
+        wanted = tuple(keys)
+        with self._lock:
+            return {s["symbol"]: tuple(s.get(k) for k in wanted) for s in self._symbols()}
+
     def _symbols(self) -> list[JSONObject]:
         symbols: list[JSONObject] = self._document["symbols"]
         return symbols
@@ -494,6 +502,92 @@ class MarketBook:
             return total
 
 
+class ConnectionFault(StrEnum):
+    """What the sim can do to the WebSocket connections open at the moment it is asked."""
+
+    DROP = "drop"  # the TCP connection ends, no close frame: a network failure
+    SHUTDOWN = "shutdown"  # a ``serverShutdown`` event, then a clean close (notes §17)
+    STALL = "stall"  # nothing more is sent and pings go unanswered, for ``seconds``
+
+
+@dataclass(frozen=True)
+class ConnectionOrder:
+    """A connection fault for every connection of ``market`` (None: all) open when ordered;
+    ``seq`` tells each connection which orders it has already obeyed."""
+
+    seq: int
+    fault: ConnectionFault
+    market: Market | None
+    seconds: float
+
+
+# Binance's miniTicker period (notes §17); the trade cadence of a symbol nobody set.
+DEFAULT_CADENCE_SECONDS: Final = 1.0
+
+
+class StreamControls:
+    """How the sim's WebSocket feeds behave: each spot symbol's trade cadence, how long a
+    connection may live (Binance: 24 h), and the connection faults ordered so far.
+
+    It lives in the state, not the WebSocket server, so that the control API (Flask) and
+    Python callers steer the feeds the same way the documents are steered."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cadences: dict[str, float] = {}
+        self._lifetime: float | None = None
+        self._orders: list[ConnectionOrder] = []
+        # Each market's stream URL, once the server serving them has started.
+        self.urls: dict[str, str] = {}
+
+    def cadence(self, symbol: str) -> float:
+        """Seconds between two trades of ``symbol`` while it trades."""
+        with self._lock:
+            return self._cadences.get(symbol, DEFAULT_CADENCE_SECONDS)
+
+    def set_cadence(self, symbol: str, seconds: object) -> None:
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
+            raise SimInputError(f"seconds must be a positive number; got {seconds!r}")
+        with self._lock:
+            self._cadences[symbol] = float(seconds)
+
+    def cadences(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._cadences)
+
+    @property
+    def lifetime(self) -> float | None:
+        """Seconds after which the sim closes a connection, as Binance does after 24 h."""
+        with self._lock:
+            return self._lifetime
+
+    def set_lifetime(self, seconds: object) -> None:
+        if seconds is not None and (
+            not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0
+        ):
+            raise SimInputError(f"seconds must be a positive number or null; got {seconds!r}")
+        with self._lock:
+            self._lifetime = None if seconds is None else float(seconds)
+
+    def order(
+        self, fault: ConnectionFault, market: Market | None, seconds: float
+    ) -> ConnectionOrder:
+        """Apply ``fault`` to every connection (of ``market``) open now."""
+        with self._lock:
+            order = ConnectionOrder(len(self._orders) + 1, fault, market, seconds)
+            self._orders.append(order)
+            return order
+
+    def last_seq(self) -> int:
+        with self._lock:
+            return len(self._orders)
+
+    def orders_after(self, seq: int, market: Market) -> list[ConnectionOrder]:
+        """The orders after ``seq`` that concern a connection of ``market``."""
+        with self._lock:
+            return [o for o in self._orders[seq:] if o.market in (None, market)]
+
+
 class SimState:
     """Each market's book, pending faults, chaos and the request log.
 
@@ -534,6 +628,7 @@ class SimState:
         self._clock_offset_ms = 0
         self.account = AccountState()
         self.margin = MarginState()
+        self.streams = StreamControls()
 
     @classmethod
     def from_file(

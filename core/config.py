@@ -134,6 +134,28 @@ class ApiSettings:
 
 
 @dataclass(frozen=True)
+class RealtimeSettings:
+    enabled: bool = False
+    spot_stream_url: str = "wss://stream.binance.com:9443"
+    usdm_stream_url: str = "wss://fstream.binance.com/market"
+    coinm_stream_url: str = "wss://dstream.binance.com"
+    spot_api_url: str = "wss://ws-api.binance.com:443/ws-api/v3"
+    spot_symbols: tuple[str, ...] = ()
+    silence_factor: float = 5.0
+    min_silence_seconds: float = 0.5
+    suspicion_weight_share: float = 0.2
+    ping_interval_seconds: float = 20.0
+    ping_timeout_seconds: float = 20.0
+    reconnect_base_seconds: float = 0.5
+    reconnect_cap_seconds: float = 30.0
+
+    def stream_url(self, market: str) -> str:
+        """Where ``market``'s WebSocket streams are, without a trailing slash."""
+        url: str = getattr(self, f"{market}_stream_url")
+        return url.rstrip("/")
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "INFO"
 
@@ -145,6 +167,7 @@ class Settings:
     poller: PollerSettings = field(default_factory=PollerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
 
     def stream_intervals(self) -> dict[str, float]:
         """Seconds between polls of each declared stream (core.streams), as the gap rule
@@ -275,6 +298,7 @@ def _validate(settings: Settings) -> None:
             f" got {settings.poller.server_time_tolerance_seconds}"
         )
     _validate_compaction(settings.poller)
+    _validate_realtime(settings.realtime)
     _validate_database_url("database", "url", settings.database.url)
     _validate_database_url("api", "database_url", settings.api.database_url)
     _validate_log(settings.log)
@@ -326,6 +350,29 @@ def _validate_compaction(p: PollerSettings) -> None:
     if p.compaction_interval_seconds <= 0:
         raise ConfigError(
             f"[poller] compaction_interval_seconds must be positive, got {p.compaction_interval_seconds}"
+        )
+
+
+def _validate_realtime(r: RealtimeSettings) -> None:
+    urls = {f"{market}_stream_url": r.stream_url(market) for market in catalogue.MARKETS}
+    for key, url in {**urls, "spot_api_url": r.spot_api_url}.items():
+        if not url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"[realtime] {key} must be a ws:// or wss:// URL")
+    if r.silence_factor <= 1 or r.min_silence_seconds <= 0:
+        raise ConfigError(
+            "[realtime] silence_factor must be above 1 and min_silence_seconds positive"
+        )
+    if not 0 <= r.suspicion_weight_share <= 1:
+        raise ConfigError(
+            f"[realtime] suspicion_weight_share must be in [0, 1], got {r.suspicion_weight_share}"
+        )
+    if r.ping_interval_seconds <= 0 or r.ping_timeout_seconds <= 0:
+        raise ConfigError(
+            "[realtime] ping_interval_seconds and ping_timeout_seconds must be positive"
+        )
+    if not 0 < r.reconnect_base_seconds <= r.reconnect_cap_seconds:
+        raise ConfigError(
+            "[realtime] reconnect_base_seconds must be positive and at most reconnect_cap_seconds"
         )
 
 

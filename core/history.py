@@ -113,6 +113,19 @@ class Evidence:
     gap_to: datetime | None = None
     # Whether ``observed_before`` was read from an archive (`exmeta import`), not polled.
     imported: bool = False
+    # When a realtime listener saw the change of the answer's version coming (core.signals):
+    # a tighter window than the polls around it. Only single-symbol answers look it up.
+    change: ChangeWindow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeWindow:
+    """The version's change happened after ``since`` (a pushed event's time, or the last
+    market data before a silence) and was seen by the poll at ``seen_at``."""
+
+    since: datetime
+    seen_at: datetime
+    signal: str  # core.signals kind
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,13 +55,21 @@ _ACQUIRE = text(
 
 
 def acquire(
-    conn: Connection, stream: str, holder: str, interval: float, lease_seconds: float
+    conn: Connection,
+    stream: str,
+    holder: str,
+    interval: float,
+    lease_seconds: float,
+    *,
+    at_once: bool = False,
 ) -> Lease | None:
     """Take or renew ``stream``'s lease if its slot is due and nobody else holds it.
 
     None when another replica holds an unexpired lease or the slot is not due yet. The
     lease lasts until ``lease_seconds`` past the next slot, so the holder keeps it across
     its own polls, and a holder that dies is replaced that long after the slot it missed.
+    ``at_once``: due or not (an immediate poll a realtime listener asked for); still never
+    from another replica's unexpired lease, so replicas never poll one stream together.
     """
     term = conn.execute(
         _ACQUIRE,
@@ -70,7 +78,8 @@ def acquire(
             "h": holder,
             "interval": interval,
             "lease": lease_seconds,
-            "early": interval * DUE_EARLY_SHARE,
+            # The due time is at most one interval ahead: that much early is any time.
+            "early": interval if at_once else interval * DUE_EARLY_SHARE,
         },
     ).scalar_one_or_none()
     return None if term is None else Lease(stream, holder, int(term))

@@ -240,6 +240,65 @@ class Replica(Base):
     stopped_at: Mapped[datetime | None]
 
 
+# What a realtime listener saw (core.signals): a push from Binance, a silence that looks
+# like a status change, or a reconnection after which events may have been missed.
+SIGNAL_KINDS = (
+    "contract_info",
+    "silence",
+    "resumed",
+    "reconnected",
+    "account_update",
+    "balance_update",
+)
+
+
+class StreamSignal(Base):
+    """One thing a realtime listener saw, and what the poll it triggered found.
+
+    Only polls write versions: a signal only asks for one, so a false suspicion never
+    reaches the history. ``event_at`` is the earliest time Binance's side puts on the
+    change (a pushed event's ``E``; for a silence, the symbol's last message), on
+    Binance's clock; ``received_at`` is the database clock's. The poll's outcome is filled
+    in once it is recorded (NULL while none ran: a suspicion over the weight share)."""
+
+    __tablename__ = "stream_signals"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {SIGNAL_KINDS!r}", name="kind"),
+        # Evidence looks up the signal behind a subject's version (core.signals).
+        Index(None, "stream", "symbol", "observed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    stream: Mapped[str] = mapped_column(Text)
+    replica_id: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    symbol: Mapped[str | None] = mapped_column(Text)
+    event_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Whether an immediate poll was asked for (false: over the suspicion share).
+    polled: Mapped[bool] = mapped_column(Boolean)
+    # The triggered poll: its observation (no foreign key: observations may be compacted)
+    # and whether it found the change the signal pointed at.
+    observation_id: Mapped[int | None] = mapped_column(BigInteger)
+    observed_at: Mapped[datetime | None]
+    confirmed: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class StreamListener(Base):
+    """A replica's realtime listener of one market, for /readyz and /metrics: the API
+    process never sees the poller's memory. Database-clock times."""
+
+    __tablename__ = "stream_listeners"
+
+    replica_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    market: Mapped[str] = mapped_column(Text, primary_key=True)
+    connected: Mapped[bool] = mapped_column(Boolean)
+    connected_at: Mapped[datetime | None]
+    last_message_at: Mapped[datetime | None]
+    reconnects: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
 class RequestBudget(Base):
     """The IP's standing with Binance, shared by every replica (core.request_budget).
 

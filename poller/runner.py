@@ -31,17 +31,19 @@ import schedule
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import leases, obslog, replicas
+from core import leases, obslog, replicas, signals
 from core import streams as catalogue
 from core.config import PollerSettings, Settings, base_url
 from core.db import database_error
-from core.ingest import SourceMismatchError, StreamWriter, claim_sources
+from core.ingest import Recorded, SourceMismatchError, StreamWriter, claim_sources
 from core.leases import Lease
 from core.weight_plan import plan_for
 from poller.binance import BinanceClient, deadline_seconds
 from poller.job import StreamJob, stream_job
+from poller.listener import MarketListener, build_listeners
 from poller.retry import RateGate, RetryingClient, RetryPolicy, SharedBudget, WeightBudget
 from poller.signed_jobs import signed_jobs
+from poller.triggers import ImmediatePolls
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +75,14 @@ class Replica:
         self.heartbeat_seconds = heartbeat_seconds
         self.version = version or _installed_version()
 
-    def acquire(self, stream: str, interval: float) -> Lease | None:
+    def acquire(self, stream: str, interval: float, *, at_once: bool = False) -> Lease | None:
         with self.engine.connect() as conn:
             # Autocommit: taking a lease is one statement, so one round trip with no BEGIN
             # and COMMIT around it, at every slot of every stream.
             conn.execution_options(isolation_level="AUTOCOMMIT")
-            return leases.acquire(conn, stream, self.replica_id, interval, self.lease_seconds)
+            return leases.acquire(
+                conn, stream, self.replica_id, interval, self.lease_seconds, at_once=at_once
+            )
 
     def register(self) -> None:
         with self.engine.begin() as conn:
@@ -234,7 +238,8 @@ class StreamWorker:
     ``dispatch`` never waits: the poll runs here, not on the scheduler's thread. A slot
     that comes while the previous poll is still in flight is skipped rather than queued (a
     queued poll would only run late, on the same state), and logged: once when it happens,
-    and with the count when the poll ends. ``crashed`` is called, in the except block,
+    and with the count when the poll ends. An immediate poll (``again``) that comes then
+    runs right after it instead: the poll in flight may have fetched before the change. ``crashed`` is called, in the except block,
     should a task raise (a bug: every task catches what it expects).
     """
 
@@ -245,15 +250,19 @@ class StreamWorker:
         self._cond = threading.Condition()
         self._busy_since: float | None = None  # dispatched and not finished
         self._skipped = 0
+        self._again = False
         self._closing = False
         self._thread = threading.Thread(target=self._serve, name=f"poll {name}", daemon=True)
         self._thread.start()
 
-    def dispatch(self) -> None:
+    def dispatch(self, *, again: bool = False) -> None:
         with self._cond:
             if self._busy_since is None:
                 self._busy_since = time.monotonic()
                 self._cond.notify()
+                return
+            if again:
+                self._again = True
                 return
             self._skipped += 1
             first = self._skipped == 1
@@ -280,7 +289,8 @@ class StreamWorker:
             finally:
                 with self._cond:
                     skipped, self._skipped = self._skipped, 0
-                    self._busy_since = None
+                    again, self._again = self._again, False
+                    self._busy_since = time.monotonic() if again else None
             if skipped > 1:
                 log.info("%s poll ended; %d slots were skipped while it ran", self.name, skipped)
 
@@ -305,11 +315,17 @@ class Poller:
         stop: threading.Event | None = None,
         replica: Replica | None = None,
         compaction: Compaction | None = None,
+        immediate: ImmediatePolls | None = None,
+        listeners: Sequence[MarketListener] = (),
     ) -> None:
         self.jobs = list(jobs)
         self.compaction = compaction
         self.stop = stop or threading.Event()
         self.replica = replica
+        # The realtime listeners' requests for immediate polls (poller.triggers).
+        self.immediate = immediate or ImmediatePolls(share=0.0)
+        # They watch ``stop``: started with the loop, ended with it.
+        self.listeners = list(listeners)
         lease = replica.lease_seconds if replica is not None else PollerSettings().lease_seconds
         self.database = DatabaseBackoff(DATABASE_BACKOFF_BASE_SECONDS, lease / 2)
         self._thread: threading.Thread | None = None
@@ -324,20 +340,25 @@ class Poller:
         def run() -> None:
             if self.stop.is_set() or not self.database.ready():
                 return
+            urgent, signal_id = self.immediate.claim(job.stream)
             try:
                 lease = None
                 if self.replica is not None:
-                    lease = self.replica.acquire(job.stream, interval)
+                    lease = self.replica.acquire(job.stream, interval, at_once=urgent)
                     self.database.succeeded()
                     if lease is None:
                         log.debug("%s slot not due or held by another replica", job.stream)
+                        self._unanswered(job.stream, signal_id)
                         return
             except SQLAlchemyError as exc:
                 self.database.failed(f"{job.stream} lease", exc)
+                self._unanswered(job.stream, signal_id)
                 return
             slot.at = _schedule_clock()
             try:
-                job.run(lease)
+                recorded = job.run(lease)
+                if signal_id is not None:
+                    self._settle(job, signal_id, recorded)
             except SQLAlchemyError as exc:
                 # Not written, or its commit unconfirmed (the job logs an outcome only once
                 # committed); the next poll compares with whatever did commit.
@@ -356,6 +377,27 @@ class Poller:
             self.database.succeeded()
 
         return run
+
+    def _unanswered(self, stream: str, signal_id: int | None) -> None:
+        """Signals a poll did not answer (no lease, a failed fetch) wait for the next."""
+        if signal_id is not None:
+            self.immediate.unanswered(stream, signal_id)
+
+    def _settle(self, job: StreamJob, signal_id: int, recorded: Recorded) -> None:
+        """Tie the signals this poll answered to it (core.signals); a failed poll leaves
+        them to the next one."""
+        if recorded.outcome == "error":
+            self._unanswered(job.stream, signal_id)
+            return
+        with job.writer.engine.begin() as conn:
+            signals.settle(
+                conn,
+                job.stream,
+                signal_id,
+                recorded.observation_id,
+                recorded.observed_at,
+                changed=recorded.outcome == "changed",
+            )
 
     def _bookkeeping(self, action: Callable[[], None], what: str) -> None:
         """Register, heartbeat or fold, unless the database is being left alone for now."""
@@ -408,9 +450,11 @@ class Poller:
             tasks.append(("compaction", self.compaction.interval, fold, None, None))
         scheduler = schedule.Scheduler()
         slots = []
+        workers: dict[str, StreamWorker] = {}
         for name, interval, task, write_lock, slot in tasks:
             worker = StreamWorker(name, task, self._worker_crashed)
             self._workers.append((worker, write_lock))
+            workers[name] = worker
             # schedule types the interval as int, but builds a timedelta: fractions work.
             dispatch = _dispatcher(worker, slot)
             job = scheduler.every(interval).seconds.do(dispatch)  # type: ignore[arg-type]
@@ -424,11 +468,17 @@ class Poller:
         for job, _, _ in slots:
             job.job_func()
         _keep_to_slots(slots)
+        for listener in self.listeners:
+            listener.start()
         while not self.stop.is_set():
+            for stream in self.immediate.take_asked():
+                if stream in workers:
+                    workers[stream].dispatch(again=True)
             scheduler.run_pending()
             _keep_to_slots(slots)
             idle = scheduler.idle_seconds
-            self.stop.wait(timeout=min(max(idle or 0.0, 0.01), 0.5))
+            # An immediate poll asked for cuts the wait short; a stop is seen within it.
+            self.immediate.wait(timeout=min(max(idle or 0.0, 0.01), 0.5))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="poller", daemon=True)
@@ -444,11 +494,15 @@ class Poller:
         is then fenced off.
         """
         self.stop.set()
+        self.immediate.wake()
         ends_at = time.monotonic() + grace_seconds
         ended = True
         if self._thread is not None:
             self._thread.join(grace_seconds)
             ended = not self._thread.is_alive()
+        for listener in self.listeners:
+            # A listener ends within a read's wait, or a connect's timeout at worst.
+            listener.join(max(0.0, ends_at - time.monotonic()))
         for worker, write_lock in list(self._workers):
             if worker.join(max(0.0, ends_at - time.monotonic())):
                 continue
@@ -558,4 +612,15 @@ def build_poller(
     if detail is not None:
         interval = settings.poller.compaction_interval_seconds
         compaction = Compaction(engine, detail, interval, stop)
-    return Poller(jobs, stop, replica, compaction)
+    immediate = ImmediatePolls(settings.realtime.suspicion_weight_share)
+    for scheduled in jobs:
+        declared = catalogue.stream(scheduled.job.stream)
+        immediate.register(
+            declared.name, declared.market, declared.weight, scheduled.job.client.budget
+        )
+    listeners = (
+        build_listeners(settings, engine, replica_id, immediate, stop)
+        if settings.realtime.enabled
+        else []
+    )
+    return Poller(jobs, stop, replica, compaction, immediate, listeners)

@@ -38,7 +38,8 @@ TABLES = (
     " usdm_rate_limit_versions, usdm_exchange_filter_versions, coinm_symbol_versions,"
     " coinm_symbol_filter_versions, coinm_rate_limit_versions, coinm_exchange_filter_versions,"
     " wallet_coin_versions, wallet_network_versions, margin_pair_versions,"
-    " margin_isolated_pair_versions, margin_delisting_versions"
+    " margin_isolated_pair_versions, margin_delisting_versions, stream_signals,"
+    " stream_listeners"
 )
 
 

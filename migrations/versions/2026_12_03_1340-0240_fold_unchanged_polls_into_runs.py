@@ -9,7 +9,7 @@ is a stream's last successful poll strictly before t over both tables, the
 so that analysts keep the answers they had before any poll was folded.
 
 Revision ID: 0240
-Revises: 0220
+Revises: 0235
 Create Date: 2026-12-03 13:30:00+00:00
 """
 
@@ -25,7 +25,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0240"
-down_revision = "0220"
+down_revision = "0235"
 branch_labels = None
 depends_on = None
 
