@@ -302,7 +302,7 @@ def report(
         return med(n, name, "requests_per_second") / med(n, "/healthz", "requests_per_second")
 
     client_cpu = statistics.median(r.client_cpu for rs in runs.values() for r in rs)
-    loads = [r.loadavg.split()[0] for rs in runs.values() for r in rs]
+    loads = [float(r.loadavg.split()[0]) for rs in runs.values() for r in rs]
     print()
     print(
         f"P6 API under load: {args.seconds:g} s per run, {args.rounds} rounds (order"

@@ -1,0 +1,55 @@
+"""Counting the round trips a piece of code makes to PostgreSQL, from the wire.
+
+libpq's own trace (``PQtrace``) logs every protocol message a pooled connection sends
+while it is checked out. A round trip ends in a message the client then waits on: a
+simple ``Query`` (BEGIN, ROLLBACK) or the ``Sync`` that closes an extended-protocol
+statement, prepared or not. Counting those sees all the traffic, whether it went through
+SQLAlchemy or straight to the driver's cursor, which SQLAlchemy's events do not see.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+import psycopg
+from psycopg import pq
+from sqlalchemy import Engine, event
+
+
+class Trace:
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+
+    def sent(self) -> list[str]:
+        """The messages sent to the server, in order: type and contents."""
+        self.file.seek(0)
+        lines = self.file.read().decode(errors="replace").splitlines()
+        return [ln.split("\t", 2)[2] for ln in lines if ln.split("\t", 1)[0] == "F"]
+
+    def round_trips(self) -> int:
+        return sum(1 for m in self.sent() if m.split("\t", 1)[0] in ("Query", "Sync"))
+
+
+@contextmanager
+def traced(engine: Engine) -> Iterator[Trace]:
+    """The trace of every connection ``engine``'s pool hands out while the block runs."""
+    with tempfile.TemporaryFile() as file:
+
+        def start(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+            assert isinstance(dbapi_connection, psycopg.Connection)
+            dbapi_connection.pgconn.trace(file.fileno())
+            dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+
+        def stop(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.pgconn.untrace()  # flushes what libpq buffered
+
+        event.listen(engine, "checkout", start)
+        event.listen(engine, "checkin", stop)
+        try:
+            yield Trace(file)
+        finally:
+            event.remove(engine, "checkout", start)
+            event.remove(engine, "checkin", stop)
