@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from api.server import GunicornServer
+from api.server import GunicornServer, own_listener
 from api.state import EXTENSION
 from core.config import ApiSettings, Settings
+from exmeta.supervise import listen
 from tests.e2e.processes import ApiServer, wait_for
 
 LISTEN, ESTABLISHED = "0A", "01"
@@ -103,3 +104,14 @@ def test_each_worker_pools_one_connection_per_thread(database_url: str) -> None:
         assert engine.pool.size() == 3
     finally:
         engine.dispose()
+
+
+def test_a_worker_listener_hands_out_connections_without_nagle() -> None:
+    """Accepted connections inherit TCP_NODELAY from the listener, as from gunicorn's."""
+    with listen("127.0.0.1", 0) as shared:
+        own = own_listener(shared, 16)
+        assert own is not None
+        with own, socket.create_connection(shared.getsockname(), 5):
+            accepted, _ = own.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
