@@ -176,20 +176,17 @@ def list_symbols(query: SymbolsQuery) -> Response:
     state = app_state()
     now = state.clock()
     at = query.as_of or now
-    with state.answering() as conn:
-        rows, found = history.rules_answer(
+    with state.reading() as conn:
+        found = _observed(conn, at, now, query.market)
+        rows = history.rules_rows_as_of(
             conn,
             query.as_of,
-            state.interval(market_declaration(query.market).exchange_info),
-            now,
             market=query.market,
             status=query.status,
             base_asset=query.base_asset,
             quote_asset=query.quote_asset,
             decimals_as_text=True,
         )
-    if found.observed_before is None:
-        raise _not_observed(at, query.market)
     return render.json_response(render.symbol_list(rows, at, found))
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cache
 from itertools import pairwise
-from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -162,14 +161,12 @@ class HistoryEntry:
     changes: list[FieldChange] = field(default_factory=list)
 
 
-_CURRENT = "valid_to IS NULL"
-_IN_FORCE_AT = "tstzrange(valid_from, valid_to) @> CAST(:t AS timestamptz)"
-
-
 def _in_force(at: datetime | None) -> str:
     """The condition for versions in force at ``:t``; None means the current ones (the
     ``valid_to IS NULL`` partial index, cheaper than a range search)."""
-    return _CURRENT if at is None else _IN_FORCE_AT
+    if at is None:
+        return "valid_to IS NULL"
+    return "tstzrange(valid_from, valid_to) @> CAST(:t AS timestamptz)"
 
 
 def _version(row: Sequence[Any], typed: Sequence[str], offset: int = 0) -> Version:
@@ -260,11 +257,10 @@ def _driver_sql(sql: str, dialect: Dialect) -> str:
     return text(sql).compile(dialect=dialect).string
 
 
-def _symbol_sql(shape: Layout, where: str, extra: str = "") -> str:
-    """Symbol rows (the ``extra`` columns after them) matching ``where``."""
+def _symbol_sql(shape: Layout, where: str) -> str:
     return (
-        f"SELECT {', '.join(shape.symbol_fields)}, {_VERSION_COLUMNS}{extra}"
-        f" FROM {shape.symbols} WHERE {where}"
+        f"SELECT {', '.join(shape.symbol_fields)}, {_VERSION_COLUMNS} FROM {shape.symbols}"
+        f" WHERE {where}"
     )
 
 
@@ -288,11 +284,10 @@ def _filter_rows(
     return [(r[0], r[1], _filter_version(r, shape)) for r in _fetch(conn, sql, params)]
 
 
-def _filter_sql(shape: Layout, where: str, decimals_as_text: bool, extra: str = "") -> str:
-    """Filter rows (the ``extra`` columns after them) matching ``where``."""
+def _filter_sql(shape: Layout, where: str, decimals_as_text: bool) -> str:
     return (
         f"SELECT symbol, filter_type, {shape.filter_columns(decimals_as_text)},"
-        f" {_VERSION_COLUMNS}{extra} FROM {shape.filters} WHERE {where}"
+        f" {_VERSION_COLUMNS} FROM {shape.filters} WHERE {where}"
     )
 
 
@@ -389,29 +384,13 @@ class RulesRows:
     cannot afford a ``Version`` and a field dict per row on the way (it cost as much as the
     queries). ``symbols`` rows are the layout's symbol fields then the version columns,
     sorted by symbol; ``filters`` rows are symbol, filter type, its filter fields (NULL
-    where the filter lacks the field), then the version columns, in no order (and, from
-    ``rules_answer``, NULLs after them, which readers leave alone). The version columns
-    are laid out as ``VERSION_FIELDS`` (``Layout`` says where they start).
+    where the filter lacks the field), then the version columns, in no order. The version
+    columns are laid out as ``VERSION_FIELDS`` (``Layout`` says where they start).
     """
 
     shape: Layout
     symbols: list[tuple[Any, ...]]
     filters: list[tuple[Any, ...]]
-
-
-def _rules_where(
-    in_force: str, wanted: Mapping[str, str | None]
-) -> tuple[list[str], dict[str, Any]]:
-    """The conditions on a market's symbol rows in force (``_in_force``) whose ``wanted``
-    columns (status, base_asset, quote_asset) hold the values given, and their parameters
-    (``:t`` aside)."""
-    where = [in_force]
-    params: dict[str, Any] = {}
-    for column, value in wanted.items():
-        if value is not None:
-            where.append(f"{column} = :{column}")
-            params[column] = value
-    return where, params
 
 
 def rules_rows_as_of(
@@ -427,83 +406,26 @@ def rules_rows_as_of(
     """Every symbol of ``market`` in force at ``at`` (None: the current versions), with its
     filters."""
     shape = layout(market)
-    wanted = {"status": status, "base_asset": base_asset, "quote_asset": quote_asset}
-    where, params = _rules_where(_in_force(at), wanted)
-    params["t"] = at
+    when = _in_force(at)
+    params: dict[str, Any] = {"t": at}
+    where = [when]
+    for column, value in (
+        ("status", status),
+        ("base_asset", base_asset),
+        ("quote_asset", quote_asset),
+    ):
+        if value is not None:
+            where.append(f"{column} = :{column}")
+            params[column] = value
     symbols = _fetch(conn, _symbol_sql(shape, f"{' AND '.join(where)} ORDER BY symbol"), params)
     if not symbols:
         return RulesRows(shape, [], [])
-    filter_where = where[0]
+    filter_where = when
     if len(where) > 1:
         filter_where += " AND symbol = ANY(:names)"
         params["names"] = [row[0] for row in symbols]
     filters = _fetch(conn, _filter_sql(shape, filter_where, decimals_as_text), params)
     return RulesRows(shape, symbols, filters)
-
-
-@cache
-def _rules_answer_sql(market: str, at_given: bool, wanted: frozenset[str], text: bool) -> str:
-    """One statement for ``rules_answer``: a row per filter (RulesRows' filter row, then
-    NULLs), and a row per symbol (NULLs, the symbol's row, its rank by name, the evidence),
-    or one row of evidence alone when no symbol matches. UNION ALL takes each column's type
-    from the branch that has it; the rank keeps the database's order of names whatever
-    order the branches come in."""
-    shape = layout(market)
-    where, _ = _rules_where(_IN_FORCE_AT if at_given else _CURRENT, dict.fromkeys(wanted, ""))
-    symbols = _symbol_sql(shape, " AND ".join(where), ", row_number() OVER (ORDER BY symbol)")
-    filter_where = where[0]
-    if len(where) > 1:
-        filter_where += " AND symbol IN (SELECT symbol FROM s)"
-    symbol_width = len(shape.symbol_fields) + len(VERSION_FIELDS) + 1
-    filter_width = shape.filter_row_version + len(VERSION_FIELDS)
-    return (
-        f"WITH e AS ({EVIDENCE_SQL}), s AS ({symbols})"
-        f" {_filter_sql(shape, filter_where, text, ', NULL' * (symbol_width + _EVIDENCE_COLUMNS))}"
-        f" UNION ALL SELECT {', '.join(['NULL'] * filter_width)}, s.*, e.*"
-        " FROM e LEFT JOIN s ON true"
-    )
-
-
-def rules_answer(
-    conn: Connection,
-    at: datetime | None,
-    interval_seconds: float,
-    now: datetime,
-    *,
-    market: str = DEFAULT_MARKET,
-    status: str | None = None,
-    base_asset: str | None = None,
-    quote_asset: str | None = None,
-    decimals_as_text: bool = False,
-) -> tuple[RulesRows, Evidence]:
-    """``rules_rows_as_of`` and the ``evidence`` of the market's exchangeInfo stream at
-    ``at`` (None: now), in one statement: one round trip and one snapshot without a
-    transaction around it. The filter rows carry NULL columns after their own."""
-    shape = layout(market)
-    wanted = {"status": status, "base_asset": base_asset, "quote_asset": quote_asset}
-    _, params = _rules_where(_in_force(at), wanted)
-    instant = at or now
-    params.update(_evidence_params(shape.market.exchange_info, instant, now))
-    sql = _rules_answer_sql(
-        market,
-        at is not None,
-        frozenset(k for k, v in wanted.items() if v is not None),
-        decimals_as_text,
-    )
-    start = shape.filter_row_version + len(VERSION_FIELDS)  # a symbol row's own columns
-    rank = start + len(shape.symbol_fields) + len(VERSION_FIELDS)
-    filters, ranked = [], []
-    head: Sequence[Any] = ()
-    for row in _fetch(conn, sql, params):
-        if row[1] is not None:
-            filters.append(row)
-            continue
-        head = row
-        if row[start] is not None:
-            ranked.append((row[rank], row[start:rank]))
-    ranked.sort(key=itemgetter(0))
-    found = _judged(head[rank + 1 :], instant, interval_seconds, now)
-    return RulesRows(shape, [r for _, r in ranked], filters), found
 
 
 def symbols_as_of(

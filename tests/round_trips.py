@@ -1,13 +1,14 @@
 """Counting the round trips a piece of code makes to PostgreSQL, from the wire.
 
 libpq's own trace (``PQtrace``) logs every protocol message a pooled connection sends
-while it is checked out. Each statement the server runs is a simple ``Query`` (BEGIN,
-ROLLBACK) or an extended-protocol ``Execute`` (prepared or not), and psycopg sends each
-in a round trip of its own, so counting those sees all the traffic, whether it went
-through SQLAlchemy or straight to the driver's cursor, which SQLAlchemy's events do not
-see. Left out: the one round trip in which psycopg prepares a statement, once per
-connection, at its ``prepare_threshold``-th use (a named ``Parse`` and a ``Sync``): the
-price of sparing every later use the parsing and planning.
+while it is checked out. The client waits for the server after a simple ``Query``
+(BEGIN, ROLLBACK) and after each ``Sync``, which closes one extended-protocol statement
+or, in pipeline mode, all the statements sent before it. Counting those sees all the
+traffic, whether it went through SQLAlchemy or straight to the driver's cursor, which
+SQLAlchemy's events do not see. Left out: the round trip in which psycopg prepares a
+statement, once per connection, at its ``prepare_threshold``-th use (a named ``Parse``
+and a ``Sync``, no ``Execute``): the price of sparing every later use the parsing and
+planning.
 """
 
 from __future__ import annotations
@@ -33,8 +34,17 @@ class Trace:
         return [ln.split("\t", 2)[2] for ln in lines if ln.split("\t", 1)[0] == "F"]
 
     def round_trips(self) -> int:
-        """The statements run, each in its own round trip."""
-        return sum(1 for m in self.sent() if m.split("\t", 1)[0] in ("Query", "Execute"))
+        count = executed = 0
+        for message in self.sent():
+            kind = message.split("\t", 1)[0]
+            if kind == "Query":
+                count += 1
+            elif kind == "Execute":
+                executed += 1
+            elif kind == "Sync":
+                count += executed > 0
+                executed = 0
+        return count
 
 
 @contextmanager

@@ -914,17 +914,3 @@ def test_an_as_of_answer_is_one_round_trip(client: FlaskClient, api_engine: Engi
         assert first == 1, trace.sent()
         assert trace.round_trips() == 1, trace.sent()  # kept, read with the generation
     assert answer == again
-
-
-@pytest.mark.usefixtures("halted")
-@pytest.mark.parametrize(
-    "query", ["", f"?as_of={q(T0)}", "?status=HALT", f"?as_of={q(T0)}&quote_asset=USDT"]
-)
-def test_a_whole_exchange_answer_is_one_round_trip(
-    client: FlaskClient, api_engine: Engine, query: str
-) -> None:
-    """Every symbol, its filters and the evidence in one statement outside a transaction."""
-    with traced(api_engine) as trace:
-        answer = ok(client.get(f"/v1/symbols{query}"), schemas.SymbolList)
-        assert trace.round_trips() == 1, trace.sent()
-    assert answer["symbols"]
