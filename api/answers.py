@@ -83,8 +83,21 @@ class AnswerCache:
         last = self._streams[stream]
         if self._clock() - last.checked_at < self.recheck_seconds:
             return last.generation
-        look = next(self._looks)
-        found = read()  # outside the lock: a slow database must not hold up cache hits
+        look = self.start_look()
+        return self.saw(stream, look, read())  # read outside the lock: see saw
+
+    def start_look(self) -> int:
+        """The number of a look at a generation about to be read: by ``generation``, or
+        by an answer whose own statement reads it (core.history.symbol_answer)."""
+        return next(self._looks)  # atomic under the GIL
+
+    def saw(self, stream: str, look: int, found: int | None) -> int | None:
+        """Record what look number ``look`` found, unless a look started later has
+        already been recorded; the current generation after it.
+
+        The read happens outside the lock: a slow database must not hold up cache hits.
+        """
+        last = self._streams[stream]
         with self._lock:
             if look > last.newest:
                 last.newest = look
@@ -113,6 +126,10 @@ class AnswerCache:
             self._bodies.move_to_end(key)
             while len(self._bodies) > self.entries:
                 self._bodies.popitem(last=False)
+
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether a body is kept for ``key``, whatever its generation."""
+        return key in self._bodies
 
     def __len__(self) -> int:
         return len(self._bodies)

@@ -47,7 +47,7 @@ from api.schemas import (
     operation_id,
 )
 from api.state import app_state
-from core import changes, history, replicas, signals, state_diff
+from core import changes, history, replicas, state_diff
 from core.cursors import CursorError
 from core.order_check import (
     Order,
@@ -122,23 +122,27 @@ def _symbol_rules(
     evidence, or a 404.
 
     With ``keep``, an answer that can be kept gets its generation, read in the same
-    snapshot; no other request pays for that query.
+    statement as the rules and their evidence (history.symbol_answer); it counts as a
+    look at the generation (api.answers) whether kept or not.
     """
     state = app_state()
     now = state.clock()
     at = as_of or now
-    with state.reading() as conn:
-        rules = history.symbol_as_of(
-            conn, symbol, at, market=market, decimals_as_text=decimals_as_text
+    stream = market_declaration(market).exchange_info
+    look = state.answers.start_look()
+    with state.answering() as conn:
+        read = history.symbol_answer(
+            conn,
+            symbol,
+            at,
+            state.interval(stream),
+            now,
+            market=market,
+            decimals_as_text=decimals_as_text,
         )
-        found = state.evidence(conn, at, now, market)
-        stream = market_declaration(market).exchange_info
-        if rules is not None:
-            change = signals.change_window(conn, stream, symbol, rules.symbol.valid_from)
-            found = replace(found, change=change)
-        generation = None
-        if keep and as_of is not None and rules is not None and keepable(found):
-            generation = history.versions_generation(conn, stream)
+        # The generation came with the answer: a look, which spares the next one.
+        state.answers.saw(stream, look, read.generation)
+        rules, found = read.rules, read.evidence
         if rules is None:
             if found.observed_before is None:
                 raise _not_observed(at, market)
@@ -149,6 +153,7 @@ def _symbol_rules(
                 f"{symbol} was not listed{_on(market)} at {format_instant(at)}"
                 + did_you_mean(symbol, listed, SYMBOL_CUTOFF),
             )
+    generation = read.generation if keep and as_of is not None and keepable(found) else None
     return _Rules(rules, at, found, generation)
 
 
@@ -200,7 +205,8 @@ def get_symbol(path: SymbolPath, query: MarketAsOfQuery) -> Response:
     market = query.market
     key = (market, path.symbol, query.as_of)
     answers = state.answers
-    if query.as_of is not None:
+    # A question not kept needs no look at the generation: the answer's statement reads it.
+    if query.as_of is not None and key in answers:
         body = answers.get(key, state.generation(market))
         if body is not None:
             return render.json_body(body)

@@ -14,7 +14,10 @@ API (the longest is a change-feed page with its cursor) fits well within them.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import select
+import socket
 from http import HTTPStatus
 from typing import Any
 
@@ -66,7 +69,78 @@ def error_message(status: int, code: str, message: str) -> bytes:
     return head.encode("latin-1") + body
 
 
+def own_listener(shared: socket.socket, backlog: int) -> socket.socket | None:
+    """A listening socket of this worker's own on ``shared``'s address, or None where the
+    platform or the socket does not allow it (a Unix socket; a listener bound without
+    SO_REUSEPORT, as exmeta.supervise.listen binds it): the worker then accepts on
+    ``shared`` as stock gunicorn does.
+
+    All of gunicorn's workers accept on one shared socket, and whichever is woken first
+    takes the connection: a burst of connections (a client's pool opening) can pile on
+    one worker while the other idles, at half the throughput. With a socket per worker
+    bound with SO_REUSEPORT, the kernel spreads the connections over the workers by a hash
+    of their addresses, whichever worker is busy.
+    """
+    if shared.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return None
+    if not shared.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+        return None
+    own = socket.socket(shared.family, socket.SOCK_STREAM)
+    try:
+        own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        # As gunicorn's own listeners, for the connections accepted to inherit: without
+        # it, Nagle's algorithm holds a response's last segment for the client's delayed
+        # ACK, 40 ms a request.
+        own.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        own.bind(shared.getsockname())
+        own.listen(backlog)
+    except OSError:
+        own.close()
+        return None
+    return own
+
+
 class JsonErrorWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no type hints
+    sockets: list[Any]  # gunicorn's listeners (gunicorn.sock), or plain sockets
+
+    def init_process(self) -> None:
+        # Before gunicorn's own set-up, which registers self.sockets with the poller.
+        self.shared: list[socket.socket] = []
+        listeners: list[Any] = []
+        for inherited in self.sockets:
+            own = own_listener(inherited.sock, self.cfg.backlog)
+            if own is None:
+                self.log.warning("worker accepts on the shared socket %s", inherited)
+                listeners.append(inherited)
+            else:
+                listeners.append(own)
+                self.shared.append(inherited.sock)
+        self.sockets = listeners
+        super().init_process()
+
+    def run(self) -> None:
+        for shared in self.shared:
+            self.take_over(shared)
+        super().run()
+
+    def take_over(self, shared: socket.socket) -> None:
+        """Answer the connections already waiting on the shared socket, then stop it
+        listening (``shutdown``, seen by every process holding it, the master's copy
+        included) so that the kernel hands no more to it: it stays bound, and the port
+        this server's while workers come and go. Only the first worker to start finds it
+        listening; a connection arriving in the instant between its last accept and the
+        shutdown is reset."""
+        shared.setblocking(False)
+        with contextlib.suppress(OSError):  # another worker stopped it meanwhile
+            while shared.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                if not select.select([shared], [], [], 0)[0]:
+                    shared.shutdown(socket.SHUT_RD)
+                    break
+                self.accept(shared)
+
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         status, code, message = error_for(exc)
         if status == 500:
@@ -124,6 +198,9 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]  # gunicorn has no 
             self.database_url,
             self.settings.database,
             application_name="exmeta-api",
+            # One connection per thread: a smaller pool makes the busy threads open and
+            # close overflow connections (a new backend each) request after request.
+            pool_size=self.settings.api.threads,
             pre_ping=False,
             read_only_role=API_ROLE,
         )

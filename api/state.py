@@ -39,7 +39,7 @@ class AppState:
         return self.answers.generation(lambda: self._read_generation(stream), stream)
 
     def _read_generation(self, stream: str) -> int | None:
-        with self.engine.connect() as conn:
+        with self.answering() as conn:
             return history.versions_generation(conn, stream)
 
     def interval(self, stream: str) -> float:
@@ -54,6 +54,14 @@ class AppState:
         """
         with self.engine.connect() as conn:
             conn.execution_options(isolation_level="REPEATABLE READ")
+            yield conn
+
+    @contextmanager
+    def answering(self) -> Iterator[Connection]:
+        """A connection for an answer read in one statement, which sees one snapshot by
+        itself: no transaction, so no BEGIN and no ROLLBACK round trips around it."""
+        with self.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
     def weight_plans(self, conn: Connection) -> dict[str, WeightPlan]:

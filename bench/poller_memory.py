@@ -5,9 +5,12 @@ against it with [poller] exchange_info_interval = 1 and a throwaway database (th
 streams, on by default, poll the sim's USD-M and COIN-M every 10 s beside it). Its VmRSS
 (/proc/<pid>/status) is sampled every second; every few seconds the sim's state changes
 (a status flip, a flip back, a filter change) so the changed path runs too, not only the
-unchanged fast path. The steady state is everything after the warm-up; its maximum is
-held against the target, its median and drift (last ten samples against the first ten)
-are printed to show whether memory keeps growing.
+unchanged fast path. The steady state is everything after the warm-up. Its peak is the
+kernel's own high-water mark, VmHWM, reset at the end of the warm-up (/proc/<pid>/
+clear_refs): a sample a second would miss a peak between two samples (a changed poll's
+parsed document lives for a fraction of a second). The peak is held against the target;
+the samples' median and drift (last ten against the first ten) are printed to show
+whether memory keeps growing.
 
     python bench/poller_memory.py [--seconds 60] [--warmup 10] [--change-every 7]
 """
@@ -42,11 +45,17 @@ SNAPSHOT = "2023-09-08_2292.json"
 TARGET_MB = 150.0
 
 
-def rss_mb(pid: int) -> float:
+def status_mb(pid: int, field: str) -> float:
+    """A memory figure of /proc/<pid>/status (VmRSS: now; VmHWM: the peak since the reset)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise BenchError(f"no VmRSS for pid {pid}")
+    raise BenchError(f"no {field} for pid {pid}")
+
+
+def reset_peak(pid: int) -> None:
+    """Start VmHWM again from the current RSS (Linux 4.0+)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def sim_changes(sim: str) -> list[tuple[str, Callable[[], None]]]:
@@ -87,6 +96,7 @@ def main() -> None:
         raise BenchError("--seconds must leave at least 20 s of steady state after --warmup")
 
     samples: list[float] = []
+    warmup_peak = 0.0
     made: list[str] = []
     with (
         sigterm_as_interrupt(),
@@ -109,11 +119,16 @@ def main() -> None:
         for second in range(args.seconds):
             time.sleep(max(0.0, started + second + 1 - time.monotonic()))
             children.check()
-            samples.append(rss_mb(poller.pid))
+            samples.append(status_mb(poller.pid, "VmRSS"))
+            if second + 1 == args.warmup:
+                warmup_peak = status_mb(poller.pid, "VmHWM")
+                reset_peak(poller.pid)
             if second >= args.warmup // 2 and second % args.change_every == 0:
                 name, change = changes[len(made) % len(changes)]
                 change()
                 made.append(name)
+        children.check()
+        steady_peak = status_mb(poller.pid, "VmHWM")
         with engine.connect() as conn:
             outcomes = dict(
                 conn.execute(
@@ -137,12 +152,14 @@ def main() -> None:
         + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
     )
     print("RSS MB every 5 s: " + " ".join(f"{s:.0f}" for s in samples[4::5]))
-    print(f"warm-up (first {args.warmup} s) max   {max(samples[: args.warmup]):6.1f} MB")
+    print(f"warm-up (first {args.warmup} s) peak (VmHWM) {warmup_peak:6.1f} MB")
     print(f"steady state median             {statistics.median(steady):6.1f} MB")
     print(f"steady state drift (last 10 s - first 10 s) {drift:+6.1f} MB")
-    verdict = "meets" if max(steady) <= TARGET_MB else "misses"
+    print(f"steady state max of the samples {max(steady):6.1f} MB")
+    verdict = "meets" if steady_peak <= TARGET_MB else "misses"
     print(
-        f"steady state max                {max(steady):6.1f} MB   target <= {TARGET_MB:g} MB: {verdict}"
+        f"steady state peak (VmHWM)       {steady_peak:6.1f} MB   target <= {TARGET_MB:g} MB:"
+        f" {verdict}"
     )
     if outcomes.get("error") or not outcomes.get("changed"):
         print(

@@ -32,6 +32,7 @@ from sqlalchemy import Engine, text
 
 from bench._db import bench_engine, fixture
 from bench._procs import run
+from core.db import without_time_limits
 from poller.parse import FILTER_COLUMNS, filter_row, symbol_row
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
@@ -181,10 +182,10 @@ def load(
     generator.finish()
     built = time.monotonic()
 
-    dbapi = engine.raw_connection()
-    try:
-        with dbapi.cursor() as cur:  # type: ignore[attr-defined]
-            cur.execute("SET statement_timeout = 0")  # a bulk load is one long statement
+    # Millions of rows in one transaction: neither the server's statement timeout nor the
+    # client's answer deadline (core.db) may cut it short on a loaded machine.
+    with engine.begin() as conn, without_time_limits(conn):
+        with conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
             with cur.copy(
                 "COPY observations (id, stream, replica_id, observed_at, requested_at, duration_ms, outcome)"
                 " FROM STDIN"
@@ -223,10 +224,6 @@ def load(
             cur.execute(
                 "SELECT setval(pg_get_serial_sequence('observations', 'id'), %s)", (obs_id,)
             )
-        dbapi.commit()
-    finally:
-        dbapi.close()
-    with engine.begin() as conn:
         conn.execute(text("ANALYZE"))
         conn.execute(
             text(

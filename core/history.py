@@ -20,7 +20,7 @@ from itertools import pairwise
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, DateTime, Numeric, text
+from sqlalchemy import Connection, DateTime, Dialect, Numeric, text
 
 from core import obslog
 from core import streams as catalogue
@@ -196,23 +196,31 @@ def _filter_version(row: Sequence[Any], shape: Layout) -> Version:
     return Version(fields, *row[n : n + 5])
 
 
-def evidence(
-    conn: Connection, stream: str, at: datetime, interval_seconds: float, now: datetime
-) -> Evidence:
-    # The move to another source is looked for in the same round trip: as of answers
-    # are the API's hot path.
-    row = conn.execute(
-        text(
-            "SELECT b.observed_at, a.observed_at, EXISTS (SELECT FROM observations"
-            "        WHERE stream = :s AND outcome = 'switched' AND observed_at > b.observed_at"
-            "        AND observed_at <= coalesce(a.observed_at, :horizon)),"
-            " b.origin IS NOT NULL"
-            f" FROM (SELECT 1) AS one LEFT JOIN LATERAL {obslog.first_success_after(':s', ':t')}"
-            " AS a ON true"
-            f" LEFT JOIN LATERAL {obslog.last_success(':s', ':t')} AS b ON true"
-        ),
-        {"s": stream, "t": at, "horizon": max(now, at)},
-    ).one()
+# The evidence of an answer about ``:t`` from stream ``:s``'s observations, as one row
+# (observed_before, observed_after, switched, imported), with ``:horizon`` the later of
+# now and ``:t`` (``_evidence_params``). Poll instants are read through core.obslog (detail
+# rows and folded runs alike); ``evidence`` runs it alone, and the
+# answers read in one statement embed it whole. The move to another source is looked for
+# in it too: as of answers are the API's hot path.
+EVIDENCE_SQL = (
+    "SELECT b.observed_at AS observed_before, a.observed_at AS observed_after,"
+    " EXISTS (SELECT FROM observations WHERE stream = :s"
+    "        AND outcome = 'switched' AND observed_at > b.observed_at"
+    "        AND observed_at <= coalesce(a.observed_at, :horizon)) AS switched,"
+    " b.origin IS NOT NULL AS imported"
+    f" FROM (SELECT 1) AS one LEFT JOIN LATERAL {obslog.first_success_after(':s', ':t')}"
+    " AS a ON true"
+    f" LEFT JOIN LATERAL {obslog.last_success(':s', ':t')} AS b ON true"
+)
+_EVIDENCE_COLUMNS = 4
+
+
+def _evidence_params(stream: str, at: datetime, now: datetime) -> dict[str, Any]:
+    return {"s": stream, "t": at, "horizon": max(now, at)}
+
+
+def _judged(row: Sequence[Any], at: datetime, interval_seconds: float, now: datetime) -> Evidence:
+    """The evidence from a row of ``EVIDENCE_SQL``: whether ``at`` lies in a gap."""
     before, after, switched, imported = row[0], row[1], row[2], bool(row[3])
     limit = timedelta(seconds=GAP_FACTOR * interval_seconds)
     end = after if after is not None else max(now, at)
@@ -220,6 +228,13 @@ def evidence(
     if not in_gap:
         return Evidence(before, after, False, imported=imported)
     return Evidence(before, after, True, gap_from=before, gap_to=after, imported=imported)
+
+
+def evidence(
+    conn: Connection, stream: str, at: datetime, interval_seconds: float, now: datetime
+) -> Evidence:
+    row = conn.execute(text(EVIDENCE_SQL), _evidence_params(stream, at, now)).one()
+    return _judged(row, at, interval_seconds, now)
 
 
 def versions_generation(conn: Connection, stream: str) -> int | None:
@@ -240,12 +255,18 @@ def _fetch(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any
     rows, and per-row ``Row`` handling cost more than the query itself. Results come in
     PostgreSQL's binary format (the same Python values; timestamps decode faster).
     """
-    compiled = text(sql).compile(dialect=conn.dialect)
     cursor = conn.connection.driver_connection.cursor(binary=True)  # type: ignore[union-attr]
     with cursor:
-        cursor.execute(compiled.string, params)
+        cursor.execute(_driver_sql(sql, conn.dialect), params)
         rows: list[tuple[Any, ...]] = cursor.fetchall()
     return rows
+
+
+@cache
+def _driver_sql(sql: str, dialect: Dialect) -> str:
+    """``sql``'s named parameters in the driver's style, compiled once per statement (it
+    cost a single-symbol answer more than the database's work)."""
+    return text(sql).compile(dialect=dialect).string
 
 
 def _symbol_sql(shape: Layout, where: str) -> str:
@@ -303,6 +324,86 @@ def symbol_as_of(
     found = _filter_rows(conn, shape, where, params, decimals_as_text=decimals_as_text)
     filters = {ftype: v for _, ftype, v in found}
     return SymbolRules(versions[0], filters)
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolAnswer:
+    """A symbol's rules at an instant (None: not listed then), their evidence, and the
+    generation of the market's versions (``versions_generation``), all of one snapshot."""
+
+    rules: SymbolRules | None
+    evidence: Evidence
+    generation: int | None
+
+
+@cache
+def _symbol_answer_sql(market: str, decimals_as_text: bool) -> str:
+    """One statement for ``symbol_answer``: a head row (evidence, generation, the listeners'
+    signal of the change, the symbol's version or NULLs) and a row per filter, padded with NULLs to one shape (UNION ALL takes
+    the columns' types from the branch that has them)."""
+    shape = layout(market)
+    where = "symbol = :sym AND tstzrange(valid_from, valid_to) @> CAST(:t AS timestamptz)"
+    symbol_width = len(shape.symbol_fields) + len(VERSION_FIELDS)
+    filter_width = shape.filter_row_version + len(VERSION_FIELDS)
+    return (
+        f"WITH e AS ({EVIDENCE_SQL})"
+        " SELECT e.*, (SELECT state_observation_id FROM stream_heads WHERE stream = :s),"
+        f" c.kind, c.since, s.*{', NULL' * filter_width}"
+        f" FROM e LEFT JOIN ({_symbol_sql(shape, where)}) AS s ON true"
+        f" LEFT JOIN LATERAL {change_since_sql(':s', ':sym', 's.valid_from')} AS c ON true"
+        f" UNION ALL SELECT {', '.join(['NULL'] * (_EVIDENCE_COLUMNS + 3 + symbol_width))},"
+        f" {_filter_sql(shape, where, decimals_as_text)[len('SELECT ') :]}"
+    )
+
+
+def change_since_sql(stream: str, subject: str, valid_from: str) -> str:
+    """SQL: the earliest confirmed listener signal (kind, since) of the change that opened
+    ``subject``'s version at ``valid_from`` (core.signals records them), or no row; the
+    arguments are SQL expressions (parameters, or columns of the enclosing query)."""
+    return (
+        "(SELECT kind, coalesce(event_at, received_at) AS since FROM stream_signals"
+        f" WHERE stream = {stream} AND symbol = {subject} AND observed_at >= {valid_from}"
+        f" AND confirmed AND coalesce(event_at, received_at) <= {valid_from}"
+        " ORDER BY 2 LIMIT 1)"
+    )
+
+
+def symbol_answer(
+    conn: Connection,
+    symbol: str,
+    at: datetime,
+    interval_seconds: float,
+    now: datetime,
+    *,
+    market: str = DEFAULT_MARKET,
+    decimals_as_text: bool = False,
+) -> SymbolAnswer:
+    """``symbol_as_of``, the ``evidence`` of the market's exchangeInfo stream at ``at`` (with
+    the listeners' ``change`` window of the symbol's version) and its
+    ``versions_generation``, in one statement: one round trip, and one snapshot
+    without a transaction to begin and end (each would be another round trip)."""
+    shape = layout(market)
+    stream = shape.market.exchange_info
+    params = {**_evidence_params(stream, at, now), "sym": symbol}
+    rows = _fetch(conn, _symbol_answer_sql(market, decimals_as_text), params)
+    generation, change = _EVIDENCE_COLUMNS, _EVIDENCE_COLUMNS + 1  # then kind, since
+    start = change + 2  # the symbol's columns
+    start_filter = start + len(shape.symbol_fields) + len(VERSION_FIELDS)
+    head: Sequence[Any] = ()
+    filters: dict[str, Version] = {}
+    for row in rows:
+        filter_type = row[start_filter + 1]
+        if filter_type is None:
+            head = row
+        else:
+            filters[filter_type] = _filter_version(row[start_filter:], shape)
+    found = _judged(head, at, interval_seconds, now)
+    listed = head[start] is not None
+    rules = SymbolRules(_version(head, shape.symbol_fields, start), filters) if listed else None
+    if rules is not None and head[change] is not None:  # a listener saw the change coming
+        since = head[change + 1]
+        found = replace(found, change=ChangeWindow(since, rules.symbol.valid_from, head[change]))
+    return SymbolAnswer(rules, found, head[generation])
 
 
 @dataclass(frozen=True, slots=True)

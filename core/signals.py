@@ -15,7 +15,7 @@ from typing import Final
 
 from sqlalchemy import Connection, text
 
-from core.history import ChangeWindow
+from core.history import ChangeWindow, change_since_sql
 from core.models import VERSIONED_TABLES
 
 # The versioned table holding the subject (symbol or asset) a stream's signals name.
@@ -75,12 +75,12 @@ def settle(
     key = VERSIONED_TABLES[table].__key__[0]
     # The table and column names come from the models, never from input.
     found = (
-        f"EXISTS (SELECT 1 FROM {table} v WHERE v.{key} = s.symbol"  # noqa: S608
+        f"EXISTS (SELECT 1 FROM {table} v WHERE v.{key} = s.symbol"
         " AND v.valid_from >= coalesce(s.event_at, s.received_at) AND v.valid_from <= :at)"
     )
     return conn.execute(
         text(
-            "UPDATE stream_signals s SET observation_id = :obs, observed_at = :at,"  # noqa: S608
+            "UPDATE stream_signals s SET observation_id = :obs, observed_at = :at,"
             f" confirmed = CASE WHEN s.symbol IS NULL THEN :changed ELSE {found} END"
             " WHERE s.stream = :stream AND s.id <= :up_to AND s.polled"
             " AND s.observation_id IS NULL"
@@ -96,12 +96,7 @@ def change_window(
     """When the change that opened ``subject``'s version at ``valid_from`` began, if a
     listener saw it coming: the earliest confirmed signal's time, up to that version."""
     row = conn.execute(
-        text(
-            "SELECT kind, coalesce(event_at, received_at) FROM stream_signals"
-            " WHERE stream = :stream AND symbol = :subject AND observed_at >= :valid_from"
-            " AND confirmed AND coalesce(event_at, received_at) <= :valid_from"
-            " ORDER BY 2 LIMIT 1"
-        ),
+        text(f"SELECT * FROM {change_since_sql(':stream', ':subject', ':valid_from')} AS c"),
         {"stream": stream, "subject": subject, "valid_from": valid_from},
     ).one_or_none()
     return None if row is None else ChangeWindow(row[1], valid_from, row[0])

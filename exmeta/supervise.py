@@ -66,6 +66,11 @@ def listen(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
+        # After the bind, which still refuses a port in use (another `exmeta serve` too):
+        # each gunicorn worker may then listen on the port with a socket of its own
+        # (api.server.own_listener).
+        if hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.listen(LISTEN_BACKLOG)
     except OSError as exc:
         sock.close()

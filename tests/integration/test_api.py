@@ -25,6 +25,7 @@ from core.timeparse import format_instant
 from tests.api_client import PRIMARY, error, ok, q, ts
 from tests.builders import at, exchange_info, record_exchange_info, record_failure, symbol
 from tests.conftest import FIXTURES, DatabaseServer
+from tests.round_trips import traced
 
 T0 = at("2024-01-01T00:00:00")
 T1 = T0 + timedelta(seconds=10)
@@ -898,3 +899,18 @@ def test_a_past_answer_is_kept_until_the_versions_change(
     assert {k: v for k, v in fresh.items() if k != "filters"} == {
         k: v for k, v in first.items() if k != "filters"
     }
+
+
+@pytest.mark.usefixtures("halted")
+def test_an_as_of_answer_is_one_round_trip(client: FlaskClient, api_engine: Engine) -> None:
+    """Rules, evidence and the generation that lets the answer be kept come in one
+    statement, outside any transaction: no BEGIN, no ROLLBACK, no second query; and the
+    generation read with it spares the repeat its own look (api.answers)."""
+    client.application.extensions[EXTENSION].answers.recheck_seconds = 3600.0
+    with traced(api_engine) as trace:
+        answer = ok(client.get(f"/v1/symbols/BTCUSDT?as_of={q(T0)}"), schemas.SymbolAsOf)
+        first = trace.round_trips()
+        again = ok(client.get(f"/v1/symbols/BTCUSDT?as_of={q(T0)}"), schemas.SymbolAsOf)
+        assert first == 1, trace.sent()
+        assert trace.round_trips() == 1, trace.sent()  # kept, read with the generation
+    assert answer == again

@@ -41,3 +41,13 @@ def test_a_wildcard_address_is_asked_on_loopback(
     bound: tuple[str, int], asked: tuple[str, int]
 ) -> None:
     assert probe_address(bound) == asked
+
+
+def test_a_port_another_exmeta_listens_on_is_refused_too() -> None:
+    """The socket allows the workers' own listeners (SO_REUSEPORT) only after its bind,
+    which refuses a port in use whoever holds it."""
+    with listen("127.0.0.1", 0) as first:
+        port = first.getsockname()[1]
+        with pytest.raises(ListenError) as refused:
+            listen("127.0.0.1", port)
+    assert f"127.0.0.1:{port} is already in use" in str(refused.value)
