@@ -43,6 +43,22 @@ TABLES = (
 )
 
 
+# The tables of TABLES a test wrote to: those holding rows, and those whose identity
+# sequence was drawn from (rows written and deleted again still moved the ids on).
+# Emptying only those is what TRUNCATE of all TABLES does, at a fraction of its cost: it
+# recreates every table's and index's files, ~50 ms a test for ~36 tables, while a probe
+# of which hold rows costs ~1 ms and most tests write to a handful.
+_WRITTEN_TABLES = (
+    " UNION ".join(f"(SELECT '{t}' FROM {t} LIMIT 1)" for t in TABLES.replace(" ", "").split(","))
+    + " UNION SELECT t.relname::text FROM pg_depend d"
+    " JOIN pg_class q ON q.oid = d.objid AND q.relkind = 'S'"
+    " JOIN pg_class t ON t.oid = d.refobjid"
+    " JOIN pg_sequences s ON s.schemaname = current_schema() AND s.sequencename = q.relname"
+    " WHERE d.deptype IN ('a', 'i') AND s.last_value IS NOT NULL"
+    " AND t.relname = ANY(string_to_array(:tables, ','))"
+)
+
+
 def postgres_under_test(data_dir: Path) -> EmbeddedPostgres:
     """A server of the build under test in ``data_dir``, for every test that starts one."""
     bin_dir = os.environ.get("EXMETA_TEST_PG_BINDIR")
@@ -107,7 +123,11 @@ def engine(migrated_engine: Engine) -> Iterator[Engine]:
     forge theirs in a database of their own).
     """
     with migrated_engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        written = (
+            conn.execute(text(_WRITTEN_TABLES), {"tables": TABLES.replace(" ", "")}).scalars().all()
+        )
+        if written:
+            conn.execute(text(f"TRUNCATE {', '.join(written)} RESTART IDENTITY CASCADE"))
     yield migrated_engine
     with migrated_engine.connect() as conn:
         found = verify_history(conn)
