@@ -313,6 +313,7 @@ class Poller:
         self,
         jobs: Sequence[ScheduledJob],
         stop: threading.Event | None = None,
+        *,
         replica: Replica | None = None,
         compaction: Compaction | None = None,
         immediate: ImmediatePolls | None = None,
@@ -623,4 +624,11 @@ def build_poller(
         if settings.realtime.enabled
         else []
     )
-    return Poller(jobs, stop, replica, compaction, immediate, listeners)
+    return Poller(
+        jobs,
+        stop,
+        replica=replica,
+        compaction=compaction,
+        immediate=immediate,
+        listeners=listeners,
+    )

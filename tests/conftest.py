@@ -30,16 +30,41 @@ FIXTURES = Path(__file__).parent / "fixtures"
 FIGURE = "exmeta-figure"  # the user property a measured figure travels in
 FIGURES_SEEN: list[str] = []
 TABLES = (
-    "symbol_filter_versions, symbol_versions, rate_limit_versions, exchange_filter_versions,"
-    " account_versions, balance_versions, commission_versions, system_status_versions,"
-    " delisting_versions, schema_versions, observations, observation_runs, raw_bodies, stream_heads, stream_leases, replicas,"
-    " request_budget, poll_totals, version_totals,"
-    " usdm_symbol_versions, usdm_symbol_filter_versions, usdm_asset_versions,"
-    " usdm_rate_limit_versions, usdm_exchange_filter_versions, coinm_symbol_versions,"
-    " coinm_symbol_filter_versions, coinm_rate_limit_versions, coinm_exchange_filter_versions,"
-    " wallet_coin_versions, wallet_network_versions, margin_pair_versions,"
-    " margin_isolated_pair_versions, margin_delisting_versions, stream_signals,"
-    " stream_listeners"
+    "symbol_filter_versions",
+    "symbol_versions",
+    "rate_limit_versions",
+    "exchange_filter_versions",
+    "account_versions",
+    "balance_versions",
+    "commission_versions",
+    "system_status_versions",
+    "delisting_versions",
+    "schema_versions",
+    "observations",
+    "observation_runs",
+    "raw_bodies",
+    "stream_heads",
+    "stream_leases",
+    "replicas",
+    "request_budget",
+    "poll_totals",
+    "version_totals",
+    "usdm_symbol_versions",
+    "usdm_symbol_filter_versions",
+    "usdm_asset_versions",
+    "usdm_rate_limit_versions",
+    "usdm_exchange_filter_versions",
+    "coinm_symbol_versions",
+    "coinm_symbol_filter_versions",
+    "coinm_rate_limit_versions",
+    "coinm_exchange_filter_versions",
+    "wallet_coin_versions",
+    "wallet_network_versions",
+    "margin_pair_versions",
+    "margin_isolated_pair_versions",
+    "margin_delisting_versions",
+    "stream_signals",
+    "stream_listeners",
 )
 
 
@@ -49,13 +74,13 @@ TABLES = (
 # recreates every table's and index's files, ~50 ms a test for ~36 tables, while a probe
 # of which hold rows costs ~1 ms and most tests write to a handful.
 _WRITTEN_TABLES = (
-    " UNION ".join(f"(SELECT '{t}' FROM {t} LIMIT 1)" for t in TABLES.replace(" ", "").split(","))
+    " UNION ".join(f"(SELECT '{t}' FROM {t} LIMIT 1)" for t in TABLES)
     + " UNION SELECT t.relname::text FROM pg_depend d"
     " JOIN pg_class q ON q.oid = d.objid AND q.relkind = 'S'"
     " JOIN pg_class t ON t.oid = d.refobjid"
     " JOIN pg_sequences s ON s.schemaname = current_schema() AND s.sequencename = q.relname"
     " WHERE d.deptype IN ('a', 'i') AND s.last_value IS NOT NULL"
-    " AND t.relname = ANY(string_to_array(:tables, ','))"
+    " AND t.relname = ANY(:tables)"
 )
 
 
@@ -123,9 +148,7 @@ def engine(migrated_engine: Engine) -> Iterator[Engine]:
     forge theirs in a database of their own).
     """
     with migrated_engine.begin() as conn:
-        written = (
-            conn.execute(text(_WRITTEN_TABLES), {"tables": TABLES.replace(" ", "")}).scalars().all()
-        )
+        written = conn.execute(text(_WRITTEN_TABLES), {"tables": list(TABLES)}).scalars().all()
         if written:
             conn.execute(text(f"TRUNCATE {', '.join(written)} RESTART IDENTITY CASCADE"))
     yield migrated_engine

@@ -114,7 +114,7 @@ def forgeable_url(pg_server: DatabaseServer) -> str:
 def forgeable(forgeable_url: str) -> Iterator[Engine]:
     engine = create_db_engine(forgeable_url, DatabaseSettings(), application_name="exmeta-tests")
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
     record_a_busy_history(engine)
     assert findings(engine) == []
     yield engine

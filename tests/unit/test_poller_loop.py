@@ -27,7 +27,7 @@ class BrokenReplica(Replica):
 
 def test_a_failed_loop_stops_the_replica_and_says_it_crashed() -> None:
     stop = threading.Event()
-    poller = Poller([], stop, BrokenReplica(cast(Engine, None), "r1", lease_seconds=5))
+    poller = Poller([], stop, replica=BrokenReplica(cast(Engine, None), "r1", lease_seconds=5))
     poller.run()  # returns instead of raising in its thread
     assert poller.crashed
     assert stop.is_set()
