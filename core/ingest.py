@@ -32,6 +32,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Integer, text
 from sqlalchemy.dialects.postgresql import JSONB
 
+from core.bodies import load_document
 from core.config import PollerSettings
 from core.dating import RequestWindow, Skew, date_observation
 from core.leases import HELD, Lease, held_params
@@ -764,7 +765,7 @@ def _schema_kind(stream: str, body: bytes) -> KindSnapshot:
     every stream gets it, and a body the parser refused records no shape either. The
     public streams only: whether the account's ``balances[]`` holds anything is private.
     """
-    shape = document_shape(orjson.loads(body))
+    shape = document_shape(load_document(body))
     entities = {
         (stream, path): canonical_entity(schema_object(types))
         for path, types in shape.paths.items()

@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-import orjson
-
+from core.bodies import load_document
 from core.ingest import (
     Entity,
     Group,
@@ -152,8 +151,8 @@ def exchange_info_document(body: bytes) -> dict[str, Any]:
     """The JSON object of an exchangeInfo body (any market's), or InvalidPayloadError: not
     JSON, not an object, or Binance's ``{"code", "msg"}`` error in its place."""
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        doc = load_document(body)
+    except ValueError as exc:
         raise InvalidPayloadError(f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidPayloadError("exchangeInfo body is not a JSON object")
