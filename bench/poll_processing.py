@@ -63,7 +63,10 @@ def fetched(raw: bytes, when: datetime, stream: str = "exchange_info") -> Fetche
 def empty(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(
-            text(f"TRUNCATE {', '.join(VERSIONED_TABLES)}, observations, raw_bodies, stream_heads")
+            text(
+                f"TRUNCATE {', '.join(VERSIONED_TABLES)}, observations, observation_runs,"
+                " raw_bodies, stream_heads"
+            )
         )
 
 

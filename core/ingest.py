@@ -32,7 +32,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Integer, text
 from sqlalchemy.dialects.postgresql import JSONB
 
-from core.bodies import load_document
+from core.bodies import documents_shared, load_document
 from core.config import PollerSettings
 from core.dating import RequestWindow, Skew, date_observation
 from core.leases import HELD, Lease, held_params
@@ -358,9 +358,10 @@ class StreamWriter:
             return Recorded(obs_id, "unchanged", observed_at), None
 
         try:
-            snapshot = parse(fetched.body)
-            if self.stream not in PRIVATE_STREAMS:
-                snapshot = [*snapshot, _schema_kind(self.stream, fetched.body)]
+            with documents_shared():
+                snapshot = parse(fetched.body)
+                if self.stream not in PRIVATE_STREAMS:
+                    snapshot = [*snapshot, _schema_kind(self.stream, fetched.body)]
             state = self._current(conn, head.state_id, snapshot, known, versions)
             plan = _plan(snapshot, state)
         except InvalidPayloadError as exc:
