@@ -648,7 +648,12 @@ class Prepending:
 
     def finish(self) -> None:
         """Close the prepended versions at the seam (counted in ``closed``, per table) and
-        put the history on record back."""
+        put the history on record back.
+
+        A stream with no success on record (only failed polls) has no versions and no
+        seam: what was prepended is its whole current state, and its head stays where
+        the writer left it, at the newest prepended document.
+        """
         closed = self.closed
         for table in self._tables:
             if self.seam is not None:
@@ -666,6 +671,8 @@ class Prepending:
                 if count:
                     closed[table] = count
             self.conn.execute(text(f"INSERT INTO {table} SELECT * FROM aside_{table}"))
+        if self.seam is None:
+            return
         self.conn.execute(
             text(
                 f"UPDATE stream_heads SET {', '.join(f'{c} = :{c}' for c in _HEAD_STATE)}"

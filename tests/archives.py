@@ -91,7 +91,9 @@ def feed_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> set[FeedChan
             for name in (a or {}).keys() | (b or {}).keys():
                 x, y = (a or {}).get(name), (b or {}).get(name)
                 if x != y:
-                    changes.add(("symbol", symbol, f"filters.{ftype}.{name}", x, y))
+                    changes.add(
+                        ("symbol", symbol, f"filters.{ftype}.{name}", _frozen(x), _frozen(y))
+                    )
         elif a is None or b is None:
             changes.add((entity, key, "listed", _frozen(a), _frozen(b)))
         else:

@@ -37,6 +37,7 @@ from tests.archives import (
 from tests.builders import client_for, exchange_info_job
 from tests.conftest import FIXTURES
 from tests.git_archive import commit_file, new_repository
+from tests.sim_client import add_fault
 
 ARCHIVE = FIXTURES / "archive"
 # Out of order on purpose: a later day first, the directory's five, then the earlier day.
@@ -394,8 +395,11 @@ def test_a_manifest_entry_without_an_instant_is_refused(
 
 
 def live_polls(engine: Engine, sim: SimServer) -> tuple[dict[str, Any], list[Recorded]]:
-    """Three live polls of the sim (a listing, a change of ETHBTC, nothing new): the
-    document the first one saw, and what each recorded."""
+    """Three live polls of the sim (its symbols with ADAUSDT on a break, then a change of
+    ETHBTC, then nothing new): the document the first one saw, and what each recorded."""
+    requests.patch(
+        f"{sim.url}/_sim/symbols/ADAUSDT", json={"fields": {"status": "BREAK"}}, timeout=5
+    ).raise_for_status()
     served = orjson.loads(requests.get(f"{sim.url}/api/v3/exchangeInfo", timeout=5).content)
     job = exchange_info_job(client_for(sim.url), StreamWriter(engine, "exchange_info"), "live")
     polls = [job.run()]
@@ -501,9 +505,33 @@ def test_an_archive_before_the_first_live_poll_is_prepended_leaving_live_history
     # From the first live poll on, every answer and every row is what it was.
     assert live_answers(client, names, instants) == answers_before
     assert live_rows(configured, live) == rows_before
-    # At the first live poll, the changes from the last file to what the sim served:
-    # an entity the same on both sides shows no change.
-    assert feed_at(client, live) == feed_changes(last_doc, served)
+    # At the first live poll, the changes from the last file to what the sim served: its
+    # symbols are the file's but for ADAUSDT's status, and the file's others delisted; an
+    # entity the same on both sides shows no change.
+    seam = feed_changes(last_doc, served)
+    assert {c[:3] for c in seam if c[2] != "listed"} == {("symbol", "ADAUSDT", "status")}
+    assert feed_at(client, live) == seam
+    with configured.connect() as conn:
+        view = conn.execute(
+            text("SELECT entity, key, field FROM changes WHERE changed_at = :l"), {"l": live}
+        ).all()
+    assert sorted(tuple(r) for r in view) == sorted(c[:3] for c in seam)  # SQL says the same
+    # A symbol's history reads through the seam one entry a page: an opening there that
+    # changed nothing is no entry, and no page comes back empty.
+    window = f"from=2020-01-01T00:00:00Z&to={ts(instants[-1])}"
+    for name in names:
+        whole = client.get(f"/v1/symbols/{name}/history?{window}").get_json()
+        assert whole["next"] is None
+        assert all(v["changes"] for v in whole["versions"])
+        paged: list[Any] = []
+        page = client.get(f"/v1/symbols/{name}/history?{window}&limit=1").get_json()
+        while page["next"] is not None:
+            assert len(page["versions"]) == 1
+            paged += page["versions"]
+            page = client.get(
+                f"/v1/symbols/{name}/history?{window}&limit=1&next={page['next']}"
+            ).get_json()
+        assert paged + page["versions"] == whole["versions"]
     with configured.connect() as conn:
         assert verify_history(conn) == []
     assert main(["verify"]) == 0
@@ -548,3 +576,33 @@ def test_importing_a_prepended_archive_again_changes_nothing(
         assert main(["import", *argv]) == 0
         assert "2 already on record" in capsys.readouterr().out or argv == days[:1]
         assert table_contents(configured) == imported
+
+
+def test_an_archive_before_failed_live_polls_becomes_the_history_polling_continues(
+    configured: Engine, sim: SimServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = exchange_info_job(
+        client_for(sim.url), StreamWriter(configured, "exchange_info"), "replica-a"
+    )
+    add_fault(sim, kind="geo_block", status=200)
+    failed = job.run()
+    assert failed.outcome == "error"
+    days = [str(FIXTURES / "2022-11-29_2124.json"), str(FIXTURES / "2022-11-28_2124.json")]
+    assert main(["import", *days]) == 0
+    assert "imported 2 of 2 document(s) into exchange_info" in capsys.readouterr().out
+    last_doc = load(FIXTURES / "2022-11-29_2124.json")
+    last_at = instant_of(last_doc["serverTime"])
+    client = create_app(Settings(), configured).test_client()
+    # Until the next success, the last file's rules hold: the failed poll closed nothing.
+    after_failure = failed.observed_at + timedelta(milliseconds=1)
+    for symbol in last_doc["symbols"][::50]:
+        body = client.get(f"/v1/symbols/{symbol['symbol']}?as_of={ts(after_failure)}").get_json()
+        assert_rules_are(body, symbol, after_failure)
+        assert body["evidence"]["observed_before"] == ts(last_at)
+
+    served = orjson.loads(requests.get(f"{sim.url}/api/v3/exchangeInfo", timeout=5).content)
+    polled = job.run()
+    assert polled.outcome == "changed"
+    assert feed_at(client, polled.observed_at) == feed_changes(last_doc, served)
+    with configured.connect() as conn:
+        assert verify_history(conn) == []
