@@ -611,13 +611,7 @@ class Prepending:
             text(f"SELECT {', '.join(_HEAD_STATE)} FROM stream_heads WHERE stream = :s"),
             {"s": stream},
         ).one()
-        first = conn.execute(
-            text(
-                "SELECT id, observed_at FROM observations WHERE stream = :s"
-                " AND outcome = ANY(:ok) ORDER BY observed_at, id LIMIT 1"
-            ),
-            {"s": stream, "ok": list(SUCCESS_OUTCOMES)},
-        ).one_or_none()
+        first = first_success(conn, stream)
         self.seam = Seam(first[0], first[1]) if first is not None else None
         self._tables = _stream_tables(stream)
         for table in self._tables:
@@ -680,6 +674,23 @@ class Prepending:
             ),
             {**self._head._asdict(), "s": self.stream},
         )
+
+
+def first_success(conn: Connection, stream: str) -> tuple[int, datetime, str] | None:
+    """The stream's first successful observation (id, instant, outcome), where history
+    prepended before it ends (Prepending); None if it has none.
+
+    Never folded (core.obslog: a run's polls follow a change): one index walk, past the
+    failed polls before it if any.
+    """
+    row = conn.execute(
+        text(
+            "SELECT id, observed_at, outcome FROM observations WHERE stream = :s"
+            " AND outcome = ANY(:ok) ORDER BY observed_at, id LIMIT 1"
+        ),
+        {"s": stream, "ok": list(SUCCESS_OUTCOMES)},
+    ).one_or_none()
+    return (row[0], row[1], row[2]) if row is not None else None
 
 
 @contextmanager

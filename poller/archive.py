@@ -29,8 +29,14 @@ from sqlalchemy import Connection, Engine, text
 
 from core import obslog
 from core.bodies import blank_server_time
-from core.ingest import Fetched, InvalidPayloadError, Recorded, StreamWriter, prepending
-from core.models import SUCCESS_OUTCOMES
+from core.ingest import (
+    Fetched,
+    InvalidPayloadError,
+    Recorded,
+    StreamWriter,
+    first_success,
+    prepending,
+)
 from core.timeparse import TimeParseError, parse_instant
 from poller.binance import binance_error
 from poller.job import Parser, server_time_of
@@ -309,14 +315,8 @@ def _history(conn: Connection, stream: str, instants: Sequence[datetime]) -> _Hi
         ),
         {"s": stream},
     ).one()
-    # The first success is never folded (a run's polls follow a change): one index probe.
-    seam_outcome = conn.execute(
-        text(
-            "SELECT outcome FROM observations WHERE stream = :s AND outcome = ANY(:ok)"
-            " ORDER BY observed_at, id LIMIT 1"
-        ),
-        {"s": stream, "ok": list(SUCCESS_OUTCOMES)},
-    ).scalar_one_or_none()
+    seam = first_success(conn, stream)
+    seam_outcome = seam[2] if seam is not None else None
     head = conn.execute(
         text("SELECT last_applied_at, source FROM stream_heads WHERE stream = :s"), {"s": stream}
     ).one_or_none()
@@ -383,12 +383,20 @@ def _check_appended(stream: str, history: _History, new: Sequence[Document]) -> 
             f" since {history.first_live.isoformat()}: history is prepended before the"
             " first observation on record, never written into or after live polls"
         )
-    if history.newest is not None and new[0].at <= history.newest:
+    newest = history.newest
+    if newest is not None and new[0].at <= newest:
         assert first is not None
+        within = next((d for d in new if first <= d.at <= newest), None)
+        where = (
+            f"{within.origin} ({within.at.isoformat()}) falls within"
+            if within is not None
+            else f"{new[0].origin} ({new[0].at.isoformat()}) and {offending.origin}"
+            f" ({offending.at.isoformat()}) lie on either side of"
+        )
         raise ArchiveError(
-            f"{offending.origin} ({offending.at.isoformat()}) falls within the {stream}"
-            f" stream's history ({first.isoformat()} to {history.newest.isoformat()}):"
-            " an archive goes wholly before or wholly after it, history is never rewritten"
+            f"{where} the {stream} stream's history ({first.isoformat()} to"
+            f" {newest.isoformat()}): an archive goes wholly before or wholly after it,"
+            " history is never rewritten"
         )
 
 
