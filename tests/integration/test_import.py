@@ -233,6 +233,18 @@ def test_an_import_into_a_gap_of_imported_history_is_refused(
     assert f"{noon} ({instant_of(first['serverTime'] + DAY_MS // 2).isoformat()}) falls" in err
     assert "within the exchange_info stream's history" in err
     assert table_contents(configured) == before
+    # A day before and a day after, none within: refused too, naming one on each side.
+    sides = []
+    for n, shift in enumerate([-DAY_MS, 2 * DAY_MS]):
+        sides.append(tmp_path / f"side_{n}.json")
+        sides[-1].write_bytes(orjson.dumps({**first, "serverTime": first["serverTime"] + shift}))
+    assert main(["import", *map(str, sides)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{sides[0]} (" in err
+    assert f"{sides[1]} (" in err
+    assert "lie on either side of the exchange_info stream's history" in err
+    assert table_contents(configured) == before
 
 
 def test_a_git_history_of_one_file_is_imported_commit_by_commit(
