@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._cpu import backends, measured
 from bench._db import bench_engine, fixture
 from bench.poll_processing import parse_alone
+from core.ingest import Recorded
 from poller.archive import plan_import, read_documents, write_documents
 from poller.parse import parse_exchange_info
 
@@ -67,9 +68,9 @@ def main() -> None:
         def imported() -> None:
             documents = read_documents([Path(tmp)], None)
             with engine.connect() as conn:
-                new, _ = plan_import(conn, "exchange_info", SOURCE, documents)
-            written = write_documents(engine, "exchange_info", parse_exchange_info, SOURCE, new)
-            outcomes.extend(r.outcome for r in written)
+                plan = plan_import(conn, "exchange_info", SOURCE, documents)
+            written = write_documents(engine, "exchange_info", parse_exchange_info, SOURCE, plan)
+            outcomes.extend(r.outcome for r in written if isinstance(r, Recorded))
 
         took, cpu = measured(imported, pids)
         parsed = [parse_alone(body) for body in bodies]

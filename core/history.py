@@ -506,26 +506,32 @@ def symbol_history(
     else:
         first = _instant_in_force(conn, shape, symbol, start) if start is not None else None
         base = first - _JUST_BEFORE if first is not None else start
-    params = {"sym": symbol, "base": base, "n": limit + 1}
-    # The (limit + 1)th instant a version opens after base bounds the page: with the
-    # closings before it, at least limit + 1 instants, which a page needs (the last one
-    # ends the page's last entry and says that more follow).
-    upper = conn.execute(
-        text(_page_end_sql(shape, after_base=base is not None)), params
-    ).scalar_one_or_none()
-    where = (
-        "symbol = :sym AND tstzrange(valid_from, valid_to)"
-        " && tstzrange(CAST(:base AS timestamptz), CAST(:upper AS timestamptz), '[]')"
-    )
-    window = {"sym": symbol, "base": base, "upper": upper}
-    parts = [("symbol", v) for v in _symbol_rows(conn, shape, where, window)]
-    parts += [(ftype, v) for _, ftype, v in _filter_rows(conn, shape, where, window)]
-    entries = _entries(parts, base, upper)
-    in_window = [e for e in entries if end is None or e.valid_from < end]
-    # The entry at upper ends past what was read: it only says that more follow.
-    page = in_window[: limit if upper is None else min(limit, len(entries) - 1)]
-    more = len(in_window) > len(page)
-    return HistoryPage(page, encode_position(page[-1].valid_from, ()) if more else None)
+    n = limit + 1
+    while True:
+        # The nth instant a version opens after base bounds the page: with the closings
+        # before it, at least n instants, which a page needs (the last one ends the
+        # page's last entry and says that more follow). An opening that changed nothing
+        # (where history prepended by an import meets the history on record, the same
+        # rules on both sides) is no entry: read further if a page would hold none.
+        params = {"sym": symbol, "base": base, "n": n}
+        upper = conn.execute(
+            text(_page_end_sql(shape, after_base=base is not None)), params
+        ).scalar_one_or_none()
+        where = (
+            "symbol = :sym AND tstzrange(valid_from, valid_to)"
+            " && tstzrange(CAST(:base AS timestamptz), CAST(:upper AS timestamptz), '[]')"
+        )
+        window = {"sym": symbol, "base": base, "upper": upper}
+        parts = [("symbol", v) for v in _symbol_rows(conn, shape, where, window)]
+        parts += [(ftype, v) for _, ftype, v in _filter_rows(conn, shape, where, window)]
+        entries = _entries(parts, base, upper)
+        in_window = [e for e in entries if end is None or e.valid_from < end]
+        # The last entry read ends past what was read: it only says that more follow.
+        page = in_window[: limit if upper is None else min(limit, len(entries) - 1)]
+        more = len(in_window) > len(page)
+        if page or not more:
+            return HistoryPage(page, encode_position(page[-1].valid_from, ()) if more else None)
+        n *= 2
 
 
 def symbol_seen(conn: Connection, symbol: str, *, market: str = DEFAULT_MARKET) -> bool:

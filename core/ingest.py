@@ -36,10 +36,11 @@ from core.bodies import documents_shared, load_document
 from core.config import PollerSettings
 from core.dating import RequestWindow, Skew, date_observation
 from core.leases import HELD, Lease, held_params
-from core.models import VERSIONED_TABLES
+from core.models import SUCCESS_OUTCOMES, VERSIONED_TABLES
 from core.schema import SCHEMA_TABLE, document_shape, schema_object, schema_row
 from core.stats import duration_bucket
 from core.streams import BODY_REDACTIONS, PRIVATE_STREAMS
+from core.streams import stream as declared_stream
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +230,23 @@ class StreamWriter:
         """
         return self._write(fetched, parse, None)
 
+    def record_in(
+        self, conn: Connection, fetched: Sequence[Fetched], parse: Callable[[bytes], Snapshot]
+    ) -> list[Recorded]:
+        """``record_many`` within the caller's transaction on ``conn``, which decides when
+        it commits: for a writer whose documents must share a transaction with other
+        statements (an import prepended before live history, poller.archive). Whatever
+        this writer holds in memory is only as good as that commit: use a fresh writer
+        for each such transaction, and drop it afterwards."""
+        batch = [self._redacted(f) for f in fetched]
+        try:
+            with _collector_paused():
+                written, self._state = self._record_batch(conn, batch, parse, None)
+        except BaseException:
+            self._state = CurrentState()
+            raise
+        return written
+
     def _write(
         self,
         batch: Sequence[Fetched],
@@ -236,16 +254,9 @@ class StreamWriter:
         lease: Lease | None,
     ) -> list[Recorded]:
         batch = [self._redacted(f) for f in batch]
-        state = self._state
-        written: list[Recorded] = []
         try:
             with _collector_paused(), self.engine.begin() as conn:
-                versions = _Versions()
-                for fetched in batch:
-                    recorded, new_state = self._record(conn, fetched, parse, lease, state, versions)
-                    written.append(recorded)
-                    state = state if new_state is None else new_state
-                versions.write(conn)
+                written, state = self._record_batch(conn, batch, parse, lease)
         except BaseException:
             self._state = CurrentState()  # what we hold may not match what committed
             raise
@@ -265,6 +276,24 @@ class StreamWriter:
                     recorded.outcome,
                 )
         return written
+
+    def _record_batch(
+        self,
+        conn: Connection,
+        batch: Sequence[Fetched],
+        parse: Callable[[bytes], Snapshot] | None,
+        lease: Lease | None,
+    ) -> tuple[list[Recorded], CurrentState]:
+        """Record ``batch`` (redacted) on ``conn``; what was recorded, and the state after."""
+        state = self._state
+        written: list[Recorded] = []
+        versions = _Versions()
+        for fetched in batch:
+            recorded, new_state = self._record(conn, fetched, parse, lease, state, versions)
+            written.append(recorded)
+            state = state if new_state is None else new_state
+        versions.write(conn)
+        return written, state
 
     def _redacted(self, fetched: Fetched) -> Fetched:
         """``fetched`` with its body as the stream keeps bodies (core.streams.Stream.redact).
@@ -546,6 +575,147 @@ def _switch(conn: Connection, m: SourceMismatch, head: _Head, replica_id: str) -
         {"source": m.configured, "at": at, "obs": obs_id, "s": m.stream},
     )
     return Recorded(obs_id, "switched", at, closed=closed)
+
+
+@dataclass(frozen=True, slots=True)
+class Seam:
+    """Where history prepended before a stream's first observation meets the history on
+    record: the stream's first successful observation, which opened its first versions."""
+
+    observation_id: int
+    observed_at: datetime
+
+
+# The head's columns that describe the stream's applied state (not its source or counters).
+_HEAD_STATE = ("last_applied_at", "last_observation_id", "last_body_sha256", "state_observation_id")
+
+
+class Prepending:
+    """Documents written through a StreamWriter before every observation of the stream,
+    in one transaction that holds the stream's head (``prepending``).
+
+    The writer applies observations in time order onto the current versions, so it is
+    shown an empty stream: the stream's versions are moved aside (into temporary tables),
+    its head's state cleared, and the documents recorded on this transaction's connection
+    as polls of a new stream would be. ``finish`` then closes the prepended versions still
+    open at the seam (the first successful observation on record, as if it had seen them
+    change, vanish or stay: an entity the same on both sides is two versions with nothing
+    between them to diff) and puts the versions and the head back exactly as they were: no
+    row of the history on record changes, and each replica's cached current state (keyed
+    by the head's ``state_observation_id``) stays true.
+    """
+
+    def __init__(self, conn: Connection, engine: Engine, stream: str) -> None:
+        self.conn = conn
+        self.stream = stream
+        _lock_head(conn, stream)
+        self._head = conn.execute(
+            text(f"SELECT {', '.join(_HEAD_STATE)} FROM stream_heads WHERE stream = :s"),
+            {"s": stream},
+        ).one()
+        first = first_success(conn, stream)
+        self.seam = Seam(first[0], first[1]) if first is not None else None
+        self._tables = _stream_tables(stream)
+        for table in self._tables:
+            conn.execute(
+                text(f"CREATE TEMPORARY TABLE aside_{table} (LIKE {table}) ON COMMIT DROP")
+            )
+            conn.execute(
+                text(
+                    f"WITH moved AS (DELETE FROM {table} t WHERE {_own_rows(table)}"
+                    f" RETURNING t.*) INSERT INTO aside_{table} SELECT * FROM moved"
+                ),
+                {"s": stream},
+            )
+        conn.execute(
+            text(
+                f"UPDATE stream_heads SET {', '.join(f'{c} = NULL' for c in _HEAD_STATE)}"
+                " WHERE stream = :s"
+            ),
+            {"s": stream},
+        )
+        self.writer = StreamWriter(engine, stream)
+        self.closed: dict[str, int] = {}
+
+    def record(
+        self, fetched: Sequence[Fetched], parse: Callable[[bytes], Snapshot]
+    ) -> list[Recorded]:
+        return self.writer.record_in(self.conn, fetched, parse)
+
+    def finish(self) -> None:
+        """Close the prepended versions at the seam (counted in ``closed``, per table) and
+        put the history on record back.
+
+        A stream with no success on record (only failed polls) has no versions and no
+        seam: what was prepended is its whole current state, and its head stays where
+        the writer left it, at the newest prepended document.
+        """
+        closed = self.closed
+        for table in self._tables:
+            if self.seam is not None:
+                count = self.conn.execute(
+                    text(
+                        f"UPDATE {table} t SET valid_to = :at, closed_by = :obs"
+                        f" WHERE t.valid_to IS NULL AND {_own_rows(table)}"
+                    ),
+                    {
+                        "at": self.seam.observed_at,
+                        "obs": self.seam.observation_id,
+                        "s": self.stream,
+                    },
+                ).rowcount
+                if count:
+                    closed[table] = count
+            self.conn.execute(text(f"INSERT INTO {table} SELECT * FROM aside_{table}"))
+        if self.seam is None:
+            return
+        self.conn.execute(
+            text(
+                f"UPDATE stream_heads SET {', '.join(f'{c} = :{c}' for c in _HEAD_STATE)}"
+                " WHERE stream = :s"
+            ),
+            {**self._head._asdict(), "s": self.stream},
+        )
+
+
+def first_success(conn: Connection, stream: str) -> tuple[int, datetime, str] | None:
+    """The stream's first successful observation (id, instant, outcome), where history
+    prepended before it ends (Prepending); None if it has none.
+
+    Never folded (core.obslog: a run's polls follow a change): one index walk, past the
+    failed polls before it if any.
+    """
+    row = conn.execute(
+        text(
+            "SELECT id, observed_at, outcome FROM observations WHERE stream = :s"
+            " AND outcome = ANY(:ok) ORDER BY observed_at, id LIMIT 1"
+        ),
+        {"s": stream, "ok": list(SUCCESS_OUTCOMES)},
+    ).one_or_none()
+    return (row[0], row[1], row[2]) if row is not None else None
+
+
+@contextmanager
+def prepending(engine: Engine, stream: str) -> Iterator[Prepending]:
+    """A Prepending in its own transaction, finished and committed when the block ends
+    normally, rolled back (nothing written) if it raises. The stream's writes (its
+    pollers included) wait on its head until then."""
+    with engine.begin() as conn:
+        prepend = Prepending(conn, engine, stream)
+        yield prepend
+        prepend.finish()
+
+
+def _stream_tables(stream: str) -> tuple[str, ...]:
+    """The versioned tables holding ``stream``'s versions: its own, and its shapes'."""
+    own = declared_stream(stream).tables
+    return own if stream in PRIVATE_STREAMS else (*own, SCHEMA_TABLE)
+
+
+def _own_rows(table: str) -> str:
+    """SQL: the rows of ``table`` (aliased ``t``) that are the stream ``:s``'s: a table
+    keyed by stream holds every stream's rows, any other only its one stream's."""
+    return "t.stream = :s" if "stream" in _key_columns(table) else "TRUE"
 
 
 def _set_head_source(conn: Connection, stream: str, source: str) -> None:

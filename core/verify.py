@@ -171,7 +171,13 @@ def _neighbour_findings(conn: Connection, table: str, key: Sequence[str]) -> lis
             " FROM v WHERE next_valid_from IS NOT NULL AND ("
             "  valid_to IS NULL OR valid_to > next_valid_from"
             "  OR (valid_to = next_valid_from"
-            "      AND (content_hash = next_content_hash OR raw = next_raw))"
+            "      AND (content_hash = next_content_hash OR raw = next_raw)"
+            # Prepended history (core.ingest.Prepending) ends at the first observation on
+            # record, which was written before it: an entity the same on both sides is
+            # two versions there. The one place a closer predates its opener.
+            "      AND NOT (closed_by < opened_by AND closed_by = next_opened_by"
+            "               AND EXISTS (SELECT FROM observations i"
+            "                           WHERE i.id = v.opened_by AND i.origin IS NOT NULL)))"
             "  OR (valid_to < next_valid_from AND (closed_by IS NULL"
             f"      OR EXISTS (SELECT 1 FROM {table} o WHERE {same_key}"
             "                 AND o.opened_by = v.closed_by))))"
@@ -315,15 +321,20 @@ def _observations_out_of_order(conn: Connection) -> list[Finding]:
     """Successful observations of a stream applied with a time not after the previous one.
 
     Writes of a stream are serialised and an older observation is recorded as ``stale``,
-    so in id (commit) order the applied ones must move strictly forward in time.
+    so in id (commit) order the applied ones must move strictly forward in time, except
+    an import's prepended before every observation recorded until then
+    (core.ingest.Prepending).
     """
     rows = conn.execute(
         text(
             "WITH s AS (SELECT stream, id, observed_at,"
-            " lag(id) OVER w AS prev_id, lag(observed_at) OVER w AS prev_observed_at"
+            " lag(id) OVER w AS prev_id, lag(observed_at) OVER w AS prev_observed_at, origin,"
+            " min(observed_at) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+            "  AS first_observed_at"
             " FROM observations WHERE outcome = ANY(:ok)"
             " WINDOW w AS (PARTITION BY stream ORDER BY id))"
-            " SELECT * FROM s WHERE observed_at <= prev_observed_at ORDER BY stream, id"
+            " SELECT * FROM s WHERE observed_at <= prev_observed_at"
+            " AND (origin IS NULL OR observed_at >= first_observed_at) ORDER BY stream, id"
         ),
         {"ok": list(SUCCESS_OUTCOMES)},
     )

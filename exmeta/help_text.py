@@ -148,16 +148,17 @@ change feed of the window). Rows are the versions in force at some instant of [-
         "exmeta export --market spot --out ./rules --from 2026-01-01T00:00:00Z --symbols BTCUSDT",
     ),
     "import": CommandHelp(
-        "write archived responses into a stream's history, before its first poll",
+        "write archived responses into a stream's history, before or after it",
         """\
 Read archived responses (JSON, optionally gzipped: files, or every *.json and *.json.gz
 of a directory; or with --git REPO --path FILE every commit that touched FILE, dated by
 its committer time), date each by its serverTime (else --manifest, or --at for one file),
 and record them oldest first as the poller would have, each observation marked with its
-file. Documents already on record are skipped, so importing twice changes nothing. An
-archive that
-reaches the stream's live polls or its newest observation is refused (exit 2); error
-bodies become error observations that close nothing. Ends with one summary line.""",
+file. Documents already on record are skipped, so importing twice changes nothing. The
+rest go wholly after the stream's history (before any live poll) or wholly before its
+first observation (live polls or not; the stream's polls wait meanwhile); an archive
+reaching into the history or past the first live poll is refused (exit 2). Error bodies
+become error observations that close nothing. Ends with one summary line.""",
         "exmeta import --stream exchange_info ./archive/",
     ),
     "sim": CommandHelp(

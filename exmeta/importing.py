@@ -50,21 +50,24 @@ def import_archive(args: argparse.Namespace) -> int:
     parse = resolve_parser(declared_stream(args.stream).parser)
     summary = Summary(documents=len(documents))
     with database(settings) as url, engine(settings, url, "import") as built:
-        with built.connect() as conn:
-            try:
-                new, summary.skipped = plan_import(conn, args.stream, source, documents)
-            except ArchiveError as exc:
-                raise CliError(f"refusing to import: {exc}", 2) from None
-        if new:
-            summary.first, summary.last = new[0].at, new[-1].at
-        if args.dry_run:
-            summary.errors = sum(not is_valid(doc, args.stream, parse) for doc in new)
-        else:
-            console = Console(stderr=True)
-            # Counted as the writer commits them (in batches), not as they are read.
-            written = write_documents(built, args.stream, parse, source, new)
-            for recorded in track(written, "importing", total=len(new), console=console):
-                summary.add(recorded)
+        try:
+            with built.connect() as conn:
+                plan = plan_import(conn, args.stream, source, documents)
+            summary.skipped, summary.prepend = plan.skipped, plan.prepend
+            if plan.documents:
+                summary.first, summary.last = plan.documents[0].at, plan.documents[-1].at
+            if args.dry_run:
+                summary.errors = sum(not is_valid(d, args.stream, parse) for d in plan.documents)
+            else:
+                console = Console(stderr=True)
+                # Counted as the writer writes them (in batches), not as they are read; a
+                # prepended archive's last step joins it to the history on record.
+                written = write_documents(built, args.stream, parse, source, plan)
+                total = len(plan.documents) + plan.prepend
+                for recorded in track(written, "importing", total=total, console=console):
+                    summary.add(recorded)
+        except ArchiveError as exc:
+            raise CliError(f"refusing to import: {exc}", 2) from None
     print(summary.line(args.stream, source, dry_run=args.dry_run))
     return 0
 

@@ -3,10 +3,13 @@
 An archive document goes through the poller's own writer (core.ingest.StreamWriter), so
 versioning has one implementation: each document is dated by its own instant (its
 ``serverTime``, else the one the caller gives) and recorded with where it was read from.
-History is only ever prepended: the writer applies observations in time order and never
-rewrites one, so an archive is written oldest first, documents already on record are
-skipped (importing twice changes nothing), and anything at or after the stream's newest
-observation on record, or while the stream has live polls, is refused before a write.
+History is never rewritten: the writer applies observations in time order, so an archive
+is written oldest first, documents already on record are skipped (importing twice
+changes nothing), and the rest go wholly after the stream's history (while nothing was
+polled live) or wholly before its first observation, where core.ingest.Prepending shows
+the writer an empty stream and joins what it wrote to the history on record. Anything
+else (a document among those on record, or at or after the first live poll) is refused
+before a write.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import io
 import itertools
 import json
 import subprocess
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +29,14 @@ from sqlalchemy import Connection, Engine, text
 
 from core import obslog
 from core.bodies import blank_server_time
-from core.ingest import Fetched, InvalidPayloadError, Recorded, StreamWriter
+from core.ingest import (
+    Fetched,
+    InvalidPayloadError,
+    Recorded,
+    StreamWriter,
+    first_success,
+    prepending,
+)
 from core.timeparse import TimeParseError, parse_instant
 from poller.binance import binance_error
 from poller.job import Parser, server_time_of
@@ -63,8 +73,14 @@ class Summary:
     closed: int = 0
     first: datetime | None = None
     last: datetime | None = None
+    prepend: bool = False  # written before the history on record
+    joined: datetime | None = None  # where the prepended history met it
 
-    def add(self, recorded: Recorded) -> None:
+    def add(self, recorded: Recorded | Joined) -> None:
+        if isinstance(recorded, Joined):
+            self.joined = recorded.at
+            self.closed += sum(recorded.closed.values())
+            return
         if recorded.outcome == "changed":
             self.changed += 1
         elif recorded.outcome == "error":
@@ -82,17 +98,23 @@ class Summary:
             if self.first is not None and self.last is not None
             else ""
         )
+        where = " before the history on record" if self.prepend else ""
         if dry_run:
             return (
                 f"dry run, nothing written: {self.documents} document(s) for {stream} as"
-                f" {source}, {self.skipped} already on record, {written} to write"
+                f" {source}, {self.skipped} already on record, {written} to write{where}"
                 f" ({self.errors} of them errors){span}"
             )
+        joined = (
+            f", joined to the history on record at {self.joined.isoformat()}"
+            if self.joined is not None
+            else ""
+        )
         return (
             f"imported {written} of {self.documents} document(s) into {stream} as {source}"
-            f" ({self.skipped} already on record): {self.changed} changed,"
+            f"{where} ({self.skipped} already on record): {self.changed} changed,"
             f" {self.unchanged} unchanged, {self.errors} error(s); {self.opened} version(s)"
-            f" opened, {self.closed} closed{span}"
+            f" opened, {self.closed} closed{span}{joined}"
         )
 
 
@@ -259,8 +281,10 @@ def is_valid(document: Document, stream: str, parse: Parser) -> bool:
 @dataclass(frozen=True, slots=True)
 class _History:
     on_record: frozenset[datetime]  # instants the stream has an observation at
+    first: datetime | None  # the stream's first observation, of any kind
     newest: datetime | None  # the newest applied observation
     first_live: datetime | None  # the first observation no import wrote
+    seam_outcome: str | None  # that of the first successful observation
     source: str | None  # the source the stream's history belongs to
 
 
@@ -281,29 +305,43 @@ def _history(conn: Connection, stream: str, instants: Sequence[datetime]) -> _Hi
             "hi": max(instants) + timedelta(microseconds=1) if instants else None,
         },
     ).scalars()
-    first_live = conn.execute(
+    first, first_live = conn.execute(
         text(
-            "SELECT least((SELECT min(observed_at) FROM observations"
+            "SELECT least((SELECT min(observed_at) FROM observations WHERE stream = :s),"
+            " (SELECT min(first_at) FROM observation_runs WHERE stream = :s)),"
+            " least((SELECT min(observed_at) FROM observations"
             "  WHERE stream = :s AND origin IS NULL),"
             " (SELECT min(first_at) FROM observation_runs WHERE stream = :s AND origin IS NULL))"
         ),
         {"s": stream},
-    ).scalar_one()
+    ).one()
+    seam = first_success(conn, stream)
+    seam_outcome = seam[2] if seam is not None else None
     head = conn.execute(
         text("SELECT last_applied_at, source FROM stream_heads WHERE stream = :s"), {"s": stream}
     ).one_or_none()
     newest, source = (head[0], head[1]) if head is not None else (None, None)
-    return _History(frozenset(on_record), newest, first_live, source)
+    return _History(frozenset(on_record), first, newest, first_live, seam_outcome, source)
 
 
-def plan_import(
-    conn: Connection, stream: str, source: str, documents: Sequence[Document]
-) -> tuple[list[Document], int]:
-    """The documents still to write, oldest first, and how many are already on record.
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What an import will write: ``documents`` (oldest first) not on record yet, either
+    after the stream's history or, ``prepend``, before its first observation."""
 
-    Raises ArchiveError naming the conflict when any is not strictly before the stream's
-    first live poll, is not newer than its newest observation (the writer would record
-    it stale, never insert it into the history), or the history is another source's.
+    documents: list[Document]
+    skipped: int  # already on record
+    prepend: bool = False
+
+
+def plan_import(conn: Connection, stream: str, source: str, documents: Sequence[Document]) -> Plan:
+    """The documents still to write, where they go, and how many are already on record.
+
+    An archive goes wholly after the stream's history (only while nothing was polled live:
+    the writer records anything no newer than its newest observation stale) or wholly
+    before its first observation (Prepending): never into it, which would rewrite versions
+    on record. Raises ArchiveError naming the first document that fits neither, or when
+    the history is another source's.
     """
     history = _history(conn, stream, [d.at for d in documents])
     new: list[Document] = []
@@ -314,26 +352,52 @@ def plan_import(
         seen.add(doc.at)
         new.append(doc)
     if not new:
-        return new, len(documents)
-    if history.first_live is not None:
-        raise ArchiveError(
-            f"the {stream} stream has been polled live since"
-            f" {history.first_live.isoformat()}: imported history must precede the first live"
-            f" observation and be imported before it; {len(new)} document(s) from"
-            f" {new[0].at.isoformat()} to {new[-1].at.isoformat()} are not on record"
-        )
-    if history.newest is not None and new[0].at <= history.newest:
-        raise ArchiveError(
-            f"{new[0].origin} ({new[0].at.isoformat()}) is not newer than the {stream}"
-            f" stream's newest observation ({history.newest.isoformat()}): history is"
-            " appended in time order, never rewritten"
-        )
+        return Plan(new, len(documents))
+    prepend = history.first is not None and new[-1].at < history.first
+    if not prepend:
+        _check_appended(stream, history, new)
     if history.source is not None and history.source != source:
         raise ArchiveError(
             f"the {stream} history is {history.source}'s, the archive is imported as"
             f" {source}: give --source {history.source}"
         )
-    return new, len(documents) - len(new)
+    if prepend and history.seam_outcome not in (None, "changed"):
+        # Only a first success that opened versions can close the prepended ones (core.verify).
+        raise ArchiveError(
+            f"the {stream} stream's first successful observation changed nothing:"
+            " its history cannot be prepended"
+        )
+    return Plan(new, len(documents) - len(new), prepend)
+
+
+def _check_appended(stream: str, history: _History, new: Sequence[Document]) -> None:
+    """Raise ArchiveError unless ``new`` may follow the stream's history, naming the first
+    document that cannot go before it either."""
+    first = history.first
+    offending = next(d for d in new if first is None or d.at >= first)
+    if history.first_live is not None:
+        assert first is not None
+        raise ArchiveError(
+            f"{offending.origin} ({offending.at.isoformat()}) is not before the {stream}"
+            f" stream's first observation ({first.isoformat()}), and it has been polled live"
+            f" since {history.first_live.isoformat()}: history is prepended before the"
+            " first observation on record, never written into or after live polls"
+        )
+    newest = history.newest
+    if newest is not None and new[0].at <= newest:
+        assert first is not None
+        within = next((d for d in new if first <= d.at <= newest), None)
+        where = (
+            f"{within.origin} ({within.at.isoformat()}) falls within"
+            if within is not None
+            else f"{new[0].origin} ({new[0].at.isoformat()}) and {offending.origin}"
+            f" ({offending.at.isoformat()}) lie on either side of"
+        )
+        raise ArchiveError(
+            f"{where} the {stream} stream's history ({first.isoformat()} to"
+            f" {newest.isoformat()}): an archive goes wholly before or wholly after it,"
+            " history is never rewritten"
+        )
 
 
 # Documents written per transaction. A version that one document of a batch opens and a
@@ -344,16 +408,37 @@ def plan_import(
 IMPORT_BATCH = 25
 
 
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """A prepended archive's end: the versions it left open, closed at the first
+    successful observation on record (``at``)."""
+
+    at: datetime
+    closed: dict[str, int]
+
+
 def write_documents(
-    engine: Engine,
-    stream: str,
-    parse: Parser,
-    source: str,
-    documents: Iterable[Document],
-) -> Iterator[Recorded]:
-    """Record each document (oldest first) through the stream's writer, in batches of
-    ``IMPORT_BATCH`` documents a transaction; yields each once its batch is committed."""
-    writer = StreamWriter(engine, stream)
-    remaining = iter(documents)
-    while batch := list(itertools.islice(remaining, IMPORT_BATCH)):
-        yield from writer.record_many([fetched_of(doc, stream, source) for doc in batch], parse)
+    engine: Engine, stream: str, parse: Parser, source: str, plan: Plan
+) -> Iterator[Recorded | Joined]:
+    """Record each document of ``plan`` (oldest first) through the stream's writer;
+    yields each once its batch is written.
+
+    Appended, each batch of ``IMPORT_BATCH`` documents is a transaction, committed before
+    its documents are yielded. Prepended, the whole archive is one transaction holding
+    the stream's head (core.ingest.Prepending), planned again under it (another import may
+    have gone first), and ends with where it Joined the history on record, once committed.
+    """
+    remaining = iter(plan.documents)
+    if not plan.prepend:
+        writer = StreamWriter(engine, stream)
+        while batch := list(itertools.islice(remaining, IMPORT_BATCH)):
+            yield from writer.record_many([fetched_of(doc, stream, source) for doc in batch], parse)
+        return
+    with prepending(engine, stream) as history:
+        again = plan_import(history.conn, stream, source, plan.documents)
+        if [d.at for d in again.documents] != [d.at for d in plan.documents] or not again.prepend:
+            raise ArchiveError(f"the {stream} history changed while the import was planned")
+        while batch := list(itertools.islice(remaining, IMPORT_BATCH)):
+            yield from history.record([fetched_of(doc, stream, source) for doc in batch], parse)
+    if history.seam is not None:
+        yield Joined(history.seam.observed_at, history.closed)

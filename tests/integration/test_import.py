@@ -4,7 +4,6 @@ keeps, answering as the files say, continued by live polling and never rewritten
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,18 +11,33 @@ from typing import Any
 import orjson
 import pytest
 import requests
+from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
 from api import create_app
 from binance_sim.server import SimServer
 from core.config import Settings
-from core.ingest import StreamWriter
+from core.ingest import Recorded, StreamWriter
 from core.sources import source_of
+from core.streams import stream
+from core.verify import verify_history
 from exmeta.cli import main
 from tests.api_client import ts
+from tests.archives import (
+    FeedChange,
+    assert_rules_are,
+    epoch_ms,
+    feed_change,
+    feed_changes,
+    instant_of,
+    load,
+    table_contents,
+    windows,
+)
 from tests.builders import client_for, exchange_info_job
 from tests.conftest import FIXTURES
 from tests.git_archive import commit_file, new_repository
+from tests.sim_client import add_fault
 
 ARCHIVE = FIXTURES / "archive"
 # Out of order on purpose: a later day first, the directory's five, then the earlier day.
@@ -38,20 +52,6 @@ ARCHIVE_FILES = [
     FIXTURES / "2022-11-28_2124.json",
     FIXTURES / "2022-11-29_2124.json",
 ]
-
-
-def instant_of(epoch_ms: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=epoch_ms)
-
-
-def epoch_ms(at: datetime) -> int:
-    return (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
-
-
-def load(path: Path) -> dict[str, Any]:
-    raw = path.read_bytes()
-    doc: dict[str, Any] = orjson.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
-    return doc
 
 
 @pytest.fixture(scope="module")
@@ -75,27 +75,6 @@ def counts(engine: Engine) -> tuple[int, ...]:
             conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
             for table in ("observations", "symbol_versions", "symbol_filter_versions")
         )
-
-
-def assert_rules_are(answer: dict[str, Any], symbol: dict[str, Any], at: datetime) -> None:
-    """The API's answer for ``symbol`` at ``at`` holds the file's symbol object."""
-    assert answer["symbol"] == symbol["symbol"]
-    assert answer["status"] == symbol["status"]
-    assert answer["raw"] == {k: v for k, v in symbol.items() if k != "filters"}
-    filters = {f["filterType"]: f for f in symbol["filters"]}
-    assert {k: v["raw"] for k, v in answer["filters"].items()} == filters
-    assert answer["valid_from"] <= ts(at)
-    assert answer["valid_to"] is None or ts(at) < answer["valid_to"]
-
-
-def windows(
-    documents: list[tuple[datetime, dict[str, Any]]],
-) -> Iterator[tuple[datetime, dict[str, Any]]]:
-    """An instant inside each document's window (to the next one), with the document."""
-    for (at, doc), (after, _) in zip(
-        documents, [*documents[1:], (documents[-1][0] + timedelta(seconds=2), None)], strict=True
-    ):
-        yield at + (after - at) / 2, doc
 
 
 def test_imported_archive_answers_as_its_files_and_live_polling_continues_it(
@@ -238,15 +217,34 @@ def test_a_dry_run_writes_nothing_and_says_so(
     assert counts(configured) == (0, 0, 0)
 
 
-def test_an_import_into_an_older_gap_of_imported_history_is_refused(
-    configured: Engine, capsys: pytest.CaptureFixture[str]
+def test_an_import_into_a_gap_of_imported_history_is_refused(
+    configured: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert main(["import", str(FIXTURES / "2022-11-29_2124.json")]) == 0
-    written = counts(configured)
-    assert main(["import", str(FIXTURES / "2022-11-28_2124.json")]) == 2
+    days = [FIXTURES / "2022-11-28_2124.json", FIXTURES / "2022-11-29_2124.json"]
+    assert main(["import", *map(str, days)]) == 0
+    capsys.readouterr()
+    before = table_contents(configured)
+    first = load(days[0])
+    noon = tmp_path / "noon.json"
+    noon.write_bytes(orjson.dumps({**first, "serverTime": first["serverTime"] + DAY_MS // 2}))
+    assert main(["import", str(noon)]) == 2
     err = capsys.readouterr().err
-    assert "is not newer than the exchange_info stream's newest observation" in err
-    assert counts(configured) == written
+    assert err.count("\n") == 1
+    assert f"{noon} ({instant_of(first['serverTime'] + DAY_MS // 2).isoformat()}) falls" in err
+    assert "within the exchange_info stream's history" in err
+    assert table_contents(configured) == before
+    # A day before and a day after, none within: refused too, naming one on each side.
+    sides = []
+    for n, shift in enumerate([-DAY_MS, 2 * DAY_MS]):
+        sides.append(tmp_path / f"side_{n}.json")
+        sides[-1].write_bytes(orjson.dumps({**first, "serverTime": first["serverTime"] + shift}))
+    assert main(["import", *map(str, sides)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{sides[0]} (" in err
+    assert f"{sides[1]} (" in err
+    assert "lie on either side of the exchange_info stream's history" in err
+    assert table_contents(configured) == before
 
 
 def test_a_git_history_of_one_file_is_imported_commit_by_commit(
@@ -406,3 +404,217 @@ def test_a_manifest_entry_without_an_instant_is_refused(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "manifest.csv: entry 2: " in err
+
+
+def live_polls(engine: Engine, sim: SimServer) -> tuple[dict[str, Any], list[Recorded]]:
+    """Three live polls of the sim (its symbols with ADAUSDT on a break, then a change of
+    ETHBTC, then nothing new): the document the first one saw, and what each recorded."""
+    requests.patch(
+        f"{sim.url}/_sim/symbols/ADAUSDT", json={"fields": {"status": "BREAK"}}, timeout=5
+    ).raise_for_status()
+    served = orjson.loads(requests.get(f"{sim.url}/api/v3/exchangeInfo", timeout=5).content)
+    job = exchange_info_job(client_for(sim.url), StreamWriter(engine, "exchange_info"), "live")
+    polls = [job.run()]
+    requests.patch(
+        f"{sim.url}/_sim/symbols/ETHBTC", json={"fields": {"status": "HALT"}}, timeout=5
+    ).raise_for_status()
+    polls += [job.run(), job.run()]
+    assert [p.outcome for p in polls] == ["changed", "changed", "unchanged"]
+    return served, polls
+
+
+def live_answers(client: FlaskClient, names: list[str], instants: list[datetime]) -> list[Any]:
+    """What the API says about every symbol, the whole exchange and its raw document at
+    each of ``instants``, and the change feed after the first of them."""
+    answers: list[Any] = []
+    for at in instants:
+        answers.append(client.get(f"/v1/symbols?as_of={ts(at)}").get_json())
+        answers.append(client.get(f"/v1/exchange-info?as_of={ts(at)}").get_json())
+        answers += [client.get(f"/v1/symbols/{n}?as_of={ts(at)}").get_json() for n in names]
+    after = ts(instants[0])
+    answers.append(client.get(f"/v1/changes?from={after}&to={ts(instants[-1])}").get_json())
+    return answers
+
+
+def live_rows(engine: Engine, since: datetime) -> dict[str, list[tuple[Any, ...]]]:
+    """Every version row the live polls wrote (they open at or after ``since``)."""
+    with engine.connect() as conn:
+        return {
+            table: [
+                tuple(r)
+                for r in conn.execute(
+                    text(f"SELECT * FROM {table} t WHERE valid_from >= :l ORDER BY t::text"),
+                    {"l": since},
+                )
+            ]
+            for table in (*stream("exchange_info").tables, "schema_versions")
+        }
+
+
+def feed_at(client: FlaskClient, at: datetime) -> set[FeedChange]:
+    """Every change /v1/changes reports at ``at``, page after page."""
+    found: set[FeedChange] = set()
+    query = f"/v1/changes?from={ts(at)}&to={ts(at + timedelta(milliseconds=1))}"
+    page = client.get(query).get_json()
+    while True:
+        assert {c["changed_at"] for c in page["changes"]} <= {ts(at)}
+        found |= {feed_change(c) for c in page["changes"]}
+        if page["next"] is None:
+            return found
+        page = client.get(f"{query}&next={page['next']}").get_json()
+
+
+def test_an_archive_before_the_first_live_poll_is_prepended_leaving_live_history_as_it_was(
+    configured: Engine,
+    sim: SimServer,
+    documents: list[tuple[datetime, dict[str, Any]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    served, polls = live_polls(configured, sim)
+    live = polls[0].observed_at
+    client = create_app(Settings(), configured).test_client()
+    names = sorted(s["symbol"] for s in served["symbols"])
+    # Instants from the first live poll on (a millisecond past a poll: what ts() can say);
+    # past the last poll, one in the future, whose evidence does not move with the clock.
+    instants = [
+        *(p.observed_at + timedelta(milliseconds=1) for p in polls[:-1]),
+        polls[-1].observed_at + timedelta(hours=1),
+    ]
+    answers_before = live_answers(client, names, instants)
+    rows_before = live_rows(configured, live)
+
+    assert main(["import", *ARCHIVE_ARGS]) == 0
+    said = capsys.readouterr().out
+    assert "imported 7 of 7 document(s) into exchange_info" in said
+    assert "before the history on record" in said
+    assert f"joined to the history on record at {live.isoformat()}" in said
+    imported = table_contents(configured)
+    assert main(["import", *ARCHIVE_ARGS]) == 0  # twice: nothing new
+    assert "imported 0 of 7 document(s)" in capsys.readouterr().out
+    assert table_contents(configured) == imported
+
+    # Inside each file's window (the last one's ends at the first live poll), the file's rules.
+    every = {s["symbol"] for _, doc in documents for s in doc["symbols"]}
+    for at, doc in windows(documents, end=live):
+        expected = {s["symbol"]: s for s in doc["symbols"]}
+        for name in sorted(every):
+            answer = client.get(f"/v1/symbols/{name}?as_of={ts(at)}")
+            if name not in expected:
+                assert answer.status_code == 404, (name, at)
+                continue
+            assert answer.status_code == 200, (name, at)
+            body = answer.get_json()
+            assert_rules_are(body, expected[name], at)
+            assert body["evidence"]["imported"] is True
+    last_at, last_doc = documents[-1]
+    for name, symbol in {s["symbol"]: s for s in last_doc["symbols"]}.items():
+        just_before = live - timedelta(milliseconds=1)
+        body = client.get(f"/v1/symbols/{name}?as_of={ts(just_before)}").get_json()
+        assert_rules_are(body, symbol, just_before)
+        assert body["evidence"]["observed_before"] == ts(last_at)
+        assert body["evidence"]["observed_after"] == ts(live)
+
+    # From the first live poll on, every answer and every row is what it was.
+    assert live_answers(client, names, instants) == answers_before
+    assert live_rows(configured, live) == rows_before
+    # At the first live poll, the changes from the last file to what the sim served: its
+    # symbols are the file's but for ADAUSDT's status, and the file's others delisted; an
+    # entity the same on both sides shows no change.
+    seam = feed_changes(last_doc, served)
+    assert {c[:3] for c in seam if c[2] != "listed"} == {("symbol", "ADAUSDT", "status")}
+    assert feed_at(client, live) == seam
+    with configured.connect() as conn:
+        view = conn.execute(
+            text("SELECT entity, key, field FROM changes WHERE changed_at = :l"), {"l": live}
+        ).all()
+    assert sorted(tuple(r) for r in view) == sorted(c[:3] for c in seam)  # SQL says the same
+    # A symbol's history reads through the seam one entry a page: an opening there that
+    # changed nothing is no entry, and no page comes back empty.
+    window = f"from=2020-01-01T00:00:00Z&to={ts(instants[-1])}"
+    for name in names:
+        whole = client.get(f"/v1/symbols/{name}/history?{window}").get_json()
+        assert whole["next"] is None
+        assert all(v["changes"] for v in whole["versions"])
+        paged: list[Any] = []
+        page = client.get(f"/v1/symbols/{name}/history?{window}&limit=1").get_json()
+        while page["next"] is not None:
+            assert len(page["versions"]) == 1
+            paged += page["versions"]
+            page = client.get(
+                f"/v1/symbols/{name}/history?{window}&limit=1&next={page['next']}"
+            ).get_json()
+        assert paged + page["versions"] == whole["versions"]
+    with configured.connect() as conn:
+        assert verify_history(conn) == []
+    assert main(["verify"]) == 0
+    capsys.readouterr()
+
+
+def test_an_archive_reaching_the_first_live_poll_is_refused_and_nothing_written(
+    configured: Engine, sim: SimServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _, polls = live_polls(configured, sim)
+    live = polls[0].observed_at
+    before = table_contents(configured)
+    day = FIXTURES / "2022-11-28_2124.json"
+    doc = load(day)
+    for n, at in enumerate([live + timedelta(milliseconds=1), live + timedelta(days=1)]):
+        late = tmp_path / f"late_{n}.json"
+        late.write_bytes(orjson.dumps({**doc, "serverTime": epoch_ms(at)}))
+        # One document before the live polls and one after: refused whole.
+        assert main(["import", str(day), str(late)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert f"{late} ({at.isoformat()}) is not before" in err
+        assert f"polled live since {live.isoformat()}" in err
+        assert table_contents(configured) == before
+
+
+def test_importing_a_prepended_archive_again_changes_nothing(
+    configured: Engine, sim: SimServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live_polls(configured, sim)
+    days = [str(FIXTURES / "2022-11-29_2124.json"), str(FIXTURES / "2022-11-28_2124.json")]
+    before = table_contents(configured)
+    assert main(["import", "--dry-run", *days]) == 0
+    said = capsys.readouterr().out
+    assert "2 to write before the history on record" in said
+    assert table_contents(configured) == before
+    assert main(["import", *days]) == 0
+    assert "imported 2 of 2 document(s)" in capsys.readouterr().out
+    imported = table_contents(configured)
+    assert imported != before
+    for argv in (["--dry-run", *days], days, days[:1]):
+        assert main(["import", *argv]) == 0
+        assert "2 already on record" in capsys.readouterr().out or argv == days[:1]
+        assert table_contents(configured) == imported
+
+
+def test_an_archive_before_failed_live_polls_becomes_the_history_polling_continues(
+    configured: Engine, sim: SimServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = exchange_info_job(
+        client_for(sim.url), StreamWriter(configured, "exchange_info"), "replica-a"
+    )
+    add_fault(sim, kind="geo_block", status=200)
+    failed = job.run()
+    assert failed.outcome == "error"
+    days = [str(FIXTURES / "2022-11-29_2124.json"), str(FIXTURES / "2022-11-28_2124.json")]
+    assert main(["import", *days]) == 0
+    assert "imported 2 of 2 document(s) into exchange_info" in capsys.readouterr().out
+    last_doc = load(FIXTURES / "2022-11-29_2124.json")
+    last_at = instant_of(last_doc["serverTime"])
+    client = create_app(Settings(), configured).test_client()
+    # Until the next success, the last file's rules hold: the failed poll closed nothing.
+    after_failure = failed.observed_at + timedelta(milliseconds=1)
+    for symbol in last_doc["symbols"][::50]:
+        body = client.get(f"/v1/symbols/{symbol['symbol']}?as_of={ts(after_failure)}").get_json()
+        assert_rules_are(body, symbol, after_failure)
+        assert body["evidence"]["observed_before"] == ts(last_at)
+
+    served = orjson.loads(requests.get(f"{sim.url}/api/v3/exchangeInfo", timeout=5).content)
+    polled = job.run()
+    assert polled.outcome == "changed"
+    assert feed_at(client, polled.observed_at) == feed_changes(last_doc, served)
+    with configured.connect() as conn:
+        assert verify_history(conn) == []
