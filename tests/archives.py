@@ -126,5 +126,5 @@ def table_contents(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
             table: [
                 tuple(r) for r in conn.execute(text(f"SELECT * FROM {table} t ORDER BY t::text"))
             ]
-            for table in (t.strip() for t in TABLES.split(","))
+            for table in TABLES
         }
