@@ -203,6 +203,7 @@ def _copy(
             false_values=["f"],
         ),
     )
+    table = table.combine_chunks()  # later takes would gather across parse blocks
     return pa.table([_arrow_column(table[n], k) for n, k in columns], schema=schema(columns))
 
 
@@ -256,7 +257,7 @@ def _in_window(table: pa.Table, window: Window) -> pa.Array:
         keep = pc.and_(keep, pc.less(table["valid_from"], pa.scalar(window.end, INSTANT_TYPE)))
     if window.start is not None:
         after = pc.greater(table["valid_to"], pa.scalar(window.start, INSTANT_TYPE))
-        keep = pc.and_(keep, pc.or_(pc.is_null(table["valid_to"]), after))
+        keep = pc.and_(keep, pc.or_kleene(pc.is_null(table["valid_to"]), after))
     if window.symbols is not None:
         keep = pc.and_(keep, pc.is_in(table["symbol"], pa.array(window.symbols, pa.string())))
     return keep
@@ -279,6 +280,10 @@ def _micros(values: pa.ChunkedArray, missing: int) -> npt.NDArray[np.int64]:
 
 
 OPEN = np.iinfo(np.int64).max  # the valid_to of a version still in force: after any instant
+
+
+def _equal(values: pa.ChunkedArray, value: str) -> npt.NDArray[np.bool_]:
+    return pc.fill_null(pc.equal(values, value), False).to_numpy()  # type: ignore[no-any-return]
 
 
 def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window) -> pa.Table:
@@ -337,14 +342,13 @@ def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window)
         return pa.array(j, mask=~found)
 
     own = in_force(np.ones(len(s_from), bool), code_of_symbol, s_from, s_to)
-    kinds = filters["filter_type"].to_numpy(zero_copy_only=False)
     by_type: dict[str, pa.Array] = {}
     pivoted: list[pa.Array] = []
     for _, types, field in pivot(market):
         sources = []
         for t in types:
             if t not in by_type:
-                by_type[t] = in_force(of_listed & (kinds == t), code_of_filter, f_from, f_to)
+                by_type[t] = in_force(of_listed & _equal(filters["filter_type"], t), code_of_filter, f_from, f_to)
             sources.append(pc.take(filters[field], by_type[t]))
         pivoted.append(pc.coalesce(*sources) if len(sources) > 1 else sources[0])
     instant = pa.array(start).cast(INSTANT_TYPE)
@@ -363,7 +367,7 @@ def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window)
         keep = pc.and_(keep, pc.less(instant, pa.scalar(window.end, INSTANT_TYPE)))
     if window.start is not None:
         later = pc.greater(until, pa.scalar(window.start, INSTANT_TYPE))
-        keep = pc.and_(keep, pc.or_(pc.is_null(until), later))
+        keep = pc.and_(keep, pc.or_kleene(pc.is_null(until), later))
     return table.filter(keep)
 
 
