@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import ARRAY, Boolean, Connection, DateTime, Integer, Numeric, text
 from sqlalchemy.dialects.postgresql import JSONB
 
-from core.changes import window_changes
+from core.changes import SYMBOL, window_changes
 from core.history import Layout, layout
 from core.models import VERSIONED_TABLES
 from core.streams import feed_streams
@@ -188,6 +188,8 @@ def _copy(
     ) as copy:
         for block in copy:
             buffer += block
+    if not buffer:  # pyarrow.csv reads no columns from no text
+        return schema(columns).empty_table()
     read_types = {INSTANT: pa.int64(), TEXTS: pa.string()}
     names = [name for name, _ in columns]
     table = pacsv.read_csv(
@@ -348,7 +350,9 @@ def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window)
         sources = []
         for t in types:
             if t not in by_type:
-                by_type[t] = in_force(of_listed & _equal(filters["filter_type"], t), code_of_filter, f_from, f_to)
+                by_type[t] = in_force(
+                    of_listed & _equal(filters["filter_type"], t), code_of_filter, f_from, f_to
+                )
             sources.append(pc.take(filters[field], by_type[t]))
         pivoted.append(pc.coalesce(*sources) if len(sources) > 1 else sources[0])
     instant = pa.array(start).cast(INSTANT_TYPE)
@@ -376,8 +380,13 @@ def change_table(
 ) -> pa.Table:
     """The change feed of ``market``'s public streams in ``[start, end)``, laid out as
     ``CHANGE_COLUMNS`` (old and new as JSON text; a text value as it is), in the feed's
-    order; with ``symbols``, only those symbols' changes."""
-    found = window_changes(conn, start, end, streams=feed_streams(market), symbols=symbols)
+    order; with ``symbols``, only those symbols' changes.
+
+    core.changes reads and diffs all but the field changes of symbols' filters, which are
+    most of a long window's (~95 % of a year's) and are diffed in SQL (``_filter_changes``)."""
+    found = window_changes(
+        conn, start, end, streams=feed_streams(market), symbols=symbols, filter_fields=False
+    )
     values = {
         "changed_at": [c.changed_at for c in found],
         "stream": [c.stream for c in found],
@@ -389,10 +398,117 @@ def change_table(
         "observation_id": [c.observation_id for c in found],
         "observed_before": [c.observed_before for c in found],
     }
-    return pa.table(
+    diffed = pa.table(
         [pa.array(values[name], ARROW_TYPES[kind]) for name, kind in CHANGE_COLUMNS],
         schema=schema(CHANGE_COLUMNS),
     )
+    feed = pa.concat_tables([diffed, _filter_changes(conn, market, start, end, symbols)])
+    # The feed's order; Arrow compares text byte by byte, which for UTF-8 is the order of
+    # code points in which Python (core.changes) compares the same strings.
+    return feed.sort_by([(name, "ascending") for name in ("changed_at", "entity", "key", "field")])
+
+
+def _filter_changes(
+    conn: Connection, market: str, start: datetime, end: datetime, symbols: Sequence[str] | None
+) -> pa.Table:
+    """The field changes of symbols' filters in ``[start, end)`` that core.changes leaves
+    out with ``filter_fields=False``, as it would report them (``filters.<type>.<field>``,
+    under the symbol, dated by the observation that opened or closed the versions), diffed
+    in SQL from the versions' stored JSON: a version closed and the one opened at the same
+    instant are paired, and each top-level field whose values differ (a JSON null is an
+    absent field) is a change; not at a symbol's listing or delisting, whose ``listed``
+    object holds its filters. Values come back as JSON text, a text value as it is; numbers,
+    lists and objects are written again as core.changes writes the values it parses."""
+    shape = layout(market)
+    declared = shape.market
+    only = " AND symbol = ANY(:symbols)" if symbols is not None else ""
+
+    def at(bound: str) -> str:
+        return f"{bound} >= :start AND {bound} < :end{only}"
+
+    value = "nullif(e.{side}_raw -> k.name, 'null')"
+    sql = f"""
+        WITH opened AS (
+            SELECT symbol, filter_type, valid_from AS at, raw, opened_by
+            FROM {shape.filters} WHERE {at("valid_from")}
+        ), closed AS (
+            SELECT symbol, filter_type, valid_to AS at, raw, closed_by
+            FROM {shape.filters} WHERE {at("valid_to")}
+        ), listings AS (
+            SELECT symbol, at FROM (
+                SELECT symbol, valid_from AS at FROM {shape.symbols} WHERE {at("valid_from")}
+                UNION ALL
+                SELECT symbol, valid_to FROM {shape.symbols} WHERE {at("valid_to")}
+            ) AS bounds GROUP BY symbol, at HAVING count(*) = 1
+        ), events AS (
+            SELECT coalesce(n.symbol, o.symbol) AS symbol,
+                coalesce(n.filter_type, o.filter_type) AS filter_type,
+                coalesce(n.at, o.at) AS at, o.raw AS old_raw, n.raw AS new_raw,
+                coalesce(n.opened_by, o.closed_by) AS observation_id
+            FROM opened n
+            FULL JOIN closed o
+                ON o.symbol = n.symbol AND o.filter_type = n.filter_type AND o.at = n.at
+        ), diffs AS (
+            SELECT e.at, e.symbol, 'filters.' || e.filter_type || '.' || k.name AS field,
+                {value.format(side="old")} AS old, {value.format(side="new")} AS new,
+                e.observation_id
+            FROM events e
+            CROSS JOIN LATERAL
+                jsonb_object_keys(coalesce(e.old_raw, '{{}}') || coalesce(e.new_raw, '{{}}'))
+                AS k(name)
+            WHERE NOT EXISTS (SELECT 1 FROM listings l WHERE l.symbol = e.symbol AND l.at = e.at)
+                AND {value.format(side="old")} IS DISTINCT FROM {value.format(side="new")}
+        ), dated AS (
+            SELECT at, last_success_before(:stream, at) AS before
+            FROM (SELECT DISTINCT at FROM diffs) AS instants
+        )
+        SELECT (extract(epoch FROM d.at) * 1000000)::bigint, d.symbol, d.field,
+            d.old #>> '{{}}', jsonb_typeof(d.old), d.new #>> '{{}}', jsonb_typeof(d.new),
+            d.observation_id, (extract(epoch FROM t.before) * 1000000)::bigint
+        FROM diffs d JOIN dated t USING (at)
+    """
+    columns: tuple[Column, ...] = (
+        ("changed_at", INSTANT),
+        ("key", TEXT),
+        ("field", TEXT),
+        ("old", JSON),
+        ("old_type", TEXT),
+        ("new", JSON),
+        ("new_type", TEXT),
+        ("observation_id", INTEGER),
+        ("observed_before", INSTANT),
+    )
+    params = {
+        "start": start,
+        "end": end,
+        "symbols": list(symbols or ()),
+        "stream": declared.exchange_info,
+    }
+    read = _copy(conn, sql, params, columns)
+    n = read.num_rows
+    values = {
+        **{
+            name: read[name]
+            for name in ("changed_at", "key", "field", "observation_id", "observed_before")
+        },
+        "stream": pa.array([declared.exchange_info] * n, pa.string()),
+        "entity": pa.array([SYMBOL] * n, pa.string()),
+        "old": _as_written(read["old"], read["old_type"]),
+        "new": _as_written(read["new"], read["new_type"]),
+    }
+    return pa.table([values[name] for name, _ in CHANGE_COLUMNS], schema=schema(CHANGE_COLUMNS))
+
+
+def _as_written(texts: pa.ChunkedArray, types: pa.ChunkedArray) -> pa.Array:
+    """JSON values' text as core.changes writes the values it parses (``_json_texts``):
+    PostgreSQL spells numbers, lists and objects its own way (``1e-8`` as ``0.00000001``,
+    spaces after commas), so those few are parsed and written again."""
+    again = pc.fill_null(pc.is_in(types, pa.array(["number", "array", "object"])), False)
+    texts = texts.combine_chunks()
+    if not pc.any(again).as_py():
+        return texts
+    written = [orjson.dumps(orjson.loads(v)).decode() for v in texts.filter(again).to_pylist()]
+    return pc.replace_with_mask(texts, again.combine_chunks(), pa.array(written, pa.string()))
 
 
 def _json_texts(values: Iterable[Any]) -> list[str | None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
+from core.changes import Change
 from core.history import layout
 from core.timeparse import format_instant
 from tests.api_client import q
@@ -243,3 +245,44 @@ def legacy_then_notional_then_no_market_lot() -> list[tuple[datetime, dict[str, 
 def record_filter_types(engine: Engine) -> None:
     for when, sym in legacy_then_notional_then_no_market_lot():
         record_exchange_info(engine, exchange_info(sym), when)
+
+
+def record_odd_filters(engine: Engine) -> None:
+    """A filter type exmeta does not know, whose values are a float, a list and a flag:
+    added at T0, changed at T1, gone at T2 (JSON that PostgreSQL spells its own way)."""
+    odd = {"filterType": "FUTURE_FILTER", "ratio": 1e-8, "levels": [1, 2], "flag": True}
+    steps = [
+        [*symbol("BTCUSDT")["filters"], odd],
+        [*symbol("BTCUSDT")["filters"], {**odd, "ratio": 2.5e-7, "levels": [1, 2, 3.5]}],
+        symbol("BTCUSDT")["filters"],
+    ]
+    for when, filters in zip((T0, T1, T2), steps, strict=True):
+        record_exchange_info(
+            engine,
+            exchange_info({**symbol("BTCUSDT"), "filters": filters}, symbol("ETHUSDT")),
+            when,
+        )
+
+
+def feed_rows(changes: Iterable[Change]) -> list[dict[str, Any]]:
+    """core.changes' feed as the export's rows: values as JSON text, a text as it is."""
+
+    def json_text(value: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return orjson.dumps(value, default=str).decode()
+
+    return [
+        {
+            "changed_at": c.changed_at,
+            "stream": c.stream,
+            "entity": c.entity,
+            "key": c.key,
+            "field": c.field,
+            "old": json_text(c.old),
+            "new": json_text(c.new),
+            "observation_id": c.observation_id,
+            "observed_before": c.observed_before,
+        }
+        for c in changes
+    ]

@@ -17,17 +17,22 @@ from sqlalchemy import Engine, text
 
 from api import create_app
 from core import export
+from core.changes import window_changes
 from core.config import Settings
+from core.history import layout
+from core.streams import feed_streams
 from exmeta.cli import main
 from tests.api_client import ts
 from tests.cli_output import fails_in_one_line
 from tests.exports import (
     api_rules,
     csv_text,
+    feed_rows,
     joined_rules,
     random_pairs,
     read_rules,
     record_filter_types,
+    record_odd_filters,
     reference_rules,
 )
 from tests.futures_replay import USDM_AT, record_usdm_replay
@@ -236,3 +241,43 @@ def test_a_window_keeps_the_reference_rows_in_force_in_it(
     assert [(f["symbol"], f["filter_type"], f["valid_from"], f["valid_to"]) for f in filters] == [
         tuple(r) for r in in_force
     ]
+
+
+@pytest.mark.parametrize(
+    ("market", "record"),
+    [
+        ("spot", record_script),
+        ("spot", record_filter_types),
+        ("spot", record_odd_filters),
+        ("usdm", record_usdm_replay),
+    ],
+)
+@pytest.mark.parametrize("windowed", [False, True])
+def test_the_feed_is_core_changes_feed(
+    database_env: Engine, market: str, record: Callable[[Engine], object], windowed: bool
+) -> None:
+    """The feed, its filters' field changes diffed in SQL, equals core.changes' own
+    (every table diffed in Python: what paging GET /v1/changes to the end gives)."""
+    record(database_env)
+    with database_env.connect() as conn:
+        first, last = conn.execute(
+            text("SELECT min(observed_at), max(observed_at) FROM observations")
+        ).one()
+        start, end = first, last + timedelta(seconds=1)
+        symbols: tuple[str, ...] | None = None
+        if windowed:
+            # After the first listings, up to the last poll; the most changed symbols.
+            start, end = first + timedelta(milliseconds=1), last
+            filters = layout(market).filters
+            symbols = tuple(
+                conn.execute(
+                    text(
+                        f"SELECT symbol FROM {filters} GROUP BY symbol"
+                        " ORDER BY count(*) DESC, symbol LIMIT 2"
+                    )
+                ).scalars()
+            )
+        streams = feed_streams(market)
+        expected = feed_rows(window_changes(conn, start, end, streams=streams, symbols=symbols))
+        assert any(r["field"].startswith("filters.") for r in expected)
+        assert export.change_table(conn, market, start, end, symbols).to_pylist() == expected
