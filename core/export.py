@@ -458,7 +458,7 @@ def _filter_changes(
                 AS k(name)
             WHERE NOT EXISTS (SELECT 1 FROM listings l WHERE l.symbol = e.symbol AND l.at = e.at)
                 AND {value.format(side="old")} IS DISTINCT FROM {value.format(side="new")}
-        ), dated AS (
+        ), dated AS MATERIALIZED (
             SELECT at, last_success_before(:stream, at) AS before
             FROM (SELECT DISTINCT at FROM diffs) AS instants
         )
