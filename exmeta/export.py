@@ -134,9 +134,13 @@ def _csv_column(values: pa.ChunkedArray, kind: str) -> pa.ChunkedArray:
     core.timeparse.format_instant), lists as JSON arrays, booleans as True/False, text
     (decimals and JSON included) as it is; NULL stays NULL, an empty field."""
     if kind == export.INSTANT:
-        # Cut to the millisecond, as format_instant does (never rounded up).
-        millis = values.cast(pa.timestamp("ms", tz="UTC"), safe=False)
-        return pc.strftime(millis, format="%Y-%m-%dT%H:%M:%SZ")
+        # Cut to the millisecond, as format_instant does (never rounded up). Formatting
+        # costs ~1.5 µs an instant, and the history's instants are those of its few
+        # thousand observations: each distinct one is formatted once.
+        millis = values.cast(pa.timestamp("ms", tz="UTC"), safe=False).combine_chunks()
+        distinct = millis.dictionary_encode()
+        spelled = pc.strftime(distinct.dictionary, format="%Y-%m-%dT%H:%M:%SZ")
+        return pa.chunked_array([pc.take(spelled, distinct.indices)])
     if kind == export.BOOLEAN:
         return pc.if_else(values, "True", "False")
     if kind == export.TEXTS:
