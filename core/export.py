@@ -193,7 +193,7 @@ def _copy(
     read_types = {INSTANT: pa.int64(), TEXTS: pa.string()}
     names = [name for name, _ in columns]
     table = pacsv.read_csv(
-        pa.py_buffer(bytes(buffer)),
+        pa.py_buffer(buffer),
         read_options=pacsv.ReadOptions(column_names=names),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
