@@ -146,11 +146,16 @@ class Window:
             conditions.append(f"{alias}.symbol = ANY(:symbols)")
         return " AND ".join(conditions)
 
-    def holds(self, start: datetime, end: datetime | None) -> bool:
-        """Whether ``[start, end)`` overlaps the window (the SQL of ``overlaps``)."""
-        return (self.end is None or start < self.end) and (
-            self.start is None or end is None or end > self.start
-        )
+    def holds(self, valid_from: Any, valid_to: Any) -> Any:
+        """Which ranges ``[valid_from, valid_to)`` (Arrow instants; NULL: still in force)
+        overlap the window in time: the SQL of ``overlaps``, over arrays."""
+        keep = pc.is_valid(valid_from)
+        if self.end is not None:
+            keep = pc.and_(keep, pc.less(valid_from, pa.scalar(self.end, INSTANT_TYPE)))
+        if self.start is not None:
+            later = pc.greater(valid_to, pa.scalar(self.start, INSTANT_TYPE))
+            keep = pc.and_(keep, pc.or_kleene(pc.is_null(valid_to), later))
+        return keep
 
     @property
     def params(self) -> dict[str, Any]:
@@ -252,14 +257,9 @@ def _sorted_filters(conn: Connection, shape: Layout, window: Window, market: str
     )
 
 
-def _in_window(table: pa.Table, window: Window) -> pa.Array:
+def _in_window(table: pa.Table, window: Window) -> Any:
     """``Window.overlaps`` over a table's rows (valid_from, valid_to, symbol)."""
-    keep = pa.array(np.ones(table.num_rows, dtype=bool))
-    if window.end is not None:
-        keep = pc.and_(keep, pc.less(table["valid_from"], pa.scalar(window.end, INSTANT_TYPE)))
-    if window.start is not None:
-        after = pc.greater(table["valid_to"], pa.scalar(window.start, INSTANT_TYPE))
-        keep = pc.and_(keep, pc.or_kleene(pc.is_null(table["valid_to"]), after))
+    keep = window.holds(table["valid_from"], table["valid_to"])
     if window.symbols is not None:
         keep = pc.and_(keep, pc.is_in(table["symbol"], pa.array(window.symbols, pa.string())))
     return keep
@@ -366,13 +366,7 @@ def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window)
         ],
         schema=schema(rules_columns(market)),
     )
-    keep = pc.is_valid(own)
-    if window.end is not None:
-        keep = pc.and_(keep, pc.less(instant, pa.scalar(window.end, INSTANT_TYPE)))
-    if window.start is not None:
-        later = pc.greater(until, pa.scalar(window.start, INSTANT_TYPE))
-        keep = pc.and_(keep, pc.or_kleene(pc.is_null(until), later))
-    return table.filter(keep)
+    return table.filter(pc.and_(pc.is_valid(own), window.holds(instant, until)))
 
 
 def change_table(
