@@ -187,10 +187,13 @@ def _copy(
     empty field is NULL and a quoted one the empty text, which the reader keeps apart."""
     compiled = text(sql).compile(dialect=conn.dialect)
     buffer = bytearray()
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(
-        f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)", compiled.construct_params(params)
-    ) as copy:
+    driver = conn.connection.driver_connection
+    with (
+        driver.cursor() as cursor,  # type: ignore[union-attr]
+        cursor.copy(
+            f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)", compiled.construct_params(params)
+        ) as copy,
+    ):
         for block in copy:
             buffer += block
     if not buffer:  # pyarrow.csv reads no columns from no text
