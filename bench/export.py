@@ -5,8 +5,9 @@ with the real daily change rates), then times, in the same run and on the same d
 
 - the baseline: the version tables' rows read out as they are (``COPY ... TO STDOUT``,
   text), what any export has to read at least;
-- each of the export's three parts as core.export reads it (rules stretches, filter
-  versions, the change feed), and the whole command, Parquet and CSV, files included.
+- each part of the export as core.export reads it into Arrow tables (the rules
+  stretches with the filter versions, which one read serves; the change feed), and the
+  whole command, Parquet and CSV, files included.
 
     python bench/export.py [--days 365] [--runs 3]
 """
@@ -65,7 +66,7 @@ def copied_bytes(engine: Engine) -> int:
 def part(engine: Engine, read: Callable[[Any], Any]) -> Callable[[], int]:
     def work() -> int:
         with engine.connect() as conn, without_time_limits(conn):
-            return len(list(read(conn)))
+            return sum(table.num_rows for table in read(conn))
 
     return work
 
@@ -85,9 +86,10 @@ def main() -> None:
         baseline, size = seconds(lambda: copied_bytes(engine), args.runs)
         print(f"baseline COPY of both version tables: {baseline:.2f} s ({size / 1e6:.0f} MB text)")
         parts = {
-            "rules stretches": lambda c: export.rules_rows(c, "spot", WINDOW),
-            "filter versions": lambda c: export.filter_rows(c, "spot", WINDOW),
-            "change feed": lambda c: export.change_rows(c, "spot", START, loaded["end"], None),
+            "rules stretches and filter versions": lambda c: export.history_tables(
+                c, "spot", WINDOW
+            ),
+            "change feed": lambda c: [export.change_table(c, "spot", START, loaded["end"], None)],
         }
         for name, read in parts.items():
             took, rows = seconds(part(engine, read), args.runs)

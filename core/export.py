@@ -12,18 +12,22 @@ the row in force at ``--from`` starts before it, and an as-of join needs that ro
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import groupby
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from sqlalchemy import ARRAY, Boolean, Connection, DateTime, Integer, Numeric, text
 from sqlalchemy.dialects.postgresql import JSONB
 
-from core.changes import window_changes
-from core.history import layout
+from core.changes import SYMBOL, window_changes
+from core.history import Layout, layout
 from core.models import VERSIONED_TABLES
 from core.streams import feed_streams
 
@@ -39,6 +43,20 @@ TEXT, INTEGER, BOOLEAN, DECIMAL, INSTANT, TEXTS, JSON = (
 )
 
 Column = tuple[str, str]  # (name, kind)
+
+INSTANT_TYPE = pa.timestamp("us", tz="UTC")
+# How the export holds each kind in Arrow. Decimals stay PostgreSQL's exact text
+# ("0.00000100", never an exponent) until a file's writer spells them: Parquet casts them
+# to its decimal type, CSV writes the text as it is.
+ARROW_TYPES = {
+    TEXT: pa.string(),
+    INTEGER: pa.int64(),
+    BOOLEAN: pa.bool_(),
+    DECIMAL: pa.string(),
+    INSTANT: INSTANT_TYPE,
+    TEXTS: pa.list_(pa.string()),
+    JSON: pa.string(),
+}
 
 # pivoted column -> the filter types to take it from, in order of preference, and field.
 # Spot's minimum notional is NOTIONAL's, or MIN_NOTIONAL's on symbols from before
@@ -80,15 +98,6 @@ def _kind(column: Any) -> str:
 def _typed(table: str, names: Sequence[str]) -> tuple[Column, ...]:
     columns = VERSIONED_TABLES[table].__table__.c  # type: ignore[attr-defined]
     return tuple((n, _kind(columns[n])) for n in names)
-
-
-def _select(alias: str, columns: Sequence[Column]) -> str:
-    """JSON and decimals as PostgreSQL's text: every format carries it unchanged, and a
-    numeric's text ("0.00000100", exact, never an exponent) converts to a file's decimal
-    type far faster than a Python Decimal does (bench/export.py)."""
-    return ", ".join(
-        f"{alias}.{n}::text" if k in (JSON, DECIMAL) else f"{alias}.{n}" for n, k in columns
-    )
 
 
 VALIDITY = (("valid_from", INSTANT), ("valid_to", INSTANT))
@@ -137,127 +146,371 @@ class Window:
             conditions.append(f"{alias}.symbol = ANY(:symbols)")
         return " AND ".join(conditions)
 
-    def holds(self, start: datetime, end: datetime | None) -> bool:
-        """Whether ``[start, end)`` overlaps the window (the SQL of ``overlaps``)."""
-        return (self.end is None or start < self.end) and (
-            self.start is None or end is None or end > self.start
-        )
+    def holds(self, valid_from: Any, valid_to: Any) -> Any:
+        """Which ranges ``[valid_from, valid_to)`` (Arrow instants; NULL: still in force)
+        overlap the window in time: the SQL of ``overlaps``, over arrays."""
+        keep = pc.is_valid(valid_from)
+        if self.end is not None:
+            keep = pc.and_(keep, pc.less(valid_from, pa.scalar(self.end, INSTANT_TYPE)))
+        if self.start is not None:
+            later = pc.greater(valid_to, pa.scalar(self.start, INSTANT_TYPE))
+            keep = pc.and_(keep, pc.or_kleene(pc.is_null(valid_to), later))
+        return keep
 
     @property
     def params(self) -> dict[str, Any]:
         return {"start": self.start, "end": self.end, "symbols": list(self.symbols or ())}
 
 
-def rules_rows(conn: Connection, market: str, window: Window) -> list[tuple[Any, ...]]:
-    """One row per stretch of unchanged rules of each symbol, laid out as
-    ``rules_columns(market)`` (decimals and JSON as text), ordered by symbol and valid_from.
+def _select_text(alias: str, columns: Sequence[Column]) -> str:
+    """The columns as ``_copy`` reads them: instants as microseconds since the epoch (an
+    exact integer, no time zone to parse), lists as JSON arrays, decimals and JSON as
+    PostgreSQL's text."""
+    spelled = {
+        INSTANT: "(extract(epoch FROM {c}) * 1000000)::bigint",
+        TEXTS: "array_to_json({c})::text",
+        DECIMAL: "{c}::text",
+        JSON: "{c}::text",
+    }
+    return ", ".join(spelled.get(kind, "{c}").format(c=f"{alias}.{name}") for name, kind in columns)
 
-    The stretches start wherever a symbol or filter version opens or closes; a filter
-    closing without a successor ends a stretch too (the symbol lost that rule). Built by
-    one pass over each symbol's versions in time order, read once each: the same answer
-    as a lookup of the versions in force at each stretch's start, which cost ~100 µs a
-    stretch in SQL (a year of spot is ~500,000 stretches; bench/export.py).
-    """
-    shape = layout(market)
-    own = _typed(shape.symbols, shape.symbol_fields)
-    wanted = pivot(market)
-    fields = sorted({field for _, _, field in wanted})
-    listed = f"SELECT s.symbol FROM {shape.symbols} s WHERE {window.overlaps('s')}"
-    symbols = conn.execute(
-        text(
-            f"SELECT {_select('s', own)}, s.valid_from, s.valid_to FROM {shape.symbols} s"
-            f" WHERE {window.overlaps('s')} ORDER BY s.symbol, s.valid_from"
+
+def _copy(
+    conn: Connection, sql: str, params: dict[str, Any], columns: Sequence[Column]
+) -> pa.Table:
+    """The rows of ``sql`` (its columns as ``_select_text`` spells ``columns``) as an Arrow
+    table of the export's column types (``ARROW_TYPES``).
+
+    Read as ``COPY ... TO STDOUT`` CSV and parsed by pyarrow.csv, in the caller's
+    transaction: no Python object per row, which is what building the files from Python
+    rows cost (~37 % of a year's export, bench/export.py). In PostgreSQL's CSV an unquoted
+    empty field is NULL and a quoted one the empty text, which the reader keeps apart."""
+    compiled = text(sql).compile(dialect=conn.dialect)
+    buffer = bytearray()
+    driver = conn.connection.driver_connection
+    with (
+        driver.cursor() as cursor,  # type: ignore[union-attr]
+        cursor.copy(
+            f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)", compiled.construct_params(params)
+        ) as copy,
+    ):
+        for block in copy:
+            buffer += block
+    if not buffer:  # pyarrow.csv reads no columns from no text
+        return schema(columns).empty_table()
+    read_types = {INSTANT: pa.int64(), TEXTS: pa.string()}
+    names = [name for name, _ in columns]
+    table = pacsv.read_csv(
+        pa.py_buffer(buffer),
+        read_options=pacsv.ReadOptions(column_names=names),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: read_types.get(k, ARROW_TYPES[k]) for n, k in columns},
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
         ),
-        window.params,
-    ).all()
-    filters: dict[str, list[Sequence[Any]]] = defaultdict(list)
-    for row in conn.execute(
-        text(
-            f"SELECT f.symbol, f.filter_type, f.valid_from, f.valid_to,"
-            f" {', '.join(f'f.{n}::text' for n in fields)} FROM {shape.filters} f"
-            f" WHERE f.symbol IN ({listed}) ORDER BY f.symbol, f.valid_from"
-        ),
-        window.params,
-    ).all():
-        filters[row[0]].append(row)
-    where = {name: [(t, 4 + fields.index(field)) for t in types] for name, types, field in wanted}
-    rows: list[tuple[Any, ...]] = []
-    for symbol, versions in groupby(symbols, key=lambda r: r[0]):
-        rows.extend(_stretches(list(versions), filters.get(symbol, []), where, window))
-    return rows
-
-
-def _stretches(
-    versions: list[Sequence[Any]],
-    filters: list[Sequence[Any]],
-    where: dict[str, list[tuple[str, int]]],
-    window: Window,
-) -> Iterator[tuple[Any, ...]]:
-    """One symbol's stretches: ``versions`` are its own (typed fields, valid_from,
-    valid_to), ``filters`` (symbol, type, valid_from, valid_to, fields...) in time order.
-
-    A walk over the instants at which anything opens or closes, keeping what is in force
-    by kind (the symbol's own version under ``""``, each filter type under its name): a
-    stretch costs the versions that change at its start, not a look at every kind."""
-    opened: dict[datetime, list[tuple[str, Sequence[Any]]]] = defaultdict(list)
-    closed: dict[datetime, list[str]] = defaultdict(list)
-    for v in versions:
-        opened[v[-2]].append(("", v))
-        if v[-1] is not None:
-            closed[v[-1]].append("")
-    for f in filters:
-        opened[f[2]].append((f[1], f))
-        if f[3] is not None:
-            closed[f[3]].append(f[1])
-    bounds = sorted(opened.keys() | closed.keys())
-    current: dict[str, Sequence[Any]] = {}
-    for i, start in enumerate(bounds):
-        for kind in closed.get(start, ()):  # a successor opening at the same instant wins
-            del current[kind]
-        for kind, row in opened.get(start, ()):
-            current[kind] = row
-        own = current.get("")
-        if own is None:
-            continue  # not listed then
-        end = bounds[i + 1] if i + 1 < len(bounds) else None
-        if not window.holds(start, end):
-            continue
-        values = [
-            next((current[t][n] for t, n in sources if t in current and current[t][n]), None)
-            for sources in where.values()
-        ]
-        yield (*own[:-2], *values, start, end)
-
-
-def filter_rows(conn: Connection, market: str, window: Window) -> list[Sequence[Any]]:
-    """Every filter version of the window, laid out as ``filter_columns(market)`` (decimals
-    and JSON as text)."""
-    shape = layout(market)
-    columns = filter_columns(market)
-    sql = (
-        f"SELECT {_select('f', columns)} FROM {shape.filters} f WHERE {window.overlaps('f')}"
-        " ORDER BY symbol, filter_type, valid_from"
     )
-    return list(conn.execute(text(sql), window.params).all())
+    table = table.combine_chunks()  # later takes would gather across parse blocks
+    return pa.table([_arrow_column(table[n], k) for n, k in columns], schema=schema(columns))
 
 
-def change_rows(
-    conn: Connection, market: str, start: datetime, end: datetime, symbols: Sequence[str] | None
-) -> list[tuple[Any, ...]]:
-    """The change feed of ``market``'s public streams in ``[start, end)``, laid out as
-    ``CHANGE_COLUMNS`` (old and new as Python values), in the feed's order; with
-    ``symbols``, only those symbols' changes."""
-    return [
-        (
-            c.changed_at,
-            c.stream,
-            c.entity,
-            c.key,
-            c.field,
-            c.old,
-            c.new,
-            c.observation_id,
-            c.observed_before,
+def _arrow_column(values: pa.ChunkedArray, kind: str) -> pa.ChunkedArray | pa.Array:
+    if kind == INSTANT:
+        return values.cast(ARROW_TYPES[INSTANT])
+    if kind == TEXTS:  # only symbols' own columns: a few thousand versions, not stretches
+        return pa.array(
+            [None if v is None else orjson.loads(v) for v in values.to_pylist()],
+            ARROW_TYPES[TEXTS],
         )
-        for c in window_changes(conn, start, end, streams=feed_streams(market), symbols=symbols)
+    return values
+
+
+def schema(columns: Sequence[Column]) -> pa.Schema:
+    return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns])
+
+
+def _sorted_symbols(conn: Connection, shape: Layout, window: Window) -> pa.Table:
+    own = _typed(shape.symbols, shape.symbol_fields)
+    return _copy(
+        conn,
+        f"SELECT {_select_text('s', (*own, *VALIDITY))} FROM {shape.symbols} s"
+        f" WHERE {window.overlaps('s')} ORDER BY s.symbol, s.valid_from",
+        window.params,
+        (*own, *VALIDITY),
+    )
+
+
+def _sorted_filters(conn: Connection, shape: Layout, window: Window, market: str) -> pa.Table:
+    """The filter versions the export needs, in ``filter_columns`` order and sorted by
+    symbol, type and valid_from: those of the window (``spot_filters``) and every version
+    of a symbol listed in it (the stretches start wherever one opens or closes, even
+    outside the window). One read serves both; ``_in_window`` tells them apart."""
+    listed = f"SELECT s.symbol FROM {shape.symbols} s WHERE {window.overlaps('s')}"
+    columns = filter_columns(market)
+    return _copy(
+        conn,
+        f"SELECT {_select_text('f', columns)} FROM {shape.filters} f"
+        f" WHERE f.symbol IN ({listed}) OR {window.overlaps('f')}"
+        " ORDER BY f.symbol, f.filter_type, f.valid_from",
+        window.params,
+        columns,
+    )
+
+
+def _in_window(table: pa.Table, window: Window) -> Any:
+    """``Window.overlaps`` over a table's rows (valid_from, valid_to, symbol)."""
+    keep = window.holds(table["valid_from"], table["valid_to"])
+    if window.symbols is not None:
+        keep = pc.and_(keep, pc.is_in(table["symbol"], pa.array(window.symbols, pa.string())))
+    return keep
+
+
+def history_tables(conn: Connection, market: str, window: Window) -> tuple[pa.Table, pa.Table]:
+    """The rules stretches (``rules_columns``, ordered by symbol and valid_from) and the
+    filter versions (``filter_columns``, ordered by symbol, type and valid_from) of
+    ``window``, as Arrow tables."""
+    shape = layout(market)
+    symbols = _sorted_symbols(conn, shape, window)
+    filters = _sorted_filters(conn, shape, window, market)
+    rules = stretches(symbols, filters, market, window)
+    return rules, filters.filter(_in_window(filters, window))
+
+
+def _micros(values: pa.ChunkedArray, missing: int) -> npt.NDArray[np.int64]:
+    """Instants as microseconds since the epoch, NULL (still in force) as ``missing``."""
+    return pc.fill_null(values.cast(pa.int64()), missing).to_numpy()  # type: ignore[no-any-return]
+
+
+OPEN = np.iinfo(np.int64).max  # the valid_to of a version still in force: after any instant
+
+
+def _equal(values: pa.ChunkedArray, value: str) -> npt.NDArray[np.bool_]:
+    return pc.fill_null(pc.equal(values, value), False).to_numpy()  # type: ignore[no-any-return]
+
+
+def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window) -> pa.Table:
+    """One row per stretch of unchanged rules of each symbol, laid out as
+    ``rules_columns(market)``: ``symbols`` are its versions (own columns, valid_from,
+    valid_to) sorted by symbol and valid_from, ``filters`` its filter versions.
+
+    A stretch starts at each instant at which a symbol version or any of its filter
+    versions opens or closes (a filter closing without a successor ends a stretch too:
+    the symbol lost that rule), and ends at the symbol's next such instant. The versions
+    in force over it are found by one sort and binary searches over arrays (numpy), the
+    rows of every version in force at each stretch's start, never a lookup per stretch in
+    SQL (~100 µs each) nor a Python walk (~20 µs each; a year of spot is ~500,000
+    stretches: bench/export.py).
+    """
+    names = pc.unique(symbols["symbol"])  # in the database's order of symbols
+    code_of_symbol = pc.index_in(symbols["symbol"], value_set=names).to_numpy()
+    code_of_filter = pc.fill_null(pc.index_in(filters["symbol"], value_set=names), -1).to_numpy()
+    of_listed = code_of_filter >= 0
+    s_from, s_to = _micros(symbols["valid_from"], OPEN), _micros(symbols["valid_to"], OPEN)
+    f_from, f_to = _micros(filters["valid_from"], OPEN), _micros(filters["valid_to"], OPEN)
+    codes = np.concatenate([code_of_symbol, code_of_symbol, code_of_filter, code_of_filter])
+    instants = np.concatenate([s_from, s_to, f_from, f_to])
+    is_bound = np.concatenate([np.ones(2 * len(s_from), bool), of_listed, of_listed])
+    is_bound &= instants != OPEN
+    codes, instants = codes[is_bound], instants[is_bound]
+    # Rank the instants, so that (symbol, instant) packs into one sortable integer.
+    distinct = np.unique(instants)
+    n = max(len(distinct), 1)
+
+    def keys(code: npt.NDArray[np.int64], at: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        return code.astype(np.int64) * n + np.searchsorted(distinct, at)
+
+    bounds = np.unique(keys(codes, instants))
+    code, start = bounds // n, distinct[bounds % n]
+    same_next = np.append(code[1:] == code[:-1], False)
+    end = np.where(same_next, np.append(start[1:], OPEN), OPEN)
+
+    def in_force(
+        rows: npt.NDArray[np.bool_],
+        v_code: npt.NDArray[np.int64],
+        v_from: npt.NDArray[np.int64],
+        v_to: npt.NDArray[np.int64],
+    ) -> pa.Array:
+        """For each stretch, the index of the version among ``rows`` in force at its
+        start (NULL if none): the last to open at or before it, if not closed by then."""
+        at = np.flatnonzero(rows)
+        if not len(at):
+            return pa.nulls(len(bounds), pa.int64())
+        v_keys = keys(v_code[at], v_from[at])
+        order = np.argsort(v_keys, kind="stable")
+        at, v_keys = at[order], v_keys[order]
+        i = np.searchsorted(v_keys, bounds, side="right") - 1
+        j = at[np.maximum(i, 0)]
+        found = (i >= 0) & (v_code[j] == code) & (v_to[j] > start)
+        return pa.array(j, mask=~found)
+
+    own = in_force(np.ones(len(s_from), bool), code_of_symbol, s_from, s_to)
+    by_type: dict[str, pa.Array] = {}
+    pivoted: list[pa.Array] = []
+    for _, types, field in pivot(market):
+        sources = []
+        for t in types:
+            if t not in by_type:
+                by_type[t] = in_force(
+                    of_listed & _equal(filters["filter_type"], t), code_of_filter, f_from, f_to
+                )
+            sources.append(pc.take(filters[field], by_type[t]))
+        pivoted.append(pc.coalesce(*sources) if len(sources) > 1 else sources[0])
+    instant = pa.array(start).cast(INSTANT_TYPE)
+    until = pa.array(end, mask=end == OPEN).cast(INSTANT_TYPE)
+    table = pa.table(
+        [
+            *pc.take(symbols, own).select(list(range(symbols.num_columns - 2))).columns,
+            *pivoted,
+            instant,
+            until,
+        ],
+        schema=schema(rules_columns(market)),
+    )
+    return table.filter(pc.and_(pc.is_valid(own), window.holds(instant, until)))
+
+
+def change_table(
+    conn: Connection, market: str, start: datetime, end: datetime, symbols: Sequence[str] | None
+) -> pa.Table:
+    """The change feed of ``market``'s public streams in ``[start, end)``, laid out as
+    ``CHANGE_COLUMNS`` (old and new as JSON text; a text value as it is), in the feed's
+    order; with ``symbols``, only those symbols' changes.
+
+    core.changes reads and diffs all but the field changes of symbols' filters, which are
+    most of a long window's (~95 % of a year's) and are diffed in SQL (``_filter_changes``)."""
+    found = window_changes(
+        conn, start, end, streams=feed_streams(market), symbols=symbols, filter_fields=False
+    )
+    values = {
+        "changed_at": [c.changed_at for c in found],
+        "stream": [c.stream for c in found],
+        "entity": [c.entity for c in found],
+        "key": [c.key for c in found],
+        "field": [c.field for c in found],
+        "old": _json_texts(c.old for c in found),
+        "new": _json_texts(c.new for c in found),
+        "observation_id": [c.observation_id for c in found],
+        "observed_before": [c.observed_before for c in found],
+    }
+    diffed = pa.table(
+        [pa.array(values[name], ARROW_TYPES[kind]) for name, kind in CHANGE_COLUMNS],
+        schema=schema(CHANGE_COLUMNS),
+    )
+    feed = pa.concat_tables([diffed, _filter_changes(conn, market, start, end, symbols)])
+    # The feed's order; Arrow compares text byte by byte, which for UTF-8 is the order of
+    # code points in which Python (core.changes) compares the same strings.
+    return feed.sort_by([(name, "ascending") for name in ("changed_at", "entity", "key", "field")])
+
+
+def _filter_changes(
+    conn: Connection, market: str, start: datetime, end: datetime, symbols: Sequence[str] | None
+) -> pa.Table:
+    """The field changes of symbols' filters in ``[start, end)`` that core.changes leaves
+    out with ``filter_fields=False``, as it would report them (``filters.<type>.<field>``,
+    under the symbol, dated by the observation that opened or closed the versions), diffed
+    in SQL from the versions' stored JSON: a version closed and the one opened at the same
+    instant are paired, and each top-level field whose values differ (a JSON null is an
+    absent field) is a change; not at a symbol's listing or delisting, whose ``listed``
+    object holds its filters. Values come back as JSON text, a text value as it is; numbers,
+    lists and objects are written again as core.changes writes the values it parses."""
+    shape = layout(market)
+    declared = shape.market
+    only = " AND symbol = ANY(:symbols)" if symbols is not None else ""
+
+    def at(bound: str) -> str:
+        return f"{bound} >= :start AND {bound} < :end{only}"
+
+    value = "nullif(e.{side}_raw -> k.name, 'null')"
+    sql = f"""
+        WITH opened AS (
+            SELECT symbol, filter_type, valid_from AS at, raw, opened_by
+            FROM {shape.filters} WHERE {at("valid_from")}
+        ), closed AS (
+            SELECT symbol, filter_type, valid_to AS at, raw, closed_by
+            FROM {shape.filters} WHERE {at("valid_to")}
+        ), listings AS (
+            SELECT symbol, at FROM (
+                SELECT symbol, valid_from AS at FROM {shape.symbols} WHERE {at("valid_from")}
+                UNION ALL
+                SELECT symbol, valid_to FROM {shape.symbols} WHERE {at("valid_to")}
+            ) AS bounds GROUP BY symbol, at HAVING count(*) = 1
+        ), events AS (
+            SELECT coalesce(n.symbol, o.symbol) AS symbol,
+                coalesce(n.filter_type, o.filter_type) AS filter_type,
+                coalesce(n.at, o.at) AS at, o.raw AS old_raw, n.raw AS new_raw,
+                coalesce(n.opened_by, o.closed_by) AS observation_id
+            FROM opened n
+            FULL JOIN closed o
+                ON o.symbol = n.symbol AND o.filter_type = n.filter_type AND o.at = n.at
+        ), diffs AS (
+            SELECT e.at, e.symbol, 'filters.' || e.filter_type || '.' || k.name AS field,
+                {value.format(side="old")} AS old, {value.format(side="new")} AS new,
+                e.observation_id
+            FROM events e
+            CROSS JOIN LATERAL
+                jsonb_object_keys(coalesce(e.old_raw, '{{}}') || coalesce(e.new_raw, '{{}}'))
+                AS k(name)
+            WHERE NOT EXISTS (SELECT 1 FROM listings l WHERE l.symbol = e.symbol AND l.at = e.at)
+                AND {value.format(side="old")} IS DISTINCT FROM {value.format(side="new")}
+        ), dated AS MATERIALIZED (
+            SELECT at, last_success_before(:stream, at) AS before
+            FROM (SELECT DISTINCT at FROM diffs) AS instants
+        )
+        SELECT (extract(epoch FROM d.at) * 1000000)::bigint, d.symbol, d.field,
+            d.old #>> '{{}}', jsonb_typeof(d.old), d.new #>> '{{}}', jsonb_typeof(d.new),
+            d.observation_id, (extract(epoch FROM t.before) * 1000000)::bigint
+        FROM diffs d JOIN dated t USING (at)
+    """
+    columns: tuple[Column, ...] = (
+        ("changed_at", INSTANT),
+        ("key", TEXT),
+        ("field", TEXT),
+        ("old", JSON),
+        ("old_type", TEXT),
+        ("new", JSON),
+        ("new_type", TEXT),
+        ("observation_id", INTEGER),
+        ("observed_before", INSTANT),
+    )
+    params = {
+        "start": start,
+        "end": end,
+        "symbols": list(symbols or ()),
+        "stream": declared.exchange_info,
+    }
+    read = _copy(conn, sql, params, columns)
+    n = read.num_rows
+    values = {
+        **{
+            name: read[name]
+            for name in ("changed_at", "key", "field", "observation_id", "observed_before")
+        },
+        "stream": pa.array([declared.exchange_info] * n, pa.string()),
+        "entity": pa.array([SYMBOL] * n, pa.string()),
+        "old": _as_written(read["old"], read["old_type"]),
+        "new": _as_written(read["new"], read["new_type"]),
+    }
+    return pa.table([values[name] for name, _ in CHANGE_COLUMNS], schema=schema(CHANGE_COLUMNS))
+
+
+def _as_written(texts: pa.ChunkedArray, types: pa.ChunkedArray) -> pa.Array:
+    """JSON values' text as core.changes writes the values it parses (``_json_texts``):
+    PostgreSQL spells numbers, lists and objects its own way (``1e-8`` as ``0.00000001``,
+    spaces after commas), so those few are parsed and written again."""
+    again = pc.fill_null(pc.is_in(types, pa.array(["number", "array", "object"])), False)
+    texts = texts.combine_chunks()
+    if not pc.any(again).as_py():
+        return texts
+    written = [orjson.dumps(orjson.loads(v)).decode() for v in texts.filter(again).to_pylist()]
+    return pc.replace_with_mask(texts, again.combine_chunks(), pa.array(written, pa.string()))
+
+
+def _json_texts(values: Iterable[Any]) -> list[str | None]:
+    """The feed's Python values as JSON, except a text, which is written as it is."""
+    return [
+        v if isinstance(v, str) or v is None else orjson.dumps(v, default=str).decode()
+        for v in values
     ]

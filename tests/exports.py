@@ -8,18 +8,26 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
 
+from core.changes import Change
+from core.history import layout
+from core.timeparse import format_instant
 from tests.api_client import q
+from tests.builders import exchange_info, record_exchange_info, symbol
 from tests.e2e.processes import REPO
+from tests.scripts import T0, T1, T2
 
 # exported column -> (filter type, field) of the API's answer; spot's notional first from
 # NOTIONAL, else MIN_NOTIONAL; a contract's from MIN_NOTIONAL's notional.
@@ -149,3 +157,132 @@ def decimals(value: Decimal) -> int:
     text = format(value, "f")
     fraction = text.split(".")[1].rstrip("0") if "." in text else ""
     return len(fraction)
+
+
+def reference_rules(engine: Engine, market: str) -> list[dict[str, Any]]:
+    """The rows ``{market}_symbols`` must hold, found by brute force, apart from the
+    export's code: every instant at which one of a symbol's versions or its filters'
+    opens or closes, and at each the versions in force looked up one by one in SQL."""
+    shape = layout(market)
+    own = ", ".join(shape.symbol_fields)
+    rows: list[dict[str, Any]] = []
+    with engine.connect() as conn:
+        bounds = conn.execute(
+            text(
+                " UNION ".join(
+                    f"SELECT symbol, {bound} FROM {table} WHERE {bound} IS NOT NULL"
+                    for table in (shape.symbols, shape.filters)
+                    for bound in ("valid_from", "valid_to")
+                )
+                + " ORDER BY 1, 2"
+            )
+        ).all()
+        for i, (name, start) in enumerate(bounds):
+            end = bounds[i + 1][1] if i + 1 < len(bounds) and bounds[i + 1][0] == name else None
+            in_force = "symbol = :s AND valid_from <= :t AND (valid_to IS NULL OR valid_to > :t)"
+            found = (
+                conn.execute(
+                    text(f"SELECT {own} FROM {shape.symbols} WHERE {in_force}"),
+                    {"s": name, "t": start},
+                )
+                .mappings()
+                .all()
+            )
+            if not found:
+                continue
+            filters = {
+                f["filter_type"]: f
+                for f in conn.execute(
+                    text(f"SELECT * FROM {shape.filters} WHERE {in_force}"), {"s": name, "t": start}
+                ).mappings()
+            }
+            pivoted = {
+                column: next(
+                    (
+                        filters[t][f]
+                        for t, f in sources
+                        if t in filters and filters[t][f] is not None
+                    ),
+                    None,
+                )
+                for column, sources in fields_of(market).items()
+            }
+            rows.append({**found[0], **pivoted, "valid_from": start, "valid_to": end})
+    return rows
+
+
+def csv_text(value: Any) -> str:
+    """How the export's CSV spells a value read from the database."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return format_instant(value) or ""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, list | dict):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def legacy_then_notional_then_no_market_lot() -> list[tuple[datetime, dict[str, Any]]]:
+    """BTCUSDT's MIN_NOTIONAL replaced by NOTIONAL at T1, MARKET_LOT_SIZE gone at T2."""
+    legacy = symbol("BTCUSDT")
+    legacy["filters"] = [f for f in legacy["filters"] if f["filterType"] != "NOTIONAL"] + [
+        {
+            "filterType": "MIN_NOTIONAL",
+            "minNotional": "10.00000000",
+            "applyToMarket": True,
+            "avgPriceMins": 5,
+        }
+    ]
+    without_market_lot = symbol("BTCUSDT")
+    without_market_lot["filters"] = [
+        f for f in without_market_lot["filters"] if f["filterType"] != "MARKET_LOT_SIZE"
+    ]
+    return [(T0, legacy), (T1, symbol("BTCUSDT")), (T2, without_market_lot)]
+
+
+def record_filter_types(engine: Engine) -> None:
+    for when, sym in legacy_then_notional_then_no_market_lot():
+        record_exchange_info(engine, exchange_info(sym), when)
+
+
+def record_odd_filters(engine: Engine) -> None:
+    """A filter type exmeta does not know, whose values are a float, a list and a flag:
+    added at T0, changed at T1, gone at T2 (JSON that PostgreSQL spells its own way)."""
+    odd = {"filterType": "FUTURE_FILTER", "ratio": 1e-8, "levels": [1, 2], "flag": True}
+    steps = [
+        [*symbol("BTCUSDT")["filters"], odd],
+        [*symbol("BTCUSDT")["filters"], {**odd, "ratio": 2.5e-7, "levels": [1, 2, 3.5]}],
+        symbol("BTCUSDT")["filters"],
+    ]
+    for when, filters in zip((T0, T1, T2), steps, strict=True):
+        record_exchange_info(
+            engine,
+            exchange_info({**symbol("BTCUSDT"), "filters": filters}, symbol("ETHUSDT")),
+            when,
+        )
+
+
+def feed_rows(changes: Iterable[Change]) -> list[dict[str, Any]]:
+    """core.changes' feed as the export's rows: values as JSON text, a text as it is."""
+
+    def json_text(value: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return orjson.dumps(value, default=str).decode()
+
+    return [
+        {
+            "changed_at": c.changed_at,
+            "stream": c.stream,
+            "entity": c.entity,
+            "key": c.key,
+            "field": c.field,
+            "old": json_text(c.old),
+            "new": json_text(c.new),
+            "observation_id": c.observation_id,
+            "observed_before": c.observed_before,
+        }
+        for c in changes
+    ]

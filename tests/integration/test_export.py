@@ -5,23 +5,38 @@ and exit 2."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from api import create_app
+from core import export
+from core.changes import window_changes
 from core.config import Settings
+from core.history import layout
+from core.streams import feed_streams
 from exmeta.cli import main
 from tests.api_client import ts
-from tests.builders import exchange_info, record_exchange_info, symbol
 from tests.cli_output import fails_in_one_line
-from tests.exports import api_rules, joined_rules, random_pairs, read_rules
+from tests.exports import (
+    api_rules,
+    csv_text,
+    feed_rows,
+    joined_rules,
+    random_pairs,
+    read_rules,
+    record_filter_types,
+    record_odd_filters,
+    reference_rules,
+)
 from tests.futures_replay import USDM_AT, record_usdm_replay
-from tests.scripts import T0, T1, T2, T3, T5, record_script
+from tests.scripts import T0, T1, T2, T3, T4, T5, record_script
 
 PAIRS = 1000
 
@@ -149,22 +164,7 @@ def test_filters_added_and_removed_start_and_end_what_they_rule(
 ) -> None:
     """MIN_NOTIONAL replaced by NOTIONAL at T1, MARKET_LOT_SIZE gone at T2: each row has
     the filters in force over its whole range, as the API answers inside it."""
-    legacy = symbol("BTCUSDT")
-    legacy["filters"] = [f for f in legacy["filters"] if f["filterType"] != "NOTIONAL"] + [
-        {
-            "filterType": "MIN_NOTIONAL",
-            "minNotional": "10.00000000",
-            "applyToMarket": True,
-            "avgPriceMins": 5,
-        }
-    ]
-    without_market_lot = symbol("BTCUSDT")
-    without_market_lot["filters"] = [
-        f for f in without_market_lot["filters"] if f["filterType"] != "MARKET_LOT_SIZE"
-    ]
-    steps = [(T0, legacy), (T1, symbol("BTCUSDT")), (T2, without_market_lot)]
-    for when, sym in steps:
-        record_exchange_info(database_env, exchange_info(sym), when)
+    record_filter_types(database_env)
     assert main(["export", "--out", str(tmp_path)]) == 0
     rules = pq.read_table(tmp_path / "spot_symbols.parquet").to_pylist()
     assert [
@@ -181,3 +181,103 @@ def test_filters_added_and_removed_start_and_end_what_they_rule(
     assert joined_rules(read_rules(tmp_path, "spot"), pairs, "spot") == [
         api_rules(client, s, t, "spot") for s, t in pairs
     ]
+
+
+@pytest.mark.parametrize(
+    ("market", "record"),
+    [
+        ("spot", record_script),  # status flips, a listing, a delisting
+        ("spot", record_filter_types),  # filter types added and removed
+        ("usdm", record_usdm_replay),  # contracts' own fields, delivery dates
+    ],
+)
+def test_every_row_is_the_versions_in_force_over_it(
+    database_env: Engine, tmp_path: Path, market: str, record: Callable[[Engine], object]
+) -> None:
+    """Each row of both formats equals a brute-force reference: the versions in force at
+    each instant at which anything opens or closes, looked up one by one in SQL."""
+    record(database_env)
+    expected = reference_rules(database_env, market)
+    assert len(expected) > 2
+    args = ["export", "--market", market]
+    assert main([*args, "--out", str(tmp_path / "p")]) == 0
+    assert main([*args, "--format", "csv", "--out", str(tmp_path / "c")]) == 0
+    json_columns = [n for n, kind in export.rules_columns(market) if kind == export.JSON]
+    parquet = pq.read_table(tmp_path / "p" / f"{market}_symbols.parquet").to_pylist()
+    for row in parquet:
+        row.update({n: orjson.loads(row[n]) for n in json_columns if row[n] is not None})
+    assert parquet == expected
+    with (tmp_path / "c" / f"{market}_symbols.csv").open(newline="") as file:
+        written = list(csv.DictReader(file))
+    for row in written:
+        row.update({n: orjson.dumps(orjson.loads(row[n])).decode() for n in json_columns if row[n]})
+    assert written == [{n: csv_text(v) for n, v in row.items()} for row in expected]
+
+
+def test_a_window_keeps_the_reference_rows_in_force_in_it(
+    database_env: Engine, tmp_path: Path
+) -> None:
+    """Rows and filter versions still in force (no valid_to) are kept by a window too."""
+    record_script(database_env)
+    start, end = T1 + timedelta(seconds=1), T4 + timedelta(seconds=1)
+    args = ["export", "--out", str(tmp_path), "--from", ts(start), "--to", ts(end)]
+    assert main(args) == 0
+    assert pq.read_table(tmp_path / "spot_symbols.parquet").to_pylist() == [
+        row
+        for row in reference_rules(database_env, "spot")
+        if row["valid_from"] < end and (row["valid_to"] is None or row["valid_to"] > start)
+    ]
+    filters = pq.read_table(tmp_path / "spot_filters.parquet").to_pylist()
+    with database_env.connect() as conn:
+        in_force = conn.execute(
+            text(
+                "SELECT symbol, filter_type, valid_from, valid_to FROM symbol_filter_versions"
+                " WHERE valid_from < :end AND (valid_to IS NULL OR valid_to > :start)"
+                " ORDER BY symbol, filter_type, valid_from"
+            ),
+            {"start": start, "end": end},
+        ).all()
+    assert any(valid_to is None for *_, valid_to in in_force)
+    assert [(f["symbol"], f["filter_type"], f["valid_from"], f["valid_to"]) for f in filters] == [
+        tuple(r) for r in in_force
+    ]
+
+
+@pytest.mark.parametrize(
+    ("market", "record"),
+    [
+        ("spot", record_script),
+        ("spot", record_filter_types),
+        ("spot", record_odd_filters),
+        ("usdm", record_usdm_replay),
+    ],
+)
+@pytest.mark.parametrize("windowed", [False, True])
+def test_the_feed_is_core_changes_feed(
+    database_env: Engine, market: str, record: Callable[[Engine], object], windowed: bool
+) -> None:
+    """The feed, its filters' field changes diffed in SQL, equals core.changes' own
+    (every table diffed in Python: what paging GET /v1/changes to the end gives)."""
+    record(database_env)
+    with database_env.connect() as conn:
+        first, last = conn.execute(
+            text("SELECT min(observed_at), max(observed_at) FROM observations")
+        ).one()
+        start, end = first, last + timedelta(seconds=1)
+        symbols: tuple[str, ...] | None = None
+        if windowed:
+            # After the first listings, up to the last poll; the most changed symbols.
+            start, end = first + timedelta(milliseconds=1), last
+            filters = layout(market).filters
+            symbols = tuple(
+                conn.execute(
+                    text(
+                        f"SELECT symbol FROM {filters} GROUP BY symbol"
+                        " ORDER BY count(*) DESC, symbol LIMIT 2"
+                    )
+                ).scalars()
+            )
+        streams = feed_streams(market)
+        expected = feed_rows(window_changes(conn, start, end, streams=streams, symbols=symbols))
+        assert any(r["field"].startswith("filters.") for r in expected)
+        assert export.change_table(conn, market, start, end, symbols).to_pylist() == expected

@@ -1,0 +1,16 @@
+"""The export's CSV spells lists as the JSON arrays orjson writes, escapes included."""
+
+from __future__ import annotations
+
+import orjson
+import pyarrow as pa
+
+from exmeta.export import _json_arrays
+
+
+def test_lists_are_json_arrays_with_every_escape() -> None:
+    lists = [["SPOT", "MARGIN"], ['a"b', "c\\d", "e\x01\n\tf", "é"], [], None, [""]]
+    values = pa.chunked_array([pa.array(lists, pa.list_(pa.string()))])
+    assert _json_arrays(values).to_pylist() == [
+        None if v is None else orjson.dumps(v).decode() for v in lists
+    ]
