@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
 from tests.api_client import ts
@@ -55,6 +56,28 @@ def windows(
     last = end if end is not None else documents[-1][0] + timedelta(seconds=2)
     for (at, doc), (after, _) in zip(documents, [*documents[1:], (last, None)], strict=True):
         yield at + (after - at) / 2, doc
+
+
+def answers_are_the_files(
+    client: FlaskClient,
+    documents: list[tuple[datetime, dict[str, Any]]],
+    end: datetime | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Ask the API for every symbol any document lists at an instant inside each
+    document's window (``windows``): 404 where the document does not list it, else its
+    rules as in the file. Yields each answer found, for a caller's further checks."""
+    every = {s["symbol"] for _, doc in documents for s in doc["symbols"]}
+    for at, doc in windows(documents, end=end):
+        expected = {s["symbol"]: s for s in doc["symbols"]}
+        for name in sorted(every):
+            answer = client.get(f"/v1/symbols/{name}?as_of={ts(at)}")
+            if name not in expected:
+                assert answer.status_code == 404, (name, at)
+                continue
+            assert answer.status_code == 200, (name, at)
+            body = answer.get_json()
+            assert_rules_are(body, expected[name], at)
+            yield body
 
 
 def _entities(doc: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

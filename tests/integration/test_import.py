@@ -25,6 +25,7 @@ from exmeta.cli import main
 from tests.api_client import ts
 from tests.archives import (
     FeedChange,
+    answers_are_the_files,
     assert_rules_are,
     epoch_ms,
     feed_change,
@@ -93,16 +94,7 @@ def test_imported_archive_answers_as_its_files_and_live_polling_continues_it(
     assert counts(configured) == written  # importing twice changes nothing
 
     client = create_app(Settings(), configured).test_client()
-    every = {s["symbol"] for _, doc in documents for s in doc["symbols"]}
-    for at, doc in windows(documents):
-        expected = {s["symbol"]: s for s in doc["symbols"]}
-        for name in sorted(every):
-            answer = client.get(f"/v1/symbols/{name}?as_of={ts(at)}")
-            if name not in expected:
-                assert answer.status_code == 404, (name, at)
-                continue
-            assert answer.status_code == 200, (name, at)
-            assert_rules_are(answer.get_json(), expected[name], at)
+    assert list(answers_are_the_files(client, documents))  # every answer checked
 
     # Live polling of the configured source (the sim) continues the imported history.
     job = exchange_info_job(
@@ -494,18 +486,8 @@ def test_an_archive_before_the_first_live_poll_is_prepended_leaving_live_history
     assert table_contents(configured) == imported
 
     # Inside each file's window (the last one's ends at the first live poll), the file's rules.
-    every = {s["symbol"] for _, doc in documents for s in doc["symbols"]}
-    for at, doc in windows(documents, end=live):
-        expected = {s["symbol"]: s for s in doc["symbols"]}
-        for name in sorted(every):
-            answer = client.get(f"/v1/symbols/{name}?as_of={ts(at)}")
-            if name not in expected:
-                assert answer.status_code == 404, (name, at)
-                continue
-            assert answer.status_code == 200, (name, at)
-            body = answer.get_json()
-            assert_rules_are(body, expected[name], at)
-            assert body["evidence"]["imported"] is True
+    for body in answers_are_the_files(client, documents, end=live):
+        assert body["evidence"]["imported"] is True
     last_at, last_doc = documents[-1]
     for name, symbol in {s["symbol"]: s for s in last_doc["symbols"]}.items():
         just_before = live - timedelta(milliseconds=1)
