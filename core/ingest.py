@@ -143,6 +143,9 @@ class Fetched:
     # imports (with ``origin``, where it came from); the writer then takes it as is.
     observed_at: datetime | None = None
     origin: str | None = None
+    # Sent before a poll of the same writer that was applied already (an immediate poll
+    # beside a slot's): older than what is applied, however the two were dated.
+    overtaken: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +348,9 @@ class StreamWriter:
             refusal = f"lease_lost: lease term {lease.term} is over, nothing applied"
             return Recorded(obs_id, "stale", observed_at, refusal=refusal), None
 
-        if head.last_applied_at is not None and observed_at <= head.last_applied_at:
+        if fetched.overtaken or (
+            head.last_applied_at is not None and observed_at <= head.last_applied_at
+        ):
             obs_id = _insert_observation(conn, fetched, observed_at, "stale", body_sha)
             refusal = "a newer poll was applied first, nothing applied"
             return Recorded(obs_id, "stale", observed_at, refusal=refusal), None

@@ -57,7 +57,11 @@ class SignalSink(Protocol):
 
 
 class Signals:
-    """Records a signal and asks for its poll, if the share of the weight budget allows."""
+    """Asks for a signal's poll, if the share of the weight budget allows, and records it.
+
+    The poll is asked for first: the record is a commit on this thread, and the poll that
+    answers the signal ties it to itself once it is recorded (poller.triggers).
+    """
 
     def __init__(self, engine: Engine, replica_id: str, immediate: ImmediatePolls) -> None:
         self.engine = engine
@@ -68,6 +72,7 @@ class Signals:
         self, stream: str, kind: str, symbol: str | None = None, event_ms: int | None = None
     ) -> None:
         polled = self.immediate.allow(stream)
+        ticket = self.immediate.ask(stream) if polled else None
         event_at = None if event_ms is None else _event_time(event_ms)
         signal_id = None
         try:
@@ -82,8 +87,11 @@ class Signals:
                     polled=polled,
                 )
         except SQLAlchemyError as exc:
-            # The poll matters more than its record: ask for it all the same.
+            # The poll matters more than its record: it was asked for all the same.
             log.warning("%s %s signal not recorded: %s", stream, kind, exc)
+        finally:
+            if ticket is not None:  # its poll waits for this, recorded or not
+                self.immediate.recorded(stream, ticket, signal_id)
         log.info(
             "%s %s%s: %s",
             stream,
@@ -91,8 +99,6 @@ class Signals:
             f" {symbol}" if symbol else "",
             "immediate poll" if polled else "over the weight share, not polled",
         )
-        if polled:
-            self.immediate.ask(stream, signal_id)
 
 
 def _event_time(ms: int) -> datetime | None:
