@@ -4,8 +4,9 @@ The scheduler's loop is the one synchronous dispatcher of the design: it decides
 slot is due and does nothing else. Each stream's polls run on a thread of the stream's own
 (``StreamWorker``), as does the heartbeat, so a stream whose answer trickles in, whose
 database write waits on a lock or whose budget wait lasts a minute holds up its own slots
-and no other stream's. A stream never overlaps itself: a slot that comes while its previous
-poll is still in flight is skipped, and the log says so. Every request also has a total
+and no other stream's. A slot never overlaps its stream's poll in flight: it is skipped,
+and the log says so; only an immediate poll a realtime listener asked for starts beside
+it (``StreamWorker``). Every request also has a total
 deadline, at most 0.9 of its stream's interval (poller.binance), so a stuck answer ends
 before the stream's next slot.
 
