@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # How long a read waits before the listener looks at the time (silences, heartbeat, stop).
 _READ_SECONDS: Final = 0.05
+# Messages read back to back, at most, before silences are looked at again: a stream that
+# never lets the reader catch up must not hide its silences for good.
+_BACKLOG_MESSAGES: Final = 1000
 # Close codes of a connection ended on purpose (Binance's 24 h limit, serverShutdown):
 # reconnect at once rather than back off.
 _CLEAN_CLOSES: Final = frozenset({1000, 1001})
@@ -417,10 +420,17 @@ class MarketListener:
 
     def _read(self, connection: ClientConnection) -> bool:
         """Hand every event to the handler until the connection ends or ``stop``; True if
-        it ended cleanly (reconnect at once)."""
+        it ended cleanly (reconnect at once).
+
+        Silences are looked at only once the messages already received are read: after
+        this thread was held up (a busy machine, the interpreter busy with a poll), the
+        messages that queued meanwhile would otherwise make every symbol behind them look
+        silent, and ask for polls for nothing.
+        """
+        backlog = 0
         while not self.stop.is_set():
             try:
-                raw = connection.recv(timeout=_READ_SECONDS)
+                raw = connection.recv(timeout=0 if backlog else _READ_SECONDS)
             except TimeoutError:
                 raw = None
             except ConnectionClosed as closed:
@@ -433,6 +443,10 @@ class MarketListener:
                 if self._dispatch(raw, now):
                     log.info("%s stream: serverShutdown; reconnecting", self.market)
                     return True
+                backlog += 1
+                if backlog < _BACKLOG_MESSAGES:
+                    continue
+            backlog = 0
             self.handler.tick(now)
             self._beat()
         return True

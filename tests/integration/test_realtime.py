@@ -16,11 +16,13 @@ from sqlalchemy import Engine, text
 
 from api import create_app, schemas
 from binance_sim.server import SimServer
+from binance_sim.state import Market
 from core.config import Settings, replace_section
-from poller.listener import Signals
+from poller.listener import MarketListener, Signals, SpotSilences, stream_path
 from poller.retry import WeightBudget
 from poller.triggers import ImmediatePolls
 from tests.api_client import AUTH, ok, q, ts
+from tests.realtime_fakes import RecordingSink, Stalling
 from tests.signed_sim import control as signed_control
 from tests.signed_sim import register_key, sim_settings
 from tests.sim_streams import (
@@ -324,3 +326,28 @@ def test_a_suspicion_during_a_slow_poll_is_polled_beside_it_and_the_slow_poll_un
     assert shown_after_it == "BREAK"
     assert versions(engine, "symbol_versions", "ETHBTC") == ["TRADING", "BREAK"]
     assert observation_outcomes(engine, "exchange_info")[-2:] == ["changed", "stale"]
+
+
+def test_a_listener_held_up_reads_what_queued_meanwhile_before_it_suspects_a_silence(
+    engine: Engine, sim: SimServer
+) -> None:
+    for symbol in ("ETHBTC", "LTCBTC"):
+        set_cadence(sim, symbol, 0.05)
+    sink = RecordingSink()
+    silences = SpotSilences("exchange_info", sink, ("ETHBTC", "LTCBTC"), factor=5, floor=0.5)
+    handler = Stalling(silences)
+    settings = realtime_settings(sim).realtime
+    stop = threading.Event()
+    url = sim.stream_url(Market.SPOT) + stream_path(handler.streams)
+    listener = MarketListener("spot", handler, settings, engine, "r0", stop, 5.0, url=url)
+    listener.start()
+    try:
+        wait_until(lambda: all(s in silences.tracks for s in ("ETHBTC", "LTCBTC")))
+        time.sleep(0.5)  # their cadences learnt
+        handler.stall_once(1.5)  # both symbols' trades queue meanwhile
+        wait_until(handler.stalled.is_set)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        assert listener.join(TIMEOUT)
+    assert [s for s in sink.signals if s[1] == "silence"] == []
