@@ -8,7 +8,8 @@ body's ``serverTime`` only when it agrees with the request's window on the datab
 (core.dating); otherwise the database clock dates it and the disagreement is recorded.
 
 Cost is kept proportional to what changed. A body byte-identical (volatile fields
-blanked) to the last applied one is ``unchanged`` without being parsed. Otherwise each
+blanked) to the last applied one is ``unchanged`` without being parsed, once the writer
+holds the state that body left. Otherwise each
 entity's canonical JSON is hashed and compared with the hashes of the current versions,
 held in memory and trusted only while the stream head says nobody else wrote since; typed
 rows are built only for entities that changed, and written with ``COPY``.
@@ -145,6 +146,9 @@ class Fetched:
     # imports (with ``origin``, where it came from); the writer then takes it as is.
     observed_at: datetime | None = None
     origin: str | None = None
+    # Sent before a poll of the same writer that was applied already (an immediate poll
+    # beside a slot's): older than what is applied, however the two were dated.
+    overtaken: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,12 +379,18 @@ class StreamWriter:
             refusal = f"lease_lost: lease term {lease.term} is over, nothing applied"
             return Recorded(obs_id, "stale", observed_at, refusal=refusal), None
 
-        if head.last_applied_at is not None and observed_at <= head.last_applied_at:
+        if fetched.overtaken or (
+            head.last_applied_at is not None and observed_at <= head.last_applied_at
+        ):
             obs_id = _insert_observation(conn, fetched, observed_at, "stale", body_sha)
             refusal = "a newer poll was applied first, nothing applied"
             return Recorded(obs_id, "stale", observed_at, refusal=refusal), None
 
-        if body_sha == head.last_body_sha256:
+        # Unparsed only while the state it leaves is held: a writer that holds none (a
+        # replica that just started, or one that another replica's change left behind)
+        # builds it now, from the body it has, so that the next change costs only its own
+        # groups (Group) rather than every one of them, when a change is to be seen quickly.
+        if body_sha == head.last_body_sha256 and known.observation_id == head.state_id:
             obs_id = _insert_unchanged(
                 conn, fetched, observed_at, body_sha, self.stream, head.state_id
             )

@@ -65,6 +65,7 @@ class StreamJob:
         self.deadline_seconds = deadline_seconds
         # Held only while recording: a shutdown waits for a write, never for an HTTP read.
         self.write_lock = threading.Lock()
+        self._order = SendOrder()
         self._weight_limit_known = False
         self.summary = PollSummary(stream)
         self._polled = False
@@ -74,15 +75,21 @@ class StreamJob:
 
         The outcome is logged once the write has committed, and only then: a write that
         fails raises (and says nothing of a change), one that committed is on record
-        whatever follows.
+        whatever follows. Of two polls of the job in flight at once (SendOrder), the one
+        sent first is recorded ``stale`` if the other was applied before it.
         """
+        turn = self._order.take()
         requested_at = self.clock()
         sent = time.monotonic()
         response = self.fetch()
         with self.write_lock:
             fetched = self._fetched(requested_at, sent, response)
+            if self._order.overtaken(turn):
+                fetched = replace(fetched, overtaken=True)
             recorded = self.writer.record(fetched, self.parse, lease)
-        self._log(recorded, response, fetched)
+            if recorded.outcome in ("changed", "unchanged"):
+                self._order.applied(turn)
+            self._log(recorded, response, fetched)
         if recorded.outcome == "changed":
             release_freed_memory()  # the parse's peak would otherwise stay in RSS
         if not self._weight_limit_known or self.rate_limit_table in recorded.opened:
@@ -184,6 +191,39 @@ class StreamJob:
         body, server_ms = blank_server_time(response.body)
         server_time = server_time_of(server_ms) if server_ms is not None else None
         return replace(fetched, body=body, server_time=server_time)
+
+
+class SendOrder:
+    """Which of one job's polls were overtaken: sent before one that was applied first.
+
+    Two polls of a stream may be in flight at once (an immediate poll beside a slot's,
+    poller.runner), and each is written as soon as it is in: the one that saw the change
+    is not held up by one sent before it. The writer skips a body dated no later than the
+    last applied one (core.ingest), but a body dated by the database clock (no
+    ``serverTime``, or one not trusted) is dated when it is written, so a poll sent before
+    the change and written after the one that saw it would undo the change until the
+    next poll. It is told it was overtaken instead, and recorded ``stale``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sent = 0
+        self._applied = 0  # the latest-sent poll applied so far
+
+    def take(self) -> int:
+        """A turn for a poll about to send."""
+        with self._lock:
+            self._sent += 1
+            return self._sent
+
+    def overtaken(self, turn: int) -> bool:
+        """Whether a poll sent after ``turn`` was applied already (asked under the write)."""
+        with self._lock:
+            return self._applied > turn
+
+    def applied(self, turn: int) -> None:
+        with self._lock:
+            self._applied = max(self._applied, turn)
 
 
 _LATEST = datetime.max.replace(tzinfo=UTC)

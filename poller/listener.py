@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # How long a read waits before the listener looks at the time (silences, heartbeat, stop).
 _READ_SECONDS: Final = 0.05
+# Messages read back to back, at most, before silences are looked at again: a stream that
+# never lets the reader catch up must not hide its silences for good.
+_BACKLOG_MESSAGES: Final = 1000
 # Close codes of a connection ended on purpose (Binance's 24 h limit, serverShutdown):
 # reconnect at once rather than back off.
 _CLEAN_CLOSES: Final = frozenset({1000, 1001})
@@ -57,7 +60,11 @@ class SignalSink(Protocol):
 
 
 class Signals:
-    """Records a signal and asks for its poll, if the share of the weight budget allows."""
+    """Asks for a signal's poll, if the share of the weight budget allows, and records it.
+
+    The poll is asked for first: the record is a commit on this thread, and the poll that
+    answers the signal ties it to itself once it is recorded (poller.triggers).
+    """
 
     def __init__(self, engine: Engine, replica_id: str, immediate: ImmediatePolls) -> None:
         self.engine = engine
@@ -68,6 +75,7 @@ class Signals:
         self, stream: str, kind: str, symbol: str | None = None, event_ms: int | None = None
     ) -> None:
         polled = self.immediate.allow(stream)
+        ticket = self.immediate.ask(stream) if polled else None
         event_at = None if event_ms is None else _event_time(event_ms)
         signal_id = None
         try:
@@ -82,8 +90,11 @@ class Signals:
                     polled=polled,
                 )
         except SQLAlchemyError as exc:
-            # The poll matters more than its record: ask for it all the same.
+            # The poll matters more than its record: it was asked for all the same.
             log.warning("%s %s signal not recorded: %s", stream, kind, exc)
+        finally:
+            if ticket is not None:  # its poll waits for this, recorded or not
+                self.immediate.recorded(stream, ticket, signal_id)
         log.info(
             "%s %s%s: %s",
             stream,
@@ -91,8 +102,6 @@ class Signals:
             f" {symbol}" if symbol else "",
             "immediate poll" if polled else "over the weight share, not polled",
         )
-        if polled:
-            self.immediate.ask(stream, signal_id)
 
 
 def _event_time(ms: int) -> datetime | None:
@@ -411,10 +420,17 @@ class MarketListener:
 
     def _read(self, connection: ClientConnection) -> bool:
         """Hand every event to the handler until the connection ends or ``stop``; True if
-        it ended cleanly (reconnect at once)."""
+        it ended cleanly (reconnect at once).
+
+        Silences are looked at only once the messages already received are read: after
+        this thread was held up (a busy machine, the interpreter busy with a poll), the
+        messages that queued meanwhile would otherwise make every symbol behind them look
+        silent, and ask for polls for nothing.
+        """
+        backlog = 0
         while not self.stop.is_set():
             try:
-                raw = connection.recv(timeout=_READ_SECONDS)
+                raw = connection.recv(timeout=0 if backlog else _READ_SECONDS)
             except TimeoutError:
                 raw = None
             except ConnectionClosed as closed:
@@ -427,6 +443,10 @@ class MarketListener:
                 if self._dispatch(raw, now):
                     log.info("%s stream: serverShutdown; reconnecting", self.market)
                     return True
+                backlog += 1
+                if backlog < _BACKLOG_MESSAGES:
+                    continue
+            backlog = 0
             self.handler.tick(now)
             self._beat()
         return True

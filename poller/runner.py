@@ -4,8 +4,9 @@ The scheduler's loop is the one synchronous dispatcher of the design: it decides
 slot is due and does nothing else. Each stream's polls run on a thread of the stream's own
 (``StreamWorker``), as does the heartbeat, so a stream whose answer trickles in, whose
 database write waits on a lock or whose budget wait lasts a minute holds up its own slots
-and no other stream's. A stream never overlaps itself: a slot that comes while its previous
-poll is still in flight is skipped, and the log says so. Every request also has a total
+and no other stream's. A slot never overlaps its stream's poll in flight: it is skipped,
+and the log says so; only an immediate poll a realtime listener asked for starts beside
+it (``StreamWorker``). Every request also has a total
 deadline, at most 0.9 of its stream's interval (poller.binance), so a stuck answer ends
 before the stream's next slot.
 
@@ -172,6 +173,11 @@ class DatabaseBackoff:
             log.info("database reachable again after %d failed attempt(s)", failures)
 
 
+# How long a recorded poll waits for the signals it answers to be on record (the listener
+# asks for the poll before it writes the signal): past it, the next poll ties them.
+SIGNAL_RECORD_WAIT_SECONDS = 1.0
+
+
 # A database outage is retried first after this many seconds, doubling up to half the lease:
 # back within half a lease of the database's return, a holder keeps its streams across an
 # outage shorter than its lease, and a dead database sees a few attempts a minute.
@@ -233,14 +239,19 @@ def _dispatcher(worker: StreamWorker, slot: _SlotStart | None) -> Callable[[], N
 
 
 class StreamWorker:
-    """Runs one stream's polls (or the heartbeat) on a thread of its own, one at a time.
+    """Runs one stream's polls (or the heartbeat) on a thread of its own.
 
     ``dispatch`` never waits: the poll runs here, not on the scheduler's thread. A slot
     that comes while the previous poll is still in flight is skipped rather than queued (a
     queued poll would only run late, on the same state), and logged: once when it happens,
-    and with the count when the poll ends. An immediate poll (``again``) that comes then
-    runs right after it instead: the poll in flight may have fetched before the change. ``crashed`` is called, in the except block,
-    should a task raise (a bug: every task catches what it expects).
+    and with the count when the poll ends. An immediate poll (``at_once``) that comes then
+    starts at once beside it, on a thread of its own: the poll in flight may have fetched
+    before the change, and waiting for it to end would add its whole time to how late the
+    change is seen (the one sent first is recorded stale if the other was applied before
+    it, poller.job.SendOrder). One more that comes while both are in flight runs right
+    after the first. ``crashed`` is
+    called, in the except block, should a task raise (a bug: every task catches what it
+    expects).
     """
 
     def __init__(self, name: str, task: Callable[[], None], crashed: Callable[[str], None]) -> None:
@@ -252,17 +263,24 @@ class StreamWorker:
         self._skipped = 0
         self._again = False
         self._closing = False
+        self._beside: threading.Thread | None = None  # an immediate poll beside the other
         self._thread = threading.Thread(target=self._serve, name=f"poll {name}", daemon=True)
         self._thread.start()
 
-    def dispatch(self, *, again: bool = False) -> None:
+    def dispatch(self, *, at_once: bool = False) -> None:
         with self._cond:
             if self._busy_since is None:
                 self._busy_since = time.monotonic()
                 self._cond.notify()
                 return
-            if again:
-                self._again = True
+            if at_once:
+                if self._beside is None:
+                    self._beside = threading.Thread(
+                        target=self._serve_beside, name=f"poll {self.name} at once", daemon=True
+                    )
+                    self._beside.start()
+                else:
+                    self._again = True
                 return
             self._skipped += 1
             first = self._skipped == 1
@@ -294,6 +312,15 @@ class StreamWorker:
             if skipped > 1:
                 log.info("%s poll ended; %d slots were skipped while it ran", self.name, skipped)
 
+    def _serve_beside(self) -> None:
+        try:
+            self._task()
+        except Exception:
+            self._crashed(self.name)
+        finally:
+            with self._cond:
+                self._beside = None
+
     def close(self) -> None:
         """Let the thread end once the task in flight, if any, is done."""
         with self._cond:
@@ -301,9 +328,14 @@ class StreamWorker:
             self._cond.notify()
 
     def join(self, timeout: float) -> bool:
-        """True if the thread ended within ``timeout`` seconds."""
+        """True if the worker's threads ended within ``timeout`` seconds."""
+        ends_at = time.monotonic() + timeout
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        with self._cond:
+            beside = self._beside
+        if beside is not None:
+            beside.join(max(0.0, ends_at - time.monotonic()))
+        return not self._thread.is_alive() and (beside is None or not beside.is_alive())
 
 
 class Poller:
@@ -341,7 +373,7 @@ class Poller:
         def run() -> None:
             if self.stop.is_set() or not self.database.ready():
                 return
-            urgent, signal_id = self.immediate.claim(job.stream)
+            urgent, ticket = self.immediate.claim(job.stream)
             try:
                 lease = None
                 if self.replica is not None:
@@ -349,17 +381,14 @@ class Poller:
                     self.database.succeeded()
                     if lease is None:
                         log.debug("%s slot not due or held by another replica", job.stream)
-                        self._unanswered(job.stream, signal_id)
                         return
             except SQLAlchemyError as exc:
                 self.database.failed(f"{job.stream} lease", exc)
-                self._unanswered(job.stream, signal_id)
                 return
             slot.at = _schedule_clock()
             try:
                 recorded = job.run(lease)
-                if signal_id is not None:
-                    self._settle(job, signal_id, recorded)
+                self._settle(job, ticket, recorded)
             except SQLAlchemyError as exc:
                 # Not written, or its commit unconfirmed (the job logs an outcome only once
                 # committed); the next poll compares with whatever did commit.
@@ -379,16 +408,13 @@ class Poller:
 
         return run
 
-    def _unanswered(self, stream: str, signal_id: int | None) -> None:
-        """Signals a poll did not answer (no lease, a failed fetch) wait for the next."""
-        if signal_id is not None:
-            self.immediate.unanswered(stream, signal_id)
-
-    def _settle(self, job: StreamJob, signal_id: int, recorded: Recorded) -> None:
-        """Tie the signals this poll answered to it (core.signals); a failed poll leaves
-        them to the next one."""
+    def _settle(self, job: StreamJob, ticket: int, recorded: Recorded) -> None:
+        """Tie the signals this poll answered to it (core.signals); a poll that failed, or
+        found no lease, leaves them to the next one."""
         if recorded.outcome == "error":
-            self._unanswered(job.stream, signal_id)
+            return
+        signal_id = self.immediate.answered(job.stream, ticket, SIGNAL_RECORD_WAIT_SECONDS)
+        if signal_id is None:
             return
         with job.writer.engine.begin() as conn:
             signals.settle(
@@ -474,7 +500,7 @@ class Poller:
         while not self.stop.is_set():
             for stream in self.immediate.take_asked():
                 if stream in workers:
-                    workers[stream].dispatch(again=True)
+                    workers[stream].dispatch(at_once=True)
             scheduler.run_pending()
             _keep_to_slots(slots)
             idle = scheduler.idle_seconds

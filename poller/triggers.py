@@ -3,9 +3,12 @@
 A listener's thread only says "poll this stream now" (``ask``); the loop (poller.runner)
 picks the request up at once, dispatches the stream's worker as it would for a slot, and
 that poll takes the lease due or not. So the loop stays the one place that decides when a
-poll runs, a listener never waits on Binance or the database for a poll, and a stream
-never polls twice at once: a request that comes while its poll is in flight runs once more
-right after it (the poll in flight may have fetched before the change).
+poll runs, and a listener never waits on Binance or the database for a poll: it asks
+first and records its signal (core.signals) after, while the poll is already under way.
+Each request gets a ticket; a poll answers the requests made before it started, and ties
+their signals to itself once they are recorded (``answered``). A request that comes while
+its stream's poll is in flight starts another beside it (poller.runner.StreamWorker): the
+poll in flight may have fetched before the change.
 
 What listeners may spend is capped: the immediate polls of one market may use at most
 ``share`` of its weight budget over any minute, so a flood of suspicions (a market that
@@ -33,8 +36,10 @@ class _Stream:
     budget: WeightBudget
     asked: bool = False
     urgent: bool = False
-    # The newest signal (core.signals) the next poll answers, settled once it is recorded.
-    signal_id: int | None = None
+    tickets: int = 0  # requests made so far; a poll answers those up to its claim's
+    unrecorded: set[int] = field(default_factory=set)  # tickets whose signal is being recorded
+    # Recorded signals (core.signals) by ticket, until a poll answers them.
+    signals: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -54,6 +59,8 @@ class ImmediatePolls:
         self.share = share
         self._clock = clock
         self._lock = threading.Lock()
+        # The same lock: a poll waits on it for the signals of its requests to be recorded.
+        self._recording = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._streams: dict[str, _Stream] = {}
         self._spent: dict[str, _Spent] = {}
@@ -82,14 +89,26 @@ class ImmediatePolls:
             spent.polls.append((now, declared.weight))
             return True
 
-    def ask(self, stream: str, signal_id: int | None = None) -> None:
-        """Poll ``stream`` now (never blocks); its poll settles signals up to ``signal_id``."""
+    def ask(self, stream: str) -> int:
+        """Poll ``stream`` now (never blocks); the request's ticket, for ``recorded``."""
         with self._lock:
             declared = self._streams[stream]
             declared.asked = declared.urgent = True
-            if signal_id is not None:
-                declared.signal_id = max(signal_id, declared.signal_id or 0)
+            declared.tickets += 1
+            declared.unrecorded.add(declared.tickets)
+            ticket = declared.tickets
         self._wake.set()
+        return ticket
+
+    def recorded(self, stream: str, ticket: int, signal_id: int | None) -> None:
+        """The signal that made request ``ticket`` is on record as ``signal_id`` (None: it
+        could not be recorded); the poll answering it may now tie it to itself."""
+        with self._recording:
+            declared = self._streams[stream]
+            declared.unrecorded.discard(ticket)
+            if signal_id is not None:
+                declared.signals[ticket] = signal_id
+            self._recording.notify_all()
 
     def take_asked(self) -> list[str]:
         """The streams asked for since the loop last looked (the loop's side)."""
@@ -99,22 +118,31 @@ class ImmediatePolls:
                 self._streams[name].asked = False
             return asked
 
-    def claim(self, stream: str) -> tuple[bool, int | None]:
+    def claim(self, stream: str) -> tuple[bool, int]:
         """For a poll starting now: whether one was asked for (so it need not be due),
-        and the newest signal it answers."""
+        and the last ticket it answers (requests made before it started)."""
         with self._lock:
             declared = self._streams.get(stream)
             if declared is None:
-                return False, None
+                return False, 0
             urgent, declared.urgent = declared.urgent, False
-            signal_id, declared.signal_id = declared.signal_id, None
-            return urgent, signal_id
+            return urgent, declared.tickets
 
-    def unanswered(self, stream: str, signal_id: int) -> None:
-        """The poll failed: the signals up to ``signal_id`` wait for the next one."""
-        with self._lock:
-            declared = self._streams[stream]
-            declared.signal_id = max(signal_id, declared.signal_id or 0)
+    def answered(self, stream: str, ticket: int, timeout: float) -> int | None:
+        """For a poll that was recorded: the newest signal of the requests up to ``ticket``,
+        which it now answers (None: none). Waits up to ``timeout`` for signals still being
+        recorded (a few milliseconds: the listener asked before it wrote); one recorded
+        later is answered by the next poll. A poll that failed does not call this: its
+        requests' signals wait for the next one."""
+        with self._recording:
+            declared = self._streams.get(stream)
+            if declared is None:
+                return None
+            self._recording.wait_for(
+                lambda: not any(t <= ticket for t in declared.unrecorded), timeout
+            )
+            taken = [t for t in declared.signals if t <= ticket]
+            return max((declared.signals.pop(t) for t in taken), default=None)
 
     def wait(self, timeout: float) -> None:
         """The loop's idle wait: up to ``timeout`` seconds, cut short by ``ask`` or ``wake``."""

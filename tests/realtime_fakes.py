@@ -1,7 +1,13 @@
 """Stand-ins for the unit tests of the realtime listeners' pure parts."""
 
+import threading
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
+from websockets.sync.client import ClientConnection
+
+from poller.listener import SpotSilences
 from poller.triggers import ImmediatePolls
 
 
@@ -30,3 +36,33 @@ class RecordingSink:
             self.immediate.ask(stream)
             # The loop starts the poll at once: the next suspicion needs a poll of its own.
             self.immediate.claim(stream)
+
+
+class Stalling:
+    """A listener's handler that holds up the listener's thread once, when told, in the
+    middle of handing an event over (as a busy machine or interpreter would)."""
+
+    def __init__(self, handler: SpotSilences) -> None:
+        self.handler = handler
+        self.streams = handler.streams
+        self._stall = 0.0
+        self.stalled = threading.Event()
+
+    def stall_once(self, seconds: float) -> None:
+        self._stall = seconds
+
+    def opened(self, connection: ClientConnection) -> None:
+        self.handler.opened(connection)
+
+    def connected(self, first: bool, now: float) -> None:
+        self.handler.connected(first, now)
+
+    def event(self, event: dict[str, Any], now: float) -> None:
+        self.handler.event(event, now)
+        if self._stall:
+            time.sleep(self._stall)
+            self._stall = 0.0
+            self.stalled.set()
+
+    def tick(self, now: float) -> None:
+        self.handler.tick(now)

@@ -3,16 +3,20 @@ few round trips to the database (its cost is mostly theirs: bench/usdm_poll.py, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, event, text
 
 from binance_sim.server import SimServer
+from core.bodies import blank_server_time
+from core.ingest import Group, Snapshot, StreamWriter
 from core.streams import market
+from poller.parse import parse_exchange_info
 from poller.runner import Replica, build_poller
-from tests.builders import poller_settings
+from tests.builders import at, exchange_info, poller_settings, record_body, symbol
 
 USDM = market("usdm")
 USDM_TABLES = (USDM.symbols, USDM.filters, USDM.rate_limits, USDM.exchange_filters)
@@ -96,3 +100,47 @@ def test_a_no_change_usdm_poll_writes_one_unchanged_observation_in_few_statement
     listed = "\n".join(f"{alone!s:5} {statement}" for statement, alone in sent)
     assert [alone for _, alone in sent] == [True, True, False, False], listed
     assert "stream_leases" in sent[0][0], listed
+
+
+def test_a_restarted_writer_builds_its_state_on_its_first_poll_so_a_change_builds_only_its_own(
+    engine: Engine,
+) -> None:
+    names = [f"S{n}USDT" for n in range(20)]
+    built: list[tuple[str, tuple[Any, ...]]] = []
+
+    def counted(table: str, key: tuple[Any, ...], build: Callable[[], Any]) -> Callable[[], Any]:
+        def build_counted() -> Any:
+            built.append((table, key))
+            return build()
+
+        return build_counted
+
+    def parse(body: bytes) -> Snapshot:
+        snapshot = parse_exchange_info(body)
+        for kind in snapshot:
+            for key, group in kind.groups.items():
+                kind.groups[key] = Group(group.digest, counted(kind.table, key, group.build))
+        return snapshot
+
+    def body(status_of_s3: str) -> bytes:
+        document = exchange_info(
+            *(symbol(n, status=status_of_s3 if n == "S3USDT" else "TRADING") for n in names)
+        )
+        return blank_server_time(orjson.dumps(document))[0]
+
+    record_body(engine, "exchange_info", body("TRADING"), at("2024-01-01T00:00:00"), parse)
+    restarted = StreamWriter(engine, "exchange_info")  # a replica started again: holds nothing
+    first = record_body(
+        engine, "exchange_info", body("TRADING"), at("2024-01-01T00:00:10"), parse, writer=restarted
+    )
+    assert first.outcome == "unchanged"
+    assert (first.opened, first.closed) == ({}, {})
+    built.clear()
+    change = record_body(
+        engine, "exchange_info", body("BREAK"), at("2024-01-01T00:00:20"), parse, writer=restarted
+    )
+    assert (change.outcome, change.opened) == ("changed", {"symbol_versions": 1})
+    assert sorted(built) == [
+        ("symbol_filter_versions", ("S3USDT",)),
+        ("symbol_versions", ("S3USDT",)),
+    ]

@@ -4,6 +4,7 @@ connections lose no change and duplicate no version."""
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import partial
 from typing import Any
@@ -15,8 +16,13 @@ from sqlalchemy import Engine, text
 
 from api import create_app, schemas
 from binance_sim.server import SimServer
+from binance_sim.state import Market
 from core.config import Settings, replace_section
+from poller.listener import MarketListener, Signals, SpotSilences, stream_path
+from poller.retry import WeightBudget
+from poller.triggers import ImmediatePolls
 from tests.api_client import AUTH, ok, q, ts
+from tests.realtime_fakes import RecordingSink, Stalling
 from tests.signed_sim import control as signed_control
 from tests.signed_sim import register_key, sim_settings
 from tests.sim_streams import (
@@ -253,3 +259,95 @@ def test_a_balance_event_polls_the_account_at_once_and_dates_the_balance_change(
     assert change["since"] == ts(signal["event_at"])
     assert change["seen_at"] == body["balances"][0]["valid_from"]
     assert "(account event at " in change["says"]
+
+
+def test_a_listener_asks_for_its_poll_before_it_records_the_signal(engine: Engine) -> None:
+    immediate = ImmediatePolls(share=0.2)
+    immediate.register("exchange_info", "spot", 20, WeightBudget(0.25, limit=6000))
+    sink = Signals(engine, "r0", immediate)
+    signalling = threading.Thread(
+        target=sink.signal, args=("exchange_info", "silence", "ETHBTC", 1_700_000_000_000)
+    )
+    with engine.connect() as locker:
+        # The signal's record waits behind this lock, as behind a slow commit.
+        locker.execute(text("LOCK TABLE stream_signals IN SHARE MODE"))
+        signalling.start()
+        wait_until(lambda: immediate.take_asked() == ["exchange_info"])
+        assert signalling.is_alive()
+        urgent, ticket = immediate.claim("exchange_info")
+        assert urgent
+        assert immediate.answered("exchange_info", ticket, timeout=0) is None
+        locker.rollback()
+        signalling.join(TIMEOUT)
+        # Recorded once the lock went: the poll that started before now ties it to itself.
+        [signal] = signal_rows(engine, "exchange_info")
+        assert signal["polled"]
+        with engine.connect() as conn:
+            recorded_id = conn.execute(text("SELECT id FROM stream_signals")).scalar_one()
+    assert immediate.answered("exchange_info", ticket, timeout=0) == recorded_id
+
+
+def observation_outcomes(engine: Engine, stream: str) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text("SELECT outcome FROM observations WHERE stream = :s ORDER BY id"),
+                {"s": stream},
+            ).scalars()
+        )
+
+
+def test_a_suspicion_during_a_slow_poll_is_polled_beside_it_and_the_slow_poll_undoes_nothing(
+    engine: Engine, sim: SimServer
+) -> None:
+    set_cadence(sim, "ETHBTC", 0.05)
+    settings = realtime_settings(sim, INTERVAL, spot_symbols=("ETHBTC",))
+    client = api(settings, engine)
+    with polling(settings, engine) as poller:
+        wait_until(lambda: status(client, "spot", "ETHBTC") == "TRADING")
+        wait_until(lambda: listener_connected(engine, "spot"))
+        time.sleep(0.5)  # its cadence learnt
+        # serverTime a minute ahead is not trusted: the database clock dates every poll
+        # when it is written, so the slow poll's old body is dated after the fast one's.
+        sim.state.set_clock_offset_ms(60_000)
+        size = len(requests.get(f"{sim.url}/api/v3/exchangeInfo", timeout=TIMEOUT).content)
+        fault = {"kind": "trickle", "delay_seconds": 0.1, "chunk_bytes": size // 30 + 1}
+        requests.post(f"{sim.url}/_sim/faults", json=fault, timeout=TIMEOUT).raise_for_status()
+        poller.immediate.ask("exchange_info")  # a poll (as for a reconnection) that dribbles in
+        wait_until(lambda: not sim.state.pending_faults())  # its answer, built before the flip
+        requests.patch(
+            f"{sim.url}/_sim/symbols/ETHBTC", json={"fields": {"status": "BREAK"}}, timeout=TIMEOUT
+        ).raise_for_status()
+        seen_after = wait_until(lambda: status(client, "spot", "ETHBTC") == "BREAK", 5)
+        assert seen_after <= 1.5  # not after the slow poll's 3 s
+        # The slow poll ends after the one that saw the change, and changes nothing.
+        wait_until(lambda: "stale" in observation_outcomes(engine, "exchange_info"))
+        shown_after_it = status(client, "spot", "ETHBTC")
+    assert shown_after_it == "BREAK"
+    assert versions(engine, "symbol_versions", "ETHBTC") == ["TRADING", "BREAK"]
+    assert observation_outcomes(engine, "exchange_info")[-2:] == ["changed", "stale"]
+
+
+def test_a_listener_held_up_reads_what_queued_meanwhile_before_it_suspects_a_silence(
+    engine: Engine, sim: SimServer
+) -> None:
+    for symbol in ("ETHBTC", "LTCBTC"):
+        set_cadence(sim, symbol, 0.05)
+    sink = RecordingSink()
+    silences = SpotSilences("exchange_info", sink, ("ETHBTC", "LTCBTC"), factor=5, floor=0.5)
+    handler = Stalling(silences)
+    settings = realtime_settings(sim).realtime
+    stop = threading.Event()
+    url = sim.stream_url(Market.SPOT) + stream_path(handler.streams)
+    listener = MarketListener("spot", handler, settings, engine, "r0", stop, 5.0, url=url)
+    listener.start()
+    try:
+        wait_until(lambda: all(s in silences.tracks for s in ("ETHBTC", "LTCBTC")))
+        time.sleep(0.5)  # their cadences learnt
+        handler.stall_once(1.5)  # both symbols' trades queue meanwhile
+        wait_until(handler.stalled.is_set)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        assert listener.join(TIMEOUT)
+    assert [s for s in sink.signals if s[1] == "silence"] == []

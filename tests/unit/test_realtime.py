@@ -7,6 +7,7 @@ import time
 import pytest
 
 from core.config import ConfigError, load_settings
+from poller.job import SendOrder
 from poller.listener import (
     MIN_GAPS,
     SpotSilences,
@@ -110,14 +111,44 @@ def test_a_poll_asked_for_and_not_started_answers_later_suspicions_for_free() ->
     immediate = ImmediatePolls(share=0.2, clock=Clock())
     immediate.register("exchange_info", "spot", 20, WeightBudget(0.25, limit=6000))
     assert immediate.allow("exchange_info")
-    immediate.ask("exchange_info", 7)
+    assert immediate.ask("exchange_info") == 1
     for _ in range(100):
         assert immediate.allow("exchange_info")
-    immediate.ask("exchange_info", 9)
+    assert immediate.ask("exchange_info") == 2
     assert immediate.take_asked() == ["exchange_info"]
     assert immediate.take_asked() == []
-    assert immediate.claim("exchange_info") == (True, 9)
-    assert immediate.claim("exchange_info") == (False, None)
+    assert immediate.claim("exchange_info") == (True, 2)
+    assert immediate.claim("exchange_info") == (False, 2)
+
+
+def test_a_poll_answers_the_signals_asked_for_before_it_started_once_they_are_recorded() -> None:
+    immediate = ImmediatePolls(share=0.2, clock=Clock())
+    immediate.register("exchange_info", "spot", 20, WeightBudget(0.25, limit=6000))
+    first = immediate.ask("exchange_info")
+    _, answers = immediate.claim("exchange_info")  # the poll starts before the signal's record
+    later = immediate.ask("exchange_info")  # asked once that poll had started
+    recording = threading.Timer(0.05, immediate.recorded, ("exchange_info", first, 11))
+    recording.start()
+    assert immediate.answered("exchange_info", answers, timeout=5) == 11
+    recording.join()
+    immediate.recorded("exchange_info", later, 12)
+    # The first poll's answer took its own; the later signal is the next poll's.
+    assert immediate.answered("exchange_info", answers, timeout=0) is None
+    _, next_answers = immediate.claim("exchange_info")
+    assert immediate.answered("exchange_info", next_answers, timeout=0) == 12
+
+
+def test_a_signal_recorded_too_late_for_its_poll_is_answered_by_the_next() -> None:
+    immediate = ImmediatePolls(share=0.2, clock=Clock())
+    immediate.register("exchange_info", "spot", 20, WeightBudget(0.25, limit=6000))
+    slow = immediate.ask("exchange_info")
+    _, answers = immediate.claim("exchange_info")
+    assert immediate.answered("exchange_info", answers, timeout=0) is None
+    immediate.recorded("exchange_info", slow, 5)
+    failed = immediate.ask("exchange_info")
+    immediate.recorded("exchange_info", failed, None)  # its record failed: nothing to tie
+    _, next_answers = immediate.claim("exchange_info")
+    assert immediate.answered("exchange_info", next_answers, timeout=0) == 5
 
 
 def test_a_share_of_zero_polls_nothing() -> None:
@@ -141,8 +172,14 @@ def test_a_listener_asks_for_a_combined_stream() -> None:
     )
 
 
-@pytest.mark.parametrize(("again", "runs"), [(False, 1), (True, 2)])
-def test_an_immediate_poll_asked_during_a_poll_runs_right_after_it(again: bool, runs: int) -> None:
+def started(ran: list[int], count: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(ran) < count and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(ran) == count
+
+
+def test_an_immediate_poll_asked_during_a_poll_starts_at_once_beside_it() -> None:
     release = threading.Event()
     ran: list[int] = []
 
@@ -152,14 +189,27 @@ def test_an_immediate_poll_asked_during_a_poll_runs_right_after_it(again: bool, 
 
     worker = StreamWorker("exchange_info", task, lambda _: None)
     worker.dispatch()
-    deadline = time.monotonic() + 5
-    while not ran and time.monotonic() < deadline:
-        time.sleep(0.001)
-    worker.dispatch(again=again)  # the poll in flight may have fetched before the change
+    started(ran, 1)
+    worker.dispatch()  # a slot while the poll is in flight: skipped
+    worker.dispatch(at_once=True)  # the poll in flight may have fetched before the change
+    started(ran, 2)  # while the first is still in flight
+    worker.dispatch(at_once=True)  # a third while both are in flight: right after one ends
+    assert len(ran) == 2
     release.set()
+    started(ran, 3)
     worker.close()
     assert worker.join(5)
-    assert len(ran) == runs
+    assert len(ran) == 3
+
+
+def test_a_poll_sent_before_one_that_was_applied_is_overtaken() -> None:
+    order = SendOrder()
+    slot, immediate, next_slot = order.take(), order.take(), order.take()
+    assert not order.overtaken(slot)
+    order.applied(immediate)
+    assert order.overtaken(slot)
+    assert not order.overtaken(immediate)
+    assert not order.overtaken(next_slot)
 
 
 @pytest.mark.parametrize(
