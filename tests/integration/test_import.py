@@ -22,6 +22,8 @@ from core.sources import source_of
 from core.streams import stream
 from core.verify import verify_history
 from exmeta.cli import main
+from poller.archive import ArchiveError, plan_import, read_documents, write_documents
+from poller.parse import parse_exchange_info
 from tests.api_client import ts
 from tests.archives import (
     FeedChange,
@@ -598,5 +600,58 @@ def test_an_archive_before_failed_live_polls_becomes_the_history_polling_continu
     polled = job.run()
     assert polled.outcome == "changed"
     assert feed_at(client, polled.observed_at) == feed_changes(last_doc, served)
+    with configured.connect() as conn:
+        assert verify_history(conn) == []
+
+
+@pytest.mark.parametrize(
+    ("planned", "first", "refused"),
+    [
+        # The same day imported meanwhile: writing it again would duplicate its history.
+        ("2022-11-29_2124.json", "2022-11-29_2124.json", "history changed while the import"),
+        # An earlier day imported meanwhile: the planned one would fall inside history.
+        ("2022-11-29_2124.json", "2022-11-28_2124.json", "is not before the exchange_info"),
+        # A later day (still before the live polls) imported meanwhile: the planned one
+        # still goes wholly before every observation, so it is written.
+        ("2022-11-28_2124.json", "2022-11-29_2124.json", None),
+    ],
+)
+def test_a_prepend_is_planned_again_under_the_head_lock(
+    configured: Engine,
+    sim: SimServer,
+    capsys: pytest.CaptureFixture[str],
+    planned: str,
+    first: str,
+    refused: str | None,
+) -> None:
+    """Another import that commits between this one's plan and its write (the command
+    plans outside the lock) is seen once the head is held: a plan it made wrong is
+    refused with nothing written, one it left right is written as planned."""
+    _, polls = live_polls(configured, sim)
+    source = source_of(sim.url)
+    documents = read_documents([FIXTURES / planned], None)
+    with configured.connect() as conn:
+        plan = plan_import(conn, "exchange_info", source, documents)
+    assert plan.prepend
+    assert len(plan.documents) == 1
+
+    assert main(["import", str(FIXTURES / first)]) == 0  # the other import, first
+    capsys.readouterr()
+    between = table_contents(configured)
+    written = write_documents(configured, "exchange_info", parse_exchange_info, source, plan)
+    if refused is not None:
+        with pytest.raises(ArchiveError, match=refused):
+            list(written)
+        assert table_contents(configured) == between
+    else:
+        outcomes = [r.outcome for r in written if isinstance(r, Recorded)]
+        assert outcomes == ["changed"]
+        client = create_app(Settings(), configured).test_client()
+        both = sorted(
+            (instant_of(d["serverTime"]), d)
+            for d in (load(FIXTURES / planned), load(FIXTURES / first))
+        )
+        for body in answers_are_the_files(client, both, end=polls[0].observed_at):
+            assert body["evidence"]["imported"] is True
     with configured.connect() as conn:
         assert verify_history(conn) == []
