@@ -428,17 +428,41 @@ def write_documents(
     the stream's head (core.ingest.Prepending), planned again under it (another import may
     have gone first), and ends with where it Joined the history on record, once committed.
     """
-    remaining = iter(plan.documents)
+    batches = _batches(plan.documents, stream, source)
     if not plan.prepend:
         writer = StreamWriter(engine, stream)
-        while batch := list(itertools.islice(remaining, IMPORT_BATCH)):
-            yield from writer.record_many([fetched_of(doc, stream, source) for doc in batch], parse)
+        try:
+            for batch, upcoming in batches:
+                yield from writer.record_many(batch, parse, upcoming)
+        finally:
+            writer.close()
         return
     with prepending(engine, stream) as history:
         again = plan_import(history.conn, stream, source, plan.documents)
         if [d.at for d in again.documents] != [d.at for d in plan.documents] or not again.prepend:
             raise ArchiveError(f"the {stream} history changed while the import was planned")
-        while batch := list(itertools.islice(remaining, IMPORT_BATCH)):
-            yield from history.record([fetched_of(doc, stream, source) for doc in batch], parse)
+        try:
+            for batch, upcoming in batches:
+                yield from history.record(batch, parse, upcoming)
+        finally:
+            history.writer.close()
     if history.seam is not None:
         yield Joined(history.seam.observed_at, history.closed)
+
+
+def _batches(
+    documents: Sequence[Document], stream: str, source: str
+) -> Iterator[tuple[list[Fetched], list[Fetched]]]:
+    """``documents`` as fetched, ``IMPORT_BATCH`` at a time, each batch with the next one
+    (empty at the end), which the writer plans while it writes the batch; made as they
+    are needed, so that at most two batches' bodies are held twice (file and fetched)."""
+    remaining = iter(documents)
+
+    def batch() -> list[Fetched]:
+        return [fetched_of(d, stream, source) for d in itertools.islice(remaining, IMPORT_BATCH)]
+
+    current = batch()
+    while current:
+        upcoming = batch()
+        yield current, upcoming
+        current = upcoming
