@@ -16,10 +16,13 @@ from sqlalchemy import Engine, text
 
 def backends(engine: Engine) -> list[int]:
     """The database's backend processes, if they run on this host (the pool's connections:
-    one, in this single-threaded loop)."""
+    one, in this single-threaded loop; not the autovacuum workers that come and go)."""
     with engine.connect() as conn:
         pids = conn.execute(
-            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND backend_type = 'client backend'"
+            )
         ).scalars()
         return [pid for pid in pids if Path(f"/proc/{pid}/sched").exists()]
 
