@@ -188,8 +188,9 @@ def parse_exchange_info(body: bytes) -> Snapshot:
     """Split a complete exchangeInfo body into symbols, filters, rate limits, exchange filters."""
     doc = exchange_info_document(body)
 
-    # A symbol's own fields and its filters are built (and checked) only when its object's
-    # digest differs from the current state's (core.ingest.Group); a new name always is.
+    # A symbol's own fields are built (and checked) only when their digest differs from the
+    # current state's (core.ingest.Group), and its filters only when theirs does: a day
+    # moves filters of most symbols and the own fields of a few. A new name always is.
     symbols: dict[tuple[Any, ...], Group] = {}
     filters: dict[tuple[Any, ...], Group] = {}
     for sym in _list_of_objects(doc, "symbols"):
@@ -198,9 +199,11 @@ def parse_exchange_info(body: bytes) -> Snapshot:
             raise InvalidPayloadError(f"symbol without a name: {sym!r:.120}")
         if (name,) in symbols:
             raise InvalidPayloadError(f"duplicate entity {(name,)!r}")
-        digest = object_digest(sym)
-        symbols[(name,)] = Group(digest, partial(_symbol_entities, name, sym))
-        filters[(name,)] = Group(digest, partial(_filter_entities, name, sym))
+        own = object_digest({k: v for k, v in sym.items() if k != "filters"})
+        symbols[(name,)] = Group(own, partial(_symbol_entities, name, sym))
+        filters[(name,)] = Group(
+            object_digest(sym.get("filters")), partial(_filter_entities, name, sym)
+        )
 
     rate_limits: dict[tuple[Any, ...], Entity] = {}
     for limit in _list_of_objects(doc, "rateLimits"):

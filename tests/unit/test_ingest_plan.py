@@ -22,14 +22,15 @@ BEFORE = exchange_info(symbol("BTCUSDT"), symbol("ETHUSDT"))
 AFTER = exchange_info(symbol("BTCUSDT", market_max_qty="9.00000000"), symbol("ETHUSDT"))
 
 
-def refusing(snapshot: Snapshot, name: str) -> Snapshot:
-    """``snapshot`` with every group of symbol ``name`` failing the test if it is built."""
+def refusing(snapshot: Snapshot, name: str, tables: set[str] | None = None) -> Snapshot:
+    """``snapshot`` with every group of symbol ``name`` (in ``tables``, else in any table)
+    failing the test if it is built."""
 
     def refuse() -> dict[Key, Entity]:
         raise AssertionError(f"{name} was built again")
 
     def refused(kind: KindSnapshot) -> KindSnapshot:
-        if (name,) not in kind.groups:
+        if (name,) not in kind.groups or (tables is not None and kind.table not in tables):
             return kind
         groups = {**kind.groups, (name,): replace(kind.groups[(name,)], build=refuse)}
         return replace(kind, groups=groups)
@@ -50,6 +51,31 @@ def test_a_symbol_whose_object_is_unchanged_is_not_built_and_keeps_its_versions(
     ]
     # ...and the state it leaves is the one a plan building everything would.
     assert plan.hashes == _plan(parse_exchange_info(orjson.dumps(AFTER)), CurrentState()).hashes
+
+
+@pytest.mark.parametrize(
+    ("after", "unbuilt", "closed"),
+    [
+        # A day's usual change: a filter moved, the symbol's own fields as they were.
+        (AFTER, "symbol_versions", {"symbol_filter_versions": [("BTCUSDT", "MARKET_LOT_SIZE")]}),
+        # A halt: the status moved, the filters as they were.
+        (
+            exchange_info(symbol("BTCUSDT", status="HALT"), symbol("ETHUSDT")),
+            "symbol_filter_versions",
+            {"symbol_versions": [("BTCUSDT",)]},
+        ),
+    ],
+)
+def test_a_symbol_builds_again_only_the_part_of_it_that_changed(
+    after: dict[str, object], unbuilt: str, closed: dict[str, list[Key]]
+) -> None:
+    first = _plan(parse_exchange_info(orjson.dumps(BEFORE)), CurrentState())
+    state = CurrentState(1, first.hashes, first.digests)
+
+    plan = _plan(refusing(parse_exchange_info(orjson.dumps(after)), "BTCUSDT", {unbuilt}), state)
+
+    assert {t: keys for t, keys in plan.close.items() if keys} == closed
+    assert plan.hashes == _plan(parse_exchange_info(orjson.dumps(after)), CurrentState()).hashes
 
 
 def test_without_the_digests_of_its_state_every_symbol_is_built() -> None:
