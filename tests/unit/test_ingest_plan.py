@@ -1,6 +1,7 @@
 """What a changed body's plan builds: only the symbols whose objects changed."""
 
 from dataclasses import replace
+from typing import Any
 
 import orjson
 import pytest
@@ -107,3 +108,40 @@ def test_a_dry_run_counts_a_body_with_an_invalid_symbol_as_an_error() -> None:
     assert is_valid(
         replace(document, body=orjson.dumps(BEFORE)), "exchange_info", parse_exchange_info
     )
+
+
+def _without_filter(sym: dict[str, Any], filter_type: str) -> dict[str, Any]:
+    return {**sym, "filters": [f for f in sym["filters"] if f["filterType"] != filter_type]}
+
+
+@pytest.mark.parametrize("held", ["digests", "hashes alone"])
+def test_a_plan_closes_and_opens_what_a_symbol_and_its_filters_lost_and_gained(held: str) -> None:
+    """A symbol delisted, one listed, a filter dropped from one and added to another:
+    what closes and opens, from a state this process built or one read from the database."""
+    eth = symbol("ETHUSDT")
+    before = exchange_info(
+        _without_filter(symbol("BTCUSDT"), "MARKET_LOT_SIZE"), eth, symbol("XRPUSDT")
+    )
+    after = exchange_info(symbol("BTCUSDT"), _without_filter(eth, "LOT_SIZE"), symbol("ADAUSDT"))
+    first = _plan(parse_exchange_info(orjson.dumps(before)), CurrentState())
+    state = CurrentState(1, first.hashes, first.digests if held == "digests" else {})
+    if held == "digests":
+        state.members = first.members
+
+    plan = _plan(parse_exchange_info(orjson.dumps(after)), state)
+
+    xrp = {k for k in first.hashes["symbol_filter_versions"] if k[0] == "XRPUSDT"}
+    ada = {k for k in plan.hashes["symbol_filter_versions"] if k[0] == "ADAUSDT"}
+    assert xrp
+    assert ada
+    assert set(plan.close["symbol_versions"]) == {("XRPUSDT",)}
+    assert {k for k, _, _ in plan.insert["symbol_versions"]} == {("ADAUSDT",)}
+    assert set(plan.close["symbol_filter_versions"]) == xrp | {("ETHUSDT", "LOT_SIZE")}
+    assert {k for k, _, _ in plan.insert["symbol_filter_versions"]} == ada | {
+        ("BTCUSDT", "MARKET_LOT_SIZE")
+    }
+    fresh = _plan(parse_exchange_info(orjson.dumps(after)), CurrentState())
+    assert plan.hashes == fresh.hashes
+    assert {t: {g: sorted(keys) for g, keys in m.items()} for t, m in plan.members.items()} == {
+        t: {g: sorted(keys) for g, keys in m.items()} for t, m in fresh.members.items()
+    }
