@@ -429,14 +429,12 @@ class StreamWriter:
 
         foreseen = self._foresight.take(fetched.body) if self._foresight is not None else None
         try:
-            if foreseen is None:
+            if foreseen is not None:
+                snapshot, plan = foreseen.tables, foreseen.plan
+                state = self._current(conn, head.state_id, snapshot, known, versions)
+            if foreseen is None or not foreseen.planned_on(state):
                 snapshot = _snapshot(self.stream, parse, fetched.body)
-            else:
-                snapshot = foreseen.snapshot
-            state = self._current(conn, head.state_id, snapshot, known, versions)
-            if foreseen is not None and foreseen.planned_on(state, snapshot):
-                plan = foreseen.plan
-            else:
+                state = self._current(conn, head.state_id, snapshot, known, versions)
                 plan = _plan(snapshot, state)
         except InvalidPayloadError as exc:
             failed = _with_error(fetched, "invalid_payload", str(exc))
@@ -502,20 +500,22 @@ def _state_after(state_id: int | None, snapshot: Snapshot, plan: _Plan) -> Curre
 
 @dataclass(frozen=True, slots=True)
 class _Foreseen:
-    """A document parsed and planned ahead of its turn, and the state it was planned on."""
+    """A document planned ahead of its turn, and the state it was planned on. ``tables``
+    is its snapshot emptied, naming the tables alone: a snapshot's groups hold the whole
+    decoded document (~16 MB), and a plan found wrong in its turn is parsed again."""
 
     body: bytes
-    snapshot: Snapshot
+    tables: Snapshot
     plan: _Plan
     base: CurrentState
 
-    def planned_on(self, state: CurrentState, snapshot: Snapshot) -> bool:
+    def planned_on(self, state: CurrentState) -> bool:
         """Whether ``state`` is the very state this was planned on (the same objects: a
         plan reads only its tables' hashes and digests, and these are never changed)."""
         return all(
             state.hashes.get(k.table) is self.base.hashes.get(k.table)
             and state.digests.get(k.table) is self.base.digests.get(k.table)
-            for k in snapshot
+            for k in self.tables
         )
 
 
@@ -528,7 +528,7 @@ class _Foresight:
     process waits. The next batch is planned meanwhile, each document on the state the
     one before it leaves: when its turn comes, its plan is used only if the writer's state
     is then exactly that one (a document refused or applied otherwise leaves another), else
-    it is planned again as if nothing had been foreseen. Errors are left for the writer to
+    it is parsed and planned again as if nothing had been foreseen. Errors are left for the writer to
     meet in its turn. Holds at most one batch's plans.
     """
 
@@ -542,7 +542,9 @@ class _Foresight:
         self._stream = stream
         self._parse = parse
         self._bodies = [f.body for f in fetched if f.error_class is None and f.body is not None]
-        self._ready: dict[int, _Foreseen | None] = {}
+        # By position: two documents may share one body object (the same content again).
+        self._ready: list[_Foreseen | None] = []
+        self._next = 0  # the first position not yet taken or passed over
         self._done = threading.Condition()
         self._stopped = False
         self._finished = False
@@ -553,34 +555,50 @@ class _Foresight:
 
     def _run(self, base: CurrentState) -> None:
         try:
-            with _collector_paused():
-                for body in self._bodies:
-                    if self._stopped:
-                        return
-                    foreseen = None
-                    try:
+            for body in self._bodies:
+                if self._stopped:
+                    return
+                foreseen = None
+                # The collector is paused for each document alone: held across documents,
+                # it would stay off from batch to batch for a whole import (the writer's
+                # own pause takes over before this one ends), and garbage with cycles
+                # would pile up meanwhile.
+                try:
+                    with _collector_paused():
                         snapshot = _snapshot(self._stream, self._parse, body)
                         plan = _plan(snapshot, base)
-                        foreseen = _Foreseen(body, snapshot, plan, base)
+                        tables = [replace(k, entities={}, groups={}) for k in snapshot]
+                        foreseen = _Foreseen(body, tables, plan, base)
                         base = _state_after(None, snapshot, plan)
-                    except Exception:  # the writer meets it again in its turn, and decides
-                        log.debug("%s: a document could not be planned ahead", self._stream)
-                    with self._done:
-                        self._ready[id(body)] = foreseen
-                        self._done.notify_all()
+                        del snapshot
+                except Exception:  # the writer meets it again in its turn, and decides
+                    log.debug("%s: a document could not be planned ahead", self._stream)
+                with self._done:
+                    self._ready.append(foreseen)
+                    self._done.notify_all()
         finally:
             with self._done:
                 self._finished = True
                 self._done.notify_all()
 
     def take(self, body: bytes | None) -> _Foreseen | None:
-        """``body``'s plan once ready, if it was to be foreseen; None otherwise."""
-        if body is None or not any(b is body for b in self._bodies):
+        """The plan of the next document planned ahead that is ``body``, once ready; None
+        if none is. Those before it were passed over by the writer (stale, unchanged) and
+        are dropped."""
+        at = next(
+            (i for i in range(self._next, len(self._bodies)) if self._bodies[i] is body), None
+        )
+        if at is None:
             return None
+        self._next = at + 1
         with self._done:
-            self._done.wait_for(lambda: id(body) in self._ready or self._finished)
-            foreseen = self._ready.pop(id(body), None)
-        return foreseen if foreseen is not None and foreseen.body is body else None
+            self._done.wait_for(lambda: len(self._ready) > at or self._finished)
+            if len(self._ready) <= at:
+                return None
+            foreseen, self._ready[at] = self._ready[at], None
+            for i in range(at):
+                self._ready[i] = None
+        return foreseen
 
     def close(self) -> None:
         self._stopped = True
