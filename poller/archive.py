@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import itertools
 import json
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
@@ -52,12 +54,23 @@ class ArchiveError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One archived response: its instant, where it was read from, and its body."""
+    """One archived response: its instant, where it was read from, and how to read its body.
+
+    A document holds no body: an archive can be larger than memory (a year of hourly
+    exchangeInfo snapshots is ~30 GB), so each is read once to be dated and again when
+    its batch is written (``body``).
+    """
 
     at: datetime
     origin: str
-    body: bytes | None  # None: the archive had no document there (a file deleted in git)
     server_time: datetime | None
+    # The body as imported (serverTime blanked); None: the archive had no document there
+    # (a file deleted in git). ArchiveError if it is no longer what was dated.
+    read: Callable[[], bytes | None]
+
+    @property
+    def body(self) -> bytes | None:
+        return self.read()
 
 
 @dataclass
@@ -133,20 +146,34 @@ def archive_files(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def _document(raw: bytes, origin: str, at: datetime | None) -> Document:
-    """``raw`` (gzip or not) dated by its ``serverTime``, else ``at``."""
-    try:
-        body = gzip.decompress(raw) if raw.startswith(_GZIP_MAGIC) else raw
-    except (EOFError, gzip.BadGzipFile) as exc:
-        raise ArchiveError(f"{origin}: cannot read: {exc}") from None
-    blanked, server_ms = blank_server_time(body)
+def _document(raw: bytes, origin: str, at: datetime | None, read: Callable[[], bytes]) -> Document:
+    """``raw`` (gzip or not) dated by its ``serverTime``, else ``at``; ``read`` reads
+    ``raw`` again when the body is wanted, and must find the same bytes."""
+    server_ms = _blanked(raw, origin)[1]
     server_time = server_time_of(server_ms) if server_ms is not None else None
     instant = server_time or at
     if instant is None:
         raise ArchiveError(
             f"{origin}: the document has no serverTime; give its instant with --at or --manifest"
         )
-    return Document(instant, origin, blanked, server_time)
+    digest = hashlib.sha256(raw).digest()
+
+    def body() -> bytes:
+        again = read()
+        if hashlib.sha256(again).digest() != digest:
+            raise ArchiveError(f"{origin}: changed while it was imported")
+        return _blanked(again, origin)[0]
+
+    return Document(instant, origin, server_time, body)
+
+
+def _blanked(raw: bytes, origin: str) -> tuple[bytes, int | None]:
+    """The body of ``raw`` (gzip or not) with its serverTime blanked, and that time."""
+    try:
+        body = gzip.decompress(raw) if raw.startswith(_GZIP_MAGIC) else raw
+    except (EOFError, gzip.BadGzipFile) as exc:
+        raise ArchiveError(f"{origin}: cannot read: {exc}") from None
+    return blank_server_time(body)
 
 
 def read_manifest(manifest: Path) -> dict[Path, datetime]:
@@ -186,14 +213,18 @@ def read_documents(
         raise ArchiveError(f"--at dates one file, and {len(files)} were given")
     documents = []
     for path in files:
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise ArchiveError(f"{path}: cannot read: {exc.strerror}") from None
         origin = path.resolve()
-        documents.append(_document(raw, str(origin), instants.get(origin, at)))
+        read = partial(_read_file, path)
+        documents.append(_document(read(), str(origin), instants.get(origin, at), read))
     # Stable: documents of one instant keep the order they were given in.
     return sorted(documents, key=lambda d: d.at)
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ArchiveError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def git_documents(repo: Path, path: str) -> list[Document]:
@@ -214,11 +245,10 @@ def git_documents(repo: Path, path: str) -> list[Document]:
         origin = f"git:{repo.resolve()}@{commit}:{path}"
         listed = _git(repo, "ls-tree", "--format=%(objectname)", commit, "--", path)
         if not listed.strip():
-            documents.append(Document(at, origin, None, None))
+            documents.append(Document(at, origin, None, lambda: None))
             continue
-        documents.append(
-            _document(_git(repo, "cat-file", "blob", listed.decode().strip()), origin, at)
-        )
+        read = partial(_git, repo, "cat-file", "blob", listed.decode().strip())
+        documents.append(_document(read(), origin, at, read))
     return sorted(documents, key=lambda d: d.at)
 
 
@@ -242,24 +272,25 @@ def _git(repo: Path, *args: str) -> bytes:
 def fetched_of(document: Document, stream: str, source: str) -> Fetched:
     """The document as a poll of ``stream`` would have brought it back: an error body
     (Binance's ``{"code", "msg"}``, a geo-block notice) is an error, as in polling."""
+    body = document.body
     fetched = Fetched(
         stream=stream,
         replica_id=IMPORT_REPLICA,
         requested_at=document.at,
         duration_ms=0,
         http_status=None,
-        body=document.body,
+        body=body,
         server_time=document.server_time,
         attempts=0,
         source=source,
         observed_at=document.at,
         origin=document.origin,
     )
-    if document.body is None:
+    if body is None:
         return replace(
             fetched, error_class="missing_document", error_message=f"{document.origin}: deleted"
         )
-    code, message = binance_error(document.body)
+    code, message = binance_error(body)
     if code is None:
         return fetched
     return replace(fetched, error_class="binance_error", error_code=code, error_message=message)
@@ -268,10 +299,11 @@ def fetched_of(document: Document, stream: str, source: str) -> Fetched:
 def is_valid(document: Document, stream: str, parse: Parser) -> bool:
     """Whether the writer would apply ``document`` rather than record it as an error
     (what a dry run counts, without writing)."""
-    if document.body is None or fetched_of(document, stream, "").error_class is not None:
+    fetched = fetched_of(document, stream, "")
+    if fetched.body is None or fetched.error_class is not None:
         return False
     try:
-        for kind in parse(document.body):
+        for kind in parse(fetched.body):
             kind.every_entity()  # a symbol's checks run when it is built (core.ingest.Group)
     except InvalidPayloadError:
         return False

@@ -655,3 +655,30 @@ def test_a_prepend_is_planned_again_under_the_head_lock(
             assert body["evidence"]["imported"] is True
     with configured.connect() as conn:
         assert verify_history(conn) == []
+
+
+def test_an_archive_is_read_again_as_it_is_written_and_a_file_changed_meanwhile_is_refused(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Documents are dated on a first read and read again batch by batch (an archive can
+    be larger than memory): one that is no longer the file that was dated is refused,
+    and its batch writes nothing."""
+    days = ["2022-11-28_2124.json", "2022-11-29_2124.json"]
+    for day in days:
+        (tmp_path / day).write_bytes((FIXTURES / day).read_bytes())
+    documents = read_documents([tmp_path], None)
+    source = "https://api.binance.com:443"
+    with engine.connect() as conn:
+        plan = plan_import(conn, "exchange_info", source, documents)
+    assert len(plan.documents) == 2
+    before = table_contents(engine)
+    changed = tmp_path / days[1]
+    changed.write_bytes(changed.read_bytes().replace(b'"TRADING"', b'"BREAK"', 1))
+
+    written = write_documents(engine, "exchange_info", parse_exchange_info, source, plan)
+    with pytest.raises(ArchiveError, match=f"{changed}: changed while it was imported"):
+        list(written)
+    assert table_contents(engine) == before
+    changed.unlink()
+    with pytest.raises(ArchiveError, match=f"{changed}: cannot read"):
+        plan.documents[1].read()
