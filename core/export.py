@@ -12,17 +12,19 @@ the row in force at ``--from`` starts before it, and an as-of join needs that ro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import adbc_driver_postgresql.dbapi as adbc
 import numpy as np
 import numpy.typing as npt
 import orjson
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from sqlalchemy import ARRAY, Boolean, Connection, DateTime, Integer, Numeric, text
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -163,79 +165,68 @@ class Window:
 
 
 def _select_text(alias: str, columns: Sequence[Column]) -> str:
-    """The columns as ``_copy`` reads them: instants as microseconds since the epoch (an
-    exact integer, no time zone to parse), lists as JSON arrays, decimals and JSON as
-    PostgreSQL's text."""
-    spelled = {
-        INSTANT: "(extract(epoch FROM {c}) * 1000000)::bigint",
-        TEXTS: "array_to_json({c})::text",
-        DECIMAL: "{c}::text",
-        JSON: "{c}::text",
-    }
-    return ", ".join(spelled.get(kind, "{c}").format(c=f"{alias}.{name}") for name, kind in columns)
-
-
-def _copy(
-    conn: Connection, sql: str, params: dict[str, Any], columns: Sequence[Column]
-) -> pa.Table:
-    """The rows of ``sql`` (its columns as ``_select_text`` spells ``columns``) as an Arrow
-    table of the export's column types (``ARROW_TYPES``).
-
-    Read as ``COPY ... TO STDOUT`` CSV and parsed by pyarrow.csv, in the caller's
-    transaction: no Python object per row, which is what building the files from Python
-    rows cost (~37 % of a year's export, bench/export.py). In PostgreSQL's CSV an unquoted
-    empty field is NULL and a quoted one the empty text, which the reader keeps apart."""
-    compiled = text(sql).compile(dialect=conn.dialect)
-    buffer = bytearray()
-    driver = conn.connection.driver_connection
-    with (
-        driver.cursor() as cursor,  # type: ignore[union-attr]
-        cursor.copy(
-            f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)", compiled.construct_params(params)
-        ) as copy,
-    ):
-        for block in copy:
-            buffer += block
-    if not buffer:  # pyarrow.csv reads no columns from no text
-        return schema(columns).empty_table()
-    read_types = {INSTANT: pa.int64(), TEXTS: pa.string()}
-    names = [name for name, _ in columns]
-    table = pacsv.read_csv(
-        pa.py_buffer(buffer),
-        read_options=pacsv.ReadOptions(column_names=names),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: read_types.get(k, ARROW_TYPES[k]) for n, k in columns},
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-            true_values=["t"],
-            false_values=["f"],
-        ),
+    """The columns as ``_reads`` read them: decimals and JSON as PostgreSQL's own text
+    (exact, as the files spell them), the rest as they are stored."""
+    as_text = {DECIMAL, JSON}
+    return ", ".join(
+        f"{alias}.{name}::text" if kind in as_text else f"{alias}.{name}" for name, kind in columns
     )
-    table = table.combine_chunks()  # later takes would gather across parse blocks
-    return pa.table([_arrow_column(table[n], k) for n, k in columns], schema=schema(columns))
 
 
-def _arrow_column(values: pa.ChunkedArray, kind: str) -> pa.ChunkedArray | pa.Array:
-    if kind == INSTANT:
-        return values.cast(ARROW_TYPES[INSTANT])
-    if kind == TEXTS:  # only symbols' own columns: a few thousand versions, not stretches
-        return pa.array(
-            [None if v is None else orjson.loads(v) for v in values.to_pylist()],
-            ARROW_TYPES[TEXTS],
-        )
-    return values
+# A read of ``_reads``: (sql, its parameters, the columns it selects) -> Arrow table.
+Read = Callable[[str, dict[str, Any], Sequence[Column]], pa.Table]
+
+
+@contextmanager
+def _reads(conn: Connection) -> Iterator[Read]:
+    """Reads of the rows of a query (its columns as ``_select_text`` spells them) as
+    Arrow tables of the export's column types (``ARROW_TYPES``), in ``conn``'s snapshot.
+
+    Read by the ADBC PostgreSQL driver on a connection of its own, which imports the
+    snapshot of ``conn``'s transaction (``pg_export_snapshot``), so the rows are those
+    ``conn`` would read: its binary COPY goes into Arrow in C++, with no text to format
+    in PostgreSQL or to parse here and no Python call per row, and it lets go of the GIL
+    while PostgreSQL works (bench/export.py: the CSV COPY through psycopg that it
+    replaces cost ~2 µs of Python a row for psycopg's messages, and the CSV parse as
+    much again)."""
+    driver = conn.connection.driver_connection
+    snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+    uri = conn.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with adbc.connect(uri, autocommit=True) as arrow, arrow.cursor() as cursor:
+        cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        # SET TRANSACTION takes no parameters; the identifier is the server's own.
+        cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        cursor.execute("SET LOCAL statement_timeout = 0")  # as without_time_limits
+
+        def read(sql: str, params: dict[str, Any], columns: Sequence[Column]) -> pa.Table:
+            compiled = text(sql).compile(dialect=conn.dialect)
+            # ADBC binds no arrays: the parameters are rendered as literals, by psycopg.
+            cursor.execute(
+                psycopg.ClientCursor(driver).mogrify(  # type: ignore[arg-type]
+                    compiled.string, compiled.construct_params(params)
+                )
+            )
+            table = cursor.fetch_arrow_table().combine_chunks()  # takes gather from one chunk
+            return pa.table(
+                [_arrow_column(table.column(i), kind) for i, (_, kind) in enumerate(columns)],
+                schema=schema(columns),
+            )
+
+        yield read
+
+
+def _arrow_column(values: pa.ChunkedArray, kind: str) -> pa.ChunkedArray:
+    """ADBC's type for a PostgreSQL one as the export holds it (int4 as int64...)."""
+    return values.cast(ARROW_TYPES[kind])
 
 
 def schema(columns: Sequence[Column]) -> pa.Schema:
     return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns])
 
 
-def _sorted_symbols(conn: Connection, shape: Layout, window: Window) -> pa.Table:
+def _sorted_symbols(read: Read, shape: Layout, window: Window) -> pa.Table:
     own = _typed(shape.symbols, shape.symbol_fields)
-    return _copy(
-        conn,
+    return read(
         f"SELECT {_select_text('s', (*own, *VALIDITY))} FROM {shape.symbols} s"
         f" WHERE {window.overlaps('s')} ORDER BY s.symbol, s.valid_from",
         window.params,
@@ -243,15 +234,14 @@ def _sorted_symbols(conn: Connection, shape: Layout, window: Window) -> pa.Table
     )
 
 
-def _sorted_filters(conn: Connection, shape: Layout, window: Window, market: str) -> pa.Table:
+def _sorted_filters(read: Read, shape: Layout, window: Window, market: str) -> pa.Table:
     """The filter versions the export needs, in ``filter_columns`` order and sorted by
     symbol, type and valid_from: those of the window (``spot_filters``) and every version
     of a symbol listed in it (the stretches start wherever one opens or closes, even
     outside the window). One read serves both; ``_in_window`` tells them apart."""
     listed = f"SELECT s.symbol FROM {shape.symbols} s WHERE {window.overlaps('s')}"
     columns = filter_columns(market)
-    return _copy(
-        conn,
+    return read(
         f"SELECT {_select_text('f', columns)} FROM {shape.filters} f"
         f" WHERE f.symbol IN ({listed}) OR {window.overlaps('f')}"
         " ORDER BY f.symbol, f.filter_type, f.valid_from",
@@ -273,8 +263,9 @@ def history_tables(conn: Connection, market: str, window: Window) -> tuple[pa.Ta
     filter versions (``filter_columns``, ordered by symbol, type and valid_from) of
     ``window``, as Arrow tables."""
     shape = layout(market)
-    symbols = _sorted_symbols(conn, shape, window)
-    filters = _sorted_filters(conn, shape, window, market)
+    with _reads(conn) as read:
+        symbols = _sorted_symbols(read, shape, window)
+        filters = _sorted_filters(read, shape, window, market)
     rules = stretches(symbols, filters, market, window)
     return rules, filters.filter(_in_window(filters, window))
 
@@ -346,7 +337,12 @@ def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window)
         found = (i >= 0) & (v_code[j] == code) & (v_to[j] > start)
         return pa.array(j, mask=~found)
 
+    # Only the stretches kept are gathered: each take copies every column it gathers
+    # (the lists of order types too), and filtering a gathered table would copy it again.
     own = in_force(np.ones(len(s_from), bool), code_of_symbol, s_from, s_to)
+    instant = pa.array(start).cast(INSTANT_TYPE)
+    until = pa.array(end, mask=end == OPEN).cast(INSTANT_TYPE)
+    keep = pc.and_(pc.is_valid(own), window.holds(instant, until))
     by_type: dict[str, pa.Array] = {}
     pivoted: list[pa.Array] = []
     for _, types, field in pivot(market):
@@ -355,21 +351,19 @@ def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window)
             if t not in by_type:
                 by_type[t] = in_force(
                     of_listed & _equal(filters["filter_type"], t), code_of_filter, f_from, f_to
-                )
+                ).filter(keep)
             sources.append(pc.take(filters[field], by_type[t]))
         pivoted.append(pc.coalesce(*sources) if len(sources) > 1 else sources[0])
-    instant = pa.array(start).cast(INSTANT_TYPE)
-    until = pa.array(end, mask=end == OPEN).cast(INSTANT_TYPE)
-    table = pa.table(
+    own_columns = symbols.select(list(range(symbols.num_columns - 2)))
+    return pa.table(
         [
-            *pc.take(symbols, own).select(list(range(symbols.num_columns - 2))).columns,
+            *pc.take(own_columns, own.filter(keep)).columns,
             *pivoted,
-            instant,
-            until,
+            instant.filter(keep),
+            until.filter(keep),
         ],
         schema=schema(rules_columns(market)),
     )
-    return table.filter(pc.and_(pc.is_valid(own), window.holds(instant, until)))
 
 
 def change_table(
@@ -459,9 +453,9 @@ def _filter_changes(
             SELECT at, last_success_before(:stream, at) AS before
             FROM (SELECT DISTINCT at FROM diffs) AS instants
         )
-        SELECT (extract(epoch FROM d.at) * 1000000)::bigint, d.symbol, d.field,
+        SELECT d.at, d.symbol, d.field,
             d.old #>> '{{}}', jsonb_typeof(d.old), d.new #>> '{{}}', jsonb_typeof(d.new),
-            d.observation_id, (extract(epoch FROM t.before) * 1000000)::bigint
+            d.observation_id, t.before
         FROM diffs d JOIN dated t USING (at)
     """
     columns: tuple[Column, ...] = (
@@ -481,7 +475,8 @@ def _filter_changes(
         "symbols": list(symbols or ()),
         "stream": declared.exchange_info,
     }
-    read = _copy(conn, sql, params, columns)
+    with _reads(conn) as reads:
+        read = reads(sql, params, columns)
     n = read.num_rows
     values = {
         **{

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,18 +86,25 @@ def export_history(args: argparse.Namespace) -> int:
     end = window.end or utc_now()  # the feed's window, fixed once
 
     def query(conn: Connection) -> list[Exported]:
-        conn.execution_options(isolation_level="REPEATABLE READ")
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        with without_time_limits(conn):
+        _read_only_snapshot(conn)
+        with (
+            without_time_limits(conn),
+            _same_snapshot(conn) as other,
+            ThreadPoolExecutor(1, thread_name_prefix="export-feed") as pool,
+        ):
+            # The feed is diffed by PostgreSQL (seconds of its work on a long window)
+            # while this process reads and lays out the rules on the other connection.
+            feed = pool.submit(
+                export.change_table, other, market, window.start or EARLIEST, end, window.symbols
+            )
             rules, filters = export.history_tables(conn, market, window)
             unknown = _unknown_symbols(window, rules)
             if unknown:
                 raise CliError(f"--symbols: never listed on {market}: {', '.join(unknown)}", 2)
-            feed = export.change_table(conn, market, window.start or EARLIEST, end, window.symbols)
             return [
                 Exported(f"{market}_symbols", export.rules_columns(market), rules),
                 Exported(f"{market}_filters", export.filter_columns(market), filters),
-                Exported(f"{market}_changes", export.CHANGE_COLUMNS, feed),
+                Exported(f"{market}_changes", export.CHANGE_COLUMNS, feed.result()),
             ]
 
     tables = read(configured(args), "export", query)
@@ -103,6 +113,25 @@ def export_history(args: argparse.Namespace) -> int:
         (_write_parquet if args.format == "parquet" else _write_csv)(path, table)
         print(f"{path}: {table.table.num_rows} rows")
     return 0
+
+
+def _read_only_snapshot(conn: Connection) -> None:
+    conn.execution_options(isolation_level="REPEATABLE READ")
+    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+
+@contextmanager
+def _same_snapshot(conn: Connection) -> Iterator[Connection]:
+    """A second connection whose transaction reads the very state ``conn``'s reads (an
+    exported snapshot): the files still describe one state of the history, however the
+    reads are spread over connections. ``conn`` must stay in its transaction meanwhile."""
+    snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+    with conn.engine.connect() as other:
+        _read_only_snapshot(other)
+        # SET TRANSACTION takes no parameters; the identifier is the server's own.
+        other.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        with without_time_limits(other):
+            yield other
 
 
 def _unknown_symbols(window: export.Window, rules: pa.Table) -> list[str]:
