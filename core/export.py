@@ -173,6 +173,8 @@ def _select_text(alias: str, columns: Sequence[Column]) -> str:
     )
 
 
+WORK_MEM = "64MB"
+
 # A read of ``_reads``: (sql, its parameters, the columns it selects) -> Arrow table.
 Read = Callable[[str, dict[str, Any], Sequence[Column]], pa.Table]
 
@@ -197,6 +199,10 @@ def _reads(conn: Connection) -> Iterator[Read]:
         # SET TRANSACTION takes no parameters; the identifier is the server's own.
         cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
         cursor.execute("SET LOCAL statement_timeout = 0")  # as without_time_limits
+        # The sort of the filter versions and the feed's hash join of the versions closed
+        # with those opened spill to disk in the server's default 4 MB (a year: 16
+        # batches); one export's two connections can afford this much more each.
+        cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
 
         def read(sql: str, params: dict[str, Any], columns: Sequence[Column]) -> pa.Table:
             compiled = text(sql).compile(dialect=conn.dialect)
@@ -268,6 +274,16 @@ def history_tables(conn: Connection, market: str, window: Window) -> tuple[pa.Ta
         filters = _sorted_filters(read, shape, window, market)
     rules = stretches(symbols, filters, market, window)
     return rules, filters.filter(_in_window(filters, window))
+
+
+def use_system_allocator() -> None:
+    """Arrow's buffers from the C library's allocator for the rest of the process.
+
+    Arrow's default (mimalloc) copies a large buffer on every growth and every
+    concatenation, where glibc's moves its pages (mremap): measured on a year of spot,
+    the stretches took 2.5 s with mimalloc against 1.0 s, and reading the filter
+    versions and writing the files lost as much again (bench/export.py)."""
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def _micros(values: pa.ChunkedArray, missing: int) -> npt.NDArray[np.int64]:
@@ -375,6 +391,9 @@ def change_table(
 
     core.changes reads and diffs all but the field changes of symbols' filters, which are
     most of a long window's (~95 % of a year's) and are diffed in SQL (``_filter_changes``)."""
+    # The SQL diff first: on a long window it is most of the feed's time, and PostgreSQL
+    # does it while the caller works on (exmeta export reads the feed on its own thread).
+    fields = _filter_changes(conn, market, start, end, symbols)
     found = window_changes(
         conn, start, end, streams=feed_streams(market), symbols=symbols, filter_fields=False
     )
@@ -393,7 +412,7 @@ def change_table(
         [pa.array(values[name], ARROW_TYPES[kind]) for name, kind in CHANGE_COLUMNS],
         schema=schema(CHANGE_COLUMNS),
     )
-    feed = pa.concat_tables([diffed, _filter_changes(conn, market, start, end, symbols)])
+    feed = pa.concat_tables([diffed, fields])
     # The feed's order; Arrow compares text byte by byte, which for UTF-8 is the order of
     # code points in which Python (core.changes) compares the same strings.
     return feed.sort_by([(name, "ascending") for name in ("changed_at", "entity", "key", "field")])

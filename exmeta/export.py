@@ -85,15 +85,23 @@ def export_history(args: argparse.Namespace) -> int:
     market = args.market
     end = window.end or utc_now()  # the feed's window, fixed once
 
-    def query(conn: Connection) -> list[Exported]:
+    write = _write_parquet if args.format == "parquet" else _write_csv
+    written: list[tuple[Path, int]] = []  # (the file, its rows), each as yet under _partial
+
+    def save(exported: Exported) -> None:
+        path = out / f"{exported.name}.{args.format}"
+        written.append((path, exported.table.num_rows))
+        write(_partial(path), exported)
+
+    def query(conn: Connection) -> None:
         _read_only_snapshot(conn)
         with (
             without_time_limits(conn),
             _same_snapshot(conn) as other,
             ThreadPoolExecutor(1, thread_name_prefix="export-feed") as pool,
         ):
-            # The feed is diffed by PostgreSQL (seconds of its work on a long window)
-            # while this process reads and lays out the rules on the other connection.
+            # PostgreSQL diffs the feed (seconds of its work on a long window) while this
+            # thread lays out the rules and writes their files.
             feed = pool.submit(
                 export.change_table, other, market, window.start or EARLIEST, end, window.symbols
             )
@@ -101,17 +109,23 @@ def export_history(args: argparse.Namespace) -> int:
             unknown = _unknown_symbols(window, rules)
             if unknown:
                 raise CliError(f"--symbols: never listed on {market}: {', '.join(unknown)}", 2)
-            return [
-                Exported(f"{market}_symbols", export.rules_columns(market), rules),
-                Exported(f"{market}_filters", export.filter_columns(market), filters),
-                Exported(f"{market}_changes", export.CHANGE_COLUMNS, feed.result()),
-            ]
+            save(Exported(f"{market}_symbols", export.rules_columns(market), rules))
+            save(Exported(f"{market}_filters", export.filter_columns(market), filters))
+            del rules, filters  # not held while the feed is built and written
+            save(Exported(f"{market}_changes", export.CHANGE_COLUMNS, feed.result()))
 
-    tables = read(configured(args), "export", query)
-    for table in tables:
-        path = out / f"{table.name}.{args.format}"
-        (_write_parquet if args.format == "parquet" else _write_csv)(path, table)
-        print(f"{path}: {table.table.num_rows} rows")
+    export.use_system_allocator()
+    try:
+        read(configured(args), "export", query)
+    except BaseException:
+        for path, _ in written:
+            _partial(path).unlink(missing_ok=True)
+        raise
+    # The files take their places together, once all three are whole: a failure leaves
+    # none of them half-written or from another state of the history.
+    for path, rows in written:
+        os.replace(_partial(path), path)
+        print(f"{path}: {rows} rows")
     return 0
 
 
@@ -142,7 +156,7 @@ def _unknown_symbols(window: export.Window, rules: pa.Table) -> list[str]:
     return [s for s in window.symbols if s not in found]
 
 
-def _replace(path: Path) -> Path:
+def _partial(path: Path) -> Path:
     """Where a file is written before it takes ``path``'s place: a reader never sees half."""
     return path.with_name(f".{path.name}.partial")
 
@@ -153,9 +167,7 @@ def _write_parquet(path: Path, exported: Exported) -> None:
     for i, (name, kind) in enumerate(exported.columns):
         if kind == export.DECIMAL:
             table = table.set_column(i, pa.field(name, decimal), table[name].cast(decimal))
-    partial = _replace(path)
-    pq.write_table(table, partial)
-    os.replace(partial, path)
+    pq.write_table(table, path)
 
 
 def _csv_column(values: pa.ChunkedArray, kind: str) -> pa.ChunkedArray:
@@ -215,6 +227,4 @@ def _json_arrays(values: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def _write_csv(path: Path, exported: Exported) -> None:
     columns = [_csv_column(exported.table[n], k) for n, k in exported.columns]
-    partial = _replace(path)
-    pacsv.write_csv(pa.table(columns, names=[n for n, _ in exported.columns]), partial)
-    os.replace(partial, path)
+    pacsv.write_csv(pa.table(columns, names=[n for n, _ in exported.columns]), path)

@@ -23,6 +23,7 @@ from core.history import layout
 from core.streams import feed_streams
 from exmeta.cli import main
 from tests.api_client import ts
+from tests.builders import record_exchange_info
 from tests.cli_output import fails_in_one_line
 from tests.exports import (
     api_rules,
@@ -36,7 +37,7 @@ from tests.exports import (
     reference_rules,
 )
 from tests.futures_replay import USDM_AT, record_usdm_replay
-from tests.scripts import T0, T1, T2, T3, T4, T5, record_script
+from tests.scripts import SCRIPT, T0, T1, T2, T3, T4, T5, record_script
 
 PAIRS = 1000
 
@@ -281,3 +282,25 @@ def test_the_feed_is_core_changes_feed(
         expected = feed_rows(window_changes(conn, start, end, streams=streams, symbols=symbols))
         assert any(r["field"].startswith("filters.") for r in expected)
         assert export.change_table(conn, market, start, end, symbols).to_pylist() == expected
+
+
+def test_reads_see_the_callers_snapshot(engine: Engine) -> None:
+    """The Arrow reads go over connections of their own (and the feed is read beside the
+    rules), yet they read the state the caller's transaction sees: an export's files are
+    of one state of the history however the poller writes meanwhile."""
+    for when, document in SCRIPT[:3]:  # up to the tick size change at T1
+        record_exchange_info(engine, document, when)
+    window = export.Window(None, None, None)
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="REPEATABLE READ")
+        listed = conn.execute(text("SELECT count(*) FROM symbol_versions")).scalar_one()
+        for when, document in SCRIPT[3:]:  # ETH's break, BNB's listing, ETH's delisting...
+            record_exchange_info(engine, document, when)
+        rules, filters = export.history_tables(conn, "spot", window)
+        feed = export.change_table(conn, "spot", T0, T5 + timedelta(seconds=1), None)
+    with engine.connect() as later:
+        assert later.execute(text("SELECT count(*) FROM symbol_versions")).scalar_one() > listed
+    assert set(rules["symbol"].to_pylist()) == set(filters["symbol"].to_pylist())
+    assert set(rules["symbol"].to_pylist()) == {"BTCUSDT", "ETHUSDT"}
+    assert all(r["valid_to"] is None for r in rules.to_pylist() if r["valid_from"] == T1)
+    assert {c["changed_at"] for c in feed.to_pylist()} == {T0, T1}
