@@ -12,7 +12,8 @@ the row in force at ``--from`` starts before it, and an as-of join needs that ro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -175,14 +176,39 @@ def _select_text(alias: str, columns: Sequence[Column]) -> str:
 
 WORK_MEM = "64MB"
 
-# A read of ``_reads``: (sql, its parameters, the columns it selects) -> Arrow table.
-Read = Callable[[str, dict[str, Any], Sequence[Column]], pa.Table]
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """Queries read into Arrow on an ADBC connection in another connection's snapshot."""
+
+    conn: Connection  # whose snapshot is read; renders the parameters
+    cursor: Any  # the ADBC connection's
+
+    def render(self, sql: str, params: dict[str, Any]) -> str:
+        """``sql`` with its parameters as literals (ADBC binds no arrays), rendered by
+        psycopg on ``conn``: on the thread that uses ``conn``, never beside it."""
+        compiled = text(sql).compile(dialect=self.conn.dialect)
+        return psycopg.ClientCursor(self.conn.connection.driver_connection).mogrify(  # type: ignore[arg-type]
+            compiled.string, compiled.construct_params(params)
+        )
+
+    def fetch(self, query: str, columns: Sequence[Column]) -> pa.Table:
+        """The rows of ``query`` (``render``'s), its columns as ``_select_text`` spells
+        ``columns``, as an Arrow table of the export's column types (``ARROW_TYPES``)."""
+        self.cursor.execute(query)
+        table = self.cursor.fetch_arrow_table().combine_chunks()  # takes gather from one chunk
+        return pa.table(
+            [_arrow_column(table.column(i), kind) for i, (_, kind) in enumerate(columns)],
+            schema=schema(columns),
+        )
+
+    def __call__(self, sql: str, params: dict[str, Any], columns: Sequence[Column]) -> pa.Table:
+        return self.fetch(self.render(sql, params), columns)
 
 
 @contextmanager
-def _reads(conn: Connection) -> Iterator[Read]:
-    """Reads of the rows of a query (its columns as ``_select_text`` spells them) as
-    Arrow tables of the export's column types (``ARROW_TYPES``), in ``conn``'s snapshot.
+def _reads(conn: Connection) -> Iterator[_Reader]:
+    """A reader of queries into Arrow tables, in ``conn``'s snapshot.
 
     Read by the ADBC PostgreSQL driver on a connection of its own, which imports the
     snapshot of ``conn``'s transaction (``pg_export_snapshot``), so the rows are those
@@ -191,7 +217,6 @@ def _reads(conn: Connection) -> Iterator[Read]:
     while PostgreSQL works (bench/export.py: the CSV COPY through psycopg that it
     replaces cost ~2 µs of Python a row for psycopg's messages, and the CSV parse as
     much again)."""
-    driver = conn.connection.driver_connection
     snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
     uri = conn.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     with adbc.connect(uri, autocommit=True) as arrow, arrow.cursor() as cursor:
@@ -203,22 +228,7 @@ def _reads(conn: Connection) -> Iterator[Read]:
         # with those opened spill to disk in the server's default 4 MB (a year: 16
         # batches); one export's two connections can afford this much more each.
         cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-
-        def read(sql: str, params: dict[str, Any], columns: Sequence[Column]) -> pa.Table:
-            compiled = text(sql).compile(dialect=conn.dialect)
-            # ADBC binds no arrays: the parameters are rendered as literals, by psycopg.
-            cursor.execute(
-                psycopg.ClientCursor(driver).mogrify(  # type: ignore[arg-type]
-                    compiled.string, compiled.construct_params(params)
-                )
-            )
-            table = cursor.fetch_arrow_table().combine_chunks()  # takes gather from one chunk
-            return pa.table(
-                [_arrow_column(table.column(i), kind) for i, (_, kind) in enumerate(columns)],
-                schema=schema(columns),
-            )
-
-        yield read
+        yield _Reader(conn, cursor)
 
 
 def _arrow_column(values: pa.ChunkedArray, kind: str) -> pa.ChunkedArray:
@@ -230,7 +240,7 @@ def schema(columns: Sequence[Column]) -> pa.Schema:
     return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns])
 
 
-def _sorted_symbols(read: Read, shape: Layout, window: Window) -> pa.Table:
+def _sorted_symbols(read: _Reader, shape: Layout, window: Window) -> pa.Table:
     own = _typed(shape.symbols, shape.symbol_fields)
     return read(
         f"SELECT {_select_text('s', (*own, *VALIDITY))} FROM {shape.symbols} s"
@@ -240,7 +250,7 @@ def _sorted_symbols(read: Read, shape: Layout, window: Window) -> pa.Table:
     )
 
 
-def _sorted_filters(read: Read, shape: Layout, window: Window, market: str) -> pa.Table:
+def _sorted_filters(read: _Reader, shape: Layout, window: Window, market: str) -> pa.Table:
     """The filter versions the export needs, in ``filter_columns`` order and sorted by
     symbol, type and valid_from: those of the window (``spot_filters``) and every version
     of a symbol listed in it (the stretches start wherever one opens or closes, even
@@ -391,12 +401,15 @@ def change_table(
 
     core.changes reads and diffs all but the field changes of symbols' filters, which are
     most of a long window's (~95 % of a year's) and are diffed in SQL (``_filter_changes``)."""
-    # The SQL diff first: on a long window it is most of the feed's time, and PostgreSQL
-    # does it while the caller works on (exmeta export reads the feed on its own thread).
-    fields = _filter_changes(conn, market, start, end, symbols)
-    found = window_changes(
-        conn, start, end, streams=feed_streams(market), symbols=symbols, filter_fields=False
-    )
+    sql, params, columns = _filter_changes(market, start, end, symbols)
+    with _reads(conn) as reads, ThreadPoolExecutor(1, thread_name_prefix="export-diff") as pool:
+        # PostgreSQL diffs the filters' fields (on a long window, most of the feed's time)
+        # while core.changes diffs the rest on this thread.
+        diffing = pool.submit(reads.fetch, reads.render(sql, params), columns)
+        found = window_changes(
+            conn, start, end, streams=feed_streams(market), symbols=symbols, filter_fields=False
+        )
+        fields = _filter_change_rows(diffing.result(), market)
     values = {
         "changed_at": [c.changed_at for c in found],
         "stream": [c.stream for c in found],
@@ -419,9 +432,9 @@ def change_table(
 
 
 def _filter_changes(
-    conn: Connection, market: str, start: datetime, end: datetime, symbols: Sequence[str] | None
-) -> pa.Table:
-    """The field changes of symbols' filters in ``[start, end)`` that core.changes leaves
+    market: str, start: datetime, end: datetime, symbols: Sequence[str] | None
+) -> tuple[str, dict[str, Any], tuple[Column, ...]]:
+    """The query (sql, parameters, columns) of the field changes of symbols' filters in ``[start, end)`` that core.changes leaves
     out with ``filter_fields=False``, as it would report them (``filters.<type>.<field>``,
     under the symbol, dated by the observation that opened or closed the versions), diffed
     in SQL from the versions' stored JSON: a version closed and the one opened at the same
@@ -494,15 +507,19 @@ def _filter_changes(
         "symbols": list(symbols or ()),
         "stream": declared.exchange_info,
     }
-    with _reads(conn) as reads:
-        read = reads(sql, params, columns)
+    return sql, params, columns
+
+
+def _filter_change_rows(read: pa.Table, market: str) -> pa.Table:
+    """The rows of ``_filter_changes``' query as the feed's (``CHANGE_COLUMNS``)."""
+    stream = layout(market).market.exchange_info
     n = read.num_rows
     values = {
         **{
             name: read[name]
             for name in ("changed_at", "key", "field", "observation_id", "observed_before")
         },
-        "stream": pa.array([declared.exchange_info] * n, pa.string()),
+        "stream": pa.array([stream] * n, pa.string()),
         "entity": pa.array([SYMBOL] * n, pa.string()),
         "old": _as_written(read["old"], read["old_type"]),
         "new": _as_written(read["new"], read["new_type"]),
