@@ -308,6 +308,15 @@ def _equal(values: pa.ChunkedArray, value: str) -> npt.NDArray[np.bool_]:
     return pc.fill_null(pc.equal(values, value), False).to_numpy()  # type: ignore[no-any-return]
 
 
+def _distinct(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """``np.unique(values)``, by a sort: numpy's hashing unique took ~0.2 s a call on a
+    year's million instants, a sort and a comparison of neighbours ~0.05 s."""
+    ordered = np.sort(values)
+    if not len(ordered):
+        return ordered
+    return ordered[np.append(True, ordered[1:] != ordered[:-1])]
+
+
 def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window) -> pa.Table:
     """One row per stretch of unchanged rules of each symbol, laid out as
     ``rules_columns(market)``: ``symbols`` are its versions (own columns, valid_from,
@@ -333,13 +342,13 @@ def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window)
     is_bound &= instants != OPEN
     codes, instants = codes[is_bound], instants[is_bound]
     # Rank the instants, so that (symbol, instant) packs into one sortable integer.
-    distinct = np.unique(instants)
+    distinct = _distinct(instants)
     n = max(len(distinct), 1)
 
     def keys(code: npt.NDArray[np.int64], at: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return code.astype(np.int64) * n + np.searchsorted(distinct, at)
 
-    bounds = np.unique(keys(codes, instants))
+    bounds = _distinct(keys(codes, instants))
     code, start = bounds // n, distinct[bounds % n]
     same_next = np.append(code[1:] == code[:-1], False)
     end = np.where(same_next, np.append(start[1:], OPEN), OPEN)
