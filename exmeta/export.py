@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import adbc_driver_manager as adbc
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -122,9 +124,14 @@ def export_history(args: argparse.Namespace) -> int:
     gc.freeze()
     try:
         read(configured(args), "export", query)
-    except BaseException:
+    except BaseException as exc:
         for path, _ in written:
-            _partial(path).unlink(missing_ok=True)
+            if _partial(path).is_file():  # not what stood in the way, if a directory did
+                _partial(path).unlink()
+        if isinstance(exc, adbc.Error):  # the Arrow reads' driver: as exmeta.database says
+            raise CliError(f"cannot read the database: {_reason(exc)}", 2) from None
+        if isinstance(exc, OSError):  # pyarrow's writers raise it, errno or not
+            raise CliError(f"--out {out}: {' '.join(str(exc).split())}", 2) from None
         raise
     # The files take their places together, once all three are whole: a failure leaves
     # none of them half-written or from another state of the history.
@@ -132,6 +139,13 @@ def export_history(args: argparse.Namespace) -> int:
         os.replace(_partial(path), path)
         print(f"{path}: {rows} rows")
     return 0
+
+
+def _reason(exc: adbc.Error) -> str:
+    """PostgreSQL's own message for a failed read, in one line: the driver wraps it in
+    its own words and the query's text."""
+    said = re.search(r"ERROR:\s+(.+)", str(exc))
+    return said.group(1).strip() if said else " ".join(str(exc).split())
 
 
 def _read_only_snapshot(conn: Connection) -> None:

@@ -25,6 +25,7 @@ from exmeta.cli import main
 from tests.api_client import ts
 from tests.builders import record_exchange_info
 from tests.cli_output import fails_in_one_line
+from tests.conftest import DatabaseServer
 from tests.exports import (
     api_rules,
     csv_text,
@@ -146,6 +147,30 @@ def test_bad_input_is_one_line_and_exit_2(
     record_script(database_env)
     fails_in_one_line(capsys, ["export", "--out", str(tmp_path), *args], 2, says)
     assert not list(tmp_path.glob("*.parquet"))
+
+
+def test_a_failed_write_leaves_no_file(
+    database_env: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The feed's file cannot be written (a directory holds its place): the rules and
+    filters files, already written aside, do not appear either, and the reason is one line."""
+    record_script(database_env)
+    (tmp_path / ".spot_changes.parquet.partial").mkdir()
+    fails_in_one_line(capsys, ["export", "--out", str(tmp_path)], 2, f"--out {tmp_path}: ")
+    assert [p.name for p in tmp_path.iterdir()] == [".spot_changes.parquet.partial"]
+
+
+def test_an_unmigrated_database_is_one_line_and_exit_2(
+    pg_server: DatabaseServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("EXMETA_DATABASE__URL", pg_server.create_database("exmeta_empty"))
+    fails_in_one_line(
+        capsys, ["export", "--out", str(tmp_path)], 2, "cannot read the database: relation"
+    )
+    assert not list(tmp_path.iterdir())
 
 
 def test_out_that_is_a_file_is_refused(
