@@ -218,12 +218,16 @@ def _reads(conn: Connection) -> Iterator[_Reader]:
     replaces cost ~2 µs of Python a row for psycopg's messages, and the CSV parse as
     much again)."""
     snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
-    uri = conn.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with adbc.connect(uri, autocommit=True) as arrow, arrow.cursor() as cursor:
+    # conn's own parameters (host, login, TLS, keepalives, application name...), as
+    # core.db connected it; an empty password is none, and lets libpq look in .pgpass.
+    info = conn.connection.driver_connection.info  # type: ignore[union-attr]
+    dsn = psycopg.conninfo.make_conninfo(info.dsn, password=info.password or None)
+    with adbc.connect(dsn, autocommit=True) as arrow, arrow.cursor() as cursor:
         cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         # SET TRANSACTION takes no parameters; the identifier is the server's own.
         cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
         cursor.execute("SET LOCAL statement_timeout = 0")  # as without_time_limits
+        cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         # The sort of the filter versions and the feed's hash join of the versions closed
         # with those opened spill to disk in the server's default 4 MB (a year: 16
         # batches); one export's two connections can afford this much more each.
