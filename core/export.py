@@ -228,9 +228,9 @@ def _reads(conn: Connection) -> Iterator[_Reader]:
         cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
         cursor.execute("SET LOCAL statement_timeout = 0")  # as without_time_limits
         cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
-        # The sort of the filter versions and the feed's hash join of the versions closed
-        # with those opened spill to disk in the server's default 4 MB (a year: 16
-        # batches); one export's two connections can afford this much more each.
+        # The feed's hash join of the versions closed with those opened spilled to disk
+        # in the server's default 4 MB (a year: 16 batches), and the filter versions'
+        # sort read slower; one export's two such connections can afford this each.
         cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
         yield _Reader(conn, cursor)
 
@@ -448,9 +448,10 @@ def change_table(
 def _filter_changes(
     market: str, start: datetime, end: datetime, symbols: Sequence[str] | None
 ) -> tuple[str, dict[str, Any], tuple[Column, ...]]:
-    """The query (sql, parameters, columns) of the field changes of symbols' filters in ``[start, end)`` that core.changes leaves
-    out with ``filter_fields=False``, as it would report them (``filters.<type>.<field>``,
-    under the symbol, dated by the observation that opened or closed the versions), diffed
+    """The query (sql, parameters, columns) of the field changes of symbols' filters in
+    ``[start, end)`` that core.changes leaves out with ``filter_fields=False``, as it
+    would report them (``filters.<type>.<field>``, under the symbol, with the observation
+    that opened or closed the versions; ``_filter_change_rows`` lays them out), diffed
     in SQL from the versions' stored JSON: a version closed and the one opened at the same
     instant are paired, and each top-level field whose values differ (a JSON null is an
     absent field) is a change; not at a symbol's listing or delisting, whose ``listed``

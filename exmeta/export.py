@@ -120,7 +120,7 @@ def export_history(args: argparse.Namespace) -> int:
     export.use_system_allocator()
     # What was imported lives as long as the process: kept out of the collector's
     # sweeps, which the feed's hundreds of thousands of objects trigger (~20 % of
-    # core.changes' time on a year).
+    # core.changes' time on a year); back in them once the export is read.
     gc.freeze()
     try:
         read(configured(args), "export", query)
@@ -133,6 +133,8 @@ def export_history(args: argparse.Namespace) -> int:
         if isinstance(exc, OSError):  # pyarrow's writers raise it, errno or not
             raise CliError(f"--out {out}: {' '.join(str(exc).split())}", 2) from None
         raise
+    finally:
+        gc.unfreeze()
     # The files take their places together, once all three are whole: a failure leaves
     # none of them half-written or from another state of the history.
     for path, rows in written:
