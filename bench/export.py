@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    export.use_system_allocator()  # the parts on the allocator `exmeta export` uses
     with bench_engine() as engine:
         loaded = load(engine, args.days)
         print(

@@ -12,21 +12,24 @@ the row in force at ``--from`` starts before it, and an as-of join needs that ro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import adbc_driver_postgresql.dbapi as adbc
 import numpy as np
 import numpy.typing as npt
 import orjson
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from sqlalchemy import ARRAY, Boolean, Connection, DateTime, Integer, Numeric, text
 from sqlalchemy.dialects.postgresql import JSONB
 
-from core.changes import SYMBOL, window_changes
+from core.changes import SYMBOL, _observed_before, window_changes
 from core.history import Layout, layout
 from core.models import VERSIONED_TABLES
 from core.streams import feed_streams
@@ -163,79 +166,87 @@ class Window:
 
 
 def _select_text(alias: str, columns: Sequence[Column]) -> str:
-    """The columns as ``_copy`` reads them: instants as microseconds since the epoch (an
-    exact integer, no time zone to parse), lists as JSON arrays, decimals and JSON as
-    PostgreSQL's text."""
-    spelled = {
-        INSTANT: "(extract(epoch FROM {c}) * 1000000)::bigint",
-        TEXTS: "array_to_json({c})::text",
-        DECIMAL: "{c}::text",
-        JSON: "{c}::text",
-    }
-    return ", ".join(spelled.get(kind, "{c}").format(c=f"{alias}.{name}") for name, kind in columns)
-
-
-def _copy(
-    conn: Connection, sql: str, params: dict[str, Any], columns: Sequence[Column]
-) -> pa.Table:
-    """The rows of ``sql`` (its columns as ``_select_text`` spells ``columns``) as an Arrow
-    table of the export's column types (``ARROW_TYPES``).
-
-    Read as ``COPY ... TO STDOUT`` CSV and parsed by pyarrow.csv, in the caller's
-    transaction: no Python object per row, which is what building the files from Python
-    rows cost (~37 % of a year's export, bench/export.py). In PostgreSQL's CSV an unquoted
-    empty field is NULL and a quoted one the empty text, which the reader keeps apart."""
-    compiled = text(sql).compile(dialect=conn.dialect)
-    buffer = bytearray()
-    driver = conn.connection.driver_connection
-    with (
-        driver.cursor() as cursor,  # type: ignore[union-attr]
-        cursor.copy(
-            f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)", compiled.construct_params(params)
-        ) as copy,
-    ):
-        for block in copy:
-            buffer += block
-    if not buffer:  # pyarrow.csv reads no columns from no text
-        return schema(columns).empty_table()
-    read_types = {INSTANT: pa.int64(), TEXTS: pa.string()}
-    names = [name for name, _ in columns]
-    table = pacsv.read_csv(
-        pa.py_buffer(buffer),
-        read_options=pacsv.ReadOptions(column_names=names),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: read_types.get(k, ARROW_TYPES[k]) for n, k in columns},
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-            true_values=["t"],
-            false_values=["f"],
-        ),
+    """The columns as ``_reads`` read them: decimals and JSON as PostgreSQL's own text
+    (exact, as the files spell them), the rest as they are stored."""
+    as_text = {DECIMAL, JSON}
+    return ", ".join(
+        f"{alias}.{name}::text" if kind in as_text else f"{alias}.{name}" for name, kind in columns
     )
-    table = table.combine_chunks()  # later takes would gather across parse blocks
-    return pa.table([_arrow_column(table[n], k) for n, k in columns], schema=schema(columns))
 
 
-def _arrow_column(values: pa.ChunkedArray, kind: str) -> pa.ChunkedArray | pa.Array:
-    if kind == INSTANT:
-        return values.cast(ARROW_TYPES[INSTANT])
-    if kind == TEXTS:  # only symbols' own columns: a few thousand versions, not stretches
-        return pa.array(
-            [None if v is None else orjson.loads(v) for v in values.to_pylist()],
-            ARROW_TYPES[TEXTS],
+WORK_MEM = "64MB"
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """Queries read into Arrow on an ADBC connection in another connection's snapshot."""
+
+    conn: Connection  # whose snapshot is read; renders the parameters
+    cursor: Any  # the ADBC connection's
+
+    def render(self, sql: str, params: dict[str, Any]) -> str:
+        """``sql`` with its parameters as literals (ADBC binds no arrays), rendered by
+        psycopg on ``conn``: on the thread that uses ``conn``, never beside it."""
+        compiled = text(sql).compile(dialect=self.conn.dialect)
+        return psycopg.ClientCursor(self.conn.connection.driver_connection).mogrify(  # type: ignore[arg-type]
+            compiled.string, compiled.construct_params(params)
         )
-    return values
+
+    def fetch(self, query: str, columns: Sequence[Column]) -> pa.Table:
+        """The rows of ``query`` (``render``'s), its columns as ``_select_text`` spells
+        ``columns``, as an Arrow table of the export's column types (``ARROW_TYPES``)."""
+        self.cursor.execute(query)
+        table = self.cursor.fetch_arrow_table().combine_chunks()  # takes gather from one chunk
+        return pa.table(
+            [_arrow_column(table.column(i), kind) for i, (_, kind) in enumerate(columns)],
+            schema=schema(columns),
+        )
+
+    def __call__(self, sql: str, params: dict[str, Any], columns: Sequence[Column]) -> pa.Table:
+        return self.fetch(self.render(sql, params), columns)
+
+
+@contextmanager
+def _reads(conn: Connection) -> Iterator[_Reader]:
+    """A reader of queries into Arrow tables, in ``conn``'s snapshot.
+
+    Read by the ADBC PostgreSQL driver on a connection of its own, which imports the
+    snapshot of ``conn``'s transaction (``pg_export_snapshot``), so the rows are those
+    ``conn`` would read: its binary COPY goes into Arrow in C++, with no text to format
+    in PostgreSQL or to parse here and no Python call per row, and it lets go of the GIL
+    while PostgreSQL works (bench/export.py: the CSV COPY through psycopg that it
+    replaces cost ~2 µs of Python a row for psycopg's messages, and the CSV parse as
+    much again)."""
+    snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+    # conn's own parameters (host, login, TLS, keepalives, application name...), as
+    # core.db connected it; an empty password is none, and lets libpq look in .pgpass.
+    info = conn.connection.driver_connection.info  # type: ignore[union-attr]
+    dsn = psycopg.conninfo.make_conninfo(info.dsn, password=info.password or None)
+    with adbc.connect(dsn, autocommit=True) as arrow, arrow.cursor() as cursor:
+        cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        # SET TRANSACTION takes no parameters; the identifier is the server's own.
+        cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        cursor.execute("SET LOCAL statement_timeout = 0")  # as without_time_limits
+        cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+        # The feed's hash join of the versions closed with those opened spilled to disk
+        # in the server's default 4 MB (a year: 16 batches), and the filter versions'
+        # sort read slower; one export's two such connections can afford this each.
+        cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+        yield _Reader(conn, cursor)
+
+
+def _arrow_column(values: pa.ChunkedArray, kind: str) -> pa.ChunkedArray:
+    """ADBC's type for a PostgreSQL one as the export holds it (int4 as int64...)."""
+    return values.cast(ARROW_TYPES[kind])
 
 
 def schema(columns: Sequence[Column]) -> pa.Schema:
     return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns])
 
 
-def _sorted_symbols(conn: Connection, shape: Layout, window: Window) -> pa.Table:
+def _sorted_symbols(read: _Reader, shape: Layout, window: Window) -> pa.Table:
     own = _typed(shape.symbols, shape.symbol_fields)
-    return _copy(
-        conn,
+    return read(
         f"SELECT {_select_text('s', (*own, *VALIDITY))} FROM {shape.symbols} s"
         f" WHERE {window.overlaps('s')} ORDER BY s.symbol, s.valid_from",
         window.params,
@@ -243,15 +254,14 @@ def _sorted_symbols(conn: Connection, shape: Layout, window: Window) -> pa.Table
     )
 
 
-def _sorted_filters(conn: Connection, shape: Layout, window: Window, market: str) -> pa.Table:
+def _sorted_filters(read: _Reader, shape: Layout, window: Window, market: str) -> pa.Table:
     """The filter versions the export needs, in ``filter_columns`` order and sorted by
     symbol, type and valid_from: those of the window (``spot_filters``) and every version
     of a symbol listed in it (the stretches start wherever one opens or closes, even
     outside the window). One read serves both; ``_in_window`` tells them apart."""
     listed = f"SELECT s.symbol FROM {shape.symbols} s WHERE {window.overlaps('s')}"
     columns = filter_columns(market)
-    return _copy(
-        conn,
+    return read(
         f"SELECT {_select_text('f', columns)} FROM {shape.filters} f"
         f" WHERE f.symbol IN ({listed}) OR {window.overlaps('f')}"
         " ORDER BY f.symbol, f.filter_type, f.valid_from",
@@ -273,10 +283,21 @@ def history_tables(conn: Connection, market: str, window: Window) -> tuple[pa.Ta
     filter versions (``filter_columns``, ordered by symbol, type and valid_from) of
     ``window``, as Arrow tables."""
     shape = layout(market)
-    symbols = _sorted_symbols(conn, shape, window)
-    filters = _sorted_filters(conn, shape, window, market)
+    with _reads(conn) as read:
+        symbols = _sorted_symbols(read, shape, window)
+        filters = _sorted_filters(read, shape, window, market)
     rules = stretches(symbols, filters, market, window)
     return rules, filters.filter(_in_window(filters, window))
+
+
+def use_system_allocator() -> None:
+    """Arrow's buffers from the C library's allocator for the rest of the process.
+
+    Arrow's default (mimalloc) copies a large buffer on every growth and every
+    concatenation, where glibc's moves its pages (mremap): measured on a year of spot,
+    the stretches took 2.5 s with mimalloc against 1.0 s, and reading the filter
+    versions and writing the files lost as much again (bench/export.py)."""
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def _micros(values: pa.ChunkedArray, missing: int) -> npt.NDArray[np.int64]:
@@ -289,6 +310,15 @@ OPEN = np.iinfo(np.int64).max  # the valid_to of a version still in force: after
 
 def _equal(values: pa.ChunkedArray, value: str) -> npt.NDArray[np.bool_]:
     return pc.fill_null(pc.equal(values, value), False).to_numpy()  # type: ignore[no-any-return]
+
+
+def _distinct(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """``np.unique(values)``, by a sort: numpy's hashing unique took ~0.2 s a call on a
+    year's million instants, a sort and a comparison of neighbours ~0.05 s."""
+    ordered = np.sort(values)
+    first = np.ones(len(ordered), bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return ordered[first]
 
 
 def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window) -> pa.Table:
@@ -316,13 +346,13 @@ def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window)
     is_bound &= instants != OPEN
     codes, instants = codes[is_bound], instants[is_bound]
     # Rank the instants, so that (symbol, instant) packs into one sortable integer.
-    distinct = np.unique(instants)
+    distinct = _distinct(instants)
     n = max(len(distinct), 1)
 
     def keys(code: npt.NDArray[np.int64], at: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return code.astype(np.int64) * n + np.searchsorted(distinct, at)
 
-    bounds = np.unique(keys(codes, instants))
+    bounds = _distinct(keys(codes, instants))
     code, start = bounds // n, distinct[bounds % n]
     same_next = np.append(code[1:] == code[:-1], False)
     end = np.where(same_next, np.append(start[1:], OPEN), OPEN)
@@ -346,7 +376,12 @@ def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window)
         found = (i >= 0) & (v_code[j] == code) & (v_to[j] > start)
         return pa.array(j, mask=~found)
 
+    # Only the stretches kept are gathered: each take copies every column it gathers
+    # (the lists of order types too), and filtering a gathered table would copy it again.
     own = in_force(np.ones(len(s_from), bool), code_of_symbol, s_from, s_to)
+    instant = pa.array(start).cast(INSTANT_TYPE)
+    until = pa.array(end, mask=end == OPEN).cast(INSTANT_TYPE)
+    keep = pc.and_(pc.is_valid(own), window.holds(instant, until))
     by_type: dict[str, pa.Array] = {}
     pivoted: list[pa.Array] = []
     for _, types, field in pivot(market):
@@ -355,21 +390,19 @@ def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window)
             if t not in by_type:
                 by_type[t] = in_force(
                     of_listed & _equal(filters["filter_type"], t), code_of_filter, f_from, f_to
-                )
+                ).filter(keep)
             sources.append(pc.take(filters[field], by_type[t]))
         pivoted.append(pc.coalesce(*sources) if len(sources) > 1 else sources[0])
-    instant = pa.array(start).cast(INSTANT_TYPE)
-    until = pa.array(end, mask=end == OPEN).cast(INSTANT_TYPE)
-    table = pa.table(
+    own_columns = symbols.select(list(range(symbols.num_columns - 2)))
+    return pa.table(
         [
-            *pc.take(symbols, own).select(list(range(symbols.num_columns - 2))).columns,
+            *pc.take(own_columns, own.filter(keep)).columns,
             *pivoted,
-            instant,
-            until,
+            instant.filter(keep),
+            until.filter(keep),
         ],
         schema=schema(rules_columns(market)),
     )
-    return table.filter(pc.and_(pc.is_valid(own), window.holds(instant, until)))
 
 
 def change_table(
@@ -381,9 +414,16 @@ def change_table(
 
     core.changes reads and diffs all but the field changes of symbols' filters, which are
     most of a long window's (~95 % of a year's) and are diffed in SQL (``_filter_changes``)."""
-    found = window_changes(
-        conn, start, end, streams=feed_streams(market), symbols=symbols, filter_fields=False
-    )
+    sql, params, columns = _filter_changes(market, start, end, symbols)
+    with _reads(conn) as reads, ThreadPoolExecutor(1, thread_name_prefix="export-diff") as pool:
+        # PostgreSQL diffs the filters' fields (on a long window, most of the feed's time)
+        # while core.changes diffs the rest on this thread.
+        diffing = pool.submit(reads.fetch, reads.render(sql, params), columns)
+        found = window_changes(
+            conn, start, end, streams=feed_streams(market), symbols=symbols, filter_fields=False
+        )
+        diffed_fields = diffing.result()
+    fields = _filter_change_rows(conn, diffed_fields, market)
     values = {
         "changed_at": [c.changed_at for c in found],
         "stream": [c.stream for c in found],
@@ -399,25 +439,25 @@ def change_table(
         [pa.array(values[name], ARROW_TYPES[kind]) for name, kind in CHANGE_COLUMNS],
         schema=schema(CHANGE_COLUMNS),
     )
-    feed = pa.concat_tables([diffed, _filter_changes(conn, market, start, end, symbols)])
+    feed = pa.concat_tables([diffed, fields])
     # The feed's order; Arrow compares text byte by byte, which for UTF-8 is the order of
     # code points in which Python (core.changes) compares the same strings.
     return feed.sort_by([(name, "ascending") for name in ("changed_at", "entity", "key", "field")])
 
 
 def _filter_changes(
-    conn: Connection, market: str, start: datetime, end: datetime, symbols: Sequence[str] | None
-) -> pa.Table:
-    """The field changes of symbols' filters in ``[start, end)`` that core.changes leaves
-    out with ``filter_fields=False``, as it would report them (``filters.<type>.<field>``,
-    under the symbol, dated by the observation that opened or closed the versions), diffed
+    market: str, start: datetime, end: datetime, symbols: Sequence[str] | None
+) -> tuple[str, dict[str, Any], tuple[Column, ...]]:
+    """The query (sql, parameters, columns) of the field changes of symbols' filters in
+    ``[start, end)`` that core.changes leaves out with ``filter_fields=False``, as it
+    would report them (``filters.<type>.<field>``, under the symbol, with the observation
+    that opened or closed the versions; ``_filter_change_rows`` lays them out), diffed
     in SQL from the versions' stored JSON: a version closed and the one opened at the same
     instant are paired, and each top-level field whose values differ (a JSON null is an
     absent field) is a change; not at a symbol's listing or delisting, whose ``listed``
     object holds its filters. Values come back as JSON text, a text value as it is; numbers,
     lists and objects are written again as core.changes writes the values it parses."""
     shape = layout(market)
-    declared = shape.market
     only = " AND symbol = ANY(:symbols)" if symbols is not None else ""
 
     def at(bound: str) -> str:
@@ -455,14 +495,11 @@ def _filter_changes(
                 AS k(name)
             WHERE NOT EXISTS (SELECT 1 FROM listings l WHERE l.symbol = e.symbol AND l.at = e.at)
                 AND {value.format(side="old")} IS DISTINCT FROM {value.format(side="new")}
-        ), dated AS MATERIALIZED (
-            SELECT at, last_success_before(:stream, at) AS before
-            FROM (SELECT DISTINCT at FROM diffs) AS instants
         )
-        SELECT (extract(epoch FROM d.at) * 1000000)::bigint, d.symbol, d.field,
+        SELECT d.at, d.symbol, d.field,
             d.old #>> '{{}}', jsonb_typeof(d.old), d.new #>> '{{}}', jsonb_typeof(d.new),
-            d.observation_id, (extract(epoch FROM t.before) * 1000000)::bigint
-        FROM diffs d JOIN dated t USING (at)
+            d.observation_id
+        FROM diffs d
     """
     columns: tuple[Column, ...] = (
         ("changed_at", INSTANT),
@@ -473,22 +510,25 @@ def _filter_changes(
         ("new", JSON),
         ("new_type", TEXT),
         ("observation_id", INTEGER),
-        ("observed_before", INSTANT),
     )
-    params = {
-        "start": start,
-        "end": end,
-        "symbols": list(symbols or ()),
-        "stream": declared.exchange_info,
-    }
-    read = _copy(conn, sql, params, columns)
+    params = {"start": start, "end": end, "symbols": list(symbols or ())}
+    return sql, params, columns
+
+
+def _filter_change_rows(conn: Connection, read: pa.Table, market: str) -> pa.Table:
+    """The rows of ``_filter_changes``' query as the feed's (``CHANGE_COLUMNS``), each
+    dated by its stream's last successful poll before it (core.changes' own lookup, once
+    per distinct instant: a year has a few hundred, where its changes are ~500,000; done
+    in the diff's query, it had PostgreSQL store and read the whole diff twice)."""
+    stream = layout(market).market.exchange_info
+    instants = pc.unique(read["changed_at"])
+    before = _observed_before(conn, ((stream, t) for t in instants.to_pylist()))
+    observed = pa.array([before[(stream, t)] for t in instants.to_pylist()], INSTANT_TYPE)
     n = read.num_rows
     values = {
-        **{
-            name: read[name]
-            for name in ("changed_at", "key", "field", "observation_id", "observed_before")
-        },
-        "stream": pa.array([declared.exchange_info] * n, pa.string()),
+        **{name: read[name] for name in ("changed_at", "key", "field", "observation_id")},
+        "observed_before": pc.take(observed, pc.index_in(read["changed_at"], value_set=instants)),
+        "stream": pa.array([stream] * n, pa.string()),
         "entity": pa.array([SYMBOL] * n, pa.string()),
         "old": _as_written(read["old"], read["old_type"]),
         "new": _as_written(read["new"], read["new_type"]),

@@ -10,11 +10,17 @@ short reads, hence no time limits on it (core.db.without_time_limits).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import adbc_driver_manager as adbc
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -82,27 +88,85 @@ def export_history(args: argparse.Namespace) -> int:
     market = args.market
     end = window.end or utc_now()  # the feed's window, fixed once
 
-    def query(conn: Connection) -> list[Exported]:
-        conn.execution_options(isolation_level="REPEATABLE READ")
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        with without_time_limits(conn):
+    write = _write_parquet if args.format == "parquet" else _write_csv
+    written: list[tuple[Path, int]] = []  # (the file, its rows), each as yet under _partial
+
+    def save(exported: Exported) -> None:
+        path = out / f"{exported.name}.{args.format}"
+        written.append((path, exported.table.num_rows))
+        write(_partial(path), exported)
+
+    def query(conn: Connection) -> None:
+        _read_only_snapshot(conn)
+        with (
+            without_time_limits(conn),
+            _same_snapshot(conn) as other,
+            ThreadPoolExecutor(1, thread_name_prefix="export-feed") as pool,
+        ):
+            # PostgreSQL diffs the feed (seconds of its work on a long window) while this
+            # thread lays out the rules and writes their files.
+            feed = pool.submit(
+                export.change_table, other, market, window.start or EARLIEST, end, window.symbols
+            )
             rules, filters = export.history_tables(conn, market, window)
             unknown = _unknown_symbols(window, rules)
             if unknown:
                 raise CliError(f"--symbols: never listed on {market}: {', '.join(unknown)}", 2)
-            feed = export.change_table(conn, market, window.start or EARLIEST, end, window.symbols)
-            return [
-                Exported(f"{market}_symbols", export.rules_columns(market), rules),
-                Exported(f"{market}_filters", export.filter_columns(market), filters),
-                Exported(f"{market}_changes", export.CHANGE_COLUMNS, feed),
-            ]
+            save(Exported(f"{market}_symbols", export.rules_columns(market), rules))
+            save(Exported(f"{market}_filters", export.filter_columns(market), filters))
+            del rules, filters  # not held while the feed is built and written
+            save(Exported(f"{market}_changes", export.CHANGE_COLUMNS, feed.result()))
 
-    tables = read(configured(args), "export", query)
-    for table in tables:
-        path = out / f"{table.name}.{args.format}"
-        (_write_parquet if args.format == "parquet" else _write_csv)(path, table)
-        print(f"{path}: {table.table.num_rows} rows")
+    export.use_system_allocator()
+    # What was imported lives as long as the process: kept out of the collector's
+    # sweeps, which the feed's hundreds of thousands of objects trigger (~20 % of
+    # core.changes' time on a year); back in them once the export is read.
+    gc.freeze()
+    try:
+        read(configured(args), "export", query)
+    except BaseException as exc:
+        for path, _ in written:
+            if _partial(path).is_file():  # not what stood in the way, if a directory did
+                _partial(path).unlink()
+        if isinstance(exc, adbc.Error):  # the Arrow reads' driver: as exmeta.database says
+            raise CliError(f"cannot read the database: {_reason(exc)}", 2) from None
+        if isinstance(exc, OSError):  # pyarrow's writers raise it, errno or not
+            raise CliError(f"--out {out}: {' '.join(str(exc).split())}", 2) from None
+        raise
+    finally:
+        gc.unfreeze()
+    # The files take their places together, once all three are whole: a failure leaves
+    # none of them half-written or from another state of the history.
+    for path, rows in written:
+        os.replace(_partial(path), path)
+        print(f"{path}: {rows} rows")
     return 0
+
+
+def _reason(exc: adbc.Error) -> str:
+    """PostgreSQL's own message for a failed read, in one line: the driver wraps it in
+    its own words and the query's text."""
+    said = re.search(r"ERROR:\s+(.+)", str(exc))
+    return said.group(1).strip() if said else " ".join(str(exc).split())
+
+
+def _read_only_snapshot(conn: Connection) -> None:
+    conn.execution_options(isolation_level="REPEATABLE READ")
+    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+
+@contextmanager
+def _same_snapshot(conn: Connection) -> Iterator[Connection]:
+    """A second connection whose transaction reads the very state ``conn``'s reads (an
+    exported snapshot): the files still describe one state of the history, however the
+    reads are spread over connections. ``conn`` must stay in its transaction meanwhile."""
+    snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+    with conn.engine.connect() as other:
+        _read_only_snapshot(other)
+        # SET TRANSACTION takes no parameters; the identifier is the server's own.
+        other.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        with without_time_limits(other):
+            yield other
 
 
 def _unknown_symbols(window: export.Window, rules: pa.Table) -> list[str]:
@@ -113,7 +177,7 @@ def _unknown_symbols(window: export.Window, rules: pa.Table) -> list[str]:
     return [s for s in window.symbols if s not in found]
 
 
-def _replace(path: Path) -> Path:
+def _partial(path: Path) -> Path:
     """Where a file is written before it takes ``path``'s place: a reader never sees half."""
     return path.with_name(f".{path.name}.partial")
 
@@ -124,9 +188,7 @@ def _write_parquet(path: Path, exported: Exported) -> None:
     for i, (name, kind) in enumerate(exported.columns):
         if kind == export.DECIMAL:
             table = table.set_column(i, pa.field(name, decimal), table[name].cast(decimal))
-    partial = _replace(path)
-    pq.write_table(table, partial)
-    os.replace(partial, path)
+    pq.write_table(table, path)
 
 
 def _csv_column(values: pa.ChunkedArray, kind: str) -> pa.ChunkedArray:
@@ -186,6 +248,4 @@ def _json_arrays(values: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def _write_csv(path: Path, exported: Exported) -> None:
     columns = [_csv_column(exported.table[n], k) for n, k in exported.columns]
-    partial = _replace(path)
-    pacsv.write_csv(pa.table(columns, names=[n for n, _ in exported.columns]), partial)
-    os.replace(partial, path)
+    pacsv.write_csv(pa.table(columns, names=[n for n, _ in exported.columns]), path)

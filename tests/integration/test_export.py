@@ -23,7 +23,9 @@ from core.history import layout
 from core.streams import feed_streams
 from exmeta.cli import main
 from tests.api_client import ts
+from tests.builders import record_exchange_info
 from tests.cli_output import fails_in_one_line
+from tests.conftest import DatabaseServer
 from tests.exports import (
     api_rules,
     csv_text,
@@ -36,7 +38,7 @@ from tests.exports import (
     reference_rules,
 )
 from tests.futures_replay import USDM_AT, record_usdm_replay
-from tests.scripts import T0, T1, T2, T3, T4, T5, record_script
+from tests.scripts import SCRIPT, T0, T1, T2, T3, T4, T5, record_script
 
 PAIRS = 1000
 
@@ -145,6 +147,30 @@ def test_bad_input_is_one_line_and_exit_2(
     record_script(database_env)
     fails_in_one_line(capsys, ["export", "--out", str(tmp_path), *args], 2, says)
     assert not list(tmp_path.glob("*.parquet"))
+
+
+def test_a_failed_write_leaves_no_file(
+    database_env: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The feed's file cannot be written (a directory holds its place): the rules and
+    filters files, already written aside, do not appear either, and the reason is one line."""
+    record_script(database_env)
+    (tmp_path / ".spot_changes.parquet.partial").mkdir()
+    fails_in_one_line(capsys, ["export", "--out", str(tmp_path)], 2, f"--out {tmp_path}: ")
+    assert [p.name for p in tmp_path.iterdir()] == [".spot_changes.parquet.partial"]
+
+
+def test_an_unmigrated_database_is_one_line_and_exit_2(
+    pg_server: DatabaseServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("EXMETA_DATABASE__URL", pg_server.create_database("exmeta_empty"))
+    fails_in_one_line(
+        capsys, ["export", "--out", str(tmp_path)], 2, "cannot read the database: relation"
+    )
+    assert not list(tmp_path.iterdir())
 
 
 def test_out_that_is_a_file_is_refused(
@@ -281,3 +307,25 @@ def test_the_feed_is_core_changes_feed(
         expected = feed_rows(window_changes(conn, start, end, streams=streams, symbols=symbols))
         assert any(r["field"].startswith("filters.") for r in expected)
         assert export.change_table(conn, market, start, end, symbols).to_pylist() == expected
+
+
+def test_reads_see_the_callers_snapshot(engine: Engine) -> None:
+    """The Arrow reads go over connections of their own (and the feed is read beside the
+    rules), yet they read the state the caller's transaction sees: an export's files are
+    of one state of the history however the poller writes meanwhile."""
+    for when, document in SCRIPT[:3]:  # up to the tick size change at T1
+        record_exchange_info(engine, document, when)
+    window = export.Window(None, None, None)
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="REPEATABLE READ")
+        listed = conn.execute(text("SELECT count(*) FROM symbol_versions")).scalar_one()
+        for when, document in SCRIPT[3:]:  # ETH's break, BNB's listing, ETH's delisting...
+            record_exchange_info(engine, document, when)
+        rules, filters = export.history_tables(conn, "spot", window)
+        feed = export.change_table(conn, "spot", T0, T5 + timedelta(seconds=1), None)
+    with engine.connect() as later:
+        assert later.execute(text("SELECT count(*) FROM symbol_versions")).scalar_one() > listed
+    assert set(rules["symbol"].to_pylist()) == set(filters["symbol"].to_pylist())
+    assert set(rules["symbol"].to_pylist()) == {"BTCUSDT", "ETHUSDT"}
+    assert all(r["valid_to"] is None for r in rules.to_pylist() if r["valid_from"] == T1)
+    assert {c["changed_at"] for c in feed.to_pylist()} == {T0, T1}
