@@ -334,7 +334,11 @@ def test_a_listener_held_up_reads_what_queued_meanwhile_before_it_suspects_a_sil
     for symbol in ("ETHBTC", "LTCBTC"):
         set_cadence(sim, symbol, 0.05)
     sink = RecordingSink()
-    silences = SpotSilences("exchange_info", sink, ("ETHBTC", "LTCBTC"), factor=5, floor=0.5)
+    # A floor of 1 s, a stall of 2.5 s: a listener that looked at its silences before
+    # reading what queued would suspect both symbols; one that reads first suspects none,
+    # unless the sim itself sends nothing for a second (a loaded CI machine starved it for
+    # more than 0.5 s once, with the floor at 0.5 s).
+    silences = SpotSilences("exchange_info", sink, ("ETHBTC", "LTCBTC"), factor=5, floor=1.0)
     handler = Stalling(silences)
     settings = realtime_settings(sim).realtime
     stop = threading.Event()
@@ -344,7 +348,7 @@ def test_a_listener_held_up_reads_what_queued_meanwhile_before_it_suspects_a_sil
     try:
         wait_until(lambda: all(s in silences.tracks for s in ("ETHBTC", "LTCBTC")))
         time.sleep(0.5)  # their cadences learnt
-        handler.stall_once(1.5)  # both symbols' trades queue meanwhile
+        handler.stall_once(2.5)  # both symbols' trades queue meanwhile
         wait_until(handler.stalled.is_set)
         time.sleep(0.5)
     finally:
