@@ -43,6 +43,7 @@ from core import streams as catalogue
 from core.bodies import restore_server_time
 from core.config import Settings
 from core.ingest import StreamWriter
+from core.leases import Lease
 from poller.binance import Response
 from poller.job import StreamJob, resolve_parser
 from poller.runner import Replica, retrying_client
@@ -96,7 +97,7 @@ def main() -> None:
             # Interval 0: every slot is due at once, so each run takes the lease as a
             # replica does at its slot (renewing its own term).
             lease = replica.acquire(STREAM, 0)
-            if lease is None:
+            if not isinstance(lease, Lease):
                 raise BenchError("the bench's replica could not take the USD-M lease")
             outcomes.append(job.run(lease).outcome)
 

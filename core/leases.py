@@ -34,11 +34,27 @@ class Lease:
     term: int
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """No lease for this slot: it is not due yet, or another replica holds it.
+
+    ``lapses_in``: seconds until the lease of another replica that missed its slot lapses,
+    on the database's clock; None otherwise (the slot is not due, the lease is this
+    replica's, or its holder is on time). A standby asks again then, instead of at its next
+    tick, which may come up to an interval later.
+    """
+
+    lapses_in: float | None = None
+
+
 # One statement, one round trip on every slot: a stream's first lease is inserted as the
-# update below would leave a blank row (term 1, due and expiring from now). Built once:
-# a poll's statements are few, and parsing one's text costs about as much as sending it.
+# update below would leave a blank row (term 1, due and expiring from now). The outer
+# SELECT reads the row as it was before the statement, which is what a refusal needs.
+# Built once: a poll's statements are few, and parsing one's text costs about as much as
+# sending it.
 _ACQUIRE = text(
-    "INSERT INTO stream_leases AS l (stream, holder, term, expires_at, next_due_at)"
+    "WITH taken AS ("
+    " INSERT INTO stream_leases AS l (stream, holder, term, expires_at, next_due_at)"
     " VALUES (:s, :h, 1,"
     " clock_timestamp() + make_interval(secs => :interval + :lease),"
     " clock_timestamp() + make_interval(secs => :interval))"
@@ -50,7 +66,11 @@ _ACQUIRE = text(
     " expires_at = clock_timestamp() + make_interval(secs => :interval + :lease)"
     " WHERE (l.holder = :h OR l.expires_at <= clock_timestamp())"
     " AND l.next_due_at <= clock_timestamp() + make_interval(secs => :early)"
-    " RETURNING term"
+    " RETURNING term)"
+    " SELECT (SELECT term FROM taken),"
+    " (SELECT extract(epoch FROM expires_at - clock_timestamp())::float8 FROM stream_leases"
+    "  WHERE stream = :s AND holder <> :h AND next_due_at <= clock_timestamp()"
+    "  AND expires_at > clock_timestamp())"
 )
 
 
@@ -62,16 +82,16 @@ def acquire(
     lease_seconds: float,
     *,
     at_once: bool = False,
-) -> Lease | None:
+) -> Lease | Refused:
     """Take or renew ``stream``'s lease if its slot is due and nobody else holds it.
 
-    None when another replica holds an unexpired lease or the slot is not due yet. The
+    Refused when another replica holds an unexpired lease or the slot is not due yet. The
     lease lasts until ``lease_seconds`` past the next slot, so the holder keeps it across
     its own polls, and a holder that dies is replaced that long after the slot it missed.
     ``at_once``: due or not (an immediate poll a realtime listener asked for); still never
     from another replica's unexpired lease, so replicas never poll one stream together.
     """
-    term = conn.execute(
+    term, lapses_in = conn.execute(
         _ACQUIRE,
         {
             "s": stream,
@@ -81,8 +101,8 @@ def acquire(
             # The due time is at most one interval ahead: that much early is any time.
             "early": interval if at_once else interval * DUE_EARLY_SHARE,
         },
-    ).scalar_one_or_none()
-    return None if term is None else Lease(stream, holder, int(term))
+    ).one()
+    return Refused(lapses_in) if term is None else Lease(stream, holder, int(term))
 
 
 def release(conn: Connection, streams: Sequence[str], holder: str) -> int:

@@ -37,7 +37,7 @@ from core import streams as catalogue
 from core.config import PollerSettings, Settings, base_url
 from core.db import database_error
 from core.ingest import Recorded, SourceMismatchError, StreamWriter, claim_sources
-from core.leases import Lease
+from core.leases import Lease, Refused
 from core.weight_plan import plan_for
 from poller.binance import BinanceClient, deadline_seconds
 from poller.job import StreamJob, stream_job
@@ -76,7 +76,7 @@ class Replica:
         self.heartbeat_seconds = heartbeat_seconds
         self.version = version or _installed_version()
 
-    def acquire(self, stream: str, interval: float, *, at_once: bool = False) -> Lease | None:
+    def acquire(self, stream: str, interval: float, *, at_once: bool = False) -> Lease | Refused:
         with self.engine.connect() as conn:
             # Autocommit: taking a lease is one statement, so one round trip with no BEGIN
             # and COMMIT around it, at every slot of every stream.
@@ -176,6 +176,11 @@ class DatabaseBackoff:
 # How long a recorded poll waits for the signals it answers to be on record (the listener
 # asks for the poll before it writes the signal): past it, the next poll ties them.
 SIGNAL_RECORD_WAIT_SECONDS = 1.0
+
+
+# A standby asks for a late holder's lease this long after the database said it lapses:
+# the two clock readings are the database's, and the answer's trip back is the only slack.
+LAPSE_MARGIN_SECONDS = 0.02
 
 
 # A database outage is retried first after this many seconds, doubling up to half the lease:
@@ -377,7 +382,7 @@ class Poller:
             try:
                 lease = None
                 if self.replica is not None:
-                    lease = self.replica.acquire(job.stream, interval, at_once=urgent)
+                    lease = self._lease(self.replica, job.stream, interval, urgent)
                     self.database.succeeded()
                     if lease is None:
                         log.debug("%s slot not due or held by another replica", job.stream)
@@ -407,6 +412,21 @@ class Poller:
             self.database.succeeded()
 
         return run
+
+    def _lease(self, replica: Replica, stream: str, interval: float, urgent: bool) -> Lease | None:
+        """The slot's lease, or None if it is not due or another replica holds it.
+
+        A holder that missed its slot is replaced when its lease lapses: if that comes
+        before this replica's next tick, ask again right then rather than up to an interval
+        later (with replicas started together, their ticks fall in step with the slot the
+        holder missed, and so with the lapse: a tick just before it cost a whole interval).
+        """
+        got = replica.acquire(stream, interval, at_once=urgent)
+        if isinstance(got, Refused) and got.lapses_in is not None and got.lapses_in < interval:
+            if self.stop.wait(got.lapses_in + LAPSE_MARGIN_SECONDS):
+                return None
+            got = replica.acquire(stream, interval, at_once=urgent)
+        return got if isinstance(got, Lease) else None
 
     def _settle(self, job: StreamJob, ticket: int, recorded: Recorded) -> None:
         """Tie the signals this poll answered to it (core.signals); a poll that failed, or

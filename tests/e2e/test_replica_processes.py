@@ -15,6 +15,19 @@ from binance_sim.server import SimServer
 from tests.e2e.processes import Replicas, exmeta_env, run_exmeta, scalar, wait_for
 
 INTERVAL = 0.5
+EXCHANGE_INFO = "/api/v3/exchangeInfo"
+LOCK_HEAD = text("SELECT 1 FROM stream_heads WHERE stream = 'exchange_info' FOR UPDATE")
+
+
+def r0_waits_on_a_lock(engine: Engine) -> bool:
+    return (
+        scalar(
+            engine,
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND application_name = 'exmeta-poll r0'",
+        )
+        == 1
+    )
 
 
 @pytest.fixture
@@ -86,24 +99,22 @@ def test_sigterm_in_the_middle_of_a_write_finishes_it_exits_0_and_hands_over(
         )
         replicas.start("r1", env)
         assert wait_for(lambda: scalar(engine, "SELECT count(*) FROM replicas") == 2, 30)
-        last = scalar(engine, "SELECT max(id) FROM observations")
 
         with engine.connect() as blocker:
-            blocker.execute(
-                text("SELECT 1 FROM stream_heads WHERE stream = 'exchange_info' FOR UPDATE")
-            )
+            blocker.execute(LOCK_HEAD)
+            patched_at = sim.state.now()
             sim.state.patch_symbol("ETHBTC", fields={"status": "HALT"})
-            assert wait_for(
-                lambda: (
-                    scalar(
-                        engine,
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                        " AND application_name = 'exmeta-poll r0'",
-                    )
-                    == 1
-                ),
-                10,
-            )
+            for _ in range(5):
+                assert wait_for(lambda: r0_waits_on_a_lock(engine), 10)
+                if any(r.path == EXCHANGE_INFO for r in sim.state.requests(since=patched_at)):
+                    break  # the write waiting is of a poll that fetched the change
+                # It fetched before the change: let it through (the lock is taken again
+                # behind it, before r0's next poll, which fetches the change).
+                blocker.rollback()
+                blocker.execute(LOCK_HEAD)
+            else:
+                pytest.fail("r0 never fetched the change")
+            last = scalar(engine, "SELECT max(id) FROM observations")
             replicas["r0"].send_signal(signal.SIGTERM)
             signalled = time.monotonic()
             time.sleep(1.0)

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, text
 from binance_sim.server import SimServer
 from core import leases
 from core.ingest import Recorded, StreamWriter
-from core.leases import Lease
+from core.leases import Lease, Refused
 from core.verify import verify_history
 from poller.job import StreamJob
 from poller.runner import Poller, Replica, ScheduledJob
@@ -19,7 +19,9 @@ from tests.sim_client import add_fault
 STREAM = "exchange_info"
 
 
-def acquire(engine: Engine, holder: str, interval: float = 60, lease: float = 60) -> Lease | None:
+def acquire(
+    engine: Engine, holder: str, interval: float = 60, lease: float = 60
+) -> Lease | Refused:
     with engine.begin() as conn:
         return leases.acquire(conn, STREAM, holder, interval, lease)
 
@@ -43,10 +45,13 @@ def rows(engine: Engine, sql: str) -> list[tuple[object, ...]]:
 def test_a_lease_is_taken_once_per_slot_and_kept_by_its_holder(engine: Engine) -> None:
     first = acquire(engine, "a", interval=0.3)
     assert first == Lease(STREAM, "a", 1)
-    assert acquire(engine, "a", interval=0.3) is None  # not due yet
-    assert acquire(engine, "b", interval=0.3) is None  # held
+    assert acquire(engine, "a", interval=0.3) == Refused()  # not due yet
+    assert acquire(engine, "b", interval=0.3) == Refused()  # held
     time.sleep(0.35)
-    assert acquire(engine, "b", interval=0.3) is None  # due, but still a's
+    late = acquire(engine, "b", interval=0.3)  # due, but still a's: a is late, by 0.05 s
+    assert isinstance(late, Refused)
+    assert late.lapses_in is not None
+    assert 59 < late.lapses_in < 60.3  # a's lease lasts 60 s past the slot a missed
     assert acquire(engine, "a", interval=0.3) == Lease(STREAM, "a", 1)  # renewed, same term
 
 
@@ -54,7 +59,7 @@ def test_a_released_lease_passes_to_another_replica_under_a_new_term(engine: Eng
     assert acquire(engine, "a", interval=0.2) == Lease(STREAM, "a", 1)
     with engine.begin() as conn:
         assert leases.release(conn, [STREAM], "a") == 1
-    assert acquire(engine, "b", interval=0.2) is None  # released, but the slot is not due
+    assert acquire(engine, "b", interval=0.2) == Refused()  # released, but the slot is not due
     time.sleep(0.25)
     assert acquire(engine, "b", interval=0.2) == Lease(STREAM, "b", 2)
 
@@ -85,7 +90,7 @@ def test_a_write_whose_lease_was_taken_over_in_flight_is_stale_and_applies_nothi
     engine: Engine, sim: SimServer
 ) -> None:
     lease_a = acquire(engine, "a")
-    assert lease_a is not None
+    assert isinstance(lease_a, Lease)
     add_fault(sim, kind="slow", delay_seconds=1.0)  # replica a's poll hangs for a second
     outcome: list[Recorded] = []
     in_flight = threading.Thread(
@@ -114,7 +119,7 @@ def test_a_write_whose_lease_was_taken_over_in_flight_is_stale_and_applies_nothi
 
 def test_a_replica_paused_past_its_lease_cannot_commit(engine: Engine, sim: SimServer) -> None:
     lease = acquire(engine, "a", interval=0.05, lease=0.05)
-    assert lease is not None
+    assert isinstance(lease, Lease)
     time.sleep(0.2)  # a SIGSTOP, a GC pause: the lease lapses though nobody took it
     recorded = job_for(engine, sim, "a").run(lease)
     assert recorded.outcome == "stale"
@@ -142,3 +147,31 @@ def test_after_a_graceful_stop_another_replica_polls_the_next_slot_without_waiti
     assert polled_by_b
     assert waited < 2 * interval + 0.5  # b's next tick, not the 30 s lease
     assert rows(engine, "SELECT holder, term FROM stream_leases") == [("b", 2)]
+
+
+# The lease's slot has passed and its holder has not renewed it, yet it still runs.
+LATE = (
+    "SELECT next_due_at <= clock_timestamp() AND expires_at > clock_timestamp() FROM stream_leases"
+)
+
+
+def test_a_standby_takes_a_late_holders_lease_when_it_lapses_not_at_its_next_tick(
+    engine: Engine, sim: SimServer
+) -> None:
+    # A holder that took the slot and died: due 0.2 s later, its lease lapses 2.2 s later.
+    assert acquire(engine, "gone", interval=0.2, lease=2) == Lease(STREAM, "gone", 1)
+    assert wait_for(lambda: rows(engine, LATE) == [(True,)], 5)
+    b = replica(engine, sim, "b", interval=30, lease=30)
+    b.start()  # b's first tick finds the slot due and the lease still gone's; the next is 30 s on
+    try:
+        assert wait_for(
+            lambda: rows(engine, "SELECT holder, term FROM stream_leases") == [("b", 2)], 10
+        )
+        assert wait_for(
+            lambda: (
+                rows(engine, "SELECT replica_id, outcome FROM observations") == [("b", "changed")]
+            ),
+            10,
+        )
+    finally:
+        assert b.shutdown(5)

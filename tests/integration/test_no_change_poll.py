@@ -13,6 +13,7 @@ from sqlalchemy import Engine, event, text
 from binance_sim.server import SimServer
 from core.bodies import blank_server_time
 from core.ingest import Group, Snapshot, StreamWriter
+from core.leases import Lease
 from core.streams import market
 from poller.parse import parse_exchange_info
 from poller.runner import Replica, build_poller
@@ -62,7 +63,7 @@ def test_a_no_change_usdm_poll_writes_one_unchanged_observation_in_few_statement
 
     def poll() -> str:
         lease = replica.acquire(job.stream, 0)  # interval 0: the next slot is due at once
-        assert lease is not None
+        assert isinstance(lease, Lease)
         return job.run(lease).outcome
 
     assert poll() == "changed"
