@@ -388,7 +388,7 @@ def _symbol_changes(
     return found
 
 
-def _observed_before(
+def observed_before(
     conn: Connection, instants: Iterable[tuple[str, datetime]]
 ) -> dict[tuple[str, datetime], Any]:
     """For each (stream, instant), the stream's last successful observation before it."""
@@ -547,7 +547,7 @@ def _dated(
     streams_of: dict[str, str],
 ) -> list[Change]:
     """The changes ``found``, each with its stream's last successful poll before it."""
-    before = _observed_before(
+    before = observed_before(
         conn, ((_stream_of(item[1], item[2], streams_of), item[0]) for item in found)
     )
     return [

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from sqlalchemy import ARRAY, Boolean, Connection, DateTime, Integer, Numeric, text
 from sqlalchemy.dialects.postgresql import JSONB
 
-from core.changes import SYMBOL, _observed_before, window_changes
+from core.changes import SYMBOL, observed_before, window_changes
 from core.history import Layout, layout
 from core.models import VERSIONED_TABLES
 from core.streams import feed_streams
@@ -522,7 +522,7 @@ def _filter_change_rows(conn: Connection, read: pa.Table, market: str) -> pa.Tab
     in the diff's query, it had PostgreSQL store and read the whole diff twice)."""
     stream = layout(market).market.exchange_info
     instants = pc.unique(read["changed_at"])
-    before = _observed_before(conn, ((stream, t) for t in instants.to_pylist()))
+    before = observed_before(conn, ((stream, t) for t in instants.to_pylist()))
     observed = pa.array([before[(stream, t)] for t in instants.to_pylist()], INSTANT_TYPE)
     n = read.num_rows
     values = {

@@ -430,11 +430,15 @@ class StreamWriter:
         foreseen = self._foresight.take(fetched.body) if self._foresight is not None else None
         try:
             if foreseen is not None:
-                snapshot, plan = foreseen.tables, foreseen.plan
-                state = self._current(conn, head.state_id, snapshot, known, versions)
-            if foreseen is None or not foreseen.planned_on(state):
+                snapshot = foreseen.tables
+            else:
                 snapshot = _snapshot(self.stream, parse, fetched.body)
-                state = self._current(conn, head.state_id, snapshot, known, versions)
+            state = self._current(conn, head.state_id, snapshot, known, versions)
+            if foreseen is not None and foreseen.planned_on(state):
+                plan = foreseen.plan
+            else:
+                if foreseen is not None:  # planned on another state: parsed again for this one
+                    snapshot = _snapshot(self.stream, parse, fetched.body)
                 plan = _plan(snapshot, state)
         except InvalidPayloadError as exc:
             failed = _with_error(fetched, "invalid_payload", str(exc))
@@ -528,8 +532,8 @@ class _Foresight:
     process waits. The next batch is planned meanwhile, each document on the state the
     one before it leaves: when its turn comes, its plan is used only if the writer's state
     is then exactly that one (a document refused or applied otherwise leaves another), else
-    it is parsed and planned again as if nothing had been foreseen. Errors are left for the writer to
-    meet in its turn. Holds at most one batch's plans.
+    it is parsed and planned again as if nothing had been foreseen. Errors are left for the
+    writer to meet in its turn. Holds at most one batch's plans.
     """
 
     def __init__(
@@ -590,14 +594,13 @@ class _Foresight:
         )
         if at is None:
             return None
-        self._next = at + 1
+        passed, self._next = self._next, at + 1
         with self._done:
             self._done.wait_for(lambda: len(self._ready) > at or self._finished)
             if len(self._ready) <= at:
                 return None
-            foreseen, self._ready[at] = self._ready[at], None
-            for i in range(at):
-                self._ready[i] = None
+            foreseen = self._ready[at]
+            self._ready[passed : at + 1] = [None] * (at + 1 - passed)
         return foreseen
 
     def close(self) -> None:
