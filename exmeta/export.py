@@ -13,8 +13,9 @@ import argparse
 import gc
 import os
 import re
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -226,14 +227,16 @@ def _json_arrays(values: pa.ChunkedArray) -> pa.ChunkedArray:
     row: every element escaped, then joined."""
     chunks = []
     for chunk in values.chunks:
-        items = chunk.values
+        # A slice's own elements: ``values`` is the whole child array of a sliced list.
+        first, last = chunk.offsets[0].as_py(), chunk.offsets[-1].as_py()
+        items = chunk.values.slice(first, last - first)
         # Binance's lists (order types, permissions) never need escaping: one scan
         # instead of a pass per character that might.
         if pc.any(pc.match_substring_regex(items, '[\\x00-\\x1f"\\\\]')).as_py():
             for plain, escaped in _JSON_ESCAPES:
                 items = pc.replace_substring(items, plain, escaped)
         quoted = pa.ListArray.from_arrays(
-            chunk.offsets, pc.binary_join_element_wise('"', items, '"', "")
+            pc.subtract(chunk.offsets, first), pc.binary_join_element_wise('"', items, '"', "")
         )
         joined = pc.binary_join(quoted, ",")
         chunks.append(
@@ -246,6 +249,37 @@ def _json_arrays(values: pa.ChunkedArray) -> pa.ChunkedArray:
     return pa.chunked_array(chunks, pa.string())
 
 
+# Rows spelled and encoded at a time: pieces of a few MB, whose buffers the allocator
+# reuses, where a whole file's spelled copy (~300 MB for a year of spot rules) was fresh
+# memory, which this VM pays in page faults (bench/README.md, export).
+CSV_ROWS = 16_384
+# Pieces encoded ahead of the one being written: each thread has work, memory stays bounded.
+CSV_AHEAD = 8
+
+
 def _write_csv(path: Path, exported: Exported) -> None:
-    columns = [_csv_column(exported.table[n], k) for n, k in exported.columns]
-    pacsv.write_csv(pa.table(columns, names=[n for n, _ in exported.columns]), path)
+    """The table as one ``pyarrow.csv.write_csv`` of its spelled columns writes it, but
+    spelled and encoded piece by piece on every core (pyarrow lets go of the GIL; its
+    writer is one thread), the pieces written in order, the header with the first."""
+    names = [n for n, _ in exported.columns]
+    table = exported.table
+
+    def encode(offset: int) -> pa.Buffer:
+        piece = table.slice(offset, CSV_ROWS)
+        spelled = pa.table([_csv_column(piece[n], k) for n, k in exported.columns], names=names)
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(spelled, sink, pacsv.WriteOptions(include_header=offset == 0))
+        return sink.getvalue()
+
+    offsets = range(0, max(table.num_rows, 1), CSV_ROWS)  # an empty table: its header
+    with (
+        pa.OSFile(str(path), "wb") as file,
+        ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="export-csv") as pool,
+    ):
+        pending: deque[Future[pa.Buffer]] = deque()
+        for offset in offsets:
+            pending.append(pool.submit(encode, offset))
+            if len(pending) > CSV_AHEAD:
+                file.write(pending.popleft().result())
+        while pending:
+            file.write(pending.popleft().result())
