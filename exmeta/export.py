@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import adbc_driver_manager as adbc
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -230,23 +231,28 @@ def _json_arrays(values: pa.ChunkedArray) -> pa.ChunkedArray:
         # A slice's own elements: ``values`` is the whole child array of a sliced list.
         first, last = chunk.offsets[0].as_py(), chunk.offsets[-1].as_py()
         items = chunk.values.slice(first, last - first)
-        # Binance's lists (order types, permissions) never need escaping: one scan
-        # instead of a pass per character that might.
-        if pc.any(pc.match_substring_regex(items, '[\\x00-\\x1f"\\\\]')).as_py():
+        if _needs_escapes(items):
             for plain, escaped in _JSON_ESCAPES:
                 items = pc.replace_substring(items, plain, escaped)
-        quoted = pa.ListArray.from_arrays(
-            pc.subtract(chunk.offsets, first), pc.binary_join_element_wise('"', items, '"', "")
-        )
-        joined = pc.binary_join(quoted, ",")
-        chunks.append(
-            pc.if_else(
-                chunk.is_null(),
-                pa.scalar(None, pa.string()),
-                pc.binary_join_element_wise("[", joined, "]", ""),
-            )
-        )
+        lists = pa.ListArray.from_arrays(pc.subtract(chunk.offsets, first), items)
+        quoted = pc.binary_join_element_wise('["', pc.binary_join(lists, '","'), '"]', "")
+        # An empty list is "[]"; a NULL one has no length, and stays NULL.
+        chunks.append(pc.if_else(pc.equal(pc.list_value_length(chunk), 0), "[]", quoted))
     return pa.chunked_array(chunks, pa.string())
+
+
+def _needs_escapes(texts: pa.StringArray) -> bool:
+    """Whether any of ``texts`` holds a character JSON escapes: one look at their bytes
+    (~40 MB for a year of spot's permissions, ten times faster than a regular expression),
+    where Binance's lists (order types, permissions) never need one."""
+    offsets = np.frombuffer(texts.buffers()[1], np.int32)[
+        texts.offset : texts.offset + len(texts) + 1
+    ]
+    data = texts.buffers()[2]
+    if data is None or offsets[-1] == offsets[0]:
+        return False
+    chars = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]
+    return bool(((chars < 0x20) | (chars == ord('"')) | (chars == ord("\\"))).any())
 
 
 # Rows spelled and encoded at a time: pieces of a few MB, whose buffers the allocator
