@@ -255,9 +255,8 @@ def _needs_escapes(texts: pa.StringArray) -> bool:
     return bool(((chars < 0x20) | (chars == ord('"')) | (chars == ord("\\"))).any())
 
 
-# Rows spelled and encoded at a time: pieces of a few MB, whose buffers the allocator
-# reuses, where a whole file's spelled copy (~300 MB for a year of spot rules) was fresh
-# memory, which this VM pays in page faults (bench/README.md, export).
+# Rows spelled and encoded at a time: pieces of a few MB, spelled on every core, and never
+# a whole file's spelled copy in memory (~300 MB for a year of spot rules).
 CSV_ROWS = 16_384
 # Pieces encoded ahead of the one being written: each thread has work, memory stays bounded.
 CSV_AHEAD = 8
