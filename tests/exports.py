@@ -264,6 +264,14 @@ def record_odd_filters(engine: Engine) -> None:
         )
 
 
+def record_odd_texts(engine: Engine) -> None:
+    """Texts a CSV writer must quote or escape (a quote, a comma, a backslash, a line
+    break, a control character) in a symbol's lists and own fields, changed at T1."""
+    odd = {**symbol("BTCUSDT"), "orderTypes": ['LI"MIT', "MAR,KET", "a\\b\nc\x01"]}
+    for when, base in ((T0, 'B"TC'), (T1, "B,T\nC")):
+        record_exchange_info(engine, exchange_info({**odd, "baseAsset": base}), when)
+
+
 def feed_rows(changes: Iterable[Change]) -> list[dict[str, Any]]:
     """core.changes' feed as the export's rows: values as JSON text, a text as it is."""
 

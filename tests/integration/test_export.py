@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine, text
@@ -18,9 +20,11 @@ from sqlalchemy import Engine, text
 from api import create_app
 from core import export
 from core.changes import window_changes
+from core.clock import utc_now
 from core.config import Settings
 from core.history import layout
 from core.streams import feed_streams
+from exmeta import export as exporting
 from exmeta.cli import main
 from tests.api_client import ts
 from tests.builders import record_exchange_info
@@ -35,6 +39,7 @@ from tests.exports import (
     read_rules,
     record_filter_types,
     record_odd_filters,
+    record_odd_texts,
     reference_rules,
 )
 from tests.futures_replay import USDM_AT, record_usdm_replay
@@ -123,6 +128,52 @@ def test_csv_holds_the_parquet_rows(database_env: Engine, tmp_path: Path) -> Non
         btc = [r for r in csv.DictReader(file) if r["symbol"] == "BTCUSDT"]
     assert [r["tick_size"] for r in btc] == ["0.01000000", "0.10000000", "0.10000000"]
     assert btc[-1]["valid_to"] == ""
+
+
+@pytest.mark.parametrize(
+    ("market", "record", "start"),
+    [
+        ("spot", record_script, None),  # listings, a delisting, lists, NULLs
+        ("spot", record_script, T5 + timedelta(seconds=10)),  # rules in force, an empty feed
+        ("spot", record_odd_filters, None),  # JSON that PostgreSQL spells its own way
+        ("spot", record_odd_texts, None),  # quotes, commas, line breaks in texts and lists
+        ("usdm", record_usdm_replay, None),  # contracts' own fields
+    ],
+)
+def test_csv_is_one_write_csv_of_the_tables_byte_for_byte(
+    database_env: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    market: str,
+    record: Callable[[Engine], object],
+    start: datetime | None,
+) -> None:
+    """The CSV files, spelled and encoded in pieces on several threads, are byte for byte
+    one ``pyarrow.csv.write_csv`` of the whole spelled tables (what the export wrote before
+    it wrote pieces): pieces of 2 rows, so that every file has many and their seams fall
+    between any two rows (lists, instants, NULLs, the header on the first alone)."""
+    record(database_env)
+    monkeypatch.setattr(exporting, "CSV_ROWS", 2)
+    since = [] if start is None else ["--from", ts(start)]
+    out = tmp_path / "out"
+    assert main(["export", "--market", market, "--format", "csv", "--out", str(out), *since]) == 0
+    window = export.Window(start, None, None)
+    with database_env.connect() as conn:
+        rules, filters = export.history_tables(conn, market, window)
+        feed = export.change_table(conn, market, start or exporting.EARLIEST, utc_now(), None)
+    written = {
+        f"{market}_symbols": (export.rules_columns(market), rules),
+        f"{market}_filters": (export.filter_columns(market), filters),
+        f"{market}_changes": (export.CHANGE_COLUMNS, feed),
+    }
+    assert rules.num_rows >= 2
+    assert filters.num_rows > 2
+    assert (feed.num_rows == 0) == (start is not None)
+    for name, (columns, table) in written.items():
+        spelled = [exporting._csv_column(table[n], kind) for n, kind in columns]
+        reference = tmp_path / f"{name}.csv"
+        pacsv.write_csv(pa.table(spelled, names=[n for n, _ in columns]), reference)
+        assert (out / f"{name}.csv").read_bytes() == reference.read_bytes(), name
 
 
 @pytest.mark.parametrize(

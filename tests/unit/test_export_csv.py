@@ -14,3 +14,16 @@ def test_lists_are_json_arrays_with_every_escape() -> None:
     assert _json_arrays(values).to_pylist() == [
         None if v is None else orjson.dumps(v).decode() for v in lists
     ]
+
+
+def test_a_slice_of_lists_is_its_own_rows() -> None:
+    """A piece of a column (the CSV is encoded piece by piece) spells its rows alone."""
+    lists = [["A"], None, ['b"c', "d"], [], ["e", "f", "g"], None, ["h"]]
+    values = pa.array(lists, pa.list_(pa.string()))
+    for start in range(len(lists)):
+        for length in range(len(lists) - start + 1):
+            piece = pa.chunked_array([values.slice(start, length)], values.type)
+            assert _json_arrays(piece).to_pylist() == [
+                None if v is None else orjson.dumps(v).decode()
+                for v in lists[start : start + length]
+            ]
