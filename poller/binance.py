@@ -288,8 +288,9 @@ class BinanceClient:
                     raise
         # Once the socket is cut, whatever came of the read is the deadline's doing: an
         # error (a broken connection, an SSL error), or headers cut short that http.client
-        # took for complete, followed by an empty body.
-        if watchdog.fired:
+        # took for complete, followed by an empty body. A socket read that waited the time
+        # left (its timeout) also saw the deadline pass, whichever of the two came first.
+        if watchdog.fired or isinstance(failure, requests.ReadTimeout):
             return Response(
                 status,
                 None,
