@@ -11,6 +11,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import Any, Final
 
 import orjson
@@ -72,12 +73,16 @@ def serve(render: Callable[[SimState], Response]) -> Response:
     """
     state = current_state()
     received_at = state.now()
-    fault = state.take_fault(request.path)
+    fault = state.take_fault(request.path, received_at)
     response = (
         render(state)
         if fault is None
         else _FAULT_RESPONDERS[fault.kind](fault, lambda: render(state))
     )
+    if fault is not None and fault.kind is FaultKind.RATE_LIMIT:
+        # Closing comes after the server has written the whole response: from then on the
+        # client can know of the 429.
+        response.call_on_close(partial(state.told_of_rate_limit, request.path))
     used = state.charge_weight(ENDPOINT_WEIGHTS.get(request.path, 0), market_of(request.path))
     response.headers[_USED_WEIGHT_HEADER] = str(used)
     state.log_request(

@@ -16,6 +16,7 @@ responses, so the body is kept as the bytes before and after its value and the c
 are spliced in.
 """
 
+import math
 import random
 import threading
 import time
@@ -208,6 +209,12 @@ _DEFAULT_RETRY_AFTER: Final[Mapping[FaultKind, int]] = {
 }
 _DELAYED: Final = frozenset({FaultKind.SLOW, FaultKind.TRICKLE})
 BAN_SECONDS: Final = 120  # what a client that ignores a 429's Retry-After is banned for
+# How long after a 429 has left the sim a call may still be one the client sent before it
+# could read the 429 (its other jobs' requests, a thread that checked its gate just before):
+# such a call is over the limit too (429), not ignoring the 429 (418). Binance bans for
+# "repeatedly violating rate limits and/or failing to back off after receiving 429s" and
+# publishes no figure; this is the sim's allowance.
+IN_FLIGHT_SECONDS: Final = 0.5
 MAX_DELAY_SECONDS: Final = 60.0
 
 
@@ -350,6 +357,8 @@ class MarketBook:
         self._body = _split_body(self._document)
         self._version = 0
         self.backoff_until = 0.0  # a 429 asked the client to wait until then
+        # When the first 429 of the back-off left the sim (None: not yet sent).
+        self.backoff_told_at: float | None = None
         self.banned_until = 0.0
         self._weight_window = -1
         self._weight_used = 0
@@ -725,29 +734,52 @@ class SimState:
         with self._lock:
             self._faults.append(fault)
 
-    def take_fault(self, endpoint: str) -> Fault | None:
-        """The fault this response of ``endpoint`` suffers, if any, and its consequences.
+    def take_fault(self, endpoint: str, received_at: float | None = None) -> Fault | None:
+        """The fault this response of ``endpoint`` (a call that reached the sim at
+        ``received_at``, default now) suffers, if any, and its consequences.
 
-        As Binance does, a client that calls while a 429's Retry-After is running, or while
-        banned, gets a 418 and a ban of ``BAN_SECONDS`` whatever else is scripted; then the
-        first pending fault that applies is consumed; then chaos may pick one. A back-off or
-        ban holds on the endpoint's market only: each host counts and bans on its own.
+        As Binance does, a client that calls while banned, or while a 429's Retry-After
+        runs and more than ``IN_FLIGHT_SECONDS`` after that 429 left the sim, gets a 418 and
+        a ban of ``BAN_SECONDS`` whatever else is scripted. A call during the back-off that
+        reached the sim before that may have been sent before the client could read the
+        429: it is over the limit too and gets a 429 with the time left. Otherwise the first
+        pending fault that applies is consumed; then chaos may pick one. A back-off or ban
+        holds on the endpoint's market only: each host counts and bans on its own.
         """
         if endpoint not in ENDPOINT_WEIGHTS:
             return None
         book = self._books[market_of(endpoint)]
         now = self._clock()
+        received = now if received_at is None else received_at
+        fault: Fault | None
         with self._lock:
-            fault = (
-                Fault(FaultKind.IP_BAN, endpoint, retry_after=BAN_SECONDS)
-                if now < max(book.backoff_until, book.banned_until)
-                else self._take_scripted(endpoint) or self._take_chaos(endpoint)
-            )
-            if fault is not None and fault.kind is FaultKind.RATE_LIMIT:
-                book.backoff_until = now + fault.retry_after_seconds
-            elif fault is not None and fault.kind is FaultKind.IP_BAN:
-                book.banned_until = now + fault.retry_after_seconds
+            if now < book.banned_until or (
+                now < book.backoff_until
+                and book.backoff_told_at is not None
+                and received > book.backoff_told_at + IN_FLIGHT_SECONDS
+            ):
+                fault = Fault(FaultKind.IP_BAN, endpoint, retry_after=BAN_SECONDS)
+                book.banned_until = now + BAN_SECONDS
+            elif now < book.backoff_until:
+                left = math.ceil(book.backoff_until - now)
+                fault = Fault(FaultKind.RATE_LIMIT, endpoint, retry_after=left)
+            else:
+                fault = self._take_scripted(endpoint) or self._take_chaos(endpoint)
+                if fault is not None and fault.kind is FaultKind.RATE_LIMIT:
+                    book.backoff_until = now + fault.retry_after_seconds
+                    book.backoff_told_at = None
+                elif fault is not None and fault.kind is FaultKind.IP_BAN:
+                    book.banned_until = now + fault.retry_after_seconds
         return fault
+
+    def told_of_rate_limit(self, endpoint: str) -> None:
+        """A 429 of ``endpoint``'s market has been sent: the client's allowance for calls in
+        flight runs from now (from the first 429 of the back-off sent, if several were)."""
+        book = self._books[market_of(endpoint)]
+        now = self._clock()
+        with self._lock:
+            if book.backoff_told_at is None:
+                book.backoff_told_at = now
 
     def _take_scripted(self, endpoint: str) -> Fault | None:
         for index, fault in enumerate(self._faults):

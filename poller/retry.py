@@ -390,14 +390,13 @@ class RetryingClient:
         if delay > 0 or self.shared is None:
             return 0.0, delay
         standing = self.shared.check(self.budget.budget)
-        if standing is None:
-            return 0.0, 0.0
-        if standing.paused_seconds > 0:
+        if standing is not None and standing.paused_seconds > 0:
             self.gate.close_for(standing.paused_seconds, standing.pause_reason)
             return standing.paused_seconds, 0.0
-        if standing.wait_seconds > 0:
+        if standing is not None and standing.wait_seconds > 0:
             return 0.0, standing.wait_seconds + WINDOW_MARGIN_SECONDS
-        return 0.0, 0.0
+        # Another job may have been told of a 429 during the round trip: look last thing.
+        return self.gate.remaining(), 0.0
 
     def _pause(self, response: Response) -> Response:
         banned = response.status == 418

@@ -20,6 +20,7 @@ from binance_sim.state import EXCHANGE_INFO_PATH, SYSTEM_STATUS_PATH
 from core.config import DatabaseSettings
 from core.db import create_db_engine
 from core.ingest import StreamWriter
+from core.request_budget import Standing
 from poller.binance import BinanceClient
 from poller.retry import RateGate, RetryingClient, RetryPolicy, SharedBudget, WeightBudget
 from tests.builders import client_for, poller_settings, system_status_job
@@ -95,6 +96,30 @@ def test_a_pause_is_shared_even_when_it_is_news_to_a_replica_with_requests_in_fl
     assert [r["path"] for r in sim_log(sim)] == [SYSTEM_STATUS_PATH, EXCHANGE_INFO_PATH]
     assert standing_row(engine)["paused"] is True
     assert b.gate.remaining() > 25  # learnt once: B's next polls need no database round trip
+
+
+class RacedBudget(SharedBudget):
+    """A shared budget during whose round trip another job of the replica is told of a 429."""
+
+    gate: RateGate
+
+    def check(self, budget: float) -> Standing | None:
+        standing = super().check(budget)
+        self.gate.close_for(30, "HTTP 429")
+        return standing
+
+
+def test_a_429_told_to_another_job_while_the_database_was_asked_stops_the_request(
+    engine: Engine, sim: SimServer
+) -> None:
+    shared = RacedBudget(engine, "a")
+    client = client_for(sim.url, shared=shared)
+    shared.gate = client.gate
+
+    answer = client.get(SYSTEM_STATUS_PATH)
+
+    assert (answer.error_class, answer.attempts) == ("rate_limited_pause", 0)
+    assert sim_log(sim) == []
 
 
 class AgeingWait:

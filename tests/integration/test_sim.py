@@ -15,7 +15,7 @@ import requests
 
 from binance_sim.cli import main
 from binance_sim.server import SimServer
-from binance_sim.state import SimState, default_fixture
+from binance_sim.state import IN_FLIGHT_SECONDS, Market, SimState, default_fixture
 from tests.sim_client import Client, FakeClock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -397,18 +397,38 @@ def test_error_body_fault_is_a_200_carrying_a_binance_error(sim: Client) -> None
     assert faulted.json()["code"] == -1001
 
 
-def test_calling_during_a_429_back_off_earns_a_418_ban(sim: Client) -> None:
-    sim.add_fault(kind="rate_limit", retry_after=1)
+def test_calling_during_a_429_back_off_earns_a_418_ban_once_the_429_could_be_read(
+    session: requests.Session, clock: FakeClock
+) -> None:
+    state = SimState.from_file(clock=clock)
+    with SimServer(state) as server:
+        sim = Client(session, server.url)
+        sim.add_fault(kind="rate_limit", retry_after=5)
 
-    limited = sim.get("/api/v3/exchangeInfo")
-    banned = sim.get("/api/v3/ping")  # any endpoint: the limit is per IP
+        limited = sim.get("/api/v3/exchangeInfo")
+        in_flight = sim.get("/api/v3/ping")  # as if sent before the 429 came back
+        wait_until_told(state)  # the server has finished sending the 429 (on its clock)
+        clock.now += IN_FLIGHT_SECONDS + 0.25
+        banned = sim.get("/api/v3/ping")  # any endpoint: the limit is per IP
+        log = sim.get("/_sim/requests").json()["requests"]
 
-    assert (limited.status_code, limited.headers["Retry-After"]) == (429, "1")
+    assert (limited.status_code, limited.headers["Retry-After"]) == (429, "5")
     assert limited.json()["code"] == -1003
+    assert (in_flight.status_code, in_flight.headers["Retry-After"]) == (429, "5")
     assert (banned.status_code, banned.headers["Retry-After"]) == (418, "120")
     assert "banned until" in banned.json()["msg"]
-    log = sim.get("/_sim/requests").json()["requests"]
-    assert [(r["status"], r["fault"]) for r in log] == [(429, "rate_limit"), (418, "ip_ban")]
+    assert [(r["status"], r["fault"]) for r in log] == [
+        (429, "rate_limit"),
+        (429, "rate_limit"),
+        (418, "ip_ban"),
+    ]
+
+
+def wait_until_told(state: SimState) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while state.book(Market.SPOT).backoff_told_at is None:
+        assert time.monotonic() < deadline, "the 429 was never sent"
+        time.sleep(0.005)
 
 
 def test_waiting_out_a_429_is_not_banned(sim: Client) -> None:

@@ -3,6 +3,7 @@ weight, lifecycle controls and faults, beside an unchanged spot."""
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import requests
 
 from binance_sim.cli import main
 from binance_sim.server import SimServer
-from binance_sim.state import Market, SimState, default_fixture
+from binance_sim.state import IN_FLIGHT_SECONDS, Market, SimState, default_fixture
 from poller.parse_futures import COINM as COINM_MARKET
 from poller.parse_futures import USDM as USDM_MARKET
 from poller.parse_futures import FuturesMarket, futures_symbol_row, parse_futures_exchange_info
@@ -223,6 +224,7 @@ def test_a_429_back_off_bans_only_the_market_that_sent_it(sim: Client) -> None:
     sim.request("POST", "/_sim/markets/usdm/faults", json={"kind": "rate_limit"})
 
     assert sim.get(USDM).status_code == 429
+    time.sleep(IN_FLIGHT_SECONDS + 0.1)  # past the sim's allowance for calls in flight
     assert sim.get(SPOT).status_code == 200
     assert sim.get(COINM).status_code == 200
     assert sim.get(USDM).status_code == 418
