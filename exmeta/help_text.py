@@ -152,8 +152,9 @@ change feed of the window). Rows are the versions in force at some instant of [-
         """\
 Read archived responses (JSON, optionally gzipped: files, or every *.json and *.json.gz
 of a directory; or with --git REPO --path FILE every commit that touched FILE, dated by
-its committer time), date each by its serverTime (else --manifest, or --at for one file),
-and record them oldest first as the poller would have, each observation marked with its
+its committer time), date each by its serverTime (else --manifest, --at for one file, or
+an instant in the file's name such as 2024-03-01, 20240301T120000Z or epoch ms; README,
+Importing history), and record them oldest first as the poller would have, each observation marked with its
 file. Documents already on record are skipped, so importing twice changes nothing. The
 rest go wholly after the stream's history (before any live poll) or wholly before its
 first observation (live polls or not; the stream's polls wait meanwhile); an archive

@@ -20,10 +20,11 @@ import hashlib
 import io
 import itertools
 import json
+import re
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 
@@ -146,15 +147,61 @@ def archive_files(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def _document(raw: bytes, origin: str, at: datetime | None, read: Callable[[], bytes]) -> Document:
-    """``raw`` (gzip or not) dated by its ``serverTime``, else ``at``; ``read`` reads
-    ``raw`` again when the body is wanted, and must find the same bytes."""
+# An instant in a file's name (README, Importing history): a date, YYYY-MM-DD or YYYYMMDD,
+# then optionally a time, after a T (HH:MM, HH-MM or HHMM, seconds optional) or after an
+# underscore (seconds required: "_2124" in "2022-11-29_2124.json" is a symbol count), then
+# Z or an offset (+HH:MM, -HHMM), else UTC; or 13 digits of epoch milliseconds. Digits
+# running on either side make it no instant.
+_NAMED_INSTANT = re.compile(
+    r"(?<!\d)(?P<y>20\d\d)(?P<ds>-?)(?P<mo>\d\d)(?P=ds)(?P<d>\d\d)"
+    r"(?:(?:T(?P<h>\d\d)(?P<ts>[:-]?)(?P<mi>\d\d)(?:(?P=ts)(?P<s>\d\d))?"
+    r"|_(?P<h2>\d\d)(?P<ts2>[:-]?)(?P<mi2>\d\d)(?P=ts2)(?P<s2>\d\d))"
+    r"(?:Z|(?P<sign>[+-])(?P<oh>\d\d):?(?P<om>\d\d))?)?(?!\d)"
+)
+_NAMED_EPOCH_MS = re.compile(r"(?<!\d)\d{13}(?!\d)")
+
+
+def instants_in_name(name: str) -> list[datetime]:
+    """Every distinct instant ``name`` holds in the documented forms (``_NAMED_INSTANT``,
+    ``_NAMED_EPOCH_MS``), in order; a date or time that does not exist (month 13) is none."""
+    found: list[datetime] = []
+    for m in _NAMED_INSTANT.finditer(name):
+        clock = (m["h"], m["mi"], m["s"]) if m["h"] is not None else (m["h2"], m["mi2"], m["s2"])
+        offset = 0 if m["sign"] is None else int(m["oh"]) * 60 + int(m["om"])
+        try:
+            zone = timezone(timedelta(minutes=-offset if m["sign"] == "-" else offset))
+            hour, minute, second = (int(v or 0) for v in clock)
+            day = (int(m["y"]), int(m["mo"]), int(m["d"]))
+            found.append(datetime(*day, hour, minute, second, tzinfo=zone).astimezone(UTC))
+        except ValueError:
+            continue
+    found += [server_time_of(int(m[0])) for m in _NAMED_EPOCH_MS.finditer(name)]
+    return list(dict.fromkeys(found))
+
+
+def _document(
+    raw: bytes,
+    origin: str,
+    at: datetime | None,
+    read: Callable[[], bytes],
+    named: Sequence[datetime] = (),
+) -> Document:
+    """``raw`` (gzip or not) dated by its ``serverTime``, else ``at``, else the one instant
+    its file's name holds (``named``); ``read`` reads ``raw`` again when the body is
+    wanted, and must find the same bytes."""
     server_ms = _blanked(raw, origin)[1]
     server_time = server_time_of(server_ms) if server_ms is not None else None
-    instant = server_time or at
+    instant = server_time or at or (named[0] if len(named) == 1 else None)
+    if instant is None and named:
+        spelled = ", ".join(t.isoformat() for t in named)
+        raise ArchiveError(
+            f"{origin}: the document has no serverTime and its name holds {len(named)}"
+            f" instants ({spelled}); give its instant with --manifest"
+        )
     if instant is None:
         raise ArchiveError(
-            f"{origin}: the document has no serverTime; give its instant with --at or --manifest"
+            f"{origin}: the document has no serverTime and its name no date; give its"
+            " instant with --at or --manifest"
         )
     digest = hashlib.sha256(raw).digest()
 
@@ -205,7 +252,8 @@ def read_documents(
     paths: Sequence[Path], at: datetime | None, manifest: Mapping[Path, datetime] | None = None
 ) -> list[Document]:
     """Every document of ``paths`` and of ``manifest``, oldest first, each dated by its
-    serverTime, else by the manifest, else by ``at`` (which dates a single file only)."""
+    serverTime, else by the manifest, else by ``at`` (which dates a single file only),
+    else by the instant in its file's name."""
     instants = manifest or {}
     files = archive_files(paths)
     files += [p for p in instants if p not in {f.resolve() for f in files}]
@@ -215,7 +263,8 @@ def read_documents(
     for path in files:
         origin = path.resolve()
         read = partial(_read_file, path)
-        documents.append(_document(read(), str(origin), instants.get(origin, at), read))
+        named = instants_in_name(path.name)
+        documents.append(_document(read(), str(origin), instants.get(origin, at), read, named))
     # Stable: documents of one instant keep the order they were given in.
     return sorted(documents, key=lambda d: d.at)
 

@@ -183,7 +183,6 @@ def test_error_bodies_are_error_observations_that_close_nothing(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["restricted_location_2022-12-07.json"], "has no serverTime; give its instant with --at"),
         (["archive", "--at", "2022-01-01T00:00:00Z"], "--at dates one file, and 5 were given"),
         (["2022-11-28_2124.json", "--at", "yesterday"], "--at: "),
         (["missing.json"], "missing.json: no such file or directory"),
@@ -387,6 +386,66 @@ def test_a_manifest_dates_the_files_without_server_time(
     # The same files by directory and manifest: already on record.
     assert main(["import", str(tmp_path / "saved"), "--manifest", str(manifest)]) == 0
     assert observation_log(configured) == log
+
+
+def test_files_without_server_time_are_dated_by_the_instant_in_their_names(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    drift = FIXTURES / "drift"
+    doc = {k: v for k, v in load(drift / "spot_2022-11-28_2124.json").items() if k != "serverTime"}
+    later = {
+        k: v for k, v in load(drift / "spot_2022-12-28_2137.json").items() if k != "serverTime"
+    }
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "exchangeInfo_2024-03-01.json").write_bytes(orjson.dumps(doc))
+    (saved / "exchangeInfo_20240301T063015Z.json.gz").write_bytes(gzip.compress(b"not json"))
+    (saved / "2024-03-01T12:00:00+02:00.json").write_bytes(orjson.dumps(later))
+    (saved / "snapshot_1709290800000.json").write_bytes(orjson.dumps(doc))  # 11:00 UTC
+    # A serverTime wins over the name.
+    (saved / "2030-01-01.json").write_bytes((FIXTURES / "2022-11-29_2124.json").read_bytes())
+    server_time = instant_of(load(FIXTURES / "2022-11-29_2124.json")["serverTime"])
+
+    assert main(["import", str(saved)]) == 0
+
+    assert "imported 5 of 5 document(s)" in capsys.readouterr().out
+    t0 = datetime(2024, 3, 1, tzinfo=UTC)
+    assert [(o[0], o[1], Path(o[3]).name) for o in observation_log(configured)] == [
+        (server_time, "changed", "2030-01-01.json"),
+        (t0, "changed", "exchangeInfo_2024-03-01.json"),
+        (
+            t0 + timedelta(hours=6, minutes=30, seconds=15),
+            "error",
+            "exchangeInfo_20240301T063015Z.json.gz",
+        ),
+        (t0 + timedelta(hours=10), "changed", "2024-03-01T12:00:00+02:00.json"),
+        (t0 + timedelta(hours=11), "changed", "snapshot_1709290800000.json"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("snapshot.json", "has no serverTime and its name no date; give its instant with --at"),
+        ("2024-13-01.json", "has no serverTime and its name no date"),
+        (
+            "from_2024-03-01_to_2024-03-02.json",
+            "its name holds 2 instants (2024-03-01T00:00:00+00:00, 2024-03-02T00:00:00+00:00);"
+            " give its instant with --manifest",
+        ),
+    ],
+)
+def test_a_file_its_name_cannot_date_is_refused_in_one_line(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, message: str
+) -> None:
+    (tmp_path / name).write_bytes((FIXTURES / "restricted_location_2022-12-07.json").read_bytes())
+
+    assert main(["import", str(tmp_path / name)]) == 2
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert message in err
+    assert counts(configured) == (0, 0, 0)
 
 
 def test_a_manifest_entry_without_an_instant_is_refused(
