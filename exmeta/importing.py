@@ -54,6 +54,7 @@ def import_archive(args: argparse.Namespace) -> int:
             with built.connect() as conn:
                 plan = plan_import(conn, args.stream, source, documents)
             summary.skipped, summary.prepend = plan.skipped, plan.prepend
+            summary.date(plan.documents)
             if plan.documents:
                 summary.first, summary.last = plan.documents[0].at, plan.documents[-1].at
             if args.dry_run:

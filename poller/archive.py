@@ -22,8 +22,9 @@ import itertools
 import json
 import re
 import subprocess
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
@@ -68,6 +69,7 @@ class Document:
     # The body as imported (serverTime blanked); None: the archive had no document there
     # (a file deleted in git). ArchiveError if it is no longer what was dated.
     read: Callable[[], bytes | None]
+    dated_by: str = "serverTime"  # or "--at", "manifest", "file name", "commit time"
 
     @property
     def body(self) -> bytes | None:
@@ -89,6 +91,11 @@ class Summary:
     last: datetime | None = None
     prepend: bool = False  # written before the history on record
     joined: datetime | None = None  # where the prepended history met it
+    dated: dict[str, int] = field(default_factory=dict)  # documents to write, by dating
+
+    def date(self, documents: Sequence[Document]) -> None:
+        """Count how ``documents`` (those to write) were dated."""
+        self.dated = dict(Counter(d.dated_by for d in documents))
 
     def add(self, recorded: Recorded | Joined) -> None:
         if isinstance(recorded, Joined):
@@ -113,6 +120,8 @@ class Summary:
             else ""
         )
         where = " before the history on record" if self.prepend else ""
+        by = ", ".join(f"{n} by {how}" for how, n in sorted(self.dated.items()))
+        span += f"; dated {by}" if by else ""
         if dry_run:
             return (
                 f"dry run, nothing written: {self.documents} document(s) for {stream} as"
@@ -182,16 +191,20 @@ def instants_in_name(name: str) -> list[datetime]:
 def _document(
     raw: bytes,
     origin: str,
-    at: datetime | None,
+    at: tuple[datetime, str] | None,
     read: Callable[[], bytes],
     named: Sequence[datetime] = (),
 ) -> Document:
-    """``raw`` (gzip or not) dated by its ``serverTime``, else ``at``, else the one instant
-    its file's name holds (``named``); ``read`` reads ``raw`` again when the body is
-    wanted, and must find the same bytes."""
+    """``raw`` (gzip or not) dated by its ``serverTime``, else ``at`` (an instant and what
+    gave it), else the one instant its file's name holds (``named``); ``read`` reads
+    ``raw`` again when the body is wanted, and must find the same bytes."""
     server_ms = _blanked(raw, origin)[1]
     server_time = server_time_of(server_ms) if server_ms is not None else None
-    instant = server_time or at or (named[0] if len(named) == 1 else None)
+    instant, dated_by = (
+        (server_time, "serverTime")
+        if server_time is not None
+        else at or ((named[0], "file name") if len(named) == 1 else (None, ""))
+    )
     if instant is None and named:
         spelled = ", ".join(t.isoformat() for t in named)
         raise ArchiveError(
@@ -211,7 +224,7 @@ def _document(
             raise ArchiveError(f"{origin}: changed while it was imported")
         return _blanked(again, origin)[0]
 
-    return Document(instant, origin, server_time, body)
+    return Document(instant, origin, server_time, body, dated_by)
 
 
 def _blanked(raw: bytes, origin: str) -> tuple[bytes, int | None]:
@@ -263,8 +276,15 @@ def read_documents(
     for path in files:
         origin = path.resolve()
         read = partial(_read_file, path)
+        given = (
+            (instants[origin], "manifest")
+            if origin in instants
+            else (at, "--at")
+            if at is not None
+            else None
+        )
         named = instants_in_name(path.name)
-        documents.append(_document(read(), str(origin), instants.get(origin, at), read, named))
+        documents.append(_document(read(), str(origin), given, read, named))
     # Stable: documents of one instant keep the order they were given in.
     return sorted(documents, key=lambda d: d.at)
 
@@ -294,10 +314,10 @@ def git_documents(repo: Path, path: str) -> list[Document]:
         origin = f"git:{repo.resolve()}@{commit}:{path}"
         listed = _git(repo, "ls-tree", "--format=%(objectname)", commit, "--", path)
         if not listed.strip():
-            documents.append(Document(at, origin, None, lambda: None))
+            documents.append(Document(at, origin, None, lambda: None, "commit time"))
             continue
         read = partial(_git, repo, "cat-file", "blob", listed.decode().strip())
-        documents.append(_document(read(), origin, at, read))
+        documents.append(_document(read(), origin, (at, "commit time"), read))
     return sorted(documents, key=lambda d: d.at)
 
 

@@ -207,6 +207,7 @@ def test_a_dry_run_writes_nothing_and_says_so(
     said = capsys.readouterr().out
     assert said.startswith("dry run, nothing written: 7 document(s)")
     assert "7 to write (0 of them errors)" in said
+    assert said.endswith("; dated 7 by serverTime\n")
     assert counts(configured) == (0, 0, 0)
 
 
@@ -264,7 +265,9 @@ def test_a_git_history_of_one_file_is_imported_commit_by_commit(
     ]
     argv = ["import", "--git", str(repo), "--path", "exchangeInfo.json"]
     assert main(argv) == 0
-    assert "imported 5 of 5 document(s)" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "imported 5 of 5 document(s)" in said
+    assert "; dated 4 by commit time, 1 by serverTime" in said
     log = observation_log(configured)
     origins = [f"git:{repo.resolve()}@{c}:exchangeInfo.json" for c in commits]
     assert log == [
@@ -376,7 +379,9 @@ def test_a_manifest_dates_the_files_without_server_time(
     else:
         manifest.write_text("".join(f"{p},{ts(at)}\n" for p, at in names.items()))
     assert main(["import", "--manifest", str(manifest)]) == 0
-    assert "imported 3 of 3 document(s)" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "imported 3 of 3 document(s)" in said
+    assert said.endswith("; dated 3 by manifest\n")
     log = observation_log(configured)
     assert [(o[0], o[1], o[3]) for o in log] == [
         (t0, "changed", str(tmp_path / "saved" / "0.json")),
@@ -408,7 +413,9 @@ def test_files_without_server_time_are_dated_by_the_instant_in_their_names(
 
     assert main(["import", str(saved)]) == 0
 
-    assert "imported 5 of 5 document(s)" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "imported 5 of 5 document(s)" in said
+    assert "; dated 4 by file name, 1 by serverTime" in said
     t0 = datetime(2024, 3, 1, tzinfo=UTC)
     assert [(o[0], o[1], Path(o[3]).name) for o in observation_log(configured)] == [
         (server_time, "changed", "2030-01-01.json"),
