@@ -354,8 +354,11 @@ def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window)
 
     bounds = _distinct(keys(codes, instants))
     code, start = bounds // n, distinct[bounds % n]
-    same_next = np.append(code[1:] == code[:-1], False)
-    end = np.where(same_next, np.append(start[1:], OPEN), OPEN)
+    # A stretch ends where its symbol's next one starts; a symbol's last is open. Sized
+    # by the stretches, not by appending to them: with none (a market never polled, a
+    # window before any listing) there is no last stretch to append for.
+    end = np.full(len(bounds), OPEN)
+    end[:-1] = np.where(code[1:] == code[:-1], start[1:], OPEN)
 
     def in_force(
         rows: npt.NDArray[np.bool_],

@@ -177,6 +177,34 @@ def test_csv_is_one_write_csv_of_the_tables_byte_for_byte(
 
 
 @pytest.mark.parametrize(
+    ("market", "record"), [("spot", record_script), ("usdm", record_usdm_replay)]
+)
+@pytest.mark.parametrize("file_format", ["parquet", "csv"])
+def test_a_market_with_no_rows_gives_empty_files_of_the_usual_schema(
+    database_env: Engine,
+    tmp_path: Path,
+    market: str,
+    record: Callable[[Engine], object],
+    file_format: str,
+) -> None:
+    """A market never polled (or an empty database) exports three files without rows, of
+    the very columns and types a populated export has: a backtest's loader reads them."""
+    args = ["export", "--market", market, "--format", file_format]
+    assert main([*args, "--out", str(tmp_path / "empty")]) == 0
+    record(database_env)
+    assert main([*args, "--out", str(tmp_path / "full")]) == 0
+    for what in ("symbols", "filters", "changes"):
+        name = f"{market}_{what}.{file_format}"
+        empty, full = tmp_path / "empty" / name, tmp_path / "full" / name
+        if file_format == "parquet":
+            assert pq.read_table(empty).num_rows == 0
+            assert pq.read_schema(empty) == pq.read_schema(full)
+        else:
+            header = full.read_text().splitlines()[0]
+            assert empty.read_text() == header + "\n"
+
+
+@pytest.mark.parametrize(
     ("args", "says"),
     [
         (["--from", "yesterday"], "--from: "),
