@@ -165,6 +165,21 @@ class Window:
         return {"start": self.start, "end": self.end, "symbols": list(self.symbols or ())}
 
 
+def listings(conn: Connection, market: str, window: Window) -> dict[str, bool]:
+    """Of ``window.symbols``, each ever listed on ``market`` -> whether it was at some
+    instant of the window; a symbol never listed is absent. Asked apart from the history:
+    "never listed" and "not listed then" are different mistakes (a typo, a wrong window)."""
+    table = layout(market).symbols
+    rows = conn.execute(
+        text(
+            f"SELECT s.symbol, bool_or({window.overlaps('s')}) FROM {table} s"
+            " WHERE s.symbol = ANY(:symbols) GROUP BY s.symbol"
+        ),
+        window.params,
+    )
+    return {symbol: bool(in_window) for symbol, in_window in rows}
+
+
 def _select_text(alias: str, columns: Sequence[Column]) -> str:
     """The columns as ``_reads`` read them: decimals and JSON as PostgreSQL's own text
     (exact, as the files spell them), the rest as they are stored."""

@@ -33,7 +33,7 @@ from api.params import binance_spelling
 from core import export
 from core.clock import utc_now
 from core.db import without_time_limits
-from core.timeparse import TimeParseError, parse_instant
+from core.timeparse import TimeParseError, format_instant, parse_instant
 from exmeta.database import read
 from exmeta.errors import CliError
 from exmeta.settings import configured
@@ -100,6 +100,7 @@ def export_history(args: argparse.Namespace) -> int:
 
     def query(conn: Connection) -> None:
         _read_only_snapshot(conn)
+        _refuse_unlisted(conn, market, window)
         with (
             without_time_limits(conn),
             _same_snapshot(conn) as other,
@@ -111,9 +112,6 @@ def export_history(args: argparse.Namespace) -> int:
                 export.change_table, other, market, window.start or EARLIEST, end, window.symbols
             )
             rules, filters = export.history_tables(conn, market, window)
-            unknown = _unknown_symbols(window, rules)
-            if unknown:
-                raise CliError(f"--symbols: never listed on {market}: {', '.join(unknown)}", 2)
             save(Exported(f"{market}_symbols", export.rules_columns(market), rules))
             save(Exported(f"{market}_filters", export.filter_columns(market), filters))
             del rules, filters  # not held while the feed is built and written
@@ -171,12 +169,31 @@ def _same_snapshot(conn: Connection) -> Iterator[Connection]:
             yield other
 
 
-def _unknown_symbols(window: export.Window, rules: pa.Table) -> list[str]:
-    """Symbols asked for that have no rules in the window: a typo would read as "no rules"."""
+def _refuse_unlisted(conn: Connection, market: str, window: export.Window) -> None:
+    """Refuse symbols asked for that have no rules in the window, before the history is
+    read: a typo would read as "no rules". A symbol never listed and one listed only
+    outside the window are told apart, the window named as --from/--to gave it."""
     if window.symbols is None:
-        return []
-    found = set(pc.unique(rules["symbol"]).to_pylist())
-    return [s for s in window.symbols if s not in found]
+        return
+    listed = export.listings(conn, market, window)
+    never = [s for s in window.symbols if s not in listed]
+    outside = [s for s in window.symbols if s in listed and not listed[s]]
+    reasons = []
+    if never:
+        reasons.append(f"never listed on {market} (in all its history): {', '.join(never)}")
+    if outside:
+        reasons.append(f"listed on {market}, but not {_described(window)}: {', '.join(outside)}")
+    if reasons:
+        raise CliError(f"--symbols: {'; '.join(reasons)}", 2)
+
+
+def _described(window: export.Window) -> str:
+    """The window's instants as --from/--to name them (one bound at least: without any,
+    every listed symbol is in the window)."""
+    start, end = format_instant(window.start), format_instant(window.end)
+    if start is not None and end is not None:
+        return f"between --from {start} and --to {end}"
+    return f"from --from {start} on" if start is not None else f"before --to {end}"
 
 
 def _partial(path: Path) -> Path:

@@ -213,7 +213,25 @@ def test_a_market_with_no_rows_gives_empty_files_of_the_usual_schema(
             "--from must be before --to",
         ),
         (["--symbols", "BTCUSDT,,ETH"], "--symbols: a comma-separated list"),
-        (["--symbols", "BTCUSDT,nosuch"], "--symbols: never listed on spot: NOSUCH"),
+        (
+            ["--symbols", "BTCUSDT,nosuch", "--to", ts(T3)],
+            "--symbols: never listed on spot (in all its history): NOSUCH\n",
+        ),
+        (["--symbols", "nosuch"], "--symbols: never listed on spot (in all its history): NOSUCH\n"),
+        (
+            ["--symbols", "bnbusdt", "--from", ts(T0), "--to", ts(T3)],
+            "--symbols: listed on spot, but not between --from 2024-05-01T00:00:00.000Z"
+            " and --to 2024-05-01T00:00:30.000Z: BNBUSDT\n",
+        ),
+        (
+            ["--symbols", "ETHUSDT,BTCUSDT", "--from", ts(T4)],
+            "--symbols: listed on spot, but not from --from 2024-05-01T00:00:40.000Z on: ETHUSDT\n",
+        ),
+        (
+            ["--symbols", "BNBUSDT,NOSUCH", "--to", ts(T3)],
+            "--symbols: never listed on spot (in all its history): NOSUCH; listed on spot,"
+            " but not before --to 2024-05-01T00:00:30.000Z: BNBUSDT\n",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
