@@ -46,11 +46,28 @@ DECIMAL_PRECISION, DECIMAL_SCALE = 38, 18
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+# What the files hold, each named {market}_{what}.{format}, in the order they are written.
+FILES = ("symbols", "filters", "changes")
+
+
 @dataclass(frozen=True, slots=True)
 class Exported:
-    name: str  # the file's name without its extension: {market}_{what}
+    what: str  # one of FILES
     columns: tuple[export.Column, ...]
     table: pa.Table
+
+
+def _targets(out: Path, market: str, file_format: str) -> dict[str, Path]:
+    """Where each of FILES goes."""
+    return {what: out / f"{market}_{what}.{file_format}" for what in FILES}
+
+
+def _refuse_in_the_way(out: Path, targets: Iterable[Path]) -> None:
+    """A directory where a file goes is refused before anything is written: found only
+    when the files take their places, it left those before it replaced and the rest not."""
+    for path in targets:
+        if path.is_dir():
+            raise CliError(f"--out {out}: {path} is a directory, where the export writes a file", 2)
 
 
 def _instant(value: str | None, name: str) -> datetime | None:
@@ -88,13 +105,15 @@ def export_history(args: argparse.Namespace) -> int:
     window = _window(args)
     out = _out_dir(args.out)
     market = args.market
+    targets = _targets(out, market, args.format)
+    _refuse_in_the_way(out, targets.values())
     end = window.end or utc_now()  # the feed's window, fixed once
 
     write = _write_parquet if args.format == "parquet" else _write_csv
     written: list[tuple[Path, int]] = []  # (the file, its rows), each as yet under _partial
 
     def save(exported: Exported) -> None:
-        path = out / f"{exported.name}.{args.format}"
+        path = targets[exported.what]
         written.append((path, exported.table.num_rows))
         write(_partial(path), exported)
 
@@ -112,10 +131,10 @@ def export_history(args: argparse.Namespace) -> int:
                 export.change_table, other, market, window.start or EARLIEST, end, window.symbols
             )
             rules, filters = export.history_tables(conn, market, window)
-            save(Exported(f"{market}_symbols", export.rules_columns(market), rules))
-            save(Exported(f"{market}_filters", export.filter_columns(market), filters))
+            save(Exported("symbols", export.rules_columns(market), rules))
+            save(Exported("filters", export.filter_columns(market), filters))
             del rules, filters  # not held while the feed is built and written
-            save(Exported(f"{market}_changes", export.CHANGE_COLUMNS, feed.result()))
+            save(Exported("changes", export.CHANGE_COLUMNS, feed.result()))
 
     export.use_system_allocator()
     # What was imported lives as long as the process: kept out of the collector's

@@ -257,6 +257,23 @@ def test_a_failed_write_leaves_no_file(
     assert [p.name for p in tmp_path.iterdir()] == [".spot_changes.parquet.partial"]
 
 
+@pytest.mark.parametrize("file_format", ["parquet", "csv"])
+def test_a_directory_where_a_file_goes_is_refused_before_writing(
+    database_env: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], file_format: str
+) -> None:
+    """A directory holds the place of the feed's file (the last written): refused in one
+    line naming it, before anything is written, and left as it was."""
+    record_script(database_env)
+    in_the_way = tmp_path / f"spot_changes.{file_format}"
+    (in_the_way / "kept").mkdir(parents=True)
+    args = ["export", "--format", file_format, "--out", str(tmp_path)]
+    fails_in_one_line(capsys, args, 2, f"--out {tmp_path}: {in_the_way} is a directory")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == [
+        Path(in_the_way.name),
+        Path(in_the_way.name) / "kept",
+    ]
+
+
 def test_an_unmigrated_database_is_one_line_and_exit_2(
     pg_server: DatabaseServer,
     monkeypatch: pytest.MonkeyPatch,
