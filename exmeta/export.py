@@ -16,9 +16,10 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import takewhile
 from pathlib import Path
 
 import adbc_driver_manager as adbc
@@ -90,23 +91,26 @@ def _window(args: argparse.Namespace) -> export.Window:
     return export.Window(start, end, symbols)
 
 
-def _out_dir(value: Path) -> Path:
+def _out_dir(value: Path) -> list[Path]:
+    """Make ``value`` a directory; the directories made for it, deepest first: a failed
+    export removes them, and only them, to leave --out as it was."""
     if value.exists() and not value.is_dir():
         raise CliError(f"--out {value}: not a directory", 2)
+    made = list(takewhile(lambda p: not p.exists(), (value, *value.parents)))
     try:
         value.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"--out {value}: {exc.strerror}", 2) from None
-    return value
+    return made
 
 
 def export_history(args: argparse.Namespace) -> int:
     """Write the rules, filter versions and change feed of ``--market`` to ``--out``."""
     window = _window(args)
-    out = _out_dir(args.out)
-    market = args.market
+    out, market = args.out, args.market
     targets = _targets(out, market, args.format)
     _refuse_in_the_way(out, targets.values())
+    made = _out_dir(out)
     end = window.end or utc_now()  # the feed's window, fixed once
 
     write = _write_parquet if args.format == "parquet" else _write_csv
@@ -144,9 +148,7 @@ def export_history(args: argparse.Namespace) -> int:
     try:
         read(configured(args), "export", query)
     except BaseException as exc:
-        for path, _ in written:
-            if _partial(path).is_file():  # not what stood in the way, if a directory did
-                _partial(path).unlink()
+        _leave_as_it_was([_partial(path) for path, _ in written], made)
         if isinstance(exc, adbc.Error):  # the Arrow reads' driver: as exmeta.database says
             raise CliError(f"cannot read the database: {_reason(exc)}", 2) from None
         if isinstance(exc, OSError):  # pyarrow's writers raise it, errno or not
@@ -160,6 +162,16 @@ def export_history(args: argparse.Namespace) -> int:
         os.replace(_partial(path), path)
         print(f"{path}: {rows} rows")
     return 0
+
+
+def _leave_as_it_was(partials: Iterable[Path], made: Iterable[Path]) -> None:
+    """A failed export's files written aside, and the directories it made, removed."""
+    for path in partials:
+        if path.is_file():  # not what stood in the way, if a directory did
+            path.unlink()
+    for directory in made:
+        with suppress(OSError):  # not emptied: something not the export's is in it
+            directory.rmdir()
 
 
 def _reason(exc: adbc.Error) -> str:

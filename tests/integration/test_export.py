@@ -274,6 +274,23 @@ def test_a_directory_where_a_file_goes_is_refused_before_writing(
     ]
 
 
+def test_a_failed_export_removes_the_directories_it_made_and_no_other(
+    database_env: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out kept/new/sub, of which kept/ was there: a failed export (here, a refused
+    symbol) leaves kept/ and what it held, and neither new/ nor sub/."""
+    record_script(database_env)
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "mine.txt").write_text("mine")
+    out = tmp_path / "kept" / "new" / "sub"
+    args = ["export", "--out", str(out), "--symbols", "NOSUCH"]
+    fails_in_one_line(capsys, args, 2, "--symbols: never listed on spot")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == [
+        Path("kept"),
+        Path("kept") / "mine.txt",
+    ]
+
+
 def test_an_unmigrated_database_is_one_line_and_exit_2(
     pg_server: DatabaseServer,
     monkeypatch: pytest.MonkeyPatch,
