@@ -91,13 +91,16 @@ def _window(args: argparse.Namespace) -> export.Window:
     return export.Window(start, end, symbols)
 
 
-def _out_dir(value: Path) -> list[Path]:
-    """Make ``value`` a directory; the directories made for it, deepest first: a failed
-    export removes them, and only them, to leave --out as it was."""
-    if value.exists() and not value.is_dir():
-        raise CliError(f"--out {value}: not a directory", 2)
-    made = list(takewhile(lambda p: not p.exists(), (value, *value.parents)))
+def _out_dir(value: Path, targets: Iterable[Path]) -> list[Path]:
+    """Make ``value`` a directory for ``targets``, once nothing stands in their way; the
+    directories made for it, deepest first: a failed export removes them, and only them,
+    to leave --out as it was. Looking at a path fails too (a name too long, a directory
+    not to be searched): one line, like a directory that cannot be made."""
     try:
+        if value.exists() and not value.is_dir():
+            raise CliError(f"--out {value}: not a directory", 2)
+        _refuse_in_the_way(value, targets)
+        made = list(takewhile(lambda p: not p.exists(), (value, *value.parents)))
         value.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"--out {value}: {exc.strerror}", 2) from None
@@ -109,8 +112,7 @@ def export_history(args: argparse.Namespace) -> int:
     window = _window(args)
     out, market = args.out, args.market
     targets = _targets(out, market, args.format)
-    _refuse_in_the_way(out, targets.values())
-    made = _out_dir(out)
+    made = _out_dir(out, targets.values())
     end = window.end or utc_now()  # the feed's window, fixed once
 
     write = _write_parquet if args.format == "parquet" else _write_csv

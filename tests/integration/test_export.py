@@ -316,6 +316,15 @@ def test_out_that_is_a_file_is_refused(
     )
 
 
+def test_out_that_cannot_be_a_path_is_refused(
+    database_env: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A name longer than the file system takes: refused in one line, nothing made."""
+    out = tmp_path / ("x" * 300) / "rules"
+    fails_in_one_line(capsys, ["export", "--out", str(out)], 2, f"--out {out}: File name too long")
+    assert not list(tmp_path.iterdir())
+
+
 def test_filters_added_and_removed_start_and_end_what_they_rule(
     database_env: Engine, tmp_path: Path
 ) -> None:
