@@ -316,6 +316,26 @@ def test_out_that_is_a_file_is_refused(
     )
 
 
+@pytest.mark.parametrize("out", ["", "  "])
+def test_an_empty_out_is_refused_not_the_working_directory(
+    database_env: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    out: str,
+) -> None:
+    """``--out "$DIR"`` with DIR unset: refused in one line, not an export into the working
+    directory (which ``Path("")`` is)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["export", "--out", out])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("exmeta: error: argument --out: empty")
+    assert len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
 def test_out_that_cannot_be_a_path_is_refused(
     database_env: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
