@@ -165,6 +165,21 @@ class Window:
         return {"start": self.start, "end": self.end, "symbols": list(self.symbols or ())}
 
 
+def listings(conn: Connection, market: str, window: Window) -> dict[str, bool]:
+    """Of ``window.symbols``, each ever listed on ``market`` -> whether it was at some
+    instant of the window; a symbol never listed is absent. Asked apart from the history:
+    "never listed" and "not listed then" are different mistakes (a typo, a wrong window)."""
+    table = layout(market).symbols
+    rows = conn.execute(
+        text(
+            f"SELECT s.symbol, bool_or({window.overlaps('s')}) FROM {table} s"
+            " WHERE s.symbol = ANY(:symbols) GROUP BY s.symbol"
+        ),
+        window.params,
+    )
+    return {symbol: bool(in_window) for symbol, in_window in rows}
+
+
 def _select_text(alias: str, columns: Sequence[Column]) -> str:
     """The columns as ``_reads`` read them: decimals and JSON as PostgreSQL's own text
     (exact, as the files spell them), the rest as they are stored."""
@@ -354,8 +369,11 @@ def stretches(symbols: pa.Table, filters: pa.Table, market: str, window: Window)
 
     bounds = _distinct(keys(codes, instants))
     code, start = bounds // n, distinct[bounds % n]
-    same_next = np.append(code[1:] == code[:-1], False)
-    end = np.where(same_next, np.append(start[1:], OPEN), OPEN)
+    # A stretch ends where its symbol's next one starts; a symbol's last is open. Sized
+    # by the stretches, not by appending to them: with none (a market never polled, a
+    # window before any listing) there is no last stretch to append for.
+    end = np.full(len(bounds), OPEN)
+    end[:-1] = np.where(code[1:] == code[:-1], start[1:], OPEN)
 
     def in_force(
         rows: npt.NDArray[np.bool_],

@@ -16,9 +16,10 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import takewhile
 from pathlib import Path
 
 import adbc_driver_manager as adbc
@@ -33,7 +34,7 @@ from api.params import binance_spelling
 from core import export
 from core.clock import utc_now
 from core.db import without_time_limits
-from core.timeparse import TimeParseError, parse_instant
+from core.timeparse import TimeParseError, format_instant, parse_instant
 from exmeta.database import read
 from exmeta.errors import CliError
 from exmeta.settings import configured
@@ -46,11 +47,28 @@ DECIMAL_PRECISION, DECIMAL_SCALE = 38, 18
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+# What the files hold, each named {market}_{what}.{format}, in the order they are written.
+FILES = ("symbols", "filters", "changes")
+
+
 @dataclass(frozen=True, slots=True)
 class Exported:
-    name: str  # the file's name without its extension: {market}_{what}
+    what: str  # one of FILES
     columns: tuple[export.Column, ...]
     table: pa.Table
+
+
+def _targets(out: Path, market: str, file_format: str) -> dict[str, Path]:
+    """Where each of FILES goes."""
+    return {what: out / f"{market}_{what}.{file_format}" for what in FILES}
+
+
+def _refuse_in_the_way(out: Path, targets: Iterable[Path]) -> None:
+    """A directory where a file goes is refused before anything is written: found only
+    when the files take their places, it left those before it replaced and the rest not."""
+    for path in targets:
+        if path.is_dir():
+            raise CliError(f"--out {out}: {path} is a directory, where the export writes a file", 2)
 
 
 def _instant(value: str | None, name: str) -> datetime | None:
@@ -73,33 +91,41 @@ def _window(args: argparse.Namespace) -> export.Window:
     return export.Window(start, end, symbols)
 
 
-def _out_dir(value: Path) -> Path:
-    if value.exists() and not value.is_dir():
-        raise CliError(f"--out {value}: not a directory", 2)
+def _out_dir(value: Path, targets: Iterable[Path]) -> list[Path]:
+    """Make ``value`` a directory for ``targets``, once nothing stands in their way; the
+    directories made for it, deepest first: a failed export removes them, and only them,
+    to leave --out as it was. Looking at a path fails too (a name too long, a directory
+    not to be searched): one line, like a directory that cannot be made."""
     try:
+        if value.exists() and not value.is_dir():
+            raise CliError(f"--out {value}: not a directory", 2)
+        _refuse_in_the_way(value, targets)
+        made = list(takewhile(lambda p: not p.exists(), (value, *value.parents)))
         value.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"--out {value}: {exc.strerror}", 2) from None
-    return value
+    return made
 
 
 def export_history(args: argparse.Namespace) -> int:
     """Write the rules, filter versions and change feed of ``--market`` to ``--out``."""
     window = _window(args)
-    out = _out_dir(args.out)
-    market = args.market
+    out, market = args.out, args.market
+    targets = _targets(out, market, args.format)
+    made = _out_dir(out, targets.values())
     end = window.end or utc_now()  # the feed's window, fixed once
 
     write = _write_parquet if args.format == "parquet" else _write_csv
     written: list[tuple[Path, int]] = []  # (the file, its rows), each as yet under _partial
 
     def save(exported: Exported) -> None:
-        path = out / f"{exported.name}.{args.format}"
+        path = targets[exported.what]
         written.append((path, exported.table.num_rows))
         write(_partial(path), exported)
 
     def query(conn: Connection) -> None:
         _read_only_snapshot(conn)
+        _refuse_unlisted(conn, market, window)
         with (
             without_time_limits(conn),
             _same_snapshot(conn) as other,
@@ -111,13 +137,10 @@ def export_history(args: argparse.Namespace) -> int:
                 export.change_table, other, market, window.start or EARLIEST, end, window.symbols
             )
             rules, filters = export.history_tables(conn, market, window)
-            unknown = _unknown_symbols(window, rules)
-            if unknown:
-                raise CliError(f"--symbols: never listed on {market}: {', '.join(unknown)}", 2)
-            save(Exported(f"{market}_symbols", export.rules_columns(market), rules))
-            save(Exported(f"{market}_filters", export.filter_columns(market), filters))
+            save(Exported("symbols", export.rules_columns(market), rules))
+            save(Exported("filters", export.filter_columns(market), filters))
             del rules, filters  # not held while the feed is built and written
-            save(Exported(f"{market}_changes", export.CHANGE_COLUMNS, feed.result()))
+            save(Exported("changes", export.CHANGE_COLUMNS, feed.result()))
 
     export.use_system_allocator()
     # What was imported lives as long as the process: kept out of the collector's
@@ -127,9 +150,7 @@ def export_history(args: argparse.Namespace) -> int:
     try:
         read(configured(args), "export", query)
     except BaseException as exc:
-        for path, _ in written:
-            if _partial(path).is_file():  # not what stood in the way, if a directory did
-                _partial(path).unlink()
+        _leave_as_it_was([_partial(path) for path, _ in written], made)
         if isinstance(exc, adbc.Error):  # the Arrow reads' driver: as exmeta.database says
             raise CliError(f"cannot read the database: {_reason(exc)}", 2) from None
         if isinstance(exc, OSError):  # pyarrow's writers raise it, errno or not
@@ -143,6 +164,16 @@ def export_history(args: argparse.Namespace) -> int:
         os.replace(_partial(path), path)
         print(f"{path}: {rows} rows")
     return 0
+
+
+def _leave_as_it_was(partials: Iterable[Path], made: Iterable[Path]) -> None:
+    """A failed export's files written aside, and the directories it made, removed."""
+    for path in partials:
+        if path.is_file():  # not what stood in the way, if a directory did
+            path.unlink()
+    for directory in made:
+        with suppress(OSError):  # not emptied: something not the export's is in it
+            directory.rmdir()
 
 
 def _reason(exc: adbc.Error) -> str:
@@ -171,12 +202,31 @@ def _same_snapshot(conn: Connection) -> Iterator[Connection]:
             yield other
 
 
-def _unknown_symbols(window: export.Window, rules: pa.Table) -> list[str]:
-    """Symbols asked for that have no rules in the window: a typo would read as "no rules"."""
+def _refuse_unlisted(conn: Connection, market: str, window: export.Window) -> None:
+    """Refuse symbols asked for that have no rules in the window, before the history is
+    read: a typo would read as "no rules". A symbol never listed and one listed only
+    outside the window are told apart, the window named as --from/--to gave it."""
     if window.symbols is None:
-        return []
-    found = set(pc.unique(rules["symbol"]).to_pylist())
-    return [s for s in window.symbols if s not in found]
+        return
+    listed = export.listings(conn, market, window)
+    never = [s for s in window.symbols if s not in listed]
+    outside = [s for s in window.symbols if s in listed and not listed[s]]
+    reasons = []
+    if never:
+        reasons.append(f"never listed on {market} (in all its history): {', '.join(never)}")
+    if outside:
+        reasons.append(f"listed on {market}, but not {_described(window)}: {', '.join(outside)}")
+    if reasons:
+        raise CliError(f"--symbols: {'; '.join(reasons)}", 2)
+
+
+def _described(window: export.Window) -> str:
+    """The window's instants as --from/--to name them (one bound at least: without any,
+    every listed symbol is in the window)."""
+    start, end = format_instant(window.start), format_instant(window.end)
+    if start is not None and end is not None:
+        return f"between --from {start} and --to {end}"
+    return f"from --from {start} on" if start is not None else f"before --to {end}"
 
 
 def _partial(path: Path) -> Path:

@@ -144,7 +144,10 @@ Write three files into --out: {market}_symbols (one row per stretch of unchanged
 a symbol, valid_from to valid_to, with its typed columns and tick size, price, lot and
 notional limits), {market}_filters (every filter version) and {market}_changes (the
 change feed of the window). Rows are the versions in force at some instant of [--from,
---to), with their whole validity ranges. README, Exporting for backtests.""",
+--to), with their whole validity ranges; with none, the files hold their columns and no
+rows. Refused (exit 2) before anything is written: a symbol never listed, or listed only
+outside the window, and a directory where a file goes. A failed export leaves --out as it
+was. README, Exporting for backtests.""",
         "exmeta export --market spot --out ./rules --from 2026-01-01T00:00:00Z --symbols BTCUSDT",
     ),
     "import": CommandHelp(

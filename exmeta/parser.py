@@ -241,12 +241,24 @@ def _diff_options(diff: argparse.ArgumentParser) -> None:
     diff.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
+def _named_directory(value: str) -> Path:
+    """A directory the user named: an empty name (``--out "$DIR"`` with DIR unset) is
+    refused, where ``Path("")`` would quietly be the working directory."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("empty; name a directory, e.g. --out ./rules")
+    return Path(value)
+
+
 def _export_options(export: argparse.ArgumentParser) -> None:
     export.add_argument(
         "--format", choices=("parquet", "csv"), default="parquet", help="parquet (default) or csv"
     )
     export.add_argument(
-        "--out", type=Path, required=True, metavar="DIR", help="the directory to write into"
+        "--out",
+        type=_named_directory,
+        required=True,
+        metavar="DIR",
+        help="the directory to write into",
     )
     export.add_argument(
         "--from",

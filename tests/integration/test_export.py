@@ -177,6 +177,34 @@ def test_csv_is_one_write_csv_of_the_tables_byte_for_byte(
 
 
 @pytest.mark.parametrize(
+    ("market", "record"), [("spot", record_script), ("usdm", record_usdm_replay)]
+)
+@pytest.mark.parametrize("file_format", ["parquet", "csv"])
+def test_a_market_with_no_rows_gives_empty_files_of_the_usual_schema(
+    database_env: Engine,
+    tmp_path: Path,
+    market: str,
+    record: Callable[[Engine], object],
+    file_format: str,
+) -> None:
+    """A market never polled (or an empty database) exports three files without rows, of
+    the very columns and types a populated export has: a backtest's loader reads them."""
+    args = ["export", "--market", market, "--format", file_format]
+    assert main([*args, "--out", str(tmp_path / "empty")]) == 0
+    record(database_env)
+    assert main([*args, "--out", str(tmp_path / "full")]) == 0
+    for what in ("symbols", "filters", "changes"):
+        name = f"{market}_{what}.{file_format}"
+        empty, full = tmp_path / "empty" / name, tmp_path / "full" / name
+        if file_format == "parquet":
+            assert pq.read_table(empty).num_rows == 0
+            assert pq.read_schema(empty) == pq.read_schema(full)
+        else:
+            header = full.read_text().splitlines()[0]
+            assert empty.read_text() == header + "\n"
+
+
+@pytest.mark.parametrize(
     ("args", "says"),
     [
         (["--from", "yesterday"], "--from: "),
@@ -185,7 +213,25 @@ def test_csv_is_one_write_csv_of_the_tables_byte_for_byte(
             "--from must be before --to",
         ),
         (["--symbols", "BTCUSDT,,ETH"], "--symbols: a comma-separated list"),
-        (["--symbols", "BTCUSDT,nosuch"], "--symbols: never listed on spot: NOSUCH"),
+        (
+            ["--symbols", "BTCUSDT,nosuch", "--to", ts(T3)],
+            "--symbols: never listed on spot (in all its history): NOSUCH\n",
+        ),
+        (["--symbols", "nosuch"], "--symbols: never listed on spot (in all its history): NOSUCH\n"),
+        (
+            ["--symbols", "bnbusdt", "--from", ts(T0), "--to", ts(T3)],
+            "--symbols: listed on spot, but not between --from 2024-05-01T00:00:00.000Z"
+            " and --to 2024-05-01T00:00:30.000Z: BNBUSDT\n",
+        ),
+        (
+            ["--symbols", "ETHUSDT,BTCUSDT", "--from", ts(T4)],
+            "--symbols: listed on spot, but not from --from 2024-05-01T00:00:40.000Z on: ETHUSDT\n",
+        ),
+        (
+            ["--symbols", "BNBUSDT,NOSUCH", "--to", ts(T3)],
+            "--symbols: never listed on spot (in all its history): NOSUCH; listed on spot,"
+            " but not before --to 2024-05-01T00:00:30.000Z: BNBUSDT\n",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -211,6 +257,40 @@ def test_a_failed_write_leaves_no_file(
     assert [p.name for p in tmp_path.iterdir()] == [".spot_changes.parquet.partial"]
 
 
+@pytest.mark.parametrize("file_format", ["parquet", "csv"])
+def test_a_directory_where_a_file_goes_is_refused_before_writing(
+    database_env: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], file_format: str
+) -> None:
+    """A directory holds the place of the feed's file (the last written): refused in one
+    line naming it, before anything is written, and left as it was."""
+    record_script(database_env)
+    in_the_way = tmp_path / f"spot_changes.{file_format}"
+    (in_the_way / "kept").mkdir(parents=True)
+    args = ["export", "--format", file_format, "--out", str(tmp_path)]
+    fails_in_one_line(capsys, args, 2, f"--out {tmp_path}: {in_the_way} is a directory")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == [
+        Path(in_the_way.name),
+        Path(in_the_way.name) / "kept",
+    ]
+
+
+def test_a_failed_export_removes_the_directories_it_made_and_no_other(
+    database_env: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out kept/new/sub, of which kept/ was there: a failed export (here, a refused
+    symbol) leaves kept/ and what it held, and neither new/ nor sub/."""
+    record_script(database_env)
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "mine.txt").write_text("mine")
+    out = tmp_path / "kept" / "new" / "sub"
+    args = ["export", "--out", str(out), "--symbols", "NOSUCH"]
+    fails_in_one_line(capsys, args, 2, "--symbols: never listed on spot")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == [
+        Path("kept"),
+        Path("kept") / "mine.txt",
+    ]
+
+
 def test_an_unmigrated_database_is_one_line_and_exit_2(
     pg_server: DatabaseServer,
     monkeypatch: pytest.MonkeyPatch,
@@ -234,6 +314,35 @@ def test_out_that_is_a_file_is_refused(
         2,
         f"--out {tmp_path / 'f'}: not a directory",
     )
+
+
+@pytest.mark.parametrize("out", ["", "  "])
+def test_an_empty_out_is_refused_not_the_working_directory(
+    database_env: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    out: str,
+) -> None:
+    """``--out "$DIR"`` with DIR unset: refused in one line, not an export into the working
+    directory (which ``Path("")`` is)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["export", "--out", out])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("exmeta: error: argument --out: empty")
+    assert len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_out_that_cannot_be_a_path_is_refused(
+    database_env: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A name longer than the file system takes: refused in one line, nothing made."""
+    out = tmp_path / ("x" * 300) / "rules"
+    fails_in_one_line(capsys, ["export", "--out", str(out)], 2, f"--out {out}: File name too long")
+    assert not list(tmp_path.iterdir())
 
 
 def test_filters_added_and_removed_start_and_end_what_they_rule(
