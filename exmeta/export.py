@@ -84,11 +84,20 @@ def _window(args: argparse.Namespace) -> export.Window:
     start, end = _instant(args.start, "--from"), _instant(args.to, "--to")
     if start is not None and end is not None and start >= end:
         raise CliError("--from must be before --to", 2)
-    names = [s.strip() for s in args.symbols.split(",")] if args.symbols is not None else None
+    if start is not None and end is None and start >= datetime.now(UTC):
+        # --to defaults to now, and the rules in force now are not "from then on".
+        raise CliError(f"--from {format_instant(start)} is after now (--to's default)", 2)
+    names = _symbol_names(args.symbols) if args.symbols is not None else None
     if names is not None and not all(names):
         raise CliError("--symbols: a comma-separated list of symbols, e.g. BTCUSDT,ETHUSDT", 2)
     symbols = tuple(dict.fromkeys(binance_spelling(s) for s in names)) if names else None
     return export.Window(start, end, symbols)
+
+
+def _symbol_names(value: str) -> list[str]:
+    """``--symbols``' names, separated by commas, spaces or both ("" for an empty entry
+    between two commas, refused)."""
+    return [name for part in value.split(",") for name in part.split() or [""]]
 
 
 def _out_dir(value: Path, targets: Iterable[Path]) -> list[Path]:

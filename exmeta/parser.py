@@ -274,7 +274,10 @@ def _export_options(export: argparse.ArgumentParser) -> None:
         help="RFC 3339 or epoch ms: versions in force before then (default: now)",
     )
     export.add_argument(
-        "--symbols", default=None, metavar="S,...", help="only these symbols (default: every one)"
+        "--symbols",
+        default=None,
+        metavar="S,...",
+        help="only these symbols, separated by commas or spaces (default: every one)",
     )
 
 

@@ -83,8 +83,10 @@ def test_spot_export_joins_as_the_api_answers(database_env: Engine, tmp_path: Pa
     assert joined_rules(rules, pairs, "spot") == expected
 
 
+# Symbols as a shell user may list them: commas, spaces, or both.
+@pytest.mark.parametrize("symbols", ["btcusdt,ETHUSDT", "btcusdt ETHUSDT", " btcusdt, ETHUSDT "])
 def test_window_and_symbols_keep_the_versions_in_force_then(
-    database_env: Engine, tmp_path: Path
+    database_env: Engine, tmp_path: Path, symbols: str
 ) -> None:
     record_script(database_env)
     args = [
@@ -96,7 +98,7 @@ def test_window_and_symbols_keep_the_versions_in_force_then(
         "--to",
         ts(T3),
         "--symbols",
-        "btcusdt,ETHUSDT",
+        symbols,
     ]
     assert main(args) == 0
     rules = pq.read_table(tmp_path / "spot_symbols.parquet").to_pylist()
@@ -213,6 +215,8 @@ def test_a_market_with_no_rows_gives_empty_files_of_the_usual_schema(
             "--from must be before --to",
         ),
         (["--symbols", "BTCUSDT,,ETH"], "--symbols: a comma-separated list"),
+        # --to defaults to now: a --from in the future is after it.
+        (["--from", "2999-01-01T00:00:00Z"], "--from 2999-01-01T00:00:00.000Z is after now"),
         (
             ["--symbols", "BTCUSDT,nosuch", "--to", ts(T3)],
             "--symbols: never listed on spot (in all its history): NOSUCH\n",
