@@ -167,12 +167,27 @@ def export_history(args: argparse.Namespace) -> int:
         raise
     finally:
         gc.unfreeze()
-    # The files take their places together, once all three are whole: a failure leaves
-    # none of them half-written or from another state of the history.
+    _place(out, written)
     for path, rows in written:
-        os.replace(_partial(path), path)
         print(f"{path}: {rows} rows")
     return 0
+
+
+def _place(out: Path, written: list[tuple[Path, int]]) -> None:
+    """Put the files written aside in their places, together once all are whole: a failure
+    leaves none of them half-written or from another state of the history. One whose place
+    was taken meanwhile (or is not ours to replace) is one line naming those placed."""
+    for done, (path, _rows) in enumerate(written):
+        try:
+            os.replace(_partial(path), path)
+        except OSError as exc:
+            _leave_as_it_was([_partial(p) for p, _ in written[done:]], ())
+            placed = ", ".join(p.name for p, _ in written[:done]) or "no file"
+            raise CliError(
+                f"--out {out}: {path.name} could not take its place"
+                f" ({exc.strerror or exc}); {placed} did, the rest were removed",
+                2,
+            ) from None
 
 
 def _leave_as_it_was(partials: Iterable[Path], made: Iterable[Path]) -> None:

@@ -261,6 +261,38 @@ def test_a_failed_write_leaves_no_file(
     assert [p.name for p in tmp_path.iterdir()] == [".spot_changes.parquet.partial"]
 
 
+def test_a_file_whose_place_is_taken_while_the_export_runs_is_one_line(
+    database_env: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another process makes a directory where the feed's file goes once the export has
+    checked its places: the last step, putting the files in place, says which did and
+    leaves no file written aside."""
+    record_script(database_env)
+    write = exporting._write_parquet
+
+    def and_then_taken(path: Path, exported: exporting.Exported) -> None:
+        write(path, exported)
+        if exported.what == "changes":
+            (tmp_path / "spot_changes.parquet" / "not-the-export").mkdir(parents=True)
+
+    monkeypatch.setattr(exporting, "_write_parquet", and_then_taken)
+    fails_in_one_line(
+        capsys,
+        ["export", "--out", str(tmp_path)],
+        2,
+        f"--out {tmp_path}: spot_changes.parquet could not take its place (Is a directory);"
+        " spot_symbols.parquet, spot_filters.parquet did, the rest were removed\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "spot_changes.parquet",
+        "spot_filters.parquet",
+        "spot_symbols.parquet",
+    ]
+
+
 @pytest.mark.parametrize("file_format", ["parquet", "csv"])
 def test_a_directory_where_a_file_goes_is_refused_before_writing(
     database_env: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], file_format: str
