@@ -22,6 +22,7 @@ import itertools
 import json
 import re
 import subprocess
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -231,8 +232,10 @@ def _blanked(raw: bytes, origin: str) -> tuple[bytes, int | None]:
     """The body of ``raw`` (gzip or not) with its serverTime blanked, and that time."""
     try:
         body = gzip.decompress(raw) if raw.startswith(_GZIP_MAGIC) else raw
-    except (EOFError, gzip.BadGzipFile) as exc:
-        raise ArchiveError(f"{origin}: cannot read: {exc}") from None
+    # A bad header or CRC is BadGzipFile, a cut-off stream EOFError, and a damaged
+    # deflate stream zlib.error, which gzip lets through.
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ArchiveError(f"{origin}: not a valid gzip file: {exc}") from None
     return blank_server_time(body)
 
 

@@ -748,3 +748,41 @@ def test_an_archive_is_read_again_as_it_is_written_and_a_file_changed_meanwhile_
     changed.unlink()
     with pytest.raises(ArchiveError, match=f"{changed}: cannot read"):
         plan.documents[1].read()
+
+
+def refused(argv: list[str], engine: Engine, capsys: pytest.CaptureFixture[str]) -> str:
+    """The one line `exmeta import ARGV` refuses with (exit 2), having written nothing."""
+    before = table_contents(engine)
+    assert main(["import", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert table_contents(engine) == before
+    return err
+
+
+def gzipped_day() -> bytes:
+    return gzip.compress((FIXTURES / "drift" / "spot_2022-11-28_2124.json").read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "reason"),
+    [
+        (lambda good: good[:10] + b"\xff" * 16 + good[26:], "invalid block type"),
+        (lambda good: good[:-8] + b"\0\0\0\0" + good[-4:], "CRC check failed"),
+        (lambda good: good[:-12], "ended before the end-of-stream marker"),
+        (lambda good: good[:2] + b"\x07" + good[3:], "Unknown compression method"),
+    ],
+)
+def test_a_corrupt_gzip_file_is_refused_naming_it(
+    configured: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    corrupt: Any,
+    reason: str,
+) -> None:
+    path = tmp_path / "2024-03-01.json.gz"
+    path.write_bytes(corrupt(gzipped_day()))
+    err = refused([str(path)], configured, capsys)
+    assert f"{path}: not a valid gzip file: " in err
+    assert reason in err
