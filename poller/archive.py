@@ -243,9 +243,14 @@ def read_manifest(manifest: Path) -> dict[Path, datetime]:
     """The instants a manifest gives its files: CSV lines ``path,instant`` or a JSON object
     ``{path: instant}``, paths relative to the manifest, instants as ``--at`` takes them."""
     try:
-        text_ = manifest.read_text()
+        text_ = manifest.read_bytes().decode()
     except OSError as exc:
         raise ArchiveError(f"{manifest}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ArchiveError(
+            f"{manifest}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset"
+            f" {exc.start})"
+        ) from None
     if manifest.suffix == ".json":
         try:
             pairs = list(json.loads(text_).items())

@@ -786,3 +786,17 @@ def test_a_corrupt_gzip_file_is_refused_naming_it(
     err = refused([str(path)], configured, capsys)
     assert f"{path}: not a valid gzip file: " in err
     assert reason in err
+
+
+@pytest.mark.parametrize("kind", ["csv", "json"])
+def test_a_manifest_that_is_not_utf8_is_refused_naming_it(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    manifest = tmp_path / f"manifest.{kind}"
+    line = "caf\u00e9.json,2024-03-01T00:00:00Z\n"
+    manifest.write_bytes(
+        line.encode("latin-1") if kind == "csv" else b'{"caf\xe9.json": "2024-03-01T00:00:00Z"}'
+    )
+    err = refused(["--manifest", str(manifest)], configured, capsys)
+    offset = 3 if kind == "csv" else 5
+    assert f"{manifest}: not UTF-8 text (byte 0xe9 at offset {offset})" in err
