@@ -248,25 +248,40 @@ def read_manifest(manifest: Path) -> dict[Path, datetime]:
         raise ArchiveError(f"{manifest}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise ArchiveError(
-            f"{manifest}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset"
-            f" {exc.start})"
+            f"{manifest}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
         ) from None
     if manifest.suffix == ".json":
         try:
-            pairs = list(json.loads(text_).items())
-        except (ValueError, AttributeError):
-            raise ArchiveError(f"{manifest}: not a JSON object of path: instant") from None
+            # As pairs: a dict would keep only the last of two entries for one path.
+            pairs: list[Sequence[object]] = json.loads(text_, object_pairs_hook=_JSONPairs)
+        except ValueError:
+            pairs = []
+        if not isinstance(pairs, _JSONPairs):
+            raise ArchiveError(f"{manifest}: not a JSON object of path: instant")
     else:
         pairs = [tuple(row) for row in csv.reader(io.StringIO(text_)) if row]
     instants: dict[Path, datetime] = {}
+    entries: dict[Path, int] = {}
     for n, pair in enumerate(pairs, 1):
-        if len(pair) != 2 or not all(isinstance(v, str) for v in pair):
+        if len(pair) != 2 or not isinstance(pair[0], str) or not isinstance(pair[1], str):
             raise ArchiveError(f"{manifest}: entry {n} is not a path and an instant")
+        path = (manifest.parent / pair[0]).resolve()
         try:
-            instants[(manifest.parent / pair[0]).resolve()] = parse_instant(pair[1])
+            instant = parse_instant(pair[1])
         except TimeParseError as exc:
             raise ArchiveError(f"{manifest}: entry {n}: {exc}") from None
+        if path in instants:
+            # Which of two instants is the file's is the manifest's author's to say.
+            raise ArchiveError(
+                f"{manifest}: entries {entries[path]} and {n} both date {path}"
+                f" ({instants[path].isoformat()}, {instant.isoformat()})"
+            )
+        instants[path], entries[path] = instant, n
     return instants
+
+
+class _JSONPairs(list[tuple[str, object]]):
+    """A JSON object's members in order, duplicates kept (``object_pairs_hook``)."""
 
 
 def read_documents(

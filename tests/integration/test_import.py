@@ -800,3 +800,28 @@ def test_a_manifest_that_is_not_utf8_is_refused_naming_it(
     err = refused(["--manifest", str(manifest)], configured, capsys)
     offset = 3 if kind == "csv" else 5
     assert f"{manifest}: not UTF-8 text (byte 0xe9 at offset {offset})" in err
+
+
+@pytest.mark.parametrize("kind", ["csv", "json"])
+def test_a_manifest_dating_one_file_twice_is_refused_naming_both_entries(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_bytes(
+            (FIXTURES / "restricted_location_2022-12-07.json").read_bytes()
+        )
+    manifest = tmp_path / f"manifest.{kind}"
+    if kind == "csv":
+        manifest.write_text(
+            "a.json,2024-03-01T00:00:00Z\nb.json,2024-03-01T01:00:00Z\n./a.json,1709254800000\n"
+        )
+    else:
+        manifest.write_text(
+            '{"a.json": "2024-03-01T00:00:00Z", "b.json": "2024-03-01T01:00:00Z",'
+            ' "./a.json": "1709254800000"}'
+        )
+    err = refused(["--manifest", str(manifest)], configured, capsys)
+    assert (
+        f"{manifest}: entries 1 and 3 both date {tmp_path / 'a.json'}"
+        " (2024-03-01T00:00:00+00:00, 2024-03-01T01:00:00+00:00)"
+    ) in err
