@@ -243,7 +243,9 @@ def read_manifest(manifest: Path) -> dict[Path, datetime]:
     """The instants a manifest gives its files: CSV lines ``path,instant`` or a JSON object
     ``{path: instant}``, paths relative to the manifest, instants as ``--at`` takes them."""
     try:
-        text_ = manifest.read_bytes().decode()
+        # utf-8-sig: spreadsheets ("CSV UTF-8") and Windows editors start the file with a
+        # byte order mark, which would otherwise be part of the first path or JSON's text.
+        text_ = manifest.read_bytes().decode("utf-8-sig")
     except OSError as exc:
         raise ArchiveError(f"{manifest}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:

@@ -825,3 +825,20 @@ def test_a_manifest_dating_one_file_twice_is_refused_naming_both_entries(
         f"{manifest}: entries 1 and 3 both date {tmp_path / 'a.json'}"
         " (2024-03-01T00:00:00+00:00, 2024-03-01T01:00:00+00:00)"
     ) in err
+
+
+@pytest.mark.parametrize("kind", ["csv", "json"])
+def test_a_manifest_starting_with_a_byte_order_mark_is_read(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    (tmp_path / "a.json").write_bytes(
+        (FIXTURES / "restricted_location_2022-12-07.json").read_bytes()
+    )
+    manifest = tmp_path / f"manifest.{kind}"
+    text_ = (
+        "a.json,2024-03-01T00:00:00Z\n" if kind == "csv" else '{"a.json": "2024-03-01T00:00:00Z"}'
+    )
+    manifest.write_bytes(text_.encode("utf-8-sig"))  # as Excel saves "CSV UTF-8"
+    assert main(["import", "--manifest", str(manifest)]) == 0
+    assert "imported 1 of 1 document(s)" in capsys.readouterr().out
+    assert [o[0] for o in observation_log(configured)] == [datetime(2024, 3, 1, tzinfo=UTC)]
