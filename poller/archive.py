@@ -199,7 +199,9 @@ def _document(
     """``raw`` (gzip or not) dated by its ``serverTime``, else ``at`` (an instant and what
     gave it), else the one instant its file's name holds (``named``); ``read`` reads
     ``raw`` again when the body is wanted, and must find the same bytes."""
-    server_ms = _blanked(raw, origin)[1]
+    decompressed = _decompressed(raw, origin)
+    _check_server_time(_json_object(decompressed), origin)
+    server_ms = blank_server_time(decompressed)[1]
     server_time = server_time_of(server_ms) if server_ms is not None else None
     instant, dated_by = (
         (server_time, "serverTime")
@@ -230,13 +232,57 @@ def _document(
 
 def _blanked(raw: bytes, origin: str) -> tuple[bytes, int | None]:
     """The body of ``raw`` (gzip or not) with its serverTime blanked, and that time."""
+    return blank_server_time(_decompressed(raw, origin))
+
+
+def _decompressed(raw: bytes, origin: str) -> bytes:
+    """The body of ``raw``, gzip or not."""
     try:
-        body = gzip.decompress(raw) if raw.startswith(_GZIP_MAGIC) else raw
+        return gzip.decompress(raw) if raw.startswith(_GZIP_MAGIC) else raw
     # A bad header or CRC is BadGzipFile, a cut-off stream EOFError, and a damaged
     # deflate stream zlib.error, which gzip lets through.
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise ArchiveError(f"{origin}: not a valid gzip file: {exc}") from None
-    return blank_server_time(body)
+
+
+class _FloatText(str):
+    """A JSON number with a fraction or an exponent, as it was written."""
+
+
+def _json_object(body: bytes) -> dict[str, object] | None:
+    """``body`` as a JSON object, or None: not one (an error page, a truncated body),
+    which the writer records as an error observation, as in polling."""
+    try:
+        doc = json.loads(body, parse_float=_FloatText, parse_constant=_FloatText)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+# Epoch milliseconds as Binance sends them, from 1973 to 2286 (core.timeparse's range):
+# 10 digits are epoch seconds, which read as milliseconds would date a file in 1970.
+_EPOCH_MS_RANGE = range(10**11, 10**13)
+
+
+def _check_server_time(doc: Mapping[str, object] | None, origin: str) -> None:
+    """ArchiveError unless ``doc``'s serverTime, if it has one, is integer epoch ms:
+    core.bodies.blank_server_time reads digits only, so a string or ``true`` would leave
+    the document undated (its file's name then dating it), and a fraction or seconds
+    would misdate it."""
+    if doc is None or "serverTime" not in doc:
+        return
+    value = doc["serverTime"]
+    if type(value) is int and value in _EPOCH_MS_RANGE:
+        return
+    spelled = value if isinstance(value, _FloatText) else json.dumps(value)
+    why = f"{origin}: serverTime {spelled:.40}"
+    if type(value) is int and value in range(10**8, 10**10):
+        seconds = datetime.fromtimestamp(value, UTC).isoformat()
+        raise ArchiveError(
+            f"{why} looks like epoch seconds ({seconds}); epoch milliseconds have 12 or 13"
+            " digits"
+        )
+    raise ArchiveError(f"{why} is not an integer epoch in milliseconds (12 or 13 digits)")
 
 
 def read_manifest(manifest: Path) -> dict[Path, datetime]:

@@ -842,3 +842,35 @@ def test_a_manifest_starting_with_a_byte_order_mark_is_read(
     assert main(["import", "--manifest", str(manifest)]) == 0
     assert "imported 1 of 1 document(s)" in capsys.readouterr().out
     assert [o[0] for o in observation_log(configured)] == [datetime(2024, 3, 1, tzinfo=UTC)]
+
+
+@pytest.mark.parametrize(
+    ("server_time", "why"),
+    [
+        (b'"1669597544331"', "is not an integer epoch in milliseconds"),
+        (b"1669597544331.5", "is not an integer epoch in milliseconds"),
+        (b"1.669597544331e12", "is not an integer epoch in milliseconds"),
+        (b"true", "is not an integer epoch in milliseconds"),
+        (b"null", "is not an integer epoch in milliseconds"),
+        (b"-1", "is not an integer epoch in milliseconds"),
+        (
+            b"1669597544",
+            "looks like epoch seconds (2022-11-28T01:05:44+00:00); epoch milliseconds have"
+            " 12 or 13 digits",
+        ),
+        (b"16695975443310", "is not an integer epoch in milliseconds"),
+    ],
+)
+def test_a_server_time_that_is_not_epoch_milliseconds_is_refused_naming_it(
+    configured: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    server_time: bytes,
+    why: str,
+) -> None:
+    body = (FIXTURES / "drift" / "spot_2022-11-28_2124.json").read_bytes()
+    assert b'"serverTime":1669597544331' in body
+    path = tmp_path / "2024-03-01.json"  # a name that could date it: it must not
+    path.write_bytes(body.replace(b"1669597544331", server_time, 1))
+    err = refused([str(path)], configured, capsys)
+    assert f"{path}: serverTime {server_time.decode()} {why}" in err
