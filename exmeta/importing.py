@@ -83,7 +83,7 @@ def _documents(args: argparse.Namespace, at: datetime | None) -> list[Document]:
                 "give the PATHs of the archive, a --manifest, or --git REPO --path FILE"
             )
         manifest = read_manifest(args.manifest) if args.manifest is not None else None
-        return read_documents(args.paths, at, manifest)
+        return read_documents(args.paths, at, manifest, stream=args.stream)
     if args.paths or at is not None or args.manifest is not None or args.path is None:
         raise ArchiveError("--git REPO takes --path FILE, and no PATHs, --at or --manifest")
-    return git_documents(args.git, args.path)
+    return git_documents(args.git, args.path, stream=args.stream)

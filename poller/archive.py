@@ -42,6 +42,7 @@ from core.ingest import (
     first_success,
     prepending,
 )
+from core.streams import MARKET_DECLARATIONS, Market, market
 from core.timeparse import TimeParseError, parse_instant
 from poller.binance import binance_error
 from poller.job import Parser, server_time_of
@@ -192,15 +193,19 @@ def instants_in_name(name: str) -> list[datetime]:
 def _document(
     raw: bytes,
     origin: str,
+    stream: str,
     at: tuple[datetime, str] | None,
     read: Callable[[], bytes],
     named: Sequence[datetime] = (),
 ) -> Document:
-    """``raw`` (gzip or not) dated by its ``serverTime``, else ``at`` (an instant and what
-    gave it), else the one instant its file's name holds (``named``); ``read`` reads
-    ``raw`` again when the body is wanted, and must find the same bytes."""
+    """``raw`` (gzip or not), a response of ``stream``, dated by its ``serverTime``, else
+    ``at`` (an instant and what gave it), else the one instant its file's name holds
+    (``named``); ``read`` reads ``raw`` again when the body is wanted, and must find the
+    same bytes."""
     decompressed = _decompressed(raw, origin)
-    _check_server_time(_json_object(decompressed), origin)
+    doc = _json_object(decompressed)
+    _check_server_time(doc, origin)
+    _check_market(doc, origin, stream)
     server_ms = blank_server_time(decompressed)[1]
     server_time = server_time_of(server_ms) if server_ms is not None else None
     instant, dated_by = (
@@ -279,10 +284,54 @@ def _check_server_time(doc: Mapping[str, object] | None, origin: str) -> None:
     if type(value) is int and value in range(10**8, 10**10):
         seconds = datetime.fromtimestamp(value, UTC).isoformat()
         raise ArchiveError(
-            f"{why} looks like epoch seconds ({seconds}); epoch milliseconds have 12 or 13"
-            " digits"
+            f"{why} looks like epoch seconds ({seconds}); epoch milliseconds have 12 or 13 digits"
         )
     raise ArchiveError(f"{why} is not an integer epoch in milliseconds (12 or 13 digits)")
+
+
+def _check_market(doc: Mapping[str, object] | None, origin: str, stream: str) -> None:
+    """ArchiveError if ``stream`` is a market's exchangeInfo and ``doc`` is another
+    market's: each market's parser reads the fields the others share (symbol, status,
+    filters), so a USD-M body would be written into spot's symbols as if spot had listed
+    its contracts."""
+    if doc is None or stream not in {m.exchange_info for m in MARKET_DECLARATIONS}:
+        return
+    found = _market_of(doc)
+    if found is None or found[0].exchange_info == stream:
+        return
+    looks, because = found[0].exchange_info, found[1]
+    raise ArchiveError(
+        f"{origin}: looks like a {looks} document ({because}), not {stream}'s: import it"
+        f" with --stream {looks}"
+    )
+
+
+# What only one market's exchangeInfo says (Binance's bodies in tests/fixtures and
+# binance_sim/data): USD-M's names its futuresType and lists margin assets; COIN-M's
+# contracts give their status as contractStatus (Market.status_key); futures contracts
+# have a contractType; spot's symbols say isSpotTradingAllowed.
+_FUTURES_TYPES = {"U_MARGINED": "usdm", "COIN_MARGINED": "coinm"}
+
+
+def _market_of(doc: Mapping[str, object]) -> tuple[Market, str] | None:
+    """The market whose exchangeInfo ``doc`` looks like and the field that says so;
+    None: nothing says (an error body, a document of another kind)."""
+    futures_type = doc.get("futuresType")
+    if isinstance(futures_type, str) and futures_type in _FUTURES_TYPES:
+        return market(_FUTURES_TYPES[futures_type]), f"futuresType {futures_type}"
+    symbols = doc.get("symbols")
+    first = symbols[0] if isinstance(symbols, list) and symbols else None
+    fields = first if isinstance(first, dict) else {}
+    for declared in MARKET_DECLARATIONS:
+        if declared.status_key != "status" and declared.status_key in fields:
+            return declared, declared.status_key
+    if "assets" in doc:
+        return market("usdm"), "assets"
+    if "contractType" in fields:
+        return market("usdm"), "contractType"
+    if "isSpotTradingAllowed" in fields:
+        return market("spot"), "isSpotTradingAllowed"
+    return None
 
 
 def read_manifest(manifest: Path) -> dict[Path, datetime]:
@@ -333,9 +382,14 @@ class _JSONPairs(list[tuple[str, object]]):
 
 
 def read_documents(
-    paths: Sequence[Path], at: datetime | None, manifest: Mapping[Path, datetime] | None = None
+    paths: Sequence[Path],
+    at: datetime | None,
+    manifest: Mapping[Path, datetime] | None = None,
+    *,
+    stream: str,
 ) -> list[Document]:
-    """Every document of ``paths`` and of ``manifest``, oldest first, each dated by its
+    """Every document of ``paths`` and of ``manifest`` (responses of ``stream``), oldest
+    first, each dated by its
     serverTime, else by the manifest, else by ``at`` (which dates a single file only),
     else by the instant in its file's name."""
     instants = manifest or {}
@@ -355,7 +409,7 @@ def read_documents(
             else None
         )
         named = instants_in_name(path.name)
-        documents.append(_document(read(), str(origin), given, read, named))
+        documents.append(_document(read(), str(origin), stream, given, read, named))
     # Stable: documents of one instant keep the order they were given in.
     return sorted(documents, key=lambda d: d.at)
 
@@ -367,8 +421,9 @@ def _read_file(path: Path) -> bytes:
         raise ArchiveError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def git_documents(repo: Path, path: str) -> list[Document]:
-    """Every version of ``path`` in the history of ``repo``'s HEAD, oldest first.
+def git_documents(repo: Path, path: str, *, stream: str) -> list[Document]:
+    """Every version of ``path`` (a response of ``stream``) in the history of ``repo``'s
+    HEAD, oldest first.
 
     Each commit that touched the file is a document dated by its serverTime, else by the
     commit's *committer* time (when it entered the history, which a rebase moves, rather
@@ -388,7 +443,7 @@ def git_documents(repo: Path, path: str) -> list[Document]:
             documents.append(Document(at, origin, None, lambda: None, "commit time"))
             continue
         read = partial(_git, repo, "cat-file", "blob", listed.decode().strip())
-        documents.append(_document(read(), origin, (at, "commit time"), read))
+        documents.append(_document(read(), origin, stream, (at, "commit time"), read))
     return sorted(documents, key=lambda d: d.at)
 
 

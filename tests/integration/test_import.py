@@ -695,7 +695,7 @@ def test_a_prepend_is_planned_again_under_the_head_lock(
     refused with nothing written, one it left right is written as planned."""
     _, polls = live_polls(configured, sim)
     source = source_of(sim.url)
-    documents = read_documents([FIXTURES / planned], None)
+    documents = read_documents([FIXTURES / planned], None, stream="exchange_info")
     with configured.connect() as conn:
         plan = plan_import(conn, "exchange_info", source, documents)
     assert plan.prepend
@@ -732,7 +732,7 @@ def test_an_archive_is_read_again_as_it_is_written_and_a_file_changed_meanwhile_
     days = ["2022-11-28_2124.json", "2022-11-29_2124.json"]
     for day in days:
         (tmp_path / day).write_bytes((FIXTURES / day).read_bytes())
-    documents = read_documents([tmp_path], None)
+    documents = read_documents([tmp_path], None, stream="exchange_info")
     source = "https://api.binance.com:443"
     with engine.connect() as conn:
         plan = plan_import(conn, "exchange_info", source, documents)
@@ -874,3 +874,33 @@ def test_a_server_time_that_is_not_epoch_milliseconds_is_refused_naming_it(
     path.write_bytes(body.replace(b"1669597544331", server_time, 1))
     err = refused([str(path)], configured, capsys)
     assert f"{path}: serverTime {server_time.decode()} {why}" in err
+
+
+@pytest.mark.parametrize(
+    ("stream_name", "fixture", "looks_like", "because"),
+    [
+        (None, "drift/usdm_2024-10-19_347.json", "usdm_exchange_info", "futuresType U_MARGINED"),
+        ("usdm_exchange_info", "2022-11-28_2124.json", "exchange_info", "isSpotTradingAllowed"),
+        ("exchange_info", "coinm", "coinm_exchange_info", "contractStatus"),
+    ],
+)
+def test_a_document_of_another_markets_exchange_info_is_refused_naming_its_stream(
+    configured: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    stream_name: str | None,
+    fixture: str,
+    looks_like: str,
+    because: str,
+) -> None:
+    path = tmp_path / "exchangeInfo.json"
+    if fixture == "coinm":
+        coinm = Path(__file__).parents[2] / "binance_sim/data/coinm_exchange_info_from_docs.json"
+        path.write_bytes(coinm.read_bytes())
+    else:
+        path.write_bytes((FIXTURES / fixture).read_bytes())
+    stream_args = ["--stream", stream_name] if stream_name else []
+    err = refused([*stream_args, str(path)], configured, capsys)
+    into = stream_name or "exchange_info"
+    assert f"{path}: looks like a {looks_like} document ({because}), not {into}'s:" in err
+    assert f"--stream {looks_like}" in err
