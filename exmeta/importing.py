@@ -13,6 +13,7 @@ from datetime import datetime
 from rich.console import Console
 from rich.progress import track
 
+from core.clock import Clock, utc_now
 from core.config import base_url
 from core.sources import SourceError, source_of
 from core.streams import stream as declared_stream
@@ -29,18 +30,20 @@ from poller.archive import (
     plan_import,
     read_documents,
     read_manifest,
+    refuse_future,
     write_documents,
 )
 from poller.job import resolve_parser
 
 
-def import_archive(args: argparse.Namespace) -> int:
+def import_archive(args: argparse.Namespace, clock: Clock = utc_now) -> int:
     """Import the documents of ``args.paths`` into ``args.stream``; exit 2 on a conflict."""
     settings = configured(args)
     try:
         at = parse_instant(args.at) if args.at is not None else None
         source = source_of(args.source or base_url(settings, args.stream))
         documents = _documents(args, at)
+        refuse_future(documents, clock())
     except TimeParseError as exc:
         raise CliError(f"--at: {exc}", 2) from None
     except SourceError as exc:

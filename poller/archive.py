@@ -421,6 +421,18 @@ def _read_file(path: Path) -> bytes:
         raise ArchiveError(f"{path}: cannot read: {exc.strerror}") from None
 
 
+def refuse_future(documents: Sequence[Document], now: datetime) -> None:
+    """ArchiveError naming the first of ``documents`` dated after ``now``: an archive holds
+    what was, and versions opened in the future would be the answer of every read as of
+    then, and make every poll before then stale (the writer's newest applied observation)."""
+    future = next((d for d in documents if d.at > now), None)
+    if future is not None:
+        raise ArchiveError(
+            f"{future.origin} is dated {future.at.isoformat()} by {future.dated_by}, after"
+            f" now ({now.isoformat()}, the host's clock): an archive holds what was"
+        )
+
+
 def git_documents(repo: Path, path: str, *, stream: str) -> list[Document]:
     """Every version of ``path`` (a response of ``stream``) in the history of ``repo``'s
     HEAD, oldest first.

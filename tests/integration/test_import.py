@@ -608,7 +608,9 @@ def test_an_archive_reaching_the_first_live_poll_is_refused_and_nothing_written(
     before = table_contents(configured)
     day = FIXTURES / "2022-11-28_2124.json"
     doc = load(day)
-    for n, at in enumerate([live + timedelta(milliseconds=1), live + timedelta(days=1)]):
+    # Just after the first live poll, and after the last one (a later one is in the future).
+    after_last = polls[-1].observed_at + timedelta(milliseconds=1)
+    for n, at in enumerate([live + timedelta(milliseconds=1), after_last]):
         late = tmp_path / f"late_{n}.json"
         late.write_bytes(orjson.dumps({**doc, "serverTime": epoch_ms(at)}))
         # One document before the live polls and one after: refused whole.
@@ -904,3 +906,27 @@ def test_a_document_of_another_markets_exchange_info_is_refused_naming_its_strea
     into = stream_name or "exchange_info"
     assert f"{path}: looks like a {looks_like} document ({because}), not {into}'s:" in err
     assert f"--stream {looks_like}" in err
+
+
+@pytest.mark.parametrize("dated_by", ["serverTime", "--at", "manifest", "file name"])
+def test_a_document_dated_in_the_future_is_refused_naming_it_and_its_instant(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], dated_by: str
+) -> None:
+    future = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    doc = {k: v for k, v in load(FIXTURES / "drift" / "spot_2022-11-28_2124.json").items()}
+    if dated_by == "serverTime":
+        doc["serverTime"] = epoch_ms(future)
+    else:
+        del doc["serverTime"]
+    name = f"{future:%Y%m%dT%H%M%SZ}.json" if dated_by == "file name" else "snapshot.json"
+    path = tmp_path / name
+    path.write_bytes(orjson.dumps(doc))
+    argv = {
+        "serverTime": [str(path)],
+        "--at": [str(path), "--at", ts(future)],
+        "manifest": ["--manifest", str(tmp_path / "manifest.csv")],
+        "file name": [str(path)],
+    }[dated_by]
+    (tmp_path / "manifest.csv").write_text(f"{name},{ts(future)}\n")
+    err = refused(argv, configured, capsys)
+    assert f"{path} is dated {future.isoformat()} by {dated_by}, after now (" in err
