@@ -20,6 +20,7 @@ import hashlib
 import io
 import itertools
 import json
+import posixpath
 import re
 import subprocess
 import zlib
@@ -450,13 +451,36 @@ def git_documents(repo: Path, path: str, *, stream: str) -> list[Document]:
     for commit, seconds in commits:
         at = datetime.fromtimestamp(int(seconds), UTC)
         origin = f"git:{repo.resolve()}@{commit}:{path}"
-        listed = _git(repo, "ls-tree", "--format=%(objectname)", commit, "--", path)
-        if not listed.strip():
+        blob = _blob(repo, commit, path)
+        if blob is None:
             documents.append(Document(at, origin, None, lambda: None, "commit time"))
             continue
-        read = partial(_git, repo, "cat-file", "blob", listed.decode().strip())
+        read = partial(_git, repo, "cat-file", "blob", blob)
         documents.append(_document(read(), origin, stream, (at, "commit time"), read))
     return sorted(documents, key=lambda d: d.at)
+
+
+def _blob(repo: Path, commit: str, path: str) -> str | None:
+    """The id of file ``path`` in ``commit``; None: it has none there (it was deleted).
+
+    ArchiveError if ``path`` is a directory: ls-tree lists a directory's own entry
+    (``spot``) or, spelled with a slash or as ``.``, its contents, and either one read as
+    the document would be a tree, or whichever file the directory happened to hold.
+    """
+    # -z: paths unquoted (git quotes one with a non-ASCII or unusual character otherwise).
+    listed = _git(
+        repo, "ls-tree", "-z", "--format=%(objecttype) %(objectname) %(path)", commit, "--", path
+    )
+    entries = [entry.split(" ", 2) for entry in listed.decode().split("\0") if entry]
+    if not entries:
+        return None
+    if len(entries) == 1 and entries[0][0] == "blob" and entries[0][2] == posixpath.normpath(path):
+        return entries[0][1]
+    files = _git(repo, "ls-tree", "-r", "--name-only", commit, "--", path).decode().splitlines()
+    example = f", such as {files[0]}" if files else ""
+    raise ArchiveError(
+        f"{repo}: {path} is a directory in commit {commit}; --path names one file{example}"
+    )
 
 
 def _git(repo: Path, *args: str) -> bytes:

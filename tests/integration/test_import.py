@@ -930,3 +930,18 @@ def test_a_document_dated_in_the_future_is_refused_naming_it_and_its_instant(
     (tmp_path / "manifest.csv").write_text(f"{name},{ts(future)}\n")
     err = refused(argv, configured, capsys)
     assert f"{path} is dated {future.isoformat()} by {dated_by}, after now (" in err
+
+
+@pytest.mark.parametrize("path", ["spot", "spot/", "."])
+def test_a_git_path_that_is_a_directory_is_refused_naming_it(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], path: str
+) -> None:
+    repo = new_repository(tmp_path / "archive")
+    (repo / "spot").mkdir()
+    body = (FIXTURES / "drift" / "spot_2022-11-28_2124.json").read_bytes()
+    commit = commit_file(repo, "spot/exchangeInfo.json", body, datetime(2024, 1, 1, tzinfo=UTC))
+    err = refused(["--git", str(repo), "--path", path], configured, capsys)
+    assert (
+        f"{repo}: {path} is a directory in commit {commit}; --path names one file,"
+        " such as spot/exchangeInfo.json"
+    ) in err
