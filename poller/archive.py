@@ -148,15 +148,24 @@ def archive_files(paths: Sequence[Path]) -> list[Path]:
     """The files ``paths`` name: each file, and every ``*.json``/``*.json.gz`` of a directory."""
     found: list[Path] = []
     for path in paths:
+        _refuse_broken_link(path)
         if path.is_dir():
-            found += sorted(
-                p for p in path.iterdir() if p.is_file() and p.name.endswith((".json", ".json.gz"))
-            )
+            listed = sorted(p for p in path.iterdir() if p.name.endswith((".json", ".json.gz")))
+            for entry in listed:
+                _refuse_broken_link(entry)
+            found += [p for p in listed if p.is_file()]
         elif path.is_file():
             found.append(path)
         else:
             raise ArchiveError(f"{path}: no such file or directory")
     return found
+
+
+def _refuse_broken_link(path: Path) -> None:
+    """ArchiveError if ``path`` is a symbolic link to nothing: a file of the archive that
+    moved, which neither 'no such file' (the link is there) nor skipping it would say."""
+    if path.is_symlink() and not path.exists():
+        raise ArchiveError(f"{path}: a broken symbolic link (to {path.readlink()})")
 
 
 # An instant in a file's name (README, Importing history): a date, YYYY-MM-DD or YYYYMMDD,
@@ -363,6 +372,7 @@ def read_manifest(manifest: Path) -> dict[Path, datetime]:
     for n, pair in enumerate(pairs, 1):
         if len(pair) != 2 or not isinstance(pair[0], str) or not isinstance(pair[1], str):
             raise ArchiveError(f"{manifest}: entry {n} is not a path and an instant")
+        _refuse_broken_link(manifest.parent / pair[0])
         path = (manifest.parent / pair[0]).resolve()
         try:
             instant = parse_instant(pair[1])

@@ -945,3 +945,22 @@ def test_a_git_path_that_is_a_directory_is_refused_naming_it(
         f"{repo}: {path} is a directory in commit {commit}; --path names one file,"
         " such as spot/exchangeInfo.json"
     ) in err
+
+
+@pytest.mark.parametrize("where", ["given", "in a directory", "in a manifest"])
+def test_a_broken_symbolic_link_is_refused_naming_it(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "2022-11-28.json").write_bytes((FIXTURES / "2022-11-28_2124.json").read_bytes())
+    link = saved / "2022-11-29.json"
+    link.symlink_to(tmp_path / "moved" / "2022-11-29.json")
+    (saved / "manifest.csv").write_text("2022-11-29.json,2022-11-29T00:00:00Z\n")
+    argv = {
+        "given": [str(saved / "2022-11-28.json"), str(link)],
+        "in a directory": [str(saved)],
+        "in a manifest": ["--manifest", str(saved / "manifest.csv")],
+    }[where]
+    err = refused(argv, configured, capsys)
+    assert f"{link}: a broken symbolic link (to {tmp_path / 'moved' / '2022-11-29.json'})" in err
