@@ -8,6 +8,7 @@ poller's writer under a progress bar, and one summary line says what the import 
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 
 from rich.console import Console
@@ -37,7 +38,17 @@ from poller.job import resolve_parser
 
 
 def import_archive(args: argparse.Namespace, clock: Clock = utc_now) -> int:
-    """Import the documents of ``args.paths`` into ``args.stream``; exit 2 on a conflict."""
+    """Import the documents of ``args.paths`` into ``args.stream``; exit 2 on a conflict,
+    130 when interrupted (Ctrl-C), saying what was written by then."""
+    try:
+        return _import_archive(args, clock)
+    except KeyboardInterrupt:
+        # Only while the archive is read, dated or planned: the writing handles its own.
+        print("exmeta: interrupted: nothing written", file=sys.stderr)
+        return 130
+
+
+def _import_archive(args: argparse.Namespace, clock: Clock) -> int:
     settings = configured(args)
     try:
         at = parse_instant(args.at) if args.at is not None else None
@@ -68,8 +79,16 @@ def import_archive(args: argparse.Namespace, clock: Clock = utc_now) -> int:
                 # prepended archive's last step joins it to the history on record.
                 written = write_documents(built, args.stream, parse, source, plan)
                 total = len(plan.documents) + plan.prepend
-                for recorded in track(written, "importing", total=total, console=console):
-                    summary.add(recorded)
+                try:
+                    for recorded in track(written, "importing", total=total, console=console):
+                        summary.add(recorded)
+                except KeyboardInterrupt:
+                    # The batch being written rolls back with its transaction (a prepended
+                    # archive, whole); the batches committed before it are kept.
+                    written.close()  # a prepend suspended at a yield rolls back now
+                    summary.interrupt()
+                    print(summary.line(args.stream, source, dry_run=False))
+                    return 130
         except ArchiveError as exc:
             raise CliError(f"refusing to import: {exc}", 2) from None
     print(summary.line(args.stream, source, dry_run=args.dry_run))

@@ -25,7 +25,7 @@ import re
 import subprocess
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
@@ -95,6 +95,7 @@ class Summary:
     prepend: bool = False  # written before the history on record
     joined: datetime | None = None  # where the prepended history met it
     dated: dict[str, int] = field(default_factory=dict)  # documents to write, by dating
+    interrupted: bool = False  # stopped (Ctrl-C) with the figures of what was committed
 
     def date(self, documents: Sequence[Document]) -> None:
         """Count how ``documents`` (those to write) were dated."""
@@ -114,8 +115,26 @@ class Summary:
         self.opened += sum(recorded.opened.values())
         self.closed += sum(recorded.closed.values())
 
+    def interrupt(self) -> None:
+        """Stopped while writing: what a prepended archive wrote (one transaction) is
+        rolled back, so none of it counts; an appended one keeps its committed batches."""
+        if self.prepend:
+            self.changed = self.unchanged = self.errors = self.opened = self.closed = 0
+            self.joined = None
+        self.interrupted = True
+
     def line(self, stream: str, source: str, *, dry_run: bool) -> str:
         """The import's last line: what it did, or (dry) what it read and would write."""
+        if self.interrupted:
+            written = self.changed + self.unchanged + self.errors
+            left = self.documents - self.skipped - written
+            return (
+                f"interrupted: imported {written} of {self.documents} document(s) into"
+                f" {stream} as {source} ({self.skipped} already on record): {self.changed}"
+                f" changed, {self.unchanged} unchanged, {self.errors} error(s);"
+                f" {self.opened} version(s) opened, {self.closed} closed; the other {left} are"
+                " not written: import the archive again to write them"
+            )
         written = self.documents - self.skipped
         span = (
             f" from {self.first.isoformat()} to {self.last.isoformat()}"
@@ -692,7 +711,7 @@ class Joined:
 
 def write_documents(
     engine: Engine, stream: str, parse: Parser, source: str, plan: Plan
-) -> Iterator[Recorded | Joined]:
+) -> Generator[Recorded | Joined, None, None]:
     """Record each document of ``plan`` (oldest first) through the stream's writer;
     yields each once its batch is written.
 

@@ -14,6 +14,7 @@ import requests
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
+import poller.archive
 from api import create_app
 from binance_sim.server import SimServer
 from core.config import Settings
@@ -964,3 +965,57 @@ def test_a_broken_symbolic_link_is_refused_naming_it(
     }[where]
     err = refused(argv, configured, capsys)
     assert f"{link}: a broken symbolic link (to {tmp_path / 'moved' / '2022-11-29.json'})" in err
+
+
+SPOT_DRIFT = sorted((FIXTURES / "drift").glob("spot_*.json"))
+
+
+@pytest.mark.parametrize("prepended", [False, True], ids=["appended", "prepended"])
+def test_an_interrupted_import_says_what_it_wrote_and_exits_130(
+    configured: Engine,
+    sim: SimServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    prepended: bool,
+) -> None:
+    """Ctrl-C while the fourth of five documents is read to be written: the batches
+    committed before it are kept and reported, nothing of the next one is written."""
+    if prepended:
+        live_polls(configured, sim)
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for fixture in SPOT_DRIFT:
+        (saved / fixture.name).write_bytes(fixture.read_bytes())
+    fourth = saved / SPOT_DRIFT[3].name
+    reads: dict[Path, int] = {}
+    read_file = poller.archive._read_file
+
+    def interrupted_read(path: Path) -> bytes:
+        reads[path] = reads.get(path, 0) + 1
+        if path == fourth and reads[path] == 2:  # read once to date it, again to write it
+            raise KeyboardInterrupt
+        return read_file(path)
+
+    monkeypatch.setattr(poller.archive, "_read_file", interrupted_read)
+    monkeypatch.setattr(poller.archive, "IMPORT_BATCH", 1)
+    before = len(observation_log(configured))
+
+    assert main(["import", str(saved)]) == 130
+
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    written = 0 if prepended else 2  # a prepended archive is one transaction
+    assert out.startswith(f"interrupted: imported {written} of 5 document(s)")
+    assert f"the other {5 - written} are not written" in out
+    imported = [o for o in observation_log(configured) if o[4] == "import"]
+    assert [Path(o[3]).name for o in imported] == [f.name for f in SPOT_DRIFT[:written]]
+    assert len(observation_log(configured)) == before + written
+
+    monkeypatch.setattr(poller.archive, "_read_file", read_file)
+    assert main(["import", str(saved)]) == 0  # again: the rest
+    out = capsys.readouterr().out
+    assert f"imported {5 - written} of 5 document(s)" in out
+    assert f"({written} already on record)" in out
+    with configured.connect() as conn:
+        assert verify_history(conn) == []
