@@ -159,7 +159,8 @@ file. Documents already on record are skipped, so importing twice changes nothin
 rest go wholly after the stream's history (before any live poll) or wholly before its
 first observation (live polls or not; the stream's polls wait meanwhile); an archive
 reaching into the history, past the first live poll or the present, or holding another
-market's exchangeInfo, is refused (exit 2). Error bodies
+market's exchangeInfo, is refused (exit 2); documents overtaken by another import or a
+poll while it writes are reported stale (exit 2). Error bodies
 become error observations that close nothing. Ends with one summary line.""",
         "exmeta import --stream exchange_info ./archive/",
     ),

@@ -92,6 +92,13 @@ def _import_archive(args: argparse.Namespace, clock: Clock) -> int:
         except ArchiveError as exc:
             raise CliError(f"refusing to import: {exc}", 2) from None
     print(summary.line(args.stream, source, dry_run=args.dry_run))
+    if summary.stale:
+        raise CliError(
+            f"{summary.stale} document(s) of the archive were overtaken by observations"
+            f" another import or a poll wrote to {args.stream} while it was written, and"
+            " recorded stale: their content is not in the history",
+            2,
+        )
     return 0
 
 

@@ -88,6 +88,9 @@ class Summary:
     changed: int = 0
     unchanged: int = 0
     errors: int = 0
+    # Overtaken: written by another import or a poll after this one was planned, the
+    # writer recorded them stale and applied nothing (an appended import plans unlocked).
+    stale: int = 0
     opened: int = 0
     closed: int = 0
     first: datetime | None = None
@@ -110,6 +113,8 @@ class Summary:
             self.changed += 1
         elif recorded.outcome == "error":
             self.errors += 1
+        elif recorded.outcome == "stale":
+            self.stale += 1
         else:
             self.unchanged += 1
         self.opened += sum(recorded.opened.values())
@@ -119,19 +124,28 @@ class Summary:
         """Stopped while writing: what a prepended archive wrote (one transaction) is
         rolled back, so none of it counts; an appended one keeps its committed batches."""
         if self.prepend:
-            self.changed = self.unchanged = self.errors = self.opened = self.closed = 0
+            self.changed = self.unchanged = self.errors = self.stale = 0
+            self.opened = self.closed = 0
             self.joined = None
         self.interrupted = True
+
+    @property
+    def _stale(self) -> str:
+        return (
+            f", {self.stale} stale (overtaken by observations written meanwhile, nothing applied)"
+            if self.stale
+            else ""
+        )
 
     def line(self, stream: str, source: str, *, dry_run: bool) -> str:
         """The import's last line: what it did, or (dry) what it read and would write."""
         if self.interrupted:
-            written = self.changed + self.unchanged + self.errors
+            written = self.changed + self.unchanged + self.errors + self.stale
             left = self.documents - self.skipped - written
             return (
                 f"interrupted: imported {written} of {self.documents} document(s) into"
                 f" {stream} as {source} ({self.skipped} already on record): {self.changed}"
-                f" changed, {self.unchanged} unchanged, {self.errors} error(s);"
+                f" changed, {self.unchanged} unchanged, {self.errors} error(s){self._stale};"
                 f" {self.opened} version(s) opened, {self.closed} closed; the other {left} are"
                 " not written: import the archive again to write them"
             )
@@ -158,7 +172,8 @@ class Summary:
         return (
             f"imported {written} of {self.documents} document(s) into {stream} as {source}"
             f"{where} ({self.skipped} already on record): {self.changed} changed,"
-            f" {self.unchanged} unchanged, {self.errors} error(s); {self.opened} version(s)"
+            f" {self.unchanged} unchanged, {self.errors} error(s){self._stale};"
+            f" {self.opened} version(s)"
             f" opened, {self.closed} closed{span}{joined}"
         )
 

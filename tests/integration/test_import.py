@@ -1019,3 +1019,49 @@ def test_an_interrupted_import_says_what_it_wrote_and_exits_130(
     assert f"({written} already on record)" in out
     with configured.connect() as conn:
         assert verify_history(conn) == []
+
+
+def test_documents_overtaken_while_an_import_writes_are_reported_stale_and_exit_2(
+    configured: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another import writes a later document between this one's batches (it planned
+    without a lock): the writer records this one's remaining documents stale, applying
+    nothing, and the summary says so instead of counting them unchanged."""
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for fixture in SPOT_DRIFT[:3]:
+        (saved / fixture.name).write_bytes(fixture.read_bytes())
+    later = tmp_path / "later.json"
+    later.write_bytes(SPOT_DRIFT[4].read_bytes())
+    third = saved / SPOT_DRIFT[2].name
+    reads: dict[Path, int] = {}
+    read_file = poller.archive._read_file
+
+    def read_racing_another_import(path: Path) -> bytes:
+        reads[path] = reads.get(path, 0) + 1
+        if path == third and reads[path] == 2:  # the first batch is committed
+            assert main(["import", str(later)]) == 0
+        return read_file(path)
+
+    monkeypatch.setattr(poller.archive, "_read_file", read_racing_another_import)
+    monkeypatch.setattr(poller.archive, "IMPORT_BATCH", 1)
+
+    assert main(["import", str(saved)]) == 2
+
+    out, err = capsys.readouterr()
+    summary = out.splitlines()[-1]
+    assert "imported 3 of 3 document(s)" in summary
+    assert "1 changed, 0 unchanged, 0 error(s), 2 stale (overtaken" in summary
+    # After the progress bars (this import's and the other's): one line.
+    assert "2 document(s) of the archive were overtaken" in err.splitlines()[-1]
+    assert "Traceback" not in err
+    outcomes = [(Path(o[3]).name, o[1]) for o in observation_log(configured)]
+    assert outcomes == [
+        (SPOT_DRIFT[0].name, "changed"),
+        (SPOT_DRIFT[1].name, "stale"),
+        (SPOT_DRIFT[2].name, "stale"),
+        ("later.json", "changed"),
+    ]
