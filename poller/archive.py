@@ -246,6 +246,14 @@ def _document(
     ``at`` (an instant and what gave it), else the one instant its file's name holds
     (``named``); ``read`` reads ``raw`` again when the body is wanted, and must find the
     same bytes."""
+    try:
+        origin.encode()
+    except UnicodeEncodeError:
+        # A name in another encoding (os.fsdecode's surrogates): the origin column is text.
+        shown = origin.encode(errors="surrogateescape").decode(errors="backslashreplace")
+        raise ArchiveError(
+            f"{shown}: the path is not UTF-8, as an observation's origin must be: rename it"
+        ) from None
     decompressed = _decompressed(raw, origin)
     doc = _json_object(decompressed)
     _check_server_time(doc, origin)

@@ -4,6 +4,7 @@ keeps, answering as the files say, continued by live polling and never rewritten
 from __future__ import annotations
 
 import gzip
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -1065,3 +1066,14 @@ def test_documents_overtaken_while_an_import_writes_are_reported_stale_and_exit_
         (SPOT_DRIFT[2].name, "stale"),
         ("later.json", "changed"),
     ]
+
+
+def test_a_file_whose_path_is_not_utf8_is_refused_naming_it(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An observation's origin is text: a Latin-1 file name would fail its insert
+    mid-import (after the batches before it were committed)."""
+    path = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.json"))
+    path.write_bytes(SPOT_DRIFT[0].read_bytes())
+    err = refused([str(path)], configured, capsys)
+    assert f"{tmp_path}/caf\\xe9.json: the path is not UTF-8, as an observation's origin" in err
