@@ -442,12 +442,15 @@ def read_documents(
     stream: str,
 ) -> list[Document]:
     """Every document of ``paths`` and of ``manifest`` (responses of ``stream``), oldest
-    first, each dated by its
-    serverTime, else by the manifest, else by ``at`` (which dates a single file only),
-    else by the instant in its file's name."""
+    first, each dated by its serverTime, else by the manifest, else by ``at`` (which
+    dates a single file only), else by the instant in its file's name."""
     instants = manifest or {}
-    files = archive_files(paths)
-    files += [p for p in instants if p not in {f.resolve() for f in files}]
+    # Each file once, however often the PATHs and the manifest name it: a file named
+    # twice would be counted as two documents and the second as already on record.
+    named_files: dict[Path, Path] = {}
+    for path in archive_files(paths):
+        named_files.setdefault(path.resolve(), path)
+    files = [*named_files.values(), *(p for p in instants if p not in named_files)]
     if at is not None and len(files) != 1:
         raise ArchiveError(f"--at dates one file, and {len(files)} were given")
     documents = []

@@ -1077,3 +1077,14 @@ def test_a_file_whose_path_is_not_utf8_is_refused_naming_it(
     path.write_bytes(SPOT_DRIFT[0].read_bytes())
     err = refused([str(path)], configured, capsys)
     assert f"{tmp_path}/caf\\xe9.json: the path is not UTF-8, as an observation's origin" in err
+
+
+def test_a_file_given_twice_is_one_document(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    day = saved / SPOT_DRIFT[0].name
+    day.write_bytes(SPOT_DRIFT[0].read_bytes())
+    assert main(["import", str(day), str(saved), str(tmp_path / "saved" / ".." / "saved")]) == 0
+    assert "imported 1 of 1 document(s)" in capsys.readouterr().out
