@@ -466,8 +466,7 @@ def read_documents(
         )
         named = instants_in_name(path.name)
         documents.append(_document(read(), str(origin), stream, given, read, named))
-    # Stable: documents of one instant keep the order they were given in.
-    return sorted(documents, key=lambda d: d.at)
+    return _one_per_instant(documents)
 
 
 def _read_file(path: Path) -> bytes:
@@ -512,7 +511,25 @@ def git_documents(repo: Path, path: str, *, stream: str) -> list[Document]:
             continue
         read = partial(_git, repo, "cat-file", "blob", blob)
         documents.append(_document(read(), origin, stream, (at, "commit time"), read))
-    return sorted(documents, key=lambda d: d.at)
+    return _one_per_instant(documents)
+
+
+def _one_per_instant(documents: Sequence[Document]) -> list[Document]:
+    """``documents`` oldest first; ArchiveError naming the first two at one instant: the
+    stream holds one observation an instant, so the writer would keep whichever came
+    first and the other would pass for already on record. Which one held then is for the
+    archive's author to say (or leave out).
+    """
+    ordered = sorted(documents, key=lambda d: d.at)
+    for one, other in itertools.pairwise(ordered):
+        if one.at == other.at:
+            first, second = sorted((one, other), key=lambda d: d.origin)
+            raise ArchiveError(
+                f"{first.origin} and {second.origin} are both dated {one.at.isoformat()} (by"
+                f" {first.dated_by}, by {second.dated_by}): the stream holds one document an"
+                " instant; leave one of them out"
+            )
+    return ordered
 
 
 def _blob(repo: Path, commit: str, path: str) -> str | None:

@@ -1088,3 +1088,17 @@ def test_a_file_given_twice_is_one_document(
     day.write_bytes(SPOT_DRIFT[0].read_bytes())
     assert main(["import", str(day), str(saved), str(tmp_path / "saved" / ".." / "saved")]) == 0
     assert "imported 1 of 1 document(s)" in capsys.readouterr().out
+
+
+def test_two_documents_at_one_instant_are_refused_naming_both(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Which of the two held at that instant is for their author to say: the writer
+    would record the second as already on record, and the summary said so."""
+    doc = load(SPOT_DRIFT[0])
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_bytes(orjson.dumps(doc))
+    second.write_bytes(orjson.dumps({**doc, "symbols": doc["symbols"][1:]}))
+    at = instant_of(doc["serverTime"]).isoformat()
+    err = refused([str(second), str(first)], configured, capsys)
+    assert f"{first} and {second} are both dated {at} (by serverTime, by serverTime)" in err
