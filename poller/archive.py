@@ -187,7 +187,11 @@ def archive_files(paths: Sequence[Path]) -> list[Path]:
             listed = sorted(p for p in path.iterdir() if p.name.endswith((".json", ".json.gz")))
             for entry in listed:
                 _refuse_broken_link(entry)
-            found += [p for p in listed if p.is_file()]
+            files = [p for p in listed if p.is_file()]
+            if not files:
+                # Most likely the wrong directory: importing it would do nothing and say 0.
+                raise ArchiveError(f"{path}: holds no *.json or *.json.gz file")
+            found += files
         elif path.is_file():
             found.append(path)
         else:
@@ -409,6 +413,8 @@ def read_manifest(manifest: Path) -> dict[Path, datetime]:
             raise ArchiveError(f"{manifest}: not a JSON object of path: instant")
     else:
         pairs = [tuple(row) for row in csv.reader(io.StringIO(text_)) if row]
+    if not pairs:
+        raise ArchiveError(f"{manifest}: lists no file")
     instants: dict[Path, datetime] = {}
     entries: dict[Path, int] = {}
     for n, pair in enumerate(pairs, 1):

@@ -1102,3 +1102,30 @@ def test_two_documents_at_one_instant_are_refused_naming_both(
     at = instant_of(doc["serverTime"]).isoformat()
     err = refused([str(second), str(first)], configured, capsys)
     assert f"{first} and {second} are both dated {at} (by serverTime, by serverTime)" in err
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ({"saved/": None, "saved/notes.txt": b"x"}, "saved: holds no *.json or *.json.gz file"),
+        ({"manifest.json": b"{}"}, "manifest.json: lists no file"),
+        ({"manifest.csv": b"\n"}, "manifest.csv: lists no file"),
+    ],
+)
+def test_an_archive_of_no_document_is_refused_naming_where_none_was_found(
+    configured: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    layout: dict[str, bytes | None],
+    message: str,
+) -> None:
+    for name, content in layout.items():
+        if content is None:
+            (tmp_path / name).mkdir()
+        else:
+            (tmp_path / name).write_bytes(content)
+    given = next(iter(layout))
+    argv = ["--manifest", str(tmp_path / given)] if "manifest" in given else [str(tmp_path / given)]
+    err = refused(argv, configured, capsys)
+    assert f"{tmp_path / given.rstrip('/')}" in err
+    assert message in err
