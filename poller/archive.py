@@ -182,21 +182,29 @@ def archive_files(paths: Sequence[Path]) -> list[Path]:
     """The files ``paths`` name: each file, and every ``*.json``/``*.json.gz`` of a directory."""
     found: list[Path] = []
     for path in paths:
-        _refuse_broken_link(path)
-        if path.is_dir():
-            listed = sorted(p for p in path.iterdir() if p.name.endswith((".json", ".json.gz")))
-            for entry in listed:
-                _refuse_broken_link(entry)
-            files = [p for p in listed if p.is_file()]
-            if not files:
-                # Most likely the wrong directory: importing it would do nothing and say 0.
-                raise ArchiveError(f"{path}: holds no *.json or *.json.gz file")
-            found += files
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise ArchiveError(f"{path}: no such file or directory")
+        try:
+            found += _files_of(path)
+        # A directory that cannot be listed, or a path under one that cannot be searched
+        # (pathlib's is_symlink does not hide EACCES as is_dir does).
+        except OSError as exc:
+            raise ArchiveError(f"{exc.filename or path}: cannot read: {exc.strerror}") from None
     return found
+
+
+def _files_of(path: Path) -> list[Path]:
+    _refuse_broken_link(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ArchiveError(f"{path}: no such file or directory")
+    listed = sorted(p for p in path.iterdir() if p.name.endswith((".json", ".json.gz")))
+    for entry in listed:
+        _refuse_broken_link(entry)
+    files = [p for p in listed if p.is_file()]
+    if not files:
+        # Most likely the wrong directory: importing it would do nothing and say 0.
+        raise ArchiveError(f"{path}: holds no *.json or *.json.gz file")
+    return files
 
 
 def _refuse_broken_link(path: Path) -> None:
@@ -420,7 +428,10 @@ def read_manifest(manifest: Path) -> dict[Path, datetime]:
     for n, pair in enumerate(pairs, 1):
         if len(pair) != 2 or not isinstance(pair[0], str) or not isinstance(pair[1], str):
             raise ArchiveError(f"{manifest}: entry {n} is not a path and an instant")
-        _refuse_broken_link(manifest.parent / pair[0])
+        try:
+            _refuse_broken_link(manifest.parent / pair[0])
+        except OSError as exc:
+            raise ArchiveError(f"{exc.filename}: cannot read: {exc.strerror}") from None
         path = (manifest.parent / pair[0]).resolve()
         try:
             instant = parse_instant(pair[1])
