@@ -90,7 +90,7 @@ def _import_archive(args: argparse.Namespace, clock: Clock) -> int:
                     print(summary.line(args.stream, source, dry_run=False))
                     return 130
         except ArchiveError as exc:
-            raise CliError(f"refusing to import: {exc}", 2) from None
+            raise CliError(f"refusing to import: {exc}{summary.kept()}", 2) from None
     print(summary.line(args.stream, source, dry_run=args.dry_run))
     if summary.stale:
         raise CliError(

@@ -120,6 +120,17 @@ class Summary:
         self.opened += sum(recorded.opened.values())
         self.closed += sum(recorded.closed.values())
 
+    def kept(self) -> str:
+        """What a refusal met while writing leaves behind: the batches committed before it
+        (a prepended archive is one transaction, so none), or nothing to say."""
+        written = self.changed + self.unchanged + self.errors + self.stale
+        if self.prepend or not written:
+            return ""
+        return (
+            f"; {written} of {self.documents} document(s) written before it are kept"
+            " (importing the archive again skips them)"
+        )
+
     def interrupt(self) -> None:
         """Stopped while writing: what a prepended archive wrote (one transaction) is
         rolled back, so none of it counts; an appended one keeps its committed batches."""

@@ -1129,3 +1129,36 @@ def test_an_archive_of_no_document_is_refused_naming_where_none_was_found(
     err = refused(argv, configured, capsys)
     assert f"{tmp_path / given.rstrip('/')}" in err
     assert message in err
+
+
+def test_a_file_changed_while_the_import_writes_is_refused_saying_what_was_kept(
+    configured: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The batches committed before the changed file stay (importing again skips them):
+    the refusal says so, rather than reading as if nothing was written."""
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for fixture in SPOT_DRIFT[:3]:
+        (saved / fixture.name).write_bytes(fixture.read_bytes())
+    third = saved / SPOT_DRIFT[2].name
+    reads: dict[Path, int] = {}
+    read_file = poller.archive._read_file
+
+    def read_after_an_edit(path: Path) -> bytes:
+        reads[path] = reads.get(path, 0) + 1
+        if path == third and reads[path] == 2:
+            path.write_bytes(path.read_bytes().replace(b'"TRADING"', b'"BREAK"', 1))
+        return read_file(path)
+
+    monkeypatch.setattr(poller.archive, "_read_file", read_after_an_edit)
+    monkeypatch.setattr(poller.archive, "IMPORT_BATCH", 1)
+
+    assert main(["import", str(saved)]) == 2
+
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert f"refusing to import: {third}: changed while it was imported" in err
+    assert "1 of 3 document(s) written before it are kept" in err
+    assert [Path(o[3]).name for o in observation_log(configured)] == [SPOT_DRIFT[0].name]
