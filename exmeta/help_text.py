@@ -160,8 +160,9 @@ rest go wholly after the stream's history (before any live poll) or wholly befor
 first observation (live polls or not; the stream's polls wait meanwhile); an archive
 reaching into the history, past the first live poll or the present, or holding another
 market's exchangeInfo, is refused (exit 2); documents overtaken by another import or a
-poll while it writes are reported stale (exit 2). Error bodies
-become error observations that close nothing. Ends with one summary line.""",
+poll while it writes are reported stale (exit 2). Error bodies become error observations
+that close nothing. Ends with one summary line; Ctrl-C ends it (exit 130) with the line
+of what its committed batches wrote.""",
         "exmeta import --stream exchange_info ./archive/",
     ),
     "sim": CommandHelp(
