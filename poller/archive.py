@@ -365,13 +365,11 @@ def _check_server_time(doc: Mapping[str, object] | None, origin: str) -> None:
 
 
 def _check_market(doc: Mapping[str, object] | None, origin: str, stream: str) -> None:
-    """ArchiveError if ``stream`` is a market's exchangeInfo and ``doc`` is another
+    """ArchiveError if ``doc`` is a market's exchangeInfo and ``stream`` is not that
     market's: each market's parser reads the fields the others share (symbol, status,
     filters), so a USD-M body would be written into spot's symbols as if spot had listed
-    its contracts."""
-    if doc is None or stream not in {m.exchange_info for m in MARKET_DECLARATIONS}:
-        return
-    found = _market_of(doc)
+    its contracts (and into another kind of stream, as an error observation)."""
+    found = _market_of(doc) if doc is not None else None
     if found is None or found[0].exchange_info == stream:
         return
     looks, because = found[0].exchange_info, found[1]

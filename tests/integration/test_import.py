@@ -886,6 +886,13 @@ def test_a_server_time_that_is_not_epoch_milliseconds_is_refused_naming_it(
         (None, "drift/usdm_2024-10-19_347.json", "usdm_exchange_info", "futuresType U_MARGINED"),
         ("usdm_exchange_info", "2022-11-28_2124.json", "exchange_info", "isSpotTradingAllowed"),
         ("exchange_info", "coinm", "coinm_exchange_info", "contractStatus"),
+        ("system_status", "2022-11-28_2124.json", "exchange_info", "isSpotTradingAllowed"),
+        (
+            "margin_pairs",
+            "drift/usdm_2024-10-19_347.json",
+            "usdm_exchange_info",
+            "futuresType U_MARGINED",
+        ),
     ],
 )
 def test_a_document_of_another_markets_exchange_info_is_refused_naming_its_stream(
