@@ -66,7 +66,7 @@ def main() -> None:
         outcomes: list[str] = []
 
         def imported() -> None:
-            documents = read_documents([Path(tmp)], None)
+            documents = read_documents([Path(tmp)], None, stream="exchange_info")
             with engine.connect() as conn:
                 plan = plan_import(conn, "exchange_info", SOURCE, documents)
             written = write_documents(engine, "exchange_info", parse_exchange_info, SOURCE, plan)

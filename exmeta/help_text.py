@@ -161,8 +161,11 @@ Importing history), and record them oldest first as the poller would have, each 
 file. Documents already on record are skipped, so importing twice changes nothing. The
 rest go wholly after the stream's history (before any live poll) or wholly before its
 first observation (live polls or not; the stream's polls wait meanwhile); an archive
-reaching into the history or past the first live poll is refused (exit 2). Error bodies
-become error observations that close nothing. Ends with one summary line.""",
+reaching into the history, past the first live poll or the present, or holding another
+market's exchangeInfo, is refused (exit 2); documents overtaken by another import or a
+poll while it writes are reported stale (exit 2). Error bodies become error observations
+that close nothing. Ends with one summary line; Ctrl-C ends it (exit 130) with the line
+of what its committed batches wrote.""",
         "exmeta import --stream exchange_info ./archive/",
     ),
     "sim": CommandHelp(

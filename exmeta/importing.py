@@ -8,11 +8,13 @@ poller's writer under a progress bar, and one summary line says what the import 
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 
 from rich.console import Console
 from rich.progress import track
 
+from core.clock import Clock, utc_now
 from core.config import base_url
 from core.sources import SourceError, source_of
 from core.streams import stream as declared_stream
@@ -29,18 +31,30 @@ from poller.archive import (
     plan_import,
     read_documents,
     read_manifest,
+    refuse_future,
     write_documents,
 )
 from poller.job import resolve_parser
 
 
-def import_archive(args: argparse.Namespace) -> int:
-    """Import the documents of ``args.paths`` into ``args.stream``; exit 2 on a conflict."""
+def import_archive(args: argparse.Namespace, clock: Clock = utc_now) -> int:
+    """Import the documents of ``args.paths`` into ``args.stream``; exit 2 on a conflict,
+    130 when interrupted (Ctrl-C), saying what was written by then."""
+    try:
+        return _import_archive(args, clock)
+    except KeyboardInterrupt:
+        # Only while the archive is read, dated or planned: the writing handles its own.
+        print("exmeta: interrupted: nothing written", file=sys.stderr)
+        return 130
+
+
+def _import_archive(args: argparse.Namespace, clock: Clock) -> int:
     settings = configured(args)
     try:
         at = parse_instant(args.at) if args.at is not None else None
         source = source_of(args.source or base_url(settings, args.stream))
         documents = _documents(args, at)
+        refuse_future(documents, clock())
     except TimeParseError as exc:
         raise CliError(f"--at: {exc}", 2) from None
     except SourceError as exc:
@@ -65,11 +79,26 @@ def import_archive(args: argparse.Namespace) -> int:
                 # prepended archive's last step joins it to the history on record.
                 written = write_documents(built, args.stream, parse, source, plan)
                 total = len(plan.documents) + plan.prepend
-                for recorded in track(written, "importing", total=total, console=console):
-                    summary.add(recorded)
+                try:
+                    for recorded in track(written, "importing", total=total, console=console):
+                        summary.add(recorded)
+                except KeyboardInterrupt:
+                    # The batch being written rolls back with its transaction (a prepended
+                    # archive, whole); the batches committed before it are kept.
+                    written.close()  # a prepend suspended at a yield rolls back now
+                    summary.interrupt()
+                    print(summary.line(args.stream, source, dry_run=False))
+                    return 130
         except ArchiveError as exc:
-            raise CliError(f"refusing to import: {exc}", 2) from None
+            raise CliError(f"refusing to import: {exc}{summary.kept()}", 2) from None
     print(summary.line(args.stream, source, dry_run=args.dry_run))
+    if summary.stale:
+        raise CliError(
+            f"{summary.stale} document(s) of the archive were overtaken by observations"
+            f" another import or a poll wrote to {args.stream} while it was written, and"
+            " recorded stale: their content is not in the history",
+            2,
+        )
     return 0
 
 
@@ -83,7 +112,7 @@ def _documents(args: argparse.Namespace, at: datetime | None) -> list[Document]:
                 "give the PATHs of the archive, a --manifest, or --git REPO --path FILE"
             )
         manifest = read_manifest(args.manifest) if args.manifest is not None else None
-        return read_documents(args.paths, at, manifest)
+        return read_documents(args.paths, at, manifest, stream=args.stream)
     if args.paths or at is not None or args.manifest is not None or args.path is None:
         raise ArchiveError("--git REPO takes --path FILE, and no PATHs, --at or --manifest")
-    return git_documents(args.git, args.path)
+    return git_documents(args.git, args.path, stream=args.stream)

@@ -20,10 +20,12 @@ import hashlib
 import io
 import itertools
 import json
+import posixpath
 import re
 import subprocess
+import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
@@ -41,6 +43,7 @@ from core.ingest import (
     first_success,
     prepending,
 )
+from core.streams import MARKET_DECLARATIONS, Market, market
 from core.timeparse import TimeParseError, parse_instant
 from poller.binance import binance_error
 from poller.job import Parser, server_time_of
@@ -85,6 +88,9 @@ class Summary:
     changed: int = 0
     unchanged: int = 0
     errors: int = 0
+    # Overtaken: written by another import or a poll after this one was planned, the
+    # writer recorded them stale and applied nothing (an appended import plans unlocked).
+    stale: int = 0
     opened: int = 0
     closed: int = 0
     first: datetime | None = None
@@ -92,6 +98,7 @@ class Summary:
     prepend: bool = False  # written before the history on record
     joined: datetime | None = None  # where the prepended history met it
     dated: dict[str, int] = field(default_factory=dict)  # documents to write, by dating
+    interrupted: bool = False  # stopped (Ctrl-C) with the figures of what was committed
 
     def date(self, documents: Sequence[Document]) -> None:
         """Count how ``documents`` (those to write) were dated."""
@@ -106,13 +113,53 @@ class Summary:
             self.changed += 1
         elif recorded.outcome == "error":
             self.errors += 1
+        elif recorded.outcome == "stale":
+            self.stale += 1
         else:
             self.unchanged += 1
         self.opened += sum(recorded.opened.values())
         self.closed += sum(recorded.closed.values())
 
+    def kept(self) -> str:
+        """What a refusal met while writing leaves behind: the batches committed before it
+        (a prepended archive is one transaction, so none), or nothing to say."""
+        written = self.changed + self.unchanged + self.errors + self.stale
+        if self.prepend or not written:
+            return ""
+        return (
+            f"; {written} of {self.documents} document(s) written before it are kept"
+            " (importing the archive again skips them)"
+        )
+
+    def interrupt(self) -> None:
+        """Stopped while writing: what a prepended archive wrote (one transaction) is
+        rolled back, so none of it counts; an appended one keeps its committed batches."""
+        if self.prepend:
+            self.changed = self.unchanged = self.errors = self.stale = 0
+            self.opened = self.closed = 0
+            self.joined = None
+        self.interrupted = True
+
+    @property
+    def _stale(self) -> str:
+        return (
+            f", {self.stale} stale (overtaken by observations written meanwhile, nothing applied)"
+            if self.stale
+            else ""
+        )
+
     def line(self, stream: str, source: str, *, dry_run: bool) -> str:
         """The import's last line: what it did, or (dry) what it read and would write."""
+        if self.interrupted:
+            written = self.changed + self.unchanged + self.errors + self.stale
+            left = self.documents - self.skipped - written
+            return (
+                f"interrupted: imported {written} of {self.documents} document(s) into"
+                f" {stream} as {source} ({self.skipped} already on record): {self.changed}"
+                f" changed, {self.unchanged} unchanged, {self.errors} error(s){self._stale};"
+                f" {self.opened} version(s) opened, {self.closed} closed; the other {left} are"
+                " not written: import the archive again to write them"
+            )
         written = self.documents - self.skipped
         span = (
             f" from {self.first.isoformat()} to {self.last.isoformat()}"
@@ -136,7 +183,8 @@ class Summary:
         return (
             f"imported {written} of {self.documents} document(s) into {stream} as {source}"
             f"{where} ({self.skipped} already on record): {self.changed} changed,"
-            f" {self.unchanged} unchanged, {self.errors} error(s); {self.opened} version(s)"
+            f" {self.unchanged} unchanged, {self.errors} error(s){self._stale};"
+            f" {self.opened} version(s)"
             f" opened, {self.closed} closed{span}{joined}"
         )
 
@@ -145,15 +193,36 @@ def archive_files(paths: Sequence[Path]) -> list[Path]:
     """The files ``paths`` name: each file, and every ``*.json``/``*.json.gz`` of a directory."""
     found: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            found += sorted(
-                p for p in path.iterdir() if p.is_file() and p.name.endswith((".json", ".json.gz"))
-            )
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise ArchiveError(f"{path}: no such file or directory")
+        try:
+            found += _files_of(path)
+        # A directory that cannot be listed, or a path under one that cannot be searched
+        # (pathlib's is_symlink does not hide EACCES as is_dir does).
+        except OSError as exc:
+            raise ArchiveError(f"{exc.filename or path}: cannot read: {exc.strerror}") from None
     return found
+
+
+def _files_of(path: Path) -> list[Path]:
+    _refuse_broken_link(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ArchiveError(f"{path}: no such file or directory")
+    listed = sorted(p for p in path.iterdir() if p.name.endswith((".json", ".json.gz")))
+    for entry in listed:
+        _refuse_broken_link(entry)
+    files = [p for p in listed if p.is_file()]
+    if not files:
+        # Most likely the wrong directory: importing it would do nothing and say 0.
+        raise ArchiveError(f"{path}: holds no *.json or *.json.gz file")
+    return files
+
+
+def _refuse_broken_link(path: Path) -> None:
+    """ArchiveError if ``path`` is a symbolic link to nothing: a file of the archive that
+    moved, which neither 'no such file' (the link is there) nor skipping it would say."""
+    if path.is_symlink() and not path.exists():
+        raise ArchiveError(f"{path}: a broken symbolic link (to {path.readlink()})")
 
 
 # An instant in a file's name (README, Importing history): a date, YYYY-MM-DD or YYYYMMDD,
@@ -191,14 +260,28 @@ def instants_in_name(name: str) -> list[datetime]:
 def _document(
     raw: bytes,
     origin: str,
+    stream: str,
     at: tuple[datetime, str] | None,
     read: Callable[[], bytes],
     named: Sequence[datetime] = (),
 ) -> Document:
-    """``raw`` (gzip or not) dated by its ``serverTime``, else ``at`` (an instant and what
-    gave it), else the one instant its file's name holds (``named``); ``read`` reads
-    ``raw`` again when the body is wanted, and must find the same bytes."""
-    server_ms = _blanked(raw, origin)[1]
+    """``raw`` (gzip or not), a response of ``stream``, dated by its ``serverTime``, else
+    ``at`` (an instant and what gave it), else the one instant its file's name holds
+    (``named``); ``read`` reads ``raw`` again when the body is wanted, and must find the
+    same bytes."""
+    try:
+        origin.encode()
+    except UnicodeEncodeError:
+        # A name in another encoding (os.fsdecode's surrogates): the origin column is text.
+        shown = origin.encode(errors="surrogateescape").decode(errors="backslashreplace")
+        raise ArchiveError(
+            f"{shown}: the path is not UTF-8, as an observation's origin must be: rename it"
+        ) from None
+    decompressed = _decompressed(raw, origin)
+    doc = _json_object(decompressed)
+    _check_server_time(doc, origin)
+    _check_market(doc, origin, stream)
+    server_ms = blank_server_time(decompressed)[1]
     server_time = server_time_of(server_ms) if server_ms is not None else None
     instant, dated_by = (
         (server_time, "serverTime")
@@ -229,47 +312,171 @@ def _document(
 
 def _blanked(raw: bytes, origin: str) -> tuple[bytes, int | None]:
     """The body of ``raw`` (gzip or not) with its serverTime blanked, and that time."""
+    return blank_server_time(_decompressed(raw, origin))
+
+
+def _decompressed(raw: bytes, origin: str) -> bytes:
+    """The body of ``raw``, gzip or not."""
     try:
-        body = gzip.decompress(raw) if raw.startswith(_GZIP_MAGIC) else raw
-    except (EOFError, gzip.BadGzipFile) as exc:
-        raise ArchiveError(f"{origin}: cannot read: {exc}") from None
-    return blank_server_time(body)
+        return gzip.decompress(raw) if raw.startswith(_GZIP_MAGIC) else raw
+    # A bad header or CRC is BadGzipFile, a cut-off stream EOFError, and a damaged
+    # deflate stream zlib.error, which gzip lets through.
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ArchiveError(f"{origin}: not a valid gzip file: {exc}") from None
+
+
+class _FloatText(str):
+    """A JSON number with a fraction or an exponent, as it was written."""
+
+
+def _json_object(body: bytes) -> dict[str, object] | None:
+    """``body`` as a JSON object, or None: not one (an error page, a truncated body),
+    which the writer records as an error observation, as in polling."""
+    try:
+        doc = json.loads(body, parse_float=_FloatText, parse_constant=_FloatText)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+# Epoch milliseconds as Binance sends them, from 1973 to 2286 (core.timeparse's range):
+# 10 digits are epoch seconds, which read as milliseconds would date a file in 1970.
+_EPOCH_MS_RANGE = range(10**11, 10**13)
+
+
+def _check_server_time(doc: Mapping[str, object] | None, origin: str) -> None:
+    """ArchiveError unless ``doc``'s serverTime, if it has one, is integer epoch ms:
+    core.bodies.blank_server_time reads digits only, so a string or ``true`` would leave
+    the document undated (its file's name then dating it), and a fraction or seconds
+    would misdate it."""
+    if doc is None or "serverTime" not in doc:
+        return
+    value = doc["serverTime"]
+    if type(value) is int and value in _EPOCH_MS_RANGE:
+        return
+    spelled = value if isinstance(value, _FloatText) else json.dumps(value)
+    why = f"{origin}: serverTime {spelled:.40}"
+    if type(value) is int and value in range(10**8, 10**10):
+        seconds = datetime.fromtimestamp(value, UTC).isoformat()
+        raise ArchiveError(
+            f"{why} looks like epoch seconds ({seconds}); epoch milliseconds have 12 or 13 digits"
+        )
+    raise ArchiveError(f"{why} is not an integer epoch in milliseconds (12 or 13 digits)")
+
+
+def _check_market(doc: Mapping[str, object] | None, origin: str, stream: str) -> None:
+    """ArchiveError if ``doc`` is a market's exchangeInfo and ``stream`` is not that
+    market's: each market's parser reads the fields the others share (symbol, status,
+    filters), so a USD-M body would be written into spot's symbols as if spot had listed
+    its contracts (and into another kind of stream, as an error observation)."""
+    found = _market_of(doc) if doc is not None else None
+    if found is None or found[0].exchange_info == stream:
+        return
+    looks, because = found[0].exchange_info, found[1]
+    raise ArchiveError(
+        f"{origin}: looks like a {looks} document ({because}), not {stream}'s: import it"
+        f" with --stream {looks}"
+    )
+
+
+# What only one market's exchangeInfo says (Binance's bodies in tests/fixtures and
+# binance_sim/data): USD-M's names its futuresType and lists margin assets; COIN-M's
+# contracts give their status as contractStatus (Market.status_key); futures contracts
+# have a contractType; spot's symbols say isSpotTradingAllowed.
+_FUTURES_TYPES = {"U_MARGINED": "usdm", "COIN_MARGINED": "coinm"}
+
+
+def _market_of(doc: Mapping[str, object]) -> tuple[Market, str] | None:
+    """The market whose exchangeInfo ``doc`` looks like and the field that says so;
+    None: nothing says (an error body, a document of another kind)."""
+    futures_type = doc.get("futuresType")
+    if isinstance(futures_type, str) and futures_type in _FUTURES_TYPES:
+        return market(_FUTURES_TYPES[futures_type]), f"futuresType {futures_type}"
+    symbols = doc.get("symbols")
+    first = symbols[0] if isinstance(symbols, list) and symbols else None
+    fields = first if isinstance(first, dict) else {}
+    for declared in MARKET_DECLARATIONS:
+        if declared.status_key != "status" and declared.status_key in fields:
+            return declared, declared.status_key
+    if "assets" in doc:
+        return market("usdm"), "assets"
+    if "contractType" in fields:
+        return market("usdm"), "contractType"
+    if "isSpotTradingAllowed" in fields:
+        return market("spot"), "isSpotTradingAllowed"
+    return None
 
 
 def read_manifest(manifest: Path) -> dict[Path, datetime]:
     """The instants a manifest gives its files: CSV lines ``path,instant`` or a JSON object
     ``{path: instant}``, paths relative to the manifest, instants as ``--at`` takes them."""
     try:
-        text_ = manifest.read_text()
+        # utf-8-sig: spreadsheets ("CSV UTF-8") and Windows editors start the file with a
+        # byte order mark, which would otherwise be part of the first path or JSON's text.
+        text_ = manifest.read_bytes().decode("utf-8-sig")
     except OSError as exc:
         raise ArchiveError(f"{manifest}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ArchiveError(
+            f"{manifest}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        ) from None
     if manifest.suffix == ".json":
         try:
-            pairs = list(json.loads(text_).items())
-        except (ValueError, AttributeError):
-            raise ArchiveError(f"{manifest}: not a JSON object of path: instant") from None
+            # As pairs: a dict would keep only the last of two entries for one path.
+            pairs: list[Sequence[object]] = json.loads(text_, object_pairs_hook=_JSONPairs)
+        except ValueError:
+            pairs = []
+        if not isinstance(pairs, _JSONPairs):
+            raise ArchiveError(f"{manifest}: not a JSON object of path: instant")
     else:
         pairs = [tuple(row) for row in csv.reader(io.StringIO(text_)) if row]
+    if not pairs:
+        raise ArchiveError(f"{manifest}: lists no file")
     instants: dict[Path, datetime] = {}
+    entries: dict[Path, int] = {}
     for n, pair in enumerate(pairs, 1):
-        if len(pair) != 2 or not all(isinstance(v, str) for v in pair):
+        if len(pair) != 2 or not isinstance(pair[0], str) or not isinstance(pair[1], str):
             raise ArchiveError(f"{manifest}: entry {n} is not a path and an instant")
         try:
-            instants[(manifest.parent / pair[0]).resolve()] = parse_instant(pair[1])
+            _refuse_broken_link(manifest.parent / pair[0])
+        except OSError as exc:
+            raise ArchiveError(f"{exc.filename}: cannot read: {exc.strerror}") from None
+        path = (manifest.parent / pair[0]).resolve()
+        try:
+            instant = parse_instant(pair[1])
         except TimeParseError as exc:
             raise ArchiveError(f"{manifest}: entry {n}: {exc}") from None
+        if path in instants:
+            # Which of two instants is the file's is the manifest's author's to say.
+            raise ArchiveError(
+                f"{manifest}: entries {entries[path]} and {n} both date {path}"
+                f" ({instants[path].isoformat()}, {instant.isoformat()})"
+            )
+        instants[path], entries[path] = instant, n
     return instants
 
 
+class _JSONPairs(list[tuple[str, object]]):
+    """A JSON object's members in order, duplicates kept (``object_pairs_hook``)."""
+
+
 def read_documents(
-    paths: Sequence[Path], at: datetime | None, manifest: Mapping[Path, datetime] | None = None
+    paths: Sequence[Path],
+    at: datetime | None,
+    manifest: Mapping[Path, datetime] | None = None,
+    *,
+    stream: str,
 ) -> list[Document]:
-    """Every document of ``paths`` and of ``manifest``, oldest first, each dated by its
-    serverTime, else by the manifest, else by ``at`` (which dates a single file only),
-    else by the instant in its file's name."""
+    """Every document of ``paths`` and of ``manifest`` (responses of ``stream``), oldest
+    first, each dated by its serverTime, else by the manifest, else by ``at`` (which
+    dates a single file only), else by the instant in its file's name."""
     instants = manifest or {}
-    files = archive_files(paths)
-    files += [p for p in instants if p not in {f.resolve() for f in files}]
+    # Each file once, however often the PATHs and the manifest name it: a file named
+    # twice would be counted as two documents and the second as already on record.
+    named_files: dict[Path, Path] = {}
+    for path in archive_files(paths):
+        named_files.setdefault(path.resolve(), path)
+    files = [*named_files.values(), *(p for p in instants if p not in named_files)]
     if at is not None and len(files) != 1:
         raise ArchiveError(f"--at dates one file, and {len(files)} were given")
     documents = []
@@ -284,9 +491,8 @@ def read_documents(
             else None
         )
         named = instants_in_name(path.name)
-        documents.append(_document(read(), str(origin), given, read, named))
-    # Stable: documents of one instant keep the order they were given in.
-    return sorted(documents, key=lambda d: d.at)
+        documents.append(_document(read(), str(origin), stream, given, read, named))
+    return _one_per_instant(documents)
 
 
 def _read_file(path: Path) -> bytes:
@@ -296,8 +502,21 @@ def _read_file(path: Path) -> bytes:
         raise ArchiveError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def git_documents(repo: Path, path: str) -> list[Document]:
-    """Every version of ``path`` in the history of ``repo``'s HEAD, oldest first.
+def refuse_future(documents: Sequence[Document], now: datetime) -> None:
+    """ArchiveError naming the first of ``documents`` dated after ``now``: an archive holds
+    what was, and versions opened in the future would be the answer of every read as of
+    then, and make every poll before then stale (the writer's newest applied observation)."""
+    future = next((d for d in documents if d.at > now), None)
+    if future is not None:
+        raise ArchiveError(
+            f"{future.origin} is dated {future.at.isoformat()} by {future.dated_by}, after"
+            f" now ({now.isoformat()}, the host's clock): an archive holds what was"
+        )
+
+
+def git_documents(repo: Path, path: str, *, stream: str) -> list[Document]:
+    """Every version of ``path`` (a response of ``stream``) in the history of ``repo``'s
+    HEAD, oldest first.
 
     Each commit that touched the file is a document dated by its serverTime, else by the
     commit's *committer* time (when it entered the history, which a rebase moves, rather
@@ -312,13 +531,54 @@ def git_documents(repo: Path, path: str) -> list[Document]:
     for commit, seconds in commits:
         at = datetime.fromtimestamp(int(seconds), UTC)
         origin = f"git:{repo.resolve()}@{commit}:{path}"
-        listed = _git(repo, "ls-tree", "--format=%(objectname)", commit, "--", path)
-        if not listed.strip():
+        blob = _blob(repo, commit, path)
+        if blob is None:
             documents.append(Document(at, origin, None, lambda: None, "commit time"))
             continue
-        read = partial(_git, repo, "cat-file", "blob", listed.decode().strip())
-        documents.append(_document(read(), origin, (at, "commit time"), read))
-    return sorted(documents, key=lambda d: d.at)
+        read = partial(_git, repo, "cat-file", "blob", blob)
+        documents.append(_document(read(), origin, stream, (at, "commit time"), read))
+    return _one_per_instant(documents)
+
+
+def _one_per_instant(documents: Sequence[Document]) -> list[Document]:
+    """``documents`` oldest first; ArchiveError naming the first two at one instant: the
+    stream holds one observation an instant, so the writer would keep whichever came
+    first and the other would pass for already on record. Which one held then is for the
+    archive's author to say (or leave out).
+    """
+    ordered = sorted(documents, key=lambda d: d.at)
+    for one, other in itertools.pairwise(ordered):
+        if one.at == other.at:
+            first, second = sorted((one, other), key=lambda d: d.origin)
+            raise ArchiveError(
+                f"{first.origin} and {second.origin} are both dated {one.at.isoformat()} (by"
+                f" {first.dated_by}, by {second.dated_by}): the stream holds one document an"
+                " instant; leave one of them out"
+            )
+    return ordered
+
+
+def _blob(repo: Path, commit: str, path: str) -> str | None:
+    """The id of file ``path`` in ``commit``; None: it has none there (it was deleted).
+
+    ArchiveError if ``path`` is a directory: ls-tree lists a directory's own entry
+    (``spot``) or, spelled with a slash or as ``.``, its contents, and either one read as
+    the document would be a tree, or whichever file the directory happened to hold.
+    """
+    # -z: paths unquoted (git quotes one with a non-ASCII or unusual character otherwise).
+    listed = _git(
+        repo, "ls-tree", "-z", "--format=%(objecttype) %(objectname) %(path)", commit, "--", path
+    )
+    entries = [entry.split(" ", 2) for entry in listed.decode().split("\0") if entry]
+    if not entries:
+        return None
+    if len(entries) == 1 and entries[0][0] == "blob" and entries[0][2] == posixpath.normpath(path):
+        return entries[0][1]
+    files = _git(repo, "ls-tree", "-r", "--name-only", commit, "--", path).decode().splitlines()
+    example = f", such as {files[0]}" if files else ""
+    raise ArchiveError(
+        f"{repo}: {path} is a directory in commit {commit}; --path names one file{example}"
+    )
 
 
 def _git(repo: Path, *args: str) -> bytes:
@@ -520,7 +780,7 @@ class Joined:
 
 def write_documents(
     engine: Engine, stream: str, parse: Parser, source: str, plan: Plan
-) -> Iterator[Recorded | Joined]:
+) -> Generator[Recorded | Joined, None, None]:
     """Record each document of ``plan`` (oldest first) through the stream's writer;
     yields each once its batch is written.
 

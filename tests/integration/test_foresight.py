@@ -166,7 +166,7 @@ def test_an_import_in_batches_planned_ahead_writes_what_one_batch_would(
     """The real archive (7 documents) in batches of two, each planned while the one before
     is written, after the stream's history or before it (core.ingest.Prepending)."""
     paths = [FIXTURES / "archive", *sorted(FIXTURES.glob("2022-11-2?_2124.json"))]
-    documents = read_documents(paths, None)
+    documents = read_documents(paths, None, stream="exchange_info")
     source = "https://api.binance.com:443"
 
     def imported(batch: int) -> tuple[list[Any], Any, int]:

@@ -4,6 +4,7 @@ keeps, answering as the files say, continued by live polling and never rewritten
 from __future__ import annotations
 
 import gzip
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import requests
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
+import poller.archive
 from api import create_app
 from binance_sim.server import SimServer
 from core.config import Settings
@@ -608,7 +610,9 @@ def test_an_archive_reaching_the_first_live_poll_is_refused_and_nothing_written(
     before = table_contents(configured)
     day = FIXTURES / "2022-11-28_2124.json"
     doc = load(day)
-    for n, at in enumerate([live + timedelta(milliseconds=1), live + timedelta(days=1)]):
+    # Just after the first live poll, and after the last one (a later one is in the future).
+    after_last = polls[-1].observed_at + timedelta(milliseconds=1)
+    for n, at in enumerate([live + timedelta(milliseconds=1), after_last]):
         late = tmp_path / f"late_{n}.json"
         late.write_bytes(orjson.dumps({**doc, "serverTime": epoch_ms(at)}))
         # One document before the live polls and one after: refused whole.
@@ -695,7 +699,7 @@ def test_a_prepend_is_planned_again_under_the_head_lock(
     refused with nothing written, one it left right is written as planned."""
     _, polls = live_polls(configured, sim)
     source = source_of(sim.url)
-    documents = read_documents([FIXTURES / planned], None)
+    documents = read_documents([FIXTURES / planned], None, stream="exchange_info")
     with configured.connect() as conn:
         plan = plan_import(conn, "exchange_info", source, documents)
     assert plan.prepend
@@ -732,7 +736,7 @@ def test_an_archive_is_read_again_as_it_is_written_and_a_file_changed_meanwhile_
     days = ["2022-11-28_2124.json", "2022-11-29_2124.json"]
     for day in days:
         (tmp_path / day).write_bytes((FIXTURES / day).read_bytes())
-    documents = read_documents([tmp_path], None)
+    documents = read_documents([tmp_path], None, stream="exchange_info")
     source = "https://api.binance.com:443"
     with engine.connect() as conn:
         plan = plan_import(conn, "exchange_info", source, documents)
@@ -748,3 +752,420 @@ def test_an_archive_is_read_again_as_it_is_written_and_a_file_changed_meanwhile_
     changed.unlink()
     with pytest.raises(ArchiveError, match=f"{changed}: cannot read"):
         plan.documents[1].read()
+
+
+def refused(argv: list[str], engine: Engine, capsys: pytest.CaptureFixture[str]) -> str:
+    """The one line `exmeta import ARGV` refuses with (exit 2), having written nothing."""
+    before = table_contents(engine)
+    assert main(["import", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert table_contents(engine) == before
+    return err
+
+
+def gzipped_day() -> bytes:
+    return gzip.compress((FIXTURES / "drift" / "spot_2022-11-28_2124.json").read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "reason"),
+    [
+        (lambda good: good[:10] + b"\xff" * 16 + good[26:], "invalid block type"),
+        (lambda good: good[:-8] + b"\0\0\0\0" + good[-4:], "CRC check failed"),
+        (lambda good: good[:-12], "ended before the end-of-stream marker"),
+        (lambda good: good[:2] + b"\x07" + good[3:], "Unknown compression method"),
+    ],
+)
+def test_a_corrupt_gzip_file_is_refused_naming_it(
+    configured: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    corrupt: Any,
+    reason: str,
+) -> None:
+    path = tmp_path / "2024-03-01.json.gz"
+    path.write_bytes(corrupt(gzipped_day()))
+    err = refused([str(path)], configured, capsys)
+    assert f"{path}: not a valid gzip file: " in err
+    assert reason in err
+
+
+@pytest.mark.parametrize("kind", ["csv", "json"])
+def test_a_manifest_that_is_not_utf8_is_refused_naming_it(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    manifest = tmp_path / f"manifest.{kind}"
+    line = "caf\u00e9.json,2024-03-01T00:00:00Z\n"
+    manifest.write_bytes(
+        line.encode("latin-1") if kind == "csv" else b'{"caf\xe9.json": "2024-03-01T00:00:00Z"}'
+    )
+    err = refused(["--manifest", str(manifest)], configured, capsys)
+    offset = 3 if kind == "csv" else 5
+    assert f"{manifest}: not UTF-8 text (byte 0xe9 at offset {offset})" in err
+
+
+@pytest.mark.parametrize("kind", ["csv", "json"])
+def test_a_manifest_dating_one_file_twice_is_refused_naming_both_entries(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_bytes(
+            (FIXTURES / "restricted_location_2022-12-07.json").read_bytes()
+        )
+    manifest = tmp_path / f"manifest.{kind}"
+    if kind == "csv":
+        manifest.write_text(
+            "a.json,2024-03-01T00:00:00Z\nb.json,2024-03-01T01:00:00Z\n./a.json,1709254800000\n"
+        )
+    else:
+        manifest.write_text(
+            '{"a.json": "2024-03-01T00:00:00Z", "b.json": "2024-03-01T01:00:00Z",'
+            ' "./a.json": "1709254800000"}'
+        )
+    err = refused(["--manifest", str(manifest)], configured, capsys)
+    assert (
+        f"{manifest}: entries 1 and 3 both date {tmp_path / 'a.json'}"
+        " (2024-03-01T00:00:00+00:00, 2024-03-01T01:00:00+00:00)"
+    ) in err
+
+
+@pytest.mark.parametrize("kind", ["csv", "json"])
+def test_a_manifest_starting_with_a_byte_order_mark_is_read(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    (tmp_path / "a.json").write_bytes(
+        (FIXTURES / "restricted_location_2022-12-07.json").read_bytes()
+    )
+    manifest = tmp_path / f"manifest.{kind}"
+    text_ = (
+        "a.json,2024-03-01T00:00:00Z\n" if kind == "csv" else '{"a.json": "2024-03-01T00:00:00Z"}'
+    )
+    manifest.write_bytes(text_.encode("utf-8-sig"))  # as Excel saves "CSV UTF-8"
+    assert main(["import", "--manifest", str(manifest)]) == 0
+    assert "imported 1 of 1 document(s)" in capsys.readouterr().out
+    assert [o[0] for o in observation_log(configured)] == [datetime(2024, 3, 1, tzinfo=UTC)]
+
+
+@pytest.mark.parametrize(
+    ("server_time", "why"),
+    [
+        (b'"1669597544331"', "is not an integer epoch in milliseconds"),
+        (b"1669597544331.5", "is not an integer epoch in milliseconds"),
+        (b"1.669597544331e12", "is not an integer epoch in milliseconds"),
+        (b"true", "is not an integer epoch in milliseconds"),
+        (b"null", "is not an integer epoch in milliseconds"),
+        (b"-1", "is not an integer epoch in milliseconds"),
+        (
+            b"1669597544",
+            "looks like epoch seconds (2022-11-28T01:05:44+00:00); epoch milliseconds have"
+            " 12 or 13 digits",
+        ),
+        (b"16695975443310", "is not an integer epoch in milliseconds"),
+    ],
+)
+def test_a_server_time_that_is_not_epoch_milliseconds_is_refused_naming_it(
+    configured: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    server_time: bytes,
+    why: str,
+) -> None:
+    body = (FIXTURES / "drift" / "spot_2022-11-28_2124.json").read_bytes()
+    assert b'"serverTime":1669597544331' in body
+    path = tmp_path / "2024-03-01.json"  # a name that could date it: it must not
+    path.write_bytes(body.replace(b"1669597544331", server_time, 1))
+    err = refused([str(path)], configured, capsys)
+    assert f"{path}: serverTime {server_time.decode()} {why}" in err
+
+
+@pytest.mark.parametrize(
+    ("stream_name", "fixture", "looks_like", "because"),
+    [
+        (None, "drift/usdm_2024-10-19_347.json", "usdm_exchange_info", "futuresType U_MARGINED"),
+        ("usdm_exchange_info", "2022-11-28_2124.json", "exchange_info", "isSpotTradingAllowed"),
+        ("exchange_info", "coinm", "coinm_exchange_info", "contractStatus"),
+        ("system_status", "2022-11-28_2124.json", "exchange_info", "isSpotTradingAllowed"),
+        (
+            "margin_pairs",
+            "drift/usdm_2024-10-19_347.json",
+            "usdm_exchange_info",
+            "futuresType U_MARGINED",
+        ),
+    ],
+)
+def test_a_document_of_another_markets_exchange_info_is_refused_naming_its_stream(
+    configured: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    stream_name: str | None,
+    fixture: str,
+    looks_like: str,
+    because: str,
+) -> None:
+    path = tmp_path / "exchangeInfo.json"
+    if fixture == "coinm":
+        coinm = Path(__file__).parents[2] / "binance_sim/data/coinm_exchange_info_from_docs.json"
+        path.write_bytes(coinm.read_bytes())
+    else:
+        path.write_bytes((FIXTURES / fixture).read_bytes())
+    stream_args = ["--stream", stream_name] if stream_name else []
+    err = refused([*stream_args, str(path)], configured, capsys)
+    into = stream_name or "exchange_info"
+    assert f"{path}: looks like a {looks_like} document ({because}), not {into}'s:" in err
+    assert f"--stream {looks_like}" in err
+
+
+@pytest.mark.parametrize("dated_by", ["serverTime", "--at", "manifest", "file name"])
+def test_a_document_dated_in_the_future_is_refused_naming_it_and_its_instant(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], dated_by: str
+) -> None:
+    future = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    doc = {k: v for k, v in load(FIXTURES / "drift" / "spot_2022-11-28_2124.json").items()}
+    if dated_by == "serverTime":
+        doc["serverTime"] = epoch_ms(future)
+    else:
+        del doc["serverTime"]
+    name = f"{future:%Y%m%dT%H%M%SZ}.json" if dated_by == "file name" else "snapshot.json"
+    path = tmp_path / name
+    path.write_bytes(orjson.dumps(doc))
+    argv = {
+        "serverTime": [str(path)],
+        "--at": [str(path), "--at", ts(future)],
+        "manifest": ["--manifest", str(tmp_path / "manifest.csv")],
+        "file name": [str(path)],
+    }[dated_by]
+    (tmp_path / "manifest.csv").write_text(f"{name},{ts(future)}\n")
+    err = refused(argv, configured, capsys)
+    assert f"{path} is dated {future.isoformat()} by {dated_by}, after now (" in err
+
+
+@pytest.mark.parametrize("path", ["spot", "spot/", "."])
+def test_a_git_path_that_is_a_directory_is_refused_naming_it(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], path: str
+) -> None:
+    repo = new_repository(tmp_path / "archive")
+    (repo / "spot").mkdir()
+    body = (FIXTURES / "drift" / "spot_2022-11-28_2124.json").read_bytes()
+    commit = commit_file(repo, "spot/exchangeInfo.json", body, datetime(2024, 1, 1, tzinfo=UTC))
+    err = refused(["--git", str(repo), "--path", path], configured, capsys)
+    assert (
+        f"{repo}: {path} is a directory in commit {commit}; --path names one file,"
+        " such as spot/exchangeInfo.json"
+    ) in err
+
+
+@pytest.mark.parametrize("where", ["given", "in a directory", "in a manifest"])
+def test_a_broken_symbolic_link_is_refused_naming_it(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "2022-11-28.json").write_bytes((FIXTURES / "2022-11-28_2124.json").read_bytes())
+    link = saved / "2022-11-29.json"
+    link.symlink_to(tmp_path / "moved" / "2022-11-29.json")
+    (saved / "manifest.csv").write_text("2022-11-29.json,2022-11-29T00:00:00Z\n")
+    argv = {
+        "given": [str(saved / "2022-11-28.json"), str(link)],
+        "in a directory": [str(saved)],
+        "in a manifest": ["--manifest", str(saved / "manifest.csv")],
+    }[where]
+    err = refused(argv, configured, capsys)
+    assert f"{link}: a broken symbolic link (to {tmp_path / 'moved' / '2022-11-29.json'})" in err
+
+
+SPOT_DRIFT = sorted((FIXTURES / "drift").glob("spot_*.json"))
+
+
+@pytest.mark.parametrize("prepended", [False, True], ids=["appended", "prepended"])
+def test_an_interrupted_import_says_what_it_wrote_and_exits_130(
+    configured: Engine,
+    sim: SimServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    prepended: bool,
+) -> None:
+    """Ctrl-C while the fourth of five documents is read to be written: the batches
+    committed before it are kept and reported, nothing of the next one is written."""
+    if prepended:
+        live_polls(configured, sim)
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for fixture in SPOT_DRIFT:
+        (saved / fixture.name).write_bytes(fixture.read_bytes())
+    fourth = saved / SPOT_DRIFT[3].name
+    reads: dict[Path, int] = {}
+    read_file = poller.archive._read_file
+
+    def interrupted_read(path: Path) -> bytes:
+        reads[path] = reads.get(path, 0) + 1
+        if path == fourth and reads[path] == 2:  # read once to date it, again to write it
+            raise KeyboardInterrupt
+        return read_file(path)
+
+    monkeypatch.setattr(poller.archive, "_read_file", interrupted_read)
+    monkeypatch.setattr(poller.archive, "IMPORT_BATCH", 1)
+    before = len(observation_log(configured))
+
+    assert main(["import", str(saved)]) == 130
+
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    written = 0 if prepended else 2  # a prepended archive is one transaction
+    assert out.startswith(f"interrupted: imported {written} of 5 document(s)")
+    assert f"the other {5 - written} are not written" in out
+    imported = [o for o in observation_log(configured) if o[4] == "import"]
+    assert [Path(o[3]).name for o in imported] == [f.name for f in SPOT_DRIFT[:written]]
+    assert len(observation_log(configured)) == before + written
+
+    monkeypatch.setattr(poller.archive, "_read_file", read_file)
+    assert main(["import", str(saved)]) == 0  # again: the rest
+    out = capsys.readouterr().out
+    assert f"imported {5 - written} of 5 document(s)" in out
+    assert f"({written} already on record)" in out
+    with configured.connect() as conn:
+        assert verify_history(conn) == []
+
+
+def test_documents_overtaken_while_an_import_writes_are_reported_stale_and_exit_2(
+    configured: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another import writes a later document between this one's batches (it planned
+    without a lock): the writer records this one's remaining documents stale, applying
+    nothing, and the summary says so instead of counting them unchanged."""
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for fixture in SPOT_DRIFT[:3]:
+        (saved / fixture.name).write_bytes(fixture.read_bytes())
+    later = tmp_path / "later.json"
+    later.write_bytes(SPOT_DRIFT[4].read_bytes())
+    third = saved / SPOT_DRIFT[2].name
+    reads: dict[Path, int] = {}
+    read_file = poller.archive._read_file
+
+    def read_racing_another_import(path: Path) -> bytes:
+        reads[path] = reads.get(path, 0) + 1
+        if path == third and reads[path] == 2:  # the first batch is committed
+            assert main(["import", str(later)]) == 0
+        return read_file(path)
+
+    monkeypatch.setattr(poller.archive, "_read_file", read_racing_another_import)
+    monkeypatch.setattr(poller.archive, "IMPORT_BATCH", 1)
+
+    assert main(["import", str(saved)]) == 2
+
+    out, err = capsys.readouterr()
+    summary = out.splitlines()[-1]
+    assert "imported 3 of 3 document(s)" in summary
+    assert "1 changed, 0 unchanged, 0 error(s), 2 stale (overtaken" in summary
+    # After the progress bars (this import's and the other's): one line.
+    assert "2 document(s) of the archive were overtaken" in err.splitlines()[-1]
+    assert "Traceback" not in err
+    outcomes = [(Path(o[3]).name, o[1]) for o in observation_log(configured)]
+    assert outcomes == [
+        (SPOT_DRIFT[0].name, "changed"),
+        (SPOT_DRIFT[1].name, "stale"),
+        (SPOT_DRIFT[2].name, "stale"),
+        ("later.json", "changed"),
+    ]
+
+
+def test_a_file_whose_path_is_not_utf8_is_refused_naming_it(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An observation's origin is text: a Latin-1 file name would fail its insert
+    mid-import (after the batches before it were committed)."""
+    path = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.json"))
+    path.write_bytes(SPOT_DRIFT[0].read_bytes())
+    err = refused([str(path)], configured, capsys)
+    assert f"{tmp_path}/caf\\xe9.json: the path is not UTF-8, as an observation's origin" in err
+
+
+def test_a_file_given_twice_is_one_document(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    day = saved / SPOT_DRIFT[0].name
+    day.write_bytes(SPOT_DRIFT[0].read_bytes())
+    assert main(["import", str(day), str(saved), str(tmp_path / "saved" / ".." / "saved")]) == 0
+    assert "imported 1 of 1 document(s)" in capsys.readouterr().out
+
+
+def test_two_documents_at_one_instant_are_refused_naming_both(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Which of the two held at that instant is for their author to say: the writer
+    would record the second as already on record, and the summary said so."""
+    doc = load(SPOT_DRIFT[0])
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_bytes(orjson.dumps(doc))
+    second.write_bytes(orjson.dumps({**doc, "symbols": doc["symbols"][1:]}))
+    at = instant_of(doc["serverTime"]).isoformat()
+    err = refused([str(second), str(first)], configured, capsys)
+    assert f"{first} and {second} are both dated {at} (by serverTime, by serverTime)" in err
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ({"saved/": None, "saved/notes.txt": b"x"}, "saved: holds no *.json or *.json.gz file"),
+        ({"manifest.json": b"{}"}, "manifest.json: lists no file"),
+        ({"manifest.csv": b"\n"}, "manifest.csv: lists no file"),
+    ],
+)
+def test_an_archive_of_no_document_is_refused_naming_where_none_was_found(
+    configured: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    layout: dict[str, bytes | None],
+    message: str,
+) -> None:
+    for name, content in layout.items():
+        if content is None:
+            (tmp_path / name).mkdir()
+        else:
+            (tmp_path / name).write_bytes(content)
+    given = next(iter(layout))
+    argv = ["--manifest", str(tmp_path / given)] if "manifest" in given else [str(tmp_path / given)]
+    err = refused(argv, configured, capsys)
+    assert f"{tmp_path / given.rstrip('/')}" in err
+    assert message in err
+
+
+def test_a_file_changed_while_the_import_writes_is_refused_saying_what_was_kept(
+    configured: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The batches committed before the changed file stay (importing again skips them):
+    the refusal says so, rather than reading as if nothing was written."""
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for fixture in SPOT_DRIFT[:3]:
+        (saved / fixture.name).write_bytes(fixture.read_bytes())
+    third = saved / SPOT_DRIFT[2].name
+    reads: dict[Path, int] = {}
+    read_file = poller.archive._read_file
+
+    def read_after_an_edit(path: Path) -> bytes:
+        reads[path] = reads.get(path, 0) + 1
+        if path == third and reads[path] == 2:
+            path.write_bytes(path.read_bytes().replace(b'"TRADING"', b'"BREAK"', 1))
+        return read_file(path)
+
+    monkeypatch.setattr(poller.archive, "_read_file", read_after_an_edit)
+    monkeypatch.setattr(poller.archive, "IMPORT_BATCH", 1)
+
+    assert main(["import", str(saved)]) == 2
+
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert f"refusing to import: {third}: changed while it was imported" in err
+    assert "1 of 3 document(s) written before it are kept" in err
+    assert [Path(o[3]).name for o in observation_log(configured)] == [SPOT_DRIFT[0].name]
