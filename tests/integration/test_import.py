@@ -854,6 +854,7 @@ def test_a_manifest_starting_with_a_byte_order_mark_is_read(
         (b'"1669597544331"', "is not an integer epoch in milliseconds"),
         (b"1669597544331.5", "is not an integer epoch in milliseconds"),
         (b"1.669597544331e12", "is not an integer epoch in milliseconds"),
+        (b"NaN", "is not an integer epoch in milliseconds"),  # not JSON, yet Python's json reads it
         (b"true", "is not an integer epoch in milliseconds"),
         (b"null", "is not an integer epoch in milliseconds"),
         (b"-1", "is not an integer epoch in milliseconds"),
