@@ -656,7 +656,7 @@ def is_valid(document: Document, stream: str, parse: Parser) -> bool:
 class _History:
     on_record: frozenset[datetime]  # instants the stream has an observation at
     first: datetime | None  # the stream's first observation, of any kind
-    newest: datetime | None  # the newest applied observation
+    newest: datetime | None  # the newest observation, of any kind (errors too)
     first_live: datetime | None  # the first observation no import wrote
     seam_outcome: str | None  # that of the first successful observation
     source: str | None  # the source the stream's history belongs to
@@ -679,13 +679,17 @@ def _history(conn: Connection, stream: str, instants: Sequence[datetime]) -> _Hi
             "hi": max(instants) + timedelta(microseconds=1) if instants else None,
         },
     ).scalars()
-    first, first_live = conn.execute(
+    # The newest error observation is not the head's newest applied one: a document
+    # between the two would go before an observation on record.
+    first, first_live, last = conn.execute(
         text(
             "SELECT least((SELECT min(observed_at) FROM observations WHERE stream = :s),"
             " (SELECT min(first_at) FROM observation_runs WHERE stream = :s)),"
             " least((SELECT min(observed_at) FROM observations"
             "  WHERE stream = :s AND origin IS NULL),"
-            " (SELECT min(first_at) FROM observation_runs WHERE stream = :s AND origin IS NULL))"
+            " (SELECT min(first_at) FROM observation_runs WHERE stream = :s AND origin IS NULL)),"
+            " greatest((SELECT max(observed_at) FROM observations WHERE stream = :s),"
+            " (SELECT max(last_at) FROM observation_runs WHERE stream = :s))"
         ),
         {"s": stream},
     ).one()
@@ -694,7 +698,8 @@ def _history(conn: Connection, stream: str, instants: Sequence[datetime]) -> _Hi
     head = conn.execute(
         text("SELECT last_applied_at, source FROM stream_heads WHERE stream = :s"), {"s": stream}
     ).one_or_none()
-    newest, source = (head[0], head[1]) if head is not None else (None, None)
+    applied, source = (head[0], head[1]) if head is not None else (None, None)
+    newest = max((t for t in (applied, last) if t is not None), default=None)
     return _History(frozenset(on_record), first, newest, first_live, seam_outcome, source)
 
 

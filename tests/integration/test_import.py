@@ -1170,3 +1170,23 @@ def test_a_file_changed_while_the_import_writes_is_refused_saying_what_was_kept(
     assert f"refusing to import: {third}: changed while it was imported" in err
     assert "1 of 3 document(s) written before it are kept" in err
     assert [Path(o[3]).name for o in observation_log(configured)] == [SPOT_DRIFT[0].name]
+
+
+def test_a_document_before_an_imported_error_observation_is_refused(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The history ends at its newest observation of any kind, not at its newest applied:
+    a document between the two would be written before an observation already on record."""
+    day = FIXTURES / "2022-11-28_2124.json"
+    at = instant_of(load(day)["serverTime"])
+    assert main(["import", str(day)]) == 0
+    geo_block = FIXTURES / "restricted_location_2022-12-07.json"
+    assert main(["import", str(geo_block), "--at", ts(at + timedelta(hours=2))]) == 0
+    capsys.readouterr()
+    between = tmp_path / "between.json"
+    between.write_bytes(
+        orjson.dumps({**load(day), "serverTime": load(day)["serverTime"] + 3_600_000})
+    )
+    err = refused([str(between)], configured, capsys)
+    assert f"{between} ({(at + timedelta(hours=1)).isoformat()}) falls within" in err
+    assert f"({at.isoformat()} to {(at + timedelta(hours=2)).isoformat()})" in err
