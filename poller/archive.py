@@ -554,21 +554,38 @@ def git_documents(repo: Path, path: str, *, stream: str) -> list[Document]:
 
 
 def _one_per_instant(documents: Sequence[Document]) -> list[Document]:
-    """``documents`` oldest first; ArchiveError naming the first two at one instant: the
-    stream holds one observation an instant, so the writer would keep whichever came
-    first and the other would pass for already on record. Which one held then is for the
-    archive's author to say (or leave out).
+    """``documents`` oldest first, copies of one response at one instant kept once (the
+    first by origin: saved compact and pretty-printed, or gzipped beside the plain file);
+    ArchiveError naming the first two at one instant that differ: the stream holds one
+    observation an instant, so the writer would keep whichever came first and the other
+    would pass for already on record. Which one held then is for the archive's author to
+    say (or leave out).
     """
-    ordered = sorted(documents, key=lambda d: d.at)
-    for one, other in itertools.pairwise(ordered):
-        if one.at == other.at:
-            first, second = sorted((one, other), key=lambda d: d.origin)
+    ordered = sorted(documents, key=lambda d: (d.at, d.origin))
+    kept = ordered[:1]
+    for other in ordered[1:]:
+        one = kept[-1]
+        if one.at != other.at:
+            kept.append(other)
+        elif not _same_content(one, other):
             raise ArchiveError(
-                f"{first.origin} and {second.origin} are both dated {one.at.isoformat()} (by"
-                f" {first.dated_by}, by {second.dated_by}): the stream holds one document an"
+                f"{one.origin} and {other.origin} are both dated {one.at.isoformat()} (by"
+                f" {one.dated_by}, by {other.dated_by}): the stream holds one document an"
                 " instant; leave one of them out"
             )
-    return ordered
+    return kept
+
+
+def _same_content(one: Document, other: Document) -> bool:
+    """Whether two documents hold the same response, however spaced or compressed (read
+    again: only documents at one instant are compared)."""
+    mine, theirs = one.body, other.body
+    if mine is None or theirs is None:
+        return mine is theirs
+    if mine == theirs:
+        return True
+    decoded = _json_object(mine)
+    return decoded is not None and decoded == _json_object(theirs)
 
 
 def _blob(repo: Path, commit: str, path: str) -> str | None:

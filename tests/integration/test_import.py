@@ -1112,6 +1112,22 @@ def test_two_documents_at_one_instant_are_refused_naming_both(
     assert f"{first} and {second} are both dated {at} (by serverTime, by serverTime)" in err
 
 
+def test_two_copies_of_one_document_are_one_document(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same response saved twice (compact and pretty-printed, as the archive the
+    fixtures come from did, or gzipped beside the plain file) is written once."""
+    doc = load(SPOT_DRIFT[0])
+    compact, pretty = tmp_path / "exchangeInfoCompact.json", tmp_path / "exchangeInfo.json"
+    compact.write_bytes(orjson.dumps(doc))
+    pretty.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    (tmp_path / "exchangeInfo.json.gz").write_bytes(gzip.compress(compact.read_bytes()))
+    assert main(["import", str(tmp_path)]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("imported 1 of 1 document(s)"), said
+    assert counts(configured)[0] == 1
+
+
 @pytest.mark.parametrize(
     ("layout", "message"),
     [
