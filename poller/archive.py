@@ -25,11 +25,12 @@ import re
 import subprocess
 import zlib
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, text
@@ -469,6 +470,20 @@ def read_manifest(manifest: Path) -> dict[Path, datetime]:
     return instants
 
 
+_T = TypeVar("_T")
+
+
+class Reading(Protocol):
+    """Called with what an archive's reading goes through (its files, a file's commits);
+    yields them back, showing how far it got (the command's progress bar)."""
+
+    def __call__(self, items: Sequence[_T]) -> Iterable[_T]: ...
+
+
+def _unseen(items: Sequence[_T]) -> Iterable[_T]:
+    return items
+
+
 class _JSONPairs(list[tuple[str, object]]):
     """A JSON object's members in order, duplicates kept (``object_pairs_hook``)."""
 
@@ -479,10 +494,12 @@ def read_documents(
     manifest: Mapping[Path, datetime] | None = None,
     *,
     stream: str,
+    reading: Reading = _unseen,
 ) -> list[Document]:
     """Every document of ``paths`` and of ``manifest`` (responses of ``stream``), oldest
     first, each dated by its serverTime, else by the manifest, else by ``at`` (which
-    dates a single file only), else by the instant in its file's name."""
+    dates a single file only), else by the instant in its file's name. Each file is read
+    (and decoded) once here, through ``reading``."""
     instants = manifest or {}
     # Each file once, however often the PATHs and the manifest name it: a file named
     # twice would be counted as two documents and the second as already on record.
@@ -493,7 +510,7 @@ def read_documents(
     if at is not None and len(files) != 1:
         raise ArchiveError(f"--at dates one file, and {len(files)} were given")
     documents = []
-    for path in files:
+    for path in reading(files):
         origin = path.resolve()
         read = partial(_read_file, path)
         given = (
@@ -527,7 +544,9 @@ def refuse_future(documents: Sequence[Document], now: datetime) -> None:
         )
 
 
-def git_documents(repo: Path, path: str, *, stream: str) -> list[Document]:
+def git_documents(
+    repo: Path, path: str, *, stream: str, reading: Reading = _unseen
+) -> list[Document]:
     """Every version of ``path`` (a response of ``stream``) in the history of ``repo``'s
     HEAD, oldest first.
 
@@ -541,7 +560,7 @@ def git_documents(repo: Path, path: str, *, stream: str) -> list[Document]:
     if not commits:
         raise ArchiveError(f"{repo}: no commit touched {path}")
     documents = []
-    for commit, seconds in commits:
+    for commit, seconds in reading(commits):
         at = datetime.fromtimestamp(int(seconds), UTC)
         origin = f"git:{repo.resolve()}@{commit}:{path}"
         blob = _blob(repo, commit, path)

@@ -1206,3 +1206,17 @@ def test_a_document_before_an_imported_error_observation_is_refused(
     err = refused([str(between)], configured, capsys)
     assert f"{between} ({(at + timedelta(hours=1)).isoformat()}) falls within" in err
     assert f"({at.isoformat()} to {(at + timedelta(hours=2)).isoformat()})" in err
+
+
+def test_reading_and_writing_each_show_a_progress_bar(
+    configured: Engine, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal (FORCE_COLOR stands for one), the archive's reading has a bar of its
+    own before the writing's: a year of hourly files takes minutes to read and date."""
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert main(["import", *ARCHIVE_ARGS]) == 0
+    shown = capsys.readouterr().err
+    reading, importing = shown.rfind("reading"), shown.rfind("importing")
+    assert 0 <= reading < shown.find("importing")
+    assert "100%" in shown[reading : shown.find("importing")]
+    assert "100%" in shown[importing:]
