@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -979,6 +980,33 @@ def test_a_broken_symbolic_link_is_refused_naming_it(
 SPOT_DRIFT = sorted((FIXTURES / "drift").glob("spot_*.json"))
 
 
+def saved_copies(tmp_path: Path, fixtures: list[Path]) -> Path:
+    """A directory of copies of ``fixtures``, an archive a test may change."""
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for fixture in fixtures:
+        (saved / fixture.name).write_bytes(fixture.read_bytes())
+    return saved
+
+
+def on_second_read(
+    monkeypatch: pytest.MonkeyPatch, path: Path, then: Callable[[Path], None]
+) -> None:
+    """``then(path)`` when the import reads ``path`` the second time (once to date it,
+    again to write it), its batches one document each."""
+    reads: dict[Path, int] = {}
+    read_file = poller.archive._read_file
+
+    def read(read_path: Path) -> bytes:
+        reads[read_path] = reads.get(read_path, 0) + 1
+        if read_path == path and reads[read_path] == 2:
+            then(read_path)
+        return read_file(read_path)
+
+    monkeypatch.setattr(poller.archive, "_read_file", read)
+    monkeypatch.setattr(poller.archive, "IMPORT_BATCH", 1)
+
+
 @pytest.mark.parametrize("prepended", [False, True], ids=["appended", "prepended"])
 def test_an_interrupted_import_says_what_it_wrote_and_exits_130(
     configured: Engine,
@@ -992,22 +1020,13 @@ def test_an_interrupted_import_says_what_it_wrote_and_exits_130(
     committed before it are kept and reported, nothing of the next one is written."""
     if prepended:
         live_polls(configured, sim)
-    saved = tmp_path / "saved"
-    saved.mkdir()
-    for fixture in SPOT_DRIFT:
-        (saved / fixture.name).write_bytes(fixture.read_bytes())
-    fourth = saved / SPOT_DRIFT[3].name
-    reads: dict[Path, int] = {}
+    saved = saved_copies(tmp_path, SPOT_DRIFT)
     read_file = poller.archive._read_file
 
-    def interrupted_read(path: Path) -> bytes:
-        reads[path] = reads.get(path, 0) + 1
-        if path == fourth and reads[path] == 2:  # read once to date it, again to write it
-            raise KeyboardInterrupt
-        return read_file(path)
+    def interrupt(path: Path) -> None:
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(poller.archive, "_read_file", interrupted_read)
-    monkeypatch.setattr(poller.archive, "IMPORT_BATCH", 1)
+    on_second_read(monkeypatch, saved / SPOT_DRIFT[3].name, interrupt)
     before = len(observation_log(configured))
 
     assert main(["import", str(saved)]) == 130
@@ -1163,22 +1182,13 @@ def test_a_file_changed_while_the_import_writes_is_refused_saying_what_was_kept(
 ) -> None:
     """The batches committed before the changed file stay (importing again skips them):
     the refusal says so, rather than reading as if nothing was written."""
-    saved = tmp_path / "saved"
-    saved.mkdir()
-    for fixture in SPOT_DRIFT[:3]:
-        (saved / fixture.name).write_bytes(fixture.read_bytes())
+    saved = saved_copies(tmp_path, SPOT_DRIFT[:3])
     third = saved / SPOT_DRIFT[2].name
-    reads: dict[Path, int] = {}
-    read_file = poller.archive._read_file
 
-    def read_after_an_edit(path: Path) -> bytes:
-        reads[path] = reads.get(path, 0) + 1
-        if path == third and reads[path] == 2:
-            path.write_bytes(path.read_bytes().replace(b'"TRADING"', b'"BREAK"', 1))
-        return read_file(path)
+    def edit(path: Path) -> None:
+        path.write_bytes(path.read_bytes().replace(b'"TRADING"', b'"BREAK"', 1))
 
-    monkeypatch.setattr(poller.archive, "_read_file", read_after_an_edit)
-    monkeypatch.setattr(poller.archive, "IMPORT_BATCH", 1)
+    on_second_read(monkeypatch, third, edit)
 
     assert main(["import", str(saved)]) == 2
 
