@@ -264,12 +264,14 @@ def first_success_after(stream: str, at: str) -> str:
 
 
 def successes_within(stream: str, start: str, end: str) -> str:
-    """SQL: the instants (observed_at) of the stream's successful polls in [start, end)."""
+    """SQL: the instants (observed_at) of the stream's successful polls in [start, end),
+    and the bodies they saw (body_sha256)."""
     return (
-        "(SELECT o.observed_at FROM observations o WHERE o.stream = {s}"
+        "(SELECT o.observed_at, o.body_sha256 FROM observations o WHERE o.stream = {s}"
         f" AND o.outcome IN ({_OK}) AND o.observed_at >= {start} AND o.observed_at < {end}"
         " UNION ALL"
-        f" SELECT p.observed_at FROM observation_runs r CROSS JOIN LATERAL {_UNPACK} p"
+        " SELECT p.observed_at, r.body_sha256"
+        f" FROM observation_runs r CROSS JOIN LATERAL {_UNPACK} p"
         " WHERE r.stream = {s}"
         f" AND r.last_at >= {start} AND r.first_at < {end}"
         f" AND p.observed_at >= {start} AND p.observed_at < {end})"

@@ -45,7 +45,7 @@ from core.ingest import (
     first_success,
     prepending,
 )
-from core.streams import MARKET_DECLARATIONS, Market, market
+from core.streams import BODY_REDACTIONS, MARKET_DECLARATIONS, Market, market
 from core.timeparse import TimeParseError, parse_instant
 from poller.binance import binance_error
 from poller.job import Parser, server_time_of
@@ -75,6 +75,8 @@ class Document:
     # (a file deleted in git). ArchiveError if it is no longer what was dated.
     read: Callable[[], bytes | None]
     dated_by: str = "serverTime"  # or "--at", "manifest", "file name", "commit time"
+    # SHA-256 of ``body``, as observations name the bodies they store; None: no body.
+    digest: bytes | None = None
 
     @property
     def body(self) -> bytes | None:
@@ -283,7 +285,7 @@ def _document(
     doc = _json_object(decompressed)
     _check_server_time(doc, origin, decompressed)
     _check_market(doc, origin, stream)
-    server_ms = blank_server_time(decompressed)[1]
+    blanked, server_ms = blank_server_time(decompressed)
     server_time = server_time_of(server_ms) if server_ms is not None else None
     instant, dated_by = (
         (server_time, "serverTime")
@@ -301,15 +303,15 @@ def _document(
             f"{origin}: the document has no serverTime and its name no date; give its"
             " instant with --at or --manifest"
         )
-    digest = hashlib.sha256(raw).digest()
+    digest = hashlib.sha256(blanked).digest()
 
     def body() -> bytes:
-        again = read()
-        if hashlib.sha256(again).digest() != digest:
+        again, again_ms = _blanked(read(), origin)
+        if again_ms != server_ms or hashlib.sha256(again).digest() != digest:
             raise ArchiveError(f"{origin}: changed while it was imported")
-        return _blanked(again, origin)[0]
+        return again
 
-    return Document(instant, origin, server_time, body, dated_by)
+    return Document(instant, origin, server_time, body, dated_by, digest)
 
 
 def _blanked(raw: bytes, origin: str) -> tuple[bytes, int | None]:
@@ -690,7 +692,8 @@ def is_valid(document: Document, stream: str, parse: Parser) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _History:
-    on_record: frozenset[datetime]  # instants the stream has an observation at
+    # The instants the stream has an observation at, and the bodies seen then (SHA-256).
+    on_record: dict[datetime, set[bytes | None]]
     first: datetime | None  # the stream's first observation, of any kind
     newest: datetime | None  # the newest observation, of any kind (errors too)
     first_live: datetime | None  # the first observation no import wrote
@@ -701,11 +704,12 @@ class _History:
 def _history(conn: Connection, stream: str, instants: Sequence[datetime]) -> _History:
     """The stream's history as far as an archive of documents at ``instants`` needs it:
     only those instants are looked up, not a live stream's millions of polls."""
-    on_record = conn.execute(
+    rows = conn.execute(
         text(
-            "SELECT observed_at FROM observations WHERE stream = :s"
+            "SELECT observed_at, body_sha256 FROM observations WHERE stream = :s"
             " AND observed_at = ANY(CAST(:at AS timestamptz[]))"
-            f" UNION ALL SELECT observed_at FROM {obslog.successes_within(':s', ':lo', ':hi')} f"
+            " UNION ALL SELECT observed_at, body_sha256"
+            f" FROM {obslog.successes_within(':s', ':lo', ':hi')} f"
             " WHERE observed_at = ANY(CAST(:at AS timestamptz[]))"
         ),
         {
@@ -714,7 +718,10 @@ def _history(conn: Connection, stream: str, instants: Sequence[datetime]) -> _Hi
             "lo": min(instants, default=None),
             "hi": max(instants) + timedelta(microseconds=1) if instants else None,
         },
-    ).scalars()
+    )
+    on_record: dict[datetime, set[bytes | None]] = {}
+    for at, sha in rows:
+        on_record.setdefault(at, set()).add(sha)
     # The newest error observation is not the head's newest applied one: a document
     # between the two would go before an observation on record.
     first, first_live, last = conn.execute(
@@ -736,7 +743,7 @@ def _history(conn: Connection, stream: str, instants: Sequence[datetime]) -> _Hi
     ).one_or_none()
     applied, source = (head[0], head[1]) if head is not None else (None, None)
     newest = max((t for t in (applied, last) if t is not None), default=None)
-    return _History(frozenset(on_record), first, newest, first_live, seam_outcome, source)
+    return _History(on_record, first, newest, first_live, seam_outcome, source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -759,13 +766,16 @@ def plan_import(conn: Connection, stream: str, source: str, documents: Sequence[
     the history is another source's.
     """
     history = _history(conn, stream, [d.at for d in documents])
-    new: list[Document] = []
-    seen: set[datetime] = set()
+    new = [d for d in documents if d.at not in history.on_record]
     for doc in documents:
-        if doc.at in history.on_record or doc.at in seen:
-            continue
-        seen.add(doc.at)
-        new.append(doc)
+        if doc.at in history.on_record and not _on_record(
+            conn, doc, stream, history.on_record[doc.at]
+        ):
+            raise ArchiveError(
+                f"{doc.origin} ({doc.at.isoformat()}) differs from the {stream} document on"
+                " record at that instant: history is never rewritten; leave it out of the"
+                " archive"
+            )
     if not new:
         return Plan(new, len(documents))
     prepend = history.first is not None and new[-1].at < history.first
@@ -783,6 +793,31 @@ def plan_import(conn: Connection, stream: str, source: str, documents: Sequence[
             " its history cannot be prepended"
         )
     return Plan(new, len(documents) - len(new), prepend)
+
+
+def _on_record(conn: Connection, doc: Document, stream: str, recorded: set[bytes | None]) -> bool:
+    """Whether ``doc`` is what the stream has on record at its instant (the bodies seen
+    then, by SHA-256): the same bytes as the writer keeps them (redacted: the wallet's
+    balances taken out), else the same JSON however spaced (read again, and the stored
+    bodies, only then: an import of the archive on record again finds the same bytes)."""
+    redact = BODY_REDACTIONS.get(stream)
+    if redact is None and doc.digest in recorded:
+        return True
+    body = doc.body
+    try:
+        kept = redact(body) if redact is not None and body is not None else body
+    except ValueError:  # kept as no body (core.ingest.StreamWriter._redacted)
+        kept = None
+    if kept is None:
+        return None in recorded
+    if hashlib.sha256(kept).digest() in recorded:
+        return True
+    shas = [sha for sha in recorded if sha is not None]
+    stored = conn.execute(
+        text("SELECT body FROM raw_bodies WHERE sha256 = ANY(:shas)"), {"shas": shas}
+    ).scalars()
+    decoded = _json_object(kept)
+    return decoded is not None and any(_json_object(bytes(b)) == decoded for b in stored)
 
 
 def _check_appended(stream: str, history: _History, new: Sequence[Document]) -> None:

@@ -44,6 +44,7 @@ from tests.builders import client_for, exchange_info_job
 from tests.conftest import FIXTURES
 from tests.git_archive import commit_file, new_repository
 from tests.sim_client import add_fault
+from tests.wallet_captures import CAPTURE_2021
 
 ARCHIVE = FIXTURES / "archive"
 # Out of order on purpose: a later day first, the directory's five, then the earlier day.
@@ -1230,3 +1231,45 @@ def test_reading_and_writing_each_show_a_progress_bar(
     assert 0 <= reading < shown.find("importing")
     assert "100%" in shown[reading : shown.find("importing")]
     assert "100%" in shown[importing:]
+
+
+def test_a_document_unlike_the_one_on_record_at_its_instant_is_refused(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Imported again, a document is found on record (however spaced or compressed this
+    time); one that differs from what is on record at its instant is not skipped as if it
+    were there: the history is never rewritten, and the user is told."""
+    doc = load(SPOT_DRIFT[0])
+    original = tmp_path / "original.json"
+    original.write_bytes(orjson.dumps(doc))
+    assert main(["import", str(original)]) == 0
+    (tmp_path / "again").mkdir()
+    copy = tmp_path / "again" / "copy.json.gz"
+    copy.write_bytes(gzip.compress(orjson.dumps(doc, option=orjson.OPT_INDENT_2)))
+    capsys.readouterr()
+    assert main(["import", str(copy)]) == 0
+    assert "(1 already on record)" in capsys.readouterr().out
+    corrected = tmp_path / "corrected.json"
+    corrected.write_bytes(orjson.dumps({**doc, "symbols": doc["symbols"][1:]}))
+    err = refused([str(corrected)], configured, capsys)
+    at = instant_of(doc["serverTime"]).isoformat()
+    assert f"{corrected} ({at}) differs from the exchange_info document on record" in err
+
+
+def test_a_wallet_capture_imported_again_is_found_on_record_though_its_balances_are_not_kept(
+    configured: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The wallet's stream keeps bodies without the balances (core.wallet): what is on
+    record is the capture redacted, and the capture imported again is found there."""
+    argv = [
+        "import",
+        "--stream",
+        "wallet_networks",
+        str(CAPTURE_2021),
+        "--at",
+        "2021-05-15T00:00:00Z",
+    ]
+    assert main(argv) == 0
+    assert "1 changed" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "(1 already on record)" in capsys.readouterr().out
