@@ -571,7 +571,19 @@ def git_documents(
             continue
         read = partial(_git, repo, "cat-file", "blob", blob)
         documents.append(_document(read(), origin, stream, (at, "commit time"), read))
-    return _one_per_instant(documents)
+    return _one_per_instant(_last_of_each_second(documents))
+
+
+def _last_of_each_second(documents: Sequence[Document]) -> list[Document]:
+    """``documents`` (a file's commits, in history order) with those dated by one
+    committer second cut to the last of them: the file as that second left it. Commit
+    times are whole seconds, so an earlier one held for none of the instants the history
+    can name (a serverTime dates its document to the millisecond, and is never cut)."""
+    last: dict[datetime, Document] = {}
+    for doc in documents:
+        if doc.dated_by == "commit time":
+            last[doc.at] = doc
+    return [d for d in documents if d.dated_by != "commit time" or last[d.at] is d]
 
 
 def _one_per_instant(documents: Sequence[Document]) -> list[Document]:

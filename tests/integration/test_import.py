@@ -1273,3 +1273,21 @@ def test_a_wallet_capture_imported_again_is_found_on_record_though_its_balances_
     assert "1 changed" in capsys.readouterr().out
     assert main(argv) == 0
     assert "(1 already on record)" in capsys.readouterr().out
+
+
+def test_commits_within_one_second_are_the_file_as_the_last_of_them_left_it(
+    configured: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bot that commits twice within a second (a fix-up of its own snapshot): commit
+    times are whole seconds, so the first held at no instant the history can name."""
+    repo = new_repository(tmp_path / "archive")
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    doc = {k: v for k, v in load(SPOT_DRIFT[0]).items() if k != "serverTime"}
+    commit_file(repo, "exchangeInfo.json", orjson.dumps(doc), t0)
+    fixed = {**doc, "symbols": doc["symbols"][1:]}
+    last = commit_file(repo, "exchangeInfo.json", orjson.dumps(fixed), t0)
+    assert main(["import", "--git", str(repo), "--path", "exchangeInfo.json"]) == 0
+    assert "imported 1 of 1 document(s)" in capsys.readouterr().out
+    origin = f"git:{repo.resolve()}@{last}:exchangeInfo.json"
+    assert observation_log(configured) == [(t0, "changed", None, origin, "import")]
+    assert open_symbols(configured) == len(fixed["symbols"])
