@@ -157,10 +157,11 @@ Read archived responses (JSON, optionally gzipped: files, or every *.json and *.
 of a directory; or with --git REPO --path FILE every commit that touched FILE, dated by
 its committer time), date each by its serverTime (else --manifest, --at for one file, or
 an instant in the file's name such as 2024-03-01, 20240301T120000Z or epoch ms; README,
-Importing history), and record them oldest first as the poller would have, each observation marked with its
-file. Documents already on record are skipped, so importing twice changes nothing. The
-rest go wholly after the stream's history (before any live poll) or wholly before its
-first observation (live polls or not; the stream's polls wait meanwhile); an archive
+Importing history), and record them oldest first as the poller would have, each
+observation marked with its file. Documents already on record are skipped, so importing
+twice changes nothing (one unlike what is on record at its instant is refused, exit 2).
+The rest go wholly after the stream's history (before any live poll) or wholly before
+its first observation (live polls or not; the stream's polls wait meanwhile); an archive
 reaching into the history, past the first live poll or the present, or holding another
 market's exchangeInfo, is refused (exit 2); documents overtaken by another import or a
 poll while it writes are reported stale (exit 2). Error bodies become error observations
