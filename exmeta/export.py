@@ -84,7 +84,7 @@ def _window(args: argparse.Namespace) -> export.Window:
     start, end = _instant(args.start, "--from"), _instant(args.to, "--to")
     if start is not None and end is not None and start >= end:
         raise CliError("--from must be before --to", 2)
-    if start is not None and end is None and start >= datetime.now(UTC):
+    if start is not None and end is None and start >= utc_now():
         # --to defaults to now, and the rules in force now are not "from then on".
         raise CliError(f"--from {format_instant(start)} is after now (--to's default)", 2)
     names = _symbol_names(args.symbols) if args.symbols is not None else None

@@ -815,14 +815,15 @@ def _on_record(conn: Connection, doc: Document, stream: str, recorded: set[bytes
     redact = BODY_REDACTIONS.get(stream)
     if redact is None and doc.digest in recorded:
         return True
-    body = doc.body
-    try:
-        kept = redact(body) if redact is not None and body is not None else body
-    except ValueError:  # kept as no body (core.ingest.StreamWriter._redacted)
-        kept = None
+    kept = doc.body
+    if kept is not None and redact is not None:
+        try:
+            kept = redact(kept)
+        except ValueError:  # kept as no body (core.ingest.StreamWriter._redacted)
+            kept = None
     if kept is None:
         return None in recorded
-    if hashlib.sha256(kept).digest() in recorded:
+    if redact is not None and hashlib.sha256(kept).digest() in recorded:
         return True
     shas = [sha for sha in recorded if sha is not None]
     stored = conn.execute(
