@@ -58,18 +58,34 @@ def windows(
         yield at + (after - at) / 2, doc
 
 
+# The single-symbol route is asked for every SPREAD-th name of an archive (listed or not)
+# at each window: the list route has already checked every symbol there.
+SPREAD = 20
+
+
 def answers_are_the_files(
     client: FlaskClient,
     documents: list[tuple[datetime, dict[str, Any]]],
     end: datetime | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Ask the API for every symbol any document lists at an instant inside each
-    document's window (``windows``): 404 where the document does not list it, else its
-    rules as in the file. Yields each answer found, for a caller's further checks."""
-    every = {s["symbol"] for _, doc in documents for s in doc["symbols"]}
+    """Ask the API at an instant inside each document's window (``windows``): the whole
+    exchange lists exactly the document's symbols, each with its rules as in the file;
+    the single-symbol route, asked for every ``SPREAD``-th symbol any document lists,
+    answers the same rules, or 404 where the document does not list it. Yields each answer
+    found (the lists' and the single symbols'), for a caller's further checks."""
+    every = sorted({s["symbol"] for _, doc in documents for s in doc["symbols"]})
     for at, doc in windows(documents, end=end):
         expected = {s["symbol"]: s for s in doc["symbols"]}
-        for name in sorted(every):
+        answer = client.get(f"/v1/symbols?as_of={ts(at)}")
+        assert answer.status_code == 200, at
+        listed = answer.get_json()
+        names = [s["symbol"] for s in listed["symbols"]]
+        assert len(names) == len(set(names)), at
+        assert set(names) == expected.keys(), at
+        for body in listed["symbols"]:
+            assert_rules_are(body, expected[body["symbol"]], at)
+        yield listed
+        for name in every[::SPREAD]:
             answer = client.get(f"/v1/symbols/{name}?as_of={ts(at)}")
             if name not in expected:
                 assert answer.status_code == 404, (name, at)
