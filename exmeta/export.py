@@ -108,12 +108,24 @@ def _out_dir(value: Path, targets: Iterable[Path]) -> list[Path]:
     try:
         if value.exists() and not value.is_dir():
             raise CliError(f"--out {value}: not a directory", 2)
+        dangling = next((p for p in (value, *value.parents) if _dangling(p)), None)
+        if dangling is not None:
+            raise CliError(
+                f"--out {value}: {dangling} is a symbolic link to {os.readlink(dangling)},"
+                " which does not exist",
+                2,
+            )
         _refuse_in_the_way(value, targets)
         made = list(takewhile(lambda p: not p.exists(), (value, *value.parents)))
         value.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"--out {value}: {exc.strerror}", 2) from None
     return made
+
+
+def _dangling(path: Path) -> bool:
+    """A symbolic link to nothing: mkdir would say only "File exists"."""
+    return path.is_symlink() and not path.exists()
 
 
 def export_history(args: argparse.Namespace) -> int:

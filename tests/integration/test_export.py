@@ -372,6 +372,26 @@ def test_an_empty_out_is_refused_not_the_working_directory(
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("under", ["", "rules"])
+def test_out_through_a_symbolic_link_to_nothing_is_refused_naming_the_link(
+    database_env: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], under: str
+) -> None:
+    """``--out`` that is, or lies under, a link to a directory since removed: refused in
+    one line naming the link and its target (mkdir says only "File exists"), nothing
+    made, the link left as it was."""
+    link = tmp_path / "latest"
+    link.symlink_to(tmp_path / "gone")
+    out = link / under if under else link
+    fails_in_one_line(
+        capsys,
+        ["export", "--out", str(out)],
+        2,
+        f"--out {out}: {link} is a symbolic link to {tmp_path / 'gone'}, which does not exist",
+    )
+    assert list(tmp_path.iterdir()) == [link]
+    assert link.is_symlink()
+
+
 def test_out_that_cannot_be_a_path_is_refused(
     database_env: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
