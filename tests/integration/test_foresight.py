@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import Engine, text
 
@@ -14,7 +16,7 @@ import poller.archive
 from core.ingest import Recorded, Snapshot, StreamWriter
 from poller.archive import Joined, plan_import, read_documents, write_documents
 from poller.parse import parse_exchange_info
-from tests.archives import table_contents
+from tests.archives import load, table_contents
 from tests.builders import (
     answered,
     at,
@@ -159,14 +161,27 @@ def test_a_batch_that_fails_stops_its_planning_ahead_and_writes_nothing(engine: 
     assert [r.outcome for r in recorded] == ["changed", "changed"]
 
 
+def thinned_archive(into: Path) -> Path:
+    """The seven real spot snapshots in ``into``, each with every 8th of the symbols any
+    of them lists (by name), so that they share, change, list and delist some."""
+    paths = [*(FIXTURES / "archive").glob("*.json.gz"), *FIXTURES.glob("2022-11-2?_2124.json")]
+    docs = [load(path) for path in paths]
+    names = sorted({s["symbol"] for doc in docs for s in doc["symbols"]})[::8]
+    kept = set(names)
+    for path, doc in zip(paths, docs, strict=True):
+        doc["symbols"] = [s for s in doc["symbols"] if s["symbol"] in kept]
+        (into / path.name.removesuffix(".gz")).write_bytes(orjson.dumps(doc))
+    return into
+
+
 @pytest.mark.parametrize("before_history", [False, True], ids=["appended", "prepended"])
 def test_an_import_in_batches_planned_ahead_writes_what_one_batch_would(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch, before_history: bool
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, before_history: bool
 ) -> None:
-    """The real archive (7 documents) in batches of two, each planned while the one before
-    is written, after the stream's history or before it (core.ingest.Prepending)."""
-    paths = [FIXTURES / "archive", *sorted(FIXTURES.glob("2022-11-2?_2124.json"))]
-    documents = read_documents(paths, None, stream="exchange_info")
+    """The real archive (7 documents, every 8th symbol of each: what is compared is two
+    ways of writing the same documents) in batches of two, each planned while the one
+    before is written, after the stream's history or before it (core.ingest.Prepending)."""
+    documents = read_documents([thinned_archive(tmp_path)], None, stream="exchange_info")
     source = "https://api.binance.com:443"
 
     def imported(batch: int) -> tuple[list[Any], Any, int]:
