@@ -29,6 +29,7 @@ from poller.archive import ArchiveError, plan_import, read_documents, write_docu
 from poller.parse import parse_exchange_info
 from tests.api_client import ts
 from tests.archives import (
+    SPREAD,
     FeedChange,
     answers_are_the_files,
     assert_rules_are,
@@ -560,13 +561,22 @@ def test_an_archive_before_the_first_live_poll_is_prepended_leaving_live_history
     # Inside each file's window (the last one's ends at the first live poll), the file's rules.
     for body in answers_are_the_files(client, documents, end=live):
         assert body["evidence"]["imported"] is True
+    # Just before it, the last file's rules, observed by it and next by the first live poll:
+    # every symbol as the whole exchange lists it, every SPREAD-th asked alone.
     last_at, last_doc = documents[-1]
-    for name, symbol in {s["symbol"]: s for s in last_doc["symbols"]}.items():
-        just_before = live - timedelta(milliseconds=1)
-        body = client.get(f"/v1/symbols/{name}?as_of={ts(just_before)}").get_json()
-        assert_rules_are(body, symbol, just_before)
-        assert body["evidence"]["observed_before"] == ts(last_at)
-        assert body["evidence"]["observed_after"] == ts(live)
+    last = {s["symbol"]: s for s in last_doc["symbols"]}
+    just_before = live - timedelta(milliseconds=1)
+    listed = client.get(f"/v1/symbols?as_of={ts(just_before)}").get_json()
+    assert sorted(body["symbol"] for body in listed["symbols"]) == sorted(last)
+    alone = [
+        client.get(f"/v1/symbols/{name}?as_of={ts(just_before)}").get_json()
+        for name in sorted(last)[::SPREAD]
+    ]
+    for body in [*listed["symbols"], *alone]:
+        assert_rules_are(body, last[body["symbol"]], just_before)
+    for evidence in [listed["evidence"], *(body["evidence"] for body in alone)]:
+        assert evidence["observed_before"] == ts(last_at)
+        assert evidence["observed_after"] == ts(live)
 
     # From the first live poll on, every answer and every row is what it was.
     assert live_answers(client, names, instants) == answers_before
