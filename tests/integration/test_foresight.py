@@ -166,8 +166,7 @@ def thinned_archive(into: Path) -> Path:
     of them lists (by name), so that they share, change, list and delist some."""
     paths = [*(FIXTURES / "archive").glob("*.json.gz"), *FIXTURES.glob("2022-11-2?_2124.json")]
     docs = [load(path) for path in paths]
-    names = sorted({s["symbol"] for doc in docs for s in doc["symbols"]})[::8]
-    kept = set(names)
+    kept = set(sorted({s["symbol"] for doc in docs for s in doc["symbols"]})[::8])
     for path, doc in zip(paths, docs, strict=True):
         doc["symbols"] = [s for s in doc["symbols"] if s["symbol"] in kept]
         (into / path.name.removesuffix(".gz")).write_bytes(orjson.dumps(doc))
