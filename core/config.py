@@ -8,7 +8,9 @@ is a field of a section dataclass below, so an unknown key in the file or in an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -232,14 +234,17 @@ def _to_int(raw: object, from_env: bool) -> int:
 
 
 def _to_float(raw: object, from_env: bool) -> float:
+    # TOML and float() both read nan and inf; no setting means either, and a NaN passes
+    # every range check below (nan < 0 is false) to fail later, as a traceback or worse.
+    value = math.nan
     if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return float(raw)
-    if from_env and isinstance(raw, str):
-        try:
-            return float(raw)
-        except ValueError:
-            pass
-    raise TypeError("a number")
+        value = float(raw)
+    elif from_env and isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            value = float(raw)
+    if not math.isfinite(value):
+        raise TypeError("a finite number")
+    return value
 
 
 def _to_str(raw: object, from_env: bool) -> str:

@@ -55,6 +55,18 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ("[poller]\nweight_budget = 1.5\n", {}, "weight_budget must be in (0, 1]"),
         ("[api]\nanswer_cache_entries = -1\n", {}, "answer_cache_entries must be 0 or more"),
         ("[api\n", {}, "not valid TOML"),
+        # TOML and float() both read nan and inf: a NaN window passes every "< 0" check.
+        (
+            "[poller]\nobservation_detail_hours = nan\n",
+            {},
+            "[poller] observation_detail_hours must be a finite number, got nan",
+        ),
+        (
+            "",
+            {"EXMETA_POLLER__SERVER_TIME_TOLERANCE_SECONDS": "inf"},
+            "[poller] server_time_tolerance_seconds must be a finite number, got 'inf'",
+        ),
+        ("", {"EXMETA_POLLER__EXCHANGE_INFO_INTERVAL": "NaN"}, "must be a finite number"),
         (
             "[poller]\nobservation_detail_hours = -1\n",
             {},
