@@ -91,6 +91,11 @@ class BinanceSettings:
         return bool(self.api_secret) if self.key_type == "hmac" else bool(self.private_key_path)
 
 
+# The longest detail window: a century is older than any history, and now() minus it is
+# still a date (about 2,300 years before now leaves PostgreSQL's timestamps).
+MAX_DETAIL_HOURS = 100 * 365 * 24
+
+
 @dataclass(frozen=True)
 class PollerSettings:
     exchange_info_interval: float = 10.0
@@ -351,6 +356,11 @@ def _validate_compaction(p: PollerSettings) -> None:
         raise ConfigError(
             "[poller] observation_detail_hours must be 0 (keep all) or more,"
             f" got {p.observation_detail_hours}"
+        )
+    if p.observation_detail_hours > MAX_DETAIL_HOURS:
+        raise ConfigError(
+            f"[poller] observation_detail_hours must be at most {MAX_DETAIL_HOURS} (a century),"
+            f" got {p.observation_detail_hours:g}"
         )
     if p.compaction_interval_seconds <= 0:
         raise ConfigError(

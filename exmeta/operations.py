@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from datetime import timedelta
 
+from core.config import MAX_DETAIL_HOURS
 from exmeta.database import database, engine, migrate, read
 from exmeta.errors import CliError
 from exmeta.settings import configured
@@ -65,8 +66,10 @@ def compact(args: argparse.Namespace) -> int:
 
     settings = configured(args)
     hours = settings.poller.observation_detail_hours if args.hours is None else args.hours
-    if hours < 0:
-        raise CliError(f"--older-than-hours must be 0 or more, got {hours:g}", 2)
+    if not 0 <= hours <= MAX_DETAIL_HOURS:  # NaN too
+        raise CliError(
+            f"--older-than-hours must be 0 to {MAX_DETAIL_HOURS} (a century), got {hours:g}", 2
+        )
     if hours == 0 and args.hours is None:
         print("[poller] observation_detail_hours is 0: every poll keeps its detail, none folded")
         return 0

@@ -234,7 +234,7 @@ def test_exmeta_compact_folds_now_and_then_finds_nothing_left(
     )
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
-        "exmeta: error: --older-than-hours must be 0 or more, got -1"
+        "exmeta: error: --older-than-hours must be 0 to 876000 (a century), got -1"
     ]
 
 

@@ -73,6 +73,11 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
             "observation_detail_hours must be 0 (keep all) or more",
         ),
         (
+            "[poller]\nobservation_detail_hours = 2e7\n",
+            {},
+            "observation_detail_hours must be at most 876000 (a century), got 2e+07",
+        ),
+        (
             "[poller]\ncompaction_interval_seconds = 0\n",
             {},
             "compaction_interval_seconds must be positive",
