@@ -8,6 +8,7 @@ in exmeta.cli.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 from typing import Any, NoReturn
@@ -156,9 +157,15 @@ def _operator_options(sub: argparse._SubParsersAction[Parser], common: Parser) -
 
 
 def _asof_options(asof: argparse.ArgumentParser) -> None:
-    asof.add_argument("time", metavar="TIME", help="RFC 3339 with an offset or Z, or epoch ms")
     asof.add_argument(
-        "symbols", metavar="SYMBOL", nargs="*", help="e.g. BTCUSDT (default: every symbol)"
+        "time", metavar="TIME", type=_text, help="RFC 3339 with an offset or Z, or epoch ms"
+    )
+    asof.add_argument(
+        "symbols",
+        metavar="SYMBOL",
+        nargs="*",
+        type=_text,
+        help="e.g. BTCUSDT (default: every symbol)",
     )
     asof.add_argument(
         "--json",
@@ -182,34 +189,47 @@ def _asof_options(asof: argparse.ArgumentParser) -> None:
 
 
 def _check_options(check: argparse.ArgumentParser) -> None:
-    check.add_argument("symbol", help="e.g. BTCUSDT")
-    check.add_argument("--side", required=True, help="BUY or SELL")
-    check.add_argument("--type", required=True, help="LIMIT, MARKET, LIMIT_MAKER, ...")
-    check.add_argument("--quantity", default=None, help="the base quantity")
+    check.add_argument("symbol", type=_text, help="e.g. BTCUSDT")
+    check.add_argument("--side", required=True, type=_text, help="BUY or SELL")
+    check.add_argument("--type", required=True, type=_text, help="LIMIT, MARKET, LIMIT_MAKER, ...")
+    check.add_argument("--quantity", default=None, type=_text, help="the base quantity")
     check.add_argument(
         "--quote-quantity",
         default=None,
+        type=_text,
         help="a MARKET order sized in the quote asset (quoteOrderQty), instead of --quantity",
     )
-    check.add_argument("--price", default=None, help="the limit price (MARKET orders have none)")
+    check.add_argument(
+        "--price", default=None, type=_text, help="the limit price (MARKET orders have none)"
+    )
     check.add_argument(
         "--reference-price",
         default=None,
+        type=_text,
         help="Binance's average price then: checks PERCENT_PRICE* and a MARKET order's notional",
     )
     check.add_argument(
-        "--iceberg-quantity", default=None, help="an iceberg's visible part: checks ICEBERG_PARTS"
+        "--iceberg-quantity",
+        default=None,
+        type=_text,
+        help="an iceberg's visible part: checks ICEBERG_PARTS",
     )
-    check.add_argument("--at", default=None, help="RFC 3339 or epoch ms (default: now)")
+    check.add_argument("--at", default=None, type=_text, help="RFC 3339 or epoch ms (default: now)")
     check.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def _changes_options(changes: argparse.ArgumentParser) -> None:
     changes.add_argument(
-        "--from", dest="start", default=None, help="RFC 3339 or epoch ms (default: --to - 1h)"
+        "--from",
+        dest="start",
+        default=None,
+        type=_text,
+        help="RFC 3339 or epoch ms (default: --to - 1h)",
     )
-    changes.add_argument("--to", default=None, help="RFC 3339 or epoch ms (default: now)")
-    changes.add_argument("--symbol", default=None, help="only this symbol's changes")
+    changes.add_argument(
+        "--to", default=None, type=_text, help="RFC 3339 or epoch ms (default: now)"
+    )
+    changes.add_argument("--symbol", default=None, type=_text, help="only this symbol's changes")
     changes.add_argument(
         "--stream",
         default=None,
@@ -217,12 +237,17 @@ def _changes_options(changes: argparse.ArgumentParser) -> None:
         help="only this stream's changes (account ones need [api] token configured)",
     )
     changes.add_argument(
-        "--field", action="append", default=[], help="only this field or those under it (repeat)"
+        "--field",
+        action="append",
+        default=[],
+        type=_text,
+        help="only this field or those under it (repeat)",
     )
     changes.add_argument(
         "--exclude-field",
         action="append",
         default=[],
+        type=_text,
         help="leave out this field or those under it (repeat)",
     )
     changes.add_argument(
@@ -235,10 +260,24 @@ def _changes_options(changes: argparse.ArgumentParser) -> None:
 
 def _diff_options(diff: argparse.ArgumentParser) -> None:
     diff.add_argument(
-        "--from", dest="start", required=True, help="RFC 3339 or epoch ms: the earlier state"
+        "--from",
+        dest="start",
+        required=True,
+        type=_text,
+        help="RFC 3339 or epoch ms: the earlier state",
     )
-    diff.add_argument("--to", default=None, help="RFC 3339 or epoch ms (default: now)")
+    diff.add_argument("--to", default=None, type=_text, help="RFC 3339 or epoch ms (default: now)")
     diff.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+def _text(value: str) -> str:
+    """An argument a read command puts into a route's URL: a byte that is not UTF-8
+    reaches Python as a lone surrogate, which no URL can carry."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{os.fsencode(value)!r} is not UTF-8 text") from None
+    return value
 
 
 def _named_directory(value: str) -> Path:

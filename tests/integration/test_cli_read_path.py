@@ -38,3 +38,32 @@ def test_changes_refuses_what_the_route_refuses_in_its_words(
     assert main(["changes", *args]) == 2
 
     assert capsys.readouterr().err == f"exmeta: error: {error['code']}: {error['message']}\n"
+
+
+ORDER = ["--side", "BUY", "--type", "LIMIT", "--quantity", "1", "--price", "1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "argument"),
+    [
+        # A byte that is not UTF-8 reaches Python as a lone surrogate ("\udcff"), which no
+        # URL to a route can carry.
+        (["asof", "2024-05-01T00:00:00Z", "BTC\udcff"], "SYMBOL"),
+        (["asof", "2024-05-01T00:00:00Z", "BTC\udcff", "--wallet"], "SYMBOL"),
+        (["check", "BTC\udcff", *ORDER], "symbol"),
+        (["check", "BTCUSDT", *ORDER, "--reference-price", "\udcff"], "--reference-price"),
+        (["changes", "--field", "\udcff"], "--field"),
+        (["changes", "--symbol", "\udcff"], "--symbol"),
+    ],
+)
+def test_an_argument_that_is_not_utf8_is_one_line_and_exit_2(
+    configured: Engine, capsys: pytest.CaptureFixture[str], args: list[str], argument: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"exmeta: error: argument {argument}: b'")
+    assert "is not UTF-8 text" in err
+    assert len(err.strip().splitlines()) == 1
