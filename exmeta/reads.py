@@ -32,6 +32,17 @@ def _instant(value: str, name: str) -> datetime:
         raise CliError(f"{name}: {exc}", 2) from None
 
 
+def _segment(name: str, what: str) -> str:
+    """``name`` as one segment of a route's path. The routes' own check (1 to 64
+    characters) never sees an empty one, and the app decodes "%2F" back into "/": a name
+    holding one would ask another route (``BTCUSDT/history``) or none."""
+    if not name:
+        raise CliError(f"{what} '' is empty", 2)
+    if "/" in name:
+        raise CliError(f"{what} {name!r} holds '/', which no Binance name does", 2)
+    return quote(name, safe="")
+
+
 def changes(args: argparse.Namespace) -> int:
     """Print the change feed of GET /v1/changes, every page: a table, or with ``--json``
     JSON Lines of the change objects it answers.
@@ -132,9 +143,10 @@ def asof(args: argparse.Namespace) -> int:
     if args.wallet or args.margin:
         return _spot_metadata_as_of(args)
     params = {"as_of": args.time, "market": args.market}
+    paths = [f"/v1/symbols/{_segment(s, 'SYMBOL')}" for s in args.symbols]
     with api_client(configured(args)) as get:
         if args.symbols:
-            bodies = [get(f"/v1/symbols/{quote(s, safe='')}", params) for s in args.symbols]
+            bodies = [get(path, params) for path in paths]
         else:
             bodies = [get("/v1/symbols", params)]
     if args.json:
@@ -155,11 +167,10 @@ def _spot_metadata_as_of(args: argparse.Namespace) -> int:
         raise CliError("--wallet and --margin are spot's: leave out --market", 2)
     if args.wallet and not args.symbols:
         raise CliError("--wallet needs at least one COIN, e.g. exmeta asof TIME USDT --wallet", 2)
+    paths = [f"/v1/wallet/{_segment(c, 'COIN')}" for c in args.symbols if args.wallet]
     with api_client(configured(args)) as get:
         if args.wallet:
-            bodies = [
-                get(f"/v1/wallet/{quote(c, safe='')}", {"as_of": args.time}) for c in args.symbols
-            ]
+            bodies = [get(path, {"as_of": args.time}) for path in paths]
         else:
             bodies = [get("/v1/margin/pairs", {"as_of": args.time, "type": args.margin})]
     answers = [orjson.loads(b) for b in bodies]
@@ -230,8 +241,9 @@ def check(args: argparse.Namespace) -> int:
     for name in ("quantity", "quote_quantity", "price", "reference_price", "iceberg_quantity"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
+    path = f"/v1/symbols/{_segment(args.symbol, 'SYMBOL')}/check"
     with api_client(configured(args)) as get:
-        body = get(f"/v1/symbols/{quote(args.symbol, safe='')}/check", params)
+        body = get(path, params)
     answer = orjson.loads(body)
     if args.json:
         print(body)

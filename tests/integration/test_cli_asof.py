@@ -64,6 +64,11 @@ def test_asof_prints_the_api_answer(
         ([ts(T0 - timedelta(seconds=1))], 1, "not_observed"),
         (["yesterday", "BTCUSDT"], 2, "TIME"),
         (["2024-05-01T00:00:00"], 2, "TIME"),
+        # A name is one segment of the route's path: "/" would ask another route, or none.
+        ([ts(T4), ""], 2, "SYMBOL '' is empty"),
+        ([ts(T4), "BTCUSDT/history"], 2, "SYMBOL 'BTCUSDT/history' holds '/'"),
+        ([ts(T4), "x/../BTCUSDT"], 2, "SYMBOL 'x/../BTCUSDT' holds '/'"),
+        ([ts(T4), "", "--wallet"], 2, "COIN '' is empty"),
     ],
 )
 def test_asof_errors_are_one_line(
@@ -111,6 +116,16 @@ def test_check_bad_input_is_exit_2(recorded: Engine, capsys: pytest.CaptureFixtu
     args = ["check", "BTCUSDT", "--side", "HOLD", "--type", "LIMIT", "--quantity", "1"]
     assert main(args) == 2
     assert capsys.readouterr().err.startswith("exmeta: error: invalid_parameter")
+
+
+@pytest.mark.parametrize(
+    ("symbol", "start"), [("", "SYMBOL '' is empty"), ("BTC/USDT", "SYMBOL 'BTC/USDT' holds '/'")]
+)
+def test_check_of_a_name_no_route_can_carry_is_exit_2(
+    recorded: Engine, capsys: pytest.CaptureFixture[str], symbol: str, start: str
+) -> None:
+    order = ["--side", "BUY", "--type", "LIMIT", "--quantity", "1", "--price", "1"]
+    fails_in_one_line(capsys, ["check", symbol, *order], 2, start)
 
 
 def test_asof_without_symbols_is_the_whole_exchange(
