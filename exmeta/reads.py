@@ -51,8 +51,9 @@ def changes(args: argparse.Namespace) -> int:
     page), and the route's ``next`` cursor makes the pages add up to the whole list,
     whatever commits meanwhile.
     """
-    end = _instant(args.to, "--to") if args.to else utc_now()
-    start = _instant(args.start, "--from") if args.start else end - DEFAULT_WINDOW
+    # "is not None": an empty --to ("$TO" with TO unset) is no instant, not now.
+    end = _instant(args.to, "--to") if args.to is not None else utc_now()
+    start = _instant(args.start, "--from") if args.start is not None else end - DEFAULT_WINDOW
     if start >= end:
         raise CliError("--from must be before --to (--to defaults to now)", 2)
     settings = configured(args)
@@ -60,7 +61,7 @@ def changes(args: argparse.Namespace) -> int:
     if args.stream in PRIVATE_STREAMS and not settings.api.token:
         raise CliError(f"--stream {args.stream} needs [api] token (EXMETA_API__TOKEN)", 2)
     # The window as typed (the route reads it as the CLI did), and now fixed once.
-    query = [("to", args.to or format_instant(end)), ("market", args.market)]
+    query = [("to", format_instant(end) if args.to is None else args.to), ("market", args.market)]
     query += [("from", args.start)] * (args.start is not None)
     query += [("limit", str(CHANGES_PAGE))]
     query += [("stream", args.stream)] * (args.stream is not None)

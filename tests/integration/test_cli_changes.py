@@ -74,6 +74,8 @@ def test_the_cli_filters_like_the_api(recorded: Engine, capsys: pytest.CaptureFi
         ["--from", "yesterday"],
         ["--from", ts(NOW), "--to", ts(T0)],
         ["--to", "2024-05-01T00:00:00"],
+        ["--to", ""],  # "$TO" with TO unset is no instant, not now
+        ["--from", ""],
     ],
 )
 def test_bad_times_are_one_line_and_exit_2(
