@@ -59,7 +59,7 @@ from core.order_check import (
 from core.streams import DEFAULT_MARKET, PRIVATE_STREAMS, feed_streams
 from core.streams import market as market_declaration
 from core.suggestions import did_you_mean
-from core.timeparse import format_instant
+from core.timeparse import format_instant, window_before
 
 DEFAULT_WINDOW = timedelta(hours=1)
 # Stricter than for other names: symbols are short and alike, and ETHBTC is no typo of
@@ -421,7 +421,7 @@ def list_changes(query: ChangesQuery) -> Response:
     streams = _feed_streams(query.stream, query.market)
     state = app_state()
     end = query.end or state.clock()
-    start = query.start or end - DEFAULT_WINDOW
+    start = query.start or window_before(end, DEFAULT_WINDOW)
     if start >= end:
         raise ApiError(400, "invalid_window", "from must be before to (to defaults to now)")
     with state.reading() as conn:
@@ -511,7 +511,7 @@ def list_observations(query: ObservationsQuery) -> Response:
     hidden = frozenset() if authenticated() else PRIVATE_STREAMS
     now = state.clock()
     end = query.end or now
-    start = query.start or end - DEFAULT_WINDOW
+    start = query.start or window_before(end, DEFAULT_WINDOW)
     if start >= end:
         raise ApiError(400, "invalid_window", "from must be before to (to defaults to now)")
     streams = [query.stream] if query.stream is not None else list(state.streams)

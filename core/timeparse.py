@@ -104,3 +104,12 @@ def format_instant(value: datetime | None) -> str | None:
     utc = value.astimezone(UTC)
     # Not strftime: its %Y drops the zero padding of years before 1000 ("1-01-01").
     return utc.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
+
+
+_FIRST_INSTANT = datetime.min.replace(tzinfo=UTC)
+
+
+def window_before(end: datetime, length: timedelta) -> datetime:
+    """The start of a window of ``length`` ending at ``end``, cut at year 1: the instants
+    parse_instant accepts begin there, and a datetime before it overflows."""
+    return end - min(length, end - _FIRST_INSTANT)

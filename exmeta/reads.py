@@ -15,7 +15,7 @@ import orjson
 from api.params import binance_spelling
 from core.clock import utc_now
 from core.streams import PRIVATE_STREAMS
-from core.timeparse import TimeParseError, format_instant, parse_instant
+from core.timeparse import TimeParseError, format_instant, parse_instant, window_before
 from exmeta.api_client import api_client
 from exmeta.errors import CliError
 from exmeta.settings import configured
@@ -53,7 +53,11 @@ def changes(args: argparse.Namespace) -> int:
     """
     # "is not None": an empty --to ("$TO" with TO unset) is no instant, not now.
     end = _instant(args.to, "--to") if args.to is not None else utc_now()
-    start = _instant(args.start, "--from") if args.start is not None else end - DEFAULT_WINDOW
+    start = (
+        _instant(args.start, "--from")
+        if args.start is not None
+        else window_before(end, DEFAULT_WINDOW)
+    )
     if start >= end:
         raise CliError("--from must be before --to (--to defaults to now)", 2)
     settings = configured(args)

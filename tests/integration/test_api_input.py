@@ -199,3 +199,16 @@ def test_the_published_check_query_accepts_exactly_what_the_api_does(
 def test_order_numbers_are_positive_plain_decimals(client: FlaskClient, number: str) -> None:
     query = {"side": "BUY", "type": "LIMIT", "quantity": number}
     assert "quantity" in refused(client, "/v1/symbols/BTCUSDT/check", query_string=query)
+
+
+@pytest.mark.parametrize("path", ["/v1/changes", "/v1/observations"])
+def test_a_default_window_ending_in_the_first_hour_of_year_1_starts_at_year_1(
+    client: FlaskClient, path: str
+) -> None:
+    # "to minus an hour" is before the first instant a datetime holds: an empty window
+    # from year 1, not an overflow answered 500.
+    response = client.get(f"{path}?to=0001-01-01T00:30:00Z")
+
+    assert response.status_code == 200, response.data[:500]
+    assert response.json is not None
+    assert response.json["from"] == "0001-01-01T00:00:00.000Z"

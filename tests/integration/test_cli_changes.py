@@ -119,3 +119,10 @@ def test_an_empty_window_says_so(recorded: Engine, capsys: pytest.CaptureFixture
     later = ts(NOW + timedelta(hours=1))
     assert main(["changes", "--from", ts(NOW), "--to", later]) == 0
     assert capsys.readouterr().out == "no change in the window\n"
+
+
+def test_a_to_in_the_first_hour_of_year_1_is_an_empty_window(
+    recorded: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["changes", "--to", "0001-01-01T00:30:00Z"]) == 0
+    assert capsys.readouterr().out == "no change in the window\n"

@@ -5,7 +5,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.timeparse import INSTANT_PATTERN, TimeParseError, format_instant, parse_instant
+from core.timeparse import (
+    INSTANT_PATTERN,
+    TimeParseError,
+    format_instant,
+    parse_instant,
+    window_before,
+)
 
 
 @pytest.mark.parametrize(
@@ -142,3 +148,12 @@ def test_every_rfc3339_instant_in_range_matches_the_pattern(
     text = aware.isoformat()
     assert re.fullmatch(INSTANT_PATTERN, text)
     assert parse_instant(text) == aware
+
+
+def test_a_window_before_the_first_hour_of_year_1_starts_at_year_1() -> None:
+    hour = timedelta(hours=1)
+    early = datetime(1, 1, 1, 0, 30, tzinfo=UTC)
+    late = datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+    assert window_before(early, hour) == datetime(1, 1, 1, tzinfo=UTC)
+    assert window_before(late, hour) == late - hour
