@@ -339,7 +339,7 @@ def postgres_url(url: str) -> URL:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is no number (h:5432x)
         raise ConfigError(
             "is not a URL; expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
         ) from None

@@ -15,6 +15,15 @@ from tests.e2e.processes import REPO, cli_env, run_exmeta
             "[database] url (EXMETA_DATABASE__URL) is not a URL",
         ),
         (
+            # A port that is no number: SQLAlchemy raises ValueError, not ArgumentError.
+            {"EXMETA_DATABASE__URL": "postgresql://exmeta:hunter2@db:5432x/exmeta"},
+            "[database] url (EXMETA_DATABASE__URL) is not a URL",
+        ),
+        (
+            {"EXMETA_API__DATABASE_URL": "postgresql://exmeta:hunter2@[::1/exmeta"},
+            "[api] database_url (EXMETA_API__DATABASE_URL) is not a URL",
+        ),
+        (
             {"EXMETA_DATABASE__URL": "mysql://exmeta:hunter2@db/exmeta"},
             "[database] url (EXMETA_DATABASE__URL) is not a PostgreSQL URL: mysql://exmeta:***@db/exmeta",
         ),
