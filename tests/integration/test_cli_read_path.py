@@ -9,6 +9,8 @@ from sqlalchemy import Engine
 from api import create_app
 from core.config import Settings
 from exmeta.cli import main
+from tests.cli_output import fails_in_one_line
+from tests.conftest import DatabaseServer
 
 
 @pytest.fixture
@@ -67,3 +69,26 @@ def test_an_argument_that_is_not_utf8_is_one_line_and_exit_2(
     assert err.startswith(f"exmeta: error: argument {argument}: b'")
     assert "is not UTF-8 text" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["asof", "2024-05-01T00:00:00Z", "BTCUSDT"],
+        ["asof", "2024-05-01T00:00:00Z"],
+        ["check", "BTCUSDT", *ORDER],
+        ["changes"],
+        ["diff", "--from", "2024-05-01T00:00:00Z"],
+        ["verify"],
+    ],
+)
+def test_a_database_not_migrated_is_one_line_and_exit_2(
+    engine: Engine,  # the API's role exists on the server, as after any migration
+    pg_server: DatabaseServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+) -> None:
+    monkeypatch.setenv("EXMETA_DATABASE__URL", pg_server.create_database("exmeta_unmigrated"))
+
+    fails_in_one_line(capsys, args, 2, "cannot read the database: ")
