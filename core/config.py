@@ -307,6 +307,7 @@ def _validate(settings: Settings) -> None:
             "[poller] server_time_tolerance_seconds must be 0 or more,"
             f" got {settings.poller.server_time_tolerance_seconds}"
         )
+    _validate_database_timeouts(settings.database)
     _validate_compaction(settings.poller)
     _validate_realtime(settings.realtime)
     _validate_database_url("database", "url", settings.database.url)
@@ -349,6 +350,19 @@ def postgres_url(url: str) -> URL:
             " (expected postgresql://...)"
         )
     return parsed.set(drivername="postgresql+psycopg")
+
+
+# PostgreSQL's statement_timeout and libpq's timeouts are whole milliseconds in a 32-bit
+# integer, and 0 ms means no bound at all (core.db).
+DATABASE_TIMEOUT_RANGE = (0.001, 2_147_483.647)
+
+
+def _validate_database_timeouts(d: DatabaseSettings) -> None:
+    low, high = DATABASE_TIMEOUT_RANGE
+    for key in ("connect_timeout_seconds", "statement_timeout_seconds"):
+        value = getattr(d, key)
+        if not low <= value <= high:
+            raise ConfigError(f"[database] {key} must be {low} to {high}, got {value:g}")
 
 
 def _validate_compaction(p: PollerSettings) -> None:

@@ -67,6 +67,23 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
             "[poller] server_time_tolerance_seconds must be a finite number, got 'inf'",
         ),
         ("", {"EXMETA_POLLER__EXCHANGE_INFO_INTERVAL": "NaN"}, "must be a finite number"),
+        # PostgreSQL reads a statement_timeout of 0 ms as none at all, and holds at most
+        # 2^31 - 1 ms: both used to pass, and fail at connect as "cannot reach".
+        (
+            "[database]\nstatement_timeout_seconds = 0\n",
+            {},
+            "[database] statement_timeout_seconds must be 0.001 to 2147483.647, got 0",
+        ),
+        (
+            "",
+            {"EXMETA_DATABASE__STATEMENT_TIMEOUT_SECONDS": "3000000"},
+            "statement_timeout_seconds must be 0.001 to 2147483.647, got 3e+06",
+        ),
+        (
+            "",
+            {"EXMETA_DATABASE__CONNECT_TIMEOUT_SECONDS": "-3"},
+            "[database] connect_timeout_seconds must be 0.001 to 2147483.647, got -3",
+        ),
         (
             "[poller]\nobservation_detail_hours = -1\n",
             {},
