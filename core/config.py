@@ -302,6 +302,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"[poller] weight_budget must be in (0, 1], got {settings.poller.weight_budget}"
         )
+    _validate_replica_timing(settings.poller)
     if settings.poller.server_time_tolerance_seconds < 0:
         raise ConfigError(
             "[poller] server_time_tolerance_seconds must be 0 or more,"
@@ -363,6 +364,18 @@ def _validate_database_timeouts(d: DatabaseSettings) -> None:
         value = getattr(d, key)
         if not low <= value <= high:
             raise ConfigError(f"[database] {key} must be {low} to {high}, got {value:g}")
+
+
+def _validate_replica_timing(p: PollerSettings) -> None:
+    # A replica heartbeating every 0 s is "silent" to `exmeta replicas` at once, and a
+    # lease of 0 s is taken over by the next replica's tick.
+    for key in ("lease_seconds", "heartbeat_seconds"):
+        if getattr(p, key) <= 0:
+            raise ConfigError(f"[poller] {key} must be positive, got {getattr(p, key):g}")
+    if p.shutdown_grace_seconds < 0:
+        raise ConfigError(
+            f"[poller] shutdown_grace_seconds must be 0 or more, got {p.shutdown_grace_seconds:g}"
+        )
 
 
 def _validate_compaction(p: PollerSettings) -> None:

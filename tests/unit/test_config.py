@@ -67,6 +67,13 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
             "[poller] server_time_tolerance_seconds must be a finite number, got 'inf'",
         ),
         ("", {"EXMETA_POLLER__EXCHANGE_INFO_INTERVAL": "NaN"}, "must be a finite number"),
+        ("", {"EXMETA_POLLER__HEARTBEAT_SECONDS": "0"}, "heartbeat_seconds must be positive"),
+        ("[poller]\nlease_seconds = -1\n", {}, "[poller] lease_seconds must be positive, got -1"),
+        (
+            "[poller]\nshutdown_grace_seconds = -1\n",
+            {},
+            "[poller] shutdown_grace_seconds must be 0 or more, got -1",
+        ),
         # PostgreSQL reads a statement_timeout of 0 ms as none at all, and holds at most
         # 2^31 - 1 ms: both used to pass, and fail at connect as "cannot reach".
         (
