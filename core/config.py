@@ -91,6 +91,8 @@ class BinanceSettings:
         return bool(self.api_secret) if self.key_type == "hmac" else bool(self.private_key_path)
 
 
+MAX_SERVER_TIME_TOLERANCE = 86_400
+
 # The longest detail window: a century is older than any history, and now() minus it is
 # still a date (about 2,300 years before now leaves PostgreSQL's timestamps).
 MAX_DETAIL_HOURS = 100 * 365 * 24
@@ -303,10 +305,12 @@ def _validate(settings: Settings) -> None:
             f"[poller] weight_budget must be in (0, 1], got {settings.poller.weight_budget}"
         )
     _validate_replica_timing(settings.poller)
-    if settings.poller.server_time_tolerance_seconds < 0:
+    # A serverTime a day outside its request dates nothing; past ~1e14 s the timedelta
+    # every command builds from it (verify, the poller) overflows.
+    if not 0 <= settings.poller.server_time_tolerance_seconds <= MAX_SERVER_TIME_TOLERANCE:
         raise ConfigError(
-            "[poller] server_time_tolerance_seconds must be 0 or more,"
-            f" got {settings.poller.server_time_tolerance_seconds}"
+            f"[poller] server_time_tolerance_seconds must be 0 to {MAX_SERVER_TIME_TOLERANCE}"
+            f" (a day), got {settings.poller.server_time_tolerance_seconds:g}"
         )
     _validate_database_timeouts(settings.database)
     _validate_compaction(settings.poller)

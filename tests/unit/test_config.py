@@ -67,6 +67,11 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
             "[poller] server_time_tolerance_seconds must be a finite number, got 'inf'",
         ),
         ("", {"EXMETA_POLLER__EXCHANGE_INFO_INTERVAL": "NaN"}, "must be a finite number"),
+        (
+            "",
+            {"EXMETA_POLLER__SERVER_TIME_TOLERANCE_SECONDS": "1e300"},
+            "[poller] server_time_tolerance_seconds must be 0 to 86400 (a day), got 1e+300",
+        ),
         ("", {"EXMETA_POLLER__HEARTBEAT_SECONDS": "0"}, "heartbeat_seconds must be positive"),
         ("[poller]\nlease_seconds = -1\n", {}, "[poller] lease_seconds must be positive, got -1"),
         (
