@@ -497,10 +497,18 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     return settings
 
 
+# A settings file is a few KiB; reading more would let --config /dev/zero fill memory. A
+# size cap rather than "regular files only": --config <(...) is a FIFO.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is larger than 1 MiB: not a settings file")
+        return tomllib.loads(data.decode())
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except OSError as exc:  # a directory, no permission, ...

@@ -216,3 +216,11 @@ def test_a_detail_window_of_zero_keeps_every_polls_detail(tmp_path: Path) -> Non
 
     assert keep_all.poller.observation_detail() is None
     assert default.poller.observation_detail() == timedelta(hours=48)
+
+
+def test_a_config_file_over_a_mebibyte_is_refused_unread(tmp_path: Path) -> None:
+    # Read whole, --config /dev/zero (or a FIFO that never ends) filled memory.
+    huge = write(tmp_path, "# padding\n" * 110_000)
+
+    with pytest.raises(ConfigError, match="is larger than 1 MiB: not a settings file"):
+        load_settings(huge, {})
