@@ -58,10 +58,10 @@ def build_parser() -> Parser:
         epilog=help_text.EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, default=None, help=CONFIG_HELP)
+    parser.add_argument("--config", type=_named_file, default=None, help=CONFIG_HELP)
     # Accepted after the subcommand too; SUPPRESS keeps it from resetting the global one.
     common = Parser(add_help=False)
-    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=CONFIG_HELP)
+    common.add_argument("--config", type=_named_file, default=argparse.SUPPRESS, help=CONFIG_HELP)
     # The market every read command takes, as the API's `market=` does.
     market = Parser(add_help=False)
     market.add_argument(
@@ -278,6 +278,14 @@ def _text(value: str) -> str:
     except UnicodeEncodeError:
         raise argparse.ArgumentTypeError(f"{os.fsencode(value)!r} is not UTF-8 text") from None
     return value
+
+
+def _named_file(value: str) -> Path:
+    """A file the user named: an empty name (``--config "$CFG"`` with CFG unset) is
+    refused, where ``Path("")`` would be the working directory, reported as "."."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("empty; name a settings file, e.g. --config ./config.toml")
+    return Path(value)
 
 
 def _named_directory(value: str) -> Path:

@@ -70,6 +70,8 @@ def test_every_command_refuses_a_database_url_that_is_not_postgresql(
     [
         (".", "Is a directory"),
         ("latin1.toml", "is not valid TOML"),
+        # --config "$CFG" with CFG unset: Path("") is ".", a directory nobody named.
+        ("", "argument --config: empty; name a settings file"),
     ],
 )
 def test_an_unreadable_config_file_is_one_line_and_exit_2(
