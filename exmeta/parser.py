@@ -152,6 +152,7 @@ def _operator_options(sub: argparse._SubParsersAction[Parser], common: Parser) -
         "--alive",
         metavar="ID",
         default=None,
+        type=_replica_id,
         help="exit 0 if replica ID is running (heartbeat within 3 beats), else 1: a health check",
     )
 
@@ -286,6 +287,14 @@ def _named_file(value: str) -> Path:
     if not value.strip():
         raise argparse.ArgumentTypeError("empty; name a settings file, e.g. --config ./config.toml")
     return Path(value)
+
+
+def _replica_id(value: str) -> str:
+    """A replica the health check names: none is ever named "" (poll takes host:pid then),
+    so an empty one (``--alive "$ID"`` with ID unset) would only look like a dead replica."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("empty; name a replica, as poll --replica-id does")
+    return value
 
 
 def _named_directory(value: str) -> Path:
