@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from core.streams import DEFAULT_MARKET, MARKETS, PUBLIC_STREAMS, STREAMS
 from core.suggestions import did_you_mean
@@ -281,28 +282,26 @@ def _text(value: str) -> str:
     return value
 
 
-def _named_file(value: str) -> Path:
-    """A file the user named: an empty name (``--config "$CFG"`` with CFG unset) is
-    refused, where ``Path("")`` would be the working directory, reported as "."."""
-    if not value.strip():
-        raise argparse.ArgumentTypeError("empty; name a settings file, e.g. --config ./config.toml")
-    return Path(value)
+_T = TypeVar("_T")
 
 
-def _replica_id(value: str) -> str:
-    """A replica the health check names: none is ever named "" (poll takes host:pid then),
-    so an empty one (``--alive "$ID"`` with ID unset) would only look like a dead replica."""
-    if not value.strip():
-        raise argparse.ArgumentTypeError("empty; name a replica, as poll --replica-id does")
-    return value
+def _named(what: str, convert: Callable[[str], _T]) -> Callable[[str], _T]:
+    """An argparse type for a name the user gives: an empty one (``--out "$DIR"`` with DIR
+    unset) is refused, saying what to name (``what``), where ``Path("")`` would quietly be
+    the working directory and an empty replica ID only look like a dead replica (poll
+    never names one "": it takes host:pid then)."""
+
+    def named(value: str) -> _T:
+        if not value.strip():
+            raise argparse.ArgumentTypeError(f"empty; name {what}")
+        return convert(value)
+
+    return named
 
 
-def _named_directory(value: str) -> Path:
-    """A directory the user named: an empty name (``--out "$DIR"`` with DIR unset) is
-    refused, where ``Path("")`` would quietly be the working directory."""
-    if not value.strip():
-        raise argparse.ArgumentTypeError("empty; name a directory, e.g. --out ./rules")
-    return Path(value)
+_named_file = _named("a settings file, e.g. --config ./config.toml", Path)
+_replica_id = _named("a replica, as poll --replica-id does", str)
+_named_directory = _named("a directory, e.g. --out ./rules", Path)
 
 
 def _export_options(export: argparse.ArgumentParser) -> None:
